@@ -1,0 +1,167 @@
+"""Typed settings read from the environment and `.env`, and DSN redaction."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings", "redact_dsn", "to_libpq_url", "to_sqlalchemy_url"]
+
+#: ``password=...`` in a key/value conninfo string.
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+#: ``scheme://user:password@`` in a URL.
+_URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@?#]*:)([^@/?#]*)(@)", re.IGNORECASE)
+#: ``?password=...`` / ``&password=...`` in a URL query string.
+_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
+_DRIVER = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://", re.IGNORECASE)
+
+REDACTED = "***"
+
+
+def redact_dsn(dsn: str) -> str:
+    """Return ``dsn`` with any password replaced by ``***``.
+
+    Handles URLs (``postgresql://u:pw@h/db``, ``?password=``) and libpq key/value strings
+    (``host=h password=pw``). Every DSN that reaches a log line, an error or a status line
+    goes through here first.
+    """
+    out = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<3>", dsn)
+    out = _QUERY_PASSWORD.sub(rf"\g<1>{REDACTED}", out)
+    return _KV_PASSWORD.sub(rf"\g<1>{REDACTED}", out)
+
+
+def to_libpq_url(url: str) -> str:
+    """Turn ``postgresql+psycopg://`` (SQLAlchemy style) into a URL libpq accepts."""
+    return _DRIVER.sub("postgresql://", url)
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Turn any ``postgres://`` / ``postgresql://`` URL into ``postgresql+psycopg://``."""
+    return _DRIVER.sub("postgresql+psycopg://", url)
+
+
+class Settings(BaseSettings):
+    """Everything dbops reads from its environment.
+
+    Every field can be set as ``DBOPS_<NAME>`` (or in `.env`); the database URL is also read from
+    the conventional ``DATABASE_URL``. Durations are milliseconds unless the name says seconds.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DBOPS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "DBOPS_DATABASE_URL"),
+        description=(
+            "PostgreSQL URL (postgresql://user:pass@host:port/db). "
+            "Unset: dbops runs its own embedded cluster under `home`."
+        ),
+    )
+    home: Path = Field(
+        default=Path(".dbops"),
+        description="Directory of the embedded cluster (data, socket, logs, backups).",
+    )
+    embedded_database: str = Field(
+        default="dbops", description="Database name created in the embedded cluster."
+    )
+    application_name: str = Field(
+        default="dbops", description="`application_name` set on every connection."
+    )
+    pool_min_size: int = Field(
+        default=1, ge=0, description="Connections the pool keeps open when idle."
+    )
+    pool_max_size: int = Field(default=20, ge=1, description="Most connections the pool opens.")
+    pool_max_idle_s: float = Field(
+        default=30.0, gt=0, description="An idle connection above `pool_min_size` closes after this."
+    )
+    pool_timeout_s: float = Field(
+        default=2.0, gt=0, description="Longest wait for a free connection before an error."
+    )
+    pool_max_lifetime_s: float = Field(
+        default=3600.0, gt=0, description="A connection is replaced after this age."
+    )
+    pool_pre_ping: bool = Field(
+        default=True, description="Check a connection is alive before handing it out."
+    )
+    prepared_statements: bool = Field(
+        default=True,
+        description=(
+            "Use server-side prepared statements. Turn off behind pgbouncer in transaction mode."
+        ),
+    )
+    prepare_threshold: int = Field(
+        default=2, ge=0, description="Executions of one query before psycopg prepares it."
+    )
+    connect_timeout_s: int = Field(
+        default=5, ge=1, description="libpq `connect_timeout` for each new connection."
+    )
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="`statement_timeout` of every connection (0 = none)."
+    )
+    lock_timeout_ms: int = Field(
+        default=5_000, ge=0, description="`lock_timeout` of every connection (0 = none)."
+    )
+    idle_in_transaction_timeout_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="`idle_in_transaction_session_timeout` of every connection (0 = none).",
+    )
+    migration_lock_timeout_ms: int = Field(
+        default=3_000,
+        ge=1,
+        description="`lock_timeout` for migration DDL: fail fast behind a long transaction.",
+    )
+    migration_wait_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long `dbops migrate` waits for another migration run to finish.",
+    )
+
+    @field_validator("application_name")
+    @classmethod
+    def _ascii_name(cls, value: str) -> str:
+        if not value.isascii() or len(value) > 63:
+            raise ValueError("application_name must be ASCII and at most 63 characters")
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when no `DATABASE_URL` is set and dbops manages its own cluster."""
+        return self.database_url is None
+
+    def connection_options(self) -> str:
+        """The libpq ``options`` string that sets the session timeouts at connect time.
+
+        Sent in the startup packet, so it costs no extra round trip per connection.
+        """
+        return " ".join(
+            [
+                f"-c statement_timeout={self.statement_timeout_ms}",
+                f"-c lock_timeout={self.lock_timeout_ms}",
+                f"-c idle_in_transaction_session_timeout={self.idle_in_transaction_timeout_ms}",
+            ]
+        )
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Read settings once per process (environment and `.env`)."""
+    return Settings()

@@ -1,0 +1,461 @@
+"""The embedded default: a private PostgreSQL cluster under `.dbops/`, run with `pg_ctl`.
+
+`pg_ctl` is PostgreSQL's own process manager (it daemonizes, waits for readiness, stops
+cleanly), so this module only finds the binaries, lays out the directories and remembers the
+port; see docs/decisions/0002-embedded-cluster.md for why not mirakuru/pytest-postgresql.
+When dbops runs as root (as CI does) the server runs as the ``postgres`` system user, because
+`initdb` and `postgres` refuse to run as root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from dbops.errors import EmbeddedClusterError
+
+__all__ = ["ClusterStatus", "EmbeddedCluster", "PgBinaries", "find_binaries"]
+
+_INSTALL_HINT = (
+    "no PostgreSQL server binaries found (looked at $DBOPS_PG_BINDIR, `pg_config --bindir`, "
+    "PATH and /usr/lib/postgresql/*/bin). Install PostgreSQL (Debian/Ubuntu: "
+    "`apt-get install postgresql`; macOS: `brew install postgresql@15`) or set DATABASE_URL "
+    "to use an existing server"
+)
+_REQUIRED = ("pg_ctl", "initdb", "postgres")
+#: Longest unix socket path (sun_path is 108 bytes on Linux, minus the NUL).
+_MAX_SOCKET_PATH = 100
+_SERVICE_USER = "postgres"
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    """A directory holding `pg_ctl`, `initdb` and `postgres`."""
+
+    bindir: Path
+    version: str
+
+    def tool(self, name: str) -> str:
+        """Absolute path of one PostgreSQL program in this directory."""
+        return str(self.bindir / name)
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What `dbops db status` shows."""
+
+    running: bool
+    initialized: bool
+    pid: int | None
+    port: int | None
+    datadir: Path
+    socket_dir: Path
+    version: str | None
+
+
+def _complete(bindir: Path) -> bool:
+    return all((bindir / name).is_file() and os.access(bindir / name, os.X_OK) for name in _REQUIRED)
+
+
+def _candidate_bindirs() -> Iterator[Path]:
+    explicit = os.environ.get("DBOPS_PG_BINDIR")
+    if explicit:
+        yield Path(explicit)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            )
+            yield Path(out.stdout.strip())
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl:
+        yield Path(pg_ctl).resolve().parent
+
+    def _major(path: str) -> float:
+        try:
+            return float(Path(path).parent.name)
+        except ValueError:
+            return 0.0
+
+    for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major, reverse=True):
+        yield Path(found)
+
+
+def find_binaries() -> PgBinaries:
+    """Find PostgreSQL server binaries, or raise with instructions to install them."""
+    for bindir in _candidate_bindirs():
+        if _complete(bindir):
+            out = subprocess.run(
+                [str(bindir / "pg_ctl"), "--version"], capture_output=True, text=True, check=False
+            )
+            return PgBinaries(bindir=bindir, version=out.stdout.strip().rsplit(" ", 1)[-1])
+    raise EmbeddedClusterError(_INSTALL_HINT)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class EmbeddedCluster:
+    """A private PostgreSQL cluster in ``home`` (`.dbops/` by default).
+
+    Layout: ``pgdata/`` (the cluster), ``run/`` (the unix socket), ``log/postgresql.log``,
+    ``cluster.json`` (port, database, generated password for loopback TCP). Everything is
+    created on the first :meth:`ensure_running` and reused afterwards; a file lock makes two
+    commands starting at once safe.
+    """
+
+    def __init__(
+        self, home: Path, *, database: str = "dbops", durable: bool = True
+    ) -> None:
+        """Describe (not create) a cluster in ``home``.
+
+        Args:
+            home: directory for everything the cluster owns.
+            database: database created for the application.
+            durable: ``False`` turns off fsync and friends: for throwaway test clusters only.
+        """
+        self.home = home.absolute()
+        self.database = database
+        self.durable = durable
+        self._as_root = os.geteuid() == 0
+        self._state_file = self.home / "cluster.json"
+        self._runtime = self._pick_runtime_dir()
+
+    # ----------------------------------------------------------------- layout
+    def _pick_runtime_dir(self) -> Path:
+        """Where pgdata/run/log live: in ``home`` unless the server user cannot reach it.
+
+        As root the server runs as ``postgres``, which cannot enter a private directory
+        (for example pytest's 0700 temp dirs or /root); then the files go to a directory under
+        /var/tmp named after ``home``, and ``home/cluster.json`` records where.
+        """
+        if self._state_file.exists():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                recorded = Path(json.loads(self._state_file.read_text())["runtime"])
+                if recorded.exists():
+                    return recorded
+        socket_path = self.home / "run" / ".s.PGSQL.65535"
+        if self._server_user_can_reach(self.home) and len(str(socket_path)) <= _MAX_SOCKET_PATH:
+            return self.home
+        digest = hashlib.sha1(str(self.home).encode(), usedforsecurity=False).hexdigest()[:12]
+        return Path("/var/tmp") / f"dbops-{digest}"
+
+    def _server_user_can_reach(self, path: Path) -> bool:
+        if not self._as_root:
+            return True
+        try:
+            entry = pwd.getpwnam(_SERVICE_USER)
+        except KeyError as exc:
+            raise EmbeddedClusterError(
+                "running as root needs the `postgres` system user to run the embedded server "
+                "(it comes with the PostgreSQL package), or set DATABASE_URL"
+            ) from exc
+        probe = path
+        while not probe.exists():
+            probe = probe.parent
+        for part in [probe, *probe.parents]:
+            st = part.stat()
+            if st.st_uid == entry.pw_uid:
+                mode_bit = 0o100
+            elif st.st_gid == entry.pw_gid:
+                mode_bit = 0o010
+            else:
+                mode_bit = 0o001
+            if not st.st_mode & mode_bit:
+                return False
+        return True
+
+    @property
+    def datadir(self) -> Path:
+        """The cluster's data directory."""
+        return self._runtime / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        """Directory of the unix socket."""
+        return self._runtime / "run"
+
+    @property
+    def logfile(self) -> Path:
+        """Server log written by `pg_ctl -l`."""
+        return self._runtime / "log" / "postgresql.log"
+
+    # ------------------------------------------------------------------ state
+    def _read_state(self) -> dict[str, object]:
+        if not self._state_file.exists():
+            return {}
+        try:
+            data = json.loads(self._state_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise EmbeddedClusterError(f"cannot read {self._state_file}: {exc}") from exc
+        return data if isinstance(data, dict) else {}
+
+    def _write_state(self, state: dict[str, object]) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(state, fh, indent=2, sort_keys=True)
+        tmp.replace(self._state_file)
+
+    @property
+    def port(self) -> int | None:
+        """TCP port on 127.0.0.1 (and the socket's name), once initialized."""
+        value = self._read_state().get("port")
+        return int(value) if isinstance(value, int) else None
+
+    @property
+    def password(self) -> str | None:
+        """Generated password of the ``postgres`` role, for loopback TCP connections."""
+        value = self._read_state().get("password")
+        return value if isinstance(value, str) else None
+
+    # --------------------------------------------------------------- commands
+    def _run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = list(argv)
+        if self._as_root:
+            cmd = ["runuser", "-u", _SERVICE_USER, "--", *cmd]
+        try:
+            result = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, cwd=self._runtime, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EmbeddedClusterError(f"{Path(argv[0]).name} did not finish in {timeout:.0f}s") from exc
+        if check and result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            tail = detail[-1] if detail else f"exit code {result.returncode}"
+            raise EmbeddedClusterError(
+                f"{Path(argv[0]).name} failed: {tail} (server log: {self.logfile})"
+            )
+        return result
+
+    def _make_dirs(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        for path in (self._runtime, self.socket_dir, self.logfile.parent):
+            path.mkdir(parents=True, exist_ok=True)
+        if self._as_root:
+            entry = pwd.getpwnam(_SERVICE_USER)
+            for path in (self._runtime, self.socket_dir, self.logfile.parent):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.socket_dir.chmod(0o700)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def initialized(self) -> bool:
+        """True when ``pgdata`` holds a cluster."""
+        return (self.datadir / "PG_VERSION").exists()
+
+    def _initdb(self, binaries: PgBinaries) -> None:
+        self._make_dirs()
+        password = secrets.token_urlsafe(24)
+        pwfile = self._runtime / "pwfile"
+        pwfile.write_text(password + "\n")
+        pwfile.chmod(0o600)
+        if self._as_root:
+            entry = pwd.getpwnam(_SERVICE_USER)
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        try:
+            self._run(
+                [
+                    binaries.tool("initdb"),
+                    "--pgdata", str(self.datadir),
+                    "--username", "postgres",
+                    "--auth-local", "trust",
+                    "--auth-host", "scram-sha-256",
+                    "--pwfile", str(pwfile),
+                    "--encoding", "UTF8",
+                    "--locale", "C.UTF-8",
+                ],
+                timeout=300,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        port = _free_port()
+        self._write_conf(port)
+        self._write_state(
+            {
+                "port": port,
+                "password": password,
+                "database": self.database,
+                "bindir": str(binaries.bindir),
+                "runtime": str(self._runtime),
+            }
+        )
+
+    def _write_conf(self, port: int) -> None:
+        lines = [
+            "# written by dbops: the embedded cluster's own settings",
+            "listen_addresses = '127.0.0.1'",
+            f"port = {port}",
+            f"unix_socket_directories = '{self.socket_dir}'",
+            "unix_socket_permissions = 0700",
+            "shared_preload_libraries = 'pg_stat_statements'",
+            "pg_stat_statements.track = all",
+            "pg_stat_statements.max = 10000",
+            "track_io_timing = on",
+            "track_functions = all",
+            "log_min_duration_statement = 1000",
+            "log_lock_waits = on",
+            "max_connections = 100",
+            "shared_buffers = 256MB",
+        ]
+        if not self.durable:
+            lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        conf = self.datadir / "dbops.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        main_conf = self.datadir / "postgresql.conf"
+        text = main_conf.read_text()
+        if "include_if_exists = 'dbops.conf'" not in text:
+            main_conf.write_text(text + "\ninclude_if_exists = 'dbops.conf'\n")
+        if self._as_root:
+            entry = pwd.getpwnam(_SERVICE_USER)
+            os.chown(conf, entry.pw_uid, entry.pw_gid)
+
+    def _binaries(self) -> PgBinaries:
+        recorded = self._read_state().get("bindir")
+        if isinstance(recorded, str) and _complete(Path(recorded)):
+            return PgBinaries(bindir=Path(recorded), version="")
+        return find_binaries()
+
+    def _pid(self) -> int | None:
+        pidfile = self.datadir / "postmaster.pid"
+        try:
+            return int(pidfile.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def running(self) -> bool:
+        """True when the server of this cluster is up."""
+        if not self.initialized():
+            return False
+        result = self._run([self._binaries().tool("pg_ctl"), "status", "-D", str(self.datadir)], check=False)
+        return result.returncode == 0
+
+    def ensure_running(self) -> str:
+        """Create and start the cluster as needed; return its SQLAlchemy URL (unix socket)."""
+        with self._lock():
+            if not self.initialized():
+                self._initdb(find_binaries())
+            if not self.running():
+                self._start()
+            self._ensure_database()
+        return self.url()
+
+    def _start(self) -> None:
+        binaries = self._binaries()
+        self._make_dirs()
+        port = self.port or _free_port()
+        if not _port_free(port):
+            port = _free_port()
+        self._write_conf(port)
+        state = self._read_state()
+        state["port"] = port
+        self._write_state(state)
+        (self.datadir / "postmaster.opts").unlink(missing_ok=True)
+        self._run(
+            [
+                binaries.tool("pg_ctl"),
+                "start",
+                "-D", str(self.datadir),
+                "-l", str(self.logfile),
+                "-w",
+                "-t", "60",
+            ],
+            timeout=90,
+        )
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self.libpq_url("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        with psycopg.connect(self.libpq_url(self.database), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    def stop(self) -> bool:
+        """Stop the server (fast shutdown); return False when it was not running."""
+        with self._lock():
+            if not self.running():
+                return False
+            self._run(
+                [self._binaries().tool("pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast", "-w"]
+            )
+            return True
+
+    def destroy(self) -> None:
+        """Stop the server and delete every file of the cluster."""
+        self.stop()
+        if self._runtime != self.home:
+            shutil.rmtree(self._runtime, ignore_errors=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def status(self) -> ClusterStatus:
+        """Whether the cluster exists and runs, with its pid, port and version."""
+        initialized = self.initialized()
+        running = self.running() if initialized else False
+        version = (self.datadir / "PG_VERSION").read_text().strip() if initialized else None
+        return ClusterStatus(
+            running=running,
+            initialized=initialized,
+            pid=self._pid() if running else None,
+            port=self.port,
+            datadir=self.datadir,
+            socket_dir=self.socket_dir,
+            version=version,
+        )
+
+    # ------------------------------------------------------------------- URLs
+    def url(self, database: str | None = None) -> str:
+        """SQLAlchemy URL over the unix socket (no password needed there)."""
+        db = database or self.database
+        return f"postgresql+psycopg://postgres@/{db}?host={self.socket_dir}&port={self.port}"
+
+    def libpq_url(self, database: str | None = None) -> str:
+        """libpq URL over the unix socket."""
+        db = database or self.database
+        return f"postgresql://postgres@/{db}?host={self.socket_dir}&port={self.port}"
+
+    def tcp_url(self, database: str | None = None) -> str:
+        """SQLAlchemy URL over loopback TCP, with the generated password."""
+        db = database or self.database
+        return f"postgresql+psycopg://postgres:{self.password}@127.0.0.1:{self.port}/{db}"

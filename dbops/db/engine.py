@@ -1,0 +1,152 @@
+"""Connections: the psycopg pool, the SQLAlchemy engine on top of it, and sessions.
+
+One :class:`psycopg_pool.ConnectionPool` owns every connection of a process; the SQLAlchemy
+engine borrows from it through ``NullPool`` + ``creator`` (``close_returns=True`` makes the
+engine's ``close()`` hand the connection back). Raw psycopg code and the ORM therefore share one
+set of limits, timeouts and pool statistics. docs/decisions/0001-connection-pool.md says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from dbops.config import Settings, load_settings, redact_dsn, to_libpq_url, to_sqlalchemy_url
+from dbops.errors import ConfigError, translate_db_errors
+
+__all__ = [
+    "Database",
+    "connection_kwargs",
+    "make_engine",
+    "make_pool",
+    "open_database",
+    "resolve_url",
+]
+
+
+def resolve_url(settings: Settings) -> str:
+    """The SQLAlchemy URL to use: ``DATABASE_URL``, or the embedded cluster (started if needed)."""
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+        if not url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
+            raise ConfigError(
+                f"DATABASE_URL must be a postgresql:// URL, got {redact_dsn(url)[:40]!r}"
+            )
+        return to_sqlalchemy_url(url)
+    from dbops.db.embedded import EmbeddedCluster
+
+    cluster = EmbeddedCluster(settings.home, database=settings.embedded_database)
+    return cluster.ensure_running()
+
+
+def connection_kwargs(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for every ``psycopg.connect``: timeouts, name, prepared statements."""
+    return {
+        "application_name": settings.application_name,
+        "connect_timeout": settings.connect_timeout_s,
+        "options": settings.connection_options(),
+        # None disables server-side prepared statements (pgbouncer transaction mode).
+        "prepare_threshold": settings.prepare_threshold if settings.prepared_statements else None,
+    }
+
+
+def make_pool(settings: Settings, url: str, *, open_now: bool = True) -> ConnectionPool:
+    """A psycopg pool with the seed's defaults: 20 connections, 30 s idle, 2 s wait, pre-ping."""
+    return ConnectionPool(
+        to_libpq_url(url),
+        kwargs=connection_kwargs(settings),
+        min_size=min(settings.pool_min_size, settings.pool_max_size),
+        max_size=settings.pool_max_size,
+        timeout=settings.pool_timeout_s,
+        max_idle=settings.pool_max_idle_s,
+        max_lifetime=settings.pool_max_lifetime_s,
+        check=ConnectionPool.check_connection if settings.pool_pre_ping else None,
+        close_returns=True,
+        name=settings.application_name,
+        open=open_now,
+    )
+
+
+def make_engine(pool: ConnectionPool) -> Engine:
+    """A SQLAlchemy engine that takes its connections from ``pool`` and gives them back."""
+    engine = create_engine(
+        "postgresql+psycopg://",
+        poolclass=NullPool,
+        creator=pool.getconn,
+        # psycopg_pool resets returned connections itself (rollback only if a transaction is
+        # open); SQLAlchemy's unconditional reset would be a redundant call.
+        pool_reset_on_return=None,
+    )
+
+    @event.listens_for(engine, "handle_error")
+    def _redact(context: Any) -> None:  # pragma: no cover - only formats messages
+        if context.sqlalchemy_exception is not None:
+            context.sqlalchemy_exception.hide_parameters = True
+
+    return engine
+
+
+@dataclass
+class Database:
+    """The connection pool, engine and session factory of one process."""
+
+    settings: Settings
+    url: str
+    pool: ConnectionPool
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password redacted, for logs and status lines."""
+        return redact_dsn(self.url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: commits on success, rolls back on any error.
+
+        Read paths commit too: psycopg drops its prepared statements on ROLLBACK, so ending
+        reads with COMMIT keeps them prepared on the server.
+        """
+        with translate_db_errors(), self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A raw psycopg connection from the pool, in a transaction committed on success."""
+        with translate_db_errors(), self.pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        """Close the engine and every pooled connection."""
+        self.engine.dispose()
+        self.pool.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_database(settings: Settings | None = None, url: str | None = None) -> Database:
+    """Open the pool and engine for ``settings`` (embedded cluster when no URL is set)."""
+    settings = settings or load_settings()
+    with translate_db_errors():
+        url = url or resolve_url(settings)
+        # One direct connection first: a wrong password or an unreachable host then surfaces as
+        # its own error instead of a generic pool timeout.
+        psycopg.connect(to_libpq_url(url), **connection_kwargs(settings)).close()
+        pool = make_pool(settings, url, open_now=False)
+        pool.open(wait=False)
+    engine = make_engine(pool)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    return Database(settings=settings, url=url, pool=pool, engine=engine, sessions=sessions)

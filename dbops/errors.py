@@ -1,0 +1,207 @@
+"""The one exception tree of dbops, and the translation of driver errors into it.
+
+Every error carries a human message with no SQL and no secret in it; the CLI prints that message
+as one line. Driver and SQLAlchemy errors are translated at the service/ops boundary with
+:func:`translate_db_errors`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pg_errors
+from sqlalchemy import exc as sa_exc
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigError",
+    "Conflict",
+    "DatabaseUnavailable",
+    "DbopsError",
+    "EmbeddedClusterError",
+    "Forbidden",
+    "InvalidInput",
+    "LockTimeout",
+    "MigrationError",
+    "NotFound",
+    "OperationTimeout",
+    "PendingMigrations",
+    "RetryableConflict",
+    "translate_db_errors",
+    "translate_exception",
+]
+
+
+class DbopsError(Exception):
+    """Base of every error dbops raises on purpose; ``str(err)`` is safe to show a user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(DbopsError):
+    """A setting is missing or invalid."""
+
+    exit_code = 2
+
+
+class EmbeddedClusterError(DbopsError):
+    """The embedded PostgreSQL cluster cannot be found, created, started or stopped."""
+
+
+class DatabaseUnavailable(DbopsError):
+    """The database server cannot be reached."""
+
+    exit_code = 3
+
+
+class AuthenticationFailed(DatabaseUnavailable):
+    """The server refused the credentials."""
+
+
+class OperationTimeout(DbopsError):
+    """A statement or a wait for a pooled connection took longer than allowed."""
+
+
+class LockTimeout(OperationTimeout):
+    """A lock could not be taken in time (another transaction holds it): retry later."""
+
+
+class MigrationError(DbopsError):
+    """A migration could not be applied or reverted."""
+
+
+class PendingMigrations(MigrationError):
+    """The database schema is behind the code: run ``dbops migrate``."""
+
+
+class NotFound(DbopsError):
+    """The requested row does not exist (or is soft-deleted)."""
+
+
+class Conflict(DbopsError):
+    """A unique value is taken already; ``field`` names it when known."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidInput(DbopsError):
+    """A value breaks a rule (validation, check constraint, bad type)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Forbidden(DbopsError):
+    """The actor's role does not allow this action."""
+
+
+class RetryableConflict(DbopsError):
+    """A serialization failure or deadlock: the transaction can be retried as a whole."""
+
+
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and issubclass(_cls, DbopsError):
+        _cls.__module__ = "dbops.errors"
+
+#: Constraint name -> (field, human message) for unique violations. Filled by the model layer.
+UNIQUE_CONSTRAINTS: dict[str, tuple[str, str]] = {}
+#: Constraint name -> (field, human message) for check violations. Filled by the model layer.
+CHECK_CONSTRAINTS: dict[str, tuple[str, str]] = {}
+
+_KEY_FIELD = re.compile(r"Key \((?:lower\()?\(?(?P<field>[a-z_]+)")
+
+
+def _field_from_detail(diag: psycopg.errors.Diagnostic) -> str | None:
+    match = _KEY_FIELD.search(diag.message_detail or "")
+    return match.group("field") if match else None
+
+
+def translate_exception(exc: BaseException) -> DbopsError | None:
+    """Map a psycopg/SQLAlchemy error to a :class:`DbopsError`, or ``None`` when unknown."""
+    if isinstance(exc, DbopsError):
+        return exc
+    if isinstance(exc, sa_exc.TimeoutError):
+        return OperationTimeout("timed out waiting for a free database connection from the pool")
+    orig: BaseException = exc
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        orig = exc.orig
+    if _is_pool_timeout(orig):
+        return OperationTimeout("timed out waiting for a free database connection from the pool")
+    if not isinstance(orig, psycopg.Error):
+        return None
+    diag = orig.diag
+    constraint = diag.constraint_name or ""
+    if isinstance(orig, pg_errors.UniqueViolation):
+        field, message = UNIQUE_CONSTRAINTS.get(
+            constraint, (_field_from_detail(diag) or "value", "")
+        )
+        return Conflict(message or f"{field} is already taken", field=field)
+    if isinstance(orig, pg_errors.CheckViolation):
+        field, message = CHECK_CONSTRAINTS.get(constraint, ("value", ""))
+        return InvalidInput(message or f"invalid {field} (rule {constraint})", field=field)
+    if isinstance(orig, pg_errors.ForeignKeyViolation):
+        return NotFound("a referenced row does not exist")
+    if isinstance(orig, pg_errors.NotNullViolation):
+        column = diag.column_name or "value"
+        return InvalidInput(f"{column} is required", field=column)
+    if isinstance(
+        orig,
+        pg_errors.InvalidTextRepresentation
+        | pg_errors.InvalidParameterValue
+        | pg_errors.StringDataRightTruncation
+        | pg_errors.NumericValueOutOfRange
+        | pg_errors.DatetimeFieldOverflow,
+    ):
+        return InvalidInput(f"invalid value: {diag.message_primary or 'rejected by the database'}")
+    if isinstance(orig, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
+        return RetryableConflict("the operation collided with a concurrent change; retry it")
+    if isinstance(orig, pg_errors.LockNotAvailable):
+        return LockTimeout(
+            "could not get a lock in time: another transaction holds it; retry when it ends"
+        )
+    if isinstance(orig, pg_errors.QueryCanceled):
+        return OperationTimeout("the statement took longer than statement_timeout and was stopped")
+    if isinstance(orig, pg_errors.InvalidPassword | pg_errors.InvalidAuthorizationSpecification):
+        return AuthenticationFailed("the database refused the user name or password")
+    if isinstance(orig, psycopg.OperationalError):
+        if "password authentication failed" in str(orig) or "no password supplied" in str(orig):
+            return AuthenticationFailed("the database refused the user name or password")
+        return DatabaseUnavailable(f"cannot reach the database: {_first_line(orig)}")
+    return None
+
+
+def _is_pool_timeout(exc: BaseException) -> bool:
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(exc, PoolTimeout)
+
+
+def _first_line(exc: BaseException) -> str:
+    from dbops.config import redact_dsn
+
+    text = str(exc).strip().splitlines()
+    return redact_dsn(text[0]) if text else type(exc).__name__
+
+
+@contextmanager
+def translate_db_errors() -> Iterator[None]:
+    """Re-raise driver errors inside the block as :class:`DbopsError` subclasses."""
+    try:
+        yield
+    except DbopsError:
+        raise
+    except Exception as exc:
+        translated = translate_exception(exc)
+        if translated is None:
+            raise
+        raise translated from exc

@@ -1,0 +1,51 @@
+"""The schema: SQLAlchemy models, the single source of truth for migrations."""
+
+from __future__ import annotations
+
+from dbops.errors import CHECK_CONSTRAINTS, UNIQUE_CONSTRAINTS
+from dbops.models.accounts import Invitation, InvitationStatus, Team, TeamMember, User
+from dbops.models.base import Base, Role
+
+__all__ = ["Base", "Invitation", "InvitationStatus", "Role", "Team", "TeamMember", "User"]
+
+#: Tables that carry ``updated_at`` and so get the ``set_updated_at`` trigger.
+UPDATED_AT_TABLES = tuple(
+    sorted(t.name for t in Base.metadata.sorted_tables if "updated_at" in t.c)
+)
+
+UNIQUE_CONSTRAINTS.update(
+    {
+        "uq_users_email_live": ("email", "a user with this email already exists"),
+        "uq_teams_slug_live": ("slug", "a team with this slug already exists"),
+        "pk_team_members": ("user_id", "the user is already a member of this team"),
+        "uq_invitations_pending": (
+            "email",
+            "this email already has a pending invitation to the team",
+        ),
+        "uq_invitations_token_hash": ("token", "invitation token collision; try again"),
+    }
+)
+CHECK_CONSTRAINTS.update(
+    {
+        "ck_users_email_format": ("email", "email must look like name@domain"),
+        "ck_users_display_name_length": ("display_name", "display name must be 1-200 characters"),
+        "ck_users_profile_is_object": ("profile", "profile must be a JSON object"),
+        "ck_users_password_hash_present": ("password", "password hash is missing"),
+        "ck_teams_slug_format": (
+            "slug",
+            "slug must be lowercase letters, digits and single hyphens, at most 63 characters",
+        ),
+        "ck_teams_name_length": ("name", "team name must be 1-200 characters"),
+        "ck_teams_settings_is_object": ("settings", "settings must be a JSON object"),
+        "ck_invitations_email_format": ("email", "email must look like name@domain"),
+        "ck_invitations_token_hash_sha256": ("token", "token hash must be 32 bytes"),
+        "ck_invitations_expires_after_created": (
+            "expires_at",
+            "an invitation must expire after it is created",
+        ),
+        "ck_invitations_accepted_at_matches_status": (
+            "status",
+            "accepted_at is set exactly when the invitation is accepted",
+        ),
+    }
+)

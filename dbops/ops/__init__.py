@@ -1,0 +1,1 @@
+"""Actions that change the cluster: migrations, seed data (and later backups, maintenance)."""
