@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     pool_pre_ping: bool = Field(
         default=True, description="Check a connection is alive before handing it out."
     )
+    pool_pre_ping_bypass_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="Skip the pre-ping for a connection returned less than this long ago.",
+    )
     prepared_statements: bool = Field(
         default=True,
         description=(
