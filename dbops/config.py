@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     )
     pool_max_size: int = Field(default=20, ge=1, description="Most connections the pool opens.")
     pool_max_idle_s: float = Field(
-        default=30.0, gt=0, description="An idle connection above `pool_min_size` closes after this."
+        default=30.0,
+        gt=0,
+        description="An idle connection above `pool_min_size` closes after this.",
     )
     pool_timeout_s: float = Field(
         default=2.0, gt=0, description="Longest wait for a free connection before an error."

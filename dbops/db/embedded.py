@@ -69,7 +69,9 @@ class ClusterStatus:
 
 
 def _complete(bindir: Path) -> bool:
-    return all((bindir / name).is_file() and os.access(bindir / name, os.X_OK) for name in _REQUIRED)
+    return all(
+        (bindir / name).is_file() and os.access(bindir / name, os.X_OK) for name in _REQUIRED
+    )
 
 
 def _candidate_bindirs() -> Iterator[Path]:
@@ -132,9 +134,7 @@ class EmbeddedCluster:
     commands starting at once safe.
     """
 
-    def __init__(
-        self, home: Path, *, database: str = "dbops", durable: bool = True
-    ) -> None:
+    def __init__(self, home: Path, *, database: str = "dbops", durable: bool = True) -> None:
         """Describe (not create) a cluster in ``home``.
 
         Args:
@@ -166,7 +166,7 @@ class EmbeddedCluster:
         if self._server_user_can_reach(self.home) and len(str(socket_path)) <= _MAX_SOCKET_PATH:
             return self.home
         digest = hashlib.sha1(str(self.home).encode(), usedforsecurity=False).hexdigest()[:12]
-        return Path("/var/tmp") / f"dbops-{digest}"
+        return Path("/var/tmp") / f"dbops-{digest}"  # noqa: S108 - fixed name, 0700 inside
 
     def _server_user_can_reach(self, path: Path) -> bool:
         if not self._as_root:
@@ -250,7 +250,9 @@ class EmbeddedCluster:
                 cmd, capture_output=True, text=True, timeout=timeout, cwd=self._runtime, check=False
             )
         except subprocess.TimeoutExpired as exc:
-            raise EmbeddedClusterError(f"{Path(argv[0]).name} did not finish in {timeout:.0f}s") from exc
+            raise EmbeddedClusterError(
+                f"{Path(argv[0]).name} did not finish in {timeout:.0f}s"
+            ) from exc
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
             tail = detail[-1] if detail else f"exit code {result.returncode}"
@@ -296,13 +298,20 @@ class EmbeddedCluster:
             self._run(
                 [
                     binaries.tool("initdb"),
-                    "--pgdata", str(self.datadir),
-                    "--username", "postgres",
-                    "--auth-local", "trust",
-                    "--auth-host", "scram-sha-256",
-                    "--pwfile", str(pwfile),
-                    "--encoding", "UTF8",
-                    "--locale", "C.UTF-8",
+                    "--pgdata",
+                    str(self.datadir),
+                    "--username",
+                    "postgres",
+                    "--auth-local",
+                    "trust",
+                    "--auth-host",
+                    "scram-sha-256",
+                    "--pwfile",
+                    str(pwfile),
+                    "--encoding",
+                    "UTF8",
+                    "--locale",
+                    "C.UTF-8",
                 ],
                 timeout=300,
             )
@@ -366,7 +375,9 @@ class EmbeddedCluster:
         """True when the server of this cluster is up."""
         if not self.initialized():
             return False
-        result = self._run([self._binaries().tool("pg_ctl"), "status", "-D", str(self.datadir)], check=False)
+        result = self._run(
+            [self._binaries().tool("pg_ctl"), "status", "-D", str(self.datadir)], check=False
+        )
         return result.returncode == 0
 
     def ensure_running(self) -> str:
@@ -394,10 +405,13 @@ class EmbeddedCluster:
             [
                 binaries.tool("pg_ctl"),
                 "start",
-                "-D", str(self.datadir),
-                "-l", str(self.logfile),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
                 "-w",
-                "-t", "60",
+                "-t",
+                "60",
             ],
             timeout=90,
         )
@@ -418,7 +432,15 @@ class EmbeddedCluster:
             if not self.running():
                 return False
             self._run(
-                [self._binaries().tool("pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast", "-w"]
+                [
+                    self._binaries().tool("pg_ctl"),
+                    "stop",
+                    "-D",
+                    str(self.datadir),
+                    "-m",
+                    "fast",
+                    "-w",
+                ]
             )
             return True
 
@@ -451,7 +473,7 @@ class EmbeddedCluster:
         return f"postgresql+psycopg://postgres@/{db}?host={self.socket_dir}&port={self.port}"
 
     def libpq_url(self, database: str | None = None) -> str:
-        """libpq URL over the unix socket."""
+        """URL for libpq/psycopg over the unix socket."""
         db = database or self.database
         return f"postgresql://postgres@/{db}?host={self.socket_dir}&port={self.port}"
 

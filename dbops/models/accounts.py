@@ -118,9 +118,7 @@ class Team(UuidPkMixin, TimestampMixin, SoftDeleteMixin, Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         Index("ix_teams_search", "search", postgresql_using="gin"),
-        CheckConstraint(
-            f"slug ~ '{SLUG_PATTERN}' AND char_length(slug) <= 63", name="slug_format"
-        ),
+        CheckConstraint(f"slug ~ '{SLUG_PATTERN}' AND char_length(slug) <= 63", name="slug_format"),
         CheckConstraint("char_length(name) BETWEEN 1 AND 200", name="name_length"),
         CheckConstraint("jsonb_typeof(settings) = 'object'", name="settings_is_object"),
     )

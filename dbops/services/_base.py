@@ -78,7 +78,7 @@ def unit_of_work(db: Database, actor: Actor) -> Iterator[UnitOfWork]:
 
 
 def retrying(fn: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:
-    """Run ``fn`` (a whole transaction) again on :class:`RetryableConflict`, with jittered backoff."""
+    """Run ``fn`` (a whole transaction) again on RetryableConflict, with jittered backoff."""
     for attempt in range(1, attempts + 1):
         try:
             return fn()
