@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up everything dbops needs on a fresh Debian/Ubuntu machine, then the Python environment.
+# Idempotent and quick when everything is present: safe to run before every `make` target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION="0.13.9"
+APT_PACKAGES=()
+
+have_pg_server() {
+    command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1
+}
+pg_major() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$bin" ] && basename "$(dirname "$bin")" || echo 15
+}
+
+have_pg_server || APT_PACKAGES+=("postgresql")
+major=$(pg_major)
+# PostGIS for the geospatial queries (tests cover them; without it only that feature is off).
+[ -f "/usr/share/postgresql/${major}/extension/postgis.control" ] \
+    || APT_PACKAGES+=("postgresql-${major}-postgis-3")
+
+if [ ${#APT_PACKAGES[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "bootstrap: installing ${APT_PACKAGES[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${APT_PACKAGES[@]}" >/dev/null
+    else
+        echo "bootstrap: missing system packages: ${APT_PACKAGES[*]}" >&2
+        echo "bootstrap: install them (for example: sudo apt-get install ${APT_PACKAGES[*]})" >&2
+        have_pg_server || exit 1
+    fi
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+    echo "bootstrap: installing uv ${UV_VERSION}"
+    python3 -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
+fi
+
+uv sync --frozen --quiet

@@ -1,0 +1,30 @@
+"""The docs that tests keep honest: every setting is documented, README's two commands exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dbops.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_setting_is_documented() -> None:
+    text = (ROOT / "docs" / "settings.md").read_text()
+    documented = set(re.findall(r"`DBOPS_([A-Z0-9_]+)`", text))
+    expected = {name.upper() for name in Settings.model_fields if name != "database_url"}
+    assert expected - documented == set(), "add these to docs/settings.md"
+    assert documented - expected == set(), "docs/settings.md lists settings that do not exist"
+    assert "DATABASE_URL" in text
+
+
+def test_readme_quick_start_is_two_make_targets() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["make run", "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("run", "test"):
+        assert re.search(rf"^{target}: setup\b", makefile, re.MULTILINE)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
