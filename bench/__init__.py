@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run as ``uv run python -m bench.<name>``; see docs/benchmarks.md."""
