@@ -13,9 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["Settings", "load_settings", "redact_dsn", "to_libpq_url", "to_sqlalchemy_url"]
 
 #: ``password=...`` in a key/value conninfo string.
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(?<![?&])(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 #: ``scheme://user:password@`` in a URL.
-_URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@?#]*:)([^@/?#]*)(@)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@?#]*:)(.*)(@)", re.IGNORECASE)
 #: ``?password=...`` / ``&password=...`` in a URL query string.
 _QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
 _DRIVER = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://", re.IGNORECASE)
@@ -164,6 +164,8 @@ class Settings(BaseSettings):
                 f"-c statement_timeout={self.statement_timeout_ms}",
                 f"-c lock_timeout={self.lock_timeout_ms}",
                 f"-c idle_in_transaction_session_timeout={self.idle_in_transaction_timeout_ms}",
+                # timestamptz values come back in UTC whatever the server's TimeZone is.
+                "-c TimeZone=UTC",
             ]
         )
 

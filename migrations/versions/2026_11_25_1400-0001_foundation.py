@@ -63,11 +63,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_users"),
         sa.CheckConstraint(
             "char_length(email) BETWEEN 3 AND 320 AND email ~ '^[^@\\s]+@[^@\\s]+$'",
-            name="ck_users_email_format",
+            name=op.f("ck_users_email_format"),
         ),
-        sa.CheckConstraint("char_length(display_name) BETWEEN 1 AND 200", name="ck_users_display_name_length"),
-        sa.CheckConstraint("jsonb_typeof(profile) = 'object'", name="ck_users_profile_is_object"),
-        sa.CheckConstraint("char_length(password_hash) > 0", name="ck_users_password_hash_present"),
+        sa.CheckConstraint("char_length(display_name) BETWEEN 1 AND 200", name=op.f("ck_users_display_name_length")),
+        sa.CheckConstraint("jsonb_typeof(profile) = 'object'", name=op.f("ck_users_profile_is_object")),
+        sa.CheckConstraint("char_length(password_hash) > 0", name=op.f("ck_users_password_hash_present")),
     )
     op.create_index(
         "uq_users_email_live",
@@ -97,10 +97,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_teams"),
         sa.CheckConstraint(
             "slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(slug) <= 63",
-            name="ck_teams_slug_format",
+            name=op.f("ck_teams_slug_format"),
         ),
-        sa.CheckConstraint("char_length(name) BETWEEN 1 AND 200", name="ck_teams_name_length"),
-        sa.CheckConstraint("jsonb_typeof(settings) = 'object'", name="ck_teams_settings_is_object"),
+        sa.CheckConstraint("char_length(name) BETWEEN 1 AND 200", name=op.f("ck_teams_name_length")),
+        sa.CheckConstraint("jsonb_typeof(settings) = 'object'", name=op.f("ck_teams_settings_is_object")),
     )
     op.create_index(
         "uq_teams_slug_live", "teams", ["slug"], unique=True, postgresql_where=sa.text("deleted_at IS NULL")
@@ -143,12 +143,12 @@ def upgrade() -> None:
             ["invited_by"], ["users.id"], name="fk_invitations_invited_by_users", ondelete="SET NULL"
         ),
         sa.UniqueConstraint("token_hash", name="uq_invitations_token_hash"),
-        sa.CheckConstraint("email ~ '^[^@\\s]+@[^@\\s]+$'", name="ck_invitations_email_format"),
-        sa.CheckConstraint("octet_length(token_hash) = 32", name="ck_invitations_token_hash_sha256"),
-        sa.CheckConstraint("expires_at > created_at", name="ck_invitations_expires_after_created"),
+        sa.CheckConstraint("email ~ '^[^@\\s]+@[^@\\s]+$'", name=op.f("ck_invitations_email_format")),
+        sa.CheckConstraint("octet_length(token_hash) = 32", name=op.f("ck_invitations_token_hash_sha256")),
+        sa.CheckConstraint("expires_at > created_at", name=op.f("ck_invitations_expires_after_created")),
         sa.CheckConstraint(
             "(status = 'accepted') = (accepted_at IS NOT NULL)",
-            name="ck_invitations_accepted_at_matches_status",
+            name=op.f("ck_invitations_accepted_at_matches_status"),
         ),
     )
     op.create_index("ix_invitations_team_id", "invitations", ["team_id"])

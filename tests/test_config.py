@@ -1,0 +1,268 @@
+"""Settings from the environment and `.env`, their defaults and validation, DSN redaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from dbops.config import (
+    Settings,
+    load_settings,
+    redact_dsn,
+    to_libpq_url,
+    to_sqlalchemy_url,
+)
+from dbops.db import connection_kwargs
+
+SECRET = "s3cr3t-Pa55"
+
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the (test-controlled) environment only, never a `.env` of the checkout."""
+    return Settings(_env_file=None, **overrides)
+
+
+# ------------------------------------------------------------------- sources
+def test_database_url_from_the_conventional_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:pw@db.internal:5433/app")
+    settings = _settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://app:pw@db.internal:5433/app"
+    assert settings.embedded is False
+
+
+def test_database_url_from_the_prefixed_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBOPS_DATABASE_URL", "postgresql://other@h/db")
+    settings = _settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://other@h/db"
+
+
+def test_database_url_wins_over_the_prefixed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://first@h/db")
+    monkeypatch.setenv("DBOPS_DATABASE_URL", "postgresql://second@h/db")
+    settings = _settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://first@h/db"
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_empty_database_url_means_embedded(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", value)
+    settings = _settings()
+    assert settings.database_url is None
+    assert settings.embedded is True
+
+
+def test_prefixed_numbers_and_flags_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBOPS_POOL_MAX_SIZE", "7")
+    monkeypatch.setenv("DBOPS_POOL_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("DBOPS_PREPARED_STATEMENTS", "false")
+    monkeypatch.setenv("DBOPS_HOME", "/srv/dbops")
+    settings = _settings()
+    assert settings.pool_max_size == 7
+    assert settings.pool_timeout_s == 0.5
+    assert settings.prepared_statements is False
+    assert settings.home == Path("/srv/dbops")
+
+
+def test_dotenv_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(
+        f"DATABASE_URL=postgresql://app:{SECRET}@h/app\n"
+        "DBOPS_POOL_MAX_SIZE=9\n"
+        "DBOPS_APPLICATION_NAME=from-dotenv\n"
+        "UNRELATED=ignored\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DBOPS_APPLICATION_NAME", "from-env")  # the environment wins over .env
+    settings = Settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == f"postgresql://app:{SECRET}@h/app"
+    assert settings.pool_max_size == 9
+    assert settings.application_name == "from-env"
+
+
+def test_load_settings_reads_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    load_settings.cache_clear()
+    try:
+        monkeypatch.setenv("DBOPS_POOL_MAX_SIZE", "3")
+        first = load_settings()
+        monkeypatch.setenv("DBOPS_POOL_MAX_SIZE", "4")
+        assert load_settings() is first
+        assert first.pool_max_size == 3
+    finally:
+        load_settings.cache_clear()
+
+
+# ------------------------------------------------------------------ defaults
+def test_defaults_are_the_seed_pool_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    settings = Settings()
+    assert settings.pool_max_size == 20
+    assert settings.pool_max_idle_s == 30.0
+    assert settings.pool_timeout_s == 2.0
+    assert settings.pool_pre_ping is True
+    assert settings.prepared_statements is True
+    assert settings.database_url is None
+    assert settings.embedded is True
+    assert settings.home == Path(".dbops")
+    assert (settings.statement_timeout_ms, settings.lock_timeout_ms) == (30_000, 5_000)
+    assert settings.idle_in_transaction_timeout_ms == 60_000
+    assert settings.application_name == "dbops"
+
+
+# ---------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DBOPS_POOL_MAX_SIZE", "0"),
+        ("DBOPS_POOL_MAX_SIZE", "many"),
+        ("DBOPS_POOL_MIN_SIZE", "-1"),
+        ("DBOPS_POOL_TIMEOUT_S", "0"),
+        ("DBOPS_POOL_MAX_IDLE_S", "-5"),
+        ("DBOPS_STATEMENT_TIMEOUT_MS", "-1"),
+        ("DBOPS_PREPARE_THRESHOLD", "1.5"),
+        ("DBOPS_PREPARED_STATEMENTS", "maybe"),
+        ("DBOPS_APPLICATION_NAME", "caf\u00e9"),
+        ("DBOPS_APPLICATION_NAME", "x" * 64),
+        ("DBOPS_CONNECT_TIMEOUT_S", "0"),
+    ],
+)
+def test_invalid_values_are_rejected(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        _settings()
+    assert name.removeprefix("DBOPS_").lower() in str(info.value).lower()
+
+
+def test_validation_error_does_not_echo_the_url_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://u:{SECRET}@h/db")
+    monkeypatch.setenv("DBOPS_POOL_MAX_SIZE", "0")
+    with pytest.raises(ValidationError) as info:
+        _settings()
+    assert SECRET not in str(info.value)
+
+
+def test_settings_are_frozen() -> None:
+    settings = _settings()
+    with pytest.raises(ValidationError):
+        settings.pool_max_size = 5  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- redaction
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
+        (
+            "postgresql+psycopg://u:p%40ss@h:5/db?sslmode=require",
+            "postgresql+psycopg://u:***@h:5/db?sslmode=require",
+        ),
+        ("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db"),
+        ("postgresql://u@h/db?password=x", "postgresql://u@h/db?password=***"),
+        pytest.param(
+            "postgresql://h/db?user=u&password=x&sslmode=require",
+            "postgresql://h/db?user=u&password=***&sslmode=require",
+            marks=(),
+        ),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgresql://h/db", "postgresql://h/db"),
+        ("host=h password='a b' user=u", "host=h password=*** user=u"),
+        ("host=h password=pw user=u", "host=h password=*** user=u"),
+        ("host=h user=u", "host=h user=u"),
+    ],
+)
+def test_redact_dsn(dsn: str, expected: str) -> None:
+    assert redact_dsn(dsn) == expected
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://u:{SECRET}@h/db",
+        f"postgresql+psycopg://app_user:{SECRET}@db.example.com:6432/app?sslmode=verify-full",
+        f"postgresql://u@h/db?sslmode=require&password={SECRET}",
+        f"host=h port=5 password={SECRET} dbname=app",
+        f"host=h password = '{SECRET} with spaces' dbname=app",
+        f"host=h PASSWORD={SECRET}",
+        f"POSTGRESQL://U:{SECRET}@H/DB",
+        # Not percent-encoded, as people paste them: still never shown.
+        pytest.param(f"postgresql://u:{SECRET}/x@h/db", marks=()),
+        pytest.param(f"postgresql://u:{SECRET}?x@h/db", marks=()),
+        pytest.param(f"postgresql://u:{SECRET}#x@h/db", marks=()),
+        pytest.param(f"postgresql://u:x@{SECRET}@h/db", marks=()),
+    ],
+)
+def test_redacted_dsn_never_contains_the_password(dsn: str) -> None:
+    redacted = redact_dsn(dsn)
+    assert SECRET not in redacted
+    assert "***" in redacted
+
+
+def test_settings_repr_and_str_hide_the_password() -> None:
+    settings = _settings(database_url=f"postgresql://u:{SECRET}@h/db")
+    for shown in (
+        repr(settings),
+        str(settings),
+        settings.model_dump_json(),
+        str(settings.model_dump()),
+    ):
+        assert SECRET not in shown
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value().endswith(f"{SECRET}@h/db")
+
+
+# ---------------------------------------------------------- derived values
+def test_connection_options_carry_the_session_timeouts() -> None:
+    assert _settings().connection_options() == (
+        "-c statement_timeout=30000 -c lock_timeout=5000 "
+        "-c idle_in_transaction_session_timeout=60000 -c TimeZone=UTC"
+    )
+    custom = _settings(
+        statement_timeout_ms=1234, lock_timeout_ms=0, idle_in_transaction_timeout_ms=7
+    )
+    assert custom.connection_options().split() == [
+        "-c",
+        "statement_timeout=1234",
+        "-c",
+        "lock_timeout=0",
+        "-c",
+        "idle_in_transaction_session_timeout=7",
+        "-c",
+        "TimeZone=UTC",
+    ]
+
+
+def test_connection_kwargs_from_settings() -> None:
+    kwargs = connection_kwargs(_settings(application_name="worker", connect_timeout_s=3))
+    assert kwargs == {
+        "application_name": "worker",
+        "connect_timeout": 3,
+        "options": _settings().connection_options(),
+        "prepare_threshold": 2,
+    }
+    assert connection_kwargs(_settings(prepared_statements=False))["prepare_threshold"] is None
+
+
+@pytest.mark.parametrize(
+    ("url", "libpq", "sqlalchemy"),
+    [
+        ("postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_url_dialect_conversions(url: str, libpq: str, sqlalchemy: str) -> None:
+    assert to_libpq_url(url) == libpq
+    assert to_sqlalchemy_url(url) == sqlalchemy
