@@ -8,6 +8,7 @@ set of limits, timeouts and pool statistics. docs/decisions/0001-connection-pool
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from collections.abc import Iterator
@@ -61,34 +62,27 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 class _PrePing:
-    """Pre-ping that skips connections returned to the pool less than ``bypass_s`` ago.
+    """Pre-ping that skips connections handed out less than ``bypass_s`` ago.
 
     Checking every checkout costs one round trip per call (it doubled the latency of a
     prepared point read in bench/); a connection used a moment ago is alive with near
-    certainty, so, like HikariCP's ``aliveBypassWindowMs``, only older ones are pinged.
+    certainty, so, like HikariCP's ``aliveBypassWindowMs``, only ones idle longer are pinged.
+    Tracking checkout (not return) time avoids a pool ``reset`` callback, which would send every
+    returned connection through psycopg_pool's worker thread.
     """
 
     def __init__(self, bypass_s: float) -> None:
         self.bypass_s = bypass_s
-        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+        self._used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
 
     def check(self, conn: psycopg.Connection[Any]) -> None:
-        returned = self._returned.get(conn)
-        if returned is not None and time.monotonic() - returned < self.bypass_s:
-            return
-        ConnectionPool.check_connection(conn)
-
-    def reset(self, conn: psycopg.Connection[Any]) -> None:
-        self._returned[conn] = time.monotonic()
-        _reset_autocommit(conn)
-
-
-def _reset_autocommit(conn: psycopg.Connection[Any]) -> None:
-    """Undo :meth:`Database.read`'s autocommit before the next borrower gets the connection."""
-    if conn.autocommit:
-        conn.autocommit = False
+        now = time.monotonic()
+        used = self._used.get(conn)
+        if used is None or now - used >= self.bypass_s:
+            ConnectionPool.check_connection(conn)
+        self._used[conn] = now
 
 
 def make_pool(settings: Settings, url: str, *, open_now: bool = True) -> ConnectionPool:
@@ -103,7 +97,6 @@ def make_pool(settings: Settings, url: str, *, open_now: bool = True) -> Connect
         max_idle=settings.pool_max_idle_s,
         max_lifetime=settings.pool_max_lifetime_s,
         check=ping.check if ping else None,
-        reset=ping.reset if ping else _reset_autocommit,
         close_returns=True,
         name=settings.application_name,
         open=open_now,
@@ -170,7 +163,13 @@ class Database:
         """
         with translate_db_errors(), self.pool.connection() as conn:
             conn.autocommit = True
-            yield conn
+            try:
+                yield conn
+            finally:
+                # Back to the pool as every other borrower expects it (a broken connection
+                # cannot be switched; the pool discards it anyway).
+                with contextlib.suppress(psycopg.Error):
+                    conn.autocommit = False
 
     def close(self) -> None:
         """Close the engine and every pooled connection."""
