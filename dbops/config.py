@@ -15,7 +15,7 @@ __all__ = ["Settings", "load_settings", "redact_dsn", "to_libpq_url", "to_sqlalc
 #: ``password=...`` in a key/value conninfo string.
 _KV_PASSWORD = re.compile(r"(?<![?&])(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 #: ``scheme://user:password@`` in a URL.
-_URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@?#]*:)(.*)(@)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@?#\s]*:)(\S*)(@)", re.IGNORECASE)
 #: ``?password=...`` / ``&password=...`` in a URL query string.
 _QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
 _DRIVER = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://", re.IGNORECASE)
