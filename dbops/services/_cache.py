@@ -2,6 +2,11 @@
 
 Services cache a few hot answers (role of a user in a team, team by slug) and delete the
 keys their writes make stale. Values are stored as JSON-able primitives chosen by the service.
+
+A read-through fill races with writes: a reader loads the old answer, a writer commits and
+deletes the key, then the reader stores what it loaded, stale until the TTL. Every key therefore
+has a generation that ``delete`` bumps; ``cached()`` takes the generation before loading and
+stores only if it is unchanged (``set_if``), so a fill that overlapped a write is dropped.
 """
 
 from __future__ import annotations
@@ -42,6 +47,12 @@ class QueryCache(Protocol):
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON-able) under ``key`` for the cache's TTL."""
 
+    def generation(self, key: str) -> int:
+        """A number that changes whenever ``key`` is deleted (taken before a load)."""
+
+    def set_if(self, key: str, value: Any, generation: int) -> bool:
+        """Store like :meth:`set`, but only if ``key`` was not deleted since ``generation``."""
+
     def delete(self, keys: Iterable[str]) -> None:
         """Drop ``keys``; called by every write that changes their answer."""
 
@@ -74,6 +85,9 @@ class MemoryCache:
 
     def __init__(self, *, maxsize: int = 10_000, ttl_s: float = 30.0) -> None:
         self._data: TTLCache[str, Any] = TTLCache(maxsize=maxsize, ttl=ttl_s)
+        # Generations of recently deleted keys. An entry outlives any load (4 TTLs); if it is
+        # evicted anyway, set_if sees 0 != taken generation and skips: it fails closed.
+        self._generations: TTLCache[str, int] = TTLCache(maxsize=maxsize, ttl=ttl_s * 4)
         self._lock = threading.Lock()
         self._counters = _Counters()
 
@@ -87,11 +101,23 @@ class MemoryCache:
         with self._lock:
             self._data[key] = value
 
+    def generation(self, key: str) -> int:
+        with self._lock:
+            return self._generations.get(key, 0)
+
+    def set_if(self, key: str, value: Any, generation: int) -> bool:
+        with self._lock:
+            if self._generations.get(key, 0) != generation:
+                return False
+            self._data[key] = value
+            return True
+
     def delete(self, keys: Iterable[str]) -> None:
         n = 0
         with self._lock:
             for key in keys:
                 n += self._data.pop(key, None) is not None
+                self._generations[key] = self._generations.get(key, 0) + 1
         self._counters.invalidated(n)
 
     def clear(self) -> None:
@@ -112,11 +138,20 @@ class MemoryCache:
 class RedisCache:
     """Shared cache in Redis (values as JSON, expiry by Redis), for several processes."""
 
+    #: SET the value only if the key's generation is still the one read before the load.
+    _SET_IF_LUA = """
+    if (redis.call('GET', KEYS[2]) or '0') == ARGV[2] then
+        return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+    end
+    return false
+    """
+
     def __init__(self, client: Any, *, ttl_s: float = 30.0, prefix: str = "dbops:") -> None:
         self._redis = client
         self._ttl_ms = int(ttl_s * 1000)
         self._prefix = prefix
         self._counters = _Counters()
+        self._set_if = client.register_script(self._SET_IF_LUA)
 
     def get(self, key: str) -> Any | None:
         raw = self._redis.get(self._prefix + key)
@@ -129,10 +164,29 @@ class RedisCache:
     def set(self, key: str, value: Any) -> None:
         self._redis.set(self._prefix + key, json.dumps(value), px=self._ttl_ms)
 
+    def generation(self, key: str) -> int:
+        raw = self._redis.get(self._prefix + "gen:" + key)
+        return int(raw) if raw is not None else 0
+
+    def set_if(self, key: str, value: Any, generation: int) -> bool:
+        stored = self._set_if(
+            keys=[self._prefix + key, self._prefix + "gen:" + key],
+            args=[json.dumps(value), str(generation), self._ttl_ms],
+        )
+        return stored is not None
+
     def delete(self, keys: Iterable[str]) -> None:
-        names = [self._prefix + k for k in keys]
-        if names:
-            self._counters.invalidated(int(self._redis.delete(*names)))
+        keys = list(keys)
+        if not keys:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(*(self._prefix + k for k in keys))
+        for key in keys:
+            gen_key = self._prefix + "gen:" + key
+            pipe.incr(gen_key)
+            pipe.pexpire(gen_key, self._ttl_ms * 4)
+        removed = pipe.execute()[0]
+        self._counters.invalidated(int(removed))
 
     def stats(self) -> CacheStats:
         return CacheStats(
@@ -153,6 +207,7 @@ def cached(
     stored = cache.get(key)
     if stored is not None:
         return None if stored == _ABSENT else decode(stored)
+    generation = cache.generation(key)
     value = load()
-    cache.set(key, _ABSENT if value is None else encode(value))
+    cache.set_if(key, _ABSENT if value is None else encode(value), generation)
     return value
