@@ -28,8 +28,12 @@ invitation_status = postgresql.ENUM(
 
 def _timestamps() -> list[sa.Column[object]]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     ]
 
 
@@ -56,8 +60,15 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.Text(), nullable=False),
         sa.Column("display_name", sa.Text(), nullable=False),
         sa.Column("role", role_enum, server_default="MEMBER", nullable=False),
-        sa.Column("profile", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
-        sa.Column("tags", postgresql.ARRAY(sa.Text()), server_default=sa.text("'{}'::text[]"), nullable=False),
+        sa.Column(
+            "profile", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
+        sa.Column(
+            "tags",
+            postgresql.ARRAY(sa.Text()),
+            server_default=sa.text("'{}'::text[]"),
+            nullable=False,
+        ),
         *_timestamps(),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
@@ -65,9 +76,15 @@ def upgrade() -> None:
             "char_length(email) BETWEEN 3 AND 320 AND email ~ '^[^@\\s]+@[^@\\s]+$'",
             name=op.f("ck_users_email_format"),
         ),
-        sa.CheckConstraint("char_length(display_name) BETWEEN 1 AND 200", name=op.f("ck_users_display_name_length")),
-        sa.CheckConstraint("jsonb_typeof(profile) = 'object'", name=op.f("ck_users_profile_is_object")),
-        sa.CheckConstraint("char_length(password_hash) > 0", name=op.f("ck_users_password_hash_present")),
+        sa.CheckConstraint(
+            "char_length(display_name) BETWEEN 1 AND 200", name=op.f("ck_users_display_name_length")
+        ),
+        sa.CheckConstraint(
+            "jsonb_typeof(profile) = 'object'", name=op.f("ck_users_profile_is_object")
+        ),
+        sa.CheckConstraint(
+            "char_length(password_hash) > 0", name=op.f("ck_users_password_hash_present")
+        ),
     )
     op.create_index(
         "uq_users_email_live",
@@ -82,7 +99,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), server_default=sa.func.gen_random_uuid(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("slug", sa.Text(), nullable=False),
-        sa.Column("settings", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "settings", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column(
             "search",
             postgresql.TSVECTOR(),
@@ -99,11 +118,19 @@ def upgrade() -> None:
             "slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(slug) <= 63",
             name=op.f("ck_teams_slug_format"),
         ),
-        sa.CheckConstraint("char_length(name) BETWEEN 1 AND 200", name=op.f("ck_teams_name_length")),
-        sa.CheckConstraint("jsonb_typeof(settings) = 'object'", name=op.f("ck_teams_settings_is_object")),
+        sa.CheckConstraint(
+            "char_length(name) BETWEEN 1 AND 200", name=op.f("ck_teams_name_length")
+        ),
+        sa.CheckConstraint(
+            "jsonb_typeof(settings) = 'object'", name=op.f("ck_teams_settings_is_object")
+        ),
     )
     op.create_index(
-        "uq_teams_slug_live", "teams", ["slug"], unique=True, postgresql_where=sa.text("deleted_at IS NULL")
+        "uq_teams_slug_live",
+        "teams",
+        ["slug"],
+        unique=True,
+        postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.create_index("ix_teams_search", "teams", ["search"], postgresql_using="gin")
 
@@ -140,12 +167,21 @@ def upgrade() -> None:
             ["team_id"], ["teams.id"], name="fk_invitations_team_id_teams", ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["invited_by"], ["users.id"], name="fk_invitations_invited_by_users", ondelete="SET NULL"
+            ["invited_by"],
+            ["users.id"],
+            name="fk_invitations_invited_by_users",
+            ondelete="SET NULL",
         ),
         sa.UniqueConstraint("token_hash", name="uq_invitations_token_hash"),
-        sa.CheckConstraint("email ~ '^[^@\\s]+@[^@\\s]+$'", name=op.f("ck_invitations_email_format")),
-        sa.CheckConstraint("octet_length(token_hash) = 32", name=op.f("ck_invitations_token_hash_sha256")),
-        sa.CheckConstraint("expires_at > created_at", name=op.f("ck_invitations_expires_after_created")),
+        sa.CheckConstraint(
+            "email ~ '^[^@\\s]+@[^@\\s]+$'", name=op.f("ck_invitations_email_format")
+        ),
+        sa.CheckConstraint(
+            "octet_length(token_hash) = 32", name=op.f("ck_invitations_token_hash_sha256")
+        ),
+        sa.CheckConstraint(
+            "expires_at > created_at", name=op.f("ck_invitations_expires_after_created")
+        ),
         sa.CheckConstraint(
             "(status = 'accepted') = (accepted_at IS NOT NULL)",
             name=op.f("ck_invitations_accepted_at_matches_status"),

@@ -1,0 +1,333 @@
+"""dbops.ops.migrate against real databases: round trip, concurrency, lock timeout, atomicity."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from dbops.config import to_libpq_url
+from dbops.db.embedded import find_binaries
+from dbops.errors import LockTimeout, MigrationError
+from dbops.ops.migrate import (
+    MIGRATION_LOCK_KEY,
+    RevisionInfo,
+    current_revision,
+    downgrade,
+    head_revision,
+    history,
+    pending,
+    upgrade,
+)
+from tests.fixtures.db import make_settings
+
+#: Everything in the database that is not PostgreSQL's own, an extension member, or alembic's
+#: bookkeeping table: after a downgrade to base this must be empty.
+OUR_OBJECTS = """
+WITH ext_members AS (
+    SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
+), ns AS (
+    SELECT oid, nspname FROM pg_namespace
+    WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
+)
+SELECT 'relation ' || ns.nspname || '.' || c.relname
+FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
+WHERE c.relname NOT IN ('alembic_version', 'alembic_version_pkc')
+  AND (c.oid) NOT IN (SELECT objid FROM ext_members WHERE classid = 'pg_class'::regclass)
+UNION ALL
+SELECT 'type ' || ns.nspname || '.' || t.typname
+FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
+WHERE t.typcategory <> 'A'
+  AND (t.typrelid = 0 OR t.typrelid NOT IN (
+      SELECT oid FROM pg_class WHERE relname = 'alembic_version'))
+  AND t.oid NOT IN (SELECT objid FROM ext_members WHERE classid = 'pg_type'::regclass)
+UNION ALL
+SELECT 'function ' || ns.nspname || '.' || p.proname
+FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
+WHERE p.oid NOT IN (SELECT objid FROM ext_members WHERE classid = 'pg_proc'::regclass)
+UNION ALL
+SELECT 'trigger ' || tg.tgname FROM pg_trigger tg WHERE NOT tg.tgisinternal
+UNION ALL
+SELECT 'extension ' || extname FROM pg_extension WHERE extname <> 'plpgsql'
+UNION ALL
+SELECT 'schema ' || nspname FROM ns WHERE nspname <> 'public'
+ORDER BY 1
+"""
+
+TABLE_EXISTS = "SELECT to_regclass(%(name)s) IS NOT NULL"
+
+HOLD_ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
+
+#: pg_dump >= 15.14 wraps its output in ``\restrict <random key>``: not part of the schema.
+_RESTRICT = re.compile(r"^\\(un)?restrict .*$", re.MULTILINE)
+
+
+def _schema_dump(url: str) -> str:
+    pg_dump = find_binaries().tool("pg_dump")
+    out = subprocess.run(
+        [pg_dump, "--schema-only", "--no-owner", "--dbname", to_libpq_url(url)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return _RESTRICT.sub("", out.stdout)
+
+
+def _query(
+    url: str, query: str, params: dict[str, object] | None = None
+) -> list[tuple[object, ...]]:
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+def _exists(url: str, name: str) -> bool:
+    return bool(_query(url, TABLE_EXISTS, {"name": name})[0][0])
+
+
+@pytest.fixture
+def holder(empty_database: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A second connection to the same database, for holding locks across a migration run."""
+    with psycopg.connect(to_libpq_url(empty_database)) as conn:
+        yield conn
+        conn.rollback()
+
+
+def test_history_head_and_pending_on_an_empty_database(empty_database: str) -> None:
+    revisions = history()
+    assert all(isinstance(r, RevisionInfo) for r in revisions)
+    assert [r.is_head for r in revisions] == [True] + [False] * (len(revisions) - 1)
+    assert revisions[0].revision == head_revision()
+    assert revisions[-1].down_revision is None
+    for newer, older in itertools.pairwise(revisions):
+        assert newer.down_revision == older.revision
+    assert all(r.message for r in revisions)
+
+    assert current_revision(empty_database) is None
+    assert pending(empty_database) == [r.revision for r in reversed(revisions)]
+
+    upgrade(empty_database, make_settings(empty_database))
+    assert current_revision(empty_database) == head_revision()
+    assert pending(empty_database) == []
+
+
+def test_round_trip_head_base_head_gives_the_same_schema(empty_database: str) -> None:
+    settings = make_settings(empty_database)
+    upgrade(empty_database, settings)
+    first = _schema_dump(empty_database)
+    assert "CREATE TABLE public.users" in first
+
+    downgrade(empty_database, settings, "base")
+    assert current_revision(empty_database) is None
+    assert _query(empty_database, OUR_OBJECTS) == []
+
+    upgrade(empty_database, settings)
+    assert _schema_dump(empty_database) == first
+
+
+def test_two_migrate_threads_started_together_apply_once(
+    empty_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """alembic's process-wide proxies make dbops serialize threads before the advisory lock."""
+    caplog.set_level(logging.INFO, logger="alembic.runtime.migration")
+    settings = make_settings(empty_database)
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        start.wait()
+        try:
+            upgrade(empty_database, settings)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert current_revision(empty_database) == head_revision()
+    first = history()[-1].revision
+    applied = [
+        r for r in caplog.records if r.getMessage().startswith(f"Running upgrade  -> {first}")
+    ]
+    assert len(applied) == 1
+
+
+def _upgrade_in_child(url: str, start: Any, results: Any) -> None:
+    """One `dbops migrate` in its own process: report how many revisions it applied."""
+    applied: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("Running upgrade"):
+                applied.append(record.getMessage())
+
+    log = logging.getLogger("alembic.runtime.migration")
+    log.setLevel(logging.INFO)
+    log.addHandler(_Collect())
+    start.wait(timeout=60)
+    try:
+        upgrade(url, make_settings(url))
+    except Exception as exc:
+        results.put(("error", repr(exc)))
+        return
+    results.put(("ok", len(applied)))
+
+
+def test_two_migrate_processes_started_together_apply_once(empty_database: str) -> None:
+    """Across processes only the advisory lock serializes: the second finds nothing to do."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)
+    results = ctx.Queue()
+    children = [
+        ctx.Process(target=_upgrade_in_child, args=(empty_database, start, results))
+        for _ in range(2)
+    ]
+    for child in children:
+        child.start()
+    outcomes = sorted(results.get(timeout=120) for _ in children)
+    for child in children:
+        child.join(timeout=30)
+
+    assert outcomes == [("ok", 0), ("ok", len(history()))]
+    assert current_revision(empty_database) == head_revision()
+
+
+def test_migrate_waits_for_a_running_migration_then_gives_up(
+    empty_database: str, holder: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    holder.execute(HOLD_ADVISORY_LOCK, {"key": MIGRATION_LOCK_KEY})
+    started = time.monotonic()
+    with pytest.raises(LockTimeout, match="another migration has been running"):
+        upgrade(empty_database, make_settings(empty_database, migration_wait_s=0.5))
+    assert 0.4 < time.monotonic() - started < 5
+    holder.rollback()
+    assert current_revision(empty_database) is None
+
+
+def test_ddl_behind_a_long_transaction_times_out_and_applies_nothing(
+    empty_database: str, holder: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    upgrade(empty_database, make_settings(empty_database))
+    head = head_revision()
+    before = _schema_dump(empty_database)
+    holder.execute("SELECT count(*) FROM users")  # ACCESS SHARE until the transaction ends
+
+    started = time.monotonic()
+    with pytest.raises(LockTimeout) as caught:
+        downgrade(
+            empty_database, make_settings(empty_database, migration_lock_timeout_ms=300), "base"
+        )
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 5, f"waited {elapsed:.1f}s for a 300 ms lock_timeout"
+    message = str(caught.value)
+    assert "300 ms" in message
+    assert "nothing was applied" in message
+    assert "Retry" in message
+    holder.rollback()
+    assert current_revision(empty_database) == head
+    assert _schema_dump(empty_database) == before
+
+
+def test_all_revisions_of_one_downgrade_roll_back_together(
+    empty_database: str, holder: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """The head revision's downgrade succeeds, the next one times out: neither is kept."""
+    settings = make_settings(empty_database, migration_lock_timeout_ms=300)
+    upgrade(empty_database, settings)
+    revisions = [r.revision for r in history()]
+    assert len(revisions) >= 2, "needs two revisions to show one transaction per run"
+    # Only 0001 touches invitations on the way down; every later revision reverts first.
+    holder.execute("SELECT count(*) FROM invitations")
+
+    with pytest.raises(LockTimeout):
+        downgrade(empty_database, settings, "base")
+
+    holder.rollback()
+    assert current_revision(empty_database) == revisions[0]
+    assert _exists(empty_database, "ix_users_tags")  # dropped by 0002's downgrade, rolled back
+
+
+def test_a_failing_upgrade_leaves_an_unmigrated_database_untouched(empty_database: str) -> None:
+    # A table squatting on the name of an index 0002 creates makes 0002 fail after 0001 ran.
+    _query(empty_database, "CREATE TABLE ix_users_tags (x int)")
+
+    with pytest.raises(MigrationError, match='relation "ix_users_tags" already exists'):
+        upgrade(empty_database, make_settings(empty_database))
+
+    assert current_revision(empty_database) is None
+    assert not _exists(empty_database, "users")
+    assert not _exists(empty_database, "alembic_version")
+
+
+@pytest.mark.parametrize("action", ["upgrade", "downgrade"])
+def test_unknown_revision_is_a_clear_error(empty_database: str, action: str) -> None:
+    settings = make_settings(empty_database)
+    run = upgrade if action == "upgrade" else downgrade
+    with pytest.raises(MigrationError) as caught:
+        run(empty_database, settings, "nope")
+    assert str(caught.value) == "unknown revision 'nope'; see `dbops history`"
+    assert current_revision(empty_database) is None
+
+
+def test_downgrade_above_the_current_revision_is_a_migration_error(empty_database: str) -> None:
+    settings = make_settings(empty_database)
+    first = history()[-1].revision
+    upgrade(empty_database, settings, first)
+    with pytest.raises(MigrationError, match="migration failed"):
+        downgrade(empty_database, settings, head_revision())
+    assert current_revision(empty_database) == first
+
+
+#: Tables with an ``updated_at`` column that lack the ``set_updated_at`` BEFORE UPDATE trigger.
+TABLES_WITHOUT_TRIGGER = """
+SELECT c.relname
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'updated_at' AND NOT a.attisdropped
+WHERE n.nspname = 'public' AND c.relkind = 'r'
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+      WHERE t.tgrelid = c.oid AND p.proname = 'set_updated_at' AND NOT t.tgisinternal
+  )
+ORDER BY 1
+"""
+
+#: Pairs of indexes on one table with the same columns, expressions, predicate and opclasses.
+DUPLICATE_INDEXES = """
+SELECT a.indexrelid::regclass::text, b.indexrelid::regclass::text
+FROM pg_index a
+JOIN pg_index b ON a.indrelid = b.indrelid AND a.indexrelid < b.indexrelid
+JOIN pg_class t ON t.oid = a.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = 'public'
+  AND a.indkey::text = b.indkey::text
+  AND a.indclass::text = b.indclass::text
+  AND pg_get_expr(a.indexprs, a.indrelid) IS NOT DISTINCT FROM pg_get_expr(b.indexprs, b.indrelid)
+  AND pg_get_expr(a.indpred, a.indrelid) IS NOT DISTINCT FROM pg_get_expr(b.indpred, b.indrelid)
+"""
+
+
+def test_every_table_with_updated_at_has_the_trigger(empty_database: str) -> None:
+    upgrade(empty_database, make_settings(empty_database))
+    assert _query(empty_database, TABLES_WITHOUT_TRIGGER) == []
+
+
+def test_no_index_duplicates_another(empty_database: str) -> None:
+    """The seed's idx_users_email/idx_teams_slug copied what the unique constraints build."""
+    upgrade(empty_database, make_settings(empty_database))
+    assert _query(empty_database, DUPLICATE_INDEXES) == []
