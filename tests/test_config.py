@@ -20,7 +20,6 @@ from dbops.db import connection_kwargs
 SECRET = "s3cr3t-Pa55"
 
 
-
 def _settings(**overrides: Any) -> Settings:
     """Settings from the (test-controlled) environment only, never a `.env` of the checkout."""
     return Settings(_env_file=None, **overrides)

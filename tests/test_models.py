@@ -59,8 +59,6 @@ class ConstraintNameMismatch(AssertionError):
     """The database named a different constraint than the model declares."""
 
 
-
-
 # ---------------------------------------------------------------- builders
 def _user(email: str = "ada@example.com", **kw: Any) -> User:
     return User(email=email, password_hash="argon2$hash", display_name="Ada", **kw)
@@ -324,6 +322,8 @@ def test_soft_deleted_user_frees_the_email(clean_db: Database) -> None:
         error=Conflict,
         field="email",
     )
+
+
 @pytest.mark.parametrize(
     "slug",
     ["Acme", "acme corp", "-acme", "acme-", "acme--corp", "a" * 64, "", "acme_corp", "acmé"],
@@ -458,6 +458,8 @@ def test_unknown_member_role_is_invalid_input(
 def test_orm_refuses_unknown_role_before_the_database() -> None:
     with pytest.raises(ValueError, match="ADMIN"):
         Role("ADMIN")
+
+
 @pytest.mark.parametrize("value", [[], ["a"], "text", 42, True], ids=repr)
 def test_profile_must_be_an_object(clean_db: Database, value: Any) -> None:
     _expect_violation(
@@ -467,6 +469,8 @@ def test_profile_must_be_an_object(clean_db: Database, value: Any) -> None:
         error=InvalidInput,
         field="profile",
     )
+
+
 @pytest.mark.parametrize("value", [[1, 2], "x", 0], ids=repr)
 def test_team_settings_must_be_an_object(clean_db: Database, value: Any) -> None:
     _expect_violation(
@@ -476,6 +480,8 @@ def test_team_settings_must_be_an_object(clean_db: Database, value: Any) -> None
         error=InvalidInput,
         field="settings",
     )
+
+
 @pytest.mark.parametrize("email", ["no-at-sign", "two@@example.com", "sp ace@example.com", "a@"])
 def test_user_email_format(clean_db: Database, email: str) -> None:
     _expect_violation(
@@ -485,6 +491,8 @@ def test_user_email_format(clean_db: Database, email: str) -> None:
         error=InvalidInput,
         field="email",
     )
+
+
 def test_invitation_must_expire_after_creation(clean_db: Database) -> None:
     team = _team()
     _add(clean_db, team)
@@ -495,6 +503,8 @@ def test_invitation_must_expire_after_creation(clean_db: Database) -> None:
         error=InvalidInput,
         field="expires_at",
     )
+
+
 @pytest.mark.parametrize(
     ("status", "accepted_at"),
     [
@@ -516,6 +526,8 @@ def test_accepted_at_matches_status(
         error=InvalidInput,
         field="status",
     )
+
+
 @pytest.mark.parametrize("size", [0, 16, 31, 33, 64])
 def test_token_hash_must_be_32_bytes(clean_db: Database, size: int) -> None:
     team = _team()
