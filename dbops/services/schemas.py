@@ -1,0 +1,225 @@
+"""Input models of the service API: pydantic validation at the boundary, before any SQL runs.
+
+Services build these from their keyword arguments with :func:`validate`, which turns a pydantic
+``ValidationError`` into :class:`dbops.errors.InvalidInput` naming the field, with a message that
+never echoes the rejected value (it may be a password).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from dbops.errors import InvalidInput
+from dbops.models.accounts import SLUG_PATTERN
+
+__all__ = [
+    "EMAIL_MAX_LENGTH",
+    "PASSWORD_MAX_LENGTH",
+    "PASSWORD_MIN_LENGTH",
+    "Email",
+    "GeoPoint",
+    "JsonPatch",
+    "ListQuery",
+    "NearQuery",
+    "SearchQuery",
+    "Slug",
+    "TagList",
+    "TagsUpdate",
+    "TeamCreate",
+    "TeamListQuery",
+    "TeamRename",
+    "TeamSlug",
+    "UserCreate",
+    "UserListQuery",
+    "UserRename",
+    "normalize_email",
+    "validate",
+]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+#: RFC 5321's practical limit for a forward path; local part at most 64.
+EMAIL_MAX_LENGTH = 254
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 256
+#: Tags per user and characters per tag.
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 64
+#: Rows per page of a listing, and results of a search.
+MAX_PAGE_SIZE = 500
+
+#: ``local@domain``: the dot-atom local part of RFC 5322 and a DNS host name with a dot and a
+#: letter-only top-level label. Stricter than the database's check, which is only a backstop.
+_EMAIL = re.compile(
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+_SLUG = re.compile(SLUG_PATTERN)
+
+
+def normalize_email(value: str) -> str:
+    """Strip and lowercase ``value``; raise ``ValueError`` unless it is a plausible address."""
+    email = value.strip().lower()
+    local, _, _ = email.partition("@")
+    if len(email) > EMAIL_MAX_LENGTH or len(local) > 64 or not _EMAIL.match(email):
+        raise ValueError("must be an email address like name@example.com")
+    return email
+
+
+def _normalize_slug(value: str) -> str:
+    slug = value.strip().lower()
+    if len(slug) > 63 or not _SLUG.match(slug):
+        raise ValueError(
+            "must be lowercase letters, digits and single hyphens, at most 63 characters"
+        )
+    return slug
+
+
+def _normalize_tags(values: list[str]) -> list[str]:
+    tags: list[str] = []
+    for raw in values:
+        tag = raw.strip().lower()
+        if not tag or len(tag) > MAX_TAG_LENGTH:
+            raise ValueError(f"each tag must be 1-{MAX_TAG_LENGTH} characters")
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    return tags
+
+
+Email = Annotated[str, AfterValidator(normalize_email)]
+Slug = Annotated[str, AfterValidator(_normalize_slug)]
+TagList = Annotated[list[str], AfterValidator(_normalize_tags)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+JsonKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class UserCreate(_Input):
+    """A new user; ``email`` is normalized (stripped, lowercased)."""
+
+    email: Email
+    password: SecretStr
+    display_name: Name
+    tags: TagList = Field(default_factory=list)
+    profile: dict[JsonKey, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("password")
+    @classmethod
+    def _password_policy(cls, value: SecretStr) -> SecretStr:
+        length = len(value.get_secret_value())
+        if not PASSWORD_MIN_LENGTH <= length <= PASSWORD_MAX_LENGTH:
+            raise ValueError(
+                f"must be {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters long"
+            )
+        return value
+
+
+class UserRename(_Input):
+    """A new display name."""
+
+    display_name: Name
+
+
+class TagsUpdate(_Input):
+    """The new set of tags of a user."""
+
+    tags: TagList
+
+
+class JsonPatch(_Input):
+    """A partial update of a JSON object column: keys to set (merged) and keys to remove."""
+
+    set: dict[JsonKey, JsonValue] = Field(default_factory=dict)
+    remove: list[JsonKey] = Field(default_factory=list)
+
+
+class TeamCreate(_Input):
+    """A new team; ``slug`` is stripped and lowercased."""
+
+    name: Name
+    slug: Slug
+    settings: dict[JsonKey, JsonValue] = Field(default_factory=dict)
+
+
+class TeamRename(_Input):
+    """A new team name."""
+
+    name: Name
+
+
+class TeamSlug(_Input):
+    """A new team slug."""
+
+    slug: Slug
+
+
+class ListQuery(_Input):
+    """One page of a keyset-paginated listing."""
+
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(default=None, max_length=200)
+    include_deleted: bool = False
+
+
+class UserListQuery(ListQuery):
+    """Users filtered by tags: any of ``tags_any`` (``&&``), all of ``tags_all`` (``@>``)."""
+
+    tags_any: TagList | None = None
+    tags_all: TagList | None = None
+
+
+class TeamListQuery(ListQuery):
+    """Teams whose settings contain ``settings_contains`` (``@>``)."""
+
+    settings_contains: dict[JsonKey, JsonValue] | None = None
+
+
+class SearchQuery(_Input):
+    """Full-text + typo-tolerant search terms (web search syntax: quotes, ``or``, ``-``)."""
+
+    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class GeoPoint(_Input):
+    """A WGS 84 point in degrees."""
+
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+
+
+class NearQuery(GeoPoint):
+    """Teams within ``radius_km`` of a point, at most ``limit`` of them."""
+
+    radius_km: float = Field(gt=0, le=20_038, allow_inf_nan=False)
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
+
+
+def validate(model: type[ModelT], /, **data: Any) -> ModelT:
+    """Build ``model`` from ``data`` or raise :class:`InvalidInput` naming the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or model.__name__
+        message = first["msg"].removeprefix("Value error, ")
+        top = str(first["loc"][0]) if first["loc"] else None
+        raise InvalidInput(f"{field}: {message}", field=top) from None

@@ -1,0 +1,477 @@
+"""Teams: create with an owner, rename, slugs, settings, soft delete, search, geography."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.rows import class_row, kwargs_row
+from psycopg.types.json import Jsonb
+
+from dbops.db.engine import Database
+from dbops.errors import Forbidden, InvalidInput, NotFound
+from dbops.models.base import Role
+from dbops.services._base import Actor, UnitOfWork, retrying, unit_of_work
+from dbops.services._cache import QueryCache, cached
+from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
+from dbops.services.schemas import (
+    GeoPoint,
+    JsonPatch,
+    NearQuery,
+    SearchQuery,
+    TeamCreate,
+    TeamListQuery,
+    TeamRename,
+    TeamSlug,
+    validate,
+)
+
+__all__ = ["GEO_UNAVAILABLE", "TeamMatch", "TeamNear", "TeamOfUser", "TeamService", "TeamView"]
+
+T = TypeVar("T")
+
+#: Raised (as InvalidInput) by the geospatial calls when the database has no PostGIS.
+GEO_UNAVAILABLE = (
+    "geospatial queries need PostGIS: install postgresql-15-postgis-3 "
+    "(apt-get install -y postgresql-15-postgis-3) and run `dbops migrate` again"
+)
+
+#: strict_word_similarity() a name needs to match a search term it does not contain exactly;
+#: 0.4 still finds one dropped or swapped letter in a short word ("Glbex" -> "Globex Inc").
+SEARCH_SIMILARITY_THRESHOLD = 0.4
+
+_TEAM_COLUMNS = "id, name, slug, settings, created_at, updated_at, deleted_at"
+_T_TEAM_COLUMNS = "t.id, t.name, t.slug, t.settings, t.created_at, t.updated_at, t.deleted_at"
+
+GET_TEAM_BY_SLUG = (
+    "SELECT " + _TEAM_COLUMNS + " FROM teams WHERE slug = %(slug)s AND deleted_at IS NULL"
+)
+GET_TEAM_BY_ID = "SELECT " + _TEAM_COLUMNS + " FROM teams WHERE id = %(id)s"
+# One statement for the whole list: the role from the user's membership row and the member
+# count from an index-only scan of pk_team_members per team (no query per team).
+TEAMS_OF_USER = """
+SELECT t.id AS team_id, t.slug, t.name, m.role, c.member_count
+FROM team_members AS m
+JOIN teams AS t ON t.id = m.team_id AND t.deleted_at IS NULL
+CROSS JOIN LATERAL (
+    SELECT count(*) AS member_count FROM team_members AS x WHERE x.team_id = t.id
+) AS c
+WHERE m.user_id = %(user_id)s
+ORDER BY t.name, t.id
+"""
+INSERT_TEAM = (
+    """
+INSERT INTO teams (name, slug, settings)
+VALUES (%(name)s, %(slug)s, %(settings)s)
+RETURNING """
+    + _TEAM_COLUMNS
+)
+# The owner must be a live user; no row inserted means there is none (the caller rolls back).
+ADD_OWNER = """
+INSERT INTO team_members (team_id, user_id, role)
+SELECT %(team_id)s, id, 'OWNER' FROM users WHERE id = %(user_id)s AND deleted_at IS NULL
+"""
+# Locks the team row for the rest of the transaction and reads the actor's role there.
+LOCK_TEAM = """
+SELECT t.slug, t.deleted_at, m.role
+FROM teams AS t
+LEFT JOIN team_members AS m ON m.team_id = t.id AND m.user_id = %(actor_id)s
+WHERE t.id = %(id)s
+FOR UPDATE OF t
+"""
+RENAME_TEAM = "UPDATE teams SET name = %(name)s WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+CHANGE_SLUG = "UPDATE teams SET slug = %(slug)s WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+# Merged in the database (no read-modify-write): concurrent patches of different keys survive.
+PATCH_SETTINGS = (
+    "UPDATE teams SET settings = (settings || %(patch)s) - %(remove)s::text[] "
+    "WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+)
+SOFT_DELETE_TEAM = (
+    "UPDATE teams SET deleted_at = now() WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+)
+RESTORE_TEAM = "UPDATE teams SET deleted_at = NULL WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+LIST_TEAMS = sql.SQL("SELECT " + _TEAM_COLUMNS + " FROM teams WHERE {where}")
+LIST_TEAMS_ORDER = sql.SQL(" ORDER BY created_at, id LIMIT %(limit)s")
+WHERE_LIVE = sql.SQL("deleted_at IS NULL")
+WHERE_SETTINGS_CONTAIN = sql.SQL("settings @> %(settings_contains)s")
+WHERE_AFTER = sql.SQL("(created_at, id) > (%(after_created_at)s, %(after_id)s)")
+WHERE_TRUE = sql.SQL("TRUE")
+SET_SEARCH_THRESHOLD = (
+    "SELECT set_config('pg_trgm.strict_word_similarity_threshold', %(threshold)s, true)"
+)
+# Full-text matches (websearch syntax, ranked by ts_rank) first, then names that are close to
+# the terms (pg_trgm: ``name %>> q``, i.e. strict word similarity, can use ix_teams_name_trgm),
+# most similar first.
+SEARCH_TEAMS = (
+    "SELECT "
+    + _T_TEAM_COLUMNS
+    + """,
+    t.search @@ websearch_to_tsquery('simple', %(q)s) AS exact,
+    ts_rank(t.search, websearch_to_tsquery('simple', %(q)s)) AS text_rank,
+    strict_word_similarity(%(q)s, t.name) AS similarity
+FROM teams AS t
+WHERE t.deleted_at IS NULL
+  AND (t.search @@ websearch_to_tsquery('simple', %(q)s) OR t.name %%>> %(q)s)
+ORDER BY exact DESC, text_rank DESC, similarity DESC, t.name, t.id
+LIMIT %(limit)s
+"""
+)
+SET_LOCATION = """
+INSERT INTO team_locations (team_id, location)
+VALUES (%(id)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography)
+ON CONFLICT (team_id) DO UPDATE SET location = EXCLUDED.location
+"""
+# ST_DWithin narrows with the GiST index; distances are on the WGS 84 spheroid.
+TEAMS_NEAR = (
+    "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography AS point) "
+    "SELECT "
+    + _T_TEAM_COLUMNS
+    + """,
+    ST_Distance(l.location, p.point) / 1000.0 AS distance_km
+FROM p
+JOIN team_locations AS l ON ST_DWithin(l.location, p.point, %(radius_m)s)
+JOIN teams AS t ON t.id = l.team_id AND t.deleted_at IS NULL
+ORDER BY distance_km, t.id
+LIMIT %(limit)s
+"""
+)
+
+
+@dataclass(frozen=True)
+class TeamView:
+    """A team as the service API shows it."""
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TeamOfUser:
+    """One team of a user, with the user's role there and the team's member count."""
+
+    team_id: uuid.UUID
+    slug: str
+    name: str
+    role: Role
+    member_count: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))
+
+
+@dataclass(frozen=True)
+class TeamMatch:
+    """A search result: ``exact`` for a full-text match (ranked by ``text_rank``)."""
+
+    team: TeamView
+    exact: bool
+    text_rank: float
+    similarity: float
+
+
+@dataclass(frozen=True)
+class TeamNear:
+    """A team and its distance from the queried point."""
+
+    team: TeamView
+    distance_km: float
+
+
+@dataclass(frozen=True)
+class _TeamLock:
+    slug: str
+    deleted_at: datetime | None
+    role: str | None
+
+
+def _match_row(*, exact: bool, text_rank: float, similarity: float, **team: Any) -> TeamMatch:
+    return TeamMatch(TeamView(**team), exact, text_rank, similarity)
+
+
+def _near_row(*, distance_km: float, **team: Any) -> TeamNear:
+    return TeamNear(TeamView(**team), float(distance_km))
+
+
+_TEAM_ROW = class_row(TeamView)
+_TEAM_OF_USER_ROW = class_row(TeamOfUser)
+_LOCK_ROW = class_row(_TeamLock)
+_MATCH_ROW = kwargs_row(_match_row)
+_NEAR_ROW = kwargs_row(_near_row)
+
+
+def slug_key(slug: str) -> str:
+    """Cache key of "team by slug"."""
+    return "team:slug:" + slug
+
+
+def _encode(team: TeamView) -> dict[str, Any]:
+    return {
+        "id": str(team.id),
+        "name": team.name,
+        "slug": team.slug,
+        "settings": team.settings,
+        "created_at": team.created_at.isoformat(),
+        "updated_at": team.updated_at.isoformat(),
+    }
+
+
+def _decode(value: dict[str, Any]) -> TeamView:
+    return TeamView(
+        id=uuid.UUID(value["id"]),
+        name=value["name"],
+        slug=value["slug"],
+        settings=value["settings"],
+        created_at=datetime.fromisoformat(value["created_at"]),
+        updated_at=datetime.fromisoformat(value["updated_at"]),
+    )
+
+
+class TeamService:
+    """Use cases on teams. Every method takes the acting :class:`Actor` first.
+
+    Changes need an OWNER of the team (or a system actor). ``get_by_slug`` reads through
+    ``cache``; every write here deletes the keys whose answer it changes, after commit.
+    """
+
+    def __init__(self, db: Database, cache: QueryCache | None = None) -> None:
+        self._db = db
+        self._cache = cache
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, actor: Actor, team_id: uuid.UUID, *, include_deleted: bool = False) -> TeamView:
+        """The team with ``team_id``; NotFound when absent (or soft-deleted, by default)."""
+        with self._db.read() as conn:
+            team = fetch_one(conn, GET_TEAM_BY_ID, _TEAM_ROW, {"id": team_id})
+        if team is None or (team.deleted_at is not None and not include_deleted):
+            raise NotFound("team not found")
+        return team
+
+    def get_by_slug(self, actor: Actor, slug: str) -> TeamView:
+        """The live team with ``slug``: from the cache, else one prepared statement."""
+        slug = slug.strip().lower()
+
+        def load() -> TeamView | None:
+            with self._db.read() as conn:
+                return fetch_one(conn, GET_TEAM_BY_SLUG, _TEAM_ROW, {"slug": slug})
+
+        team = cached(self._cache, slug_key(slug), load, _encode, _decode)
+        if team is None:
+            raise NotFound("team not found")
+        return team
+
+    def teams_of_user(self, actor: Actor, user_id: uuid.UUID) -> list[TeamOfUser]:
+        """Live teams of a user with their role and member count, by name; one statement."""
+        if not actor.is_system and actor.user_id != user_id:
+            raise Forbidden("only the user themselves can list their teams")
+        with self._db.read() as conn:
+            return fetch_all(conn, TEAMS_OF_USER, _TEAM_OF_USER_ROW, {"user_id": user_id})
+
+    def list_teams(
+        self,
+        actor: Actor,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        settings_contains: dict[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> Page[TeamView]:
+        """Teams oldest first, ``limit`` per page (keyset on ``(created_at, id)``).
+
+        ``settings_contains`` keeps teams whose settings contain that JSON (``@>``, GIN index).
+        """
+        query = validate(
+            TeamListQuery,
+            limit=limit,
+            cursor=cursor,
+            settings_contains=settings_contains,
+            include_deleted=include_deleted,
+        )
+        where: list[sql.SQL] = []
+        params: dict[str, Any] = {"limit": query.limit + 1}
+        if not query.include_deleted:
+            where.append(WHERE_LIVE)
+        if query.settings_contains is not None:
+            where.append(WHERE_SETTINGS_CONTAIN)
+            params["settings_contains"] = Jsonb(query.settings_contains)
+        if query.cursor is not None:
+            params["after_created_at"], params["after_id"] = decode_cursor(query.cursor)
+            where.append(WHERE_AFTER)
+        statement = LIST_TEAMS.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
+        with self._db.read() as conn:
+            rows = fetch_all(conn, statement + LIST_TEAMS_ORDER, _TEAM_ROW, params)
+        return page_of(rows, query.limit, lambda t: (t.created_at, t.id))
+
+    def search_teams(self, actor: Actor, q: str, *, limit: int = 20) -> list[TeamMatch]:
+        """Live teams matching ``q``: full-text matches by rank, then near-miss names.
+
+        ``q`` takes web search syntax (``"exact phrase"``, ``or``, ``-word``); a typo in a
+        name ("Glbex" for "Globex") still finds it through trigram similarity.
+        """
+        query = validate(SearchQuery, q=q, limit=limit)
+        params = {"q": query.q, "limit": query.limit}
+        # A transaction of its own so the similarity threshold is SET LOCAL to this search.
+        with self._db.connection() as conn:
+            conn.execute(SET_SEARCH_THRESHOLD, {"threshold": str(SEARCH_SIMILARITY_THRESHOLD)})
+            return fetch_all(conn, SEARCH_TEAMS, _MATCH_ROW, params)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        *,
+        name: str,
+        slug: str,
+        settings: dict[str, Any] | None = None,
+        owner_id: uuid.UUID | None = None,
+    ) -> TeamView:
+        """Create a team whose owner is the acting user (or ``owner_id`` for system actors).
+
+        Team and OWNER membership are written in one transaction: both or neither.
+        """
+        if actor.is_system:
+            if owner_id is None:
+                raise InvalidInput("owner_id: a system actor must name the owner", "owner_id")
+        elif owner_id not in (None, actor.user_id):
+            raise Forbidden("a user can only create teams they own themselves")
+        owner = owner_id or actor.user_id
+        data = validate(TeamCreate, name=name, slug=slug, settings=settings or {})
+        params = {"name": data.name, "slug": data.slug, "settings": Jsonb(data.settings)}
+
+        def work(uow: UnitOfWork) -> TeamView:
+            team = fetch_one(uow.conn, INSERT_TEAM, _TEAM_ROW, params)
+            assert team is not None
+            added = uow.conn.execute(ADD_OWNER, {"team_id": team.id, "user_id": owner})
+            if added.rowcount != 1:
+                raise NotFound("the owner is not a live user")
+            return team
+
+        team = self._write(actor, work)
+        # "No such team" may be cached for this slug.
+        self._invalidate([team.slug])
+        return team
+
+    def rename(self, actor: Actor, team_id: uuid.UUID, name: str) -> TeamView:
+        """Change the team's display name (its slug stays)."""
+        data = validate(TeamRename, name=name)
+        return self._owner_update(actor, team_id, RENAME_TEAM, {"name": data.name})
+
+    def change_slug(self, actor: Actor, team_id: uuid.UUID, slug: str) -> TeamView:
+        """Give the team a new slug; Conflict(field="slug") when a live team has it."""
+        data = validate(TeamSlug, slug=slug)
+        return self._owner_update(actor, team_id, CHANGE_SLUG, {"slug": data.slug})
+
+    def update_settings(
+        self,
+        actor: Actor,
+        team_id: uuid.UUID,
+        *,
+        set: dict[str, Any] | None = None,
+        remove: Iterable[str] = (),
+    ) -> TeamView:
+        """Merge ``set`` into the settings and drop the ``remove`` keys, in one UPDATE."""
+        patch = validate(JsonPatch, set=set or {}, remove=list(remove))
+        params = {"patch": Jsonb(patch.set), "remove": patch.remove}
+        return self._owner_update(actor, team_id, PATCH_SETTINGS, params)
+
+    def delete(self, actor: Actor, team_id: uuid.UUID) -> TeamView:
+        """Soft-delete the team; members and settings are kept for :meth:`restore`."""
+        return self._owner_update(actor, team_id, SOFT_DELETE_TEAM, {})
+
+    def restore(self, actor: Actor, team_id: uuid.UUID) -> TeamView:
+        """Undo a soft delete; Conflict(field="slug") when a live team took the slug."""
+        return self._owner_update(actor, team_id, RESTORE_TEAM, {}, deleted=True)
+
+    # -- geography --------------------------------------------------------------------------
+
+    def set_location(self, actor: Actor, team_id: uuid.UUID, lat: float, lon: float) -> None:
+        """Place the team at (``lat``, ``lon``) in degrees, replacing any earlier location."""
+        point = validate(GeoPoint, lat=lat, lon=lon)
+
+        def work(uow: UnitOfWork) -> None:
+            self._lock_as_owner(uow, team_id, deleted=False)
+            uow.conn.execute(SET_LOCATION, {"id": team_id, "lat": point.lat, "lon": point.lon})
+
+        with _postgis_required():
+            self._write(actor, work)
+
+    def teams_near(
+        self, actor: Actor, lat: float, lon: float, radius_km: float, *, limit: int = 20
+    ) -> list[TeamNear]:
+        """Live teams within ``radius_km`` of (``lat``, ``lon``), nearest first."""
+        query = validate(NearQuery, lat=lat, lon=lon, radius_km=radius_km, limit=limit)
+        params = {
+            "lat": query.lat,
+            "lon": query.lon,
+            "radius_m": query.radius_km * 1000.0,
+            "limit": query.limit,
+        }
+        with _postgis_required(), self._db.read() as conn:
+            return fetch_all(conn, TEAMS_NEAR, _NEAR_ROW, params)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _owner_update(
+        self,
+        actor: Actor,
+        team_id: uuid.UUID,
+        statement: str,
+        params: dict[str, Any],
+        *,
+        deleted: bool = False,
+    ) -> TeamView:
+        old_slug = ""
+
+        def work(uow: UnitOfWork) -> TeamView:
+            nonlocal old_slug
+            old_slug = self._lock_as_owner(uow, team_id, deleted=deleted).slug
+            team = fetch_one(uow.conn, statement, _TEAM_ROW, {**params, "id": team_id})
+            assert team is not None  # the row is locked: it cannot have gone
+            return team
+
+        team = self._write(actor, work)
+        self._invalidate({old_slug, team.slug})
+        return team
+
+    @staticmethod
+    def _lock_as_owner(uow: UnitOfWork, team_id: uuid.UUID, *, deleted: bool) -> _TeamLock:
+        lock = fetch_one(
+            uow.conn, LOCK_TEAM, _LOCK_ROW, {"id": team_id, "actor_id": uow.actor.user_id}
+        )
+        if lock is None or (lock.deleted_at is not None) != deleted:
+            raise NotFound("no deleted team with this id" if deleted else "team not found")
+        if not uow.actor.is_system and lock.role != Role.OWNER:
+            raise Forbidden("only an owner of the team can change it")
+        return lock
+
+    def _write(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> T:
+        def attempt() -> T:
+            with unit_of_work(self._db, actor) as uow:
+                return work(uow)
+
+        return retrying(attempt)
+
+    def _invalidate(self, slugs: Iterable[str]) -> None:
+        if self._cache is not None:
+            self._cache.delete([slug_key(s) for s in slugs])
+
+
+@contextmanager
+def _postgis_required() -> Iterator[None]:
+    """Turn "no team_locations table" into a clear InvalidInput (PostGIS not installed)."""
+    try:
+        yield
+    except pg_errors.UndefinedTable as exc:
+        raise InvalidInput(GEO_UNAVAILABLE, field="location") from exc

@@ -1,0 +1,402 @@
+"""User accounts: sign-up, sign-in (argon2id), profile and tags, soft delete, listings."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from dbops.db.engine import Database
+from dbops.errors import Conflict, Forbidden, NotFound
+from dbops.models.base import Role
+from dbops.services._base import Actor, UnitOfWork, retrying, unit_of_work
+from dbops.services._cache import QueryCache
+from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
+from dbops.services.schemas import (
+    JsonPatch,
+    TagsUpdate,
+    UserCreate,
+    UserListQuery,
+    UserRename,
+    normalize_email,
+    validate,
+)
+
+__all__ = ["UserService", "UserView"]
+
+T = TypeVar("T")
+
+#: Message of every failed sign-in: it does not say whether the email exists.
+WRONG_CREDENTIALS = "wrong email or password"
+
+_USER_COLUMNS = "id, email, display_name, role, profile, tags, created_at, updated_at, deleted_at"
+
+GET_USER_BY_EMAIL = (
+    "SELECT " + _USER_COLUMNS + " FROM users WHERE lower(email) = %(email)s AND deleted_at IS NULL"
+)
+GET_USER_BY_ID = "SELECT " + _USER_COLUMNS + " FROM users WHERE id = %(id)s"
+GET_CREDENTIALS = """
+SELECT id, password_hash FROM users WHERE lower(email) = %(email)s AND deleted_at IS NULL
+"""
+INSERT_USER = (
+    """
+INSERT INTO users (email, password_hash, display_name, profile, tags)
+VALUES (%(email)s, %(password_hash)s, %(display_name)s, %(profile)s, %(tags)s::text[])
+RETURNING """
+    + _USER_COLUMNS
+)
+REPLACE_HASH = """
+UPDATE users SET password_hash = %(new_hash)s
+WHERE id = %(id)s AND password_hash = %(old_hash)s
+"""
+# Merge and key removal happen in the database, on the latest row version: two concurrent
+# patches of different keys both survive (no read-modify-write in Python).
+PATCH_PROFILE = (
+    """
+UPDATE users SET profile = (profile || %(patch)s) - %(remove)s::text[]
+WHERE id = %(id)s AND deleted_at IS NULL
+RETURNING """
+    + _USER_COLUMNS
+)
+SET_TAGS = (
+    """
+UPDATE users SET tags = %(tags)s::text[]
+WHERE id = %(id)s AND deleted_at IS NULL
+RETURNING """
+    + _USER_COLUMNS
+)
+SET_DISPLAY_NAME = (
+    """
+UPDATE users SET display_name = %(display_name)s
+WHERE id = %(id)s AND deleted_at IS NULL
+RETURNING """
+    + _USER_COLUMNS
+)
+LOCK_LIVE_USER = "SELECT id FROM users WHERE id = %(id)s AND deleted_at IS NULL FOR UPDATE"
+# Teams where the user is an owner, locked in id order (the order every writer uses, so two
+# removals cannot deadlock), so no other owner can leave them until this transaction ends.
+LOCK_OWNED_TEAMS = """
+SELECT t.id
+FROM teams AS t
+JOIN team_members AS m ON m.team_id = t.id
+WHERE m.user_id = %(id)s AND m.role = 'OWNER'
+ORDER BY t.id
+FOR UPDATE OF t
+"""
+# A separate statement after the locks: in READ COMMITTED it sees what committed meanwhile.
+LAST_OWNED_TEAMS = """
+SELECT t.slug
+FROM teams AS t
+JOIN team_members AS m ON m.team_id = t.id AND m.user_id = %(id)s AND m.role = 'OWNER'
+WHERE t.deleted_at IS NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM team_members AS o
+      WHERE o.team_id = t.id AND o.role = 'OWNER' AND o.user_id <> %(id)s
+  )
+ORDER BY t.slug
+"""
+DELETE_MEMBERSHIPS = "DELETE FROM team_members WHERE user_id = %(id)s"
+SOFT_DELETE_USER = "UPDATE users SET deleted_at = now() WHERE id = %(id)s AND deleted_at IS NULL"
+RESTORE_USER = (
+    """
+UPDATE users SET deleted_at = NULL
+WHERE id = %(id)s AND deleted_at IS NOT NULL
+RETURNING """
+    + _USER_COLUMNS
+)
+LIST_USERS = sql.SQL("SELECT " + _USER_COLUMNS + " FROM users WHERE {where}")
+LIST_USERS_ORDER = sql.SQL(" ORDER BY created_at, id LIMIT %(limit)s")
+#: Filters of list_users; each combination is its own statement text (and prepared plan).
+WHERE_LIVE = sql.SQL("deleted_at IS NULL")
+WHERE_TAGS_ANY = sql.SQL("tags && %(tags_any)s::text[]")
+WHERE_TAGS_ALL = sql.SQL("tags @> %(tags_all)s::text[]")
+WHERE_AFTER = sql.SQL("(created_at, id) > (%(after_created_at)s, %(after_id)s)")
+WHERE_TRUE = sql.SQL("TRUE")
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as the service API shows it (never the password hash)."""
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    profile: dict[str, Any]
+    tags: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        # psycopg hands over the enum as text and the array as a list.
+        object.__setattr__(self, "role", Role(self.role))
+        object.__setattr__(self, "tags", tuple(self.tags))
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    id: uuid.UUID
+    password_hash: str
+
+
+_USER_ROW = class_row(UserView)
+_CREDENTIALS_ROW = class_row(_Credentials)
+
+
+def _require_self_or_system(actor: Actor, user_id: uuid.UUID) -> None:
+    if not actor.is_system and actor.user_id != user_id:
+        raise Forbidden("only the user themselves can change this account")
+
+
+class UserService:
+    """Use cases on users. Every method takes the acting :class:`Actor` first.
+
+    Args:
+        db: the process's database (pool + sessions).
+        cache: optional query cache (users are not cached today; kept for symmetry).
+        hasher: argon2id parameters; a stored hash made with other parameters is re-hashed at
+            the next successful sign-in.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        cache: QueryCache | None = None,
+        *,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self._db = db
+        self._cache = cache
+        self._hasher = hasher or PasswordHasher()
+        self._dummy_hash: str | None = None
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, actor: Actor, user_id: uuid.UUID, *, include_deleted: bool = False) -> UserView:
+        """The user with ``user_id``; NotFound when absent (or soft-deleted, by default)."""
+        with self._db.read() as conn:
+            user = fetch_one(conn, GET_USER_BY_ID, _USER_ROW, {"id": user_id})
+        if user is None or (user.deleted_at is not None and not include_deleted):
+            raise NotFound("user not found")
+        return user
+
+    def get_by_email(self, actor: Actor, email: str) -> UserView:
+        """The live user with ``email`` (any case); one prepared statement, one round trip."""
+        try:
+            address = normalize_email(email)
+        except ValueError:
+            raise NotFound("user not found") from None
+        with self._db.read() as conn:
+            user = fetch_one(conn, GET_USER_BY_EMAIL, _USER_ROW, {"email": address})
+        if user is None:
+            raise NotFound("user not found")
+        return user
+
+    def list_users(
+        self,
+        actor: Actor,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        tags_any: Sequence[str] | None = None,
+        tags_all: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> Page[UserView]:
+        """Users oldest first, ``limit`` per page (keyset on ``(created_at, id)``).
+
+        Stable under concurrent inserts: a row that existed when paging started is seen
+        exactly once. ``tags_any``/``tags_all`` use the GIN index on ``tags``.
+        """
+        query = validate(
+            UserListQuery,
+            limit=limit,
+            cursor=cursor,
+            tags_any=list(tags_any) if tags_any is not None else None,
+            tags_all=list(tags_all) if tags_all is not None else None,
+            include_deleted=include_deleted,
+        )
+        where: list[sql.SQL] = []
+        params: dict[str, Any] = {"limit": query.limit + 1}
+        if not query.include_deleted:
+            where.append(WHERE_LIVE)
+        if query.tags_any is not None:
+            where.append(WHERE_TAGS_ANY)
+            params["tags_any"] = query.tags_any
+        if query.tags_all is not None:
+            where.append(WHERE_TAGS_ALL)
+            params["tags_all"] = query.tags_all
+        if query.cursor is not None:
+            params["after_created_at"], params["after_id"] = decode_cursor(query.cursor)
+            where.append(WHERE_AFTER)
+        statement = LIST_USERS.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
+        with self._db.read() as conn:
+            rows = fetch_all(conn, statement + LIST_USERS_ORDER, _USER_ROW, params)
+        return page_of(rows, query.limit, lambda u: (u.created_at, u.id))
+
+    # -- sign-up and sign-in ----------------------------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        *,
+        email: str,
+        password: str,
+        display_name: str,
+        tags: Sequence[str] = (),
+        profile: dict[str, Any] | None = None,
+    ) -> UserView:
+        """Create a user; Conflict(field="email") when a live user has this email already."""
+        data = validate(
+            UserCreate,
+            email=email,
+            password=password,
+            display_name=display_name,
+            tags=list(tags),
+            profile=profile or {},
+        )
+        # Hash before the transaction: argon2 takes tens of ms and must not hold a connection.
+        password_hash = self._hasher.hash(data.password.get_secret_value())
+        params = {
+            "email": data.email,
+            "password_hash": password_hash,
+            "display_name": data.display_name,
+            "profile": Jsonb(data.profile),
+            "tags": data.tags,
+        }
+        return self._write(actor, lambda uow: _one(uow, INSERT_USER, params))
+
+    def authenticate(self, actor: Actor, email: str, password: str) -> UserView:
+        """The user whose email and password match; Forbidden otherwise (same message always).
+
+        A hash made with older argon2 parameters is replaced on success.
+        """
+        try:
+            address = normalize_email(email)
+        except ValueError:
+            address = None
+        credentials = None
+        if address is not None:
+            with self._db.read() as conn:
+                credentials = fetch_one(conn, GET_CREDENTIALS, _CREDENTIALS_ROW, {"email": address})
+        if credentials is None:
+            # Spend the same time as a real check, so timing does not reveal unknown emails.
+            self._verify(self._dummy(), password)
+            raise Forbidden(WRONG_CREDENTIALS)
+        if not self._verify(credentials.password_hash, password):
+            raise Forbidden(WRONG_CREDENTIALS)
+        if self._hasher.check_needs_rehash(credentials.password_hash):
+            params = {
+                "id": credentials.id,
+                "old_hash": credentials.password_hash,
+                "new_hash": self._hasher.hash(password),
+            }
+            # Guarded by the old hash: a password changed meanwhile is not overwritten.
+            self._write(actor, lambda uow: uow.conn.execute(REPLACE_HASH, params))
+        return self.get(actor, credentials.id)
+
+    # -- profile ----------------------------------------------------------------------------
+
+    def update_profile(
+        self,
+        actor: Actor,
+        user_id: uuid.UUID,
+        *,
+        set: dict[str, Any] | None = None,
+        remove: Sequence[str] = (),
+    ) -> UserView:
+        """Merge ``set`` into the profile and drop the ``remove`` keys, in one UPDATE."""
+        _require_self_or_system(actor, user_id)
+        patch = validate(JsonPatch, set=set or {}, remove=list(remove))
+        params = {"id": user_id, "patch": Jsonb(patch.set), "remove": patch.remove}
+        return self._write(actor, lambda uow: _one(uow, PATCH_PROFILE, params))
+
+    def rename(self, actor: Actor, user_id: uuid.UUID, display_name: str) -> UserView:
+        """Change the display name."""
+        _require_self_or_system(actor, user_id)
+        data = validate(UserRename, display_name=display_name)
+        params = {"id": user_id, "display_name": data.display_name}
+        return self._write(actor, lambda uow: _one(uow, SET_DISPLAY_NAME, params))
+
+    def set_tags(self, actor: Actor, user_id: uuid.UUID, tags: Sequence[str]) -> UserView:
+        """Replace the user's tags (trimmed, lowercased, de-duplicated)."""
+        _require_self_or_system(actor, user_id)
+        data = validate(TagsUpdate, tags=list(tags))
+        params = {"id": user_id, "tags": data.tags}
+        return self._write(actor, lambda uow: _one(uow, SET_TAGS, params))
+
+    # -- soft delete ------------------------------------------------------------------------
+
+    def delete(self, actor: Actor, user_id: uuid.UUID) -> None:
+        """Soft-delete the user and remove their memberships, in one transaction.
+
+        Raises:
+            Conflict: the user is the last owner of a live team (transfer it or delete it).
+            NotFound: no live user has this id.
+        """
+        _require_self_or_system(actor, user_id)
+        params = {"id": user_id}
+
+        def work(uow: UnitOfWork) -> None:
+            conn = uow.conn
+            if conn.execute(LOCK_LIVE_USER, params).fetchone() is None:
+                raise NotFound("user not found")
+            conn.execute(LOCK_OWNED_TEAMS, params)
+            last = [row[0] for row in conn.execute(LAST_OWNED_TEAMS, params)]
+            if last:
+                raise Conflict(
+                    "the user is the last owner of team(s) "
+                    + ", ".join(last)
+                    + ": make another member owner or delete the team first",
+                    field="user_id",
+                )
+            conn.execute(DELETE_MEMBERSHIPS, params)
+            conn.execute(SOFT_DELETE_USER, params)
+
+        self._write(actor, work)
+
+    def restore(self, actor: Actor, user_id: uuid.UUID) -> UserView:
+        """Undo a soft delete (memberships are not restored); Conflict if the email is taken."""
+        _require_self_or_system(actor, user_id)
+        return self._write(
+            actor,
+            lambda uow: _one(uow, RESTORE_USER, {"id": user_id}, "no deleted user with this id"),
+        )
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _write(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> T:
+        def attempt() -> T:
+            with unit_of_work(self._db, actor) as uow:
+                return work(uow)
+
+        return retrying(attempt)
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+
+def _one(
+    uow: UnitOfWork, query: str, params: dict[str, Any], missing: str = "user not found"
+) -> UserView:
+    user = fetch_one(uow.conn, query, _USER_ROW, params)
+    if user is None:
+        raise NotFound(missing)
+    return user

@@ -1,0 +1,125 @@
+"""Services: trigram search, tag/settings GIN indexes, keyset indexes, team locations (PostGIS).
+
+PostGIS is optional: when the server has no ``postgis`` extension (or the migrating role may not
+create it), ``team_locations`` is not created and only "teams near a point" is unavailable.
+Extensions this migration creates carry a comment, so the downgrade drops exactly those.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-25 15:00:00
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from psycopg import errors as pg_errors
+from sqlalchemy import exc as sa_exc
+
+revision: str = "0002"
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_log = logging.getLogger("alembic.runtime.migration")
+
+#: Comment put on an extension this migration created; the downgrade drops only those.
+CREATED_MARK = "created by dbops migration 0002"
+
+EXTENSION_INSTALLED = sa.text("SELECT 1 FROM pg_extension WHERE extname = :name")
+EXTENSION_AVAILABLE = sa.text("SELECT 1 FROM pg_available_extensions WHERE name = :name")
+EXTENSION_COMMENT = sa.text(
+    "SELECT obj_description(oid, 'pg_extension') FROM pg_extension WHERE extname = :name"
+)
+
+CREATE_TEAM_LOCATIONS = """
+CREATE TABLE team_locations (
+    team_id uuid NOT NULL,
+    location geography(POINT, 4326) NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT pk_team_locations PRIMARY KEY (team_id),
+    CONSTRAINT fk_team_locations_team_id_teams FOREIGN KEY (team_id)
+        REFERENCES teams (id) ON DELETE CASCADE
+)
+"""
+
+
+def _create_extension(name: str, *, optional: bool) -> bool:
+    """Create extension ``name`` unless installed; True when it is there afterwards."""
+    bind = op.get_bind()
+    if bind.execute(EXTENSION_INSTALLED, {"name": name}).first():
+        return True
+    if optional and not bind.execute(EXTENSION_AVAILABLE, {"name": name}).first():
+        _log.warning("%s is not installed on the server: skipping its objects", name)
+        return False
+    try:
+        with bind.begin_nested():
+            # Identifiers cannot be bound; ``name`` is one of this module's literals.
+            bind.execute(sa.text(f'CREATE EXTENSION "{name}"'))
+            bind.execute(sa.text(f"COMMENT ON EXTENSION \"{name}\" IS '{CREATED_MARK}'"))
+    except sa_exc.DBAPIError as exc:
+        if not optional or not isinstance(exc.orig, pg_errors.InsufficientPrivilege):
+            raise
+        _log.warning("not allowed to create extension %s: skipping its objects", name)
+        return False
+    return True
+
+
+def _drop_extension_if_created(name: str) -> None:
+    """Drop ``name`` if this migration created it and nothing else uses it now."""
+    bind = op.get_bind()
+    if bind.execute(EXTENSION_COMMENT, {"name": name}).scalar() != CREATED_MARK:
+        return
+    try:
+        with bind.begin_nested():
+            bind.execute(sa.text(f'DROP EXTENSION "{name}"'))
+    except sa_exc.DBAPIError as exc:
+        if not isinstance(exc.orig, pg_errors.DependentObjectsStillExist):
+            raise
+        _log.warning("extension %s is still used by other objects: kept", name)
+
+
+def upgrade() -> None:
+    _create_extension("pg_trgm", optional=False)
+    op.create_index("ix_users_tags", "users", ["tags"], postgresql_using="gin")
+    op.create_index("ix_users_created_at_id", "users", ["created_at", "id"])
+    op.create_index(
+        "ix_teams_settings",
+        "teams",
+        ["settings"],
+        postgresql_using="gin",
+        postgresql_ops={"settings": "jsonb_path_ops"},
+    )
+    op.create_index(
+        "ix_teams_name_trgm",
+        "teams",
+        ["name"],
+        postgresql_using="gin",
+        postgresql_ops={"name": "gin_trgm_ops"},
+    )
+    op.create_index("ix_teams_created_at_id", "teams", ["created_at", "id"])
+
+    if _create_extension("postgis", optional=True):
+        op.execute(CREATE_TEAM_LOCATIONS)
+        op.create_index(
+            "ix_team_locations_location", "team_locations", ["location"], postgresql_using="gist"
+        )
+        op.execute(
+            "CREATE TRIGGER trg_team_locations_updated_at BEFORE UPDATE ON team_locations "
+            "FOR EACH ROW EXECUTE FUNCTION set_updated_at()"
+        )
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS team_locations")
+    _drop_extension_if_created("postgis")
+    op.drop_index("ix_teams_created_at_id", table_name="teams")
+    op.drop_index("ix_teams_name_trgm", table_name="teams")
+    op.drop_index("ix_teams_settings", table_name="teams")
+    op.drop_index("ix_users_created_at_id", table_name="users")
+    op.drop_index("ix_users_tags", table_name="users")
+    _drop_extension_if_created("pg_trgm")

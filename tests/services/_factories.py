@@ -1,0 +1,121 @@
+"""Rows for the membership/invitation tests, inserted with plain SQL (no dependency on users.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from dbops.db import Database
+from dbops.models import Role
+from dbops.services._base import Actor
+
+SYSTEM = Actor.system("tests")
+
+INSERT_USER = """
+INSERT INTO users (email, password_hash, display_name)
+VALUES (%(email)s, 'argon2$not-a-real-hash', %(name)s)
+RETURNING id
+"""
+INSERT_TEAM = "INSERT INTO teams (name, slug) VALUES (%(name)s, %(slug)s) RETURNING id"
+INSERT_MEMBER = """
+INSERT INTO team_members (team_id, user_id, role) VALUES (%(team_id)s, %(user_id)s, %(role)s)
+"""
+#: ``n`` teams at once, each with every user of ``user_ids`` as an owner (race fixtures).
+INSERT_TEAMS_OWNED_BY = """
+WITH new_teams AS (
+  INSERT INTO teams (name, slug)
+  SELECT 'race ' || i, %(prefix)s || '-' || i FROM generate_series(1, %(n)s) AS i
+  RETURNING id
+), owners AS (
+  INSERT INTO team_members (team_id, user_id, role)
+  SELECT t.id, u.id, 'OWNER' FROM new_teams AS t CROSS JOIN unnest(%(user_ids)s::uuid[]) AS u(id)
+)
+SELECT id FROM new_teams ORDER BY id
+"""
+OWNERS_OF = """
+SELECT user_id FROM team_members WHERE team_id = %(team_id)s AND role = 'OWNER' ORDER BY user_id
+"""
+SOFT_DELETE_USER = "UPDATE users SET deleted_at = now() WHERE id = %(id)s"
+SOFT_DELETE_TEAM = "UPDATE teams SET deleted_at = now() WHERE id = %(id)s"
+
+
+def unique(prefix: str) -> str:
+    """A short unique lowercase word, for emails and slugs."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def make_user(db: Database, email: str | None = None, name: str = "Test User") -> uuid.UUID:
+    """A live user; returns its id."""
+    with db.connection() as conn:
+        row = conn.execute(
+            INSERT_USER, {"email": email or f"{unique('u')}@example.com", "name": name}
+        ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def user_email(db: Database, user_id: uuid.UUID) -> str:
+    """The stored email of a user."""
+    with db.connection() as conn:
+        row = conn.execute("SELECT email FROM users WHERE id = %s", (user_id,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def make_team(
+    db: Database,
+    owners: Sequence[uuid.UUID] = (),
+    members: Sequence[uuid.UUID] = (),
+    slug: str | None = None,
+) -> uuid.UUID:
+    """A live team with the given owners and (plain) members; returns its id."""
+    slug = slug or unique("team-")
+    with db.connection() as conn:
+        row = conn.execute(INSERT_TEAM, {"name": slug, "slug": slug}).fetchone()
+        assert row is not None
+        team_id: uuid.UUID = row[0]
+        for user_id, role in [(u, Role.OWNER) for u in owners] + [
+            (u, Role.MEMBER) for u in members
+        ]:
+            conn.execute(
+                INSERT_MEMBER, {"team_id": team_id, "user_id": user_id, "role": role.value}
+            )
+    return team_id
+
+
+def make_teams_owned_by(db: Database, n: int, owners: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """``n`` teams in one statement, each with every user of ``owners`` as an OWNER."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            INSERT_TEAMS_OWNED_BY,
+            {"prefix": unique("race-"), "n": n, "user_ids": list(owners)},
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def owners_of(db: Database, team_id: uuid.UUID) -> list[uuid.UUID]:
+    """The team's OWNER user ids, straight from the table."""
+    with db.connection() as conn:
+        return [r[0] for r in conn.execute(OWNERS_OF, {"team_id": team_id}).fetchall()]
+
+
+def role_in_table(db: Database, team_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
+    """The role column of one membership row (None if there is no row)."""
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT role FROM team_members WHERE team_id = %s AND user_id = %s",
+            (team_id, user_id),
+        ).fetchone()
+    return None if row is None else Role(row[0])
+
+
+def soft_delete_user(db: Database, user_id: uuid.UUID) -> None:
+    """Mark a user deleted."""
+    with db.connection() as conn:
+        conn.execute(SOFT_DELETE_USER, {"id": user_id})
+
+
+def soft_delete_team(db: Database, team_id: uuid.UUID) -> None:
+    """Mark a team deleted."""
+    with db.connection() as conn:
+        conn.execute(SOFT_DELETE_TEAM, {"id": team_id})
