@@ -22,6 +22,7 @@ __all__ = [
     "DatabaseUnavailable",
     "DbopsError",
     "EmbeddedClusterError",
+    "FeatureUnavailable",
     "Forbidden",
     "InvalidInput",
     "LockTimeout",
@@ -103,6 +104,10 @@ class InvalidInput(DbopsError):
 
 class Forbidden(DbopsError):
     """The actor's role does not allow this action."""
+
+
+class FeatureUnavailable(DbopsError):
+    """The database lacks an optional extension a call needs (for example PostGIS)."""
 
 
 class RetryableConflict(DbopsError):

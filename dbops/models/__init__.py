@@ -5,8 +5,18 @@ from __future__ import annotations
 from dbops.errors import CHECK_CONSTRAINTS, UNIQUE_CONSTRAINTS
 from dbops.models.accounts import Invitation, InvitationStatus, Team, TeamMember, User
 from dbops.models.base import Base, Role
+from dbops.models.geo import TeamLocation
 
-__all__ = ["Base", "Invitation", "InvitationStatus", "Role", "Team", "TeamMember", "User"]
+__all__ = [
+    "Base",
+    "Invitation",
+    "InvitationStatus",
+    "Role",
+    "Team",
+    "TeamLocation",
+    "TeamMember",
+    "User",
+]
 
 #: Tables that carry ``updated_at`` and so get the ``set_updated_at`` trigger.
 UPDATED_AT_TABLES = tuple(

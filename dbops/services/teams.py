@@ -11,15 +11,16 @@ from typing import Any, TypeVar
 
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.rows import class_row, kwargs_row
+from psycopg.rows import class_row, kwargs_row, scalar_row
 from psycopg.types.json import Jsonb
 
 from dbops.db.engine import Database
-from dbops.errors import Forbidden, InvalidInput, NotFound
+from dbops.errors import FeatureUnavailable, Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
 from dbops.services._base import Actor, UnitOfWork, retrying, unit_of_work
 from dbops.services._cache import QueryCache, cached
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
+from dbops.services.memberships import role_cache_key
 from dbops.services.schemas import (
     GeoPoint,
     JsonPatch,
@@ -36,7 +37,7 @@ __all__ = ["GEO_UNAVAILABLE", "TeamMatch", "TeamNear", "TeamOfUser", "TeamServic
 
 T = TypeVar("T")
 
-#: Raised (as InvalidInput) by the geospatial calls when the database has no PostGIS.
+#: Raised (as FeatureUnavailable) by the geospatial calls when the database has no PostGIS.
 GEO_UNAVAILABLE = (
     "geospatial queries need PostGIS: install postgresql-15-postgis-3 "
     "(apt-get install -y postgresql-15-postgis-3) and run `dbops migrate` again"
@@ -208,6 +209,9 @@ _TEAM_OF_USER_ROW = class_row(TeamOfUser)
 _LOCK_ROW = class_row(_TeamLock)
 _MATCH_ROW = kwargs_row(_match_row)
 _NEAR_ROW = kwargs_row(_near_row)
+
+
+MEMBER_IDS = "SELECT user_id FROM team_members WHERE team_id = %(id)s"
 
 
 def slug_key(slug: str) -> str:
@@ -388,11 +392,11 @@ class TeamService:
 
     def delete(self, actor: Actor, team_id: uuid.UUID) -> TeamView:
         """Soft-delete the team; members and settings are kept for :meth:`restore`."""
-        return self._owner_update(actor, team_id, SOFT_DELETE_TEAM, {})
+        return self._owner_update(actor, team_id, SOFT_DELETE_TEAM, {}, roles_change=True)
 
     def restore(self, actor: Actor, team_id: uuid.UUID) -> TeamView:
         """Undo a soft delete; Conflict(field="slug") when a live team took the slug."""
-        return self._owner_update(actor, team_id, RESTORE_TEAM, {}, deleted=True)
+        return self._owner_update(actor, team_id, RESTORE_TEAM, {}, deleted=True, roles_change=True)
 
     # -- geography --------------------------------------------------------------------------
 
@@ -431,18 +435,29 @@ class TeamService:
         params: dict[str, Any],
         *,
         deleted: bool = False,
+        roles_change: bool = False,
     ) -> TeamView:
+        """Lock as owner, run ``statement``, then drop the cache keys whose answer moved.
+
+        ``roles_change``: the statement changes whether the team is live, and so every member's
+        answer of ``MembershipService.role_of`` (it answers for live teams only).
+        """
         old_slug = ""
+        members: list[uuid.UUID] = []
 
         def work(uow: UnitOfWork) -> TeamView:
-            nonlocal old_slug
+            nonlocal old_slug, members
             old_slug = self._lock_as_owner(uow, team_id, deleted=deleted).slug
             team = fetch_one(uow.conn, statement, _TEAM_ROW, {**params, "id": team_id})
             assert team is not None  # the row is locked: it cannot have gone
+            if roles_change:
+                members = fetch_all(uow.conn, MEMBER_IDS, scalar_row, {"id": team_id})
             return team
 
         team = self._write(actor, work)
         self._invalidate({old_slug, team.slug})
+        if self._cache is not None and members:
+            self._cache.delete([role_cache_key(team_id, user_id) for user_id in members])
         return team
 
     @staticmethod
@@ -470,8 +485,8 @@ class TeamService:
 
 @contextmanager
 def _postgis_required() -> Iterator[None]:
-    """Turn "no team_locations table" into a clear InvalidInput (PostGIS not installed)."""
+    """Turn "no team_locations table" into FeatureUnavailable (PostGIS not installed)."""
     try:
         yield
     except pg_errors.UndefinedTable as exc:
-        raise InvalidInput(GEO_UNAVAILABLE, field="location") from exc
+        raise FeatureUnavailable(GEO_UNAVAILABLE) from exc

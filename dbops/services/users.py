@@ -16,11 +16,12 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from dbops.db.engine import Database
-from dbops.errors import Conflict, Forbidden, NotFound
+from dbops.errors import Forbidden, NotFound
 from dbops.models.base import Role
 from dbops.services._base import Actor, UnitOfWork, retrying, unit_of_work
 from dbops.services._cache import QueryCache
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
+from dbops.services.memberships import remove_user_memberships, role_cache_key
 from dbops.services.schemas import (
     JsonPatch,
     TagsUpdate,
@@ -82,29 +83,6 @@ RETURNING """
     + _USER_COLUMNS
 )
 LOCK_LIVE_USER = "SELECT id FROM users WHERE id = %(id)s AND deleted_at IS NULL FOR UPDATE"
-# Teams where the user is an owner, locked in id order (the order every writer uses, so two
-# removals cannot deadlock), so no other owner can leave them until this transaction ends.
-LOCK_OWNED_TEAMS = """
-SELECT t.id
-FROM teams AS t
-JOIN team_members AS m ON m.team_id = t.id
-WHERE m.user_id = %(id)s AND m.role = 'OWNER'
-ORDER BY t.id
-FOR UPDATE OF t
-"""
-# A separate statement after the locks: in READ COMMITTED it sees what committed meanwhile.
-LAST_OWNED_TEAMS = """
-SELECT t.slug
-FROM teams AS t
-JOIN team_members AS m ON m.team_id = t.id AND m.user_id = %(id)s AND m.role = 'OWNER'
-WHERE t.deleted_at IS NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM team_members AS o
-      WHERE o.team_id = t.id AND o.role = 'OWNER' AND o.user_id <> %(id)s
-  )
-ORDER BY t.slug
-"""
-DELETE_MEMBERSHIPS = "DELETE FROM team_members WHERE user_id = %(id)s"
 SOFT_DELETE_USER = "UPDATE users SET deleted_at = now() WHERE id = %(id)s AND deleted_at IS NULL"
 RESTORE_USER = (
     """
@@ -339,30 +317,28 @@ class UserService:
     def delete(self, actor: Actor, user_id: uuid.UUID) -> None:
         """Soft-delete the user and remove their memberships, in one transaction.
 
+        The owner rule and the locking are the membership service's
+        (:func:`~dbops.services.memberships.remove_user_memberships`), so removing a user and
+        demoting an owner cannot race each other into a team without owners.
+
         Raises:
-            Conflict: the user is the last owner of a live team (transfer it or delete it).
+            Forbidden: the user is the last owner of a live team (transfer it or delete it).
             NotFound: no live user has this id.
         """
         _require_self_or_system(actor, user_id)
         params = {"id": user_id}
 
-        def work(uow: UnitOfWork) -> None:
+        def work(uow: UnitOfWork) -> list[uuid.UUID]:
             conn = uow.conn
             if conn.execute(LOCK_LIVE_USER, params).fetchone() is None:
                 raise NotFound("user not found")
-            conn.execute(LOCK_OWNED_TEAMS, params)
-            last = [row[0] for row in conn.execute(LAST_OWNED_TEAMS, params)]
-            if last:
-                raise Conflict(
-                    "the user is the last owner of team(s) "
-                    + ", ".join(last)
-                    + ": make another member owner or delete the team first",
-                    field="user_id",
-                )
-            conn.execute(DELETE_MEMBERSHIPS, params)
+            left = remove_user_memberships(conn, user_id)
             conn.execute(SOFT_DELETE_USER, params)
+            return left
 
-        self._write(actor, work)
+        left = self._write(actor, work)
+        if self._cache is not None:
+            self._cache.delete([role_cache_key(team_id, user_id) for team_id in left])
 
     def restore(self, actor: Actor, user_id: uuid.UUID) -> UserView:
         """Undo a soft delete (memberships are not restored); Conflict if the email is taken."""

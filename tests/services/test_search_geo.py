@@ -7,7 +7,7 @@ import pytest
 
 from dbops.config import to_libpq_url
 from dbops.db import Database, open_database
-from dbops.errors import InvalidInput
+from dbops.errors import FeatureUnavailable, InvalidInput
 from dbops.ops.migrate import upgrade
 from dbops.services import teams as teams_module
 from dbops.services import users as users_module
@@ -175,11 +175,11 @@ def test_without_postgis_only_the_geo_calls_fail_clearly(empty_database: str) ->
         )
         teams = TeamService(db)
         team = teams.create(Actor.user(owner.id), name="Acme Corp", slug="acme")
-        with pytest.raises(InvalidInput) as err:
+        with pytest.raises(FeatureUnavailable) as err:
             teams.teams_near(SYSTEM, 0, 0, 10)
         assert str(err.value) == GEO_UNAVAILABLE
         assert "postgis" in str(err.value).lower()
-        with pytest.raises(InvalidInput, match="PostGIS"):
+        with pytest.raises(FeatureUnavailable, match="PostGIS"):
             teams.set_location(SYSTEM, team.id, 0, 0)
         # Everything else still works.
         assert teams.search_teams(SYSTEM, "acme")[0].team.id == team.id

@@ -282,7 +282,7 @@ def test_last_owner_of_a_live_team_cannot_be_deleted(
     teams.create(Actor.user(owner.id), name="Globex", slug="globex")
     add_member(clean_db, acme.id, other.id, Role.MEMBER)
 
-    with pytest.raises(Conflict) as err:
+    with pytest.raises(Forbidden) as err:
         users.delete(Actor.user(owner.id), owner.id)
     assert "acme" in str(err.value)
     assert "globex" in str(err.value)
@@ -292,7 +292,7 @@ def test_last_owner_of_a_live_team_cannot_be_deleted(
 
     # A second owner in acme, and globex deleted: now the user may go.
     add_member(clean_db, acme.id, make_user(users, "co").id, Role.OWNER)
-    with pytest.raises(Conflict) as err:
+    with pytest.raises(Forbidden) as err:
         users.delete(SYSTEM, owner.id)
     assert "globex" in str(err.value)
     assert "acme" not in str(err.value)
