@@ -8,7 +8,6 @@ set of limits, timeouts and pool statistics. docs/decisions/0001-connection-pool
 
 from __future__ import annotations
 
-import contextlib
 import time
 import weakref
 from collections.abc import Iterator
@@ -103,12 +102,27 @@ def make_pool(settings: Settings, url: str, *, open_now: bool = True) -> Connect
     )
 
 
+def _in_transaction_mode(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """Switch a pooled connection out of autocommit if :meth:`Database.read` left it there.
+
+    Pooled connections keep the mode their last borrower needed, and each entry point switches
+    only when it needs the other one: a run of reads then costs no switch at all.
+    """
+    if conn.autocommit:
+        conn.autocommit = False
+    return conn
+
+
 def make_engine(pool: ConnectionPool) -> Engine:
     """A SQLAlchemy engine that takes its connections from ``pool`` and gives them back."""
+
+    def transactional() -> psycopg.Connection[Any]:
+        return _in_transaction_mode(pool.getconn())
+
     engine = create_engine(
         "postgresql+psycopg://",
         poolclass=NullPool,
-        creator=pool.getconn,
+        creator=transactional,
         # psycopg_pool resets returned connections itself (rollback only if a transaction is
         # open); SQLAlchemy's unconditional reset would be a redundant call.
         pool_reset_on_return=None,
@@ -151,7 +165,7 @@ class Database:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A raw psycopg connection from the pool, in a transaction committed on success."""
         with translate_db_errors(), self.pool.connection() as conn:
-            yield conn
+            yield _in_transaction_mode(conn)
 
     @contextmanager
     def read(self) -> Iterator[psycopg.Connection[Any]]:
@@ -162,14 +176,9 @@ class Database:
         :meth:`connection` for anything that needs a transaction.
         """
         with translate_db_errors(), self.pool.connection() as conn:
-            conn.autocommit = True
-            try:
-                yield conn
-            finally:
-                # Back to the pool as every other borrower expects it (a broken connection
-                # cannot be switched; the pool discards it anyway).
-                with contextlib.suppress(psycopg.Error):
-                    conn.autocommit = False
+            if not conn.autocommit:
+                conn.autocommit = True
+            yield conn
 
     def close(self) -> None:
         """Close the engine and every pooled connection."""
