@@ -1,6 +1,8 @@
 # One task runner for people and CI. `make run` and `make test` are the README's quick start.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+# uv from PATH, or the one scripts/bootstrap.sh installs with pip (no PATH/shim refresh needed).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 .PHONY: help setup run test lint format bench clean
 
@@ -11,25 +13,25 @@ setup:  ## system packages (PostGIS), uv and the locked Python environment
 	@scripts/bootstrap.sh
 
 run: setup  ## embedded PostgreSQL + migrations + demo data + status summary
-	uv run dbops up
+	$(UV) run dbops up
 
 test: setup  ## the whole test suite against private PostgreSQL clusters
-	uv run pytest
+	$(UV) run pytest
 
 lint: setup  ## ruff, mypy (strict on dbops), import contracts
-	uv run ruff check .
-	uv run ruff format --check .
-	uv run mypy
-	uv run lint-imports
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run lint-imports
 
 format:  ## apply ruff's fixes and formatting
-	uv run ruff check --fix .
-	uv run ruff format .
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
 
 bench: setup  ## benchmarks (results go to docs/benchmarks.md)
-	uv run python -m bench.bench_seed
-	uv run python -m bench.bench_services
+	$(UV) run python -m bench.bench_seed
+	$(UV) run python -m bench.bench_services
 
 clean:  ## stop the embedded cluster and delete .dbops/
-	-uv run dbops db stop
+	-$(UV) run dbops db stop
 	rm -rf .dbops

@@ -35,9 +35,14 @@ if [ ${#APT_PACKAGES[@]} -gt 0 ]; then
     fi
 fi
 
-if ! command -v uv >/dev/null 2>&1; then
-    echo "bootstrap: installing uv ${UV_VERSION}"
-    python3 -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
+if command -v uv >/dev/null 2>&1; then
+    UV=(uv)
+else
+    if ! python3 -m uv --version >/dev/null 2>&1; then
+        echo "bootstrap: installing uv ${UV_VERSION}"
+        python3 -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
+    fi
+    UV=(python3 -m uv)
 fi
 
-uv sync --frozen --quiet
+"${UV[@]}" sync --frozen --quiet

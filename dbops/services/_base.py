@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from dbops.db.engine import Database
 from dbops.errors import RetryableConflict, translate_db_errors
 
-__all__ = ["Actor", "UnitOfWork", "retrying", "unit_of_work"]
+__all__ = ["Actor", "UnitOfWork", "in_transaction", "retrying", "unit_of_work"]
 
 T = TypeVar("T")
 
@@ -87,3 +87,13 @@ def retrying(fn: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:
                 raise
             time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not crypto
     raise AssertionError("unreachable")
+
+
+def in_transaction(db: Database, actor: Actor, work: Callable[[UnitOfWork], T]) -> T:
+    """Run ``work`` in one unit of work, retried as a whole on :class:`RetryableConflict`."""
+
+    def attempt() -> T:
+        with unit_of_work(db, actor) as uow:
+            return work(uow)
+
+    return retrying(attempt)

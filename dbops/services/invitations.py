@@ -31,6 +31,7 @@ from dbops.services._base import Actor, retrying, unit_of_work
 from dbops.services._cache import QueryCache
 from dbops.services._query import fetch_all, fetch_one
 from dbops.services.memberships import (
+    INSERT_MEMBER_SQL,
     MembershipService,
     TeamMembership,
     check_actor,
@@ -77,13 +78,6 @@ FOR UPDATE
 #: ``FOR KEY SHARE``: the accepting user cannot be removed until the membership is in.
 ACCEPTING_USER_SQL = """
 SELECT email FROM users WHERE id = %(user_id)s AND deleted_at IS NULL FOR KEY SHARE
-"""
-
-INSERT_MEMBER_SQL = """
-INSERT INTO team_members (team_id, user_id, role)
-VALUES (%(team_id)s, %(user_id)s, %(role)s::role_enum)
-ON CONFLICT (team_id, user_id) DO NOTHING
-RETURNING team_id, user_id, role, created_at
 """
 
 MARK_ACCEPTED_SQL = """

@@ -41,6 +41,7 @@ from dbops.services._query import fetch_all, fetch_one
 from dbops.services.schemas import validate
 
 __all__ = [
+    "INSERT_MEMBER_SQL",
     "ROLE_OF_SQL",
     "MemberView",
     "MembershipService",

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from dbops.db.engine import Database
 from dbops.errors import FeatureUnavailable, Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, retrying, unit_of_work
+from dbops.services._base import Actor, UnitOfWork, in_transaction
 from dbops.services._cache import QueryCache, cached
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
 from dbops.services.memberships import role_cache_key
@@ -472,11 +472,7 @@ class TeamService:
         return lock
 
     def _write(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> T:
-        def attempt() -> T:
-            with unit_of_work(self._db, actor) as uow:
-                return work(uow)
-
-        return retrying(attempt)
+        return in_transaction(self._db, actor, work)
 
     def _invalidate(self, slugs: Iterable[str]) -> None:
         if self._cache is not None:

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from dbops.db.engine import Database
 from dbops.errors import Forbidden, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, retrying, unit_of_work
+from dbops.services._base import Actor, UnitOfWork, in_transaction
 from dbops.services._cache import QueryCache
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
 from dbops.services.memberships import remove_user_memberships, role_cache_key
@@ -351,11 +351,7 @@ class UserService:
     # -- internals --------------------------------------------------------------------------
 
     def _write(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> T:
-        def attempt() -> T:
-            with unit_of_work(self._db, actor) as uow:
-                return work(uow)
-
-        return retrying(attempt)
+        return in_transaction(self._db, actor, work)
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
