@@ -19,8 +19,11 @@ pg_major() {
 have_pg_server || APT_PACKAGES+=("postgresql")
 major=$(pg_major)
 # PostGIS for the geospatial queries (tests cover them; without it only that feature is off).
-[ -f "/usr/share/postgresql/${major}/extension/postgis.control" ] \
-    || APT_PACKAGES+=("postgresql-${major}-postgis-3")
+# Both the control file and the library: removing the package alone leaves the control file.
+if [ ! -f "/usr/share/postgresql/${major}/extension/postgis.control" ] \
+    || ! ls /usr/lib/postgresql/"${major}"/lib/postgis-3.so >/dev/null 2>&1; then
+    APT_PACKAGES+=("postgresql-${major}-postgis-3")
+fi
 
 if [ ${#APT_PACKAGES[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -62,9 +62,12 @@ def _create_extension(name: str, *, optional: bool) -> bool:
             bind.execute(sa.text(f'CREATE EXTENSION "{name}"'))
             bind.execute(sa.text(f"COMMENT ON EXTENSION \"{name}\" IS '{CREATED_MARK}'"))
     except sa_exc.DBAPIError as exc:
-        if not optional or not isinstance(exc.orig, pg_errors.InsufficientPrivilege):
+        if not optional:
             raise
-        _log.warning("not allowed to create extension %s: skipping its objects", name)
+        # Not allowed (InsufficientPrivilege), or a half-installed package whose control file
+        # is there without its library (UndefinedFile): the optional feature stays off.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        _log.warning("cannot create extension %s (%s): skipping its objects", name, reason)
         return False
     return True
 
