@@ -176,6 +176,12 @@ class Invitation(UuidPkMixin, TimestampMixin, Base):
         ),
         # "Invitations of a team" (all statuses) and the cascade from teams.
         Index("ix_invitations_team_id", "team_id"),
+        # The expiry sweep (status = 'pending' AND expires_at <= now()); pending rows only.
+        Index(
+            "ix_invitations_pending_expiry",
+            "expires_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         # The SET NULL cascade from users and "invitations sent by a user".
         Index("ix_invitations_invited_by", "invited_by"),
         CheckConstraint("email ~ '^[^@\\s]+@[^@\\s]+$'", name="email_format"),

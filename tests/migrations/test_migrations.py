@@ -251,8 +251,8 @@ def test_all_revisions_of_one_downgrade_roll_back_together(
     upgrade(empty_database, settings)
     revisions = [r.revision for r in history()]
     assert len(revisions) >= 2, "needs two revisions to show one transaction per run"
-    # Only 0001 touches invitations on the way down; every later revision reverts first.
-    holder.execute("SELECT count(*) FROM invitations")
+    # Only 0001 touches team_members on the way down; every later revision reverts first.
+    holder.execute("SELECT count(*) FROM team_members")
 
     with pytest.raises(LockTimeout):
         downgrade(empty_database, settings, "base")

@@ -1,0 +1,35 @@
+"""Partial index for the invitation expiry sweep.
+
+``InvitationService.expire_overdue`` runs ``UPDATE invitations SET status = 'expired'
+WHERE status = 'pending' AND expires_at <= now()``; without this index that is a scan of every
+invitation ever sent. Only pending rows are indexed, so the index stays small.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-25 16:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_invitations_pending_expiry",
+        "invitations",
+        ["expires_at"],
+        postgresql_where=sa.text("status = 'pending'"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_invitations_pending_expiry", table_name="invitations")
