@@ -124,6 +124,15 @@ class Settings(BaseSettings):
         ge=0,
         description="`idle_in_transaction_session_timeout` of every connection (0 = none).",
     )
+    search_similarity_threshold: float = Field(
+        default=0.4,
+        gt=0,
+        le=1,
+        description=(
+            "pg_trgm strict_word_similarity a team name needs to match a mistyped search term "
+            "(0.4 still finds one dropped or swapped letter in a short word)."
+        ),
+    )
     migration_lock_timeout_ms: int = Field(
         default=3_000,
         ge=1,

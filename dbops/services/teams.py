@@ -43,10 +43,6 @@ GEO_UNAVAILABLE = (
     "(apt-get install -y postgresql-15-postgis-3) and run `dbops migrate` again"
 )
 
-#: strict_word_similarity() a name needs to match a search term it does not contain exactly;
-#: 0.4 still finds one dropped or swapped letter in a short word ("Glbex" -> "Globex Inc").
-SEARCH_SIMILARITY_THRESHOLD = 0.4
-
 _TEAM_COLUMNS = "id, name, slug, settings, created_at, updated_at, deleted_at"
 _T_TEAM_COLUMNS = "t.id, t.name, t.slug, t.settings, t.created_at, t.updated_at, t.deleted_at"
 
@@ -327,7 +323,10 @@ class TeamService:
         params = {"q": query.q, "limit": query.limit}
         # A transaction of its own so the similarity threshold is SET LOCAL to this search.
         with self._db.connection() as conn:
-            conn.execute(SET_SEARCH_THRESHOLD, {"threshold": str(SEARCH_SIMILARITY_THRESHOLD)})
+            conn.execute(
+                SET_SEARCH_THRESHOLD,
+                {"threshold": str(self._db.settings.search_similarity_threshold)},
+            )
             return fetch_all(conn, SEARCH_TEAMS, _MATCH_ROW, params)
 
     # -- writes -----------------------------------------------------------------------------
