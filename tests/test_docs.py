@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dbops.config import Settings
+import pytest
+
+from dbops.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,3 +30,22 @@ def test_readme_quick_start_is_two_make_targets() -> None:
     for target in ("run", "test"):
         assert re.search(rf"^{target}: setup\b", makefile, re.MULTILINE)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_service_example_runs(
+    clean_db: object,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = (
+        readme.split("## Using the service API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    )
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    load_settings.cache_clear()
+    try:
+        exec(compile(example, "README.md", "exec"), {})
+    finally:
+        load_settings.cache_clear()
+    assert capsys.readouterr().out.split("\n")[:3] == ["OWNER", "['acme']", "['acme']"]
