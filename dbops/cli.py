@@ -460,9 +460,19 @@ def up_cmd(
     teams: _TeamsOpt = UP_TEAMS,
     seed: _SeedOpt = DEFAULT_SEED,
     progress: _ProgressOpt = True,
+    demo_data: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo-data/--no-demo-data",
+            help="Load demo data. Default: yes for the embedded cluster, no for DATABASE_URL.",
+        ),
+    ] = None,
 ) -> None:
     """The main job: database (embedded unless DATABASE_URL), migrations, demo data, status."""
     settings = _settings()
+    if demo_data is None:
+        # Never put fake users into a database someone else runs unless they ask for it.
+        demo_data = settings.embedded
     url = _resolve(settings)
     _say(f"database: {redact_dsn(to_libpq_url(url))}")
     pending = migrate.pending(url)
@@ -472,7 +482,10 @@ def up_cmd(
     else:
         _say(f"schema at head ({migrate.head_revision()})")
     with _database(settings, url) as db:
-        _run_seed(db, users=users, teams=teams, seed=seed, progress=progress and _is_tty())
+        if demo_data:
+            _run_seed(db, users=users, teams=teams, seed=seed, progress=progress and _is_tty())
+        else:
+            _say("demo data skipped (DATABASE_URL is set; pass --demo-data to load it)")
         report = collect_status(db)
     _print_status(report)
 

@@ -183,10 +183,16 @@ def test_up_migrates_seeds_and_reports(
     empty_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", empty_database)
-    args = ("up", "--users", "20", "--teams", "3", "--seed", "7", "--no-progress")
+    skipped = invoke("up", "--no-progress")
+    assert skipped.exit_code == 0, skipped.output
+    assert f"migrated to {HEAD}" in skipped.stdout
+    assert "demo data skipped" in skipped.stdout  # an external database gets no fake users
+    assert "0 live, 0 deleted" in skipped.stdout
+
+    args = ("up", "--users", "20", "--teams", "3", "--seed", "7", "--no-progress", "--demo-data")
     result = invoke(*args)
     assert result.exit_code == 0, result.output
-    assert f"migrated to {HEAD}" in result.stdout
+    assert f"schema at head ({HEAD})" in result.stdout
     assert f"{20 + len(PERSONAS)} live, 0 deleted" in result.stdout
 
     again = invoke(*args)
