@@ -266,3 +266,27 @@ def test_pre_ping_bypass_window_trades_one_error_for_latency(
         _pid(conn)
     with database.connection() as conn:
         assert _pid(conn) != old_pid
+
+
+def test_read_is_autocommit_translates_errors_and_returns_the_connection(
+    open_db: DatabaseFactory,
+) -> None:
+    database = open_db(
+        pool_min_size=1, pool_max_size=1, pool_timeout_s=0.2, statement_timeout_ms=50
+    )
+    with database.read() as conn:
+        assert conn.autocommit
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with pytest.raises(OperationTimeout, match="free database connection"):  # noqa: SIM117
+            with database.read():
+                pass
+    with pytest.raises(OperationTimeout, match="statement_timeout"):  # noqa: SIM117
+        with database.read() as conn:
+            conn.execute("SELECT pg_sleep(1)")
+    # The one connection went back to the pool each time, and a transaction gets it unchanged.
+    with database.connection() as conn:
+        assert not conn.autocommit
+        conn.execute("SELECT 1")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    assert database.pool.get_stats()["pool_size"] == 1
