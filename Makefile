@@ -30,7 +30,8 @@ format:  ## apply ruff's fixes and formatting
 
 bench: setup  ## benchmarks (results go to docs/benchmarks.md)
 	$(UV) run python -m bench.bench_seed
-	$(UV) run python -m bench.bench_services
+	$(UV) run python -m bench.bench_services --scale-check
+	$(UV) run python -m bench.bench_throughput
 
 clean:  ## stop the embedded cluster and delete .dbops/
 	-$(UV) run dbops db stop
