@@ -13,18 +13,12 @@ import argparse
 import logging
 import os
 import platform
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
-from dbops.config import Settings, redact_dsn
-from dbops.db import Database, EmbeddedCluster, open_database
+from bench._harness import databases
+from dbops.config import Settings
+from dbops.db import Database, open_database
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed
 
@@ -55,27 +49,6 @@ class _TableTimes(logging.Handler):
             self.tables[table] = (record.rows, record.seconds)  # type: ignore[attr-defined]
         else:
             self.steps.append(record.getMessage().removeprefix("seed: "))
-
-
-@contextmanager
-def _databases(names: list[str]) -> Iterator[dict[str, str]]:
-    """SQLAlchemy URL per name: fresh databases in a throwaway cluster, or DATABASE_URL."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        print(f"using DATABASE_URL {redact_dsn(url)} (seeded rows there are replaced)")
-        yield dict.fromkeys(names, url)
-        return
-    home = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="dbops-bench-")) / "cluster"
-    cluster = EmbeddedCluster(home, database="bench", durable=True)
-    try:
-        cluster.ensure_running()
-        with psycopg.connect(cluster.libpq_url("postgres"), autocommit=True) as conn:
-            for name in names:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        yield {name: cluster.url(name) for name in names}
-    finally:
-        cluster.destroy()
-        home.parent.rmdir()
 
 
 def _timed(db: Database, label: str, users: int, teams: int, seed_value: int) -> Run:
@@ -130,7 +103,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {python}")
     sizes = [(10_000, 1_000), (args.users, args.teams)]
     names = [f"bench_seed_{users}" for users, _ in sizes]
-    with _databases(names) as urls:
+    with databases(names) as urls:
         for (users, teams), name in zip(sizes, names, strict=True):
             url = urls[name]
             settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
