@@ -22,20 +22,6 @@ from tests.services._factories import SYSTEM, make_team, make_user, user_email
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-
-
-def _redis_client():  # type: ignore[no-untyped-def]
-    import redis
-
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=0.5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"no Redis server at {REDIS_HOST}:{REDIS_PORT} ({type(exc).__name__})")
-    return client
-
 
 @pytest.fixture
 def make_cache(request: pytest.FixtureRequest) -> Iterator[Callable[[], QueryCache]]:
@@ -44,13 +30,8 @@ def make_cache(request: pytest.FixtureRequest) -> Iterator[Callable[[], QueryCac
     if backend == "memory":
         yield MemoryCache
         return
-    client = _redis_client()
-    prefix = f"dbops-test:{uuid.uuid4().hex}:"
+    client, prefix = request.getfixturevalue("redis_client_and_prefix")
     yield lambda: RedisCache(client, prefix=prefix)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 backends = pytest.mark.parametrize("make_cache", ["memory", "redis"], indirect=True)

@@ -2,29 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
-import pytest
-
-from dbops.services._cache import MemoryCache, QueryCache, RedisCache, cached
-
-
-@pytest.fixture(params=["memory", "redis"])
-def cache(request: pytest.FixtureRequest) -> Iterator[QueryCache]:
-    if request.param == "memory":
-        yield MemoryCache(ttl_s=30)
-        return
-    redis = pytest.importorskip("redis")
-    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not reachable at 127.0.0.1:6379 (start redis-server to run this)")
-    prefix = f"test:{uuid.uuid4().hex}:"
-    yield RedisCache(client, ttl_s=30, prefix=prefix)
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
+from dbops.services._cache import QueryCache, cached
 
 
 def _identity(value: str) -> str:

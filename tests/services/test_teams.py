@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -13,7 +12,7 @@ from dbops.db import Database
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dbops.models import Role
 from dbops.services._base import Actor
-from dbops.services._cache import MemoryCache, QueryCache, RedisCache
+from dbops.services._cache import MemoryCache, QueryCache
 from dbops.services.teams import TeamService, TeamView
 from dbops.services.users import UserService, UserView
 from tests.services._support import FAST_HASHER, PASSWORD, SYSTEM, add_member, statement_calls
@@ -235,25 +234,6 @@ def test_teams_of_a_user_with_role_and_count_in_one_statement(
 
 
 # -- team by slug cache -----------------------------------------------------------------------
-
-
-@pytest.fixture(params=["memory", "redis"])
-def cache(request: pytest.FixtureRequest) -> Iterator[QueryCache]:
-    if request.param == "memory":
-        yield MemoryCache(ttl_s=300)
-        return
-    redis = pytest.importorskip("redis")
-    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis is not reachable at 127.0.0.1:6379 ({exc})")
-    prefix = f"dbops-test:{uuid.uuid4().hex}:"
-    yield RedisCache(client, ttl_s=300, prefix=prefix)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def test_team_by_slug_is_cached_with_hit_and_miss_counters(
