@@ -27,7 +27,7 @@ from dbops.db.engine import Database
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dbops.models.accounts import InvitationStatus
 from dbops.models.base import Role
-from dbops.services._base import Actor, retrying, unit_of_work
+from dbops.services._base import Actor, UnitOfWork, in_transaction
 from dbops.services._cache import QueryCache
 from dbops.services._query import fetch_all, fetch_one
 from dbops.services.memberships import (
@@ -248,29 +248,28 @@ class InvitationService:
         args = validate(InviteInput, team_id=team_id, email=email, role=role, ttl=ttl)
         token = secrets.token_urlsafe(32)
 
-        def tx() -> IssuedInvitation:
-            with unit_of_work(self._db, actor) as uow:
-                conn = uow.conn
-                lock_team(conn, args.team_id, [actor.user_id]).require_owner(actor)
-                params = {"team_id": args.team_id, "email": args.email}
-                if fetch_one(conn, MEMBER_WITH_EMAIL_SQL, scalar_row, params) is not None:
-                    raise Conflict("this email belongs to a member of the team already", "email")
-                row = fetch_one(
-                    conn,
-                    INSERT_INVITATION_SQL,
-                    args_row(_pair),
-                    {
-                        **params,
-                        "role": args.role,
-                        "invited_by": actor.user_id,
-                        "token_hash": hash_token(token),
-                        "ttl": args.ttl,
-                    },
-                )
-                assert row is not None
-                return IssuedInvitation(row[0], token, row[1], args.team_id, args.email, args.role)
+        def tx(uow: UnitOfWork) -> IssuedInvitation:
+            conn = uow.conn
+            lock_team(conn, args.team_id, [actor.user_id]).require_owner(actor)
+            params = {"team_id": args.team_id, "email": args.email}
+            if fetch_one(conn, MEMBER_WITH_EMAIL_SQL, scalar_row, params) is not None:
+                raise Conflict("this email belongs to a member of the team already", "email")
+            row = fetch_one(
+                conn,
+                INSERT_INVITATION_SQL,
+                args_row(_pair),
+                {
+                    **params,
+                    "role": args.role,
+                    "invited_by": actor.user_id,
+                    "token_hash": hash_token(token),
+                    "ttl": args.ttl,
+                },
+            )
+            assert row is not None
+            return IssuedInvitation(row[0], token, row[1], args.team_id, args.email, args.role)
 
-        return retrying(tx)
+        return in_transaction(self._db, actor, tx)
 
     def accept(self, actor: Actor, token: str) -> TeamMembership:
         """The acting user joins the team with the invited role, in one transaction.
@@ -285,39 +284,38 @@ class InvitationService:
         args = validate(TokenInput, token=token)
         token_hash = hash_token(args.token)
 
-        def tx() -> TeamMembership:
-            with unit_of_work(self._db, actor) as uow:
-                conn = uow.conn
-                user_email = fetch_one(conn, ACCEPTING_USER_SQL, scalar_row, {"user_id": me})
-                if user_email is None:
-                    raise NotFound("user not found")
-                found = fetch_one(
-                    conn, INVITATION_BY_HASH_SQL, args_row(_pair), {"token_hash": token_hash}
-                )
-                if found is None:
-                    raise NotFound(INVITATION_NOT_FOUND)
-                invitation_id, team_id = found
-                lock_team(conn, team_id, [])
-                inv = fetch_one(
-                    conn, LOCK_INVITATION_SQL, args_row(_locked), {"invitation_id": invitation_id}
-                )
-                if inv is None:  # pragma: no cover - deleted by a concurrent cascade
-                    raise NotFound(INVITATION_NOT_FOUND)
-                _check_acceptable(inv)
-                if user_email.lower() != inv.email.lower():
-                    raise Forbidden("this invitation was sent to a different email address")
-                joined = fetch_one(
-                    conn,
-                    INSERT_MEMBER_SQL,
-                    args_row(_membership),
-                    {"team_id": inv.team_id, "user_id": me, "role": inv.role},
-                )
-                if joined is None:
-                    raise Conflict("you are a member of this team already", "user_id")
-                conn.execute(MARK_ACCEPTED_SQL, {"invitation_id": inv.invitation_id})
-                return joined
+        def tx(uow: UnitOfWork) -> TeamMembership:
+            conn = uow.conn
+            user_email = fetch_one(conn, ACCEPTING_USER_SQL, scalar_row, {"user_id": me})
+            if user_email is None:
+                raise NotFound("user not found")
+            found = fetch_one(
+                conn, INVITATION_BY_HASH_SQL, args_row(_pair), {"token_hash": token_hash}
+            )
+            if found is None:
+                raise NotFound(INVITATION_NOT_FOUND)
+            invitation_id, team_id = found
+            lock_team(conn, team_id, [])
+            inv = fetch_one(
+                conn, LOCK_INVITATION_SQL, args_row(_locked), {"invitation_id": invitation_id}
+            )
+            if inv is None:  # pragma: no cover - deleted by a concurrent cascade
+                raise NotFound(INVITATION_NOT_FOUND)
+            _check_acceptable(inv)
+            if user_email.lower() != inv.email.lower():
+                raise Forbidden("this invitation was sent to a different email address")
+            joined = fetch_one(
+                conn,
+                INSERT_MEMBER_SQL,
+                args_row(_membership),
+                {"team_id": inv.team_id, "user_id": me, "role": inv.role},
+            )
+            if joined is None:
+                raise Conflict("you are a member of this team already", "user_id")
+            conn.execute(MARK_ACCEPTED_SQL, {"invitation_id": inv.invitation_id})
+            return joined
 
-        result = retrying(tx)
+        result = in_transaction(self._db, actor, tx)
         if self._cache is not None:
             self._cache.delete([role_cache_key(result.team_id, me)])
         return result
@@ -334,24 +332,23 @@ class InvitationService:
         args = validate(InvitationRef, invitation_id=invitation_id)
         params = {"invitation_id": args.invitation_id}
 
-        def tx() -> None:
-            with unit_of_work(self._db, actor) as uow:
-                conn = uow.conn
-                team_id = fetch_one(conn, TEAM_OF_INVITATION_SQL, scalar_row, params)
-                if team_id is None:
-                    raise NotFound(INVITATION_NOT_FOUND)
-                state = lock_team(conn, team_id, [actor.user_id])
-                state.require_owner(actor, hidden=INVITATION_NOT_FOUND)
-                inv = fetch_one(conn, LOCK_INVITATION_SQL, args_row(_locked), params)
-                if inv is None:  # pragma: no cover - deleted by a concurrent cascade
-                    raise NotFound(INVITATION_NOT_FOUND)
-                if inv.status is InvitationStatus.REVOKED:
-                    return
-                if inv.status is not InvitationStatus.PENDING:
-                    raise Conflict(f"the invitation is {inv.status.value} and cannot be revoked")
-                conn.execute(MARK_REVOKED_SQL, params)
+        def tx(uow: UnitOfWork) -> None:
+            conn = uow.conn
+            team_id = fetch_one(conn, TEAM_OF_INVITATION_SQL, scalar_row, params)
+            if team_id is None:
+                raise NotFound(INVITATION_NOT_FOUND)
+            state = lock_team(conn, team_id, [actor.user_id])
+            state.require_owner(actor, hidden=INVITATION_NOT_FOUND)
+            inv = fetch_one(conn, LOCK_INVITATION_SQL, args_row(_locked), params)
+            if inv is None:  # pragma: no cover - deleted by a concurrent cascade
+                raise NotFound(INVITATION_NOT_FOUND)
+            if inv.status is InvitationStatus.REVOKED:
+                return
+            if inv.status is not InvitationStatus.PENDING:
+                raise Conflict(f"the invitation is {inv.status.value} and cannot be revoked")
+            conn.execute(MARK_REVOKED_SQL, params)
 
-        retrying(tx)
+        in_transaction(self._db, actor, tx)
 
     def expire_overdue(self, actor: Actor) -> int:
         """Mark every overdue pending invitation expired; the count. System actors only."""
@@ -359,11 +356,10 @@ class InvitationService:
         if not actor.is_system:
             raise Forbidden("only a system job expires invitations in bulk")
 
-        def tx() -> int:
-            with unit_of_work(self._db, actor) as uow:
-                return uow.conn.execute(EXPIRE_OVERDUE_SQL).rowcount
+        def tx(uow: UnitOfWork) -> int:
+            return uow.conn.execute(EXPIRE_OVERDUE_SQL).rowcount
 
-        return retrying(tx)
+        return in_transaction(self._db, actor, tx)
 
     def pending_for_team(self, actor: Actor, team_id: uuid.UUID) -> list[InvitationView]:
         """Pending, not yet overdue invitations of a team, oldest first (owners only)."""

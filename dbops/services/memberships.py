@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from dbops.db.engine import Database
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, retrying, unit_of_work
+from dbops.services._base import Actor, UnitOfWork, in_transaction
 from dbops.services._cache import QueryCache, cached
 from dbops.services._query import fetch_all, fetch_one
 from dbops.services.schemas import validate
@@ -439,26 +439,25 @@ class MembershipService:
         check_actor(actor)
         args = validate(MemberRole, team_id=team_id, user_id=user_id, role=role)
 
-        def tx() -> TeamMembership:
-            with unit_of_work(self._db, actor) as uow:
-                conn = uow.conn
-                # The user lock comes before the team lock, like in a user's removal.
-                user_live = fetch_one(conn, USER_IS_LIVE_SQL, scalar_row, {"user_id": args.user_id})
-                state = lock_team(conn, args.team_id, [actor.user_id])
-                state.require_owner(actor)
-                if user_live is None:
-                    raise NotFound("user not found")
-                added = fetch_one(
-                    conn,
-                    INSERT_MEMBER_SQL,
-                    args_row(_membership),
-                    {"team_id": args.team_id, "user_id": args.user_id, "role": args.role},
-                )
-                if added is None:
-                    raise Conflict("the user is already a member of this team", field="user_id")
-                return added
+        def tx(uow: UnitOfWork) -> TeamMembership:
+            conn = uow.conn
+            # The user lock comes before the team lock, like in a user's removal.
+            user_live = fetch_one(conn, USER_IS_LIVE_SQL, scalar_row, {"user_id": args.user_id})
+            state = lock_team(conn, args.team_id, [actor.user_id])
+            state.require_owner(actor)
+            if user_live is None:
+                raise NotFound("user not found")
+            added = fetch_one(
+                conn,
+                INSERT_MEMBER_SQL,
+                args_row(_membership),
+                {"team_id": args.team_id, "user_id": args.user_id, "role": args.role},
+            )
+            if added is None:
+                raise Conflict("the user is already a member of this team", field="user_id")
+            return added
 
-        result = retrying(tx)
+        result = in_transaction(self._db, actor, tx)
         self._invalidate(args.team_id, [args.user_id])
         return result
 
@@ -467,18 +466,15 @@ class MembershipService:
         check_actor(actor)
         args = validate(MemberTarget, team_id=team_id, user_id=user_id)
 
-        def tx() -> None:
-            with unit_of_work(self._db, actor) as uow:
-                state = lock_team(uow.conn, args.team_id, [actor.user_id, args.user_id])
-                state.require_owner(actor)
-                if state.role(args.user_id) is None:
-                    raise NotFound("the user is not a member of this team")
-                state.require_owner_left(removed=[args.user_id])
-                uow.conn.execute(
-                    DELETE_MEMBER_SQL, {"team_id": args.team_id, "user_id": args.user_id}
-                )
+        def tx(uow: UnitOfWork) -> None:
+            state = lock_team(uow.conn, args.team_id, [actor.user_id, args.user_id])
+            state.require_owner(actor)
+            if state.role(args.user_id) is None:
+                raise NotFound("the user is not a member of this team")
+            state.require_owner_left(removed=[args.user_id])
+            uow.conn.execute(DELETE_MEMBER_SQL, {"team_id": args.team_id, "user_id": args.user_id})
 
-        retrying(tx)
+        in_transaction(self._db, actor, tx)
         self._invalidate(args.team_id, [args.user_id])
 
     def change_role(
@@ -488,22 +484,21 @@ class MembershipService:
         check_actor(actor)
         args = validate(MemberRole, team_id=team_id, user_id=user_id, role=role)
 
-        def tx() -> TeamMembership:
-            with unit_of_work(self._db, actor) as uow:
-                state = lock_team(uow.conn, args.team_id, [actor.user_id, args.user_id])
-                state.require_owner(actor)
-                current = state.roles.get(args.user_id)
-                if current is None:
-                    raise NotFound("the user is not a member of this team")
-                if current.role is args.role:
-                    return current
-                if args.role is Role.OWNER:
-                    state.require_owner_left(added=[args.user_id])
-                else:
-                    state.require_owner_left(removed=[args.user_id])
-                return _set_role(uow.conn, args.team_id, args.user_id, args.role)
+        def tx(uow: UnitOfWork) -> TeamMembership:
+            state = lock_team(uow.conn, args.team_id, [actor.user_id, args.user_id])
+            state.require_owner(actor)
+            current = state.roles.get(args.user_id)
+            if current is None:
+                raise NotFound("the user is not a member of this team")
+            if current.role is args.role:
+                return current
+            if args.role is Role.OWNER:
+                state.require_owner_left(added=[args.user_id])
+            else:
+                state.require_owner_left(removed=[args.user_id])
+            return _set_role(uow.conn, args.team_id, args.user_id, args.role)
 
-        result = retrying(tx)
+        result = in_transaction(self._db, actor, tx)
         self._invalidate(args.team_id, [args.user_id])
         return result
 
@@ -512,15 +507,14 @@ class MembershipService:
         me = user_of(actor)
         args = validate(TeamRef, team_id=team_id)
 
-        def tx() -> None:
-            with unit_of_work(self._db, actor) as uow:
-                state = lock_team(uow.conn, args.team_id, [me])
-                if state.role(me) is None:
-                    raise NotFound(TEAM_NOT_FOUND)
-                state.require_owner_left(removed=[me])
-                uow.conn.execute(DELETE_MEMBER_SQL, {"team_id": args.team_id, "user_id": me})
+        def tx(uow: UnitOfWork) -> None:
+            state = lock_team(uow.conn, args.team_id, [me])
+            if state.role(me) is None:
+                raise NotFound(TEAM_NOT_FOUND)
+            state.require_owner_left(removed=[me])
+            uow.conn.execute(DELETE_MEMBER_SQL, {"team_id": args.team_id, "user_id": me})
 
-        retrying(tx)
+        in_transaction(self._db, actor, tx)
         self._invalidate(args.team_id, [me])
 
     def transfer_ownership(
@@ -536,20 +530,19 @@ class MembershipService:
         if args.user_id == me:
             raise InvalidInput("to_user_id: cannot transfer ownership to yourself", "to_user_id")
 
-        def tx() -> TeamMembership:
-            with unit_of_work(self._db, actor) as uow:
-                state = lock_team(uow.conn, args.team_id, [me, args.user_id])
-                if state.role(me) is None:
-                    raise NotFound(TEAM_NOT_FOUND)
-                if state.role(me) is not Role.OWNER:
-                    raise Forbidden("only an owner can transfer ownership")
-                if state.role(args.user_id) is None:
-                    raise NotFound("the new owner must be a member of the team")
-                new_owner = _set_role(uow.conn, args.team_id, args.user_id, Role.OWNER)
-                _set_role(uow.conn, args.team_id, me, Role.MEMBER)
-                return new_owner
+        def tx(uow: UnitOfWork) -> TeamMembership:
+            state = lock_team(uow.conn, args.team_id, [me, args.user_id])
+            if state.role(me) is None:
+                raise NotFound(TEAM_NOT_FOUND)
+            if state.role(me) is not Role.OWNER:
+                raise Forbidden("only an owner can transfer ownership")
+            if state.role(args.user_id) is None:
+                raise NotFound("the new owner must be a member of the team")
+            new_owner = _set_role(uow.conn, args.team_id, args.user_id, Role.OWNER)
+            _set_role(uow.conn, args.team_id, me, Role.MEMBER)
+            return new_owner
 
-        result = retrying(tx)
+        result = in_transaction(self._db, actor, tx)
         self._invalidate(args.team_id, [args.user_id, me])
         return result
 
