@@ -14,7 +14,7 @@ import psycopg
 from sqlalchemy.orm import Session
 
 from dbops.db.engine import Database
-from dbops.errors import RetryableConflict, translate_db_errors
+from dbops.errors import RetryableConflict
 
 __all__ = ["Actor", "UnitOfWork", "in_transaction", "retrying", "unit_of_work"]
 
@@ -73,7 +73,7 @@ def unit_of_work(db: Database, actor: Actor) -> Iterator[UnitOfWork]:
 
     Driver errors leave it as :mod:`dbops.errors` types.
     """
-    with translate_db_errors(), db.sessions() as session, session.begin():
+    with db.session() as session:
         yield UnitOfWork(session=session, actor=actor)
 
 
