@@ -9,7 +9,7 @@ Any DSN printed has its password redacted.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
@@ -359,16 +359,62 @@ _ProgressOpt = Annotated[
 ]
 
 
-def _run_seed(db: Database, *, users: int, teams: int, seed: int, progress: bool) -> None:
+_ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace", help="Replace demo data of another seed or size even when it is bigger."
+    ),
+]
+
+
+@contextmanager
+def _seed_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A per-table progress bar on stderr, fed by seed()'s progress callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def report(table: str, done: int, total: int) -> None:
+        if table not in tasks:
+            tasks[table] = bar.add_task(table, total=total)
+        bar.update(tasks[table], completed=done, total=total)
+
+    with bar:
+        yield report
+
+
+def _run_seed(
+    db: Database, *, users: int, teams: int, seed: int, progress: bool, replace: bool = False
+) -> None:
     from dbops.ops.seed import seed as run_seed
 
     _require_head(db.url)
-    result = run_seed(db, users=users, teams=teams, seed=seed, progress=progress)
+    with _seed_progress(progress) as report:
+        result = run_seed(db, users=users, teams=teams, seed=seed, replace=replace, progress=report)
     verb = "seeded" if result.created else "demo data already present:"
+    replaced = f" (replaced {result.replaced_rows:,} rows)" if result.replaced_rows else ""
     _say(
         f"{verb} {result.users:,} users, {result.teams:,} teams, "
-        f"{result.memberships:,} memberships, {result.invitations:,} invitations "
-        f"in {result.seconds:.1f} s"
+        f"{result.memberships:,} memberships, {result.invitations:,} invitations, "
+        f"{result.locations:,} team locations in {result.seconds:.1f} s{replaced}"
     )
 
 
@@ -378,12 +424,20 @@ def seed_cmd(
     teams: _TeamsOpt = 100,
     seed: _SeedOpt = DEFAULT_SEED,
     progress: _ProgressOpt = True,
+    replace: _ReplaceOpt = False,
 ) -> None:
     """Create deterministic demo data (idempotent: a rerun with the same options adds nothing)."""
     settings = _settings()
     url = _resolve(settings)
     with _database(settings, url) as db:
-        _run_seed(db, users=users, teams=teams, seed=seed, progress=progress and _is_tty())
+        _run_seed(
+            db,
+            users=users,
+            teams=teams,
+            seed=seed,
+            progress=progress and _is_tty(),
+            replace=replace,
+        )
 
 
 def _is_tty() -> bool:
@@ -460,6 +514,7 @@ def up_cmd(
     teams: _TeamsOpt = UP_TEAMS,
     seed: _SeedOpt = DEFAULT_SEED,
     progress: _ProgressOpt = True,
+    replace: _ReplaceOpt = False,
     demo_data: Annotated[
         bool | None,
         typer.Option(
@@ -483,7 +538,14 @@ def up_cmd(
         _say(f"schema at head ({migrate.head_revision()})")
     with _database(settings, url) as db:
         if demo_data:
-            _run_seed(db, users=users, teams=teams, seed=seed, progress=progress and _is_tty())
+            _run_seed(
+                db,
+                users=users,
+                teams=teams,
+                seed=seed,
+                progress=progress and _is_tty(),
+                replace=replace,
+            )
         else:
             _say("demo data skipped (DATABASE_URL is set; pass --demo-data to load it)")
         report = collect_status(db)

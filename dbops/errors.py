@@ -210,3 +210,24 @@ def translate_db_errors() -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+
+
+class WouldReplaceData(Conflict):
+    """Demo data of another seed or size is loaded, and seeding would delete more than it adds.
+
+    Attributes:
+        existing_rows: seeded rows that the new seed would delete.
+        new_rows: rows the new seed would load.
+    """
+
+    def __init__(self, *, existing_rows: int, new_rows: int) -> None:
+        super().__init__(
+            f"demo data of another seed or size is loaded ({existing_rows:,} rows); this seed "
+            f"would replace it with {new_rows:,} rows: pass replace=True / --replace"
+        )
+        self.existing_rows = existing_rows
+        self.new_rows = new_rows
+
+
+WouldReplaceData.__module__ = "dbops.errors"
+__all__ += ["WouldReplaceData"]

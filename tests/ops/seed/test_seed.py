@@ -1,19 +1,23 @@
-"""Seed data: counts, determinism, idempotence, personas, constraints, atomicity and plans."""
+"""seed() against PostgreSQL: counts, idempotence, replacing, personas, locations, atomicity."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from argon2 import PasswordHasher
 from psycopg import sql
 
-from dbops.db import Database
-from dbops.errors import Conflict, InvalidInput
-from dbops.ops.seed import DEMO_PASSWORD, MAX_USERS, PERSONAS, SeedResult, _uuid4_text, seed
+from dbops.config import to_libpq_url
+from dbops.db import Database, open_database
+from dbops.errors import Conflict, InvalidInput, WouldReplaceData
+from dbops.ops.migrate import upgrade
+from dbops.ops.seed import DEMO_PASSWORD, MAX_USERS, PERSONAS, SeedResult, seed
+from dbops.services import Actor, TeamService
+from tests.fixtures.db import make_settings
 
 SMALL = {"users": 2_000, "teams": 200}
 
@@ -23,19 +27,21 @@ SELECT (SELECT count(*) FROM users WHERE profile ? 'seed') AS users,
        (SELECT count(*) FROM team_members tm JOIN teams t ON t.id = tm.team_id
          WHERE t.settings ? 'seed') AS memberships,
        (SELECT count(*) FROM invitations i JOIN teams t ON t.id = i.team_id
-         WHERE t.settings ? 'seed') AS invitations
+         WHERE t.settings ? 'seed') AS invitations,
+       (SELECT count(*) FROM team_locations l JOIN teams t ON t.id = l.team_id
+         WHERE t.settings ? 'seed') AS locations
 """
 
 
-def _counts(db: Database) -> tuple[int, int, int, int]:
+def _counts(db: Database) -> tuple[int, int, int, int, int]:
     with db.connection() as conn:
         row = conn.execute(SEEDED_COUNTS).fetchone()
     assert row is not None
     return tuple(row)  # type: ignore[return-value]
 
 
-def _expected(result: SeedResult) -> tuple[int, int, int, int]:
-    return (result.users, result.teams, result.memberships, result.invitations)
+def _expected(result: SeedResult) -> tuple[int, int, int, int, int]:
+    return (result.users, result.teams, result.memberships, result.invitations, result.locations)
 
 
 def _scalar(db: Database, query: str, params: dict[str, Any] | None = None) -> Any:
@@ -67,11 +73,6 @@ def seeded(clean_db: Database) -> tuple[Database, SeedResult]:
     return clean_db, seed(clean_db, **SMALL)
 
 
-def test_uuid_text_matches_the_uuid_module() -> None:
-    for bits in (0, (1 << 128) - 1, 0x0123456789ABCDEF0123456789ABCDEF):
-        assert _uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))
-
-
 def test_counts_match_and_every_table_is_logged(
     clean_db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -82,6 +83,8 @@ def test_counts_match_and_every_table_is_logged(
     assert result.teams == SMALL["teams"]
     assert result.memberships >= SMALL["teams"]  # at least the owners
     assert result.invitations > 0
+    assert result.locations > 0
+    assert result.replaced_rows == 0
     assert _counts(clean_db) == _expected(result)
     logged = {r.table: r.rows for r in caplog.records if hasattr(r, "table")}  # type: ignore[attr-defined]
     assert logged == {
@@ -89,6 +92,7 @@ def test_counts_match_and_every_table_is_logged(
         "teams": result.teams,
         "team_members": result.memberships,
         "invitations": result.invitations,
+        "team_locations": result.locations,
     }
 
 
@@ -101,9 +105,13 @@ def test_same_seed_gives_same_rows_and_another_seed_replaces_them(clean_db: Data
     assert _identity(clean_db) == (users_a, teams_a)
     assert _expected(again) == _expected(first)
 
-    other = seed(clean_db, **SMALL, seed=7)
+    # Seed 7 happens to make fewer memberships than seed 42: replacing asks first.
+    with pytest.raises(WouldReplaceData):
+        seed(clean_db, **SMALL, seed=7)
+    other = seed(clean_db, **SMALL, seed=7, replace=True)
     users_b, teams_b = _identity(clean_db)
     assert other.created is True
+    assert other.replaced_rows == sum(_expected(again))
     assert not {u[0] for u in users_a} & {u[0] for u in users_b}
     assert [u[1] for u in users_a] != [u[1] for u in users_b]
     assert not {t[0] for t in teams_a} & {t[0] for t in teams_b}
@@ -117,6 +125,7 @@ def test_second_run_with_same_arguments_is_a_no_op(seeded: tuple[Database, SeedR
     before = _scalar(db, marker_xmin, {"email": PERSONAS[0].email})
     second = seed(db, **SMALL)
     assert second.created is False
+    assert second.replaced_rows == 0
     assert _expected(second) == _expected(first)
     assert _counts(db) == _expected(first)
     assert _scalar(db, marker_xmin, {"email": PERSONAS[0].email}) == before  # nothing rewritten
@@ -149,9 +158,10 @@ def test_other_arguments_replace_the_seed_and_keep_other_rows(clean_db: Database
             "('00000000-0000-4000-8000-0000000000aa', '00000000-0000-4000-8000-000000000001', "
             "'OWNER')"
         )
-    seed(clean_db, users=1_000, teams=100)
-    result = seed(clean_db, users=1_500, teams=50)
+    first = seed(clean_db, users=1_000, teams=100)
+    result = seed(clean_db, users=1_500, teams=50)  # loads more rows than it deletes: no question
     assert result.created is True
+    assert result.replaced_rows == sum(_expected(first))
     assert _counts(clean_db) == _expected(result)
     assert _scalar(clean_db, "SELECT count(*) FROM users") == result.users + 1
     assert _scalar(clean_db, "SELECT count(*) FROM teams") == result.teams + 1
@@ -280,7 +290,7 @@ def test_invalid_arguments_are_refused_before_any_write(
 
 def test_only_personas_when_no_users_or_teams(clean_db: Database) -> None:
     result = seed(clean_db, users=0, teams=0)
-    assert _expected(result) == (len(PERSONAS), 0, 0, 0)
+    assert _expected(result) == (len(PERSONAS), 0, 0, 0, 0)
     assert _counts(clean_db) == _expected(result)
 
 
@@ -294,7 +304,7 @@ def test_a_database_error_leaves_nothing_behind(clean_db: Database) -> None:
     with clean_db.connection() as conn:
         conn.execute("INSERT INTO teams (name, slug) VALUES ('Squatter', %(slug)s)", {"slug": slug})
     with pytest.raises(Conflict) as info:
-        seed(clean_db, users=500, teams=50, seed=2)
+        seed(clean_db, users=500, teams=50, seed=2, replace=True)
     assert info.value.field == "slug"
     # The seed=1 data is still there, unchanged; nothing of seed=2 was kept.
     assert _counts(clean_db) == _expected(previous)
@@ -307,13 +317,31 @@ def test_a_database_error_leaves_nothing_behind(clean_db: Database) -> None:
     assert marker == "1"
 
 
-def test_progress_bar_reports_each_table(
+def test_progress_callback_reports_each_table_up_to_its_total(
     clean_db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seed(clean_db, users=300, teams=30, progress=True)
-    err = capsys.readouterr().err
-    for table in ("users", "teams", "team_members", "invitations"):
-        assert table in err
+    calls: list[tuple[str, int, int]] = []
+    result = seed(
+        clean_db,
+        users=25_000,
+        teams=300,
+        progress=lambda table, done, total: calls.append((table, done, total)),
+    )
+    tables = list(dict.fromkeys(table for table, _, _ in calls))
+    assert tables == ["users", "teams", "team_members", "invitations", "team_locations"]
+    final = {table: (done, total) for table, done, total in calls}
+    assert final == {
+        "users": (result.users, result.users),
+        "teams": (result.teams, result.teams),
+        "team_members": (result.memberships, result.memberships),
+        "invitations": (result.invitations, result.invitations),
+        "team_locations": (result.locations, result.locations),
+    }
+    users = [done for table, done, _ in calls if table == "users"]
+    assert users[0] == 0
+    assert users == sorted(users)
+    assert len(users) > 3  # reported per chunk, not only at the end
+    assert capsys.readouterr() == ("", "")  # ops draws nothing
 
 
 def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -366,7 +394,7 @@ def test_seeded_database_uses_indexes_for_hot_lookups(clean_db: Database) -> Non
 
 INDEX_DEFINITIONS = """
 SELECT tablename, indexname, indexdef FROM pg_indexes
-WHERE tablename IN ('users', 'teams', 'team_members', 'invitations')
+WHERE tablename IN ('users', 'teams', 'team_members', 'invitations', 'team_locations')
 ORDER BY tablename, indexname
 """
 
@@ -379,7 +407,9 @@ def test_large_loads_rebuild_the_same_indexes(
     with clean_db.connection() as conn:
         conn.execute("COMMENT ON INDEX ix_team_members_user_id IS 'teams of a user'")
     before = _rows(clean_db, INDEX_DEFINITIONS)
-    result = seed(clean_db, users=2_000, teams=200)
+    assert "ix_team_locations_location" in {name for _, name, _ in before}
+    result = seed(clean_db, users=2_000, teams=400)  # 160 locations: their GiST index too
+    assert result.locations > 100
     assert _counts(clean_db) == _expected(result)
     assert _rows(clean_db, INDEX_DEFINITIONS) == before
     comment = _scalar(
@@ -410,3 +440,56 @@ def test_a_failed_large_load_keeps_indexes_and_data(
     assert info.value.field == "email"
     assert _rows(clean_db, INDEX_DEFINITIONS) == before
     assert _scalar(clean_db, "SELECT count(*) FROM users") == 1
+
+
+def test_a_seed_that_would_delete_more_than_it_adds_asks_first(
+    seeded: tuple[Database, SeedResult],
+) -> None:
+    db, first = seeded
+    with pytest.raises(WouldReplaceData) as info:
+        seed(db, users=100, teams=10)
+    existing = sum(_expected(first))
+    assert info.value.existing_rows == existing
+    assert 0 < info.value.new_rows < existing
+    assert f"({existing:,} rows)" in str(info.value)
+    assert "replace=True / --replace" in str(info.value)
+    assert isinstance(info.value, Conflict)
+    assert _counts(db) == _expected(first)  # nothing deleted
+    smaller = seed(db, users=100, teams=10, replace=True)
+    assert smaller.created is True
+    assert smaller.replaced_rows == existing
+    assert sum(_expected(smaller)) == info.value.new_rows
+    assert _counts(db) == _expected(smaller)
+    # The same arguments again: a no-op, no question asked.
+    assert seed(db, users=100, teams=10).created is False
+
+
+def test_seeded_teams_have_locations_that_teams_near_finds(
+    seeded: tuple[Database, SeedResult],
+) -> None:
+    db, result = seeded
+    assert 0.3 * result.teams < result.locations < 0.5 * result.teams
+    paris = TeamService(db).teams_near(Actor.system("test"), 48.8566, 2.3522, 60, limit=100)
+    assert paris, "no seeded team near Paris"
+    assert all(near.distance_km <= 60 for near in paris)
+    seeded_ids = {row[0] for row in _identity(db)[1]}
+    assert {near.team.id for near in paris} <= seeded_ids
+    assert TeamService(db).teams_near(Actor.system("test"), -60.0, -140.0, 500) == []
+    marker = _scalar(
+        db, "SELECT profile -> 'seed_run' FROM users WHERE email = 'ada.admin@demo.dbops.dev'"
+    )
+    assert marker["locations"] == result.locations
+
+
+def test_without_team_locations_the_seed_skips_them(empty_database: str) -> None:
+    """A server without PostGIS has no team_locations table: the rest is seeded as usual."""
+    settings = make_settings(empty_database)
+    upgrade(empty_database, settings, "head")
+    with psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn:
+        conn.execute("DROP TABLE team_locations")
+    with open_database(settings, empty_database) as db:
+        result = seed(db, users=300, teams=30)
+        assert result.created is True
+        assert result.locations == 0
+        assert _scalar(db, "SELECT count(*) FROM teams") == 30
+        assert seed(db, users=300, teams=30).created is False
