@@ -22,7 +22,7 @@ from dbops.db import Database, open_database
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed
 
-TABLES = ("users", "teams", "team_members", "invitations")
+TABLES = ("users", "teams", "team_members", "invitations", "team_locations")
 
 
 @dataclass
@@ -51,14 +51,16 @@ class _TableTimes(logging.Handler):
             self.steps.append(record.getMessage().removeprefix("seed: "))
 
 
-def _timed(db: Database, label: str, users: int, teams: int, seed_value: int) -> Run:
+def _timed(
+    db: Database, label: str, users: int, teams: int, seed_value: int, *, replace: bool = False
+) -> Run:
     handler = _TableTimes()
     log = logging.getLogger("dbops.ops.seed")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
         started = time.perf_counter()
-        result = seed(db, users=users, teams=teams, seed=seed_value)
+        result = seed(db, users=users, teams=teams, seed=seed_value, replace=replace)
         seconds = time.perf_counter() - started
     finally:
         log.removeHandler(handler)
@@ -117,7 +119,7 @@ def main() -> None:
                 print(f"  on disk: {_sizes(db)}")
                 _timed(db, "re-run", users, teams, args.seed)
                 if not args.no_replace:
-                    _timed(db, "replace (other seed)", users, teams, args.seed + 1)
+                    _timed(db, "replace (other seed)", users, teams, args.seed + 1, replace=True)
 
 
 if __name__ == "__main__":

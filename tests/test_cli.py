@@ -396,3 +396,34 @@ def test_installed_script_runs_and_fails_cleanly(migrated: str) -> None:
     assert "secret" not in failed.stderr
     assert failed.stderr.startswith("error: cannot reach the database")
     assert len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_seed_progress_draws_a_bar_per_table_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    from dbops.cli import _seed_progress
+
+    with _seed_progress(False) as off:
+        assert off is None
+    with _seed_progress(True) as report:
+        assert report is not None
+        for table, total in (("users", 30), ("team_locations", 4), ("indexes", 2)):
+            report(table, 0, total)
+            report(table, total, total)
+    out, err = capsys.readouterr()
+    assert out == ""
+    for table in ("users", "team_locations", "indexes"):
+        assert table in err
+    assert "30/30" in err
+
+
+def test_seed_asks_before_replacing_bigger_demo_data(
+    clean_db: Database, migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    assert invoke("seed", "--users", "60", "--teams", "6", "--no-progress").exit_code == 0
+    line = assert_one_line_error(invoke("seed", "--users", "5", "--teams", "1"), 1)
+    assert "this seed would replace it with" in line
+    assert "--replace" in line
+    result = invoke("seed", "--users", "5", "--teams", "1", "--replace", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert f"seeded {5 + len(PERSONAS)} users, 1 teams" in result.stdout
+    assert "(replaced " in result.stdout
