@@ -46,7 +46,8 @@ def test_lock_wait_is_a_blocked_pair(
         settings = monitor_settings(mon_url, check_idle_in_transaction_s=0.001)
         snap = collect_snapshot(mon_db, settings)
         assert snap.errors == ()
-        assert snap.activity is not None and snap.activity.blocked is not None
+        assert snap.activity is not None
+        assert snap.activity.blocked is not None
         pairs = [(p.blocked_pid, p.blocking_pid) for p in snap.activity.blocked]
         assert (waiter_pid, holder_pid) in pairs
         pair = next(p for p in snap.activity.blocked if p.blocked_pid == waiter_pid)

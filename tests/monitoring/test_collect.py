@@ -41,14 +41,19 @@ def test_timed_out_collector_is_recorded_and_the_rest_runs(
     assert time.perf_counter() - started < 1.5
     assert snap.tables is None
     err = snap.error("tables")
-    assert err is not None and err.message == "timed out after 50 ms"
-    assert err.hint and "DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS" in err.hint
+    assert err is not None
+    assert err.message == "timed out after 50 ms"
+    assert err.hint
+    assert "DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS" in err.hint
     assert 0.04 < err.elapsed_s < 1.0
     assert [e.collector for e in snap.errors] == ["tables"]
     # Every other section is there, and the timeout did not leak into later collectors.
-    assert snap.indexes is not None and snap.statements is not None
-    assert snap.activity is not None and snap.activity.sessions is not None
-    assert snap.database is not None and snap.database.settings is not None
+    assert snap.indexes is not None
+    assert snap.statements is not None
+    assert snap.activity is not None
+    assert snap.activity.sessions is not None
+    assert snap.database is not None
+    assert snap.database.settings is not None
 
 
 def test_collector_timeouts_do_not_leak_into_the_pooled_connection(mon_url: str) -> None:
@@ -68,9 +73,12 @@ def test_broken_collector_is_recorded_and_the_rest_runs(
     snap = collect_snapshot(mon_db, monitor_settings(mon_url))
     assert snap.indexes is None
     err = snap.error("indexes")
-    assert err is not None and err.message.startswith("UndefinedColumn:")
+    assert err is not None
+    assert err.message.startswith("UndefinedColumn:")
     assert [e.collector for e in snap.errors] == ["indexes"]
-    assert snap.tables is not None and snap.statements is not None and snap.server is not None
+    assert snap.tables is not None
+    assert snap.statements is not None
+    assert snap.server is not None
 
 
 def test_pg_monitor_member_without_superuser_collects_everything(
@@ -90,15 +98,21 @@ def test_pg_monitor_member_without_superuser_collects_everything(
             assert row == (False,)
         snap = collect_snapshot(pool, settings)
     assert snap.errors == (), snap.errors
-    assert snap.server is not None and snap.server.current_user == monitor_role
+    assert snap.server is not None
+    assert snap.server.current_user == monitor_role
     assert snap.statements is not None
     texts = [q.query or "" for q in snap.statements.top]
     assert any("FROM secret WHERE v" in t for t in texts)  # other roles' text is visible
-    assert snap.indexes is not None and "ix_secret_v" in {ix.name for ix in snap.indexes}
-    assert snap.database is not None and snap.database.sequences is not None
+    assert snap.indexes is not None
+    assert "ix_secret_v" in {ix.name for ix in snap.indexes}
+    assert snap.database is not None
+    assert snap.database.sequences is not None
     seq = next(s for s in snap.database.sequences if s.name == "secret_id_seq")
-    assert seq.last_value is None and seq.used_ratio is None  # not readable: unknown
-    assert snap.pool is not None and snap.pool.name == "monitor" and snap.pool.max_size == 2
+    assert seq.last_value is None
+    assert seq.used_ratio is None
+    assert snap.pool is not None
+    assert snap.pool.name == "monitor"
+    assert snap.pool.max_size == 2
 
 
 def test_pool_and_cache_counters(mon_db: Database, mon_url: str) -> None:
@@ -112,4 +126,5 @@ def test_pool_and_cache_counters(mon_db: Database, mon_url: str) -> None:
     assert (snap.cache.backend, snap.cache.hits, snap.cache.misses) == ("memory", 1, 1)
     assert snap.pool is not None
     assert snap.pool.max_size == mon_db.settings.pool_max_size
-    assert snap.pool.requests >= 1 and snap.pool.timeouts == 0
+    assert snap.pool.requests >= 1
+    assert snap.pool.timeouts == 0

@@ -14,7 +14,8 @@ def test_zero_owner_team_is_detected(clean_db: Database, database_url: str) -> N
     with clean_db.connection() as conn:
         owned = conn.execute(INSERT_TEAM, {"name": "Owned", "slug": unique("owned")}).fetchone()
         orphan = conn.execute(INSERT_TEAM, {"name": "Orphan", "slug": unique("orphan")}).fetchone()
-        assert owned is not None and orphan is not None
+        assert owned is not None
+        assert orphan is not None
         conn.execute(INSERT_MEMBER, {"team_id": owned[0], "user_id": owner, "role": "OWNER"})
         conn.execute(INSERT_MEMBER, {"team_id": orphan[0], "user_id": member, "role": "MEMBER"})
     settings = monitor_settings(database_url)
@@ -22,7 +23,8 @@ def test_zero_owner_team_is_detected(clean_db: Database, database_url: str) -> N
     assert snap.error("data") is None
     data = snap.data
     assert data is not None
-    assert data.live_users == 2 and data.live_teams == 2
+    assert data.live_users == 2
+    assert data.live_teams == 2
     assert {(c.key, c.count) for c in data.memberships_by_role} == {("OWNER", 1), ("MEMBER", 1)}
     assert data.zero_owner_teams == 1
     assert data.zero_owner_team_sample == (str(orphan[0]),)
@@ -35,7 +37,8 @@ def test_zero_owner_team_is_detected(clean_db: Database, database_url: str) -> N
     with clean_db.connection() as conn:
         conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (owner,))
     snap = collect_snapshot(clean_db, settings)
-    assert snap.data is not None and snap.data.zero_owner_teams == 2
+    assert snap.data is not None
+    assert snap.data.zero_owner_teams == 2
 
 
 def test_no_dbops_tables_means_no_data_section(mon_db: Database, mon_url: str) -> None:

@@ -26,15 +26,19 @@ def test_sequences_near_max_and_not_valid_constraints(
     snap = collect_snapshot(mon_db, settings)
     assert snap.errors == ()
     db = snap.database
-    assert db is not None and db.sequences is not None
+    assert db is not None
+    assert db.sequences is not None
     seqs = {s.name: s for s in db.sequences}
     assert seqs["small_seq"].used_ratio is not None
     assert abs(seqs["small_seq"].used_ratio - 94 / 99) < 1e-9
     narrow = seqs["narrow_id_seq"]
-    assert narrow.owned_by == "narrow.id" and narrow.column_type == "integer"
+    assert narrow.owned_by == "narrow.id"
+    assert narrow.column_type == "integer"
     assert narrow.data_type == "bigint"
-    assert narrow.used_ratio is not None and 0.83 < narrow.used_ratio < 0.84
-    assert seqs["fresh_seq"].last_value is None and seqs["fresh_seq"].used_ratio is None
+    assert narrow.used_ratio is not None
+    assert 0.83 < narrow.used_ratio < 0.84
+    assert seqs["fresh_seq"].last_value is None
+    assert seqs["fresh_seq"].used_ratio is None
 
     assert db.not_valid_constraints is not None
     assert [(c.table, c.name, c.kind) for c in db.not_valid_constraints] == [
@@ -51,13 +55,19 @@ def test_sequences_near_max_and_not_valid_constraints(
 def test_database_counters_and_cluster_facts(mon_db: Database, mon_url: str) -> None:
     snap = collect_snapshot(mon_db, monitor_settings(mon_url))
     db = snap.database
-    assert db is not None and snap.server is not None
+    assert db is not None
+    assert snap.server is not None
     assert db.name == snap.server.database
-    assert (db.size_bytes or 0) > 0 and (db.commits or 0) > 0
-    assert db.replicas == () and db.slots == ()  # no replica: empty, not unknown
+    assert (db.size_bytes or 0) > 0
+    assert (db.commits or 0) > 0
+    assert db.replicas == ()
+    assert db.slots == ()
     assert db.replica_lag_s is None
-    assert db.xid_ages and {x.database for x in db.xid_ages} >= {db.name}
-    assert db.checkpoints is not None and db.checkpoints.timed >= 0
+    assert db.xid_ages
+    assert {x.database for x in db.xid_ages} >= {db.name}
+    assert db.checkpoints is not None
+    assert db.checkpoints.timed >= 0
     assert db.setting("max_connections") == "100"
     assert db.setting("pg_stat_statements.max") == "10000"
-    assert snap.server.version_num >= 130000 and snap.server.in_recovery is False
+    assert snap.server.version_num >= 130000
+    assert snap.server.in_recovery is False

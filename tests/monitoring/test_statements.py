@@ -23,7 +23,8 @@ def test_statement_run_by_the_test_shows(
     assert snap.errors == ()
     st = snap.statements
     assert st is not None
-    assert st.entries >= 1 and st.max_entries == 10_000
+    assert st.entries >= 1
+    assert st.max_entries == 10_000
     assert st.stats_reset is not None  # pg_stat_statements_info on 14+
     assert st.dealloc is not None
     mine = [q for q in st.top if q.query and q.query.startswith("SELECT count(*) FROM marker_t")]
@@ -33,7 +34,9 @@ def test_statement_run_by_the_test_shows(
     assert len(q.query or "") == 40  # cut on the server
     assert q.user == "postgres"
     assert q.database == mon_conn.info.dbname
-    assert q.queryid is not None and q.total_exec_time_ms >= 0 and q.rows == 5
+    assert q.queryid is not None
+    assert q.total_exec_time_ms >= 0
+    assert q.rows == 5
     # Ranked by total time, this database only.
     totals = [x.total_exec_time_ms for x in st.top]
     assert totals == sorted(totals, reverse=True)
@@ -52,4 +55,5 @@ def test_missing_extension_is_a_section_error_with_hint(mon_url: str) -> None:
     assert "not installed" in err.message
     assert "CREATE EXTENSION pg_stat_statements" in (err.hint or "")
     assert [e.collector for e in snap.errors] == ["statements"]
-    assert snap.indexes is not None and snap.database is not None
+    assert snap.indexes is not None
+    assert snap.database is not None

@@ -189,7 +189,10 @@ def top_statements(
         timeout_ms=settings.monitor_collector_timeout_ms,
     )
     by_id = {t.queryid: t.query for t in texts}
-    return [replace(row, query=by_id.get(row.queryid)) for row in rows]  # type: ignore[arg-type]
+    return [
+        replace(row, query=by_id.get(row.queryid) if row.queryid is not None else None)
+        for row in rows
+    ]
 
 
 def collect_statements(conn: psycopg.Connection[Any], *, settings: Settings) -> StatementsStat:
