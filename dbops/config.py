@@ -143,6 +143,101 @@ class Settings(BaseSettings):
         gt=0,
         description="How long `dbops migrate` waits for another migration run to finish.",
     )
+    # Monitoring: collection limits and the thresholds of the health checks (docs/checks.md).
+    monitor_collector_timeout_ms: int = Field(
+        default=2_000,
+        ge=1,
+        description="`statement_timeout` of each monitoring collector query.",
+    )
+    monitor_top_statements: int = Field(
+        default=50, ge=1, description="Statements kept in a snapshot (top by total time)."
+    )
+    monitor_query_text_chars: int = Field(
+        default=1_000,
+        ge=16,
+        description="Query text is cut to this many characters, on the server.",
+    )
+    monitor_max_sessions: int = Field(
+        default=100, ge=1, description="Most sessions and blocked pairs kept in a snapshot."
+    )
+    monitor_max_tables: int = Field(
+        default=1_000, ge=1, description="Most tables kept in a snapshot (largest first)."
+    )
+    check_replication_lag_warning_s: float = Field(
+        default=30.0, gt=0, description="Replication lag (seconds) that is a warning."
+    )
+    check_replication_lag_critical_s: float = Field(
+        default=300.0, gt=0, description="Replication lag (seconds) that is critical."
+    )
+    check_long_running_query_s: float = Field(
+        default=60.0, gt=0, description="A statement running longer than this is a warning."
+    )
+    check_long_running_query_critical_s: float = Field(
+        default=600.0, gt=0, description="A statement running longer than this is critical."
+    )
+    check_idle_in_transaction_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A session idle in an open transaction longer than this is a warning.",
+    )
+    check_cache_hit_warning: float = Field(
+        default=0.99, gt=0, le=1, description="Buffer cache hit ratio below this is a warning."
+    )
+    check_cache_hit_critical: float = Field(
+        default=0.95, gt=0, le=1, description="Buffer cache hit ratio below this is critical."
+    )
+    check_cache_hit_min_blocks: int = Field(
+        default=10_000,
+        ge=0,
+        description="Block reads needed before the cache hit ratio is judged at all.",
+    )
+    check_connections_warning: float = Field(
+        default=0.8, gt=0, le=1, description="Share of `max_connections` in use that warns."
+    )
+    check_connections_critical: float = Field(
+        default=0.95, gt=0, le=1, description="Share of `max_connections` in use that is critical."
+    )
+    check_wraparound_warning: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Transaction-ID age, as a share of the 2^31 wraparound limit, that warns.",
+    )
+    check_wraparound_critical: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description="Transaction-ID age, as a share of the 2^31 limit, that is critical.",
+    )
+    check_sequence_warning: float = Field(
+        default=0.75, gt=0, le=1, description="Share of a sequence's range used that warns."
+    )
+    check_sequence_critical: float = Field(
+        default=0.9, gt=0, le=1, description="Share of a sequence's range used that is critical."
+    )
+    check_unused_index_min_bytes: int = Field(
+        default=1_048_576,
+        ge=0,
+        description="An index without scans is reported unused from this size on.",
+    )
+    check_slow_query_ms: float = Field(
+        default=20.0, gt=0, description="Mean execution time (ms) that makes a statement slow."
+    )
+    check_slow_query_calls: int = Field(
+        default=100, ge=1, description="Calls a statement needs before it can count as slow."
+    )
+    check_pool_saturation_warning: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Share of the pool's `max_size` in use that warns (any waiting request too).",
+    )
+    check_statements_capacity: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Share of `pg_stat_statements.max` in use that warns (entries get evicted).",
+    )
 
     @field_validator("application_name")
     @classmethod

@@ -1,3 +1,3 @@
 """Test configuration: fixtures live in tests/fixtures/ and are loaded as plugins."""
 
-pytest_plugins = ["tests.fixtures.db"]
+pytest_plugins = ["tests.fixtures.db", "tests.fixtures.monitoring", "tests.fixtures.snapshots"]

@@ -1,0 +1,216 @@
+"""``collect_snapshot``: run every collector on one connection, each with its own timeout.
+
+Each collector runs in its own transaction under its own ``statement_timeout``; one that fails
+or times out is recorded in ``Snapshot.errors`` and its part stays ``None``, the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from dbops.config import Settings
+from dbops.db import Database
+from dbops.monitoring._fetch import CollectorUnavailable, fetch_one
+from dbops.monitoring.collectors import activity, data, database, indexes, statements, tables
+from dbops.monitoring.collectors.pool import CacheLike, cache_stats, pool_stats
+from dbops.monitoring.snapshot import (
+    ActivityStat,
+    DatabaseStat,
+    SectionError,
+    ServerInfo,
+    Snapshot,
+)
+
+__all__ = ["COLLECTORS", "collect_snapshot", "server_info"]
+
+T = TypeVar("T")
+Collector = Callable[..., Any]
+
+SERVER_SQL = """
+SELECT current_setting('server_version') AS version,
+       current_setting('server_version_num')::int AS version_num,
+       current_database()::text AS database,
+       current_user::text AS current_user,
+       pg_is_in_recovery() AS in_recovery,
+       pg_postmaster_start_time() AS started_at
+"""
+
+PRIVILEGE_HINT = (
+    "GRANT pg_monitor TO <monitoring role>; the data collector also needs SELECT on the dbops "
+    "tables"
+)
+
+
+def server_info(conn: psycopg.Connection[Any], *, settings: Settings) -> ServerInfo:
+    """Version, database, role and recovery state of the server."""
+    row = fetch_one(conn, SERVER_SQL, ServerInfo, timeout_ms=settings.monitor_collector_timeout_ms)
+    assert row is not None
+    return row
+
+
+#: Every database collector by the name its errors are recorded under (tests may replace one).
+COLLECTORS: dict[str, Collector] = {
+    "server": server_info,
+    "statements": statements.collect_statements,
+    "indexes.bloat": indexes.index_bloat,
+    "indexes": indexes.collect_indexes,
+    "tables": tables.collect_tables,
+    "activity.connections": activity.connection_counts,
+    "activity.sessions": activity.open_sessions,
+    "activity.blocked": activity.blocked_pairs,
+    "database.counters": database.database_counters,
+    "database.xid_ages": database.xid_ages,
+    "database.sequences": database.sequences,
+    "database.constraints": database.not_valid_constraints,
+    "database.replicas": database.replicas,
+    "database.slots": database.replication_slots,
+    "database.checkpoints": database.checkpoints,
+    "database.settings": database.key_settings,
+    "data": data.collect_data,
+}
+
+
+@dataclass
+class _Run:
+    """Runs collectors on one connection and keeps their errors."""
+
+    conn: psycopg.Connection[Any]
+    settings: Settings
+    timeouts_ms: Mapping[str, int]
+    errors: list[SectionError]
+
+    def __call__(self, name: str, **kwargs: Any) -> Any:
+        settings = self.settings
+        if name in self.timeouts_ms:
+            settings = settings.model_copy(
+                update={"monitor_collector_timeout_ms": self.timeouts_ms[name]}
+            )
+        start = time.perf_counter()
+        try:
+            return COLLECTORS[name](self.conn, settings=settings, **kwargs)
+        except Exception as exc:
+            elapsed = time.perf_counter() - start
+            self.errors.append(_section_error(name, exc, elapsed, settings))
+            return None
+
+
+def _section_error(name: str, exc: Exception, elapsed: float, settings: Settings) -> SectionError:
+    hint: str | None = None
+    if isinstance(exc, CollectorUnavailable):
+        message, hint = exc.message, exc.hint
+    elif isinstance(exc, pg_errors.QueryCanceled):
+        message = f"timed out after {settings.monitor_collector_timeout_ms} ms"
+        hint = "raise DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS, or find what slows the catalog query"
+    elif isinstance(exc, pg_errors.InsufficientPrivilege):
+        message = _first_line(exc)
+        hint = PRIVILEGE_HINT
+    else:
+        message = f"{type(exc).__name__}: {_first_line(exc)}"
+    return SectionError(collector=name, message=message, elapsed_s=round(elapsed, 6), hint=hint)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _tuple(rows: list[T] | None) -> tuple[T, ...] | None:
+    return None if rows is None else tuple(rows)
+
+
+def collect_snapshot(
+    source: Database | ConnectionPool,
+    settings: Settings,
+    *,
+    cache: CacheLike | None = None,
+    timeouts_ms: Mapping[str, int] | None = None,
+) -> Snapshot:
+    """Collect one :class:`Snapshot` of the database behind ``source`` and of this process.
+
+    Args:
+        source: a :class:`dbops.db.Database` or a psycopg pool; one pooled connection is used
+            for all collectors, and the pool's own statistics go into ``snapshot.pool``.
+        settings: limits and the per-collector ``statement_timeout``.
+        cache: the service layer's query cache, for its counters (optional).
+        timeouts_ms: per-collector ``statement_timeout`` overrides, by collector name.
+
+    Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
+    that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
+    """
+    started = time.perf_counter()
+    taken_at = datetime.now(UTC)
+    pool = source.pool if isinstance(source, Database) else source
+    errors: list[SectionError] = []
+    pool_stat = pool_stats(pool)  # before borrowing, so our own checkout is not counted
+    cache_stat = None
+    if cache is not None:
+        try:
+            cache_stat = cache_stats(cache)
+        except Exception as exc:
+            errors.append(_section_error("cache", exc, 0.0, settings))
+
+    with pool.connection() as conn:
+        conn.autocommit = True  # every collector runs its own short transaction
+        run = _Run(conn, settings, timeouts_ms or {}, errors)
+        server = run("server")
+        stmts = run("statements")
+        bloat = run("indexes.bloat")
+        index_list = run("indexes", bloat=bloat)
+        table_list = run("tables")
+        counts: activity.ConnectionCounts | None = run("activity.connections")
+        sessions = run("activity.sessions")
+        blocked = run("activity.blocked")
+        counters: database.DatabaseCounters | None = run("database.counters")
+        db_stat = DatabaseStat(
+            name=counters.name if counters else None,
+            size_bytes=counters.size_bytes if counters else None,
+            commits=counters.commits if counters else None,
+            rollbacks=counters.rollbacks if counters else None,
+            deadlocks=counters.deadlocks if counters else None,
+            temp_files=counters.temp_files if counters else None,
+            temp_bytes=counters.temp_bytes if counters else None,
+            blks_hit=counters.blks_hit if counters else None,
+            blks_read=counters.blks_read if counters else None,
+            stats_reset=counters.stats_reset if counters else None,
+            replica_lag_s=counters.replica_lag_s if counters else None,
+            xid_ages=_tuple(run("database.xid_ages")),
+            sequences=_tuple(run("database.sequences")),
+            not_valid_constraints=_tuple(run("database.constraints")),
+            replicas=_tuple(run("database.replicas")),
+            slots=_tuple(run("database.slots")),
+            checkpoints=run("database.checkpoints"),
+            settings=_tuple(run("database.settings")),
+        )
+        data_stat = run("data")
+
+    activity_stat = ActivityStat(
+        max_connections=counts.max_connections if counts else None,
+        total=counts.total if counts else None,
+        by_state=counts.by_state if counts else None,
+        by_application=counts.by_application if counts else None,
+        by_user=counts.by_user if counts else None,
+        sessions=_tuple(sessions),
+        blocked=_tuple(blocked),
+    )
+    return Snapshot(
+        taken_at=taken_at,
+        server=server,
+        statements=stmts,
+        indexes=_tuple(index_list),
+        tables=_tuple(table_list),
+        activity=activity_stat,
+        database=db_stat,
+        pool=pool_stat,
+        cache=cache_stat,
+        data=data_stat,
+        errors=tuple(errors),
+        duration_s=time.perf_counter() - started,
+    )

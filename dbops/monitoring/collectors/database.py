@@ -1,0 +1,276 @@
+"""The database and the cluster: size, transactions, wraparound, sequences, replication."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from dbops.config import Settings
+from dbops.monitoring._fetch import fetch, fetch_one
+from dbops.monitoring.snapshot import (
+    CheckpointStat,
+    ConstraintStat,
+    ReplicaStat,
+    SequenceStat,
+    SettingStat,
+    SlotStat,
+    XidAgeStat,
+)
+
+__all__ = [
+    "KEY_SETTINGS",
+    "DatabaseCounters",
+    "checkpoints",
+    "database_counters",
+    "key_settings",
+    "not_valid_constraints",
+    "replicas",
+    "replication_slots",
+    "sequences",
+    "xid_ages",
+]
+
+#: Server settings a snapshot keeps (what a reader needs to judge the other numbers).
+KEY_SETTINGS = (
+    "autovacuum",
+    "autovacuum_freeze_max_age",
+    "checkpoint_timeout",
+    "effective_cache_size",
+    "idle_in_transaction_session_timeout",
+    "lock_timeout",
+    "maintenance_work_mem",
+    "max_connections",
+    "max_wal_size",
+    "pg_stat_statements.max",
+    "pg_stat_statements.track",
+    "random_page_cost",
+    "shared_buffers",
+    "shared_preload_libraries",
+    "statement_timeout",
+    "track_io_timing",
+    "wal_level",
+    "work_mem",
+)
+
+#: Counters of this database, its size, and the replay lag when this server is a standby.
+DATABASE_SQL = """
+SELECT d.datname::text AS name,
+       pg_database_size(d.datid) AS size_bytes,
+       d.xact_commit AS commits,
+       d.xact_rollback AS rollbacks,
+       d.deadlocks,
+       d.temp_files,
+       d.temp_bytes,
+       d.blks_hit,
+       d.blks_read,
+       d.stats_reset,
+       CASE WHEN pg_is_in_recovery()
+            THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
+       END AS replica_lag_s
+FROM pg_stat_database AS d
+WHERE d.datname = current_database()
+"""
+
+#: Transaction-ID and multixact age of every database (wraparound is cluster-wide).
+XID_AGES_SQL = """
+SELECT datname::text AS database,
+       age(datfrozenxid)::bigint AS xid_age,
+       mxid_age(datminmxid)::bigint AS multixact_age
+FROM pg_database
+ORDER BY xid_age DESC, datname
+"""
+
+#: Sequences with the share of their range used, against the owning column's type too.
+SEQUENCES_SQL = """
+WITH seqs AS (
+  SELECT s.schemaname::text AS schema,
+         s.sequencename::text AS name,
+         format_type(s.data_type, NULL) AS data_type,
+         s.last_value,
+         s.min_value,
+         s.max_value,
+         s.increment_by AS increment,
+         tab.relname::text || '.' || att.attname::text AS owned_by,
+         format_type(att.atttypid, NULL) AS column_type,
+         CASE WHEN s.increment_by > 0
+              THEN least(s.max_value, CASE att.atttypid WHEN 'int2'::regtype THEN 32767
+                                                        WHEN 'int4'::regtype THEN 2147483647
+                                                        ELSE s.max_value END)
+              ELSE s.max_value END AS limit_value,
+         CASE WHEN s.increment_by < 0
+              THEN greatest(s.min_value, CASE att.atttypid WHEN 'int2'::regtype THEN -32768
+                                                           WHEN 'int4'::regtype THEN -2147483648
+                                                           ELSE s.min_value END)
+              ELSE s.min_value END AS floor_value
+  FROM pg_sequences AS s
+  JOIN pg_namespace AS n ON n.nspname = s.schemaname
+  JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = s.sequencename
+  LEFT JOIN pg_depend AS dep ON dep.classid = 'pg_class'::regclass AND dep.objid = c.oid
+    AND dep.refclassid = 'pg_class'::regclass AND dep.refobjsubid > 0
+    AND dep.deptype IN ('a', 'i')
+  LEFT JOIN pg_class AS tab ON tab.oid = dep.refobjid
+  LEFT JOIN pg_attribute AS att ON att.attrelid = dep.refobjid AND att.attnum = dep.refobjsubid
+)
+SELECT schema, name, data_type, last_value, min_value, max_value, increment, owned_by,
+       column_type,
+       CASE WHEN last_value IS NULL THEN NULL
+            WHEN increment > 0
+              THEN ((last_value::numeric - min_value)
+                    / nullif(limit_value::numeric - min_value, 0))::float8
+            ELSE ((max_value::numeric - last_value)
+                  / nullif(max_value::numeric - floor_value, 0))::float8
+       END AS used_ratio
+FROM seqs
+ORDER BY used_ratio DESC NULLS LAST, schema, name
+LIMIT 1000
+"""
+
+#: CHECK and FOREIGN KEY constraints added NOT VALID and never validated.
+NOT_VALID_SQL = """
+SELECT n.nspname::text AS schema,
+       t.relname::text AS table,
+       c.conname::text AS name,
+       CASE c.contype WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign key' ELSE c.contype::text END
+         AS kind
+FROM pg_constraint AS c
+JOIN pg_class AS t ON t.oid = c.conrelid
+JOIN pg_namespace AS n ON n.oid = t.relnamespace
+WHERE NOT c.convalidated
+ORDER BY n.nspname, t.relname, c.conname
+"""
+
+#: Standbys streaming from this server (empty without replicas).
+REPLICAS_SQL = """
+SELECT r.application_name AS application,
+       host(r.client_addr) AS client_addr,
+       r.state,
+       r.sync_state,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint END AS lag_bytes,
+       extract(epoch FROM r.write_lag)::float8 AS write_lag_s,
+       extract(epoch FROM r.flush_lag)::float8 AS flush_lag_s,
+       extract(epoch FROM r.replay_lag)::float8 AS replay_lag_s
+FROM pg_stat_replication AS r
+ORDER BY r.application_name, r.pid
+"""
+
+#: Replication slots and the WAL each one holds back.
+SLOTS_SQL = """
+SELECT s.slot_name::text AS name,
+       s.slot_type,
+       s.active,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint END
+         AS retained_bytes,
+       s.wal_status
+FROM pg_replication_slots AS s
+ORDER BY s.slot_name
+"""
+
+#: Checkpoints before PostgreSQL 17.
+CHECKPOINTS_BGWRITER_SQL = """
+SELECT checkpoints_timed AS timed,
+       checkpoints_req AS requested,
+       checkpoint_write_time AS write_time_ms,
+       checkpoint_sync_time AS sync_time_ms,
+       buffers_checkpoint AS buffers_written,
+       stats_reset
+FROM pg_stat_bgwriter
+"""
+
+#: Checkpoints on PostgreSQL 17+ (their own view).
+CHECKPOINTS_17_SQL = """
+SELECT num_timed AS timed,
+       num_requested AS requested,
+       write_time AS write_time_ms,
+       sync_time AS sync_time_ms,
+       buffers_written,
+       stats_reset
+FROM pg_stat_checkpointer
+"""
+
+SETTINGS_SQL = """
+SELECT name, setting, unit, source
+FROM pg_settings
+WHERE name = ANY(%(names)s)
+ORDER BY name
+"""
+
+
+@dataclass(frozen=True)
+class DatabaseCounters:
+    """One row of :data:`DATABASE_SQL`."""
+
+    name: str
+    size_bytes: int
+    commits: int
+    rollbacks: int
+    deadlocks: int
+    temp_files: int
+    temp_bytes: int
+    blks_hit: int
+    blks_read: int
+    stats_reset: datetime | None
+    replica_lag_s: float | None
+
+
+def database_counters(conn: psycopg.Connection[Any], *, settings: Settings) -> DatabaseCounters:
+    """Size and counters of the current database."""
+    row = fetch_one(
+        conn, DATABASE_SQL, DatabaseCounters, timeout_ms=settings.monitor_collector_timeout_ms
+    )
+    assert row is not None  # the current database always has a row
+    return row
+
+
+def xid_ages(conn: psycopg.Connection[Any], *, settings: Settings) -> list[XidAgeStat]:
+    """Wraparound age of every database, oldest first."""
+    return fetch(conn, XID_AGES_SQL, XidAgeStat, timeout_ms=settings.monitor_collector_timeout_ms)
+
+
+def sequences(conn: psycopg.Connection[Any], *, settings: Settings) -> list[SequenceStat]:
+    """Sequences, most used first (``last_value`` is ``None`` where the role may not read)."""
+    return fetch(
+        conn, SEQUENCES_SQL, SequenceStat, timeout_ms=settings.monitor_collector_timeout_ms
+    )
+
+
+def not_valid_constraints(
+    conn: psycopg.Connection[Any], *, settings: Settings
+) -> list[ConstraintStat]:
+    """Constraints still marked NOT VALID."""
+    return fetch(
+        conn, NOT_VALID_SQL, ConstraintStat, timeout_ms=settings.monitor_collector_timeout_ms
+    )
+
+
+def replicas(conn: psycopg.Connection[Any], *, settings: Settings) -> list[ReplicaStat]:
+    """Connected standbys with their lag."""
+    return fetch(conn, REPLICAS_SQL, ReplicaStat, timeout_ms=settings.monitor_collector_timeout_ms)
+
+
+def replication_slots(conn: psycopg.Connection[Any], *, settings: Settings) -> list[SlotStat]:
+    """Replication slots with the WAL they retain."""
+    return fetch(conn, SLOTS_SQL, SlotStat, timeout_ms=settings.monitor_collector_timeout_ms)
+
+
+def checkpoints(conn: psycopg.Connection[Any], *, settings: Settings) -> CheckpointStat:
+    """Checkpoint counters; the view depends on the server version."""
+    query = CHECKPOINTS_17_SQL if conn.info.server_version >= 170000 else CHECKPOINTS_BGWRITER_SQL
+    row = fetch_one(conn, query, CheckpointStat, timeout_ms=settings.monitor_collector_timeout_ms)
+    assert row is not None
+    return row
+
+
+def key_settings(conn: psycopg.Connection[Any], *, settings: Settings) -> list[SettingStat]:
+    """The server settings listed in :data:`KEY_SETTINGS` that the role can see."""
+    return fetch(
+        conn,
+        SETTINGS_SQL,
+        SettingStat,
+        {"names": list(KEY_SETTINGS)},
+        timeout_ms=settings.monitor_collector_timeout_ms,
+    )

@@ -1,0 +1,506 @@
+"""The monitoring snapshot: frozen dataclasses of everything collected, and its JSON form.
+
+Standard library only, so that the dashboard, notebooks and the exporter can load a snapshot
+from JSON without a database driver. ``None`` always means "unknown" (a collector failed, the
+server does not expose it, or the role may not read it), never a sentinel value. Durations are
+seconds (``_s``) or milliseconds (``_ms``) as the name says; sizes are bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+__all__ = [
+    "ActivityStat",
+    "BlockedPair",
+    "CacheStat",
+    "CheckpointStat",
+    "ConstraintStat",
+    "CountBy",
+    "DataStat",
+    "DatabaseStat",
+    "DayCount",
+    "IndexStat",
+    "PoolStat",
+    "QueryStat",
+    "ReplicaStat",
+    "SectionError",
+    "SequenceStat",
+    "ServerInfo",
+    "SessionStat",
+    "SettingStat",
+    "SlotStat",
+    "Snapshot",
+    "StatementsStat",
+    "TableStat",
+    "TeamSizeCount",
+    "XidAgeStat",
+]
+
+#: Bumped when a field changes meaning or is removed (adding optional fields keeps it).
+SCHEMA_VERSION = 1
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """The server and database the snapshot describes."""
+
+    version: str
+    version_num: int
+    database: str
+    current_user: str
+    in_recovery: bool
+    started_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CountBy:
+    """A count for one value of a grouping key (state, application, user, role)."""
+
+    key: str | None
+    count: int
+
+
+# ----------------------------------------------------------------------------- statements
+@dataclass(frozen=True)
+class QueryStat:
+    """One ``pg_stat_statements`` entry (times in milliseconds, as the extension reports)."""
+
+    queryid: int | None
+    query: str | None
+    user: str | None
+    database: str | None
+    calls: int
+    total_exec_time_ms: float
+    mean_exec_time_ms: float
+    max_exec_time_ms: float
+    stddev_exec_time_ms: float
+    rows: int
+    shared_blks_hit: int
+    shared_blks_read: int
+    temp_blks_read: int
+    temp_blks_written: int
+    total_plan_time_ms: float | None
+    blk_read_time_ms: float | None
+    blk_write_time_ms: float | None
+
+
+@dataclass(frozen=True)
+class StatementsStat:
+    """The top statements by total time, and the state of the statistics table itself."""
+
+    top: tuple[QueryStat, ...]
+    entries: int
+    max_entries: int | None
+    total_exec_time_ms: float
+    total_calls: int
+    dealloc: int | None
+    stats_reset: datetime | None
+    extension_version: str
+
+
+# -------------------------------------------------------------------------------- indexes
+@dataclass(frozen=True)
+class IndexStat:
+    """One index with its use since the statistics were reset, its size and structure.
+
+    ``covered_by`` names another index of the same table that makes this one redundant (an
+    exact duplicate, or one whose leading columns are this index's columns with the same
+    method, expressions and predicate). ``bloat_bytes`` is the btree estimate (``None`` for
+    other methods, or when ``pg_stats`` is not readable).
+    """
+
+    schema: str
+    table: str
+    name: str
+    method: str
+    definition: str
+    size_bytes: int
+    scans: int | None
+    tuples_read: int | None
+    is_unique: bool
+    is_primary: bool
+    is_valid: bool
+    is_constraint: bool
+    covered_by: str | None = None
+    bloat_bytes: int | None = None
+
+
+# --------------------------------------------------------------------------------- tables
+@dataclass(frozen=True)
+class TableStat:
+    """One table: rows, scans, sizes, cache hits and (auto)vacuum/analyze times."""
+
+    schema: str
+    name: str
+    live_rows: int
+    dead_rows: int
+    seq_scans: int
+    seq_tuples_read: int
+    index_scans: int | None
+    table_bytes: int
+    indexes_bytes: int
+    toast_bytes: int
+    total_bytes: int
+    heap_blks_hit: int | None
+    heap_blks_read: int | None
+    modifications_since_analyze: int | None
+    last_vacuum: datetime | None
+    last_autovacuum: datetime | None
+    last_analyze: datetime | None
+    last_autoanalyze: datetime | None
+
+
+# ------------------------------------------------------------------------------- activity
+@dataclass(frozen=True)
+class SessionStat:
+    """A client session that is running a statement or holds a transaction open.
+
+    ``query_s`` is how long the current statement has run (active sessions only), ``state_s``
+    how long the session has been in its state, ``transaction_s`` the age of its transaction.
+    """
+
+    pid: int
+    user: str | None
+    application: str | None
+    database: str | None
+    state: str | None
+    query_s: float | None
+    state_s: float | None
+    transaction_s: float | None
+    wait_event_type: str | None
+    wait_event: str | None
+    query: str | None
+
+
+@dataclass(frozen=True)
+class BlockedPair:
+    """A session waiting for a lock (``blocked_*``) and one session it waits for."""
+
+    blocked_pid: int
+    blocked_user: str | None
+    blocked_query: str | None
+    blocked_s: float | None
+    wait_event_type: str | None
+    wait_event: str | None
+    blocking_pid: int
+    blocking_user: str | None
+    blocking_state: str | None
+    blocking_query: str | None
+
+
+@dataclass(frozen=True)
+class ActivityStat:
+    """Client connections of the whole cluster vs ``max_connections``.
+
+    Each part comes from its own query; a part is ``None`` when that query failed.
+    """
+
+    max_connections: int | None
+    total: int | None
+    by_state: tuple[CountBy, ...] | None
+    by_application: tuple[CountBy, ...] | None
+    by_user: tuple[CountBy, ...] | None
+    sessions: tuple[SessionStat, ...] | None
+    blocked: tuple[BlockedPair, ...] | None
+
+
+# ------------------------------------------------------------------------------- database
+@dataclass(frozen=True)
+class XidAgeStat:
+    """Transaction-ID and multixact age of one database (wraparound at 2^31)."""
+
+    database: str
+    xid_age: int
+    multixact_age: int
+
+
+@dataclass(frozen=True)
+class SequenceStat:
+    """A sequence and how much of its range is used.
+
+    ``used_ratio`` is measured against the smaller of the sequence's maximum and the maximum of
+    the column that owns it (a bigint sequence feeding an integer column runs out at 2^31 - 1);
+    ``None`` when the sequence was never read or the role may not read it.
+    """
+
+    schema: str
+    name: str
+    data_type: str
+    last_value: int | None
+    min_value: int
+    max_value: int
+    increment: int
+    owned_by: str | None
+    column_type: str | None
+    used_ratio: float | None
+
+
+@dataclass(frozen=True)
+class ConstraintStat:
+    """A ``NOT VALID`` constraint: rows written before it was added were never checked."""
+
+    schema: str
+    table: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ReplicaStat:
+    """One standby connected to this server (``pg_stat_replication``)."""
+
+    application: str | None
+    client_addr: str | None
+    state: str | None
+    sync_state: str | None
+    lag_bytes: int | None
+    write_lag_s: float | None
+    flush_lag_s: float | None
+    replay_lag_s: float | None
+
+
+@dataclass(frozen=True)
+class SlotStat:
+    """A replication slot and the WAL it keeps."""
+
+    name: str
+    slot_type: str
+    active: bool
+    retained_bytes: int | None
+    wal_status: str | None
+
+
+@dataclass(frozen=True)
+class CheckpointStat:
+    """Checkpoints since the statistics reset (pg_stat_checkpointer on 17, bgwriter before)."""
+
+    timed: int
+    requested: int
+    write_time_ms: float
+    sync_time_ms: float
+    buffers_written: int
+    stats_reset: datetime | None
+
+
+@dataclass(frozen=True)
+class SettingStat:
+    """A server setting that matters for monitoring (value in ``unit`` as the server has it)."""
+
+    name: str
+    setting: str
+    unit: str | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class DatabaseStat:
+    """The current database (and cluster-wide facts); each part ``None`` when unknown."""
+
+    name: str | None = None
+    size_bytes: int | None = None
+    commits: int | None = None
+    rollbacks: int | None = None
+    deadlocks: int | None = None
+    temp_files: int | None = None
+    temp_bytes: int | None = None
+    blks_hit: int | None = None
+    blks_read: int | None = None
+    stats_reset: datetime | None = None
+    replica_lag_s: float | None = None
+    xid_ages: tuple[XidAgeStat, ...] | None = None
+    sequences: tuple[SequenceStat, ...] | None = None
+    not_valid_constraints: tuple[ConstraintStat, ...] | None = None
+    replicas: tuple[ReplicaStat, ...] | None = None
+    slots: tuple[SlotStat, ...] | None = None
+    checkpoints: CheckpointStat | None = None
+    settings: tuple[SettingStat, ...] | None = None
+
+    def cache_hit_ratio(self) -> float | None:
+        """Share of block reads served from shared buffers, or ``None`` before any read."""
+        if self.blks_hit is None or self.blks_read is None:
+            return None
+        total = self.blks_hit + self.blks_read
+        return self.blks_hit / total if total else None
+
+    def setting(self, name: str) -> str | None:
+        """The value of one collected server setting, or ``None``."""
+        for item in self.settings or ():
+            if item.name == name:
+                return item.setting
+        return None
+
+
+# ------------------------------------------------------------------------------- app side
+@dataclass(frozen=True)
+class PoolStat:
+    """The process's psycopg_pool (``get_stats()``; counters since the pool opened)."""
+
+    name: str | None
+    min_size: int
+    max_size: int
+    size: int
+    idle: int
+    waiting: int
+    requests: int
+    requests_queued: int
+    requests_wait_ms: int
+    timeouts: int
+    connection_errors: int
+    connections_lost: int
+
+    def in_use(self) -> int:
+        """Connections handed out right now."""
+        return max(self.size - self.idle, 0)
+
+    def mean_checkout_wait_ms(self) -> float | None:
+        """Average wait of the requests that had to queue, or ``None`` when none did."""
+        return self.requests_wait_ms / self.requests_queued if self.requests_queued else None
+
+
+@dataclass(frozen=True)
+class CacheStat:
+    """The service layer's query cache counters."""
+
+    backend: str
+    hits: int
+    misses: int
+    invalidations: int
+    size: int | None
+
+
+@dataclass(frozen=True)
+class DayCount:
+    """A count for one UTC day."""
+
+    day: date
+    count: int
+
+
+@dataclass(frozen=True)
+class TeamSizeCount:
+    """How many live teams have ``members`` live members (the last bucket is "or more")."""
+
+    members: int
+    teams: int
+
+
+@dataclass(frozen=True)
+class DataStat:
+    """The application's own data: users, teams, memberships, invitations, integrity."""
+
+    live_users: int
+    deleted_users: int
+    live_teams: int
+    deleted_teams: int
+    memberships_by_role: tuple[CountBy, ...]
+    pending_invitations: int
+    expired_invitations: int
+    signups_per_day: tuple[DayCount, ...]
+    team_sizes: tuple[TeamSizeCount, ...]
+    zero_owner_teams: int
+    zero_owner_team_sample: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SectionError:
+    """A collector that failed or timed out; its part of the snapshot is ``None``."""
+
+    collector: str
+    message: str
+    elapsed_s: float
+    hint: str | None = None
+
+
+# ------------------------------------------------------------------------------- snapshot
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one collection saw, at ``taken_at`` (UTC).
+
+    A section is ``None`` when unknown (its collector failed: see ``errors``). ``data`` is also
+    ``None`` when the database has no dbops tables, and ``pool``/``cache`` when none was given.
+    """
+
+    taken_at: datetime
+    server: ServerInfo | None
+    statements: StatementsStat | None
+    indexes: tuple[IndexStat, ...] | None
+    tables: tuple[TableStat, ...] | None
+    activity: ActivityStat | None
+    database: DatabaseStat | None
+    pool: PoolStat | None
+    cache: CacheStat | None
+    data: DataStat | None
+    errors: tuple[SectionError, ...]
+    duration_s: float
+    schema_version: int = SCHEMA_VERSION
+
+    def error(self, collector: str) -> SectionError | None:
+        """The error recorded for ``collector``, if any."""
+        return next((e for e in self.errors if e.collector == collector), None)
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The snapshot as JSON; :meth:`from_json` gives back an equal snapshot."""
+        return json.dumps(_encode(self), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        """Read a snapshot written by :meth:`to_json`."""
+        return _decode_as(json.loads(text), Snapshot)
+
+
+# ------------------------------------------------------------------------------ JSON codec
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    return value
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _decode(value: Any, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _decode(value, args[0])
+    if origin is tuple:
+        (item,) = (a for a in typing.get_args(tp) if a is not Ellipsis)
+        return tuple(_decode(v, item) for v in value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        known = {f.name for f in dataclasses.fields(tp)}
+        # Unknown keys come from a newer writer: ignore them rather than fail.
+        return tp(**{k: _decode(v, hints[k]) for k, v in value.items() if k in known})
+    if tp is datetime:
+        return datetime.fromisoformat(value)
+    if tp is date:
+        return date.fromisoformat(value)
+    if tp is float:
+        return float(value)
+    return value
+
+
+def _decode_as(value: Any, tp: type[T]) -> T:
+    result: T = _decode(value, tp)
+    return result

@@ -1,0 +1,74 @@
+"""Activity collector: a held lock shows as a blocked pair; idle-in-transaction sessions."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+
+from dbops.config import to_libpq_url
+from dbops.db import Database
+from dbops.monitoring import Severity, collect_snapshot, evaluate
+from tests.fixtures.monitoring import monitor_settings
+
+
+def _wait_for(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def test_lock_wait_is_a_blocked_pair(
+    mon_db: Database, mon_conn: psycopg.Connection, mon_url: str
+) -> None:
+    mon_conn.execute("CREATE TABLE locked (id int PRIMARY KEY, v int)")
+    mon_conn.execute("INSERT INTO locked VALUES (1, 0)")
+    holder = psycopg.connect(to_libpq_url(mon_url), application_name="test-holder")
+    waiter = psycopg.connect(to_libpq_url(mon_url), application_name="test-waiter")
+    try:
+        holder.execute("UPDATE locked SET v = 1 WHERE id = 1")  # transaction left open
+        holder_pid = holder.info.backend_pid
+        waiter_pid = waiter.info.backend_pid
+        thread = threading.Thread(
+            target=lambda: waiter.execute("UPDATE locked SET v = 2 WHERE id = 1"), daemon=True
+        )
+        thread.start()
+        _wait_for(
+            lambda: mon_conn.execute(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                (waiter_pid,),
+            ).fetchone()[0]
+        )
+        settings = monitor_settings(mon_url, check_idle_in_transaction_s=0.001)
+        snap = collect_snapshot(mon_db, settings)
+        assert snap.errors == ()
+        assert snap.activity is not None
+        assert snap.activity.blocked is not None
+        pairs = [(p.blocked_pid, p.blocking_pid) for p in snap.activity.blocked]
+        assert (waiter_pid, holder_pid) in pairs
+        pair = next(p for p in snap.activity.blocked if p.blocked_pid == waiter_pid)
+        assert pair.wait_event_type == "Lock"
+        assert pair.blocking_state == "idle in transaction"
+        assert "UPDATE locked" in (pair.blocked_query or "")
+
+        sessions = {s.pid: s for s in snap.activity.sessions or ()}
+        assert sessions[holder_pid].state == "idle in transaction"
+        assert sessions[waiter_pid].state == "active"
+        apps = {c.key for c in snap.activity.by_application or ()}
+        assert {"test-holder", "test-waiter"} <= apps
+        assert snap.activity.max_connections == 100
+        assert (snap.activity.total or 0) >= 3
+
+        idle = [f for f in evaluate(snap, settings) if f.check == "idle_in_transaction"]
+        holder_finding = next(f for f in idle if f.subject == f"pid {holder_pid}")
+        assert holder_finding.severity == Severity.CRITICAL  # it blocks the waiter
+    finally:
+        holder.rollback()
+        thread.join(10)
+        waiter.rollback()
+        holder.close()
+        waiter.close()

@@ -1,0 +1,114 @@
+"""Checks are pure functions over canned snapshots; docs/checks.md stays in step with them."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from dbops.config import Settings
+from dbops.monitoring import CHECKS, Finding, Severity, Snapshot, evaluate
+from dbops.monitoring.checks import worst
+from tests.fixtures.snapshots import DEGRADED_EXPECTED
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def _by_check(findings: list[Finding]) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for f in findings:
+        out.setdefault(f.check, []).append(f)
+    return out
+
+
+def test_healthy_snapshot_is_ok_for_every_check(healthy: Snapshot) -> None:
+    findings = evaluate(healthy, SETTINGS)
+    assert [f.check for f in findings] == [c.id for c in CHECKS]
+    assert {f.severity for f in findings} == {Severity.OK}
+    assert worst(findings) is Severity.OK
+
+
+def test_degraded_snapshot_fires_every_threshold(degraded: Snapshot) -> None:
+    findings = evaluate(degraded, SETTINGS)
+    got = {(f.check, str(f.severity), f.subject) for f in findings if f.severity != Severity.OK}
+    assert got == DEGRADED_EXPECTED
+    for f in findings:
+        if f.severity != Severity.OK:
+            assert f.hint, f"{f.check} has no fix hint"
+    assert worst(findings) is Severity.CRITICAL
+    # suggested_indexes is a placeholder: ok even on a degraded snapshot.
+    assert [f.severity for f in _by_check(findings)["suggested_indexes"]] == [Severity.OK]
+
+
+def test_partial_snapshot_reports_errors_and_skips_unknown_parts(partial: Snapshot) -> None:
+    findings = _by_check(evaluate(partial, SETTINGS))
+    errors = findings["collector_errors"]
+    assert {f.subject for f in errors} == {"statements", "indexes", "database.sequences"}
+    assert all(f.severity == Severity.WARNING for f in errors)
+    assert "CREATE EXTENSION pg_stat_statements" in (
+        next(f.hint for f in errors if f.subject == "statements") or ""
+    )
+    unknown = {
+        "slow_queries",
+        "statements_capacity",
+        "suggested_indexes",
+        "unused_indexes",
+        "duplicate_indexes",
+        "invalid_indexes",
+        "sequences",
+    }
+    assert unknown.isdisjoint(findings), "unknown input must not be reported as ok"
+    assert findings["wraparound"][0].severity == Severity.OK
+
+
+def test_evaluate_is_pure(degraded: Snapshot) -> None:
+    before = degraded.to_json()
+    assert evaluate(degraded, SETTINGS) == evaluate(degraded, SETTINGS)
+    assert degraded.to_json() == before
+
+
+def test_thresholds_come_from_settings(degraded: Snapshot) -> None:
+    lenient = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        check_long_running_query_s=1_000.0,
+        check_long_running_query_critical_s=2_000.0,
+        check_slow_query_ms=1_000.0,
+    )
+    findings = _by_check(evaluate(degraded, lenient))
+    assert [f.severity for f in findings["long_running_queries"]] == [Severity.OK]
+    assert [f.severity for f in findings["slow_queries"]] == [Severity.OK]
+
+
+def test_unused_index_size_floor(degraded: Snapshot) -> None:
+    big_floor = Settings(_env_file=None, check_unused_index_min_bytes=10**9)  # type: ignore[call-arg]
+    findings = _by_check(evaluate(degraded, big_floor))
+    assert [f.severity for f in findings["unused_indexes"]] == [Severity.OK]
+
+
+def test_unique_and_primary_indexes_are_never_unused(healthy: Snapshot) -> None:
+    assert healthy.indexes is not None
+    idle = tuple(dataclasses.replace(ix, scans=0, size_bytes=10**7) for ix in healthy.indexes)
+    findings = _by_check(evaluate(dataclasses.replace(healthy, indexes=idle), SETTINGS))
+    assert [f.subject for f in findings["unused_indexes"]] == ["public.ix_users_email"]
+
+
+def test_cache_hit_needs_enough_reads(degraded: Snapshot) -> None:
+    assert degraded.database is not None
+    few = dataclasses.replace(degraded.database, blks_hit=50, blks_read=50)
+    findings = _by_check(evaluate(dataclasses.replace(degraded, database=few), SETTINGS))
+    assert [f.severity for f in findings["cache_hit"]] == [Severity.OK]
+
+
+def test_docs_list_every_check_and_threshold() -> None:
+    text = (ROOT / "docs" / "checks.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.MULTILINE))
+    assert documented == {c.id for c in CHECKS}
+    named = {m.lower() for m in re.findall(r"`DBOPS_((?:CHECK|MONITOR)_[A-Z0-9_]+)`", text)}
+    fields = {n for n in Settings.model_fields if n.startswith(("check_", "monitor_"))}
+    assert named - fields == set(), "docs/checks.md names settings that do not exist"
+    assert fields - named == set(), "document these settings in docs/checks.md"
+    for check in CHECKS:
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{check.id}` |"))
+        for setting in check.settings:
+            assert f"DBOPS_{setting.upper()}" in row, f"{check.id} row must name {setting}"

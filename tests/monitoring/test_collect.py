@@ -1,0 +1,130 @@
+"""collect_snapshot: failures stay in their section; pg_monitor is enough; pool and cache."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from dbops.config import Settings, to_libpq_url
+from dbops.db import Database
+from dbops.monitoring import collect, collect_snapshot
+from dbops.monitoring._fetch import fetch
+from dbops.monitoring.collectors import indexes
+from dbops.services import MemoryCache
+from tests.fixtures.monitoring import monitor_settings
+
+
+class _Slept:
+    def __init__(self, pg_sleep: str) -> None:
+        self.pg_sleep = pg_sleep
+
+
+def _slow_tables(conn: psycopg.Connection[Any], *, settings: Settings) -> list[_Slept]:
+    return fetch(
+        conn,
+        "SELECT pg_sleep(2)::text AS pg_sleep",
+        _Slept,
+        timeout_ms=settings.monitor_collector_timeout_ms,
+    )
+
+
+def test_timed_out_collector_is_recorded_and_the_rest_runs(
+    mon_db: Database, mon_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(collect.COLLECTORS, "tables", _slow_tables)
+    started = time.perf_counter()
+    snap = collect_snapshot(mon_db, monitor_settings(mon_url), timeouts_ms={"tables": 50})
+    assert time.perf_counter() - started < 1.5
+    assert snap.tables is None
+    err = snap.error("tables")
+    assert err is not None
+    assert err.message == "timed out after 50 ms"
+    assert err.hint
+    assert "DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS" in err.hint
+    assert 0.04 < err.elapsed_s < 1.0
+    assert [e.collector for e in snap.errors] == ["tables"]
+    # Every other section is there, and the timeout did not leak into later collectors.
+    assert snap.indexes is not None
+    assert snap.statements is not None
+    assert snap.activity is not None
+    assert snap.activity.sessions is not None
+    assert snap.database is not None
+    assert snap.database.settings is not None
+
+
+def test_collector_timeouts_do_not_leak_into_the_pooled_connection(mon_url: str) -> None:
+    url = to_libpq_url(mon_url)
+    opts = {"options": "-c statement_timeout=30000"}
+    with ConnectionPool(url, min_size=1, max_size=1, kwargs=opts, open=True) as pool:
+        snap = collect_snapshot(pool, monitor_settings(mon_url, monitor_collector_timeout_ms=1234))
+        assert snap.errors == ()
+        with pool.connection() as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
+
+
+def test_broken_collector_is_recorded_and_the_rest_runs(
+    mon_db: Database, mon_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexes, "INDEXES_SQL", "SELECT no_such_column FROM pg_class")
+    snap = collect_snapshot(mon_db, monitor_settings(mon_url))
+    assert snap.indexes is None
+    err = snap.error("indexes")
+    assert err is not None
+    assert err.message.startswith("UndefinedColumn:")
+    assert [e.collector for e in snap.errors] == ["indexes"]
+    assert snap.tables is not None
+    assert snap.statements is not None
+    assert snap.server is not None
+
+
+def test_pg_monitor_member_without_superuser_collects_everything(
+    mon_db: Database, mon_conn: psycopg.Connection, mon_url: str, monitor_role: str
+) -> None:
+    mon_conn.execute("CREATE TABLE secret (id bigserial PRIMARY KEY, v int)")
+    mon_conn.execute("CREATE INDEX ix_secret_v ON secret (v)")
+    mon_conn.execute("INSERT INTO secret (v) SELECT g FROM generate_series(1, 100) AS g")
+    mon_conn.execute("SELECT count(*) FROM secret WHERE v = 7").fetchone()
+    url = to_libpq_url(mon_url).replace("postgres@", f"{monitor_role}@", 1)
+    settings = monitor_settings(mon_url)
+    with ConnectionPool(url, min_size=1, max_size=2, open=True, name="monitor") as pool:
+        with pool.connection() as conn:
+            row = conn.execute(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            assert row == (False,)
+        snap = collect_snapshot(pool, settings)
+    assert snap.errors == (), snap.errors
+    assert snap.server is not None
+    assert snap.server.current_user == monitor_role
+    assert snap.statements is not None
+    texts = [q.query or "" for q in snap.statements.top]
+    assert any("FROM secret WHERE v" in t for t in texts)  # other roles' text is visible
+    assert snap.indexes is not None
+    assert "ix_secret_v" in {ix.name for ix in snap.indexes}
+    assert snap.database is not None
+    assert snap.database.sequences is not None
+    seq = next(s for s in snap.database.sequences if s.name == "secret_id_seq")
+    assert seq.last_value is None
+    assert seq.used_ratio is None
+    assert snap.pool is not None
+    assert snap.pool.name == "monitor"
+    assert snap.pool.max_size == 2
+
+
+def test_pool_and_cache_counters(mon_db: Database, mon_url: str) -> None:
+    cache = MemoryCache(ttl_s=30)
+    cache.set("k", 1)
+    cache.get("k")
+    cache.get("missing")
+    collect_snapshot(mon_db, monitor_settings(mon_url))  # one checkout counted before the next
+    snap = collect_snapshot(mon_db, monitor_settings(mon_url), cache=cache)
+    assert snap.cache is not None
+    assert (snap.cache.backend, snap.cache.hits, snap.cache.misses) == ("memory", 1, 1)
+    assert snap.pool is not None
+    assert snap.pool.max_size == mon_db.settings.pool_max_size
+    assert snap.pool.requests >= 1
+    assert snap.pool.timeouts == 0

@@ -1,0 +1,59 @@
+"""Statements collector: a statement the test runs shows; a missing extension is a hint."""
+
+from __future__ import annotations
+
+import psycopg
+
+from dbops.config import to_libpq_url
+from dbops.db import Database, open_database
+from dbops.monitoring import collect_snapshot
+from tests.fixtures.monitoring import monitor_settings
+
+
+def test_statement_run_by_the_test_shows(
+    mon_db: Database, mon_conn: psycopg.Connection, mon_url: str
+) -> None:
+    mon_conn.execute("CREATE TABLE marker_table (id int, note text)")
+    for i in range(5):
+        mon_conn.execute(
+            "SELECT count(*) FROM marker_table WHERE id > %s AND note <> 'x'", (i,)
+        ).fetchone()
+    settings = monitor_settings(mon_url, monitor_top_statements=500, monitor_query_text_chars=40)
+    snap = collect_snapshot(mon_db, settings)
+    assert snap.errors == ()
+    st = snap.statements
+    assert st is not None
+    assert st.entries >= 1
+    assert st.max_entries == 10_000
+    assert st.stats_reset is not None  # pg_stat_statements_info on 14+
+    assert st.dealloc is not None
+    mine = [q for q in st.top if q.query and q.query.startswith("SELECT count(*) FROM marker_t")]
+    assert len(mine) == 1, [q.query for q in st.top]
+    q = mine[0]
+    assert q.calls == 5
+    assert len(q.query or "") == 40  # cut on the server
+    assert q.user == "postgres"
+    assert q.database == mon_conn.info.dbname
+    assert q.queryid is not None
+    assert q.total_exec_time_ms >= 0
+    assert q.rows == 5
+    # Ranked by total time, this database only.
+    totals = [x.total_exec_time_ms for x in st.top]
+    assert totals == sorted(totals, reverse=True)
+    assert {x.database for x in st.top} == {mon_conn.info.dbname}
+
+
+def test_missing_extension_is_a_section_error_with_hint(mon_url: str) -> None:
+    with psycopg.connect(to_libpq_url(mon_url), autocommit=True) as conn:
+        conn.execute("DROP EXTENSION pg_stat_statements")
+    settings = monitor_settings(mon_url)
+    with open_database(settings, mon_url) as db:
+        snap = collect_snapshot(db, settings)
+    assert snap.statements is None
+    err = snap.error("statements")
+    assert err is not None
+    assert "not installed" in err.message
+    assert "CREATE EXTENSION pg_stat_statements" in (err.hint or "")
+    assert [e.collector for e in snap.errors] == ["statements"]
+    assert snap.indexes is not None
+    assert snap.database is not None
