@@ -32,7 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import context
-from alembic.runtime.migration import MigrationInfo, MigrationContext
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
@@ -77,9 +77,7 @@ def include_object(
     return not (table_name in POSTGIS_TABLES and not reflected and not _Run.postgis)
 
 
-def _record_step(
-    *, ctx: MigrationContext, step: MigrationInfo, heads: Any, run_args: Any
-) -> None:
+def _record_step(*, ctx: MigrationContext, step: MigrationInfo, heads: Any, run_args: Any) -> None:
     """Note each revision applied (upgrade) or reverted (downgrade), in order."""
     config.attributes.setdefault("applied", []).append(step.up_revision_id)
 

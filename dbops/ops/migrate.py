@@ -211,8 +211,11 @@ def history() -> list[RevisionInfo]:
 
 
 def pending(source: RevisionSource) -> list[str]:
-    """Revisions not applied yet, in the order they would apply (``source`` as for
-    :func:`current_revision`)."""
+    """Revisions not applied yet, in the order they would apply.
+
+    Args:
+        source: as for :func:`current_revision`.
+    """
     current = current_revision(source)
     script = ScriptDirectory.from_config(_script_config())
     try:
@@ -262,7 +265,9 @@ def create_index_concurrently(
     drops any index of that name before building it.
     """
     if op.get_context().as_sql:
-        op.drop_index(index_name, table_name=table_name, postgresql_concurrently=True, if_exists=True)
+        op.drop_index(
+            index_name, table_name=table_name, postgresql_concurrently=True, if_exists=True
+        )
         op.create_index(index_name, table_name, columns, postgresql_concurrently=True, **kw)
         return
     _require_autocommit(index_name)

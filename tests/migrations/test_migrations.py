@@ -337,9 +337,11 @@ def test_a_failing_concurrent_build_keeps_the_complete_revisions(empty_database:
 
 def test_a_failure_inside_a_transaction_applies_nothing(empty_database: str) -> None:
     # A function squatting on 0001's trigger function: 0001 fails in its (first) transaction.
-    _query(empty_database, "CREATE FUNCTION set_updated_at() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    _query(
+        empty_database, "CREATE FUNCTION set_updated_at() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+    )
 
-    with pytest.raises(MigrationError, match="set_updated_at.* already exists") as caught:
+    with pytest.raises(MigrationError, match=r"set_updated_at.* already exists") as caught:
         upgrade(empty_database, make_settings(empty_database))
 
     assert "nothing was applied (the database is still at base (empty))" in str(caught.value)

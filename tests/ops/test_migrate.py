@@ -28,7 +28,9 @@ from tests.fixtures.db import make_settings
 INDEX_VALID = "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%(name)s)"
 
 
-def _query(url: str, query: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
+def _query(
+    url: str, query: str, params: dict[str, object] | None = None
+) -> list[tuple[object, ...]]:
     with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
         cur = conn.execute(query, params)
         return cur.fetchall() if cur.description else []
