@@ -4,10 +4,10 @@ SHELL := /bin/bash
 # uv from PATH, or the one scripts/bootstrap.sh installs with pip (no PATH/shim refresh needed).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help setup run test lint format bench clean
+.PHONY: help setup run test lint wheel-check format bench clean
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 setup:  ## system packages (PostGIS), uv and the locked Python environment
 	@scripts/bootstrap.sh
@@ -18,11 +18,15 @@ run: setup  ## embedded PostgreSQL + migrations + demo data + status summary
 test: setup  ## the whole test suite against private PostgreSQL clusters
 	$(UV) run pytest
 
-lint: setup  ## ruff, mypy (strict on dbops), import contracts
+lint: setup  ## ruff, mypy (strict on dbops), import contracts, squawk on every migration's SQL
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run lint-imports
+	$(UV) run python scripts/lint_migrations.py
+
+wheel-check: setup  ## build the wheel, install it outside the repo, migrate a throwaway cluster
+	scripts/check_wheel.sh
 
 format:  ## apply ruff's fixes and formatting
 	$(UV) run ruff check --fix .

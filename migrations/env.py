@@ -1,46 +1,61 @@
 """Alembic environment: target metadata from dbops.models, URL from dbops settings.
 
-Three safety nets around every run (see docs/decisions/0003-migration-safety.md):
-- every revision of one run applies in **one transaction** (PostgreSQL has transactional DDL),
-  so a failure leaves the schema exactly as it was;
-- a transaction-level advisory lock taken first in that transaction, so two `dbops migrate`
-  started together run one after the other (the second then finds nothing to do);
-- a short ``lock_timeout`` for the DDL, so a migration never queues forever behind a long
-  transaction (and every query behind it); the error tells the operator to retry.
+Safety nets around every online run (see docs/decisions/0003-migration-safety.md):
+- a **session-level advisory lock** held for the whole run, so two `dbops migrate` started
+  together run one after the other (the second reads the revision only once it holds the lock,
+  and finds nothing to do). It survives the commits of ``autocommit_block()`` and is released
+  at the end of the run (or with the connection);
+- a short ``lock_timeout`` for the whole run (session-level, restored afterwards), so no step
+  queues forever behind a long transaction, not even a ``CONCURRENTLY`` step outside the
+  transaction;
+- the revisions of one run apply in **one transaction**, except that a revision's
+  ``autocommit_block()`` (``CREATE/DROP INDEX CONCURRENTLY``) commits what ran before it. A
+  revision puts that block first, so its transactional part and its version stamp still commit
+  together.
+
+Offline mode (``alembic upgrade --sql``, ``dbops.ops.migrate.render_sql``) writes the SQL of a
+range of revisions instead of running it.
 
 The connection comes from ``config.attributes["connection"]`` when the caller hands one over:
 a ``Connection`` (``dbops.ops.migrate``) or an ``Engine`` (pytest-alembic hands its
-``alembic_engine``). Only without one does this file build its own engine.
+``alembic_engine``). Only without one does this file build its own engine. What the run did is
+left in ``config.attributes``: ``before`` (read under the lock), ``after`` and ``applied``.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import context
-from psycopg import errors as pg_errors
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
 import dbops.models.geo  # noqa: F401  (registers team_locations and 0002's indexes on Base)
-from dbops.errors import LockTimeout
+from dbops.errors import LockTimeout, MigrationError
 from dbops.models import Base
 from dbops.ops.migrate import MIGRATION_LOCK_KEY
 
 config = context.config
 target_metadata = Base.metadata
+_log = logging.getLogger("alembic.runtime.migration")
 
 #: Tables PostgreSQL extensions own; they are not ours to create, drop or compare.
 EXTENSION_TABLES = frozenset({"spatial_ref_sys"})
 #: Tables migration 0002 creates only when the server has PostGIS (see its docstring).
 POSTGIS_TABLES = frozenset({"team_locations"})
 
-# Both take effect only inside the transaction (``is_local`` = true): nothing leaks into the
-# session of a connection the caller handed over.
-SET_LOCAL_LOCK_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :ms, true)")
-TAKE_MIGRATION_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+#: ``is_local`` true: until the end of the transaction; false: for the session.
+SET_LOCK_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :value, :is_local)")
+SHOW_LOCK_TIMEOUT = sa.text("SELECT current_setting('lock_timeout')")
+TRY_MIGRATION_LOCK = sa.text("SELECT pg_try_advisory_lock(:key)")
+RELEASE_MIGRATION_LOCK = sa.text("SELECT pg_advisory_unlock(:key)")
 POSTGIS_INSTALLED = sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')")
 
 
@@ -62,22 +77,65 @@ def include_object(
     return not (table_name in POSTGIS_TABLES and not reflected and not _Run.postgis)
 
 
-def _take_migration_lock(connection: Connection, wait_s: float) -> None:
-    """Wait up to ``wait_s`` for the advisory lock; it is released when the transaction ends.
+def _record_step(*, ctx: MigrationContext, step: MigrationInfo, heads: Any, run_args: Any) -> None:
+    """Note each revision applied (upgrade) or reverted (downgrade), in order."""
+    config.attributes.setdefault("applied", []).append(step.up_revision_id)
 
-    A transaction-level lock needs no unlock (and no commit juggling on a connection the caller
-    owns): commit, rollback and a dropped connection all release it.
+
+def _wait_for_migration_lock(connection: Connection, wait_s: float) -> None:
+    """Poll ``pg_try_advisory_lock`` for up to ``wait_s``, idle between tries.
+
+    Not a blocking ``pg_advisory_lock``: a run building an index ``CONCURRENTLY`` waits for
+    every transaction with an older snapshot, including a second run blocked in that call,
+    which waits for the first run's lock: a deadlock. Between tries this connection is idle,
+    outside a transaction, so a concurrent build does not wait for it.
     """
-    connection.execute(SET_LOCAL_LOCK_TIMEOUT, {"ms": str(max(1, int(wait_s * 1000)))})
-    try:
-        connection.execute(TAKE_MIGRATION_LOCK, {"key": MIGRATION_LOCK_KEY})
-    except sa_exc.OperationalError as exc:
-        if isinstance(exc.orig, pg_errors.LockNotAvailable):
+    deadline = time.monotonic() + wait_s
+    pause = 0.02
+    while True:
+        with connection.begin():
+            if connection.execute(TRY_MIGRATION_LOCK, {"key": MIGRATION_LOCK_KEY}).scalar_one():
+                return
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise LockTimeout(
                 f"another migration has been running for over {wait_s:g}s; "
                 "retry when it has finished"
-            ) from exc
-        raise
+            )
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.5)
+
+
+@contextmanager
+def _migration_session(
+    connection: Connection, *, use_lock: bool, wait_s: float, lock_timeout_ms: int
+) -> Iterator[None]:
+    """Hold the migration lock and the run's ``lock_timeout`` on ``connection`` for the run.
+
+    Both are session-level because ``autocommit_block()`` commits in the middle of a run; both
+    are undone at the end, so a connection the caller handed over is left as it was.
+    """
+    if connection.in_transaction():
+        raise MigrationError("hand the migration a connection that is not in a transaction")
+    with connection.begin():
+        previous = str(connection.execute(SHOW_LOCK_TIMEOUT).scalar_one())
+    if use_lock:
+        _wait_for_migration_lock(connection, wait_s)
+    try:
+        with connection.begin():
+            value = str(lock_timeout_ms)
+            connection.execute(SET_LOCK_TIMEOUT, {"value": value, "is_local": False})
+        yield
+    finally:
+        try:
+            if connection.in_transaction():
+                connection.rollback()
+            with connection.begin():
+                connection.execute(SET_LOCK_TIMEOUT, {"value": previous, "is_local": False})
+                if use_lock:
+                    connection.execute(RELEASE_MIGRATION_LOCK, {"key": MIGRATION_LOCK_KEY})
+        except sa_exc.DBAPIError as exc:  # a broken connection takes its lock with it
+            _log.warning("could not release the migration lock: %s", exc.orig)
 
 
 def _run(connection: Connection) -> None:
@@ -85,21 +143,26 @@ def _run(connection: Connection) -> None:
     lock_timeout_ms = int(attrs.get("lock_timeout_ms", 3000))
     wait_s = float(attrs.get("migration_wait_s", 120))
     use_lock = bool(attrs.get("advisory_lock", True))
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        include_object=include_object,
-        compare_type=True,
-        compare_server_default=False,
-        # One transaction for the whole run (the default, stated because it is a promise).
-        transaction_per_migration=False,
-    )
-    with context.begin_transaction():
-        if use_lock:
-            _take_migration_lock(connection, wait_s)
-        connection.execute(SET_LOCAL_LOCK_TIMEOUT, {"ms": str(lock_timeout_ms)})
-        _Run.postgis = bool(connection.execute(POSTGIS_INSTALLED).scalar())
-        context.run_migrations()
+    attrs["applied"] = []
+    with _migration_session(
+        connection, use_lock=use_lock, wait_s=wait_s, lock_timeout_ms=lock_timeout_ms
+    ):
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            include_object=include_object,
+            compare_type=True,
+            compare_server_default=False,
+            # One transaction for the run, split only by a revision's autocommit_block().
+            transaction_per_migration=False,
+            on_version_apply=_record_step,
+        )
+        with context.begin_transaction():
+            migration = context.get_context()
+            attrs["before"] = migration.get_current_revision()
+            _Run.postgis = bool(connection.execute(POSTGIS_INSTALLED).scalar())
+            context.run_migrations()
+            attrs["after"] = migration.get_current_revision()
 
 
 def run_migrations_online() -> None:
@@ -125,6 +188,23 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
+def run_migrations_offline() -> None:
+    """Write the SQL of the requested range (no database needed, PostgreSQL dialect)."""
+    context.configure(
+        dialect_name="postgresql",
+        target_metadata=target_metadata,
+        literal_binds=True,
+        transaction_per_migration=False,
+    )
+    # Session-level, so it still holds after the COMMITs around CONCURRENTLY steps. SET takes
+    # no bind parameters; the value is an int from Settings.
+    lock_timeout_ms = int(config.attributes.get("lock_timeout_ms", 3000))
+    context.execute(f"SET lock_timeout = {lock_timeout_ms:d}")
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 if context.is_offline_mode():
-    raise SystemExit("offline (--sql) migrations are not supported: run against a database")
-run_migrations_online()
+    run_migrations_offline()
+else:
+    run_migrations_online()

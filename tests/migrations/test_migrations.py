@@ -64,6 +64,8 @@ ORDER BY 1
 """
 
 TABLE_EXISTS = "SELECT to_regclass(%(name)s) IS NOT NULL"
+INDEX_VALID = "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%(name)s)"
+EXTENSION_EXISTS = "SELECT true FROM pg_extension WHERE extname = %(name)s"
 
 HOLD_ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
 
@@ -119,6 +121,32 @@ def test_history_head_and_pending_on_an_empty_database(empty_database: str) -> N
     upgrade(empty_database, make_settings(empty_database))
     assert current_revision(empty_database) == head_revision()
     assert pending(empty_database) == []
+
+
+def test_stairway_each_revision_down_one_and_up_again_gives_the_same_schema(
+    empty_database: str,
+) -> None:
+    """For every revision: upgrade to it, downgrade one step, upgrade again.
+
+    After the downgrade the schema must be the one the previous revision had on the way up
+    (a downgrade that leaves something behind fails here, even when the re-upgrade tolerates
+    it), and after the re-upgrade the one this revision had.
+    """
+    settings = make_settings(empty_database)
+    below: str | None = None  # base: only alembic's own table is left, see OUR_OBJECTS
+    for info in reversed(history()):
+        upgrade(empty_database, settings, info.revision)
+        at_revision = _schema_dump(empty_database)
+        down = downgrade(empty_database, settings, "-1")
+        assert (down.before, down.after) == (info.revision, info.down_revision)
+        if below is None:
+            assert _query(empty_database, OUR_OBJECTS) == []
+        else:
+            assert _schema_dump(empty_database) == below, f"downgrade of {info.revision}"
+        up = upgrade(empty_database, settings, info.revision)
+        assert up.applied == (info.revision,)
+        assert _schema_dump(empty_database) == at_revision, f"re-upgrade of {info.revision}"
+        below = at_revision
 
 
 def test_round_trip_head_base_head_gives_the_same_schema(empty_database: str) -> None:
@@ -180,11 +208,12 @@ def _upgrade_in_child(url: str, start: Any, results: Any) -> None:
     log.addHandler(_Collect())
     start.wait(timeout=60)
     try:
-        upgrade(url, make_settings(url))
+        result = upgrade(url, make_settings(url))
     except Exception as exc:
         results.put(("error", repr(exc)))
         return
-    results.put(("ok", len(applied)))
+    # What alembic logged and what dbops reports (``before`` read under the lock) must agree.
+    results.put(("ok", len(applied), len(result.applied), result.before))
 
 
 def test_two_migrate_processes_started_together_apply_once(empty_database: str) -> None:
@@ -202,7 +231,8 @@ def test_two_migrate_processes_started_together_apply_once(empty_database: str) 
     for child in children:
         child.join(timeout=30)
 
-    assert outcomes == [("ok", 0), ("ok", len(history()))]
+    head, count = head_revision(), len(history())
+    assert outcomes == [("ok", 0, 0, head), ("ok", count, count, None)]
     assert current_revision(empty_database) == head_revision()
 
 
@@ -218,39 +248,63 @@ def test_migrate_waits_for_a_running_migration_then_gives_up(
     assert current_revision(empty_database) is None
 
 
-def test_ddl_behind_a_long_transaction_times_out_and_applies_nothing(
+def test_ddl_behind_a_long_transaction_times_out_and_says_where_it_stopped(
     empty_database: str, holder: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    upgrade(empty_database, make_settings(empty_database))
-    head = head_revision()
-    before = _schema_dump(empty_database)
+    """0003 reverts (its own autocommit block), 0002's concurrent drop on users times out."""
+    settings = make_settings(empty_database, migration_lock_timeout_ms=300)
+    upgrade(empty_database, settings)
     holder.execute("SELECT count(*) FROM users")  # ACCESS SHARE until the transaction ends
 
     started = time.monotonic()
     with pytest.raises(LockTimeout) as caught:
-        downgrade(
-            empty_database, make_settings(empty_database, migration_lock_timeout_ms=300), "base"
-        )
+        downgrade(empty_database, settings, "base")
     elapsed = time.monotonic() - started
 
     assert elapsed < 5, f"waited {elapsed:.1f}s for a 300 ms lock_timeout"
     message = str(caught.value)
     assert "300 ms" in message
-    assert "nothing was applied" in message
     assert "Retry" in message
+    assert "now at revision 0002 (the run started at revision 0003)" in message
     holder.rollback()
-    assert current_revision(empty_database) == head
-    assert _schema_dump(empty_database) == before
+    assert current_revision(empty_database) == "0002"
+
+    result = downgrade(empty_database, settings, "base")  # the retry finishes the job
+    assert (result.before, result.after, result.applied) == ("0002", None, ("0002", "0001"))
+    assert _query(empty_database, OUR_OBJECTS) == []
 
 
-def test_all_revisions_of_one_downgrade_roll_back_together(
+def test_a_blocked_concurrent_build_applies_nothing_and_the_retry_cleans_up(
     empty_database: str, holder: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    """The head revision's downgrade succeeds, the next one times out: neither is kept."""
+    """A writer's open transaction makes CREATE INDEX CONCURRENTLY time out after phase 1."""
+    settings = make_settings(empty_database, migration_lock_timeout_ms=300)
+    upgrade(empty_database, settings, "0002")
+    holder.execute("LOCK TABLE invitations IN ROW EXCLUSIVE MODE")  # what an INSERT holds
+
+    with pytest.raises(LockTimeout) as caught:
+        upgrade(empty_database, settings)
+    assert "nothing was applied (the database is still at revision 0002)" in str(caught.value)
+    assert current_revision(empty_database) == "0002"
+    holder.rollback()
+    # The build's catalog entry (INVALID) stays: its cleanup timed out behind the same writer.
+    assert _query(empty_database, INDEX_VALID, {"name": "ix_invitations_pending_expiry"}) == [
+        (False,)
+    ]
+
+    result = upgrade(empty_database, settings)
+    assert result.applied == ("0003",)
+    assert _query(empty_database, INDEX_VALID, {"name": "ix_invitations_pending_expiry"}) == [
+        (True,)
+    ]
+
+
+def test_all_revisions_of_one_downgrade_segment_roll_back_together(
+    empty_database: str, holder: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """0002's transactional part and 0001 share a transaction: 0001 times out, neither stays."""
     settings = make_settings(empty_database, migration_lock_timeout_ms=300)
     upgrade(empty_database, settings)
-    revisions = [r.revision for r in history()]
-    assert len(revisions) >= 2, "needs two revisions to show one transaction per run"
     # Only 0001 touches team_members on the way down; every later revision reverts first.
     holder.execute("SELECT count(*) FROM team_members")
 
@@ -258,17 +312,39 @@ def test_all_revisions_of_one_downgrade_roll_back_together(
         downgrade(empty_database, settings, "base")
 
     holder.rollback()
-    assert current_revision(empty_database) == revisions[0]
-    assert _exists(empty_database, "ix_users_tags")  # dropped by 0002's downgrade, rolled back
+    assert current_revision(empty_database) == "0002"
+    # Dropped by 0002's transactional part, in 0001's transaction: rolled back with it.
+    assert _query(empty_database, EXTENSION_EXISTS, {"name": "pg_trgm"}) == [(True,)]
+    assert _exists(empty_database, "users")
 
 
-def test_a_failing_upgrade_leaves_an_unmigrated_database_untouched(empty_database: str) -> None:
-    # A table squatting on the name of an index 0002 creates makes 0002 fail after 0001 ran.
+def test_a_failing_concurrent_build_keeps_the_complete_revisions(empty_database: str) -> None:
+    # A table squatting on the name of an index 0002 builds CONCURRENTLY: 0001 was committed
+    # by 0002's autocommit block, 0002 fails and is not stamped.
     _query(empty_database, "CREATE TABLE ix_users_tags (x int)")
 
-    with pytest.raises(MigrationError, match='relation "ix_users_tags" already exists'):
+    with pytest.raises(MigrationError, match='relation "ix_users_tags" already exists') as caught:
         upgrade(empty_database, make_settings(empty_database))
 
+    assert "now at revision 0001 (the run started at base (empty))" in str(caught.value)
+    assert current_revision(empty_database) == "0001"
+    assert _exists(empty_database, "users")
+
+    _query(empty_database, "DROP TABLE ix_users_tags")
+    result = upgrade(empty_database, make_settings(empty_database))
+    assert (result.before, result.applied) == ("0001", ("0002", "0003"))
+
+
+def test_a_failure_inside_a_transaction_applies_nothing(empty_database: str) -> None:
+    # A function squatting on 0001's trigger function: 0001 fails in its (first) transaction.
+    _query(
+        empty_database, "CREATE FUNCTION set_updated_at() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+    )
+
+    with pytest.raises(MigrationError, match=r"set_updated_at.* already exists") as caught:
+        upgrade(empty_database, make_settings(empty_database))
+
+    assert "nothing was applied (the database is still at base (empty))" in str(caught.value)
     assert current_revision(empty_database) is None
     assert not _exists(empty_database, "users")
     assert not _exists(empty_database, "alembic_version")

@@ -1,0 +1,169 @@
+"""dbops.ops.migrate: concurrent index helpers, offline SQL, revision reads on given connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.pool import NullPool
+
+from dbops.config import to_libpq_url, to_sqlalchemy_url
+from dbops.errors import MigrationError
+from dbops.ops.migrate import (
+    create_index_concurrently,
+    current_revision,
+    drop_index_concurrently,
+    head_revision,
+    history,
+    pending,
+    render_sql,
+    upgrade,
+)
+from tests.fixtures.db import make_settings
+
+INDEX_VALID = "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%(name)s)"
+
+
+def _query(
+    url: str, query: str, params: dict[str, object] | None = None
+) -> list[tuple[object, ...]]:
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+def run_op(empty_database: str) -> Iterator[Callable[..., None]]:
+    """Run a function as a revision would, with ``op`` bound to a connection of the database."""
+    engine = create_engine(to_sqlalchemy_url(empty_database), poolclass=NullPool)
+
+    def run(fn: Callable[[], None], *, autocommit: bool = True) -> None:
+        with engine.connect() as conn:
+            if autocommit:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            with Operations.context(MigrationContext.configure(conn)):
+                fn()
+            if conn.in_transaction():
+                conn.commit()
+
+    yield run
+    engine.dispose()
+
+
+def test_a_failed_unique_build_leaves_no_invalid_index_and_can_be_retried(
+    empty_database: str, run_op: Callable[..., None]
+) -> None:
+    _query(empty_database, "CREATE TABLE t (a int)")
+    _query(empty_database, "INSERT INTO t VALUES (1), (1), (2)")
+
+    def build() -> None:
+        create_index_concurrently("uq_t_a", "t", ["a"], unique=True)
+
+    with pytest.raises(Exception, match="could not create unique index") as caught:
+        run_op(build)
+    assert "uq_t_a" in str(caught.value)
+    assert _query(empty_database, INDEX_VALID, {"name": "uq_t_a"}) == []  # no INVALID leftover
+
+    _query(empty_database, "DELETE FROM t WHERE ctid = (SELECT min(ctid) FROM t WHERE a = 1)")
+    run_op(build)
+    assert _query(empty_database, INDEX_VALID, {"name": "uq_t_a"}) == [(True,)]
+    run_op(build)  # built already: kept, no error
+    run_op(lambda: drop_index_concurrently("uq_t_a", "t"))
+    run_op(lambda: drop_index_concurrently("uq_t_a", "t"))  # IF EXISTS: retry-safe
+    assert _query(empty_database, INDEX_VALID, {"name": "uq_t_a"}) == []
+
+
+def test_an_invalid_leftover_is_dropped_before_the_build(
+    empty_database: str, run_op: Callable[..., None]
+) -> None:
+    _query(empty_database, "CREATE TABLE t (a int)")
+    _query(empty_database, "CREATE INDEX ix_t_a ON t (a)")
+    _query(
+        empty_database,
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ix_t_a'::regclass",
+    )
+    run_op(lambda: create_index_concurrently("ix_t_a", "t", ["a"]))
+    assert _query(empty_database, INDEX_VALID, {"name": "ix_t_a"}) == [(True,)]
+
+
+def test_concurrent_helpers_refuse_to_run_inside_a_transaction(
+    empty_database: str, run_op: Callable[..., None]
+) -> None:
+    _query(empty_database, "CREATE TABLE t (a int)")
+    with pytest.raises(MigrationError, match="autocommit_block"):
+        run_op(lambda: create_index_concurrently("ix_t_a", "t", ["a"]), autocommit=False)
+    with pytest.raises(MigrationError, match="autocommit_block"):
+        run_op(lambda: drop_index_concurrently("ix_t_a", "t"), autocommit=False)
+
+
+def _statements(sql: str) -> list[str]:
+    code = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+    return [s.strip() for s in code.split(";\n") if s.strip()]
+
+
+def test_render_sql_base_to_head_has_the_tables_and_concurrent_indexes_outside_transactions(
+    empty_database: str,
+) -> None:
+    sql = render_sql(make_settings(empty_database), "base:head")
+    assert sql.startswith("SET lock_timeout = 3000;")
+    for table in ("users", "teams", "team_members", "invitations"):
+        assert f"CREATE TABLE {table} (" in sql
+    in_transaction = False
+    concurrent = []
+    for statement in _statements(sql):
+        if statement == "BEGIN":
+            in_transaction = True
+        elif statement == "COMMIT":
+            in_transaction = False
+        elif "CONCURRENTLY" in statement:
+            assert not in_transaction, statement
+            concurrent.append(statement)
+    assert any("CREATE INDEX CONCURRENTLY ix_invitations_pending_expiry" in s for s in concurrent)
+    assert any("CREATE INDEX CONCURRENTLY ix_users_tags" in s for s in concurrent)
+    assert "UPDATE alembic_version SET version_num='0003'" in sql
+    assert not in_transaction  # ends committed
+
+
+def test_render_sql_ranges(empty_database: str) -> None:
+    settings = make_settings(empty_database)
+    head = head_revision()
+    assert "CREATE TABLE users" not in render_sql(settings, f"0002:{head}")
+    down = render_sql(settings, f"{head}:0002")
+    assert "DROP INDEX CONCURRENTLY IF EXISTS ix_invitations_pending_expiry" in down
+    assert "CREATE INDEX" not in down
+    # A bare TO starts at the database's revision (or at base without a database).
+    assert "CREATE TABLE users" in render_sql(settings, head)
+    upgrade(empty_database, settings, "0002")
+    from_db = render_sql(settings, head, url=empty_database)
+    assert "CREATE TABLE users" not in from_db
+    assert "ix_invitations_pending_expiry" in from_db
+    with pytest.raises(MigrationError, match="nope"):
+        render_sql(settings, "base:nope")
+
+
+def test_current_revision_and_pending_on_caller_connections(empty_database: str) -> None:
+    upgrade(empty_database, make_settings(empty_database), "0002")
+    later = [r.revision for r in reversed(history())][2:]
+    with psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn:
+        assert current_revision(conn) == "0002"
+        assert pending(conn) == later
+        assert not conn.closed
+    engine = create_engine(to_sqlalchemy_url(empty_database), poolclass=NullPool)
+    try:
+        with engine.connect() as sa_conn:
+            assert isinstance(sa_conn, Connection)
+            assert current_revision(sa_conn) == "0002"
+            assert pending(sa_conn) == later
+    finally:
+        engine.dispose()
+
+
+def test_current_revision_of_an_unmigrated_database_on_a_psycopg_connection(
+    empty_database: str,
+) -> None:
+    with psycopg.connect(to_libpq_url(empty_database)) as conn:
+        assert current_revision(conn) is None
