@@ -10,11 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbops.db.dsn import Dsn
+    from dbops.db.dsn import Dsn, configured_dsn
     from dbops.db.embedded import ClusterStatus, EmbeddedCluster, PgBinaries, find_binaries
     from dbops.db.engine import (
         Database,
-        configured_dsn,
         connection_kwargs,
         make_engine,
         make_pool,
@@ -47,7 +46,7 @@ _WHERE = {
     "PgBinaries": "dbops.db.embedded",
     "find_binaries": "dbops.db.embedded",
     "Database": "dbops.db.engine",
-    "configured_dsn": "dbops.db.engine",
+    "configured_dsn": "dbops.db.dsn",
     "connection_kwargs": "dbops.db.engine",
     "make_engine": "dbops.db.engine",
     "make_pool": "dbops.db.engine",

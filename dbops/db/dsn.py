@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dbops.config import redact_dsn, to_libpq_url, to_sqlalchemy_url
+from dbops.config import Settings, redact_dsn, to_libpq_url, to_sqlalchemy_url
 from dbops.errors import ConfigError
 
-__all__ = ["Dsn"]
+__all__ = ["Dsn", "configured_dsn"]
 
 _SCHEMES = ("postgres://", "postgresql://", "postgresql+psycopg://")
 
@@ -77,6 +77,17 @@ class Dsn:
         options = _libpq_options(libpq, source)
         _check_values(options, source)
         return cls(libpq=libpq, sqlalchemy=to_sqlalchemy_url(url), redacted=redact_dsn(libpq))
+
+
+def configured_dsn(settings: Settings) -> Dsn | None:
+    """The validated ``DATABASE_URL``; ``None`` when unset (the embedded cluster is used).
+
+    Raises:
+        ConfigError: the URL is not a PostgreSQL URL libpq accepts (see :meth:`Dsn.parse`).
+    """
+    if settings.database_url is None:
+        return None
+    return Dsn.parse(settings.database_url.get_secret_value())
 
 
 def _libpq_options(libpq: str, source: str) -> dict[str, str]:

@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from dbops.config import Settings, load_settings
-from dbops.db.dsn import Dsn
+from dbops.db.dsn import Dsn, configured_dsn
 from dbops.errors import DbopsError, translate_db_errors, translate_exception
 
 __all__ = [
     "Database",
-    "configured_dsn",
     "connection_kwargs",
     "make_engine",
     "make_pool",
@@ -35,17 +34,6 @@ __all__ = [
     "resolve_dsn",
     "resolve_url",
 ]
-
-
-def configured_dsn(settings: Settings) -> Dsn | None:
-    """The validated ``DATABASE_URL``; ``None`` when unset (the embedded cluster is used).
-
-    Raises:
-        ConfigError: the URL is not a PostgreSQL URL libpq accepts (see :meth:`Dsn.parse`).
-    """
-    if settings.database_url is None:
-        return None
-    return Dsn.parse(settings.database_url.get_secret_value())
 
 
 def resolve_dsn(settings: Settings) -> Dsn:

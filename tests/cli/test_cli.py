@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
-from dbops.cli import _report, app
+from dbops.cli import app
+from dbops.cli._errors import report as _report
 from dbops.config import to_libpq_url
 from dbops.db import Database, EmbeddedCluster
 from dbops.ops.migrate import head_revision, history
@@ -140,7 +141,7 @@ def test_seed_then_status_reports_counts_and_hides_the_password(
     result = invoke("seed", "--users", "30", "--teams", "4", "--seed", "1", "--no-progress")
     assert result.exit_code == 0, result.output
     seeded_users = 30 + len(PERSONAS)
-    assert f"seeded {seeded_users} users, 4 teams" in result.stdout
+    assert f"seeded {seeded_users} users (30 + {len(PERSONAS)} personas), 4 teams" in result.stdout
 
     result = invoke("status")
     assert result.exit_code == 0, result.output

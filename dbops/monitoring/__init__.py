@@ -1,0 +1,1 @@
+"""Read-only: collectors and snapshots (today `dbops status`; later snapshots and checks)."""
