@@ -397,3 +397,99 @@ def test_installed_script_runs_and_fails_cleanly(migrated: str) -> None:
     assert "secret" not in failed.stderr
     assert failed.stderr.startswith("error: cannot reach the database")
     assert len(failed.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------- invalid URLs (issue 6)
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://u:p%zzSECRET@127.0.0.1:1/db", "invalid percent-encoded token"),
+        ("postgresql://u:SECRET@127.0.0.1:1/db?sslmode=bogus", "invalid sslmode"),
+        ("postgresql://u:SECRET@127.0.0.1:99999/db", "invalid port"),
+        ("postgresql://u:SECRET@[::1/db", "not a valid PostgreSQL URL"),
+    ],
+)
+@pytest.mark.parametrize("command", ["status", "current", "migrate", "seed", "up"])
+def test_invalid_database_url_is_a_settings_error_without_the_password(
+    url: str, reason: str, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    result = invoke(command)
+    line = assert_one_line_error(result, 2)
+    assert reason in line
+    assert "SECRET" not in result.output
+    assert "cannot reach" not in line
+    assert "unexpected" not in line
+
+
+def test_db_url_with_an_invalid_database_url_is_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p%zzSECRET@h/db")
+    result = invoke("db", "url")
+    assert "invalid percent-encoded token" in assert_one_line_error(result, 2)
+    assert "SECRET" not in result.output
+
+
+# ------------------------------------------------------------------- rendering (issue 6)
+def test_status_keeps_the_url_on_one_line_at_80_columns(
+    migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    result = runner.invoke(app, ["status"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    libpq = to_libpq_url(migrated)
+    assert len(libpq) > 60  # long enough to have wrapped inside the table
+    assert f"database: {libpq}  [DATABASE_URL]" in result.stdout.splitlines()
+
+
+def test_schema_group_runs_the_same_commands(
+    migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    assert invoke("schema", "current").stdout == invoke("current").stdout == f"{HEAD} (head)\n"
+    assert invoke("schema", "history").stdout == invoke("history").stdout
+
+
+# ------------------------------------------------------- a stopped cluster (issue 6)
+def test_read_only_commands_report_a_stopped_cluster_instead_of_starting_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("DBOPS_HOME", str(home))
+    monkeypatch.setenv("DBOPS_EMBEDDED_DATABASE", "stopped_test")
+    cluster = EmbeddedCluster(home, database="stopped_test")
+    try:
+        line = assert_one_line_error(invoke("status"), 3)
+        assert line == (
+            f"error: no embedded cluster in {cluster.home} yet "
+            "(create it with `dbops db start` or `dbops up`)"
+        )
+        assert not cluster.initialized()
+
+        assert invoke("db", "start").exit_code == 0
+        assert invoke("db", "stop").exit_code == 0
+        for command in ("status", "current"):
+            line = assert_one_line_error(invoke(command), 3)
+            assert line == (
+                "error: embedded cluster is stopped (start it with `dbops db start` or `dbops up`)"
+            )
+            assert not cluster.running(), f"`dbops {command}` started the cluster"
+        assert invoke("history").exit_code == 0  # needs no database at all
+
+        url = invoke("db", "url")
+        assert url.exit_code == 0
+        assert url.stdout.strip() == cluster.libpq_url()
+        assert "embedded cluster is stopped" in url.stderr
+        assert not cluster.running()
+
+        migrated = invoke("migrate")
+        assert migrated.exit_code == 0, migrated.output
+        assert f"starting the embedded cluster in {cluster.home} ..." in migrated.stderr
+        assert migrated.stdout.startswith("upgraded base (empty) -> ")
+        assert cluster.running()
+        assert invoke("current").stdout.strip() == f"{HEAD} (head)"
+        ran = invoke("db", "url")
+        assert ran.stderr == ""
+    finally:
+        cluster.destroy()
