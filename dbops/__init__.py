@@ -1,14 +1,24 @@
-"""dbops: the PostgreSQL data layer and data-ops toolkit for team-based SaaS products."""
+"""dbops: the PostgreSQL data layer and data-ops toolkit for team-based SaaS products.
+
+The public names below are imported on first use (module ``__getattr__``), so that
+``import dbops`` and the `dbops` command start without loading SQLAlchemy, alembic or
+pydantic-settings until a command needs them.
+"""
 
 from __future__ import annotations
 
-from dbops.config import Settings, load_settings, redact_dsn
-from dbops.db import Database, EmbeddedCluster, open_database
-from dbops.errors import DbopsError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dbops.config import Settings, load_settings, redact_dsn
+    from dbops.db import Database, Dsn, EmbeddedCluster, open_database
+    from dbops.errors import DbopsError
 
 __all__ = [
     "Database",
     "DbopsError",
+    "Dsn",
     "EmbeddedCluster",
     "Settings",
     "load_settings",
@@ -16,3 +26,28 @@ __all__ = [
     "redact_dsn",
 ]
 __version__ = "0.1.0"
+
+#: Public name -> module that defines it.
+_WHERE = {
+    "Database": "dbops.db",
+    "DbopsError": "dbops.errors",
+    "Dsn": "dbops.db",
+    "EmbeddedCluster": "dbops.db",
+    "Settings": "dbops.config",
+    "load_settings": "dbops.config",
+    "open_database": "dbops.db",
+    "redact_dsn": "dbops.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

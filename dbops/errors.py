@@ -8,12 +8,13 @@ as one line. Driver and SQLAlchemy errors are translated at the service/ops boun
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import psycopg
-from psycopg import errors as pg_errors
-from sqlalchemy import exc as sa_exc
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "AuthenticationFailed",
@@ -135,13 +136,26 @@ def translate_exception(exc: BaseException) -> DbopsError | None:
     """Map a psycopg/SQLAlchemy error to a :class:`DbopsError`, or ``None`` when unknown."""
     if isinstance(exc, DbopsError):
         return exc
-    if isinstance(exc, sa_exc.TimeoutError):
-        return OperationTimeout("timed out waiting for a free database connection from the pool")
     orig: BaseException = exc
-    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
-        orig = exc.orig
+    # Only a process that loaded SQLAlchemy can hold a SQLAlchemy error: importing it here
+    # otherwise would slow down every command that never touches it.
+    if "sqlalchemy.exc" in sys.modules:
+        from sqlalchemy import exc as sa_exc
+
+        if isinstance(exc, sa_exc.TimeoutError):
+            return OperationTimeout(
+                "timed out waiting for a free database connection from the pool"
+            )
+        if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+            orig = exc.orig
     if _is_pool_timeout(orig):
         return OperationTimeout("timed out waiting for a free database connection from the pool")
+    # Likewise, a driver error needs psycopg loaded (it weighs a fifth of a second to import).
+    if "psycopg" not in sys.modules:
+        return None
+    import psycopg
+    from psycopg import errors as pg_errors
+
     if not isinstance(orig, psycopg.Error):
         return None
     diag = orig.diag
@@ -186,6 +200,8 @@ def translate_exception(exc: BaseException) -> DbopsError | None:
 
 
 def _is_pool_timeout(exc: BaseException) -> bool:
+    if "psycopg_pool" not in sys.modules:
+        return False
     from psycopg_pool import PoolTimeout
 
     return isinstance(exc, PoolTimeout)

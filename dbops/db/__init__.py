@@ -1,26 +1,69 @@
-"""Connections (pool, engine, sessions) and the embedded PostgreSQL cluster."""
+"""Connections (pool, engine, sessions), the database URL and the embedded PostgreSQL cluster.
+
+Names are imported on first use (module ``__getattr__``): the embedded cluster's commands need
+neither SQLAlchemy nor the pool, and importing them would slow every `dbops` command down.
+"""
 
 from __future__ import annotations
 
-from dbops.db.embedded import ClusterStatus, EmbeddedCluster, PgBinaries, find_binaries
-from dbops.db.engine import (
-    Database,
-    connection_kwargs,
-    make_engine,
-    make_pool,
-    open_database,
-    resolve_url,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dbops.db.dsn import Dsn, configured_dsn
+    from dbops.db.embedded import ClusterStatus, EmbeddedCluster, PgBinaries, find_binaries
+    from dbops.db.engine import (
+        Database,
+        connection_kwargs,
+        make_engine,
+        make_pool,
+        open_database,
+        resolve_dsn,
+        resolve_url,
+    )
 
 __all__ = [
     "ClusterStatus",
     "Database",
+    "Dsn",
     "EmbeddedCluster",
     "PgBinaries",
+    "configured_dsn",
     "connection_kwargs",
     "find_binaries",
     "make_engine",
     "make_pool",
     "open_database",
+    "resolve_dsn",
     "resolve_url",
 ]
+
+#: Public name -> module that defines it.
+_WHERE = {
+    "Dsn": "dbops.db.dsn",
+    "ClusterStatus": "dbops.db.embedded",
+    "EmbeddedCluster": "dbops.db.embedded",
+    "PgBinaries": "dbops.db.embedded",
+    "find_binaries": "dbops.db.embedded",
+    "Database": "dbops.db.engine",
+    "configured_dsn": "dbops.db.dsn",
+    "connection_kwargs": "dbops.db.engine",
+    "make_engine": "dbops.db.engine",
+    "make_pool": "dbops.db.engine",
+    "open_database": "dbops.db.engine",
+    "resolve_dsn": "dbops.db.engine",
+    "resolve_url": "dbops.db.engine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

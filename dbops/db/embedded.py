@@ -24,9 +24,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 from dbops.errors import EmbeddedClusterError
 
 __all__ = ["ClusterStatus", "EmbeddedCluster", "PgBinaries", "find_binaries"]
@@ -417,6 +414,9 @@ class EmbeddedCluster:
         )
 
     def _ensure_database(self) -> None:
+        import psycopg  # only here: `dbops db status|url` should not pay for importing it
+        from psycopg import sql
+
         with psycopg.connect(self.libpq_url("postgres"), autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)

@@ -21,8 +21,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from dbops.config import Settings, load_settings, redact_dsn, to_libpq_url, to_sqlalchemy_url
-from dbops.errors import ConfigError, DbopsError, translate_db_errors, translate_exception
+from dbops.config import Settings, load_settings
+from dbops.db.dsn import Dsn, configured_dsn
+from dbops.errors import DbopsError, translate_db_errors, translate_exception
 
 __all__ = [
     "Database",
@@ -30,23 +31,25 @@ __all__ = [
     "make_engine",
     "make_pool",
     "open_database",
+    "resolve_dsn",
     "resolve_url",
 ]
 
 
-def resolve_url(settings: Settings) -> str:
-    """The SQLAlchemy URL to use: ``DATABASE_URL``, or the embedded cluster (started if needed)."""
-    if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
-        if not url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
-            raise ConfigError(
-                f"DATABASE_URL must be a postgresql:// URL, got {redact_dsn(url)[:40]!r}"
-            )
-        return to_sqlalchemy_url(url)
+def resolve_dsn(settings: Settings) -> Dsn:
+    """The database to use: ``DATABASE_URL``, or the embedded cluster (started if needed)."""
+    dsn = configured_dsn(settings)
+    if dsn is not None:
+        return dsn
     from dbops.db.embedded import EmbeddedCluster
 
     cluster = EmbeddedCluster(settings.home, database=settings.embedded_database)
-    return cluster.ensure_running()
+    return Dsn.parse(cluster.ensure_running(), source="the embedded cluster's URL")
+
+
+def resolve_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of :func:`resolve_dsn` (for alembic's ``env.py``)."""
+    return resolve_dsn(settings).sqlalchemy
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
@@ -84,11 +87,12 @@ class _PrePing:
         self._used[conn] = now
 
 
-def make_pool(settings: Settings, url: str, *, open_now: bool = True) -> ConnectionPool:
+def make_pool(settings: Settings, url: str | Dsn, *, open_now: bool = True) -> ConnectionPool:
     """A psycopg pool with the seed's defaults: 20 connections, 30 s idle, 2 s wait, pre-ping."""
+    dsn = url if isinstance(url, Dsn) else Dsn.parse(url, source="the database URL")
     ping = _PrePing(settings.pool_pre_ping_bypass_s) if settings.pool_pre_ping else None
     return ConnectionPool(
-        to_libpq_url(url),
+        dsn.libpq,
         kwargs=connection_kwargs(settings),
         min_size=min(settings.pool_min_size, settings.pool_max_size),
         max_size=settings.pool_max_size,
@@ -175,15 +179,20 @@ class Database:
     """The connection pool, engine and session factory of one process."""
 
     settings: Settings
-    url: str
+    dsn: Dsn
     pool: ConnectionPool
     engine: Engine
     sessions: sessionmaker[Session]
 
     @property
+    def url(self) -> str:
+        """The SQLAlchemy form of the URL (``dsn.sqlalchemy``)."""
+        return self.dsn.sqlalchemy
+
+    @property
     def safe_url(self) -> str:
-        """The URL with its password redacted, for logs and status lines."""
-        return redact_dsn(self.url)
+        """The URL with its password redacted, for logs and status lines (``dsn.redacted``)."""
+        return self.dsn.redacted
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -222,16 +231,27 @@ class Database:
         self.close()
 
 
-def open_database(settings: Settings | None = None, url: str | None = None) -> Database:
-    """Open the pool and engine for ``settings`` (embedded cluster when no URL is set)."""
+def open_database(settings: Settings | None = None, url: str | Dsn | None = None) -> Database:
+    """Open the pool and engine for ``settings`` (embedded cluster when no URL is set).
+
+    Args:
+        settings: the settings (default: :func:`dbops.config.load_settings`).
+        url: the database, as a URL or a :class:`Dsn`; default :func:`resolve_dsn`.
+
+    Raises:
+        ConfigError: the URL is invalid (checked before any connection attempt).
+        DatabaseUnavailable: the server cannot be reached or refuses the credentials.
+    """
     settings = settings or load_settings()
+    if isinstance(url, str):
+        url = Dsn.parse(url, source="the database URL")
     with translate_db_errors():
-        url = url or resolve_url(settings)
+        dsn = url or resolve_dsn(settings)
         # One direct connection first: a wrong password or an unreachable host then surfaces as
         # its own error instead of a generic pool timeout.
-        psycopg.connect(to_libpq_url(url), **connection_kwargs(settings)).close()
-        pool = make_pool(settings, url, open_now=False)
+        psycopg.connect(dsn.libpq, **connection_kwargs(settings)).close()
+        pool = make_pool(settings, dsn, open_now=False)
         pool.open(wait=False)
     engine = make_engine(pool)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    return Database(settings=settings, url=url, pool=pool, engine=engine, sessions=sessions)
+    return Database(settings=settings, dsn=dsn, pool=pool, engine=engine, sessions=sessions)

@@ -1,4 +1,4 @@
-"""Monitoring: collectors, one frozen Snapshot, and pure health checks over it."""
+"""Read-only monitoring: collectors, one frozen Snapshot, pure health checks, and `dbops status`."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
-from dbops.cli import _report, app
+from dbops.cli import app
+from dbops.cli._errors import report as _report
 from dbops.config import to_libpq_url
 from dbops.db import Database, EmbeddedCluster
 from dbops.ops.migrate import head_revision, history
@@ -140,7 +141,7 @@ def test_seed_then_status_reports_counts_and_hides_the_password(
     result = invoke("seed", "--users", "30", "--teams", "4", "--seed", "1", "--no-progress")
     assert result.exit_code == 0, result.output
     seeded_users = 30 + len(PERSONAS)
-    assert f"seeded {seeded_users} users, 4 teams" in result.stdout
+    assert f"seeded {seeded_users} users (30 + {len(PERSONAS)} personas), 4 teams" in result.stdout
 
     result = invoke("status")
     assert result.exit_code == 0, result.output
@@ -399,12 +400,10 @@ def test_installed_script_runs_and_fails_cleanly(migrated: str) -> None:
 
 
 def test_seed_progress_draws_a_bar_per_table_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    from dbops.cli import _seed_progress
+    from dbops.cli._render import SeedProgress
 
-    with _seed_progress(False) as off:
-        assert off is None
-    with _seed_progress(True) as report:
-        assert report is not None
+    with SeedProgress() as bar:
+        report = bar.update
         for table, total in (("users", 30), ("team_locations", 4), ("indexes", 2)):
             report(table, 0, total)
             report(table, total, total)
@@ -421,9 +420,107 @@ def test_seed_asks_before_replacing_bigger_demo_data(
     monkeypatch.setenv("DATABASE_URL", migrated)
     assert invoke("seed", "--users", "60", "--teams", "6", "--no-progress").exit_code == 0
     line = assert_one_line_error(invoke("seed", "--users", "5", "--teams", "1"), 1)
-    assert "this seed would replace it with" in line
+    assert "existing demo data has 96 rows, more than the 15 this seed writes" in line
     assert "--replace" in line
     result = invoke("seed", "--users", "5", "--teams", "1", "--replace", "--no-progress")
     assert result.exit_code == 0, result.output
-    assert f"seeded {5 + len(PERSONAS)} users, 1 teams" in result.stdout
+    assert (
+        f"seeded {5 + len(PERSONAS)} users (5 + {len(PERSONAS)} personas), 1 teams" in result.stdout
+    )
     assert "(replaced " in result.stdout
+
+
+# ----------------------------------------------------------------------- invalid URLs (issue 6)
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://u:p%zzSECRET@127.0.0.1:1/db", "invalid percent-encoded token"),
+        ("postgresql://u:SECRET@127.0.0.1:1/db?sslmode=bogus", "invalid sslmode"),
+        ("postgresql://u:SECRET@127.0.0.1:99999/db", "invalid port"),
+        ("postgresql://u:SECRET@[::1/db", "not a valid PostgreSQL URL"),
+    ],
+)
+@pytest.mark.parametrize("command", ["status", "current", "migrate", "seed", "up"])
+def test_invalid_database_url_is_a_settings_error_without_the_password(
+    url: str, reason: str, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    result = invoke(command)
+    line = assert_one_line_error(result, 2)
+    assert reason in line
+    assert "SECRET" not in result.output
+    assert "cannot reach" not in line
+    assert "unexpected" not in line
+
+
+def test_db_url_with_an_invalid_database_url_is_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p%zzSECRET@h/db")
+    result = invoke("db", "url")
+    assert "invalid percent-encoded token" in assert_one_line_error(result, 2)
+    assert "SECRET" not in result.output
+
+
+# ------------------------------------------------------------------- rendering (issue 6)
+def test_status_keeps_the_url_on_one_line_at_80_columns(
+    migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    result = runner.invoke(app, ["status"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    libpq = to_libpq_url(migrated)
+    assert len(libpq) > 60  # long enough to have wrapped inside the table
+    assert f"database: {libpq}  [DATABASE_URL]" in result.stdout.splitlines()
+
+
+def test_schema_group_runs_the_same_commands(
+    migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    assert invoke("schema", "current").stdout == invoke("current").stdout == f"{HEAD} (head)\n"
+    assert invoke("schema", "history").stdout == invoke("history").stdout
+
+
+# ------------------------------------------------------- a stopped cluster (issue 6)
+def test_read_only_commands_report_a_stopped_cluster_instead_of_starting_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("DBOPS_HOME", str(home))
+    monkeypatch.setenv("DBOPS_EMBEDDED_DATABASE", "stopped_test")
+    cluster = EmbeddedCluster(home, database="stopped_test")
+    try:
+        line = assert_one_line_error(invoke("status"), 3)
+        assert line == (
+            f"error: no embedded cluster in {cluster.home} yet "
+            "(create it with `dbops db start` or `dbops up`)"
+        )
+        assert not cluster.initialized()
+
+        assert invoke("db", "start").exit_code == 0
+        assert invoke("db", "stop").exit_code == 0
+        for command in ("status", "current"):
+            line = assert_one_line_error(invoke(command), 3)
+            assert line == (
+                "error: embedded cluster is stopped (start it with `dbops db start` or `dbops up`)"
+            )
+            assert not cluster.running(), f"`dbops {command}` started the cluster"
+        assert invoke("history").exit_code == 0  # needs no database at all
+
+        url = invoke("db", "url")
+        assert url.exit_code == 0
+        assert url.stdout.strip() == cluster.libpq_url()
+        assert "embedded cluster is stopped" in url.stderr
+        assert not cluster.running()
+
+        migrated = invoke("migrate")
+        assert migrated.exit_code == 0, migrated.output
+        assert f"starting the embedded cluster in {cluster.home} ..." in migrated.stderr
+        assert migrated.stdout.startswith("upgraded base (empty) -> ")
+        assert cluster.running()
+        assert invoke("current").stdout.strip() == f"{HEAD} (head)"
+        ran = invoke("db", "url")
+        assert ran.stderr == ""
+    finally:
+        cluster.destroy()

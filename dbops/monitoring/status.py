@@ -1,16 +1,20 @@
-"""`dbops status`: server, size, schema revision, row counts and pool settings in one report."""
+"""`dbops status`: server, size, schema revision, row counts and pool settings in one report.
+
+Read-only, and through the pool only. The migration history (head and the list of revisions)
+is the caller's input: reading migration scripts is :mod:`dbops.ops.migrate`'s job, and
+monitoring does not depend on ops.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from psycopg.rows import class_row
 
-from dbops.config import redact_dsn, to_libpq_url
 from dbops.db import Database
-from dbops.ops import migrate
 
 __all__ = [
     "InvitationCount",
@@ -19,7 +23,18 @@ __all__ = [
     "ServerInfo",
     "StatusReport",
     "collect_status",
+    "current_revision",
 ]
+
+#: True when alembic's version table exists (the database was ever migrated).
+VERSION_TABLE_PRESENT_SQL = """
+SELECT to_regclass('alembic_version') IS NOT NULL AS present
+"""
+
+#: The applied revision(s): one row on a linear history.
+CURRENT_REVISION_SQL = """
+SELECT version_num FROM alembic_version ORDER BY version_num
+"""
 
 #: Server version, database name and size: one round trip.
 SERVER_INFO_SQL = """
@@ -174,20 +189,50 @@ def _pool_settings(db: Database) -> PoolSettings:
     )
 
 
-def collect_status(db: Database) -> StatusReport:
+def current_revision(db: Database) -> str | None:
+    """The revision the database is at (alembic's version table); ``None`` if never migrated.
+
+    Read over a pooled connection, with the pool's timeouts, instead of a separate engine.
+    """
+    with db.connection() as conn:
+        present = conn.execute(VERSION_TABLE_PRESENT_SQL).fetchone()
+        if present is None or not present[0]:
+            return None
+        rows = conn.execute(CURRENT_REVISION_SQL).fetchall()
+    return ", ".join(str(row[0]) for row in rows) or None
+
+
+def _pending(current: str | None, revisions: Sequence[str]) -> tuple[str, ...]:
+    """Revisions after ``current`` (all for ``None``; none when ``current`` is unknown)."""
+    if current is None:
+        return tuple(revisions)
+    if current not in revisions:
+        return ()
+    return tuple(revisions[revisions.index(current) + 1 :])
+
+
+def collect_status(db: Database, *, head_revision: str, revisions: Sequence[str]) -> StatusReport:
     """Collect the status of the database behind ``db``.
 
+    Args:
+        db: the database.
+        head_revision: the newest revision of the code (``dbops.ops.migrate.head_revision()``).
+        revisions: every revision of the code, oldest first: what follows the database's
+            revision is pending.
+
     Works on an empty or partly migrated database too: the revision fields then show what is
-    pending and ``counts`` is ``None``. Every query runs under the connection's
-    ``statement_timeout`` (from Settings).
+    pending and ``counts`` is ``None``; a revision the code does not know has nothing pending
+    (and is not up to date). Every query runs under the connection's ``statement_timeout``
+    (from Settings).
     """
+    current = current_revision(db)
     return StatusReport(
-        url=redact_dsn(to_libpq_url(db.url)),
+        url=db.dsn.redacted,
         embedded=db.settings.embedded,
         server=_server_info(db),
-        current_revision=migrate.current_revision(db.url),
-        head_revision=migrate.head_revision(),
-        pending=tuple(migrate.pending(db.url)),
+        current_revision=current,
+        head_revision=head_revision,
+        pending=_pending(current, revisions),
         counts=_row_counts(db),
         pool=_pool_settings(db),
     )

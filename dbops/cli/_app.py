@@ -1,0 +1,60 @@
+"""The `dbops` Typer app: the root options and the command tree, wired in one place.
+
+Each command group lives in its own module of plain functions (db, schema, data, monitor) and
+imports what it needs inside the command, so ``dbops --help`` loads neither SQLAlchemy nor
+alembic nor the pool.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from dbops.cli import data, monitor, schema
+from dbops.cli._errors import ErrorHandlingGroup, report
+from dbops.cli.db import db_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    cls=ErrorHandlingGroup,
+    name="dbops",
+    help="PostgreSQL data layer and data-ops toolkit: database, migrations, demo data, status.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Plain click help: no ``<bool>`` type column next to flags, and no rich import for --help.
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the traceback of an error.")
+    ] = False,
+) -> None:
+    """PostgreSQL data layer and data-ops toolkit: database, migrations, demo data, status."""
+
+
+# The command tree. Top-level names stay what they always were (`dbops migrate`, ...).
+app.command("up")(data.up)
+app.command("status")(monitor.status)
+for _name, _command in schema.COMMANDS.items():
+    app.command(_name)(_command)
+app.command("seed")(data.seed)
+app.add_typer(db_app, name="db")
+app.add_typer(schema.schema_app, name="schema")
+
+
+def main() -> NoReturn:
+    """Entry point of the ``dbops`` script."""
+    try:
+        app(prog_name="dbops")
+    except SystemExit:
+        raise
+    except Exception as exc:  # pragma: no cover - the root group reports command errors
+        sys.exit(report(exc, verbose="--verbose" in sys.argv or "-v" in sys.argv))
+    sys.exit(0)  # pragma: no cover - click exits itself in standalone mode

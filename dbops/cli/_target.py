@@ -1,0 +1,94 @@
+"""Which database a command talks to, and whether it may start the embedded cluster for it.
+
+Commands that change the database (`migrate`, `downgrade`, `seed`, `up`) start a stopped
+embedded cluster and say so on stderr. Read-only commands (`status`, `current`) never start
+it: they fail with :data:`STOPPED` (exit 3, like any database that cannot be reached).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from dbops.cli._render import note
+
+if TYPE_CHECKING:
+    from dbops.config import Settings
+    from dbops.db import Database, Dsn, EmbeddedCluster
+
+__all__ = [
+    "EXTERNAL_NO_SERVER",
+    "STOPPED",
+    "cluster",
+    "database",
+    "dsn_to_change",
+    "dsn_to_read",
+    "settings",
+]
+
+EXTERNAL_NO_SERVER = "DATABASE_URL is set: dbops manages no server"
+STOPPED = "embedded cluster is stopped (start it with `dbops db start` or `dbops up`)"
+NOT_CREATED = "no embedded cluster in {home} yet (create it with `dbops db start` or `dbops up`)"
+
+
+def settings() -> Settings:
+    """Fresh settings for this command (a ValidationError becomes a one-line config error)."""
+    from dbops.config import Settings
+
+    return Settings()
+
+
+def cluster(settings: Settings) -> EmbeddedCluster:
+    """The embedded cluster of ``settings`` (described, not started)."""
+    from dbops.db import EmbeddedCluster
+
+    return EmbeddedCluster(settings.home, database=settings.embedded_database)
+
+
+def dsn_to_read(settings: Settings) -> Dsn:
+    """``DATABASE_URL``, or the embedded cluster if it runs; never starts it.
+
+    Raises:
+        ConfigError: ``DATABASE_URL`` is invalid.
+        EmbeddedClusterError: no cluster yet and no PostgreSQL binaries to create one.
+        DatabaseUnavailable: the embedded cluster does not exist yet or is stopped (exit 3).
+    """
+    from dbops.db import Dsn, configured_dsn, find_binaries
+    from dbops.errors import DatabaseUnavailable
+
+    external = configured_dsn(settings)
+    if external is not None:
+        return external
+    embedded = cluster(settings)
+    if not embedded.initialized():
+        find_binaries()  # no binaries: the install hint says more than "not created"
+        raise DatabaseUnavailable(NOT_CREATED.format(home=embedded.home))
+    if not embedded.running():
+        raise DatabaseUnavailable(STOPPED)
+    return Dsn.parse(embedded.url(), source="the embedded cluster's URL")
+
+
+def dsn_to_change(settings: Settings) -> Dsn:
+    """``DATABASE_URL``, or the embedded cluster, created and started first if needed."""
+    from dbops.db import configured_dsn, find_binaries, resolve_dsn
+
+    if configured_dsn(settings) is None:
+        embedded = cluster(settings)
+        if not embedded.initialized():
+            find_binaries()  # no binaries: fail with the install hint before saying anything
+        if not embedded.running():
+            note(f"starting the embedded cluster in {embedded.home} ...")
+    return resolve_dsn(settings)
+
+
+@contextmanager
+def database(settings: Settings, dsn: Dsn) -> Iterator[Database]:
+    """An open :class:`Database` for the command, closed at the end."""
+    from dbops.db import open_database
+
+    db = open_database(settings, dsn)
+    try:
+        yield db
+    finally:
+        db.close()

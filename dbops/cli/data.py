@@ -1,0 +1,183 @@
+"""`dbops seed` and `dbops up`: demo data, and the main job (database, schema, data, status)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dbops.cli import _target
+from dbops.cli._render import SeedProgress, print_status, say
+from dbops.cli.monitor import collect
+from dbops.cli.schema import require_head, upgrade
+
+if TYPE_CHECKING:
+    from dbops.db import Database
+    from dbops.errors import WouldReplaceData
+    from dbops.ops.seed import SeedResult
+
+__all__ = ["seed", "up"]
+
+#: Demo data of `dbops up` (the README's main job).
+UP_USERS = 10_000
+UP_TEAMS = 1_000
+DEFAULT_SEED = 42
+#: The demo personas (admin, owner, member) every seed adds on top of ``--users``; a test
+#: checks this against ``dbops.ops.seed.PERSONAS`` (the help must not import the seed module).
+PERSONAS = 3
+
+_UsersOpt = Annotated[
+    int,
+    typer.Option(
+        "--users",
+        min=0,
+        help=f"Generated users; {PERSONAS} demo personas come on top (N+{PERSONAS} users in all).",
+    ),
+]
+_TeamsOpt = Annotated[int, typer.Option("--teams", min=0, help="Teams to create.")]
+_SeedOpt = Annotated[
+    int, typer.Option("--seed", help="Random seed: the same seed gives the same data.")
+]
+_ProgressOpt = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show a progress bar on a terminal.")
+]
+_ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Replace existing demo data of other sizes without asking, even when it is larger.",
+    ),
+]
+
+
+def _is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def _seed_once(
+    db: Database, *, users: int, teams: int, seed: int, replace: bool, progress: bool
+) -> SeedResult:
+    """One call of :func:`dbops.ops.seed.seed`, drawing the progress bar from its callback."""
+    from dbops.ops.seed import seed as run
+
+    if not progress:
+        return run(db, users=users, teams=teams, seed=seed, replace=replace)
+    with SeedProgress() as bar:
+        return run(db, users=users, teams=teams, seed=seed, replace=replace, progress=bar.update)
+
+
+def _confirm_replace(exc: WouldReplaceData) -> bool:
+    """Ask on a terminal whether to replace larger existing demo data; refuse otherwise."""
+    from dbops.errors import Conflict
+
+    question = (
+        f"existing demo data has {exc.existing_rows:,} rows; this seed writes "
+        f"{exc.new_rows:,}. Replace it?"
+    )
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise Conflict(
+            f"existing demo data has {exc.existing_rows:,} rows, more than the {exc.new_rows:,} "
+            "this seed writes: pass --replace to replace it"
+        ) from exc
+    return typer.confirm(question, default=False, err=True)
+
+
+def run_seed(
+    db: Database, *, users: int, teams: int, seed: int, progress: bool, replace: bool
+) -> None:
+    """Seed ``db`` (migrated to head), asking before replacing larger demo data; print counts."""
+    from dbops.errors import WouldReplaceData
+
+    require_head(db.dsn)
+    try:
+        result = _seed_once(
+            db, users=users, teams=teams, seed=seed, replace=replace, progress=progress
+        )
+    except WouldReplaceData as exc:
+        if not _confirm_replace(exc):
+            say("seed cancelled: the existing demo data is unchanged")
+            raise typer.Exit(1) from None
+        result = _seed_once(
+            db, users=users, teams=teams, seed=seed, replace=True, progress=progress
+        )
+    personas = result.users - users
+    replaced = f" (replaced {result.replaced_rows:,} rows)" if result.replaced_rows else ""
+    verb = "seeded" if result.created else "demo data already present:"
+    say(
+        f"{verb} {result.users:,} users ({users:,} + {personas} personas), {result.teams:,} teams, "
+        f"{result.memberships:,} memberships, {result.invitations:,} invitations, "
+        f"{result.locations:,} team locations in {result.seconds:.1f} s{replaced}"
+    )
+
+
+def seed(
+    users: _UsersOpt = 1_000,
+    teams: _TeamsOpt = 100,
+    seed: _SeedOpt = DEFAULT_SEED,
+    progress: _ProgressOpt = True,
+    replace: _ReplaceOpt = False,
+) -> None:
+    """Create deterministic demo data (idempotent: a rerun with the same options adds nothing).
+
+    Demo data of other sizes is replaced; when it has more rows than the new seed writes, dbops
+    asks first (on a terminal) or needs --replace.
+    """
+    settings = _target.settings()
+    dsn = _target.dsn_to_change(settings)
+    with _target.database(settings, dsn) as db:
+        run_seed(
+            db,
+            users=users,
+            teams=teams,
+            seed=seed,
+            progress=progress and _is_tty(),
+            replace=replace,
+        )
+
+
+def up(
+    users: _UsersOpt = UP_USERS,
+    teams: _TeamsOpt = UP_TEAMS,
+    seed: _SeedOpt = DEFAULT_SEED,
+    progress: _ProgressOpt = True,
+    replace: _ReplaceOpt = False,
+    demo_data: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo-data/--no-demo-data",
+            help="Load demo data. Default: yes for the embedded cluster, no for DATABASE_URL.",
+        ),
+    ] = None,
+) -> None:
+    """The main job: database (embedded unless DATABASE_URL), migrations, demo data, status."""
+    from dbops.ops import migrate as ops_migrate
+
+    settings = _target.settings()
+    if demo_data is None:
+        # Never put fake users into a database someone else runs unless they ask for it.
+        demo_data = settings.embedded
+    dsn = _target.dsn_to_change(settings)
+    say(f"database: {dsn.redacted}")
+    head = ops_migrate.head_revision()
+    pending = ops_migrate.pending(dsn.sqlalchemy)
+    change = upgrade(dsn, settings, "head") if pending else None
+    if change is not None and change.before != change.after:
+        applied = change.applied or tuple(pending)
+        say(f"migrated to {head} (applied {', '.join(applied)})")
+    else:
+        say(f"schema at head ({head})")
+    with _target.database(settings, dsn) as db:
+        if demo_data:
+            run_seed(
+                db,
+                users=users,
+                teams=teams,
+                seed=seed,
+                progress=progress and _is_tty(),
+                replace=replace,
+            )
+        else:
+            say("demo data skipped (DATABASE_URL is set; pass --demo-data to load it)")
+        report = collect(db)
+    print_status(report)

@@ -1,0 +1,123 @@
+"""`dbops db start|stop|status|url`: the embedded PostgreSQL cluster under `.dbops/`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dbops.cli import _target
+from dbops.cli._render import note, print_kv, say
+
+if TYPE_CHECKING:
+    from dbops.config import Settings
+
+__all__ = ["db_app", "start", "status", "stop", "url"]
+
+db_app = typer.Typer(
+    help="The embedded PostgreSQL cluster under .dbops/ (DBOPS_HOME).",
+    epilog=(
+        "With DATABASE_URL set dbops manages no server: start and stop fail (exit 1), "
+        "status and url describe that URL (password redacted)."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _external(settings: Settings) -> str | None:
+    from dbops.db import configured_dsn
+
+    dsn = configured_dsn(settings)
+    return dsn.redacted if dsn is not None else None
+
+
+@db_app.command("start")
+def start() -> None:
+    """Create (first time) and start the embedded cluster; reuse it when running."""
+    from dbops.errors import DbopsError
+
+    settings = _target.settings()
+    if _external(settings) is not None:
+        raise DbopsError(_target.EXTERNAL_NO_SERVER)
+    cluster = _target.cluster(settings)
+    was_running = cluster.running()
+    cluster.ensure_running()
+    state = "already running" if was_running else "started"
+    say(f"embedded PostgreSQL {state}: {cluster.libpq_url()}")
+
+
+@db_app.command("stop")
+def stop() -> None:
+    """Stop the embedded cluster (fast shutdown: open sessions are ended)."""
+    from dbops.errors import DbopsError
+
+    settings = _target.settings()
+    if _external(settings) is not None:
+        raise DbopsError(_target.EXTERNAL_NO_SERVER)
+    cluster = _target.cluster(settings)
+    say("embedded PostgreSQL stopped" if cluster.stop() else "embedded PostgreSQL was not running")
+
+
+@db_app.command("status")
+def status() -> None:
+    """Whether the embedded cluster exists and runs, with pid, port, version and paths."""
+    settings = _target.settings()
+    external = _external(settings)
+    if external is not None:
+        say(f"{_target.EXTERNAL_NO_SERVER}; database: {external}")
+        return
+    cluster = _target.cluster(settings)
+    info = cluster.status()
+    if info.running:
+        state = "running"
+    elif info.initialized:
+        state = "stopped"
+    else:
+        state = "not created (`dbops db start` creates it)"
+    print_kv(
+        "embedded PostgreSQL",
+        [
+            ("state", state),
+            ("version", info.version or "-"),
+            ("pid", str(info.pid) if info.pid else "-"),
+            ("port", str(info.port) if info.port else "-"),
+            ("data", str(info.datadir)),
+            ("socket", str(info.socket_dir)),
+            ("log", str(cluster.logfile)),
+        ],
+    )
+
+
+@db_app.command("url")
+def url(
+    tcp: Annotated[
+        bool, typer.Option("--tcp", help="Loopback TCP URL (with password) instead of the socket.")
+    ] = False,
+    show_password: Annotated[
+        bool, typer.Option("--show-password", help="Print the TCP password instead of ***.")
+    ] = False,
+) -> None:
+    """Print the database URL (a libpq URL: works with psql and as DATABASE_URL).
+
+    A stopped embedded cluster's URL is printed too, with a note on stderr.
+    """
+    from dbops.config import redact_dsn, to_libpq_url
+    from dbops.errors import EmbeddedClusterError
+
+    settings = _target.settings()
+    external = _external(settings)
+    if external is not None:
+        typer.echo(external)
+        return
+    cluster = _target.cluster(settings)
+    if not cluster.initialized() or cluster.port is None:
+        raise EmbeddedClusterError(
+            f"no embedded cluster in {cluster.home} yet: run `dbops db start` first"
+        )
+    if not cluster.running():
+        note(f"note: {_target.STOPPED}")
+    if not tcp:
+        typer.echo(cluster.libpq_url())
+        return
+    tcp_url = to_libpq_url(cluster.tcp_url())
+    typer.echo(tcp_url if show_password else redact_dsn(tcp_url))

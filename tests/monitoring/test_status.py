@@ -1,0 +1,61 @@
+"""`collect_status`: the revision is read through the pool; pending follows the given history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from dbops.db import Database, open_database
+from dbops.monitoring.status import collect_status, current_revision
+from dbops.ops.migrate import head_revision, history
+from tests.fixtures.db import make_settings
+
+HEAD = head_revision()
+REVISIONS = [info.revision for info in reversed(history())]
+
+
+@pytest.fixture
+def empty_db(empty_database: str) -> Iterator[Database]:
+    with open_database(make_settings(empty_database), empty_database) as database:
+        yield database
+
+
+def test_migrated_database_is_up_to_date(db: Database) -> None:
+    assert current_revision(db) == HEAD
+    report = collect_status(db, head_revision=HEAD, revisions=REVISIONS)
+    assert report.current_revision == HEAD
+    assert report.pending == ()
+    assert report.up_to_date
+    assert report.counts is not None
+    assert report.url == db.dsn.redacted
+
+
+def test_revision_is_read_through_the_pool(db: Database) -> None:
+    before = db.pool.get_stats().get("requests_num", 0)
+    current_revision(db)
+    assert db.pool.get_stats().get("requests_num", 0) == before + 1
+
+
+def test_empty_database_has_everything_pending(empty_db: Database) -> None:
+    assert current_revision(empty_db) is None
+    report = collect_status(empty_db, head_revision=HEAD, revisions=REVISIONS)
+    assert report.pending == tuple(REVISIONS)
+    assert report.counts is None
+    assert not report.up_to_date
+
+
+def test_partly_migrated_and_unknown_revisions(empty_db: Database) -> None:
+    with empty_db.connection() as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES (%s)", (REVISIONS[0],))
+    report = collect_status(empty_db, head_revision=HEAD, revisions=REVISIONS)
+    assert report.current_revision == REVISIONS[0]
+    assert report.pending == tuple(REVISIONS[1:])
+
+    with empty_db.connection() as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'from_the_future'")
+    report = collect_status(empty_db, head_revision=HEAD, revisions=REVISIONS)
+    assert report.current_revision == "from_the_future"
+    assert report.pending == ()
+    assert not report.up_to_date
