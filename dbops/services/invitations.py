@@ -27,17 +27,22 @@ from dbops.db.engine import Database
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dbops.models.accounts import InvitationStatus
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, in_transaction
+from dbops.services._base import (
+    Actor,
+    UnitOfWork,
+    check_actor,
+    in_transaction,
+    reading,
+    user_of,
+)
 from dbops.services._cache import QueryCache
 from dbops.services._query import fetch_all, fetch_one
 from dbops.services.memberships import (
     INSERT_MEMBER_SQL,
     MembershipService,
     TeamMembership,
-    check_actor,
     lock_team,
     role_cache_key,
-    user_of,
 )
 from dbops.services.schemas import Email, validate
 
@@ -365,7 +370,7 @@ class InvitationService:
         """Pending, not yet overdue invitations of a team, oldest first (owners only)."""
         args = validate(TeamRef, team_id=team_id)
         self._members.require_role(actor, args.team_id, Role.OWNER)
-        with self._db.read() as conn:
+        with reading(self._db, actor) as conn:
             return fetch_all(conn, PENDING_FOR_TEAM_SQL, args_row(_view), {"team_id": args.team_id})
 
 

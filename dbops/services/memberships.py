@@ -35,7 +35,14 @@ from pydantic import BaseModel, ConfigDict
 from dbops.db.engine import Database
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, in_transaction
+from dbops.services._base import (
+    Actor,
+    UnitOfWork,
+    check_actor,
+    in_transaction,
+    reading,
+    user_of,
+)
 from dbops.services._cache import QueryCache, cached
 from dbops.services._query import fetch_all, fetch_one
 from dbops.services.schemas import validate
@@ -46,9 +53,11 @@ __all__ = [
     "MemberView",
     "MembershipService",
     "TeamMembership",
+    "check_actor",
     "ensure_not_last_owner_anywhere",
     "remove_user_memberships",
     "role_cache_key",
+    "user_of",
 ]
 
 #: The hot role check: live team, live user. Kept constant so psycopg prepares it per connection.
@@ -236,20 +245,6 @@ def role_cache_key(team_id: uuid.UUID, user_id: uuid.UUID) -> str:
     return f"role:{team_id}:{user_id}"
 
 
-def check_actor(actor: Actor) -> None:
-    """Refuse a malformed actor (a user actor must carry its user id)."""
-    if not isinstance(actor, Actor) or (actor.kind == "user" and actor.user_id is None):
-        raise InvalidInput("actor: must be Actor.user(user_id) or Actor.system(name)", "actor")
-
-
-def user_of(actor: Actor) -> uuid.UUID:
-    """The user id of a user actor; InvalidInput for a system actor (it has no membership)."""
-    check_actor(actor)
-    if actor.user_id is None:
-        raise InvalidInput("actor: this action needs a signed-in user, not a system actor", "actor")
-    return actor.user_id
-
-
 def _as_uuid(value: Any, field: str) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
@@ -375,17 +370,17 @@ class MembershipService:
         team_id = _as_uuid(team_id, "team_id")
         user_id = _as_uuid(user_id, "user_id")
         if self._cache is None:
-            return self._load_role(team_id, user_id)
+            return self._load_role(actor, team_id, user_id)
         return cached(
             self._cache,
             role_cache_key(team_id, user_id),
-            lambda: self._load_role(team_id, user_id),
+            lambda: self._load_role(actor, team_id, user_id),
             str,
             Role,
         )
 
-    def _load_role(self, team_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
-        with self._db.read() as conn:
+    def _load_role(self, actor: Actor, team_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
+        with reading(self._db, actor) as conn:
             row = conn.execute(ROLE_OF_SQL, {"team_id": team_id, "user_id": user_id}).fetchone()
         return None if row is None else Role(row[0])
 
@@ -412,7 +407,7 @@ class MembershipService:
         check_actor(actor)
         args = validate(TeamRef, team_id=team_id)
         params = {"team_id": args.team_id}
-        with self._db.read() as conn:
+        with reading(self._db, actor) as conn:
             rows = fetch_all(conn, MEMBERS_SQL, args_row(_member_view), params)
             if (
                 not rows

@@ -17,7 +17,14 @@ from psycopg.types.json import Jsonb
 from dbops.db.engine import Database
 from dbops.errors import FeatureUnavailable, Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, in_transaction
+from dbops.services._base import (
+    Actor,
+    UnitOfWork,
+    check_actor,
+    in_transaction,
+    read_transaction,
+    reading,
+)
 from dbops.services._cache import QueryCache, cached
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
 from dbops.services.memberships import role_cache_key
@@ -252,7 +259,8 @@ class TeamService:
 
     def get(self, actor: Actor, team_id: uuid.UUID, *, include_deleted: bool = False) -> TeamView:
         """The team with ``team_id``; NotFound when absent (or soft-deleted, by default)."""
-        with self._db.read() as conn:
+        check_actor(actor)
+        with reading(self._db, actor) as conn:
             team = fetch_one(conn, GET_TEAM_BY_ID, _TEAM_ROW, {"id": team_id})
         if team is None or (team.deleted_at is not None and not include_deleted):
             raise NotFound("team not found")
@@ -260,10 +268,11 @@ class TeamService:
 
     def get_by_slug(self, actor: Actor, slug: str) -> TeamView:
         """The live team with ``slug``: from the cache, else one prepared statement."""
+        check_actor(actor)
         slug = slug.strip().lower()
 
         def load() -> TeamView | None:
-            with self._db.read() as conn:
+            with reading(self._db, actor) as conn:
                 return fetch_one(conn, GET_TEAM_BY_SLUG, _TEAM_ROW, {"slug": slug})
 
         team = cached(self._cache, slug_key(slug), load, _encode, _decode)
@@ -273,9 +282,9 @@ class TeamService:
 
     def teams_of_user(self, actor: Actor, user_id: uuid.UUID) -> list[TeamOfUser]:
         """Live teams of a user with their role and member count, by name; one statement."""
-        if not actor.is_system and actor.user_id != user_id:
+        if not check_actor(actor).is_system and actor.user_id != user_id:
             raise Forbidden("only the user themselves can list their teams")
-        with self._db.read() as conn:
+        with reading(self._db, actor) as conn:
             return fetch_all(conn, TEAMS_OF_USER, _TEAM_OF_USER_ROW, {"user_id": user_id})
 
     def list_teams(
@@ -291,6 +300,7 @@ class TeamService:
 
         ``settings_contains`` keeps teams whose settings contain that JSON (``@>``, GIN index).
         """
+        check_actor(actor)
         query = validate(
             TeamListQuery,
             limit=limit,
@@ -309,7 +319,7 @@ class TeamService:
             params["after_created_at"], params["after_id"] = decode_cursor(query.cursor)
             where.append(WHERE_AFTER)
         statement = LIST_TEAMS.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
-        with self._db.read() as conn:
+        with reading(self._db, actor) as conn:
             rows = fetch_all(conn, statement + LIST_TEAMS_ORDER, _TEAM_ROW, params)
         return page_of(rows, query.limit, lambda t: (t.created_at, t.id))
 
@@ -319,10 +329,11 @@ class TeamService:
         ``q`` takes web search syntax (``"exact phrase"``, ``or``, ``-word``); a typo in a
         name ("Glbex" for "Globex") still finds it through trigram similarity.
         """
+        check_actor(actor)
         query = validate(SearchQuery, q=q, limit=limit)
         params = {"q": query.q, "limit": query.limit}
         # A transaction of its own so the similarity threshold is SET LOCAL to this search.
-        with self._db.connection() as conn:
+        with read_transaction(self._db, actor) as conn:
             conn.execute(
                 SET_SEARCH_THRESHOLD,
                 {"threshold": str(self._db.settings.search_similarity_threshold)},
@@ -344,7 +355,7 @@ class TeamService:
 
         Team and OWNER membership are written in one transaction: both or neither.
         """
-        if actor.is_system:
+        if check_actor(actor).is_system:
             if owner_id is None:
                 raise InvalidInput("owner_id: a system actor must name the owner", "owner_id")
         elif owner_id not in (None, actor.user_id):
@@ -414,6 +425,7 @@ class TeamService:
         self, actor: Actor, lat: float, lon: float, radius_km: float, *, limit: int = 20
     ) -> list[TeamNear]:
         """Live teams within ``radius_km`` of (``lat``, ``lon``), nearest first."""
+        check_actor(actor)
         query = validate(NearQuery, lat=lat, lon=lon, radius_km=radius_km, limit=limit)
         params = {
             "lat": query.lat,
@@ -421,7 +433,7 @@ class TeamService:
             "radius_m": query.radius_km * 1000.0,
             "limit": query.limit,
         }
-        with _postgis_required(), self._db.read() as conn:
+        with _postgis_required(), reading(self._db, actor) as conn:
             return fetch_all(conn, TEAMS_NEAR, _NEAR_ROW, params)
 
     # -- internals --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from dbops.db.engine import Database
 from dbops.errors import Forbidden, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, in_transaction
+from dbops.services._base import Actor, UnitOfWork, check_actor, in_transaction, reading
 from dbops.services._cache import QueryCache
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
 from dbops.services.memberships import remove_user_memberships, role_cache_key
@@ -132,7 +132,7 @@ _CREDENTIALS_ROW = class_row(_Credentials)
 
 
 def _require_self_or_system(actor: Actor, user_id: uuid.UUID) -> None:
-    if not actor.is_system and actor.user_id != user_id:
+    if not check_actor(actor).is_system and actor.user_id != user_id:
         raise Forbidden("only the user themselves can change this account")
 
 
@@ -162,7 +162,8 @@ class UserService:
 
     def get(self, actor: Actor, user_id: uuid.UUID, *, include_deleted: bool = False) -> UserView:
         """The user with ``user_id``; NotFound when absent (or soft-deleted, by default)."""
-        with self._db.read() as conn:
+        check_actor(actor)
+        with reading(self._db, actor) as conn:
             user = fetch_one(conn, GET_USER_BY_ID, _USER_ROW, {"id": user_id})
         if user is None or (user.deleted_at is not None and not include_deleted):
             raise NotFound("user not found")
@@ -170,11 +171,12 @@ class UserService:
 
     def get_by_email(self, actor: Actor, email: str) -> UserView:
         """The live user with ``email`` (any case); one prepared statement, one round trip."""
+        check_actor(actor)
         try:
             address = normalize_email(email)
         except ValueError:
             raise NotFound("user not found") from None
-        with self._db.read() as conn:
+        with reading(self._db, actor) as conn:
             user = fetch_one(conn, GET_USER_BY_EMAIL, _USER_ROW, {"email": address})
         if user is None:
             raise NotFound("user not found")
@@ -195,6 +197,7 @@ class UserService:
         Stable under concurrent inserts: a row that existed when paging started is seen
         exactly once. ``tags_any``/``tags_all`` use the GIN index on ``tags``.
         """
+        check_actor(actor)
         query = validate(
             UserListQuery,
             limit=limit,
@@ -217,7 +220,7 @@ class UserService:
             params["after_created_at"], params["after_id"] = decode_cursor(query.cursor)
             where.append(WHERE_AFTER)
         statement = LIST_USERS.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
-        with self._db.read() as conn:
+        with reading(self._db, actor) as conn:
             rows = fetch_all(conn, statement + LIST_USERS_ORDER, _USER_ROW, params)
         return page_of(rows, query.limit, lambda u: (u.created_at, u.id))
 
@@ -234,6 +237,7 @@ class UserService:
         profile: dict[str, Any] | None = None,
     ) -> UserView:
         """Create a user; Conflict(field="email") when a live user has this email already."""
+        check_actor(actor)
         data = validate(
             UserCreate,
             email=email,
@@ -258,13 +262,14 @@ class UserService:
 
         A hash made with older argon2 parameters is replaced on success.
         """
+        check_actor(actor)
         try:
             address = normalize_email(email)
         except ValueError:
             address = None
         credentials = None
         if address is not None:
-            with self._db.read() as conn:
+            with reading(self._db, actor) as conn:
                 credentials = fetch_one(conn, GET_CREDENTIALS, _CREDENTIALS_ROW, {"email": address})
         if credentials is None:
             # Spend the same time as a real check, so timing does not reveal unknown emails.
