@@ -2,13 +2,14 @@
 
 ``uv run python -m bench.bench_actor_context [--calls 6000]``
 
-Three ways to run one prepared point read, on one unix-socket connection each:
+Ways to run one prepared point read, on one unix-socket connection each:
 ``plain`` (autocommit, what ``reading()`` does today), ``pipelined`` (autocommit plus psycopg
 pipeline mode: ``BEGIN; SELECT set_config('app.actor_id', ..., true); <read>; COMMIT`` sent
-in one round trip) and ``transaction`` (the same statements one round trip each) and ``session setting, changed``
-(autocommit: a session-level ``set_config`` then the read, two round trips: what a
-per-connection actor costs when it changes). Prints the
-medians and the ratios to ``plain``; checks the setting is visible inside and gone after.
+in one round trip, with and without an explicit sync), ``transaction`` (the same statements,
+one round trip each) and ``session setting, changed`` (autocommit: a session-level
+``set_config`` then the read, two round trips: what a per-connection actor costs when it
+changes). Prints the medians and the ratios to ``plain``; checks that the setting is
+visible inside the pipelined transaction and gone after it.
 """
 
 from __future__ import annotations
@@ -49,9 +50,7 @@ def pipelined(conn: psycopg.Connection[Any], account_id: uuid.UUID, actor: str) 
         return cur.fetchone()
 
 
-def pipelined_one_sync(
-    conn: psycopg.Connection[Any], account_id: uuid.UUID, actor: str
-) -> object:
+def pipelined_one_sync(conn: psycopg.Connection[Any], account_id: uuid.UUID, actor: str) -> object:
     with conn.pipeline():
         conn.execute("BEGIN")
         conn.execute(SET_ACTOR_SQL, {"actor_id": actor}, prepare=True)

@@ -8,6 +8,8 @@ never echoes the rejected value (it may be a password).
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -24,24 +26,33 @@ from pydantic import (
 
 from dbops.errors import InvalidInput
 from dbops.models.accounts import SLUG_PATTERN
+from dbops.models.base import Role
 
 __all__ = [
     "EMAIL_MAX_LENGTH",
+    "INVITATION_MAX_TTL",
     "PASSWORD_MAX_LENGTH",
     "PASSWORD_MIN_LENGTH",
     "Email",
     "GeoPoint",
+    "InvitationRef",
+    "InviteInput",
     "JsonPatch",
     "ListQuery",
+    "MemberRole",
+    "MemberTarget",
     "NearQuery",
+    "RoleCheck",
     "SearchQuery",
     "Slug",
     "TagList",
     "TagsUpdate",
     "TeamCreate",
     "TeamListQuery",
+    "TeamRef",
     "TeamRename",
     "TeamSlug",
+    "TokenInput",
     "UserCreate",
     "UserListQuery",
     "UserRename",
@@ -60,6 +71,8 @@ MAX_TAGS = 50
 MAX_TAG_LENGTH = 64
 #: Rows per page of a listing, and results of a search.
 MAX_PAGE_SIZE = 500
+#: Longest an invitation may stay valid.
+INVITATION_MAX_TTL = timedelta(days=90)
 
 #: ``local@domain``: the dot-atom local part of RFC 5322 and a DNS host name with a dot and a
 #: letter-only top-level label. Stricter than the database's check, which is only a backstop.
@@ -211,6 +224,50 @@ class NearQuery(GeoPoint):
 
     radius_km: float = Field(gt=0, le=20_038, allow_inf_nan=False)
     limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
+
+
+class TeamRef(_Input):
+    """A team, by id."""
+
+    team_id: uuid.UUID
+
+
+class RoleCheck(TeamRef):
+    """The least role an action needs in a team."""
+
+    minimum: Role
+
+
+class MemberTarget(TeamRef):
+    """A team and one of its (future) members."""
+
+    user_id: uuid.UUID
+
+
+class MemberRole(MemberTarget):
+    """A team, a user and the role the user gets there."""
+
+    role: Role
+
+
+class InviteInput(TeamRef):
+    """An invitation to issue; ``email`` is normalized (stripped, lowercased)."""
+
+    email: Email
+    role: Role
+    ttl: timedelta = Field(gt=timedelta(0), le=INVITATION_MAX_TTL)
+
+
+class TokenInput(_Input):
+    """A token as handed out by ``InvitationService.invite``."""
+
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=16, max_length=128)]
+
+
+class InvitationRef(_Input):
+    """An invitation, by id."""
+
+    invitation_id: uuid.UUID
 
 
 def validate(model: type[ModelT], /, **data: Any) -> ModelT:

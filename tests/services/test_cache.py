@@ -16,8 +16,9 @@ from dbops.db import Database
 from dbops.models import Role
 from dbops.services._base import Actor
 from dbops.services._cache import MemoryCache, QueryCache, RedisCache
+from dbops.services._keys import role_key
 from dbops.services.invitations import InvitationService
-from dbops.services.memberships import MembershipService, role_cache_key
+from dbops.services.memberships import MembershipService
 from tests.services._factories import SYSTEM, make_team, make_user, user_email
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -167,8 +168,8 @@ def test_memory_cache_ttl_and_lru(clean_db: Database, team) -> None:
     for user in (owner, member, outsider):  # the third key evicts the least recently used
         svc.role_of(SYSTEM, team_id, user)
     assert cache.stats().size == 2
-    assert cache.get(role_cache_key(team_id, owner)) is None
-    assert cache.get(role_cache_key(team_id, outsider)) is not None
+    assert cache.get(role_key(team_id, owner)) is None
+    assert cache.get(role_key(team_id, outsider)) is not None
     time.sleep(0.25)
     assert cache.stats().size == 0
     misses = cache.stats().misses

@@ -12,14 +12,12 @@ from dbops.errors import Conflict, DbopsError, Forbidden, InvalidInput, NotFound
 from dbops.models import Role
 from dbops.services import memberships as memberships_module
 from dbops.services._base import Actor, unit_of_work
-from dbops.services.memberships import (
-    ROLE_OF_SQL,
-    MembershipService,
-    MemberView,
-    TeamMembership,
+from dbops.services._ownership import (
+    SELECT_ROLE_SQL,
     ensure_not_last_owner_anywhere,
     remove_user_memberships,
 )
+from dbops.services.memberships import MembershipService, MemberView, TeamMembership
 from tests.services._factories import (
     SYSTEM,
     make_team,
@@ -98,7 +96,7 @@ def test_role_of_is_one_prepared_statement(
             rows = conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
             prepared += sum("FROM team_members AS m" in r[0] for r in rows)
     assert prepared >= 1
-    assert ROLE_OF_SQL.count("%(") == 2
+    assert SELECT_ROLE_SQL.count("%(") == 2
 
 
 def test_require_role(svc: MembershipService, team) -> None:

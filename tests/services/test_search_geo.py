@@ -209,12 +209,12 @@ def test_without_postgis_only_the_geo_calls_fail_clearly(empty_database: str) ->
         ),
         ("SELECT id FROM teams AS t WHERE t.name %%>> %(q)s", {"q": "glbex"}, "ix_teams_name_trgm"),
         (
-            teams_module.TEAMS_NEAR,
+            teams_module.SELECT_TEAMS_NEAR_SQL,
             {"lat": 1.0, "lon": 2.0, "radius_m": 1000.0, "limit": 5},
             "ix_team_locations_location",
         ),
-        (users_module.GET_USER_BY_EMAIL, {"email": "a@example.com"}, "uq_users_email_live"),
-        (teams_module.GET_TEAM_BY_SLUG, {"slug": "acme"}, "uq_teams_slug_live"),
+        (users_module.SELECT_USER_BY_EMAIL_SQL, {"email": "a@example.com"}, "uq_users_email_live"),
+        (teams_module.SELECT_TEAM_BY_SLUG_SQL, {"slug": "acme"}, "uq_teams_slug_live"),
     ],
 )
 def test_index_serves_the_predicate(
