@@ -57,6 +57,7 @@ __all__ = [
     "UserListQuery",
     "UserRename",
     "normalize_email",
+    "reject_nul",
     "validate",
 ]
 
@@ -270,8 +271,38 @@ class InvitationRef(_Input):
     invitation_id: uuid.UUID
 
 
+NUL_MESSAGE = "must not contain NUL (\\x00) characters"
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, SecretStr):
+        return "\x00" in value.get_secret_value()
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def reject_nul(field: str, value: Any) -> None:
+    """InvalidInput naming ``field`` if ``value`` holds a NUL character anywhere (keys too).
+
+    PostgreSQL text and jsonb cannot store NUL; without this check the driver or the server
+    refuses it with an error whose context line echoes the value. The message never does.
+    """
+    if _has_nul(value):
+        raise InvalidInput(f"{field}: {NUL_MESSAGE}", field=field)
+
+
 def validate(model: type[ModelT], /, **data: Any) -> ModelT:
-    """Build ``model`` from ``data`` or raise :class:`InvalidInput` naming the first bad field."""
+    """Build ``model`` from ``data`` or raise :class:`InvalidInput` naming the first bad field.
+
+    Text with a NUL character is refused first, in any field, nested value or key.
+    """
+    for field, value in data.items():
+        reject_nul(field, value)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

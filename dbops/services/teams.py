@@ -38,6 +38,7 @@ from dbops.services.schemas import (
     TeamListQuery,
     TeamRename,
     TeamSlug,
+    reject_nul,
     validate,
 )
 
@@ -273,6 +274,7 @@ class TeamService:
     def get_by_slug(self, actor: Actor, slug: str) -> TeamView:
         """The live team with ``slug``: from the cache, else one prepared statement."""
         check_actor(actor)
+        reject_nul("slug", slug)
         slug = slug.strip().lower()
 
         def load() -> TeamView | None:

@@ -30,6 +30,7 @@ from dbops.services.schemas import (
     UserListQuery,
     UserRename,
     normalize_email,
+    reject_nul,
     validate,
 )
 
@@ -175,6 +176,7 @@ class UserService:
     def get_by_email(self, actor: Actor, email: str) -> UserView:
         """The live user with ``email`` (any case); one prepared statement, one round trip."""
         check_actor(actor)
+        reject_nul("email", email)
         try:
             address = normalize_email(email)
         except ValueError:
@@ -266,6 +268,7 @@ class UserService:
         A hash made with older argon2 parameters is replaced on success.
         """
         check_actor(actor)
+        reject_nul("email", email)
         try:
             address = normalize_email(email)
         except ValueError:
