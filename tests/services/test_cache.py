@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from dbops.db import Database
+from dbops.errors import Forbidden
 from dbops.models import Role
 from dbops.services._base import Actor
 from dbops.services._cache import MemoryCache, QueryCache, RedisCache
 from dbops.services._keys import role_key
 from dbops.services.invitations import InvitationService
 from dbops.services.memberships import MembershipService
-from tests.services._factories import SYSTEM, make_team, make_user, user_email
+from tests.services._helpers import SYSTEM, make_team, make_user, user_email
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -183,7 +184,7 @@ def test_failed_write_keeps_the_cached_answer(clean_db: Database, team) -> None:
     cache = MemoryCache()
     svc = MembershipService(clean_db, cache)
     assert svc.role_of(SYSTEM, team_id, owner) is Role.OWNER
-    with pytest.raises(Exception, match="at least one owner"):
+    with pytest.raises(Forbidden, match="at least one owner"):
         svc.leave(Actor.user(owner), team_id)
     assert cache.stats().invalidations == 0
     assert svc.role_of(SYSTEM, team_id, owner) is Role.OWNER

@@ -27,7 +27,7 @@ from dbops.services import _base
 from dbops.services._base import Actor, unit_of_work
 from dbops.services.teams import TeamService
 from dbops.services.users import UserService, UserView
-from tests.services._support import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
 
 SQL_WORDS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WHERE", "VALUES", "%(", "$1")
 

@@ -14,7 +14,7 @@ from dbops.services._base import Actor
 from dbops.services.invitations import InvitationService
 from dbops.services.teams import TeamService
 from dbops.services.users import UserService
-from tests.services._support import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 

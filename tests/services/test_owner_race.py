@@ -23,7 +23,7 @@ from dbops.services import _ownership
 from dbops.services._base import Actor, unit_of_work
 from dbops.services._ownership import remove_user_memberships
 from dbops.services.memberships import MembershipService
-from tests.services._factories import (
+from tests.services._helpers import (
     SOFT_DELETE_USER,
     SYSTEM,
     make_team,

@@ -15,7 +15,7 @@ from dbops.services._base import Actor
 from dbops.services.teams import GEO_UNAVAILABLE, TeamService
 from dbops.services.users import UserService, UserView
 from tests.fixtures.db import make_settings
-from tests.services._support import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
 
 NAMES = {
     "acme": "Acme Corp",
