@@ -117,7 +117,10 @@ def test_every_write_applies_its_actor_in_its_unit_of_work(
     assert set(applied) == {me}
 
 
-@pytest.mark.parametrize("call", list({**READS, **WRITES}.values()), ids=list({**READS, **WRITES}))
+ALL: dict[str, Call] = {**READS, **WRITES}
+
+
+@pytest.mark.parametrize("call", list(ALL.values()), ids=list(ALL))
 def test_a_malformed_actor_is_refused_before_any_connection(
     world: World, applied: list[Actor], call: Call
 ) -> None:

@@ -51,7 +51,7 @@ WHERE m.team_id = %(team_id)s
   AND (m.role = 'OWNER' OR m.user_id = ANY(%(user_ids)s))
 """
 
-Op = Callable[[uuid.UUID], None]
+Op = Callable[[uuid.UUID], object]
 
 
 @dataclass
@@ -189,7 +189,11 @@ def test_user_removal_races_co_owner_leaving(
 def test_many_owners_leave_at_once(clean_db: Database, svc: MembershipService) -> None:
     owners = [make_user(clean_db) for _ in range(CROWD)]
     teams = make_teams_owned_by(clean_db, CROWD_ROUNDS, owners)
-    rounds = race([lambda t, u=u: svc.leave(Actor.user(u), t) for u in owners], teams)
+
+    def leave(user: uuid.UUID) -> Op:
+        return lambda t: svc.leave(Actor.user(user), t)
+
+    rounds = race([leave(u) for u in owners], teams)
     for team, outcomes in zip(teams, rounds, strict=True):
         assert sum(o.error is None for o in outcomes) == CROWD - 1
         assert [o.error for o in outcomes if o.error] == [Forbidden]

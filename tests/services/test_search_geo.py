@@ -110,7 +110,7 @@ def test_web_search_syntax_and_exclusions(
 @pytest.fixture
 def placed(teams: TeamService, owner: UserView) -> dict[str, object]:
     me = Actor.user(owner.id)
-    ids = {}
+    ids: dict[str, object] = {}
     for slug, (lat, lon) in CITIES.items():
         team = teams.create(me, name=slug.title(), slug=slug)
         teams.set_location(me, team.id, lat, lon)

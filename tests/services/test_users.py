@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -29,7 +30,7 @@ def users(clean_db: Database) -> UserService:
     return UserService(clean_db, hasher=FAST_HASHER)
 
 
-def make_user(users: UserService, n: int | str, **kw: object) -> UserView:
+def make_user(users: UserService, n: int | str, **kw: Any) -> UserView:
     return users.create(
         SYSTEM, email=f"user{n}@example.com", password=PASSWORD, display_name=f"User {n}", **kw
     )
@@ -414,7 +415,7 @@ class CountingHasher(PasswordHasher):
         self.verified: list[str] = []
         self.hashed = 0
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         self.verified.append(str(hash))
         return super().verify(hash, password)
 
