@@ -42,11 +42,20 @@ from dbops.config import Settings, to_libpq_url
 from dbops.db import Database, open_database
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed
-from dbops.services import Actor
-from dbops.services._cache import MemoryCache
-from dbops.services.memberships import ROLE_OF_SQL, MembershipService
-from dbops.services.teams import GET_TEAM_BY_SLUG, TEAMS_OF_USER, TeamService
-from dbops.services.users import GET_USER_BY_EMAIL, UserService, UserView
+from dbops.services import (
+    Actor,
+    MembershipService,
+    MemoryCache,
+    TeamService,
+    UserService,
+    UserView,
+)
+from dbops.services.statements import (
+    SELECT_ROLE_SQL,
+    SELECT_TEAM_BY_SLUG_SQL,
+    SELECT_TEAMS_OF_USER_SQL,
+    SELECT_USER_BY_EMAIL_SQL,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "Service API vs raw psycopg"
@@ -223,15 +232,15 @@ def make_services(db: Database) -> Services:
 
 def operations(data: Dataset, raw: psycopg.Connection[Any], svc: Services) -> list[Op]:
     """The hot operations, each with a raw side and one or more service sides."""
-    raw_email = _raw_one(raw, GET_USER_BY_EMAIL)
-    raw_teams = _raw_all(raw, TEAMS_OF_USER)
-    raw_role = _raw_one(raw, ROLE_OF_SQL)
-    raw_slug = _raw_one(raw, GET_TEAM_BY_SLUG)
+    raw_email = _raw_one(raw, SELECT_USER_BY_EMAIL_SQL)
+    raw_teams = _raw_all(raw, SELECT_TEAMS_OF_USER_SQL)
+    raw_role = _raw_one(raw, SELECT_ROLE_SQL)
+    raw_slug = _raw_one(raw, SELECT_TEAM_BY_SLUG_SQL)
     user_row = class_row(UserView)
 
     def raw_email_dataclass(email: str) -> object:
         with raw.cursor(row_factory=user_row) as cur:
-            return cur.execute(GET_USER_BY_EMAIL, {"email": email}, prepare=True).fetchone()
+            return cur.execute(SELECT_USER_BY_EMAIL_SQL, {"email": email}, prepare=True).fetchone()
 
     return [
         Op(
@@ -341,7 +350,7 @@ def run_throughput(
 
         def work(n: int) -> object:
             email = emails[(n * threads + i) % len(emails)]
-            return conn.execute(GET_USER_BY_EMAIL, {"email": email}, prepare=True).fetchone()
+            return conn.execute(SELECT_USER_BY_EMAIL_SQL, {"email": email}, prepare=True).fetchone()
 
         return work
 
@@ -509,8 +518,9 @@ def render(
         f"seeded rows, the same for every side; 300 warm-up calls per side, then {args.calls:,} "
         "timed calls per side in 20 rounds, the order of the sides rotating each round. "
         "Raw = one `psycopg.connect(autocommit=True)` connection, `conn.execute(SQL, params, "
-        "prepare=True).fetchone()/fetchall()` with tuple rows, running the service module's own "
-        "SQL constant (`GET_USER_BY_EMAIL`, `TEAMS_OF_USER`, `ROLE_OF_SQL`, `GET_TEAM_BY_SLUG`, "
+        "prepare=True).fetchone()/fetchall()` with tuple rows, running the services' own "
+        "statements, public in `dbops.services.statements` (`SELECT_USER_BY_EMAIL_SQL`, "
+        "`SELECT_TEAMS_OF_USER_SQL`, `SELECT_ROLE_SQL`, `SELECT_TEAM_BY_SLUG_SQL`, "
         "imported, not copied). Service = `open_database()` defaults (pool max 20, pre-ping with "
         "0.5 s bypass, prepared statements) and the public service method. Cached = "
         "`MemoryCache` (in process, TTL longer than the run), warmed by one untimed pass over "

@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import class_row
 
 from bench._harness import databases, machine, markdown_table, replace_section, throughput
 from dbops.config import Settings, to_libpq_url
 from dbops.db import open_database
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed
-from dbops.services import Actor, UserService
-from dbops.services._query import fetch_one
-from dbops.services.users import _USER_ROW, GET_USER_BY_EMAIL
+from dbops.services import Actor, UserService, UserView
+from dbops.services.statements import SELECT_USER_BY_EMAIL_SQL
+
+USER_ROW = class_row(UserView)
 
 SYSTEM = Actor.system("bench")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -71,7 +73,7 @@ def _run(
     def raw(i: int) -> Callable[[int], object]:
         conn = raw_conns[i]
         return lambda k: conn.execute(
-            GET_USER_BY_EMAIL, {"email": pick(i, k)}, prepare=True
+            SELECT_USER_BY_EMAIL_SQL, {"email": pick(i, k)}, prepare=True
         ).fetchone()
 
     def pool(i: int) -> Callable[[int], object]:
@@ -79,7 +81,7 @@ def _run(
             conn = db.pool.getconn()
             try:
                 conn.autocommit = True
-                return conn.execute(GET_USER_BY_EMAIL, {"email": pick(i, k)}).fetchone()
+                return conn.execute(SELECT_USER_BY_EMAIL_SQL, {"email": pick(i, k)}).fetchone()
             finally:
                 db.pool.putconn(conn)
 
@@ -87,8 +89,9 @@ def _run(
 
     def read(i: int) -> Callable[[int], object]:
         def work(k: int) -> object:
-            with db.read() as conn:
-                return fetch_one(conn, GET_USER_BY_EMAIL, _USER_ROW, {"email": pick(i, k)})
+            with db.read() as conn, conn.cursor(row_factory=USER_ROW) as cur:
+                cur.execute(SELECT_USER_BY_EMAIL_SQL, {"email": pick(i, k)})
+                return cur.fetchone()
 
         return work
 

@@ -173,15 +173,9 @@ def translate_exception(exc: BaseException) -> DbopsError | None:
     if isinstance(orig, pg_errors.NotNullViolation):
         column = diag.column_name or "value"
         return InvalidInput(f"{column} is required", field=column)
-    if isinstance(
-        orig,
-        pg_errors.InvalidTextRepresentation
-        | pg_errors.InvalidParameterValue
-        | pg_errors.StringDataRightTruncation
-        | pg_errors.NumericValueOutOfRange
-        | pg_errors.DatetimeFieldOverflow,
-    ):
-        return InvalidInput(f"invalid value: {diag.message_primary or 'rejected by the database'}")
+    if isinstance(orig, psycopg.DataError):
+        # SQLSTATE class 22 (data exception) and the driver's own refusals (NUL in text).
+        return InvalidInput(f"invalid value: {_without_values(diag.message_primary, orig)}")
     if isinstance(orig, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
         return RetryableConflict("the operation collided with a concurrent change; retry it")
     if isinstance(orig, pg_errors.LockNotAvailable):
@@ -197,6 +191,22 @@ def translate_exception(exc: BaseException) -> DbopsError | None:
             return AuthenticationFailed("the database refused the user name or password")
         return DatabaseUnavailable(f"cannot reach the database: {_first_line(orig)}")
     return None
+
+
+#: A quoted value in a server message (``invalid input syntax for type uuid: "abc"``).
+_QUOTED = re.compile(r'\s*:?\s*"[^"]*"')
+
+
+def _without_values(primary: str | None, exc: BaseException) -> str:
+    """The first line of the server's message with any quoted value cut out.
+
+    Never the DETAIL or CONTEXT lines either: they echo the rejected input (for JSON, the
+    whole line around the bad character).
+    """
+    if primary is None and exc.args:  # raised by the driver, before reaching the server
+        primary = str(exc.args[0]).splitlines()[0]
+    text = _QUOTED.sub("", primary or "").strip()
+    return text or "rejected by the database"
 
 
 def _is_pool_timeout(exc: BaseException) -> bool:

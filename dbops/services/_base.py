@@ -1,4 +1,4 @@
-"""What every service shares: the acting identity, the unit of work and bounded retries."""
+"""What every service shares: the acting identity, its checks, the transaction and read contexts."""
 
 from __future__ import annotations
 
@@ -14,22 +14,37 @@ import psycopg
 from sqlalchemy.orm import Session
 
 from dbops.db.engine import Database
-from dbops.errors import RetryableConflict
+from dbops.errors import InvalidInput, RetryableConflict
 
-__all__ = ["Actor", "UnitOfWork", "in_transaction", "retrying", "unit_of_work"]
+__all__ = [
+    "Actor",
+    "UnitOfWork",
+    "check_actor",
+    "in_transaction",
+    "read_transaction",
+    "reading",
+    "retrying",
+    "unit_of_work",
+    "user_of",
+]
 
 T = TypeVar("T")
 
 #: Attempts (first try included) for a transaction that hits a serialization failure/deadlock.
 MAX_ATTEMPTS = 5
 
+BAD_ACTOR = "actor: must be Actor.user(user_id) or Actor.system(name)"
+NEEDS_USER = "actor: this action needs a signed-in user, not a system actor"
+
 
 @dataclass(frozen=True)
 class Actor:
     """Who performs a call: a signed-in user, or a named system job.
 
-    Every service call takes one, so row-level security (``SET LOCAL app.actor_id``) and the
-    audit trail can later be put underneath without changing any caller.
+    Every service call takes one and hands it to the connection it runs on (through
+    :func:`unit_of_work`, :func:`reading` or :func:`read_transaction`), so row-level security
+    (``app.actor_id``) and the audit trail can be put underneath without changing any caller.
+    docs/decisions/0004-actor-context.md says how.
     """
 
     kind: Literal["user", "system"]
@@ -52,6 +67,34 @@ class Actor:
         return self.kind == "system"
 
 
+def check_actor(actor: Actor) -> Actor:
+    """``actor`` if well-formed; InvalidInput otherwise (a user actor must carry its user id)."""
+    if not isinstance(actor, Actor) or (actor.kind == "user" and actor.user_id is None):
+        raise InvalidInput(BAD_ACTOR, "actor")
+    return actor
+
+
+def user_of(actor: Actor) -> uuid.UUID:
+    """The user id of a user actor; InvalidInput for a system actor (it has no membership)."""
+    check_actor(actor)
+    if actor.user_id is None:
+        raise InvalidInput(NEEDS_USER, "actor")
+    return actor.user_id
+
+
+def _apply_actor(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
+    """The single point where per-transaction context is put on a connection; returns ``conn``.
+
+    Every unit of work and every service read passes through here with its actor. Today it
+    only checks the actor: no policy reads ``app.actor_id`` yet, so sending it would cost a
+    round trip for nothing. Row-level security adds the ``set_config`` here (in a
+    transaction) and in :class:`_Reading` (pipelined around the autocommit read), as
+    docs/decisions/0004-actor-context.md decides.
+    """
+    check_actor(actor)
+    return conn
+
+
 @dataclass
 class UnitOfWork:
     """One transaction: an ORM session and the raw psycopg connection under it."""
@@ -71,10 +114,56 @@ class UnitOfWork:
 def unit_of_work(db: Database, actor: Actor) -> Iterator[UnitOfWork]:
     """A transaction that commits on success and rolls back on any error (nothing half-done).
 
-    Driver errors leave it as :mod:`dbops.errors` types.
+    The actor is applied to the transaction's connection before any work runs. Driver errors
+    leave it as :mod:`dbops.errors` types.
     """
+    check_actor(actor)
     with db.session() as session:
-        yield UnitOfWork(session=session, actor=actor)
+        uow = UnitOfWork(session=session, actor=actor)
+        _apply_actor(uow.conn, actor)
+        yield uow
+
+
+class _Reading:
+    """Context manager behind :func:`reading`: ``Database.read()`` with the actor applied.
+
+    A plain class, not a generator context manager: this is the services' hottest path.
+    """
+
+    __slots__ = ("_actor", "_read")
+
+    def __init__(self, db: Database, actor: Actor) -> None:
+        self._read = db.read()
+        self._actor = actor
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        conn = self._read.__enter__()
+        try:
+            return _apply_actor(conn, self._actor)
+        except BaseException as exc:
+            self._read.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self._read.__exit__(exc_type, exc, tb)
+
+
+def reading(db: Database, actor: Actor) -> _Reading:
+    """A pooled autocommit connection for one-statement reads, with ``actor`` applied.
+
+    One round trip per read and prepared statements kept (see :meth:`Database.read`).
+    """
+    return _Reading(db, actor)
+
+
+@contextmanager
+def read_transaction(db: Database, actor: Actor) -> Iterator[psycopg.Connection[Any]]:
+    """A raw pooled connection in a transaction (committed on success), with ``actor`` applied.
+
+    For reads that need ``SET LOCAL`` settings or several statements on one snapshot.
+    """
+    with db.connection() as conn:
+        yield _apply_actor(conn, actor)
 
 
 def retrying(fn: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:

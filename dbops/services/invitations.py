@@ -18,36 +18,47 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any
 
-from psycopg.rows import args_row, scalar_row
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from psycopg.rows import class_row, scalar_row
 
 from dbops.db.engine import Database
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dbops.models.accounts import InvitationStatus
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, in_transaction
-from dbops.services._cache import QueryCache
-from dbops.services._query import fetch_all, fetch_one
-from dbops.services.memberships import (
-    INSERT_MEMBER_SQL,
-    MembershipService,
-    TeamMembership,
+from dbops.services._base import (
+    Actor,
+    UnitOfWork,
     check_actor,
-    lock_team,
-    role_cache_key,
+    in_transaction,
+    reading,
     user_of,
 )
-from dbops.services.schemas import Email, validate
+from dbops.services._cache import QueryCache
+from dbops.services._keys import role_key
+from dbops.services._ownership import (
+    TeamMembership,
+    conflict_if_member,
+    insert_member,
+    lock_team,
+    require_role,
+)
+from dbops.services._query import fetch_all, fetch_one
+from dbops.services.schemas import (
+    INVITATION_MAX_TTL,
+    InvitationRef,
+    InviteInput,
+    TeamRef,
+    TokenInput,
+    validate,
+)
 
 __all__ = ["InvitationService", "InvitationView", "IssuedInvitation", "hash_token"]
 
 #: Longest an invitation may stay valid.
-MAX_TTL = timedelta(days=90)
+MAX_TTL = INVITATION_MAX_TTL
 DEFAULT_TTL = timedelta(days=7)
 
-MEMBER_WITH_EMAIL_SQL = """
+SELECT_MEMBER_BY_EMAIL_SQL = """
 SELECT m.user_id
 FROM team_members AS m
 JOIN users AS u ON u.id = m.user_id
@@ -61,37 +72,41 @@ INSERT INTO invitations (team_id, email, role, invited_by, token_hash, expires_a
 VALUES (
   %(team_id)s, %(email)s, %(role)s::role_enum, %(invited_by)s, %(token_hash)s, now() + %(ttl)s
 )
-RETURNING id, expires_at
+RETURNING id AS invitation_id, expires_at
 """
 
-INVITATION_BY_HASH_SQL = "SELECT id, team_id FROM invitations WHERE token_hash = %(token_hash)s"
-TEAM_OF_INVITATION_SQL = "SELECT team_id FROM invitations WHERE id = %(invitation_id)s"
+SELECT_INVITATION_BY_HASH_SQL = """
+SELECT id AS invitation_id, team_id FROM invitations WHERE token_hash = %(token_hash)s
+"""
+SELECT_INVITATION_TEAM_SQL = "SELECT team_id FROM invitations WHERE id = %(invitation_id)s"
 
 #: Runs after the team lock (same order as every membership write: team, then rows under it).
 LOCK_INVITATION_SQL = """
-SELECT id, team_id, email, role, status, expires_at <= now() AS overdue
+SELECT id AS invitation_id, team_id, email, role, status, expires_at <= now() AS overdue
 FROM invitations
 WHERE id = %(invitation_id)s
 FOR UPDATE
 """
 
 #: ``FOR KEY SHARE``: the accepting user cannot be removed until the membership is in.
-ACCEPTING_USER_SQL = """
+LOCK_ACCEPTING_USER_SQL = """
 SELECT email FROM users WHERE id = %(user_id)s AND deleted_at IS NULL FOR KEY SHARE
 """
 
-MARK_ACCEPTED_SQL = """
+UPDATE_INVITATION_ACCEPTED_SQL = """
 UPDATE invitations SET status = 'accepted', accepted_at = now() WHERE id = %(invitation_id)s
 """
 
-MARK_REVOKED_SQL = "UPDATE invitations SET status = 'revoked' WHERE id = %(invitation_id)s"
+UPDATE_INVITATION_REVOKED_SQL = """
+UPDATE invitations SET status = 'revoked' WHERE id = %(invitation_id)s
+"""
 
-EXPIRE_OVERDUE_SQL = """
+UPDATE_OVERDUE_INVITATIONS_SQL = """
 UPDATE invitations SET status = 'expired' WHERE status = 'pending' AND expires_at <= now()
 """
 
-PENDING_FOR_TEAM_SQL = """
-SELECT id, team_id, email, role, invited_by, status, expires_at, created_at
+SELECT_PENDING_INVITATIONS_SQL = """
+SELECT id AS invitation_id, team_id, email, role, invited_by, status, expires_at, created_at
 FROM invitations
 WHERE team_id = %(team_id)s
   AND status = 'pending'
@@ -127,6 +142,11 @@ class InvitationView:
     expires_at: datetime
     created_at: datetime
 
+    def __post_init__(self) -> None:
+        # psycopg hands the enums over as text.
+        object.__setattr__(self, "role", Role(self.role))
+        object.__setattr__(self, "status", InvitationStatus(self.status))
+
 
 @dataclass(frozen=True)
 class _LockedInvitation:
@@ -137,76 +157,27 @@ class _LockedInvitation:
     status: InvitationStatus
     overdue: bool
 
-
-def _view(
-    invitation_id: uuid.UUID,
-    team_id: uuid.UUID,
-    email: str,
-    role: str,
-    invited_by: uuid.UUID | None,
-    status: str,
-    expires_at: datetime,
-    created_at: datetime,
-) -> InvitationView:
-    return InvitationView(
-        invitation_id,
-        team_id,
-        email,
-        Role(role),
-        invited_by,
-        InvitationStatus(status),
-        expires_at,
-        created_at,
-    )
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))
+        object.__setattr__(self, "status", InvitationStatus(self.status))
 
 
-def _locked(
-    invitation_id: uuid.UUID, team_id: uuid.UUID, email: str, role: str, status: str, overdue: bool
-) -> _LockedInvitation:
-    return _LockedInvitation(
-        invitation_id, team_id, email, Role(role), InvitationStatus(status), overdue
-    )
-
-
-def _pair(first: Any, second: Any) -> tuple[Any, Any]:
-    return first, second
-
-
-def _membership(
-    team_id: uuid.UUID, user_id: uuid.UUID, role: str, joined_at: datetime
-) -> TeamMembership:
-    return TeamMembership(team_id, user_id, Role(role), joined_at)
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class InviteInput(_Input):
-    """An invitation to issue; ``email`` is normalized (stripped, lowercased)."""
-
-    team_id: uuid.UUID
-    email: Email
-    role: Role
-    ttl: timedelta = Field(gt=timedelta(0), le=MAX_TTL)
-
-
-class TokenInput(_Input):
-    """A token as handed out by :meth:`InvitationService.invite`."""
-
-    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=16, max_length=128)]
-
-
-class InvitationRef(_Input):
-    """An invitation, by id."""
-
+@dataclass(frozen=True)
+class _InvitationKey:
     invitation_id: uuid.UUID
-
-
-class TeamRef(_Input):
-    """A team, by id."""
-
     team_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class _NewInvitation:
+    invitation_id: uuid.UUID
+    expires_at: datetime
+
+
+_VIEW_ROW = class_row(InvitationView)
+_LOCKED_ROW = class_row(_LockedInvitation)
+_KEY_ROW = class_row(_InvitationKey)
+_NEW_ROW = class_row(_NewInvitation)
 
 
 def hash_token(token: str) -> bytes:
@@ -226,7 +197,6 @@ class InvitationService:
     def __init__(self, db: Database, cache: QueryCache | None = None) -> None:
         self._db = db
         self._cache = cache
-        self._members = MembershipService(db, cache)
 
     def invite(
         self,
@@ -252,12 +222,12 @@ class InvitationService:
             conn = uow.conn
             lock_team(conn, args.team_id, [actor.user_id]).require_owner(actor)
             params = {"team_id": args.team_id, "email": args.email}
-            if fetch_one(conn, MEMBER_WITH_EMAIL_SQL, scalar_row, params) is not None:
+            if fetch_one(conn, SELECT_MEMBER_BY_EMAIL_SQL, scalar_row, params) is not None:
                 raise Conflict("this email belongs to a member of the team already", "email")
             row = fetch_one(
                 conn,
                 INSERT_INVITATION_SQL,
-                args_row(_pair),
+                _NEW_ROW,
                 {
                     **params,
                     "role": args.role,
@@ -267,7 +237,9 @@ class InvitationService:
                 },
             )
             assert row is not None
-            return IssuedInvitation(row[0], token, row[1], args.team_id, args.email, args.role)
+            return IssuedInvitation(
+                row.invitation_id, token, row.expires_at, args.team_id, args.email, args.role
+            )
 
         return in_transaction(self._db, actor, tx)
 
@@ -286,38 +258,33 @@ class InvitationService:
 
         def tx(uow: UnitOfWork) -> TeamMembership:
             conn = uow.conn
-            user_email = fetch_one(conn, ACCEPTING_USER_SQL, scalar_row, {"user_id": me})
+            user_email = fetch_one(conn, LOCK_ACCEPTING_USER_SQL, scalar_row, {"user_id": me})
             if user_email is None:
                 raise NotFound("user not found")
             found = fetch_one(
-                conn, INVITATION_BY_HASH_SQL, args_row(_pair), {"token_hash": token_hash}
+                conn, SELECT_INVITATION_BY_HASH_SQL, _KEY_ROW, {"token_hash": token_hash}
             )
             if found is None:
                 raise NotFound(INVITATION_NOT_FOUND)
-            invitation_id, team_id = found
-            lock_team(conn, team_id, [])
+            lock_team(conn, found.team_id, [])
             inv = fetch_one(
-                conn, LOCK_INVITATION_SQL, args_row(_locked), {"invitation_id": invitation_id}
+                conn, LOCK_INVITATION_SQL, _LOCKED_ROW, {"invitation_id": found.invitation_id}
             )
             if inv is None:  # pragma: no cover - deleted by a concurrent cascade
                 raise NotFound(INVITATION_NOT_FOUND)
             _check_acceptable(inv)
             if user_email.lower() != inv.email.lower():
                 raise Forbidden("this invitation was sent to a different email address")
-            joined = fetch_one(
-                conn,
-                INSERT_MEMBER_SQL,
-                args_row(_membership),
-                {"team_id": inv.team_id, "user_id": me, "role": inv.role},
+            joined = conflict_if_member(
+                insert_member(conn, inv.team_id, me, inv.role),
+                "you are a member of this team already",
             )
-            if joined is None:
-                raise Conflict("you are a member of this team already", "user_id")
-            conn.execute(MARK_ACCEPTED_SQL, {"invitation_id": inv.invitation_id})
+            conn.execute(UPDATE_INVITATION_ACCEPTED_SQL, {"invitation_id": inv.invitation_id})
             return joined
 
         result = in_transaction(self._db, actor, tx)
         if self._cache is not None:
-            self._cache.delete([role_cache_key(result.team_id, me)])
+            self._cache.delete([role_key(result.team_id, me)])
         return result
 
     def revoke(self, actor: Actor, invitation_id: uuid.UUID) -> None:
@@ -334,19 +301,19 @@ class InvitationService:
 
         def tx(uow: UnitOfWork) -> None:
             conn = uow.conn
-            team_id = fetch_one(conn, TEAM_OF_INVITATION_SQL, scalar_row, params)
+            team_id = fetch_one(conn, SELECT_INVITATION_TEAM_SQL, scalar_row, params)
             if team_id is None:
                 raise NotFound(INVITATION_NOT_FOUND)
             state = lock_team(conn, team_id, [actor.user_id])
             state.require_owner(actor, hidden=INVITATION_NOT_FOUND)
-            inv = fetch_one(conn, LOCK_INVITATION_SQL, args_row(_locked), params)
+            inv = fetch_one(conn, LOCK_INVITATION_SQL, _LOCKED_ROW, params)
             if inv is None:  # pragma: no cover - deleted by a concurrent cascade
                 raise NotFound(INVITATION_NOT_FOUND)
             if inv.status is InvitationStatus.REVOKED:
                 return
             if inv.status is not InvitationStatus.PENDING:
                 raise Conflict(f"the invitation is {inv.status.value} and cannot be revoked")
-            conn.execute(MARK_REVOKED_SQL, params)
+            conn.execute(UPDATE_INVITATION_REVOKED_SQL, params)
 
         in_transaction(self._db, actor, tx)
 
@@ -357,16 +324,18 @@ class InvitationService:
             raise Forbidden("only a system job expires invitations in bulk")
 
         def tx(uow: UnitOfWork) -> int:
-            return uow.conn.execute(EXPIRE_OVERDUE_SQL).rowcount
+            return uow.conn.execute(UPDATE_OVERDUE_INVITATIONS_SQL).rowcount
 
         return in_transaction(self._db, actor, tx)
 
     def pending_for_team(self, actor: Actor, team_id: uuid.UUID) -> list[InvitationView]:
         """Pending, not yet overdue invitations of a team, oldest first (owners only)."""
+        check_actor(actor)
         args = validate(TeamRef, team_id=team_id)
-        self._members.require_role(actor, args.team_id, Role.OWNER)
-        with self._db.read() as conn:
-            return fetch_all(conn, PENDING_FOR_TEAM_SQL, args_row(_view), {"team_id": args.team_id})
+        require_role(self._db, self._cache, actor, args.team_id, Role.OWNER)
+        params = {"team_id": args.team_id}
+        with reading(self._db, actor) as conn:
+            return fetch_all(conn, SELECT_PENDING_INVITATIONS_SQL, _VIEW_ROW, params)
 
 
 def _check_acceptable(inv: _LockedInvitation) -> None:

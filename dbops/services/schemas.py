@@ -8,6 +8,8 @@ never echoes the rejected value (it may be a password).
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -24,28 +26,38 @@ from pydantic import (
 
 from dbops.errors import InvalidInput
 from dbops.models.accounts import SLUG_PATTERN
+from dbops.models.base import Role
 
 __all__ = [
     "EMAIL_MAX_LENGTH",
+    "INVITATION_MAX_TTL",
     "PASSWORD_MAX_LENGTH",
     "PASSWORD_MIN_LENGTH",
     "Email",
     "GeoPoint",
+    "InvitationRef",
+    "InviteInput",
     "JsonPatch",
     "ListQuery",
+    "MemberRole",
+    "MemberTarget",
     "NearQuery",
+    "RoleCheck",
     "SearchQuery",
     "Slug",
     "TagList",
     "TagsUpdate",
     "TeamCreate",
     "TeamListQuery",
+    "TeamRef",
     "TeamRename",
     "TeamSlug",
+    "TokenInput",
     "UserCreate",
     "UserListQuery",
     "UserRename",
     "normalize_email",
+    "reject_nul",
     "validate",
 ]
 
@@ -60,6 +72,8 @@ MAX_TAGS = 50
 MAX_TAG_LENGTH = 64
 #: Rows per page of a listing, and results of a search.
 MAX_PAGE_SIZE = 500
+#: Longest an invitation may stay valid.
+INVITATION_MAX_TTL = timedelta(days=90)
 
 #: ``local@domain``: the dot-atom local part of RFC 5322 and a DNS host name with a dot and a
 #: letter-only top-level label. Stricter than the database's check, which is only a backstop.
@@ -213,8 +227,82 @@ class NearQuery(GeoPoint):
     limit: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
 
 
+class TeamRef(_Input):
+    """A team, by id."""
+
+    team_id: uuid.UUID
+
+
+class RoleCheck(TeamRef):
+    """The least role an action needs in a team."""
+
+    minimum: Role
+
+
+class MemberTarget(TeamRef):
+    """A team and one of its (future) members."""
+
+    user_id: uuid.UUID
+
+
+class MemberRole(MemberTarget):
+    """A team, a user and the role the user gets there."""
+
+    role: Role
+
+
+class InviteInput(TeamRef):
+    """An invitation to issue; ``email`` is normalized (stripped, lowercased)."""
+
+    email: Email
+    role: Role
+    ttl: timedelta = Field(gt=timedelta(0), le=INVITATION_MAX_TTL)
+
+
+class TokenInput(_Input):
+    """A token as handed out by ``InvitationService.invite``."""
+
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=16, max_length=128)]
+
+
+class InvitationRef(_Input):
+    """An invitation, by id."""
+
+    invitation_id: uuid.UUID
+
+
+NUL_MESSAGE = "must not contain NUL (\\x00) characters"
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, SecretStr):
+        return "\x00" in value.get_secret_value()
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def reject_nul(field: str, value: Any) -> None:
+    """InvalidInput naming ``field`` if ``value`` holds a NUL character anywhere (keys too).
+
+    PostgreSQL text and jsonb cannot store NUL; without this check the driver or the server
+    refuses it with an error whose context line echoes the value. The message never does.
+    """
+    if _has_nul(value):
+        raise InvalidInput(f"{field}: {NUL_MESSAGE}", field=field)
+
+
 def validate(model: type[ModelT], /, **data: Any) -> ModelT:
-    """Build ``model`` from ``data`` or raise :class:`InvalidInput` naming the first bad field."""
+    """Build ``model`` from ``data`` or raise :class:`InvalidInput` naming the first bad field.
+
+    Text with a NUL character is refused first, in any field, nested value or key.
+    """
+    for field, value in data.items():
+        reject_nul(field, value)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -11,16 +11,24 @@ from typing import Any, TypeVar
 
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.rows import class_row, kwargs_row, scalar_row
+from psycopg.rows import class_row, scalar_row
 from psycopg.types.json import Jsonb
 
 from dbops.db.engine import Database
 from dbops.errors import FeatureUnavailable, Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, in_transaction
+from dbops.services._base import (
+    Actor,
+    UnitOfWork,
+    check_actor,
+    in_transaction,
+    read_transaction,
+    reading,
+)
 from dbops.services._cache import QueryCache, cached
+from dbops.services._keys import role_key, team_slug_key
+from dbops.services._ownership import TeamState, lock_team
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
-from dbops.services.memberships import role_cache_key
 from dbops.services.schemas import (
     GeoPoint,
     JsonPatch,
@@ -30,6 +38,7 @@ from dbops.services.schemas import (
     TeamListQuery,
     TeamRename,
     TeamSlug,
+    reject_nul,
     validate,
 )
 
@@ -46,13 +55,13 @@ GEO_UNAVAILABLE = (
 _TEAM_COLUMNS = "id, name, slug, settings, created_at, updated_at, deleted_at"
 _T_TEAM_COLUMNS = "t.id, t.name, t.slug, t.settings, t.created_at, t.updated_at, t.deleted_at"
 
-GET_TEAM_BY_SLUG = (
+SELECT_TEAM_BY_SLUG_SQL = (
     "SELECT " + _TEAM_COLUMNS + " FROM teams WHERE slug = %(slug)s AND deleted_at IS NULL"
 )
-GET_TEAM_BY_ID = "SELECT " + _TEAM_COLUMNS + " FROM teams WHERE id = %(id)s"
+SELECT_TEAM_SQL = "SELECT " + _TEAM_COLUMNS + " FROM teams WHERE id = %(id)s"
 # One statement for the whole list: the role from the user's membership row and the member
 # count from an index-only scan of pk_team_members per team (no query per team).
-TEAMS_OF_USER = """
+SELECT_TEAMS_OF_USER_SQL = """
 SELECT t.id AS team_id, t.slug, t.name, m.role, c.member_count
 FROM team_members AS m
 JOIN teams AS t ON t.id = m.team_id AND t.deleted_at IS NULL
@@ -62,7 +71,7 @@ CROSS JOIN LATERAL (
 WHERE m.user_id = %(user_id)s
 ORDER BY t.name, t.id
 """
-INSERT_TEAM = (
+INSERT_TEAM_SQL = (
     """
 INSERT INTO teams (name, slug, settings)
 VALUES (%(name)s, %(slug)s, %(settings)s)
@@ -70,42 +79,38 @@ RETURNING """
     + _TEAM_COLUMNS
 )
 # The owner must be a live user; no row inserted means there is none (the caller rolls back).
-ADD_OWNER = """
+INSERT_OWNER_SQL = """
 INSERT INTO team_members (team_id, user_id, role)
 SELECT %(team_id)s, id, 'OWNER' FROM users WHERE id = %(user_id)s AND deleted_at IS NULL
 """
-# Locks the team row for the rest of the transaction and reads the actor's role there.
-LOCK_TEAM = """
-SELECT t.slug, t.deleted_at, m.role
-FROM teams AS t
-LEFT JOIN team_members AS m ON m.team_id = t.id AND m.user_id = %(actor_id)s
-WHERE t.id = %(id)s
-FOR UPDATE OF t
-"""
-RENAME_TEAM = "UPDATE teams SET name = %(name)s WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
-CHANGE_SLUG = "UPDATE teams SET slug = %(slug)s WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+UPDATE_TEAM_NAME_SQL = (
+    "UPDATE teams SET name = %(name)s WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+)
+UPDATE_TEAM_SLUG_SQL = (
+    "UPDATE teams SET slug = %(slug)s WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+)
 # Merged in the database (no read-modify-write): concurrent patches of different keys survive.
-PATCH_SETTINGS = (
+UPDATE_TEAM_SETTINGS_SQL = (
     "UPDATE teams SET settings = (settings || %(patch)s) - %(remove)s::text[] "
     "WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
 )
-SOFT_DELETE_TEAM = (
+SOFT_DELETE_TEAM_SQL = (
     "UPDATE teams SET deleted_at = now() WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
 )
-RESTORE_TEAM = "UPDATE teams SET deleted_at = NULL WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
-LIST_TEAMS = sql.SQL("SELECT " + _TEAM_COLUMNS + " FROM teams WHERE {where}")
-LIST_TEAMS_ORDER = sql.SQL(" ORDER BY created_at, id LIMIT %(limit)s")
+RESTORE_TEAM_SQL = "UPDATE teams SET deleted_at = NULL WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
+SELECT_TEAMS_SQL = sql.SQL("SELECT " + _TEAM_COLUMNS + " FROM teams WHERE {where}")
+ORDER_TEAMS_SQL = sql.SQL(" ORDER BY created_at, id LIMIT %(limit)s")
 WHERE_LIVE = sql.SQL("deleted_at IS NULL")
 WHERE_SETTINGS_CONTAIN = sql.SQL("settings @> %(settings_contains)s")
 WHERE_AFTER = sql.SQL("(created_at, id) > (%(after_created_at)s, %(after_id)s)")
 WHERE_TRUE = sql.SQL("TRUE")
-SET_SEARCH_THRESHOLD = (
+SET_SEARCH_THRESHOLD_SQL = (
     "SELECT set_config('pg_trgm.strict_word_similarity_threshold', %(threshold)s, true)"
 )
 # Full-text matches (websearch syntax, ranked by ts_rank) first, then names that are close to
 # the terms (pg_trgm: ``name %>> q``, i.e. strict word similarity, can use ix_teams_name_trgm),
 # most similar first.
-SEARCH_TEAMS = (
+SEARCH_TEAMS_SQL = (
     "SELECT "
     + _T_TEAM_COLUMNS
     + """,
@@ -119,13 +124,13 @@ ORDER BY exact DESC, text_rank DESC, similarity DESC, t.name, t.id
 LIMIT %(limit)s
 """
 )
-SET_LOCATION = """
+UPSERT_TEAM_LOCATION_SQL = """
 INSERT INTO team_locations (team_id, location)
 VALUES (%(id)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography)
 ON CONFLICT (team_id) DO UPDATE SET location = EXCLUDED.location
 """
 # ST_DWithin narrows with the GiST index; distances are on the WGS 84 spheroid.
-TEAMS_NEAR = (
+SELECT_TEAMS_NEAR_SQL = (
     "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography AS point) "
     "SELECT "
     + _T_TEAM_COLUMNS
@@ -186,33 +191,40 @@ class TeamNear:
 
 
 @dataclass(frozen=True)
-class _TeamLock:
-    slug: str
-    deleted_at: datetime | None
-    role: str | None
+class _TeamMatchRow(TeamView):
+    """A row of SEARCH_TEAMS_SQL: the team's columns and the ranking ones."""
+
+    exact: bool = False
+    text_rank: float = 0.0
+    similarity: float = 0.0
+
+    def match(self) -> TeamMatch:
+        return TeamMatch(_team_of(self), self.exact, self.text_rank, self.similarity)
 
 
-def _match_row(*, exact: bool, text_rank: float, similarity: float, **team: Any) -> TeamMatch:
-    return TeamMatch(TeamView(**team), exact, text_rank, similarity)
+@dataclass(frozen=True)
+class _TeamNearRow(TeamView):
+    """A row of SELECT_TEAMS_NEAR_SQL: the team's columns and its distance."""
+
+    distance_km: float = 0.0
+
+    def near(self) -> TeamNear:
+        return TeamNear(_team_of(self), float(self.distance_km))
 
 
-def _near_row(*, distance_km: float, **team: Any) -> TeamNear:
-    return TeamNear(TeamView(**team), float(distance_km))
+def _team_of(row: TeamView) -> TeamView:
+    return TeamView(
+        row.id, row.name, row.slug, row.settings, row.created_at, row.updated_at, row.deleted_at
+    )
 
 
 _TEAM_ROW = class_row(TeamView)
 _TEAM_OF_USER_ROW = class_row(TeamOfUser)
-_LOCK_ROW = class_row(_TeamLock)
-_MATCH_ROW = kwargs_row(_match_row)
-_NEAR_ROW = kwargs_row(_near_row)
+_MATCH_ROW = class_row(_TeamMatchRow)
+_NEAR_ROW = class_row(_TeamNearRow)
 
 
-MEMBER_IDS = "SELECT user_id FROM team_members WHERE team_id = %(id)s"
-
-
-def slug_key(slug: str) -> str:
-    """Cache key of "team by slug"."""
-    return "team:slug:" + slug
+SELECT_MEMBER_IDS_SQL = "SELECT user_id FROM team_members WHERE team_id = %(id)s"
 
 
 def _encode(team: TeamView) -> dict[str, Any]:
@@ -252,31 +264,36 @@ class TeamService:
 
     def get(self, actor: Actor, team_id: uuid.UUID, *, include_deleted: bool = False) -> TeamView:
         """The team with ``team_id``; NotFound when absent (or soft-deleted, by default)."""
-        with self._db.read() as conn:
-            team = fetch_one(conn, GET_TEAM_BY_ID, _TEAM_ROW, {"id": team_id})
+        check_actor(actor)
+        with reading(self._db, actor) as conn:
+            team = fetch_one(conn, SELECT_TEAM_SQL, _TEAM_ROW, {"id": team_id})
         if team is None or (team.deleted_at is not None and not include_deleted):
             raise NotFound("team not found")
         return team
 
     def get_by_slug(self, actor: Actor, slug: str) -> TeamView:
         """The live team with ``slug``: from the cache, else one prepared statement."""
+        check_actor(actor)
+        reject_nul("slug", slug)
         slug = slug.strip().lower()
 
         def load() -> TeamView | None:
-            with self._db.read() as conn:
-                return fetch_one(conn, GET_TEAM_BY_SLUG, _TEAM_ROW, {"slug": slug})
+            with reading(self._db, actor) as conn:
+                return fetch_one(conn, SELECT_TEAM_BY_SLUG_SQL, _TEAM_ROW, {"slug": slug})
 
-        team = cached(self._cache, slug_key(slug), load, _encode, _decode)
+        team = cached(self._cache, team_slug_key(slug), load, _encode, _decode)
         if team is None:
             raise NotFound("team not found")
         return team
 
     def teams_of_user(self, actor: Actor, user_id: uuid.UUID) -> list[TeamOfUser]:
         """Live teams of a user with their role and member count, by name; one statement."""
-        if not actor.is_system and actor.user_id != user_id:
+        if not check_actor(actor).is_system and actor.user_id != user_id:
             raise Forbidden("only the user themselves can list their teams")
-        with self._db.read() as conn:
-            return fetch_all(conn, TEAMS_OF_USER, _TEAM_OF_USER_ROW, {"user_id": user_id})
+        with reading(self._db, actor) as conn:
+            return fetch_all(
+                conn, SELECT_TEAMS_OF_USER_SQL, _TEAM_OF_USER_ROW, {"user_id": user_id}
+            )
 
     def list_teams(
         self,
@@ -291,6 +308,7 @@ class TeamService:
 
         ``settings_contains`` keeps teams whose settings contain that JSON (``@>``, GIN index).
         """
+        check_actor(actor)
         query = validate(
             TeamListQuery,
             limit=limit,
@@ -308,9 +326,9 @@ class TeamService:
         if query.cursor is not None:
             params["after_created_at"], params["after_id"] = decode_cursor(query.cursor)
             where.append(WHERE_AFTER)
-        statement = LIST_TEAMS.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
-        with self._db.read() as conn:
-            rows = fetch_all(conn, statement + LIST_TEAMS_ORDER, _TEAM_ROW, params)
+        statement = SELECT_TEAMS_SQL.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
+        with reading(self._db, actor) as conn:
+            rows = fetch_all(conn, statement + ORDER_TEAMS_SQL, _TEAM_ROW, params)
         return page_of(rows, query.limit, lambda t: (t.created_at, t.id))
 
     def search_teams(self, actor: Actor, q: str, *, limit: int = 20) -> list[TeamMatch]:
@@ -319,15 +337,16 @@ class TeamService:
         ``q`` takes web search syntax (``"exact phrase"``, ``or``, ``-word``); a typo in a
         name ("Glbex" for "Globex") still finds it through trigram similarity.
         """
+        check_actor(actor)
         query = validate(SearchQuery, q=q, limit=limit)
         params = {"q": query.q, "limit": query.limit}
         # A transaction of its own so the similarity threshold is SET LOCAL to this search.
-        with self._db.connection() as conn:
+        with read_transaction(self._db, actor) as conn:
             conn.execute(
-                SET_SEARCH_THRESHOLD,
+                SET_SEARCH_THRESHOLD_SQL,
                 {"threshold": str(self._db.settings.search_similarity_threshold)},
             )
-            return fetch_all(conn, SEARCH_TEAMS, _MATCH_ROW, params)
+            return [row.match() for row in fetch_all(conn, SEARCH_TEAMS_SQL, _MATCH_ROW, params)]
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -344,7 +363,7 @@ class TeamService:
 
         Team and OWNER membership are written in one transaction: both or neither.
         """
-        if actor.is_system:
+        if check_actor(actor).is_system:
             if owner_id is None:
                 raise InvalidInput("owner_id: a system actor must name the owner", "owner_id")
         elif owner_id not in (None, actor.user_id):
@@ -354,9 +373,9 @@ class TeamService:
         params = {"name": data.name, "slug": data.slug, "settings": Jsonb(data.settings)}
 
         def work(uow: UnitOfWork) -> TeamView:
-            team = fetch_one(uow.conn, INSERT_TEAM, _TEAM_ROW, params)
+            team = fetch_one(uow.conn, INSERT_TEAM_SQL, _TEAM_ROW, params)
             assert team is not None
-            added = uow.conn.execute(ADD_OWNER, {"team_id": team.id, "user_id": owner})
+            added = uow.conn.execute(INSERT_OWNER_SQL, {"team_id": team.id, "user_id": owner})
             if added.rowcount != 1:
                 raise NotFound("the owner is not a live user")
             return team
@@ -369,12 +388,12 @@ class TeamService:
     def rename(self, actor: Actor, team_id: uuid.UUID, name: str) -> TeamView:
         """Change the team's display name (its slug stays)."""
         data = validate(TeamRename, name=name)
-        return self._owner_update(actor, team_id, RENAME_TEAM, {"name": data.name})
+        return self._owner_update(actor, team_id, UPDATE_TEAM_NAME_SQL, {"name": data.name})
 
     def change_slug(self, actor: Actor, team_id: uuid.UUID, slug: str) -> TeamView:
         """Give the team a new slug; Conflict(field="slug") when a live team has it."""
         data = validate(TeamSlug, slug=slug)
-        return self._owner_update(actor, team_id, CHANGE_SLUG, {"slug": data.slug})
+        return self._owner_update(actor, team_id, UPDATE_TEAM_SLUG_SQL, {"slug": data.slug})
 
     def update_settings(
         self,
@@ -387,15 +406,17 @@ class TeamService:
         """Merge ``set`` into the settings and drop the ``remove`` keys, in one UPDATE."""
         patch = validate(JsonPatch, set=set or {}, remove=list(remove))
         params = {"patch": Jsonb(patch.set), "remove": patch.remove}
-        return self._owner_update(actor, team_id, PATCH_SETTINGS, params)
+        return self._owner_update(actor, team_id, UPDATE_TEAM_SETTINGS_SQL, params)
 
     def delete(self, actor: Actor, team_id: uuid.UUID) -> TeamView:
         """Soft-delete the team; members and settings are kept for :meth:`restore`."""
-        return self._owner_update(actor, team_id, SOFT_DELETE_TEAM, {}, roles_change=True)
+        return self._owner_update(actor, team_id, SOFT_DELETE_TEAM_SQL, {}, roles_change=True)
 
     def restore(self, actor: Actor, team_id: uuid.UUID) -> TeamView:
         """Undo a soft delete; Conflict(field="slug") when a live team took the slug."""
-        return self._owner_update(actor, team_id, RESTORE_TEAM, {}, deleted=True, roles_change=True)
+        return self._owner_update(
+            actor, team_id, RESTORE_TEAM_SQL, {}, deleted=True, roles_change=True
+        )
 
     # -- geography --------------------------------------------------------------------------
 
@@ -405,7 +426,9 @@ class TeamService:
 
         def work(uow: UnitOfWork) -> None:
             self._lock_as_owner(uow, team_id, deleted=False)
-            uow.conn.execute(SET_LOCATION, {"id": team_id, "lat": point.lat, "lon": point.lon})
+            uow.conn.execute(
+                UPSERT_TEAM_LOCATION_SQL, {"id": team_id, "lat": point.lat, "lon": point.lon}
+            )
 
         with _postgis_required():
             self._write(actor, work)
@@ -414,6 +437,7 @@ class TeamService:
         self, actor: Actor, lat: float, lon: float, radius_km: float, *, limit: int = 20
     ) -> list[TeamNear]:
         """Live teams within ``radius_km`` of (``lat``, ``lon``), nearest first."""
+        check_actor(actor)
         query = validate(NearQuery, lat=lat, lon=lon, radius_km=radius_km, limit=limit)
         params = {
             "lat": query.lat,
@@ -421,8 +445,9 @@ class TeamService:
             "radius_m": query.radius_km * 1000.0,
             "limit": query.limit,
         }
-        with _postgis_required(), self._db.read() as conn:
-            return fetch_all(conn, TEAMS_NEAR, _NEAR_ROW, params)
+        with _postgis_required(), reading(self._db, actor) as conn:
+            rows = fetch_all(conn, SELECT_TEAMS_NEAR_SQL, _NEAR_ROW, params)
+        return [row.near() for row in rows]
 
     # -- internals --------------------------------------------------------------------------
 
@@ -450,32 +475,29 @@ class TeamService:
             team = fetch_one(uow.conn, statement, _TEAM_ROW, {**params, "id": team_id})
             assert team is not None  # the row is locked: it cannot have gone
             if roles_change:
-                members = fetch_all(uow.conn, MEMBER_IDS, scalar_row, {"id": team_id})
+                members = fetch_all(uow.conn, SELECT_MEMBER_IDS_SQL, scalar_row, {"id": team_id})
             return team
 
         team = self._write(actor, work)
         self._invalidate({old_slug, team.slug})
         if self._cache is not None and members:
-            self._cache.delete([role_cache_key(team_id, user_id) for user_id in members])
+            self._cache.delete([role_key(team_id, user_id) for user_id in members])
         return team
 
     @staticmethod
-    def _lock_as_owner(uow: UnitOfWork, team_id: uuid.UUID, *, deleted: bool) -> _TeamLock:
-        lock = fetch_one(
-            uow.conn, LOCK_TEAM, _LOCK_ROW, {"id": team_id, "actor_id": uow.actor.user_id}
-        )
-        if lock is None or (lock.deleted_at is not None) != deleted:
-            raise NotFound("no deleted team with this id" if deleted else "team not found")
-        if not uow.actor.is_system and lock.role != Role.OWNER:
+    def _lock_as_owner(uow: UnitOfWork, team_id: uuid.UUID, *, deleted: bool) -> TeamState:
+        """The team lock every team change takes first; Forbidden unless an owner (or system)."""
+        state = lock_team(uow.conn, team_id, [uow.actor.user_id], deleted=deleted)
+        if not uow.actor.is_system and state.role(uow.actor.user_id) is not Role.OWNER:
             raise Forbidden("only an owner of the team can change it")
-        return lock
+        return state
 
     def _write(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> T:
         return in_transaction(self._db, actor, work)
 
     def _invalidate(self, slugs: Iterable[str]) -> None:
         if self._cache is not None:
-            self._cache.delete([slug_key(s) for s in slugs])
+            self._cache.delete([team_slug_key(s) for s in slugs])
 
 
 @contextmanager

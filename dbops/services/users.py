@@ -18,10 +18,11 @@ from psycopg.types.json import Jsonb
 from dbops.db.engine import Database
 from dbops.errors import Forbidden, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, in_transaction
+from dbops.services._base import Actor, UnitOfWork, check_actor, in_transaction, reading
 from dbops.services._cache import QueryCache
+from dbops.services._keys import role_key
+from dbops.services._ownership import remove_user_memberships
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
-from dbops.services.memberships import remove_user_memberships, role_cache_key
 from dbops.services.schemas import (
     JsonPatch,
     TagsUpdate,
@@ -29,6 +30,7 @@ from dbops.services.schemas import (
     UserListQuery,
     UserRename,
     normalize_email,
+    reject_nul,
     validate,
 )
 
@@ -41,58 +43,60 @@ WRONG_CREDENTIALS = "wrong email or password"
 
 _USER_COLUMNS = "id, email, display_name, role, profile, tags, created_at, updated_at, deleted_at"
 
-GET_USER_BY_EMAIL = (
+SELECT_USER_BY_EMAIL_SQL = (
     "SELECT " + _USER_COLUMNS + " FROM users WHERE lower(email) = %(email)s AND deleted_at IS NULL"
 )
-GET_USER_BY_ID = "SELECT " + _USER_COLUMNS + " FROM users WHERE id = %(id)s"
-GET_CREDENTIALS = """
+SELECT_USER_SQL = "SELECT " + _USER_COLUMNS + " FROM users WHERE id = %(id)s"
+SELECT_CREDENTIALS_SQL = """
 SELECT id, password_hash FROM users WHERE lower(email) = %(email)s AND deleted_at IS NULL
 """
-INSERT_USER = (
+INSERT_USER_SQL = (
     """
 INSERT INTO users (email, password_hash, display_name, profile, tags)
 VALUES (%(email)s, %(password_hash)s, %(display_name)s, %(profile)s, %(tags)s::text[])
 RETURNING """
     + _USER_COLUMNS
 )
-REPLACE_HASH = """
+REHASH_USER_SQL = """
 UPDATE users SET password_hash = %(new_hash)s
 WHERE id = %(id)s AND password_hash = %(old_hash)s
 """
 # Merge and key removal happen in the database, on the latest row version: two concurrent
 # patches of different keys both survive (no read-modify-write in Python).
-PATCH_PROFILE = (
+UPDATE_PROFILE_SQL = (
     """
 UPDATE users SET profile = (profile || %(patch)s) - %(remove)s::text[]
 WHERE id = %(id)s AND deleted_at IS NULL
 RETURNING """
     + _USER_COLUMNS
 )
-SET_TAGS = (
+UPDATE_TAGS_SQL = (
     """
 UPDATE users SET tags = %(tags)s::text[]
 WHERE id = %(id)s AND deleted_at IS NULL
 RETURNING """
     + _USER_COLUMNS
 )
-SET_DISPLAY_NAME = (
+UPDATE_DISPLAY_NAME_SQL = (
     """
 UPDATE users SET display_name = %(display_name)s
 WHERE id = %(id)s AND deleted_at IS NULL
 RETURNING """
     + _USER_COLUMNS
 )
-LOCK_LIVE_USER = "SELECT id FROM users WHERE id = %(id)s AND deleted_at IS NULL FOR UPDATE"
-SOFT_DELETE_USER = "UPDATE users SET deleted_at = now() WHERE id = %(id)s AND deleted_at IS NULL"
-RESTORE_USER = (
+LOCK_LIVE_USER_SQL = "SELECT id FROM users WHERE id = %(id)s AND deleted_at IS NULL FOR UPDATE"
+SOFT_DELETE_USER_SQL = (
+    "UPDATE users SET deleted_at = now() WHERE id = %(id)s AND deleted_at IS NULL"
+)
+RESTORE_USER_SQL = (
     """
 UPDATE users SET deleted_at = NULL
 WHERE id = %(id)s AND deleted_at IS NOT NULL
 RETURNING """
     + _USER_COLUMNS
 )
-LIST_USERS = sql.SQL("SELECT " + _USER_COLUMNS + " FROM users WHERE {where}")
-LIST_USERS_ORDER = sql.SQL(" ORDER BY created_at, id LIMIT %(limit)s")
+SELECT_USERS_SQL = sql.SQL("SELECT " + _USER_COLUMNS + " FROM users WHERE {where}")
+ORDER_USERS_SQL = sql.SQL(" ORDER BY created_at, id LIMIT %(limit)s")
 #: Filters of list_users; each combination is its own statement text (and prepared plan).
 WHERE_LIVE = sql.SQL("deleted_at IS NULL")
 WHERE_TAGS_ANY = sql.SQL("tags && %(tags_any)s::text[]")
@@ -132,7 +136,7 @@ _CREDENTIALS_ROW = class_row(_Credentials)
 
 
 def _require_self_or_system(actor: Actor, user_id: uuid.UUID) -> None:
-    if not actor.is_system and actor.user_id != user_id:
+    if not check_actor(actor).is_system and actor.user_id != user_id:
         raise Forbidden("only the user themselves can change this account")
 
 
@@ -162,20 +166,23 @@ class UserService:
 
     def get(self, actor: Actor, user_id: uuid.UUID, *, include_deleted: bool = False) -> UserView:
         """The user with ``user_id``; NotFound when absent (or soft-deleted, by default)."""
-        with self._db.read() as conn:
-            user = fetch_one(conn, GET_USER_BY_ID, _USER_ROW, {"id": user_id})
+        check_actor(actor)
+        with reading(self._db, actor) as conn:
+            user = fetch_one(conn, SELECT_USER_SQL, _USER_ROW, {"id": user_id})
         if user is None or (user.deleted_at is not None and not include_deleted):
             raise NotFound("user not found")
         return user
 
     def get_by_email(self, actor: Actor, email: str) -> UserView:
         """The live user with ``email`` (any case); one prepared statement, one round trip."""
+        check_actor(actor)
+        reject_nul("email", email)
         try:
             address = normalize_email(email)
         except ValueError:
             raise NotFound("user not found") from None
-        with self._db.read() as conn:
-            user = fetch_one(conn, GET_USER_BY_EMAIL, _USER_ROW, {"email": address})
+        with reading(self._db, actor) as conn:
+            user = fetch_one(conn, SELECT_USER_BY_EMAIL_SQL, _USER_ROW, {"email": address})
         if user is None:
             raise NotFound("user not found")
         return user
@@ -195,6 +202,7 @@ class UserService:
         Stable under concurrent inserts: a row that existed when paging started is seen
         exactly once. ``tags_any``/``tags_all`` use the GIN index on ``tags``.
         """
+        check_actor(actor)
         query = validate(
             UserListQuery,
             limit=limit,
@@ -216,9 +224,9 @@ class UserService:
         if query.cursor is not None:
             params["after_created_at"], params["after_id"] = decode_cursor(query.cursor)
             where.append(WHERE_AFTER)
-        statement = LIST_USERS.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
-        with self._db.read() as conn:
-            rows = fetch_all(conn, statement + LIST_USERS_ORDER, _USER_ROW, params)
+        statement = SELECT_USERS_SQL.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
+        with reading(self._db, actor) as conn:
+            rows = fetch_all(conn, statement + ORDER_USERS_SQL, _USER_ROW, params)
         return page_of(rows, query.limit, lambda u: (u.created_at, u.id))
 
     # -- sign-up and sign-in ----------------------------------------------------------------
@@ -234,6 +242,7 @@ class UserService:
         profile: dict[str, Any] | None = None,
     ) -> UserView:
         """Create a user; Conflict(field="email") when a live user has this email already."""
+        check_actor(actor)
         data = validate(
             UserCreate,
             email=email,
@@ -251,21 +260,25 @@ class UserService:
             "profile": Jsonb(data.profile),
             "tags": data.tags,
         }
-        return self._write(actor, lambda uow: _one(uow, INSERT_USER, params))
+        return self._write(actor, lambda uow: _one(uow, INSERT_USER_SQL, params))
 
     def authenticate(self, actor: Actor, email: str, password: str) -> UserView:
         """The user whose email and password match; Forbidden otherwise (same message always).
 
         A hash made with older argon2 parameters is replaced on success.
         """
+        check_actor(actor)
+        reject_nul("email", email)
         try:
             address = normalize_email(email)
         except ValueError:
             address = None
         credentials = None
         if address is not None:
-            with self._db.read() as conn:
-                credentials = fetch_one(conn, GET_CREDENTIALS, _CREDENTIALS_ROW, {"email": address})
+            with reading(self._db, actor) as conn:
+                credentials = fetch_one(
+                    conn, SELECT_CREDENTIALS_SQL, _CREDENTIALS_ROW, {"email": address}
+                )
         if credentials is None:
             # Spend the same time as a real check, so timing does not reveal unknown emails.
             self._verify(self._dummy(), password)
@@ -279,7 +292,7 @@ class UserService:
                 "new_hash": self._hasher.hash(password),
             }
             # Guarded by the old hash: a password changed meanwhile is not overwritten.
-            self._write(actor, lambda uow: uow.conn.execute(REPLACE_HASH, params))
+            self._write(actor, lambda uow: uow.conn.execute(REHASH_USER_SQL, params))
         return self.get(actor, credentials.id)
 
     # -- profile ----------------------------------------------------------------------------
@@ -296,29 +309,29 @@ class UserService:
         _require_self_or_system(actor, user_id)
         patch = validate(JsonPatch, set=set or {}, remove=list(remove))
         params = {"id": user_id, "patch": Jsonb(patch.set), "remove": patch.remove}
-        return self._write(actor, lambda uow: _one(uow, PATCH_PROFILE, params))
+        return self._write(actor, lambda uow: _one(uow, UPDATE_PROFILE_SQL, params))
 
     def rename(self, actor: Actor, user_id: uuid.UUID, display_name: str) -> UserView:
         """Change the display name."""
         _require_self_or_system(actor, user_id)
         data = validate(UserRename, display_name=display_name)
         params = {"id": user_id, "display_name": data.display_name}
-        return self._write(actor, lambda uow: _one(uow, SET_DISPLAY_NAME, params))
+        return self._write(actor, lambda uow: _one(uow, UPDATE_DISPLAY_NAME_SQL, params))
 
     def set_tags(self, actor: Actor, user_id: uuid.UUID, tags: Sequence[str]) -> UserView:
         """Replace the user's tags (trimmed, lowercased, de-duplicated)."""
         _require_self_or_system(actor, user_id)
         data = validate(TagsUpdate, tags=list(tags))
         params = {"id": user_id, "tags": data.tags}
-        return self._write(actor, lambda uow: _one(uow, SET_TAGS, params))
+        return self._write(actor, lambda uow: _one(uow, UPDATE_TAGS_SQL, params))
 
     # -- soft delete ------------------------------------------------------------------------
 
     def delete(self, actor: Actor, user_id: uuid.UUID) -> None:
         """Soft-delete the user and remove their memberships, in one transaction.
 
-        The owner rule and the locking are the membership service's
-        (:func:`~dbops.services.memberships.remove_user_memberships`), so removing a user and
+        The owner rule and the locking are the ones every membership write uses
+        (:func:`~dbops.services._ownership.remove_user_memberships`), so removing a user and
         demoting an owner cannot race each other into a team without owners.
 
         Raises:
@@ -330,22 +343,24 @@ class UserService:
 
         def work(uow: UnitOfWork) -> list[uuid.UUID]:
             conn = uow.conn
-            if conn.execute(LOCK_LIVE_USER, params).fetchone() is None:
+            if conn.execute(LOCK_LIVE_USER_SQL, params).fetchone() is None:
                 raise NotFound("user not found")
             left = remove_user_memberships(conn, user_id)
-            conn.execute(SOFT_DELETE_USER, params)
+            conn.execute(SOFT_DELETE_USER_SQL, params)
             return left
 
         left = self._write(actor, work)
         if self._cache is not None:
-            self._cache.delete([role_cache_key(team_id, user_id) for team_id in left])
+            self._cache.delete([role_key(team_id, user_id) for team_id in left])
 
     def restore(self, actor: Actor, user_id: uuid.UUID) -> UserView:
         """Undo a soft delete (memberships are not restored); Conflict if the email is taken."""
         _require_self_or_system(actor, user_id)
         return self._write(
             actor,
-            lambda uow: _one(uow, RESTORE_USER, {"id": user_id}, "no deleted user with this id"),
+            lambda uow: _one(
+                uow, RESTORE_USER_SQL, {"id": user_id}, "no deleted user with this id"
+            ),
         )
 
     # -- internals --------------------------------------------------------------------------

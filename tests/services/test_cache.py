@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from dbops.db import Database
+from dbops.errors import Forbidden
 from dbops.models import Role
 from dbops.services._base import Actor
 from dbops.services._cache import MemoryCache, QueryCache, RedisCache
+from dbops.services._keys import role_key
 from dbops.services.invitations import InvitationService
-from dbops.services.memberships import MembershipService, role_cache_key
-from tests.services._factories import SYSTEM, make_team, make_user, user_email
+from dbops.services.memberships import MembershipService
+from tests.services._helpers import SYSTEM, make_team, make_user, user_email
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -167,8 +169,8 @@ def test_memory_cache_ttl_and_lru(clean_db: Database, team) -> None:
     for user in (owner, member, outsider):  # the third key evicts the least recently used
         svc.role_of(SYSTEM, team_id, user)
     assert cache.stats().size == 2
-    assert cache.get(role_cache_key(team_id, owner)) is None
-    assert cache.get(role_cache_key(team_id, outsider)) is not None
+    assert cache.get(role_key(team_id, owner)) is None
+    assert cache.get(role_key(team_id, outsider)) is not None
     time.sleep(0.25)
     assert cache.stats().size == 0
     misses = cache.stats().misses
@@ -182,7 +184,7 @@ def test_failed_write_keeps_the_cached_answer(clean_db: Database, team) -> None:
     cache = MemoryCache()
     svc = MembershipService(clean_db, cache)
     assert svc.role_of(SYSTEM, team_id, owner) is Role.OWNER
-    with pytest.raises(Exception, match="at least one owner"):
+    with pytest.raises(Forbidden, match="at least one owner"):
         svc.leave(Actor.user(owner), team_id)
     assert cache.stats().invalidations == 0
     assert svc.role_of(SYSTEM, team_id, owner) is Role.OWNER

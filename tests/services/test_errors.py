@@ -27,7 +27,7 @@ from dbops.services import _base
 from dbops.services._base import Actor, unit_of_work
 from dbops.services.teams import TeamService
 from dbops.services.users import UserService, UserView
-from tests.services._support import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
 
 SQL_WORDS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WHERE", "VALUES", "%(", "$1")
 
@@ -144,6 +144,44 @@ def test_invalid_text_22p02_is_invalid_input(clean_db: Database) -> None:
     with pytest.raises(InvalidInput) as err:
         run(clean_db, "SELECT 'not-a-uuid'::uuid")
     assert isinstance(err.value.__cause__, psycopg.errors.InvalidTextRepresentation)
+    assert_human(err.value)
+
+
+@pytest.mark.parametrize(
+    ("statement", "params", "cause"),
+    [
+        # 22P05: jsonb refuses \u0000; the server's CONTEXT line echoes the JSON around it.
+        (
+            "SELECT %(v)s::jsonb",
+            {"v": '{"bio": "Ada\\u0000Lovelace"}'},
+            psycopg.errors.UntranslatableCharacter,
+        ),
+        # 22P02, whose primary message quotes the value.
+        (
+            "SELECT %(v)s::uuid",
+            {"v": "Lovelace-not-a-uuid"},
+            psycopg.errors.InvalidTextRepresentation,
+        ),
+        ("SELECT %(v)s::int", {"v": "Lovelace"}, psycopg.errors.InvalidTextRepresentation),
+        # 22003, 22012, 22007: other members of the class.
+        ("SELECT %(v)s::int", {"v": "99999999999"}, psycopg.errors.NumericValueOutOfRange),
+        ("SELECT 1 / %(v)s::int", {"v": 0}, psycopg.errors.DivisionByZero),
+        ("SELECT %(v)s::date", {"v": "Lovelace"}, psycopg.errors.InvalidDatetimeFormat),
+        # Refused by the driver before it reaches the server: NUL in text.
+        ("SELECT %(v)s::text", {"v": "Ada\x00Lovelace"}, psycopg.DataError),
+    ],
+)
+def test_data_exception_class_22_is_invalid_input_without_the_value(
+    clean_db: Database, statement: str, params: dict[str, object], cause: type
+) -> None:
+    with pytest.raises(InvalidInput) as err:
+        run(clean_db, statement, params)
+    assert isinstance(err.value.__cause__, cause)
+    text = str(err.value)
+    assert text.startswith("invalid value: ")
+    assert "Lovelace" not in text
+    assert "\x00" not in text
+    assert "CONTEXT" not in text
     assert_human(err.value)
 
 

@@ -15,7 +15,7 @@ from dbops.models import InvitationStatus, Role
 from dbops.services._base import Actor
 from dbops.services.invitations import InvitationService, InvitationView, IssuedInvitation
 from dbops.services.memberships import MembershipService
-from tests.services._factories import (
+from tests.services._helpers import (
     SYSTEM,
     make_team,
     make_user,

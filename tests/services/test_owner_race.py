@@ -19,10 +19,11 @@ import pytest
 from dbops.db import Database
 from dbops.errors import DbopsError, Forbidden, NotFound
 from dbops.models import Role
-from dbops.services import memberships
+from dbops.services import _ownership
 from dbops.services._base import Actor, unit_of_work
-from dbops.services.memberships import MembershipService, remove_user_memberships
-from tests.services._factories import (
+from dbops.services._ownership import remove_user_memberships
+from dbops.services.memberships import MembershipService
+from tests.services._helpers import (
     SOFT_DELETE_USER,
     SYSTEM,
     make_team,
@@ -39,7 +40,18 @@ CROWD_ROUNDS = 40
 CROWD = 4
 REMOVAL_ROUNDS = 60
 
-Op = Callable[[uuid.UUID], None]
+#: The control's team "lock" and member read: _ownership's statements written without locks.
+UNLOCKED_TEAM_SQL = "SELECT id, slug, deleted_at FROM teams WHERE id = %(team_id)s"
+UNLOCKED_TEAM_MEMBERS_SQL = """
+SELECT m.team_id, m.user_id, m.role, m.created_at AS joined_at
+FROM team_members AS m
+JOIN users AS u ON u.id = m.user_id
+WHERE m.team_id = %(team_id)s
+  AND u.deleted_at IS NULL
+  AND (m.role = 'OWNER' OR m.user_id = ANY(%(user_ids)s))
+"""
+
+Op = Callable[[uuid.UUID], object]
 
 
 @dataclass
@@ -177,7 +189,11 @@ def test_user_removal_races_co_owner_leaving(
 def test_many_owners_leave_at_once(clean_db: Database, svc: MembershipService) -> None:
     owners = [make_user(clean_db) for _ in range(CROWD)]
     teams = make_teams_owned_by(clean_db, CROWD_ROUNDS, owners)
-    rounds = race([lambda t, u=u: svc.leave(Actor.user(u), t) for u in owners], teams)
+
+    def leave(user: uuid.UUID) -> Op:
+        return lambda t: svc.leave(Actor.user(user), t)
+
+    rounds = race([leave(u) for u in owners], teams)
     for team, outcomes in zip(teams, rounds, strict=True):
         assert sum(o.error is None for o in outcomes) == CROWD - 1
         assert [o.error for o in outcomes if o.error] == [Forbidden]
@@ -211,14 +227,14 @@ def test_control_without_locks_the_race_breaks_the_invariant(
     clean_db: Database, pair: tuple[uuid.UUID, uuid.UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The harness really races: with the row locks taken out, teams end up without owners."""
-    monkeypatch.setattr(
-        memberships, "LOCK_TEAM_SQL", memberships.LOCK_TEAM_SQL[: -len(" FOR UPDATE")]
-    )
-    monkeypatch.setattr(
-        memberships,
-        "LOCK_TEAM_STATE_SQL",
-        memberships.LOCK_TEAM_STATE_SQL.replace("FOR UPDATE OF m", ""),
-    )
+    # The unlocked texts must be the locked ones minus their locking clauses, nothing else.
+    assert _ownership.LOCK_TEAM_SQL.split() == [*UNLOCKED_TEAM_SQL.split(), "FOR", "UPDATE"]
+    assert _ownership.LOCK_TEAM_MEMBERS_SQL.split() == [
+        *UNLOCKED_TEAM_MEMBERS_SQL.split(),
+        *["FOR", "UPDATE", "OF", "m"],
+    ]
+    monkeypatch.setattr(_ownership, "LOCK_TEAM_SQL", UNLOCKED_TEAM_SQL)
+    monkeypatch.setattr(_ownership, "LOCK_TEAM_MEMBERS_SQL", UNLOCKED_TEAM_MEMBERS_SQL)
     svc = MembershipService(clean_db)
     a, b = pair
     teams = make_teams_owned_by(clean_db, PAIR_ROUNDS, [a, b])

@@ -15,7 +15,7 @@ from dbops.services._base import Actor
 from dbops.services.teams import GEO_UNAVAILABLE, TeamService
 from dbops.services.users import UserService, UserView
 from tests.fixtures.db import make_settings
-from tests.services._support import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
 
 NAMES = {
     "acme": "Acme Corp",
@@ -110,7 +110,7 @@ def test_web_search_syntax_and_exclusions(
 @pytest.fixture
 def placed(teams: TeamService, owner: UserView) -> dict[str, object]:
     me = Actor.user(owner.id)
-    ids = {}
+    ids: dict[str, object] = {}
     for slug, (lat, lon) in CITIES.items():
         team = teams.create(me, name=slug.title(), slug=slug)
         teams.set_location(me, team.id, lat, lon)
@@ -209,12 +209,12 @@ def test_without_postgis_only_the_geo_calls_fail_clearly(empty_database: str) ->
         ),
         ("SELECT id FROM teams AS t WHERE t.name %%>> %(q)s", {"q": "glbex"}, "ix_teams_name_trgm"),
         (
-            teams_module.TEAMS_NEAR,
+            teams_module.SELECT_TEAMS_NEAR_SQL,
             {"lat": 1.0, "lon": 2.0, "radius_m": 1000.0, "limit": 5},
             "ix_team_locations_location",
         ),
-        (users_module.GET_USER_BY_EMAIL, {"email": "a@example.com"}, "uq_users_email_live"),
-        (teams_module.GET_TEAM_BY_SLUG, {"slug": "acme"}, "uq_teams_slug_live"),
+        (users_module.SELECT_USER_BY_EMAIL_SQL, {"email": "a@example.com"}, "uq_users_email_live"),
+        (teams_module.SELECT_TEAM_BY_SLUG_SQL, {"slug": "acme"}, "uq_teams_slug_live"),
     ],
 )
 def test_index_serves_the_predicate(

@@ -15,7 +15,7 @@ from dbops.services._base import Actor
 from dbops.services._cache import MemoryCache, QueryCache
 from dbops.services.teams import TeamService, TeamView
 from dbops.services.users import UserService, UserView
-from tests.services._support import FAST_HASHER, PASSWORD, SYSTEM, add_member, statement_calls
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, add_member, statement_calls
 
 
 @pytest.fixture

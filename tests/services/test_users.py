@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -15,7 +16,7 @@ from dbops.models import Role
 from dbops.services._base import Actor
 from dbops.services.teams import TeamService
 from dbops.services.users import UserService, UserView
-from tests.services._support import (
+from tests.services._helpers import (
     FAST_HASHER,
     PASSWORD,
     SYSTEM,
@@ -29,7 +30,7 @@ def users(clean_db: Database) -> UserService:
     return UserService(clean_db, hasher=FAST_HASHER)
 
 
-def make_user(users: UserService, n: int | str, **kw: object) -> UserView:
+def make_user(users: UserService, n: int | str, **kw: Any) -> UserView:
     return users.create(
         SYSTEM, email=f"user{n}@example.com", password=PASSWORD, display_name=f"User {n}", **kw
     )
@@ -384,3 +385,64 @@ def test_get_by_email_is_one_prepared_statement(clean_db: Database, migrated: st
         assert any("lower(email)" in s and "FROM users" in s for s in prepared)
     finally:
         single.close()
+
+
+# -- promises held by a test each -------------------------------------------------------------
+
+
+def test_a_soft_deleted_co_owner_does_not_count_as_an_owner(
+    users: UserService, clean_db: Database
+) -> None:
+    """Deleting a user whose only co-owner is soft-deleted would leave no live owner."""
+    teams = TeamService(clean_db)
+    owner, ghost = make_user(users, "owner"), make_user(users, "ghost")
+    acme = teams.create(Actor.user(owner.id), name="Acme", slug="acme")
+    add_member(clean_db, acme.id, ghost.id, Role.OWNER)
+    # Soft-deleted behind the service's back: the OWNER row stays.
+    with clean_db.connection() as conn:
+        conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (ghost.id,))
+    with pytest.raises(Forbidden, match="acme"):
+        users.delete(SYSTEM, owner.id)
+    assert users.get(SYSTEM, owner.id).deleted_at is None
+    assert [t.slug for t in teams.teams_of_user(SYSTEM, owner.id)] == ["acme"]
+
+
+class CountingHasher(PasswordHasher):
+    """FAST_HASHER's parameters, counting the argon2 work done."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.verified: list[str] = []
+        self.hashed = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.verified.append(str(hash))
+        return super().verify(hash, password)
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self.hashed += 1
+        return super().hash(password, salt=salt)
+
+
+def test_a_wrong_password_costs_the_same_hashing_for_unknown_and_known_emails(
+    clean_db: Database,
+) -> None:
+    """No account enumeration by timing: an unknown address still runs one argon2 verify."""
+    hasher = CountingHasher()
+    users = UserService(clean_db, hasher=hasher)
+    user = make_user(users, 1)
+    work: dict[str, tuple[int, int, set[str]]] = {}
+    for _ in range(2):  # the second round: the dummy hash exists already
+        for name, email in [
+            ("known", user.email),
+            ("unknown", "ghost@example.com"),
+            ("malformed", "ghost"),
+        ]:
+            verified, hashed = len(hasher.verified), hasher.hashed
+            with pytest.raises(Forbidden):
+                users.authenticate(SYSTEM, email, PASSWORD + "!")
+            params = {h.split("$")[3] for h in hasher.verified[verified:]}
+            work[name] = (len(hasher.verified) - verified, hasher.hashed - hashed, params)
+    # One verify each, no hashing on the request path (the dummy is made once), and the dummy
+    # has the real hashes' argon2 parameters (same cost).
+    assert work["known"] == work["unknown"] == work["malformed"] == (1, 0, {"m=8,t=1,p=1"})

@@ -1,15 +1,30 @@
-"""Rows for the membership/invitation tests, inserted with plain SQL (no dependency on users.py)."""
+"""Helpers of the service tests: rows inserted with plain SQL, cheap hashing, statement counts."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from argon2 import PasswordHasher
 
 from dbops.db import Database
 from dbops.models import Role
 from dbops.services._base import Actor
 
 SYSTEM = Actor.system("tests")
+#: argon2id at its cheapest: the tests create many users; the real default is far slower.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+PASSWORD = "correct horse battery"
+
+#: Every statement this database executed (pg_stat_statements), except the counting itself.
+STATEMENT_CALLS = """
+SELECT coalesce(sum(calls), 0)::bigint
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query NOT LIKE '%%pg_stat_statements%%'
+"""
 
 INSERT_USER = """
 INSERT INTO users (email, password_hash, display_name)
@@ -119,3 +134,16 @@ def soft_delete_team(db: Database, team_id: uuid.UUID) -> None:
     """Mark a team deleted."""
     with db.connection() as conn:
         conn.execute(SOFT_DELETE_TEAM, {"id": team_id})
+
+
+def statement_calls(conn: psycopg.Connection[Any]) -> int:
+    """Statements run so far in the test database (needs an autocommit connection)."""
+    row = conn.execute(STATEMENT_CALLS).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def add_member(db: Database, team_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
+    """Put a membership row in place directly (the membership service is tested elsewhere)."""
+    with db.connection() as conn:
+        conn.execute(INSERT_MEMBER, {"team_id": team_id, "user_id": user_id, "role": role.value})

@@ -1,0 +1,154 @@
+"""The actor travels: every service call checks it and hands it to its connection's context."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+
+from dbops.db import Database
+from dbops.errors import InvalidInput
+from dbops.models import Role
+from dbops.services import _base
+from dbops.services._base import Actor, check_actor, reading, unit_of_work, user_of
+from dbops.services.invitations import InvitationService
+from dbops.services.memberships import MembershipService
+from dbops.services.teams import TeamService
+from dbops.services.users import UserService
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+MALFORMED = Actor(kind="user")  # a user actor without its user id
+
+
+@dataclass
+class World:
+    users: UserService
+    teams: TeamService
+    members: MembershipService
+    invitations: InvitationService
+    owner: uuid.UUID
+    team: uuid.UUID
+    slug: str
+    email: str
+
+
+@pytest.fixture
+def world(clean_db: Database) -> World:
+    users = UserService(clean_db, hasher=FAST_HASHER)
+    teams = TeamService(clean_db)
+    owner = users.create(SYSTEM, email="owner@example.com", password=PASSWORD, display_name="O")
+    team = teams.create(Actor.user(owner.id), name="Acme", slug="acme")
+    return World(
+        users,
+        teams,
+        MembershipService(clean_db),
+        InvitationService(clean_db),
+        owner.id,
+        team.id,
+        "acme",
+        owner.email,
+    )
+
+
+Call = Callable[[World, Actor], object]
+
+#: Every read of the service API (a read that goes to the database).
+READS: dict[str, Call] = {
+    "users.get": lambda w, a: w.users.get(a, w.owner),
+    "users.get_by_email": lambda w, a: w.users.get_by_email(a, w.email),
+    "users.list_users": lambda w, a: w.users.list_users(a),
+    "users.authenticate": lambda w, a: w.users.authenticate(a, w.email, PASSWORD),
+    "teams.get": lambda w, a: w.teams.get(a, w.team),
+    "teams.get_by_slug": lambda w, a: w.teams.get_by_slug(a, w.slug),
+    "teams.teams_of_user": lambda w, a: w.teams.teams_of_user(a, w.owner),
+    "teams.list_teams": lambda w, a: w.teams.list_teams(a),
+    "teams.search_teams": lambda w, a: w.teams.search_teams(a, "acme"),
+    "members.role_of": lambda w, a: w.members.role_of(a, w.team, w.owner),
+    "members.require_role": lambda w, a: w.members.require_role(a, w.team),
+    "members.members": lambda w, a: w.members.members(a, w.team),
+    "invitations.pending_for_team": lambda w, a: w.invitations.pending_for_team(a, w.team),
+}
+
+#: A write of each service (each runs in a unit of work).
+WRITES: dict[str, Call] = {
+    "users.rename": lambda w, a: w.users.rename(a, w.owner, "Olga"),
+    "teams.rename": lambda w, a: w.teams.rename(a, w.team, "Acme Inc"),
+    "members.change_role": lambda w, a: w.members.change_role(a, w.team, w.owner, Role.OWNER),
+    "invitations.invite": lambda w, a: w.invitations.invite(a, w.team, "new@example.com"),
+}
+
+
+@pytest.fixture
+def applied(monkeypatch: pytest.MonkeyPatch) -> list[Actor]:
+    """The actors handed to ``_apply_actor``, in order."""
+    seen: list[Actor] = []
+    real = _base._apply_actor
+
+    def spy(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
+        seen.append(actor)
+        return real(conn, actor)
+
+    monkeypatch.setattr(_base, "_apply_actor", spy)
+    return seen
+
+
+@pytest.mark.parametrize("call", list(READS.values()), ids=list(READS))
+def test_every_read_applies_its_actor_to_its_connection(
+    world: World, applied: list[Actor], call: Call
+) -> None:
+    me = Actor.user(world.owner)
+    call(world, me)
+    assert applied, "the read did not go through reading()/read_transaction()"
+    assert set(applied) == {me}
+
+
+@pytest.mark.parametrize("call", list(WRITES.values()), ids=list(WRITES))
+def test_every_write_applies_its_actor_in_its_unit_of_work(
+    world: World, applied: list[Actor], call: Call
+) -> None:
+    me = Actor.user(world.owner)
+    call(world, me)
+    assert set(applied) == {me}
+
+
+ALL: dict[str, Call] = {**READS, **WRITES}
+
+
+@pytest.mark.parametrize("call", list(ALL.values()), ids=list(ALL))
+def test_a_malformed_actor_is_refused_before_any_connection(
+    world: World, applied: list[Actor], call: Call
+) -> None:
+    with pytest.raises(InvalidInput) as err:
+        call(world, MALFORMED)
+    assert err.value.field == "actor"
+    assert applied == []
+
+
+@pytest.mark.parametrize("bad", [MALFORMED, "alice", None, Actor(kind="user", name="x")])
+def test_check_actor_and_user_of(bad: Any) -> None:
+    with pytest.raises(InvalidInput, match="actor"):
+        check_actor(bad)
+    with pytest.raises(InvalidInput, match="actor"):
+        user_of(bad)
+    me = Actor.user(uuid.uuid4())
+    assert check_actor(me) is me
+    assert user_of(me) == me.user_id
+    assert check_actor(SYSTEM) is SYSTEM
+    with pytest.raises(InvalidInput, match="signed-in user"):
+        user_of(SYSTEM)
+
+
+def test_contexts_refuse_a_malformed_actor(clean_db: Database) -> None:
+    with pytest.raises(InvalidInput), unit_of_work(clean_db, MALFORMED):
+        pass
+    with pytest.raises(InvalidInput), reading(clean_db, MALFORMED):
+        pass
+    # The connection went back to the pool: every one of them is still available.
+    stats = clean_db.pool.get_stats()
+    assert stats.get("pool_size", 0) == stats.get("pool_available", 0)
