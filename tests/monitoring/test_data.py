@@ -5,7 +5,7 @@ from __future__ import annotations
 from dbops.db import Database
 from dbops.monitoring import Severity, collect_snapshot, evaluate
 from tests.fixtures.monitoring import monitor_settings
-from tests.services._factories import INSERT_MEMBER, INSERT_TEAM, make_user, unique
+from tests.services._helpers import INSERT_MEMBER, INSERT_TEAM, make_user, unique
 
 
 def test_zero_owner_team_is_detected(clean_db: Database, database_url: str) -> None:
