@@ -162,9 +162,8 @@ def up(
     head = ops_migrate.head_revision()
     pending = ops_migrate.pending(dsn.sqlalchemy)
     change = upgrade(dsn, settings, "head") if pending else None
-    if change is not None and change.before != change.after:
-        applied = change.applied or tuple(pending)
-        say(f"migrated to {head} (applied {', '.join(applied)})")
+    if change is not None and change.applied:
+        say(f"migrated to {head} (applied {', '.join(change.applied)})")
     else:
         say(f"schema at head ({head})")
     with _target.database(settings, dsn) as db:
@@ -177,6 +176,8 @@ def up(
                 progress=progress and _is_tty(),
                 replace=replace,
             )
+        elif settings.embedded:
+            say("demo data skipped (--no-demo-data)")
         else:
             say("demo data skipped (DATABASE_URL is set; pass --demo-data to load it)")
         report = collect(db)

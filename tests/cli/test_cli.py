@@ -522,5 +522,10 @@ def test_read_only_commands_report_a_stopped_cluster_instead_of_starting_it(
         assert invoke("current").stdout.strip() == f"{HEAD} (head)"
         ran = invoke("db", "url")
         assert ran.stderr == ""
+
+        up = invoke("up", "--no-demo-data")
+        assert up.exit_code == 0, up.output
+        assert "demo data skipped (--no-demo-data)" in up.stdout
+        assert "DATABASE_URL" not in up.stdout
     finally:
         cluster.destroy()
