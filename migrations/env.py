@@ -24,6 +24,7 @@ left in ``config.attributes``: ``before`` (read under the lock), ``after`` and `
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from collections.abc import Iterator
@@ -37,10 +38,13 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
-import dbops.models.geo  # noqa: F401  (registers team_locations and 0002's indexes on Base)
 from dbops.errors import LockTimeout, MigrationError
 from dbops.models import Base
 from dbops.ops.migrate import MIGRATION_LOCK_KEY
+
+if importlib.util.find_spec("geoalchemy2") is not None:
+    # The optional geo extra: registers team_locations on Base for autogenerate/compare.
+    import dbops.models.geo  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

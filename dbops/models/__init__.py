@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dbops.errors import CHECK_CONSTRAINTS, UNIQUE_CONSTRAINTS
 from dbops.models.accounts import Invitation, InvitationStatus, Team, TeamMember, User
 from dbops.models.base import Base, Role
-from dbops.models.geo import TeamLocation
+
+if TYPE_CHECKING:
+    from dbops.models.geo import TeamLocation
 
 __all__ = [
     "Base",
@@ -18,10 +22,21 @@ __all__ = [
     "User",
 ]
 
-#: Tables that carry ``updated_at`` and so get the ``set_updated_at`` trigger.
+#: Tables of the foundation that carry ``updated_at`` and so get the ``set_updated_at`` trigger
+#: (``team_locations``, from the optional geo model, has its own in migration 0002).
 UPDATED_AT_TABLES = tuple(
     sorted(t.name for t in Base.metadata.sorted_tables if "updated_at" in t.c)
 )
+
+
+def __getattr__(name: str) -> Any:
+    """``TeamLocation`` loads the optional GeoAlchemy2 model only when it is asked for."""
+    if name == "TeamLocation":
+        from dbops.models.geo import TeamLocation
+
+        return TeamLocation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 UNIQUE_CONSTRAINTS.update(
     {

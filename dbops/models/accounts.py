@@ -30,7 +30,15 @@ from dbops.models.base import (
     UuidPkMixin,
 )
 
-__all__ = ["Invitation", "InvitationStatus", "Team", "TeamMember", "User", "role_enum"]
+__all__ = [
+    "SERVICE_INDEXES",
+    "Invitation",
+    "InvitationStatus",
+    "Team",
+    "TeamMember",
+    "User",
+    "role_enum",
+]
 
 #: Slugs: lowercase letters and digits in hyphen-separated words, 1 to 63 characters.
 SLUG_PATTERN = "^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -191,3 +199,28 @@ class Invitation(UuidPkMixin, TimestampMixin, Base):
             "(status = 'accepted') = (accepted_at IS NOT NULL)", name="accepted_at_matches_status"
         ),
     )
+
+
+#: Indexes of migration 0002 on the foundation tables (they attach to the tables on creation).
+SERVICE_INDEXES = (
+    # Tag queries: ``tags && ARRAY[...]`` (any) and ``tags @> ARRAY[...]`` (all).
+    Index("ix_users_tags", User.tags, postgresql_using="gin"),
+    # Keyset pagination of list_users: ORDER BY created_at, id.
+    Index("ix_users_created_at_id", User.created_at, User.id),
+    # Settings containment: ``settings @> '{"plan": "pro"}'``.
+    Index(
+        "ix_teams_settings",
+        Team.settings,
+        postgresql_using="gin",
+        postgresql_ops={"settings": "jsonb_path_ops"},
+    ),
+    # Typo-tolerant search: ``name %>> q`` (pg_trgm strict word similarity).
+    Index(
+        "ix_teams_name_trgm",
+        Team.name,
+        postgresql_using="gin",
+        postgresql_ops={"name": "gin_trgm_ops"},
+    ),
+    # Keyset pagination of list_teams: ORDER BY created_at, id.
+    Index("ix_teams_created_at_id", Team.created_at, Team.id),
+)

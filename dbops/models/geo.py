@@ -1,9 +1,9 @@
-"""Team locations (PostGIS) and the search/containment indexes that migration 0002 adds.
+"""Team locations (PostGIS): the one model that needs the optional ``geo`` extra (GeoAlchemy2).
 
 ``team_locations`` is a table of its own so that ``teams`` stays usable on a server without
-PostGIS: the migration creates it only when the extension is available. The indexes declared at
-the bottom attach to the ``users``/``teams`` tables, so ``Base.metadata`` matches the DDL of
-migration 0002 once this module is imported.
+PostGIS: the migration creates it only when the extension is available. Nothing imports this
+module at ``import dbops.models`` time (``dbops.models.TeamLocation`` loads it on first use), so
+the core runs without GeoAlchemy2; migrations/env.py imports it when the package is installed.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from geoalchemy2 import Geography
 from sqlalchemy import ForeignKey, Index, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dbops.models.accounts import Team, User
 from dbops.models.base import Base
 
-__all__ = ["SERVICE_INDEXES", "TeamLocation"]
+__all__ = ["TeamLocation"]
 
 
 class TeamLocation(Base):
@@ -42,28 +41,3 @@ class TeamLocation(Base):
         # ST_DWithin and the KNN ``<->`` ordering of teams_near() use it.
         Index("ix_team_locations_location", "location", postgresql_using="gist"),
     )
-
-
-#: Indexes of migration 0002 on the foundation tables (they attach to the tables on creation).
-SERVICE_INDEXES = (
-    # Tag queries: ``tags && ARRAY[...]`` (any) and ``tags @> ARRAY[...]`` (all).
-    Index("ix_users_tags", User.tags, postgresql_using="gin"),
-    # Keyset pagination of list_users: ORDER BY created_at, id.
-    Index("ix_users_created_at_id", User.created_at, User.id),
-    # Settings containment: ``settings @> '{"plan": "pro"}'``.
-    Index(
-        "ix_teams_settings",
-        Team.settings,
-        postgresql_using="gin",
-        postgresql_ops={"settings": "jsonb_path_ops"},
-    ),
-    # Typo-tolerant search: ``name %>> q`` (pg_trgm strict word similarity).
-    Index(
-        "ix_teams_name_trgm",
-        Team.name,
-        postgresql_using="gin",
-        postgresql_ops={"name": "gin_trgm_ops"},
-    ),
-    # Keyset pagination of list_teams: ORDER BY created_at, id.
-    Index("ix_teams_created_at_id", Team.created_at, Team.id),
-)

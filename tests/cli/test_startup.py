@@ -43,6 +43,15 @@ def test_imports_load_no_heavy_or_optional_package(code: str) -> None:
     assert not loaded & set(OPTIONAL), code
 
 
+@pytest.mark.parametrize(
+    "code",
+    ["import dbops.models", "import dbops.services", "import dbops.monitoring", "import dbops.ops"],
+)
+def test_the_core_loads_no_optional_package(code: str) -> None:
+    """Redis, PostGIS (GeoAlchemy2), Prometheus and Streamlit are extras, loaded on use only."""
+    assert not _loaded_after(code) & set(OPTIONAL), code
+
+
 def test_help_runs_without_the_data_layer() -> None:
     loaded = _loaded_after(
         "import sys\nsys.argv = ['dbops', '--help']\nfrom dbops.cli import main\n"
