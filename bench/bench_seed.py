@@ -108,7 +108,7 @@ def main() -> None:
     with databases(names) as urls:
         for (users, teams), name in zip(sizes, names, strict=True):
             url = urls[name]
-            settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+            settings = Settings(_env_file=None, database_url=url)
             upgrade(url, settings, "head")
             with open_database(settings, url) as db:
                 with db.connection() as conn:

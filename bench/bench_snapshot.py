@@ -88,7 +88,7 @@ def main() -> None:
     with databases(["bench_snapshot"]) as urls:
         url = urls["bench_snapshot"]
         entries = _fill(url, args.statements)
-        settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=url)
         with open_database(settings, url) as db:
             collect_snapshot(db, settings)  # warm-up (catalog caches, prepared statements)
             samples = []

@@ -48,7 +48,7 @@ def main() -> None:
 
     with databases(["throughput"]) as urls:
         url = urls["throughput"]
-        settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=url)
         upgrade(url, settings)
         with open_database(settings, url) as db:
             seed(db, users=args.users, teams=args.teams)

@@ -66,7 +66,7 @@ def test_lazy_public_names_resolve() -> None:
     for name in dbops.__all__:
         assert getattr(dbops, name) is not None
     with pytest.raises(AttributeError):
-        _ = dbops.no_such_name  # type: ignore[attr-defined]
+        _ = dbops.no_such_name
 
 
 @pytest.mark.parametrize(

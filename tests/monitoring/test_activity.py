@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -13,10 +14,10 @@ from dbops.monitoring import Severity, collect_snapshot, evaluate
 from tests.fixtures.monitoring import monitor_settings
 
 
-def _wait_for(predicate: object, timeout: float = 10.0) -> None:
+def _wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.05)
     raise AssertionError("condition not reached")
@@ -38,10 +39,13 @@ def test_lock_wait_is_a_blocked_pair(
         )
         thread.start()
         _wait_for(
-            lambda: mon_conn.execute(
-                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
-                (waiter_pid,),
-            ).fetchone()[0]
+            lambda: (
+                mon_conn.execute(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                    (waiter_pid,),
+                ).fetchone()
+                == (True,)
+            )
         )
         settings = monitor_settings(mon_url, check_idle_in_transaction_s=0.001)
         snap = collect_snapshot(mon_db, settings)

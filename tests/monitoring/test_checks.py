@@ -12,7 +12,7 @@ from dbops.monitoring.checks import worst
 from tests.fixtures.snapshots import DEGRADED_EXPECTED
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
+SETTINGS = Settings(_env_file=None)
 
 
 def _by_check(findings: list[Finding]) -> dict[str, list[Finding]]:
@@ -69,7 +69,7 @@ def test_evaluate_is_pure(degraded: Snapshot) -> None:
 
 
 def test_thresholds_come_from_settings(degraded: Snapshot) -> None:
-    lenient = Settings(  # type: ignore[call-arg]
+    lenient = Settings(
         _env_file=None,
         check_long_running_query_s=1_000.0,
         check_long_running_query_critical_s=2_000.0,
@@ -81,7 +81,7 @@ def test_thresholds_come_from_settings(degraded: Snapshot) -> None:
 
 
 def test_unused_index_size_floor(degraded: Snapshot) -> None:
-    big_floor = Settings(_env_file=None, check_unused_index_min_bytes=10**9)  # type: ignore[call-arg]
+    big_floor = Settings(_env_file=None, check_unused_index_min_bytes=10**9)
     findings = _by_check(evaluate(degraded, big_floor))
     assert [f.severity for f in findings["unused_indexes"]] == [Severity.OK]
 

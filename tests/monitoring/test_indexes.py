@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 
 from dbops.db import Database
 from dbops.monitoring import Severity, collect_snapshot, evaluate
 from dbops.monitoring.collectors.indexes import IndexRow, find_covering
+from dbops.monitoring.snapshot import IndexStat, Snapshot
 from tests.fixtures.monitoring import monitor_settings
 
 SETUP = """
@@ -25,8 +28,9 @@ ANALYZE items;
 """
 
 
-def _indexes(snap: object) -> dict[str, object]:
-    return {ix.name: ix for ix in snap.indexes}  # type: ignore[attr-defined]
+def _indexes(snap: Snapshot) -> dict[str, IndexStat]:
+    assert snap.indexes is not None
+    return {ix.name: ix for ix in snap.indexes}
 
 
 def test_indexes_structure_unused_and_covered(
@@ -48,17 +52,17 @@ def test_indexes_structure_unused_and_covered(
     assert never.is_valid
     assert ix["items_pkey"].is_primary
     assert ix["items_pkey"].is_constraint
-    assert ix["ix_items_b_desc"].scans >= 1  # type: ignore[attr-defined,operator]
+    assert ix["ix_items_b_desc"].scans >= 1
     # (a) is a prefix of (a, b); its exact copy is reported once, against the first name.
-    assert ix["ix_items_a"].covered_by == "ix_items_a_b"  # type: ignore[attr-defined]
-    assert ix["ix_items_a_copy"].covered_by in {"ix_items_a", "ix_items_a_b"}  # type: ignore[attr-defined]
+    assert ix["ix_items_a"].covered_by == "ix_items_a_b"
+    assert ix["ix_items_a_copy"].covered_by in {"ix_items_a", "ix_items_a_b"}
     # (c) is a prefix of (c, b). Different predicate, unique, primary: not covered.
-    assert ix["ix_items_c_partial"].covered_by is None  # type: ignore[attr-defined]
-    assert ix["ix_items_c"].covered_by == "ix_items_never_used"  # type: ignore[attr-defined]
-    assert ix["uq_items_a_b"].covered_by is None  # type: ignore[attr-defined]
-    assert ix["items_pkey"].covered_by is None  # type: ignore[attr-defined]
+    assert ix["ix_items_c_partial"].covered_by is None
+    assert ix["ix_items_c"].covered_by == "ix_items_never_used"
+    assert ix["uq_items_a_b"].covered_by is None
+    assert ix["items_pkey"].covered_by is None
     # Bloat estimate exists for analyzed btree indexes.
-    assert ix["ix_items_a_b"].bloat_bytes is not None  # type: ignore[attr-defined]
+    assert ix["ix_items_a_b"].bloat_bytes is not None
 
     findings = evaluate(snap, settings)
     unused = {f.subject for f in findings if f.check == "unused_indexes" and f.subject}
@@ -86,14 +90,14 @@ def test_invalid_index_is_reported(
         mon_conn.execute("CREATE UNIQUE INDEX CONCURRENTLY uq_dupes_v ON dupes (v)")
     settings = monitor_settings(mon_url)
     snap = collect_snapshot(mon_db, settings)
-    assert _indexes(snap)["uq_dupes_v"].is_valid is False  # type: ignore[attr-defined]
+    assert _indexes(snap)["uq_dupes_v"].is_valid is False
     found = [f for f in evaluate(snap, settings) if f.check == "invalid_indexes"]
     assert [f.subject for f in found] == ["public.uq_dupes_v"]
     assert "REINDEX INDEX CONCURRENTLY" in (found[0].hint or "")
 
 
 def _row(name: str, columns: list[int], **kw: object) -> IndexRow:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "schema": "public",
         "table": "t",
         "name": name,
@@ -115,7 +119,7 @@ def _row(name: str, columns: list[int], **kw: object) -> IndexRow:
         "predicate": None,
     }
     values.update(kw)
-    return IndexRow(**values)  # type: ignore[arg-type]
+    return IndexRow(**values)
 
 
 def test_find_covering_rules() -> None:

@@ -64,7 +64,7 @@ def run_all(
     with unit_of_work(db, SYSTEM) as uow:
         for statement in (first, second):
             if statement:
-                uow.conn.execute(statement, params if "%(" in statement else None)  # type: ignore[arg-type]
+                uow.conn.execute(statement, params if "%(" in statement else None)
 
 
 # -- one test per SQLSTATE --------------------------------------------------------------------

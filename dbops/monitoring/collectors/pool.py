@@ -12,11 +12,18 @@ __all__ = ["CacheLike", "cache_stats", "pool_stats"]
 
 
 class _CacheCounters(Protocol):
-    backend: str
-    hits: int
-    misses: int
-    invalidations: int
-    size: int | None
+    """Read-only counters (the services' ``CacheStats`` is a frozen dataclass)."""
+
+    @property
+    def backend(self) -> str: ...
+    @property
+    def hits(self) -> int: ...
+    @property
+    def misses(self) -> int: ...
+    @property
+    def invalidations(self) -> int: ...
+    @property
+    def size(self) -> int | None: ...
 
 
 class CacheLike(Protocol):

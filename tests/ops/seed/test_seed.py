@@ -19,7 +19,7 @@ from dbops.ops.seed import DEMO_PASSWORD, MAX_USERS, PERSONAS, SeedResult, seed
 from dbops.services import Actor, TeamService
 from tests.fixtures.db import make_settings
 
-SMALL = {"users": 2_000, "teams": 200}
+SMALL: dict[str, Any] = {"users": 2_000, "teams": 200}
 
 SEEDED_COUNTS = """
 SELECT (SELECT count(*) FROM users WHERE profile ? 'seed') AS users,
@@ -37,7 +37,7 @@ def _counts(db: Database) -> tuple[int, int, int, int, int]:
     with db.connection() as conn:
         row = conn.execute(SEEDED_COUNTS).fetchone()
     assert row is not None
-    return tuple(row)  # type: ignore[return-value]
+    return tuple(row)
 
 
 def _expected(result: SeedResult) -> tuple[int, int, int, int, int]:
@@ -244,9 +244,7 @@ def test_rows_have_realistic_shapes(seeded: tuple[Database, SeedResult]) -> None
 
 def test_invitations_respect_their_rules(seeded: tuple[Database, SeedResult]) -> None:
     db, _ = seeded
-    statuses = dict(
-        _rows(db, "SELECT status::text, count(*) FROM invitations GROUP BY status")  # type: ignore[arg-type]
-    )
+    statuses = dict(_rows(db, "SELECT status::text, count(*) FROM invitations GROUP BY status"))
     assert set(statuses) == {"pending", "accepted", "expired", "revoked"}
     broken = _scalar(
         db,
@@ -353,7 +351,7 @@ def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def _explain(db: Database, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     with db.connection() as conn:
         row = conn.execute(
-            sql.SQL("EXPLAIN (FORMAT JSON) ") + sql.SQL(query),  # type: ignore[arg-type]
+            sql.SQL("EXPLAIN (FORMAT JSON) ") + sql.SQL(query),
             params,
         ).fetchone()
     assert row is not None
