@@ -52,7 +52,7 @@ def test_indexes_structure_unused_and_covered(
     assert never.is_valid
     assert ix["items_pkey"].is_primary
     assert ix["items_pkey"].is_constraint
-    assert ix["ix_items_b_desc"].scans >= 1
+    assert (ix["ix_items_b_desc"].scans or 0) >= 1
     # (a) is a prefix of (a, b); its exact copy is reported once, against the first name.
     assert ix["ix_items_a"].covered_by == "ix_items_a_b"
     assert ix["ix_items_a_copy"].covered_by in {"ix_items_a", "ix_items_a_b"}
