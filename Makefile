@@ -18,11 +18,12 @@ run: setup  ## embedded PostgreSQL + migrations + demo data + status summary
 test: setup  ## the whole test suite against private PostgreSQL clusters
 	$(UV) run pytest
 
-lint: setup  ## ruff, mypy (strict on dbops), import contracts
+lint: setup  ## ruff, mypy (strict on dbops), import contracts, Prometheus alert rules
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run lint-imports
+	cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts_test.yml
 
 format:  ## apply ruff's fixes and formatting
 	$(UV) run ruff check --fix .

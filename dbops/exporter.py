@@ -110,6 +110,7 @@ class SnapshotSource:
         self._lock = threading.RLock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbops-exporter")
         self._inflight: Future[Snapshot] | None = None
+        self._recorded: Future[Snapshot] | None = None
         self._last: Snapshot | None = None
         self._last_at: float | None = None
         self._errors: collections.Counter[str] = collections.Counter(
@@ -132,11 +133,11 @@ class SnapshotSource:
             last, last_at = self._last, self._last_at
             if last is not None and last_at is not None and now - last_at < self._min_interval_s:
                 return self._reading(last, stale=False, now=now)
-            if self._inflight is None:
-                future = self._executor.submit(self._collect)
-                self._inflight = future
-                future.add_done_callback(self._done)
             future = self._inflight
+            if future is None:
+                future = self._inflight = self._executor.submit(self._collect)
+                # Runs at once, in this thread, when the collection already finished.
+                future.add_done_callback(self._done)
         try:
             snapshot = future.result(timeout=self._budget_s)
         except FutureTimeout:
@@ -144,8 +145,10 @@ class SnapshotSource:
                 self._errors[SCRAPE_TIMEOUT] += 1
                 return self._stale()
         except Exception:
-            with self._lock:  # counted once, in _done
+            self._done(future)  # counts the failure once
+            with self._lock:
                 return self._stale()
+        self._done(future)
         with self._lock:
             return self._reading(snapshot, stale=False, now=self._clock())
 
@@ -154,11 +157,14 @@ class SnapshotSource:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _done(self, future: Future[Snapshot]) -> None:
+        # Called by the worker when the collection ends, and by read() once it has the result
+        # (result() can return before the callbacks ran): bookkeeping happens once per future.
         with self._lock:
             if self._inflight is future:
                 self._inflight = None
-            if future.cancelled():
+            if future.cancelled() or future is self._recorded:
                 return
+            self._recorded = future
             exc = future.exception()
             if exc is not None:
                 self._errors[SNAPSHOT_FAILED] += 1
