@@ -264,7 +264,9 @@ class Settings(BaseSettings):
     exporter_query_label_chars: int = Field(
         default=120,
         ge=16,
-        description="Query text in the `dbops_statement_info` label is cut to this many characters.",
+        description=(
+            "Query text in the `dbops_statement_info` label is cut to this many characters."
+        ),
     )
 
     @field_validator("application_name")

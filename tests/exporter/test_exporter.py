@@ -149,7 +149,8 @@ def test_top_statements_and_query_label_are_bounded() -> None:
     text = generate_latest(reg).decode()
     info_lines = [line for line in text.splitlines() if line.startswith("dbops_statement_info{")]
     # Only the top one by total time (queryid 2: 250 ms x 400 > 0.2 ms x 50,000).
-    assert len(info_lines) == 1 and 'queryid="2"' in info_lines[0]
+    assert len(info_lines) == 1
+    assert 'queryid="2"' in info_lines[0]
     assert (
         _value(reg, "dbops_statement_calls_total", queryid="1", user="app", database="dbops")
         is None
@@ -316,7 +317,8 @@ def test_http_server_metrics_healthz_and_404() -> None:
     try:
         assert server.host == "127.0.0.1"
         with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as resp:
-            assert resp.status == 200 and resp.read() == b"ok\n"
+            assert resp.status == 200
+            assert resp.read() == b"ok\n"
         with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as resp:
             body = resp.read().decode()
         assert "dbops_up 1.0" in body

@@ -1,4 +1,4 @@
-"""The exporter on a real database: a read-only monitoring role, a slow database, promtool, Prometheus."""
+"""The exporter on a real database: read-only role, slow database, promtool, Prometheus."""
 
 from __future__ import annotations
 
@@ -185,7 +185,8 @@ def test_real_prometheus_scrapes_the_exporter(db: Database, tmp_path: Path) -> N
                 time.sleep(0.3)
             assert up, "Prometheus never stored dbops_up"
             assert up[0]["value"][1] == "1"  # type: ignore[index]
-            assert index and index[0]["metric"]["table"] == "users"  # type: ignore[index]
+            assert index
+            assert index[0]["metric"]["table"] == "users"  # type: ignore[index]
         finally:
             proc.terminate()
             proc.wait(timeout=10)
