@@ -18,12 +18,13 @@ run: setup  ## embedded PostgreSQL + migrations + demo data + status summary
 test: setup  ## the whole test suite against private PostgreSQL clusters
 	$(UV) run pytest
 
-lint: setup  ## ruff, mypy (strict on dbops), import contracts, squawk on every migration's SQL
+lint: setup  ## ruff, mypy, import contracts, squawk on every migration's SQL, alert rules
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run lint-imports
 	$(UV) run python scripts/lint_migrations.py
+	cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts_test.yml
 
 wheel-check: setup  ## build the wheel, install it outside the repo, migrate a throwaway cluster
 	scripts/check_wheel.sh

@@ -238,6 +238,36 @@ class Settings(BaseSettings):
         le=1,
         description="Share of `pg_stat_statements.max` in use that warns (entries get evicted).",
     )
+    # Prometheus exporter (dbops.exporter): scrape budget, scrape-storm cache, series limits.
+    exporter_scrape_budget_s: float = Field(
+        default=4.0,
+        gt=0,
+        description=(
+            "Longest a scrape waits for a fresh snapshot; past it the scrape answers with "
+            "`dbops_up 0` and the previous snapshot marked stale. Keep it below Prometheus' "
+            "`scrape_timeout`."
+        ),
+    )
+    exporter_min_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "A snapshot younger than this is served again instead of collecting a new one "
+            "(stops scrape storms; 0 collects on every scrape)."
+        ),
+    )
+    exporter_top_statements: int = Field(
+        default=20,
+        ge=0,
+        description="Statements exported per scrape (top by total time; about 10 series each).",
+    )
+    exporter_query_label_chars: int = Field(
+        default=120,
+        ge=16,
+        description=(
+            "Query text in the `dbops_statement_info` label is cut to this many characters."
+        ),
+    )
 
     @field_validator("application_name")
     @classmethod

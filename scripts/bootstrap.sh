@@ -24,6 +24,17 @@ if [ ! -f "/usr/share/postgresql/${major}/extension/postgis.control" ] \
     || ! ls /usr/lib/postgresql/"${major}"/lib/postgis-3.so >/dev/null 2>&1; then
     APT_PACKAGES+=("postgresql-${major}-postgis-3")
 fi
+# hypopg proves index advice with hypothetical indexes (monitoring tests use it).
+if [ ! -f "/usr/share/postgresql/${major}/extension/hypopg.control" ] \
+    || ! ls /usr/lib/postgresql/"${major}"/lib/hypopg.so >/dev/null 2>&1; then
+    APT_PACKAGES+=("postgresql-${major}-hypopg")
+fi
+# Prometheus (promtool checks the alert rules; a test scrapes the exporter with a real server)
+# and Debian's postgres_exporter (bench/bench_exporter.py compares against it).
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+    || APT_PACKAGES+=("prometheus")
+command -v prometheus-postgres-exporter >/dev/null 2>&1 \
+    || APT_PACKAGES+=("prometheus-postgres-exporter")
 
 if [ ${#APT_PACKAGES[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -1,0 +1,355 @@
+"""The exporter over canned snapshots: names, labels, values, budget and cache (no database)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from dbops.config import Settings
+from dbops.exporter import (
+    SCRAPE_TIMEOUT,
+    SNAPSHOT_FAILED,
+    SnapshotCollector,
+    SnapshotSource,
+    instrument,
+    make_server,
+)
+from dbops.monitoring.snapshot import Snapshot
+from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool missing: install Debian's prometheus (scripts/bootstrap.sh)"
+)
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(_env_file=None, database_url="postgresql://unused/none", **overrides)  # type: ignore[call-arg]
+
+
+def _registry(source: SnapshotSource, settings: Settings | None = None) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(source, settings or _settings()))
+    return registry
+
+
+def _source(snapshot: Snapshot, **kw: float) -> SnapshotSource:
+    return SnapshotSource(
+        lambda: snapshot,
+        budget_s=kw.get("budget_s", 2.0),
+        min_interval_s=kw.get("min_interval_s", 0.0),
+    )
+
+
+def _value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def test_healthy_snapshot_metrics() -> None:
+    reg = _registry(_source(healthy_snapshot()))
+    assert _value(reg, "dbops_up") == 1.0
+    assert _value(reg, "dbops_snapshot_stale") == 0.0
+    assert _value(reg, "dbops_scrape_duration_seconds") is not None
+    ix = {"schema": "public", "table": "users", "index": "ix_users_email"}
+    assert _value(reg, "dbops_index_scans_total", **ix) == 1000.0
+    assert _value(reg, "dbops_index_size_bytes", **ix) == 16_384.0
+    assert _value(reg, "dbops_index_valid", **ix) == 1.0
+    stmt = {"queryid": "1", "user": "app", "database": "dbops"}
+    assert _value(reg, "dbops_statement_calls_total", **stmt) == 50_000.0
+    assert _value(reg, "dbops_statement_exec_seconds_total", **stmt) == pytest.approx(10.0)
+    assert _value(reg, "dbops_statement_rows_total", **stmt) == 50_000.0
+    info = {**stmt, "query": "SELECT * FROM users WHERE id = $1"}
+    assert _value(reg, "dbops_statement_info", **info) == 1.0
+    t = {"schema": "public", "table": "users"}
+    assert _value(reg, "dbops_table_live_rows", **t) == 1000.0
+    assert _value(reg, "dbops_table_dead_rows", **t) == 10.0
+    assert _value(reg, "dbops_table_seq_scans_total", **t) == 3.0
+    assert _value(reg, "dbops_table_total_bytes", **t) == 106_496.0
+    taken = healthy_snapshot().taken_at.timestamp()
+    assert _value(reg, "dbops_table_last_vacuum_timestamp_seconds", **t) == taken
+    assert _value(reg, "dbops_table_last_autovacuum_timestamp_seconds", **t) is None
+    d = {"database": "dbops"}
+    assert _value(reg, "dbops_database_size_bytes", **d) == 50_000_000.0
+    assert _value(reg, "dbops_database_commits_total", **d) == 1_000_000.0
+    assert _value(reg, "dbops_database_deadlocks_total", **d) == 0.0
+    assert _value(reg, "dbops_database_cache_hit_ratio", **d) == pytest.approx(0.999)
+    assert _value(reg, "dbops_database_xid_age", **d) == 1_000_000.0
+    assert _value(reg, "dbops_database_wraparound_ratio", **d) == pytest.approx(1e6 / 2**31)
+    assert _value(reg, "dbops_connections") == 12.0
+    assert _value(reg, "dbops_max_connections") == 100.0
+    assert _value(reg, "dbops_connections_by_state", state="idle") == 10.0
+    assert _value(reg, "dbops_blocked_sessions") == 0.0
+    assert _value(reg, "dbops_replication_lag_seconds", replica="standby1") == pytest.approx(0.1)
+    assert _value(reg, "dbops_pool_in_use", pool="dbops") == 1.0
+    assert _value(reg, "dbops_pool_max_size", pool="dbops") == 20.0
+    assert _value(reg, "dbops_pool_requests_wait_seconds_total", pool="dbops") == 0.012
+    assert _value(reg, "dbops_cache_hits_total", backend="memory") == 900.0
+    assert _value(reg, "dbops_data_users", state="live") == 1000.0
+    assert _value(reg, "dbops_data_memberships", role="OWNER") == 200.0
+    assert _value(reg, "dbops_data_zero_owner_teams") == 0.0
+    assert _value(reg, "dbops_check_status", check="zero_owner_teams", severity="ok") == 1.0
+    assert _value(reg, "dbops_check_status", check="zero_owner_teams", severity="critical") == 0.0
+
+
+def test_degraded_snapshot_reports_worst_severity_per_check() -> None:
+    reg = _registry(_source(degraded_snapshot()))
+    assert _value(reg, "dbops_check_status", check="wraparound", severity="critical") == 1.0
+    assert _value(reg, "dbops_check_status", check="wraparound", severity="warning") == 0.0
+    assert _value(reg, "dbops_check_findings", check="wraparound", severity="warning") == 1.0
+    assert _value(reg, "dbops_check_status", check="zero_owner_teams", severity="critical") == 1.0
+    assert _value(reg, "dbops_data_zero_owner_teams") == 2.0
+    assert _value(reg, "dbops_blocked_sessions") == 1.0
+    assert _value(reg, "dbops_longest_query_seconds") == 700.0
+    assert _value(reg, "dbops_longest_idle_in_transaction_seconds") == 300.0
+    assert _value(reg, "dbops_pool_waiting", pool="dbops") == 3.0
+    dup = {"schema": "public", "table": "users", "index": "ix_users_email_dup"}
+    assert _value(reg, "dbops_index_redundant", **dup) == 1.0
+    broken = {"schema": "public", "table": "users", "index": "ix_users_broken"}
+    assert _value(reg, "dbops_index_valid", **broken) == 0.0
+
+
+def test_partial_snapshot_counts_collector_errors_across_scrapes() -> None:
+    reg = _registry(_source(partial_snapshot()))
+    # Each get_sample_value is one scrape, and (min interval 0) each scrape a new snapshot.
+    assert _value(reg, "dbops_collector_errors_total", collector="statements") == 1.0
+    assert _value(reg, "dbops_collector_errors_total", collector="indexes") == 2.0
+    assert _value(reg, "dbops_collector_errors_total", collector="statements") == 3.0
+    assert _value(reg, "dbops_collector_errors_total", collector="tables") == 0.0
+    # Unknown sections give no series, and their checks no status.
+    assert (
+        _value(
+            reg, "dbops_index_scans_total", schema="public", table="users", index="ix_users_email"
+        )
+        is None
+    )
+    assert _value(reg, "dbops_check_status", check="slow_queries", severity="ok") is None
+    assert _value(reg, "dbops_up") == 1.0
+
+
+def test_top_statements_and_query_label_are_bounded() -> None:
+    snap = degraded_snapshot()
+    assert snap.statements is not None
+    long_text = "SELECT " + ", ".join(f"col_{i}" for i in range(200)) + " FROM t"
+    top = (
+        dataclasses_replace_query(snap.statements.top[0], query=long_text),
+        *snap.statements.top[1:],
+    )
+    snap = _with_top(snap, top)
+    reg = _registry(
+        _source(snap), _settings(exporter_top_statements=1, exporter_query_label_chars=40)
+    )
+    text = generate_latest(reg).decode()
+    info_lines = [line for line in text.splitlines() if line.startswith("dbops_statement_info{")]
+    # Only the top one by total time (queryid 2: 250 ms x 400 > 0.2 ms x 50,000).
+    assert len(info_lines) == 1
+    assert 'queryid="2"' in info_lines[0]
+    assert (
+        _value(reg, "dbops_statement_calls_total", queryid="1", user="app", database="dbops")
+        is None
+    )
+    reg = _registry(
+        _source(snap), _settings(exporter_top_statements=5, exporter_query_label_chars=40)
+    )
+    samples = [
+        s
+        for m in reg.collect()
+        if m.name == "dbops_statement"
+        for s in m.samples
+        if s.labels["queryid"] == "1"
+    ]
+    assert len(samples[0].labels["query"]) == 40
+    assert samples[0].labels["query"].endswith("…")
+
+
+def dataclasses_replace_query(q: object, **kw: object) -> object:
+    import dataclasses
+
+    return dataclasses.replace(q, **kw)  # type: ignore[type-var]
+
+
+def _with_top(snap: Snapshot, top: tuple[object, ...]) -> Snapshot:
+    import dataclasses
+
+    assert snap.statements is not None
+    return dataclasses.replace(snap, statements=dataclasses.replace(snap.statements, top=top))  # type: ignore[arg-type]
+
+
+def test_slow_collection_answers_within_budget_with_stale_snapshot() -> None:
+    release = threading.Event()
+    calls = []
+
+    def collect() -> Snapshot:
+        calls.append(1)
+        if len(calls) > 1:
+            release.wait(10)
+        return healthy_snapshot()
+
+    source = SnapshotSource(collect, budget_s=0.3, min_interval_s=0.0)
+    reg = _registry(source)
+    assert _value(reg, "dbops_up") == 1.0  # first collection is fast
+    started = time.perf_counter()
+    text = generate_latest(reg).decode()
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0, f"scrape took {elapsed:.2f} s with a 0.3 s budget"
+    assert "dbops_up 0.0" in text
+    assert "dbops_snapshot_stale 1.0" in text
+    assert (
+        'dbops_index_scans_total{index="ix_users_email",schema="public",table="users"} 1000.0'
+        in text
+    )
+    assert f'dbops_collector_errors_total{{collector="{SCRAPE_TIMEOUT}"}} 1.0' in text
+    # Scrapes during the slow collection wait for the same one, never start another.
+    generate_latest(reg)
+    assert len(calls) == 2
+    release.set()
+    time.sleep(0.1)
+    assert _value(reg, "dbops_up") == 1.0
+    assert _value(reg, "dbops_snapshot_stale") == 0.0
+    source.close()
+
+
+def test_first_scrape_timing_out_serves_only_up_zero() -> None:
+    release = threading.Event()
+    source = SnapshotSource(
+        lambda: (release.wait(10), healthy_snapshot())[1], budget_s=0.2, min_interval_s=0
+    )
+    reg = _registry(source)
+    assert _value(reg, "dbops_up") == 0.0
+    assert _value(reg, "dbops_database_size_bytes", database="dbops") is None
+    release.set()
+    source.close()
+
+
+def test_failing_collection_counts_and_serves_previous() -> None:
+    snapshots = [healthy_snapshot()]
+
+    def collect() -> Snapshot:
+        if not snapshots:
+            raise ConnectionError("database unreachable")
+        return snapshots.pop()
+
+    reg = _registry(SnapshotSource(collect, budget_s=1.0, min_interval_s=0.0))
+    assert _value(reg, "dbops_up") == 1.0
+    assert _value(reg, "dbops_up") == 0.0
+    assert _value(reg, "dbops_snapshot_stale") == 1.0
+    # Three failed scrapes so far (each get_sample_value is one).
+    assert _value(reg, "dbops_collector_errors_total", collector=SNAPSHOT_FAILED) == 3.0
+    assert _value(reg, "dbops_database_size_bytes", database="dbops") == 50_000_000.0
+
+
+def test_min_interval_serves_the_cached_snapshot() -> None:
+    now = [100.0]
+    calls = []
+
+    def collect() -> Snapshot:
+        calls.append(1)
+        return healthy_snapshot()
+
+    source = SnapshotSource(collect, budget_s=1.0, min_interval_s=5.0, clock=lambda: now[0])
+    reg = _registry(source)
+    for _ in range(10):
+        generate_latest(reg)
+    assert len(calls) == 1
+    now[0] += 4.9
+    assert _value(reg, "dbops_snapshot_age_seconds") == pytest.approx(4.9)
+    assert len(calls) == 1
+    now[0] += 0.2
+    generate_latest(reg)
+    assert len(calls) == 2
+
+
+def test_concurrent_scrapes_share_one_collection() -> None:
+    calls = []
+
+    def collect() -> Snapshot:
+        calls.append(1)
+        time.sleep(0.2)
+        return healthy_snapshot()
+
+    reg = _registry(SnapshotSource(collect, budget_s=2.0, min_interval_s=5.0))
+    threads = [threading.Thread(target=generate_latest, args=(reg,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.hits = 0
+
+    def stats(self) -> object:
+        from dbops.monitoring.snapshot import CacheStat
+
+        return CacheStat("memory", self.hits, 2, 3, 4)
+
+
+def test_instrument_reads_pool_and_cache_live(db: object) -> None:
+    from dbops.db import Database
+
+    assert isinstance(db, Database)
+    cache = _Cache()
+    registry = CollectorRegistry()
+    instrument(registry, db=db, cache=cache)  # type: ignore[arg-type]
+    name = db.pool.name
+    before = registry.get_sample_value("dbops_pool_requests_total", {"pool": name})
+    assert before is not None
+    with db.read() as conn:
+        conn.execute("SELECT 1")
+        assert registry.get_sample_value("dbops_pool_in_use", {"pool": name}) >= 1.0
+    after = registry.get_sample_value("dbops_pool_requests_total", {"pool": name})
+    assert after == before + 1
+    cache.hits = 7
+    assert registry.get_sample_value("dbops_cache_hits_total", {"backend": "memory"}) == 7.0
+
+
+def test_http_server_metrics_healthz_and_404() -> None:
+    server = make_server(_settings(), port=0, source=_source(healthy_snapshot())).start()
+    try:
+        assert server.host == "127.0.0.1"
+        with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as resp:
+            assert resp.status == 200
+            assert resp.read() == b"ok\n"
+        with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as resp:
+            body = resp.read().decode()
+        assert "dbops_up 1.0" in body
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{server.url}/nope", timeout=5)
+        assert err.value.code == 404
+        err.value.close()
+    finally:
+        server.close()
+
+
+@needs_promtool
+@pytest.mark.parametrize("make", [healthy_snapshot, degraded_snapshot, partial_snapshot])
+def test_promtool_check_metrics_passes(make: object) -> None:
+    reg = _registry(_source(make()))  # type: ignore[operator]
+    text = generate_latest(reg)
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+@needs_promtool
+def test_alert_rules_check_and_unit_tests() -> None:
+    folder = ROOT / "deploy" / "prometheus"
+    for args in (
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+        ["check", "config", "prometheus.yml"],
+    ):
+        result = subprocess.run(
+            [PROMTOOL, *args], cwd=folder, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}"
