@@ -84,7 +84,9 @@ WHERE s.relid = %(oid)s
 """
 
 HYPO_RESET_SQL = "SELECT hypopg_reset()"
-HYPO_CREATE_SQL = "SELECT indexrelid::bigint AS oid, indexname::text AS name FROM hypopg_create_index(%(ddl)s)"
+HYPO_CREATE_SQL = (
+    "SELECT indexrelid::bigint AS oid, indexname::text AS name FROM hypopg_create_index(%(ddl)s)"
+)
 HYPO_DROP_SQL = "SELECT hypopg_drop_index(%(oid)s)"
 GENERIC_PLAN_MODE_SQL = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
 PREPARE_SQL = "PREPARE {} AS {}"
@@ -220,7 +222,7 @@ def _walk(node: Any) -> Iterator[Any]:
             yield from _walk(item)
     elif isinstance(node, ast.Node):
         yield node
-        for name in type(node).__slots__:
+        for name in getattr(type(node), "__slots__", ()):
             yield from _walk(getattr(node, name, None))
 
 
@@ -228,8 +230,9 @@ def _column_name(node: Any, names: set[str]) -> str | None:
     """``col`` or ``alias.col`` of the statement's one table, else ``None``."""
     if not isinstance(node, ast.ColumnRef):
         return None
-    parts = [f.sval for f in node.fields if isinstance(f, ast.String)]
-    if len(parts) != len(node.fields):
+    fields: tuple[Any, ...] = node.fields or ()
+    parts = [str(f.sval) for f in fields if isinstance(f, ast.String)]
+    if len(parts) != len(fields):
         return None  # a.* or similar
     if len(parts) == 1:
         return parts[0]
@@ -250,7 +253,7 @@ def _predicates(where: Any, names: set[str], parsed: _Parsed) -> None:
         return
     if isinstance(where, ast.BoolExpr):
         if where.boolop == BoolExprType.AND_EXPR:
-            for arg in where.args:
+            for arg in where.args or ():
                 _predicates(arg, names, parsed)
         return  # OR / NOT: no single index column to propose
     if isinstance(where, ast.NullTest):
@@ -260,7 +263,8 @@ def _predicates(where: Any, names: set[str], parsed: _Parsed) -> None:
         return
     if not isinstance(where, ast.A_Expr):
         return
-    op = where.name[-1].sval if where.name and isinstance(where.name[-1], ast.String) else ""
+    last = where.name[-1] if where.name else None
+    op = str(last.sval) if isinstance(last, ast.String) else ""
     left, right = where.lexpr, where.rexpr
     column = _column_name(left, names)
     value: Any = right
@@ -276,12 +280,12 @@ def _predicates(where: Any, names: set[str], parsed: _Parsed) -> None:
             parsed.ranges.append(column)
     elif where.kind == A_Expr_Kind.AEXPR_OP_ANY and op in _EQUALITY_OPS and _is_value(value):
         parsed.equality.append(column)
+    elif not isinstance(value, tuple | list) or not all(_is_value(v) for v in value):
+        return
     elif where.kind == A_Expr_Kind.AEXPR_IN and op == "=":
-        if isinstance(value, tuple | list) and all(_is_value(v) for v in value):
-            parsed.equality.append(column)
-    elif where.kind == A_Expr_Kind.AEXPR_BETWEEN and isinstance(value, tuple | list):
-        if all(_is_value(v) for v in value):
-            parsed.ranges.append(column)
+        parsed.equality.append(column)
+    elif where.kind == A_Expr_Kind.AEXPR_BETWEEN:
+        parsed.ranges.append(column)
 
 
 def _parse(stat: QueryStat) -> _Parsed:
@@ -294,9 +298,10 @@ def _parse(stat: QueryStat) -> _Parsed:
         raise _Skip(f"pglast cannot parse it: {exc}") from exc
     if len(statements) != 1:
         raise _Skip("not exactly one statement")
-    stmt = statements[0].stmt
+    stmt: Any = statements[0].stmt
+    relation: Any
     if isinstance(stmt, ast.SelectStmt):
-        if stmt.op and str(stmt.op) != "SetOperation.SETOP_NONE" and stmt.larg is not None:
+        if stmt.larg is not None:
             raise _Skip("set operation (UNION/INTERSECT/EXCEPT)")
         if stmt.withClause is not None:
             raise _Skip("WITH query")
@@ -314,17 +319,17 @@ def _parse(stat: QueryStat) -> _Parsed:
         kind = "update" if isinstance(stmt, ast.UpdateStmt) else "delete"
     else:
         raise _Skip(f"{type(stmt).__name__} is not SELECT, UPDATE or DELETE")
-    names = {relation.relname}
+    names = {str(relation.relname)}
     if relation.alias is not None:
-        names = {relation.alias.aliasname}
+        names = {str(relation.alias.aliasname)}
     params = max(
-        (n.number for n in _walk(stmt) if isinstance(n, ast.ParamRef)),
+        (int(n.number or 0) for n in _walk(stmt) if isinstance(n, ast.ParamRef)),
         default=0,
     )
     parsed = _Parsed(
         stat=stat,
         schema=relation.schemaname or None,
-        table=relation.relname,
+        table=str(relation.relname),
         text=RawStream()(stmt),  # re-deparsed: one statement, whatever the original held
         params=params,
         kind=kind,
@@ -337,7 +342,9 @@ def _parse(stat: QueryStat) -> _Parsed:
                 break  # an expression or output alias ends the usable order prefix
             parsed.order.append(column)
     if isinstance(stmt, ast.UpdateStmt):
-        parsed.updates = [t.name for t in stmt.targetList if isinstance(t, ast.ResTarget) and t.name]
+        parsed.updates = [
+            str(t.name) for t in stmt.targetList or () if isinstance(t, ast.ResTarget) and t.name
+        ]
     return parsed
 
 
@@ -390,7 +397,7 @@ class _Planner:
         """The generic plan (JSON ``Plan`` node) of one statement."""
         conn = self.conn
         if self.generic_explain:
-            query = sql.SQL(GENERIC_EXPLAIN_SQL).format(sql.SQL(parsed.text))  # type: ignore[arg-type]
+            query = sql.SQL(GENERIC_EXPLAIN_SQL).format(sql.SQL(parsed.text))
             with conn.transaction():
                 row = conn.execute(query, prepare=False).fetchone()
         else:
@@ -404,7 +411,7 @@ class _Planner:
             try:
                 with conn.transaction():
                     conn.execute(
-                        sql.SQL(PREPARE_SQL).format(name, sql.SQL(parsed.text)),  # type: ignore[arg-type]
+                        sql.SQL(PREPARE_SQL).format(name, sql.SQL(parsed.text)),
                         prepare=False,
                     )
                     prepared = True
@@ -474,7 +481,9 @@ def advise_report(
     return Advice(tuple(suggestions), tuple(rejected), elapsed)
 
 
-def _fetch_rows(conn: psycopg.Connection[Any], query: str, row_type: type[Any], **params: Any) -> list[Any]:
+def _fetch_rows(
+    conn: psycopg.Connection[Any], query: str, row_type: type[Any], **params: Any
+) -> list[Any]:
     with conn.cursor(row_factory=class_row(row_type)) as cur:
         return cur.execute(query, params).fetchall()
 
@@ -535,21 +544,21 @@ def _advise_in_transaction(
                 before[i] = float(planner.plan(item)["Total Cost"])
             except psycopg.Error as exc:
                 rejected.append(
-                    Rejection(item.stat.queryid, relation.table, None, f"cannot plan: {exc}".strip())
+                    Rejection(
+                        item.stat.queryid, relation.table, None, f"cannot plan: {exc}".strip()
+                    )
                 )
         evaluated: list[tuple[tuple[str, ...], dict[int, StatementGain]]] = []
         for cand in all_candidates:
-            served_by = [
-                i for i in before if any(cand[: len(c)] == c for c in own[i])
-            ]
+            served_by = [i for i in before if any(cand[: len(c)] == c for c in own[i])]
             if not served_by:
                 continue
-            gains = _verify(conn, planner, relation, cand, items, served_by, before, settings, rejected)
+            gains = _verify(
+                conn, planner, relation, cand, items, served_by, before, settings, rejected
+            )
             if gains:
                 evaluated.append((cand, gains))
-        suggestions.extend(
-            _select(relation, evaluated, items, updaters, writes, settings)
-        )
+        suggestions.extend(_select(relation, evaluated, items, updaters, writes, settings))
     suggestions.sort(key=lambda s: s.saved_ms - s.write_ms, reverse=True)
     return suggestions
 
@@ -570,10 +579,14 @@ def _verify(
     settings: Settings,
     rejected: list[Rejection],
 ) -> dict[int, StatementGain]:
-    ddl = sql.SQL(HYPO_DDL_SQL).format(
-        sql.Identifier(relation.schema, relation.table),
-        sql.SQL(", ").join(sql.Identifier(c) for c in cand),
-    ).as_string(conn)
+    ddl = (
+        sql.SQL(HYPO_DDL_SQL)
+        .format(
+            sql.Identifier(relation.schema, relation.table),
+            sql.SQL(", ").join(sql.Identifier(c) for c in cand),
+        )
+        .as_string(conn)
+    )
     hypo = _fetch_rows(conn, HYPO_CREATE_SQL, _Hypo, ddl=ddl)[0]
     gains: dict[int, StatementGain] = {}
     try:
@@ -582,12 +595,16 @@ def _verify(
             try:
                 plan = planner.plan(item)
             except psycopg.Error as exc:
-                rejected.append(Rejection(item.stat.queryid, relation.table, cand, f"cannot plan: {exc}"))
+                rejected.append(
+                    Rejection(item.stat.queryid, relation.table, cand, f"cannot plan: {exc}")
+                )
                 continue
             after = float(plan["Total Cost"])
             if not _plan_uses(plan, hypo.name):
                 rejected.append(
-                    Rejection(item.stat.queryid, relation.table, cand, "the planner does not use it")
+                    Rejection(
+                        item.stat.queryid, relation.table, cand, "the planner does not use it"
+                    )
                 )
                 continue
             cost_before = before[i]
@@ -635,7 +652,12 @@ def _write_cost(
         else f"the table had {writes.inserts} inserts and {writes.deletes} deletes and no updates"
     )
     if not touching:
-        return 0.0, None if not writes.updates else f"No workload UPDATE sets {', '.join(cand)}; {table_rate}."
+        return (
+            0.0,
+            None
+            if not writes.updates
+            else f"No workload UPDATE sets {', '.join(cand)}; {table_rate}.",
+        )
     calls = sum(u.stat.calls for u in touching)
     write_ms = sum(
         u.stat.calls * u.stat.mean_exec_time_ms * settings.advice_update_overhead for u in touching
@@ -664,27 +686,29 @@ def _select(
     chosen: list[IndexSuggestion] = []
     pool = list(evaluated)
     while pool:
-        best: tuple[float, int] | None = None
+        best: tuple[float, int, int] | None = None
+        best_at = -1
         for n, (cand, gains) in enumerate(pool):
             saved = sum(g.saved_ms for i, g in gains.items() if i not in covered)
             if not saved:
                 continue
             write_ms, _ = _write_cost(cand, updaters, writes, settings)
-            net = saved - write_ms
             # Ties go to the candidate serving more statements, then to the narrower one.
-            score = (net, sum(1 for i in gains if i not in covered), -len(cand))
-            if best is None or score > best[:3]:  # type: ignore[operator]
-                best = (*score, n)  # type: ignore[assignment]
+            score = (saved - write_ms, sum(1 for i in gains if i not in covered), -len(cand))
+            if best is None or score > best:
+                best, best_at = score, n
         if best is None:
             break
-        cand, gains = pool.pop(best[-1])
+        cand, gains = pool.pop(best_at)
         served = {i: g for i, g in gains.items() if i not in covered}
         write_ms, write_note = _write_cost(cand, updaters, writes, settings)
         saved = sum(g.saved_ms for g in served.values())
         if saved - write_ms <= 0:
             continue
         covered |= set(served)
-        chosen.append(_suggestion(relation, cand, tuple(served.values()), saved, write_ms, write_note))
+        chosen.append(
+            _suggestion(relation, cand, tuple(served.values()), saved, write_ms, write_note)
+        )
     return chosen
 
 
@@ -726,4 +750,3 @@ def _suggestion(
         write_note=write_note,
         reason=reason,
     )
-

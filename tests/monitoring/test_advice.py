@@ -16,7 +16,6 @@ from dbops.monitoring.collectors.statements import extension_version, top_statem
 from dbops.monitoring.snapshot import QueryStat
 from tests.fixtures.monitoring import monitor_settings
 
-
 #: advise() wall time of every test, printed at the end of the module (for the report).
 TIMINGS: list[tuple[str, float]] = []
 
@@ -92,7 +91,9 @@ def uses_index(plan: Any, name: str) -> bool:
 def test_slow_unindexed_query_gets_a_verified_suggestion(conn: Any, adv_url: str) -> None:
     run(conn, "SELECT * FROM adv_orders WHERE customer_id = %s", *[[i] for i in range(5)])
     stats = workload(conn, adv_url)
-    broken = QueryStat(**{**stats[0].__dict__, "queryid": -1, "query": "SELECT * FROM adv_orders WHERE"})
+    broken = QueryStat(
+        **{**stats[0].__dict__, "queryid": -1, "query": "SELECT * FROM adv_orders WHERE"}
+    )
     advice = timed("one slow query", conn, [*stats, broken])
 
     assert len(advice.suggestions) == 1
@@ -112,7 +113,10 @@ def test_slow_unindexed_query_gets_a_verified_suggestion(conn: Any, adv_url: str
     # Nothing left behind: no hypothetical index, no real one, no open transaction.
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert conn.execute("SELECT count(*) FROM hypopg_list_indexes").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'adv_orders'").fetchone()[0] == 1
+    assert (
+        conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'adv_orders'").fetchone()[0]
+        == 1
+    )
 
     conn.execute(suggestion.create_sql)  # CONCURRENTLY: autocommit, outside a transaction
     plan = conn.execute(
@@ -175,8 +179,10 @@ def test_an_updated_column_mentions_the_write_cost(conn: Any, adv_url: str) -> N
     by_column = {s.columns: s for s in advice.suggestions}
     code = by_column[("code",)]
     assert code.write_ms > 0
-    assert code.write_note is not None and "HOT" in code.write_note
-    assert "Write cost" in code.reason and "300 calls" in code.reason
+    assert code.write_note is not None
+    assert "HOT" in code.write_note
+    assert "Write cost" in code.reason
+    assert "300 calls" in code.reason
     customer = by_column[("customer_id",)]
     assert customer.write_ms == 0
     assert "Write cost" not in customer.reason
@@ -185,7 +191,8 @@ def test_an_updated_column_mentions_the_write_cost(conn: Any, adv_url: str) -> N
 def test_without_hypopg_the_error_says_how_to_install_it(mon_conn: Any, mon_url: str) -> None:
     with pytest.raises(CollectorUnavailable) as info:
         advise(mon_conn, [], settings=monitor_settings(mon_url))
-    assert info.value.hint is not None and "CREATE EXTENSION hypopg" in info.value.hint
+    assert info.value.hint is not None
+    assert "CREATE EXTENSION hypopg" in info.value.hint
     assert "hypopg" in info.value.hint.split(";")[1]
 
 
