@@ -269,6 +269,26 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Index advice (dbops.monitoring.advice): hypopg what-if plans over the top statements.
+    advice_top_statements: int = Field(
+        default=20, ge=1, description="Top statements (by total time) index advice looks at."
+    )
+    advice_min_cost_factor: float = Field(
+        default=2.0,
+        gt=1,
+        description="A hypothetical index is kept only when it cuts a statement's plan cost "
+        "by at least this factor (before / after).",
+    )
+    advice_timeout_ms: int = Field(
+        default=5_000, ge=1, description="`statement_timeout` of the index advice transaction."
+    )
+    advice_update_overhead: float = Field(
+        default=0.25,
+        ge=0,
+        description="Extra time share an UPDATE pays when an index on a column it sets stops it "
+        "being HOT (weighs write cost against time saved).",
+    )
+
     @field_validator("application_name")
     @classmethod
     def _ascii_name(cls, value: str) -> str:
