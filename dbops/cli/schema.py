@@ -35,12 +35,26 @@ def upgrade(dsn: Dsn, settings: Settings, revision: str = "head") -> MigrationRe
 
 
 def migrate(
-    revision: Annotated[str, typer.Argument(metavar="REV", help="Target revision.")] = "head",
+    revision: Annotated[
+        str, typer.Argument(metavar="REV", help="Target revision, or FROM:TO with --sql.")
+    ] = "head",
+    sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql",
+            help="Print the SQL instead of running it (alembic offline mode). FROM:TO needs no "
+            "database; a bare REV starts from the database's current revision.",
+        ),
+    ] = False,
 ) -> None:
-    """Upgrade the schema to REV (default: head)."""
+    """Upgrade the schema to REV (default: head), or print its SQL for review (--sql)."""
     from dbops.ops import migrate as ops_migrate
 
     settings = _target.settings()
+    if sql:
+        url = None if ":" in revision else _target.dsn_to_read(settings).sqlalchemy
+        typer.echo(ops_migrate.render_sql(settings, revision, url=url), nl=False)
+        return
     dsn = _target.dsn_to_change(settings)
     change = upgrade(dsn, settings, revision)
     mark = " (head)" if change.after == ops_migrate.head_revision() else ""

@@ -529,3 +529,24 @@ def test_read_only_commands_report_a_stopped_cluster_instead_of_starting_it(
         assert "DATABASE_URL" not in up.stdout
     finally:
         cluster.destroy()
+
+
+# ------------------------------------------------------------- migrate --sql (issue 6)
+def test_migrate_sql_prints_a_range_without_a_database(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["migrate", "--sql", "base:head"], env={"DBOPS_HOME": str(tmp_path / "none")}
+    )
+    assert result.exit_code == 0, result.output
+    assert "CREATE TABLE users" in result.stdout
+    assert "CREATE INDEX CONCURRENTLY" in result.stdout
+    assert not (tmp_path / "none").exists(), "--sql with FROM:TO must not create a cluster"
+
+
+def test_migrate_sql_from_the_database_revision_prints_nothing_to_apply_at_head(
+    migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    result = invoke("migrate", "--sql")
+    assert result.exit_code == 0, result.output
+    assert "CREATE TABLE" not in result.stdout
+    assert invoke("current").stdout == f"{HEAD} (head)\n"
