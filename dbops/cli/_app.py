@@ -42,11 +42,13 @@ def _root(
 # The command tree. Top-level names stay what they always were (`dbops migrate`, ...).
 app.command("up")(data.up)
 app.command("status")(monitor.status)
+app.command("exporter")(monitor.exporter)
 for _name, _command in schema.COMMANDS.items():
     app.command(_name)(_command)
 app.command("seed")(data.seed)
 app.add_typer(db_app, name="db")
 app.add_typer(schema.schema_app, name="schema")
+app.add_typer(monitor.monitor_app, name="monitor")
 
 
 def main() -> NoReturn:

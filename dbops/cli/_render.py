@@ -14,13 +14,17 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
+    from dbops.monitoring.checks import Finding
+    from dbops.monitoring.snapshot import Snapshot
     from dbops.monitoring.status import StatusReport
     from dbops.ops.migrate import RevisionInfo
 
 __all__ = [
     "SeedProgress",
     "note",
+    "print_findings",
     "print_history",
+    "print_snapshot",
     "print_status",
     "rev",
     "revision_line",
@@ -130,6 +134,129 @@ def print_status(report: StatusReport) -> None:
         f"statement {pool.statement_timeout_ms:,} ms, lock {pool.lock_timeout_ms:,} ms, "
         f"idle in transaction {pool.idle_in_transaction_timeout_ms:,} ms",
     )
+    _out().print(table)
+
+
+def _bytes(size: int | None) -> str:
+    if size is None:
+        return "unknown"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def print_snapshot(snap: Snapshot, *, top: int = 5) -> None:
+    """The `dbops monitor snapshot` summary: key facts, top statements, index advice, errors."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = _kv_table(f"dbops snapshot at {snap.taken_at:%Y-%m-%d %H:%M:%S} UTC")
+    server = snap.server
+    if server is not None:
+        role = "standby" if server.in_recovery else "primary"
+        _row(
+            table,
+            "server",
+            f"PostgreSQL {server.version} ({role}), {server.database} as {server.current_user}",
+        )
+    else:
+        _row(table, "server", "unknown")
+    database = snap.database
+    _row(table, "size", _bytes(database.size_bytes if database else None))
+    activity = snap.activity
+    if activity is not None and activity.total is not None:
+        limit = f" of {activity.max_connections:,}" if activity.max_connections else ""
+        states = ", ".join(f"{c.key or 'none'} {c.count}" for c in activity.by_state or ())
+        _row(
+            table, "connections", f"{activity.total:,}{limit}" + (f" ({states})" if states else "")
+        )
+    else:
+        _row(table, "connections", "unknown")
+    indexes = snap.indexes
+    if indexes is not None:
+        invalid = sum(not ix.is_valid for ix in indexes)
+        duplicate = sum(ix.covered_by is not None for ix in indexes)
+        unused = sum(
+            ix.scans == 0
+            and ix.is_valid
+            and not ix.is_unique
+            and not ix.is_primary
+            and ix.covered_by is None
+            for ix in indexes
+        )
+        _row(
+            table,
+            "indexes",
+            f"{len(indexes):,}: {unused} unused, {duplicate} duplicate, {invalid} invalid",
+        )
+    else:
+        _row(table, "indexes", "unknown")
+    if snap.statements is not None:
+        stats = snap.statements
+        _row(table, "statements", f"{stats.entries:,} entries, {stats.total_calls:,} calls")
+    if snap.advice is not None:
+        _row(table, "index advice", f"{len(snap.advice.suggestions)} verified suggestions")
+    _row(table, "errors", str(len(snap.errors)))
+    _row(table, "collected in", f"{snap.duration_s * 1000:.0f} ms")
+    out = _out()
+    out.print(table)
+
+    if snap.statements is not None and snap.statements.top:
+        statements = Table(title=f"top {top} statements by total time")
+        for name in ("queryid", "calls", "total ms", "mean ms"):
+            statements.add_column(name, justify="right", no_wrap=True)
+        statements.add_column("query", overflow="fold")
+        for q in snap.statements.top[:top]:
+            statements.add_row(
+                str(q.queryid),
+                f"{q.calls:,}",
+                f"{q.total_exec_time_ms:,.1f}",
+                f"{q.mean_exec_time_ms:,.2f}",
+                Text(" ".join((q.query or "").split())[:200]),
+            )
+        out.print(statements)
+    if snap.advice is not None and snap.advice.suggestions:
+        advice = Table(title="suggested indexes (planner-verified)")
+        advice.add_column("saves ms", justify="right", no_wrap=True)
+        advice.add_column("create", overflow="fold")
+        advice.add_column("why", overflow="fold")
+        for s in snap.advice.suggestions:
+            advice.add_row(f"{s.saved_ms:,.0f}", Text(s.create_sql), Text(s.reason))
+        out.print(advice)
+    if snap.errors:
+        errors = Table(title="collector errors")
+        errors.add_column("collector", no_wrap=True)
+        errors.add_column("message", overflow="fold")
+        errors.add_column("hint", overflow="fold")
+        for e in snap.errors:
+            errors.add_row(e.collector, Text(e.message), Text(e.hint or ""))
+        out.print(errors)
+
+
+_SEVERITY_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
+
+
+def print_findings(findings: list[Finding]) -> None:
+    """The `dbops monitor checks` table: severity, check, message, hint; worst first."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="dbops checks")
+    table.add_column("severity", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("message", overflow="fold")
+    table.add_column("hint", overflow="fold")
+    for f in sorted(findings, key=lambda f: -f.severity.rank):
+        severity = str(f.severity)
+        table.add_row(
+            Text(severity, style=_SEVERITY_STYLE.get(severity, "")),
+            f.check,
+            Text(f.message),
+            Text(f.hint or ""),
+        )
     _out().print(table)
 
 

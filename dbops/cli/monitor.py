@@ -1,22 +1,46 @@
-"""`dbops status` (later `dbops snapshot`, `dbops check`): read-only reports, never a change.
+"""`dbops status`, `dbops monitor snapshot|checks`, `dbops exporter`: read-only, never a change.
 
 These commands never start a stopped embedded cluster: they report it (exit 3).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dbops.cli import _target
-from dbops.cli._render import print_status
+from dbops.cli._render import note, print_findings, print_snapshot, print_status
 
 if TYPE_CHECKING:
+    from dbops.config import Settings
     from dbops.db import Database
+    from dbops.monitoring.snapshot import Snapshot
     from dbops.monitoring.status import StatusReport
 
-__all__ = ["collect", "status"]
+__all__ = ["CRITICAL_EXIT", "checks", "collect", "exporter", "monitor_app", "snapshot", "status"]
+
+#: Exit code of `dbops monitor checks` when a finding is critical (1-3 are dbops errors).
+CRITICAL_EXIT = 4
+
+monitor_app = typer.Typer(
+    name="monitor",
+    help="Read-only monitoring: one snapshot of the database and this process, health checks.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AdviceOption = Annotated[
+    bool,
+    typer.Option(
+        "--advice",
+        help="Also propose planner-verified indexes (hypopg) for the top statements; "
+        "costs planning time.",
+    ),
+]
 
 
 def collect(db: Database) -> StatusReport:
@@ -40,3 +64,82 @@ def status(
         typer.echo(report.to_json())
     else:
         print_status(report)
+
+
+def _snapshot(settings: Settings, *, advice: bool) -> Snapshot:
+    from dbops.monitoring.collect import collect_snapshot
+
+    dsn = _target.dsn_to_read(settings)
+    with _target.database(settings, dsn) as db:
+        return collect_snapshot(db, settings, advice=advice)
+
+
+@monitor_app.command("snapshot")
+def snapshot(as_json: JsonOption = False, advice: AdviceOption = False) -> None:
+    """One snapshot: server, size, connections, top statements, index findings, errors.
+
+    A failing collector is listed under errors; the command still exits 0.
+    """
+    snap = _snapshot(_target.settings(), advice=advice)
+    if as_json:
+        typer.echo(snap.to_json())
+    else:
+        print_snapshot(snap)
+
+
+@monitor_app.command("checks")
+def checks(as_json: JsonOption = False, advice: AdviceOption = False) -> None:
+    """Health checks over a fresh snapshot: severity, check, message, fix hint.
+
+    Exit code 0 when no finding is critical (warnings included), 4 when any finding is
+    critical, so cron and CI can alert on it; 1-3 are errors (3: database unreachable).
+    See docs/checks.md.
+    """
+    from dbops.monitoring.checks import Severity, evaluate, worst
+
+    settings = _target.settings()
+    snap = _snapshot(settings, advice=advice)
+    findings = evaluate(snap, settings)
+    overall = worst(findings)
+    if as_json:
+        document = {
+            "taken_at": snap.taken_at.isoformat(),
+            "worst": str(overall),
+            "findings": [
+                {
+                    "check": f.check,
+                    "severity": str(f.severity),
+                    "message": f.message,
+                    "hint": f.hint,
+                    "subject": f.subject,
+                }
+                for f in findings
+            ],
+        }
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        print_findings(findings)
+    if overall is Severity.CRITICAL:
+        raise typer.Exit(CRITICAL_EXIT)
+
+
+def exporter(
+    host: Annotated[
+        str, typer.Option(help="Listen address (loopback by default; put a proxy in front).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Listen port (0 picks a free one).")
+    ] = 9187,
+) -> None:
+    """Serve Prometheus metrics on /metrics (and /healthz) until Ctrl-C; read-only."""
+    from dbops.exporter import make_server
+
+    settings = _target.settings()
+    dsn = _target.dsn_to_read(settings)  # never starts a stopped embedded cluster
+    with (
+        _target.database(settings, dsn) as db,
+        make_server(settings, host=host, port=port, db=db) as server,
+    ):
+        note(f"serving {server.url}/metrics (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()

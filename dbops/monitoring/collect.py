@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from dbops.config import Settings
 from dbops.db import Database
+from dbops.monitoring import advice as index_advice
 from dbops.monitoring._fetch import CollectorUnavailable, fetch_one
 from dbops.monitoring.collectors import activity, data, database, indexes, statements, tables
 from dbops.monitoring.collectors.pool import CacheLike, cache_stats, pool_stats
@@ -75,6 +76,7 @@ COLLECTORS: dict[str, Collector] = {
     "database.checkpoints": database.checkpoints,
     "database.settings": database.key_settings,
     "data": data.collect_data,
+    "advice": index_advice.advise_report,
 }
 
 
@@ -132,6 +134,7 @@ def collect_snapshot(
     *,
     cache: CacheLike | None = None,
     timeouts_ms: Mapping[str, int] | None = None,
+    advice: bool = False,
 ) -> Snapshot:
     """Collect one :class:`Snapshot` of the database behind ``source`` and of this process.
 
@@ -141,6 +144,10 @@ def collect_snapshot(
         settings: limits and the per-collector ``statement_timeout``.
         cache: the service layer's query cache, for its counters (optional).
         timeouts_ms: per-collector ``statement_timeout`` overrides, by collector name.
+        advice: also run the ``advice`` collector (planner-verified index suggestions for the
+            top statements, with hypopg; it costs planning time, so it is off by default).
+            Skipped when the statements are unknown; a missing hypopg is recorded in
+            ``snapshot.errors`` like any failing collector.
 
     Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
     that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
@@ -190,6 +197,7 @@ def collect_snapshot(
             settings=_tuple(run("database.settings")),
         )
         data_stat = run("data")
+        advice_stat = run("advice", statements=stmts.top) if advice and stmts else None
 
     activity_stat = ActivityStat(
         max_connections=counts.max_connections if counts else None,
@@ -213,4 +221,5 @@ def collect_snapshot(
         data=data_stat,
         errors=tuple(errors),
         duration_s=time.perf_counter() - started,
+        advice=advice_stat,
     )

@@ -9,10 +9,42 @@ from pathlib import Path
 from dbops.config import Settings
 from dbops.monitoring import CHECKS, Finding, Severity, Snapshot, evaluate
 from dbops.monitoring.checks import worst
+from dbops.monitoring.snapshot import Advice, IndexSuggestion, StatementGain
 from tests.fixtures.snapshots import DEGRADED_EXPECTED
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = Settings(_env_file=None)
+NO_ADVICE = Advice(suggestions=(), rejected=(), elapsed_ms=12.5)
+SUGGESTION = IndexSuggestion(
+    schema="public",
+    table="orders",
+    columns=("customer_id", "created_at"),
+    using="btree",
+    create_sql='CREATE INDEX CONCURRENTLY "orders_customer_id_created_at_idx" ON "public"."orders" '
+    'USING btree ("customer_id", "created_at")',
+    statements=(
+        StatementGain(
+            queryid=11,
+            calls=500,
+            mean_exec_time_ms=20.0,
+            cost_before=900.0,
+            cost_after=9.0,
+            saved_ms=9_900.0,
+        ),
+        StatementGain(
+            queryid=12,
+            calls=10,
+            mean_exec_time_ms=50.0,
+            cost_before=1000.0,
+            cost_after=10.0,
+            saved_ms=495.0,
+        ),
+    ),
+    saved_ms=10_395.0,
+    write_ms=0.0,
+    write_note=None,
+    reason="the planner used the hypothetical index in 2 statements",
+)
 
 
 def _by_check(findings: list[Finding]) -> dict[str, list[Finding]]:
@@ -23,7 +55,8 @@ def _by_check(findings: list[Finding]) -> dict[str, list[Finding]]:
 
 
 def test_healthy_snapshot_is_ok_for_every_check(healthy: Snapshot) -> None:
-    findings = evaluate(healthy, SETTINGS)
+    # Advice that ran and found nothing: every check, suggested_indexes included, is ok.
+    findings = evaluate(dataclasses.replace(healthy, advice=NO_ADVICE), SETTINGS)
     assert [f.check for f in findings] == [c.id for c in CHECKS]
     assert {f.severity for f in findings} == {Severity.OK}
     assert worst(findings) is Severity.OK
@@ -37,8 +70,8 @@ def test_degraded_snapshot_fires_every_threshold(degraded: Snapshot) -> None:
         if f.severity != Severity.OK:
             assert f.hint, f"{f.check} has no fix hint"
     assert worst(findings) is Severity.CRITICAL
-    # suggested_indexes is a placeholder: ok even on a degraded snapshot.
-    assert [f.severity for f in _by_check(findings)["suggested_indexes"]] == [Severity.OK]
+    # Index advice did not run (off by default): no suggested_indexes finding, not even ok.
+    assert "suggested_indexes" not in _by_check(findings)
 
 
 def test_partial_snapshot_reports_errors_and_skips_unknown_parts(partial: Snapshot) -> None:
@@ -104,11 +137,37 @@ def test_docs_list_every_check_and_threshold() -> None:
     text = (ROOT / "docs" / "checks.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.MULTILINE))
     assert documented == {c.id for c in CHECKS}
-    named = {m.lower() for m in re.findall(r"`DBOPS_((?:CHECK|MONITOR)_[A-Z0-9_]+)`", text)}
-    fields = {n for n in Settings.model_fields if n.startswith(("check_", "monitor_"))}
+    named = {m.lower() for m in re.findall(r"`DBOPS_((?:CHECK|MONITOR|ADVICE)_[A-Z0-9_]+)`", text)}
+    fields = {n for n in Settings.model_fields if n.startswith(("check_", "monitor_", "advice_"))}
     assert named - fields == set(), "docs/checks.md names settings that do not exist"
     assert fields - named == set(), "document these settings in docs/checks.md"
     for check in CHECKS:
         row = next(line for line in text.splitlines() if line.startswith(f"| `{check.id}` |"))
         for setting in check.settings:
             assert f"DBOPS_{setting.upper()}" in row, f"{check.id} row must name {setting}"
+
+
+def test_suggested_indexes_warns_per_verified_suggestion(healthy: Snapshot) -> None:
+    other = dataclasses.replace(
+        SUGGESTION, table="teams", columns=("name",), create_sql="CREATE INDEX CONCURRENTLY x"
+    )
+    advice = Advice(suggestions=(SUGGESTION, other), rejected=(), elapsed_ms=40.0)
+    findings = _by_check(evaluate(dataclasses.replace(healthy, advice=advice), SETTINGS))
+    found = findings["suggested_indexes"]
+    assert [f.severity for f in found] == [Severity.WARNING, Severity.WARNING]
+    first = found[0]
+    assert first.hint == SUGGESTION.create_sql
+    assert '"public"."orders" (customer_id, created_at)' in first.message
+    assert "10,395 ms" in first.message
+    assert "2 statement(s)" in first.message
+    assert first.subject == "public.orders(customer_id,created_at)"
+    assert found[1].hint == "CREATE INDEX CONCURRENTLY x"
+    assert worst(found) is Severity.WARNING  # advice never makes `dbops monitor checks` fail
+
+
+def test_suggested_indexes_is_ok_when_advice_found_nothing_and_absent_when_not_run(
+    healthy: Snapshot,
+) -> None:
+    ran = _by_check(evaluate(dataclasses.replace(healthy, advice=NO_ADVICE), SETTINGS))
+    assert [f.severity for f in ran["suggested_indexes"]] == [Severity.OK]
+    assert "suggested_indexes" not in _by_check(evaluate(healthy, SETTINGS))

@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from dbops.config import Settings, to_libpq_url
 from dbops.db import Database
-from dbops.monitoring import collect, collect_snapshot
+from dbops.monitoring import Snapshot, collect, collect_snapshot
 from dbops.monitoring._fetch import fetch
 from dbops.monitoring.collectors import indexes
 from dbops.services import MemoryCache
@@ -128,3 +128,41 @@ def test_pool_and_cache_counters(mon_db: Database, mon_url: str) -> None:
     assert snap.pool.max_size == mon_db.settings.pool_max_size
     assert snap.pool.requests >= 1
     assert snap.pool.timeouts == 0
+
+
+def test_index_advice_runs_only_when_asked(mon_db: Database, mon_url: str) -> None:
+    settings = monitor_settings(mon_url)
+    with psycopg.connect(to_libpq_url(mon_url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+        conn.execute(
+            "CREATE TABLE col_orders AS SELECT g AS id, g % 5000 AS customer_id, "
+            "repeat('x', 40) AS note FROM generate_series(1, 50000) AS g"
+        )
+        conn.execute("ANALYZE col_orders")
+        for i in range(5):
+            conn.execute("SELECT * FROM col_orders WHERE customer_id = %s", [i], prepare=False)
+
+    plain = collect_snapshot(mon_db, settings)
+    assert plain.advice is None
+    assert plain.error("advice") is None
+
+    snap = collect_snapshot(mon_db, settings, advice=True)
+    assert snap.error("advice") is None, snap.errors
+    assert snap.advice is not None
+    (suggestion,) = [s for s in snap.advice.suggestions if s.table == "col_orders"]
+    assert suggestion.columns == ("customer_id",)
+    assert suggestion.create_sql.startswith("CREATE INDEX CONCURRENTLY ")
+    assert Snapshot.from_json(snap.to_json()) == snap
+
+
+def test_index_advice_without_hypopg_is_a_recorded_error(mon_db: Database, mon_url: str) -> None:
+    snap = collect_snapshot(mon_db, monitor_settings(mon_url), advice=True)
+    assert snap.advice is None
+    err = snap.error("advice")
+    assert err is not None
+    assert "hypopg" in err.message
+    assert err.hint is not None
+    assert "CREATE EXTENSION hypopg" in err.hint
+    # The other collectors ran.
+    assert snap.statements is not None
+    assert snap.indexes is not None

@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from dbops.db import Database
 from dbops.monitoring import Snapshot, collect_snapshot
+from dbops.monitoring.snapshot import Advice, IndexSuggestion, Rejection, StatementGain
 from tests.fixtures.monitoring import monitor_settings
 from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
 
 
-@pytest.mark.parametrize("make", [healthy_snapshot, degraded_snapshot, partial_snapshot])
+def _with_advice() -> Snapshot:
+    """The healthy snapshot with index advice: suggestions, gains and rejections."""
+    gain = StatementGain(
+        queryid=-7,
+        calls=3,
+        mean_exec_time_ms=1.25,
+        cost_before=1234.5,
+        cost_after=8.25,
+        saved_ms=3.7,
+    )
+    suggestion = IndexSuggestion(
+        schema="public",
+        table="orders",
+        columns=("customer_id", "status"),
+        using="btree",
+        create_sql='CREATE INDEX CONCURRENTLY "i" ON "public"."orders" USING btree ("a")',
+        statements=(gain,),
+        saved_ms=3.7,
+        write_ms=0.1,
+        write_note="UPDATE sets status: no more HOT updates",
+        reason="used by 1 statement",
+    )
+    advice = Advice(
+        suggestions=(suggestion,),
+        rejected=(
+            Rejection(queryid=None, table=None, columns=None, reason="pglast cannot parse it"),
+            Rejection(queryid=5, table="orders", columns=("a",), reason="cost cut too small"),
+        ),
+        elapsed_ms=42.125,
+    )
+    return dataclasses.replace(healthy_snapshot(), advice=advice)
+
+
+@pytest.mark.parametrize(
+    "make", [healthy_snapshot, degraded_snapshot, partial_snapshot, _with_advice]
+)
 def test_canned_round_trip_is_exact(make: object) -> None:
     snap = make()  # type: ignore[operator]
     text = snap.to_json()
@@ -31,7 +68,7 @@ def test_unknown_is_null_not_a_sentinel() -> None:
 
 def test_newer_fields_are_ignored_when_reading() -> None:
     data = json.loads(healthy_snapshot().to_json())
-    data["advice"] = []
+    data["history"] = []
     data["pool"]["future_counter"] = 3
     assert Snapshot.from_json(json.dumps(data)) == healthy_snapshot()
 

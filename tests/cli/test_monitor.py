@@ -1,0 +1,202 @@
+"""`dbops exporter` and `dbops monitor snapshot|checks` against a real test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner, Result
+
+from dbops.cli import app
+from dbops.config import to_libpq_url
+from dbops.db import EmbeddedCluster
+from dbops.monitoring import Snapshot
+
+runner = CliRunner()
+DBOPS_SCRIPT = Path(sys.executable).parent / "dbops"
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, list(args), env={"COLUMNS": "240"})
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No `.env` or `.dbops/` of the checkout is read by the CLI under test."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def url(mon_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """DATABASE_URL is a fresh database with pg_stat_statements."""
+    monkeypatch.setenv("DATABASE_URL", mon_url)
+    return mon_url
+
+
+@pytest.fixture
+def slow_workload(url: str) -> str:
+    """hypopg, a 50k-row table without secondary index, and a slow query on it."""
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+        conn.execute(
+            "CREATE TABLE cli_orders AS SELECT g AS id, g % 5000 AS customer_id, "
+            "repeat('x', 40) AS note FROM generate_series(1, 50000) AS g"
+        )
+        conn.execute("ANALYZE cli_orders")
+        for i in range(5):
+            conn.execute("SELECT * FROM cli_orders WHERE customer_id = %s", [i], prepare=False)
+    return url
+
+
+# -------------------------------------------------------------------------------- exporter
+def test_exporter_serves_metrics_until_interrupted(url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "240"}
+    with subprocess.Popen(
+        [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()  # "serving http://127.0.0.1:PORT/metrics (Ctrl-C ...)"
+            assert line.startswith("serving http://127.0.0.1:"), line
+            with urllib.request.urlopen(line.split()[1], timeout=10) as response:
+                body = response.read().decode()
+            assert "\ndbops_up 1.0\n" in body, body[:2000]
+            assert "dbops_scrape_duration_seconds" in body
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_read_only_monitor_commands_never_start_a_stopped_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("DBOPS_HOME", str(home))
+    cluster = EmbeddedCluster(home, database="dbops")
+    for args in (["exporter", "--port", "0"], ["monitor", "snapshot"], ["monitor", "checks"]):
+        result = invoke(*args)
+        assert result.exit_code == 3, result.output
+        assert "no embedded cluster" in result.stderr
+        assert not cluster.initialized(), f"`dbops {' '.join(args)}` created the cluster"
+
+
+# -------------------------------------------------------------------------------- snapshot
+def test_snapshot_json_is_the_snapshot(url: str) -> None:
+    result = invoke("monitor", "snapshot", "--json")
+    assert result.exit_code == 0, result.output
+    snap = Snapshot.from_json(result.stdout)
+    assert snap.to_json() == json.dumps(json.loads(result.stdout))
+    assert snap.server is not None
+    assert f"/{snap.server.database}?" in url
+    assert snap.statements is not None
+    assert snap.advice is None  # off unless asked
+    assert snap.error("advice") is None
+
+
+def test_snapshot_text_summary(url: str) -> None:
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE cli_t (id int, v int)")
+        conn.execute("CREATE INDEX cli_t_v ON cli_t (v)")
+        conn.execute("CREATE INDEX cli_t_v_again ON cli_t (v)")
+    result = invoke("monitor", "snapshot")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "PostgreSQL " in out
+    assert "top 5 statements by total time" in out
+    assert "1 duplicate, 0 invalid" in out
+    assert "connections" in out
+    assert "errors" in out
+
+
+def test_snapshot_with_advice_shows_the_verified_index(slow_workload: str) -> None:
+    result = invoke("monitor", "snapshot", "--json", "--advice")
+    assert result.exit_code == 0, result.output
+    snap = Snapshot.from_json(result.stdout)
+    assert snap.advice is not None
+    assert [s.columns for s in snap.advice.suggestions if s.table == "cli_orders"] == [
+        ("customer_id",)
+    ]
+    text = invoke("monitor", "snapshot", "--advice")
+    assert text.exit_code == 0, text.output
+    assert "suggested indexes (planner-verified)" in text.stdout
+    assert "CREATE INDEX CONCURRENTLY" in text.stdout
+
+
+# ---------------------------------------------------------------------------------- checks
+def _findings(result: Result) -> dict[str, list[dict[str, str | None]]]:
+    document = json.loads(result.stdout)
+    out: dict[str, list[dict[str, str | None]]] = {}
+    for f in document["findings"]:
+        out.setdefault(f["check"], []).append(f)
+    return out
+
+
+def test_checks_exit_0_on_warnings_and_4_on_a_critical_finding(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    healthy = invoke("monitor", "checks", "--json")
+    assert healthy.exit_code == 0, healthy.output
+    assert json.loads(healthy.stdout)["worst"] != "critical"
+
+    # Any connection is a warning: still exit 0.
+    monkeypatch.setenv("DBOPS_CHECK_CONNECTIONS_WARNING", "0.0001")
+    warned = invoke("monitor", "checks", "--json")
+    assert warned.exit_code == 0, warned.output
+    assert json.loads(warned.stdout)["worst"] == "warning"
+    assert [f["severity"] for f in _findings(warned)["connections"]] == ["warning"]
+
+    # Any connection is critical: exit 4, in JSON and in the table.
+    monkeypatch.setenv("DBOPS_CHECK_CONNECTIONS_CRITICAL", "0.0001")
+    critical = invoke("monitor", "checks", "--json")
+    assert critical.exit_code == 4, critical.output
+    assert json.loads(critical.stdout)["worst"] == "critical"
+    assert [f["severity"] for f in _findings(critical)["connections"]] == ["critical"]
+    table = invoke("monitor", "checks")
+    assert table.exit_code == 4, table.output
+    first = next(line for line in table.stdout.splitlines() if "connections" in line)
+    assert "critical" in first
+    assert "pooler" in table.stdout  # the hint column
+
+
+def test_checks_help_documents_the_exit_code() -> None:
+    result = invoke("monitor", "checks", "--help")
+    assert result.exit_code == 0
+    assert "4 when any finding is" in " ".join(result.stdout.split())
+
+
+def test_checks_with_advice_reports_the_suggestion(slow_workload: str) -> None:
+    plain = _findings(invoke("monitor", "checks", "--json"))
+    assert "suggested_indexes" not in plain
+
+    result = invoke("monitor", "checks", "--json", "--advice")
+    assert result.exit_code == 0, result.output  # a suggestion is a warning
+    found = [
+        f for f in _findings(result)["suggested_indexes"] if "cli_orders" in (f["message"] or "")
+    ]
+    assert len(found) == 1
+    assert found[0]["severity"] == "warning"
+    assert "(customer_id)" in (found[0]["message"] or "")
+    assert (found[0]["hint"] or "").startswith("CREATE INDEX CONCURRENTLY ")
+
+
+def test_checks_with_advice_but_no_hypopg_reports_a_collector_error(url: str) -> None:
+    result = invoke("monitor", "checks", "--json", "--advice")
+    assert result.exit_code == 0, result.output
+    findings = _findings(result)
+    assert "suggested_indexes" not in findings
+    (error,) = [f for f in findings["collector_errors"] if f["subject"] == "advice"]
+    assert "CREATE EXTENSION hypopg" in (error["hint"] or "")
