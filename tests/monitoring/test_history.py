@@ -105,7 +105,8 @@ def test_first_capture_only_records_the_baseline(
     assert first.samples == 0
     assert first.interval_s is None
     assert first.entries >= 1
-    assert first.stats_reset is not None and first.dealloc is not None  # PG14+
+    assert first.stats_reset is not None
+    assert first.dealloc is not None
     assert mon_conn.execute("SELECT count(*) FROM dbops_monitor.statement_samples").fetchone() == (
         0,
     )
@@ -113,8 +114,8 @@ def test_first_capture_only_records_the_baseline(
     assert mon_conn.execute(
         "SELECT calls FROM dbops_monitor.baseline WHERE queryid = %s", (probe,)
     ).fetchone() == (3,)
-    assert (
-        mon_conn.execute("SELECT count(*) FROM dbops_monitor.database_samples").fetchone() == (1,)
+    assert mon_conn.execute("SELECT count(*) FROM dbops_monitor.database_samples").fetchone() == (
+        1,
     )
 
 
@@ -128,13 +129,15 @@ def test_calls_between_captures_are_the_delta(
     _run(mon_conn, 5)
     second = capture(hist_db, hist_settings)
     assert second.baseline is False
-    assert second.interval_s is not None and second.interval_s > 0
+    assert second.interval_s is not None
+    assert second.interval_s > 0
     assert _calls(mon_conn, second, probe) == 5
     assert second.new_statements >= 1
     text = mon_conn.execute(
         "SELECT query FROM dbops_monitor.statements WHERE queryid = %s", (probe,)
     ).fetchone()
-    assert text is not None and text[0].startswith("SELECT count(*) FROM hist_probe WHERE id >")
+    assert text is not None
+    assert text[0].startswith("SELECT count(*) FROM hist_probe WHERE id >")
 
     _run(mon_conn, 3)
     third = capture(hist_db, hist_settings)
@@ -264,8 +267,9 @@ def test_two_captures_at_once_wait_for_each_other_and_count_once(
     assert len(results) == 2
     total = mon_conn.execute(ALL_SAMPLE_CALLS_SQL, {"queryid": probe}).fetchone()
     assert total == (5,)
-    first, second = sorted(results, key=lambda r: r.captured_at)
-    assert second.interval_s is not None and second.interval_s >= 0
+    _first, second = sorted(results, key=lambda r: r.captured_at)
+    assert second.interval_s is not None
+    assert second.interval_s >= 0
 
 
 def test_prune_removes_old_rows_only(
@@ -302,10 +306,13 @@ def test_prune_removes_old_rows_only(
         return int(row[0])
 
     assert count("SELECT count(*) FROM dbops_monitor.captures") == 1
-    assert count(
-        "SELECT count(*) FROM dbops_monitor.statement_samples WHERE capture_id = %s",
-        new.capture_id,
-    ) == new.samples
+    assert (
+        count(
+            "SELECT count(*) FROM dbops_monitor.statement_samples WHERE capture_id = %s",
+            new.capture_id,
+        )
+        == new.samples
+    )
     assert count(ALL_SAMPLE_CALLS_SQL.replace("%(queryid)s", "%s"), probe) == 3
     # The text of a statement with no sample left goes; one still sampled stays.
     assert count("SELECT count(*) FROM dbops_monitor.statements WHERE queryid = %s", other) == 0
@@ -356,7 +363,8 @@ def test_series_and_totals_read_back_in_order(
     assert len(mine) == 1
     total = mine[0]
     assert (total.calls, total.samples) == (8, 2)
-    assert total.query is not None and "hist_probe" in total.query
+    assert total.query is not None
+    assert "hist_probe" in total.query
     assert total.total_exec_time_ms == pytest.approx(sum(p.total_exec_time_ms for p in points))
     assert (total.first_sample, total.last_sample) == (first.captured_at, second.captured_at)
     assert [t.total_exec_time_ms for t in totals] == sorted(
@@ -401,9 +409,7 @@ def test_top_statement_samples_are_capped_per_capture(
     assert third.samples == 1
 
 
-def test_without_the_history_schema_capture_says_to_migrate(
-    mon_db: Database, mon_url: str
-) -> None:
+def test_without_the_history_schema_capture_says_to_migrate(mon_db: Database, mon_url: str) -> None:
     with pytest.raises(PendingMigrations, match="dbops migrate"):
         capture(mon_db, monitor_settings(mon_url))
     with pytest.raises(PendingMigrations, match="dbops migrate"):
