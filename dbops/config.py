@@ -289,6 +289,28 @@ class Settings(BaseSettings):
         "being HOT (weighs write cost against time saved).",
     )
 
+    # Query history (dbops.monitoring.history, docs/history.md): pg_stat_statements deltas.
+    history_retention_days: int = Field(
+        default=14,
+        ge=1,
+        description="Days of history samples and captures `prune` keeps (the latest capture "
+        "always stays: it is the base of the next interval).",
+    )
+    history_capture_interval_s: float = Field(
+        default=60.0, gt=0, description="Seconds between two scheduled history captures."
+    )
+    history_top_statements: int = Field(
+        default=5_000,
+        ge=1,
+        description="Most statement samples one capture writes (top by time in the interval); "
+        "the baseline always keeps every entry.",
+    )
+    history_capture_timeout_ms: int = Field(
+        default=10_000,
+        ge=1,
+        description="`statement_timeout` and `lock_timeout` of a capture or prune transaction.",
+    )
+
     @field_validator("application_name")
     @classmethod
     def _ascii_name(cls, value: str) -> str:

@@ -21,15 +21,18 @@ __all__ = [
     "Advice",
     "BlockedPair",
     "CacheStat",
+    "CaptureResult",
     "CheckpointStat",
     "ConstraintStat",
     "CountBy",
     "DataStat",
+    "DatabasePoint",
     "DatabaseStat",
     "DayCount",
     "IndexStat",
     "IndexSuggestion",
     "PoolStat",
+    "PruneResult",
     "QueryStat",
     "Rejection",
     "ReplicaStat",
@@ -41,7 +44,10 @@ __all__ = [
     "SlotStat",
     "Snapshot",
     "StatementGain",
+    "StatementPoint",
+    "StatementTotal",
     "StatementsStat",
+    "TableGrowth",
     "TableStat",
     "TeamSizeCount",
     "XidAgeStat",
@@ -568,3 +574,109 @@ def _decode(value: Any, tp: Any) -> Any:
 def _decode_as(value: Any, tp: type[T]) -> T:
     result: T = _decode(value, tp)
     return result
+
+
+# ------------------------------------------------------------------ query history (history.py)
+@dataclass(frozen=True)
+class CaptureResult:
+    """What one :func:`dbops.monitoring.history.capture` stored.
+
+    ``baseline`` is true for the first capture (it records counters, no samples).
+    ``restarted`` counts entries whose counters went down (reset or deallocated and back) and
+    that were counted from zero; ``reset_detected`` says the whole view was reset
+    (``pg_stat_statements_info.stats_reset`` changed, PostgreSQL 14+).
+    """
+
+    capture_id: int
+    captured_at: datetime
+    baseline: bool
+    interval_s: float | None
+    entries: int
+    samples: int
+    restarted: int
+    reset_detected: bool
+    new_statements: int
+    dealloc: int | None
+    stats_reset: datetime | None
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """Rows :func:`dbops.monitoring.history.prune` deleted, older than ``cutoff``."""
+
+    cutoff: datetime
+    captures: int
+    statement_samples: int
+    database_samples: int
+    table_samples: int
+    statements: int
+
+
+@dataclass(frozen=True)
+class StatementPoint:
+    """One capture interval of one queryid (summed over the roles that ran it)."""
+
+    captured_at: datetime
+    interval_s: float
+    calls: int
+    calls_per_s: float
+    total_exec_time_ms: float
+    mean_exec_time_ms: float
+    rows: int
+
+
+@dataclass(frozen=True)
+class StatementTotal:
+    """Sum of one queryid's deltas over a time window, with its normalized text."""
+
+    queryid: int
+    query: str | None
+    calls: int
+    total_exec_time_ms: float
+    mean_exec_time_ms: float
+    rows: int
+    shared_blks_hit: int
+    shared_blks_read: int
+    temp_blks_written: int
+    total_plan_time_ms: float
+    samples: int
+    first_sample: datetime
+    last_sample: datetime
+
+
+@dataclass(frozen=True)
+class DatabasePoint:
+    """Database size and cumulative counters at one capture.
+
+    ``*_per_s`` are rates since the previous point (``None`` for the first point of a window,
+    or when a counter went down after a stats reset).
+    """
+
+    captured_at: datetime
+    size_bytes: int
+    numbackends: int
+    xact_commit: int
+    xact_rollback: int
+    temp_bytes: int
+    deadlocks: int
+    blks_hit: int
+    blks_read: int
+    commits_per_s: float | None
+    rollbacks_per_s: float | None
+
+
+@dataclass(frozen=True)
+class TableGrowth:
+    """Size and rows of one table at the first and last capture of a window."""
+
+    schema: str
+    table: str
+    first_captured_at: datetime
+    last_captured_at: datetime
+    first_bytes: int
+    last_bytes: int
+    growth_bytes: int
+    first_live_rows: int | None
+    last_live_rows: int | None
+    last_dead_rows: int | None

@@ -251,7 +251,7 @@ def test_migrate_waits_for_a_running_migration_then_gives_up(
 def test_ddl_behind_a_long_transaction_times_out_and_says_where_it_stopped(
     empty_database: str, holder: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    """0003 reverts (its own autocommit block), 0002's concurrent drop on users times out."""
+    """0004 and 0003 revert (0003's autocommit block), 0002's concurrent drop on users times out."""
     settings = make_settings(empty_database, migration_lock_timeout_ms=300)
     upgrade(empty_database, settings)
     holder.execute("SELECT count(*) FROM users")  # ACCESS SHARE until the transaction ends
@@ -265,7 +265,7 @@ def test_ddl_behind_a_long_transaction_times_out_and_says_where_it_stopped(
     message = str(caught.value)
     assert "300 ms" in message
     assert "Retry" in message
-    assert "now at revision 0002 (the run started at revision 0003)" in message
+    assert "now at revision 0002 (the run started at revision 0004)" in message
     holder.rollback()
     assert current_revision(empty_database) == "0002"
 
@@ -293,7 +293,7 @@ def test_a_blocked_concurrent_build_applies_nothing_and_the_retry_cleans_up(
     ]
 
     result = upgrade(empty_database, settings)
-    assert result.applied == ("0003",)
+    assert result.applied == ("0003", "0004")
     assert _query(empty_database, INDEX_VALID, {"name": "ix_invitations_pending_expiry"}) == [
         (True,)
     ]
@@ -332,7 +332,7 @@ def test_a_failing_concurrent_build_keeps_the_complete_revisions(empty_database:
 
     _query(empty_database, "DROP TABLE ix_users_tags")
     result = upgrade(empty_database, make_settings(empty_database))
-    assert (result.before, result.applied) == ("0001", ("0002", "0003"))
+    assert (result.before, result.applied) == ("0001", ("0002", "0003", "0004"))
 
 
 def test_a_failure_inside_a_transaction_applies_nothing(empty_database: str) -> None:
