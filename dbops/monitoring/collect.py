@@ -20,7 +20,7 @@ from dbops.config import Settings
 from dbops.db import Database
 from dbops.monitoring._fetch import CollectorUnavailable, fetch_one
 from dbops.monitoring.collectors import activity, data, database, indexes, statements, tables
-from dbops.monitoring.collectors.pool import CacheLike, cache_stats, pool_stats
+from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
     ActivityStat,
     DatabaseStat,
@@ -132,6 +132,7 @@ def collect_snapshot(
     *,
     cache: CacheLike | None = None,
     timeouts_ms: Mapping[str, int] | None = None,
+    app: bool = False,
 ) -> Snapshot:
     """Collect one :class:`Snapshot` of the database behind ``source`` and of this process.
 
@@ -141,6 +142,8 @@ def collect_snapshot(
         settings: limits and the per-collector ``statement_timeout``.
         cache: the service layer's query cache, for its counters (optional).
         timeouts_ms: per-collector ``statement_timeout`` overrides, by collector name.
+        app: include this process's service statement latencies (``snapshot.app``); for a
+            snapshot taken inside the application process.
 
     Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
     that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
@@ -213,4 +216,5 @@ def collect_snapshot(
         data=data_stat,
         errors=tuple(errors),
         duration_s=time.perf_counter() - started,
+        app=app_stats() if app else None,
     )

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "ActivityStat",
+    "AppStat",
     "BlockedPair",
     "CacheStat",
     "CheckpointStat",
@@ -37,6 +38,7 @@ __all__ = [
     "SettingStat",
     "SlotStat",
     "Snapshot",
+    "StatementLatency",
     "StatementsStat",
     "TableStat",
     "TeamSizeCount",
@@ -427,6 +429,7 @@ class Snapshot:
 
     A section is ``None`` when unknown (its collector failed: see ``errors``). ``data`` is also
     ``None`` when the database has no dbops tables, and ``pool``/``cache`` when none was given.
+    ``app`` (the collecting process's own statement latencies) is ``None`` unless asked for.
     """
 
     taken_at: datetime
@@ -442,6 +445,7 @@ class Snapshot:
     errors: tuple[SectionError, ...]
     duration_s: float
     schema_version: int = SCHEMA_VERSION
+    app: AppStat | None = None
 
     def error(self, collector: str) -> SectionError | None:
         """The error recorded for ``collector``, if any."""
@@ -504,3 +508,37 @@ def _decode(value: Any, tp: Any) -> Any:
 def _decode_as(value: Any, tp: type[T]) -> T:
     result: T = _decode(value, tp)
     return result
+
+
+# ------------------------------------------------------------------ app statement latency
+@dataclass(frozen=True)
+class StatementLatency:
+    """One service statement's latency histogram and errors in this process (since start).
+
+    ``bucket_counts`` are cumulative, one per bound of :attr:`AppStat.buckets_s` (calls that
+    took at most that long); ``count`` (every call, failed ones included) is the ``+Inf``
+    bucket. ``errors`` counts failures by SQLSTATE class (``key``: ``"23"``, ``"40"``, ...,
+    ``"other"`` when the failure had no SQLSTATE).
+    """
+
+    name: str
+    count: int
+    sum_s: float
+    bucket_counts: tuple[int, ...]
+    errors: tuple[CountBy, ...]
+
+    def error_count(self) -> int:
+        """Failed calls of every class."""
+        return sum(e.count for e in self.errors)
+
+
+@dataclass(frozen=True)
+class AppStat:
+    """The collecting process's service statements: latency histograms and errors."""
+
+    buckets_s: tuple[float, ...]
+    statements: tuple[StatementLatency, ...]
+
+    def statement(self, name: str) -> StatementLatency | None:
+        """The statement called ``name``, if it ran."""
+        return next((s for s in self.statements if s.name == name), None)
