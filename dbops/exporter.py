@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -41,8 +42,8 @@ from dbops.config import Settings
 from dbops.db import Database, open_database
 from dbops.monitoring.checks import CHECKS, WRAPAROUND_LIMIT, Severity, evaluate
 from dbops.monitoring.collect import COLLECTORS, collect_snapshot
-from dbops.monitoring.collectors.pool import CacheLike, cache_stats, pool_stats
-from dbops.monitoring.snapshot import CacheStat, PoolStat, Snapshot
+from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
+from dbops.monitoring.snapshot import AppStat, CacheStat, PoolStat, Snapshot
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -53,6 +54,7 @@ __all__ = [
     "Reading",
     "SnapshotCollector",
     "SnapshotSource",
+    "app_statement_metrics",
     "instrument",
     "make_app",
     "make_server",
@@ -335,7 +337,10 @@ def snapshot_metrics(snapshot: Snapshot, settings: Settings) -> list[Metric]:
         _cache_metrics(f, snapshot.cache)
     _data_metrics(f, snapshot)
     _check_metrics(f, snapshot, settings)
-    return f.all()
+    families = f.all()
+    if snapshot.app is not None:
+        families.extend(app_statement_metrics(snapshot.app))
+    return families
 
 
 def _statement_metrics(f: _Families, snap: Snapshot, settings: Settings) -> None:
@@ -717,12 +722,48 @@ def _check_metrics(f: _Families, snap: Snapshot, settings: Settings) -> None:
 
 
 # ------------------------------------------------------------------------------ app side
-class _AppCollector(Collector):
-    """The app process's pool and cache, read live on each scrape."""
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
 
-    def __init__(self, pool: ConnectionPool | None, cache: CacheLike | None) -> None:
+
+def app_statement_metrics(app: AppStat) -> list[Metric]:
+    """The service statements' latency histograms and error counters (label: statement name).
+
+    ``dbops_app_statement_duration_seconds{statement}`` (histogram, failed calls included)
+    and ``dbops_app_statement_errors_total{statement, sqlstate_class}``. Label values are
+    statement names and SQLSTATE classes only, both bounded sets.
+    """
+    duration = HistogramMetricFamily(
+        "dbops_app_statement_duration_seconds",
+        "Service statement latency in this process (failed calls included).",
+        labels=["statement"],
+    )
+    errors = CounterMetricFamily(
+        "dbops_app_statement_errors",
+        "Failed service statements by SQLSTATE class ('other': no SQLSTATE).",
+        labels=["statement", "sqlstate_class"],
+    )
+    for stmt in app.statements:
+        buckets = [
+            (_le(bound), float(n))
+            for bound, n in zip(app.buckets_s, stmt.bucket_counts, strict=True)
+        ]
+        buckets.append(("+Inf", float(stmt.count)))
+        duration.add_metric([stmt.name], buckets, stmt.sum_s)
+        for err in stmt.errors:
+            errors.add_metric([stmt.name, err.key or "other"], float(err.count))
+    return [duration, errors]
+
+
+class _AppCollector(Collector):
+    """The app process's pool, cache and service statements, read live on each scrape."""
+
+    def __init__(
+        self, pool: ConnectionPool | None, cache: CacheLike | None, *, statements: bool
+    ) -> None:
         self._pool = pool
         self._cache = cache
+        self._statements = statements
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -733,7 +774,10 @@ class _AppCollector(Collector):
             _pool_metrics(f, pool_stats(self._pool))
         if self._cache is not None:
             _cache_metrics(f, cache_stats(self._cache))
-        return f.all()
+        families = f.all()
+        if self._statements:
+            families.extend(app_statement_metrics(app_stats()))
+        return families
 
 
 def instrument(
@@ -741,14 +785,17 @@ def instrument(
     *,
     db: Database | ConnectionPool | None = None,
     cache: CacheLike | None = None,
+    statements: bool = True,
 ) -> Collector:
-    """Register the app process's own pool and query-cache metrics on ``registry``.
+    """Register the app process's own pool, query-cache and statement metrics on ``registry``.
 
-    The pool is read live (``get_stats()``) on each scrape; nothing touches the database.
-    Returns the collector (``registry.unregister`` it to stop).
+    The pool is read live (``get_stats()``) on each scrape, and with ``statements`` the
+    service statements' latency histograms and errors by SQLSTATE class
+    (:mod:`dbops.db.metrics`); nothing touches the database. Returns the collector
+    (``registry.unregister`` it to stop).
     """
     pool = db.pool if isinstance(db, Database) else db
-    collector = _AppCollector(pool, cache)
+    collector = _AppCollector(pool, cache, statements=statements)
     registry.register(collector)
     return collector
 

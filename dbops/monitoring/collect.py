@@ -21,7 +21,7 @@ from dbops.db import Database
 from dbops.monitoring import advice as index_advice
 from dbops.monitoring._fetch import CollectorUnavailable, fetch_one
 from dbops.monitoring.collectors import activity, data, database, indexes, statements, tables
-from dbops.monitoring.collectors.pool import CacheLike, cache_stats, pool_stats
+from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
     ActivityStat,
     DatabaseStat,
@@ -135,6 +135,7 @@ def collect_snapshot(
     cache: CacheLike | None = None,
     timeouts_ms: Mapping[str, int] | None = None,
     advice: bool = False,
+    app: bool = False,
 ) -> Snapshot:
     """Collect one :class:`Snapshot` of the database behind ``source`` and of this process.
 
@@ -148,6 +149,8 @@ def collect_snapshot(
             top statements, with hypopg; it costs planning time, so it is off by default).
             Skipped when the statements are unknown; a missing hypopg is recorded in
             ``snapshot.errors`` like any failing collector.
+        app: include this process's service statement latencies (``snapshot.app``); for a
+            snapshot taken inside the application process.
 
     Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
     that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
@@ -222,4 +225,5 @@ def collect_snapshot(
         errors=tuple(errors),
         duration_s=time.perf_counter() - started,
         advice=advice_stat,
+        app=app_stats() if app else None,
     )

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 __all__ = [
     "ActivityStat",
     "Advice",
+    "AppStat",
     "BlockedPair",
     "CacheStat",
     "CaptureResult",
@@ -44,6 +45,7 @@ __all__ = [
     "SlotStat",
     "Snapshot",
     "StatementGain",
+    "StatementLatency",
     "StatementPoint",
     "StatementTotal",
     "StatementsStat",
@@ -496,6 +498,7 @@ class Snapshot:
     A section is ``None`` when unknown (its collector failed: see ``errors``). ``data`` is also
     ``None`` when the database has no dbops tables, and ``pool``/``cache`` when none was given.
     ``advice`` is ``None`` unless index advice was asked for (and ran without error).
+    ``app`` (the collecting process's own statement latencies) is ``None`` unless asked for.
     """
 
     taken_at: datetime
@@ -512,6 +515,7 @@ class Snapshot:
     duration_s: float
     advice: Advice | None = None
     schema_version: int = SCHEMA_VERSION
+    app: AppStat | None = None
 
     def error(self, collector: str) -> SectionError | None:
         """The error recorded for ``collector``, if any."""
@@ -680,3 +684,37 @@ class TableGrowth:
     first_live_rows: int | None
     last_live_rows: int | None
     last_dead_rows: int | None
+
+
+# ------------------------------------------------------------------ app statement latency
+@dataclass(frozen=True)
+class StatementLatency:
+    """One service statement's latency histogram and errors in this process (since start).
+
+    ``bucket_counts`` are cumulative, one per bound of :attr:`AppStat.buckets_s` (calls that
+    took at most that long); ``count`` (every call, failed ones included) is the ``+Inf``
+    bucket. ``errors`` counts failures by SQLSTATE class (``key``: ``"23"``, ``"40"``, ...,
+    ``"other"`` when the failure had no SQLSTATE).
+    """
+
+    name: str
+    count: int
+    sum_s: float
+    bucket_counts: tuple[int, ...]
+    errors: tuple[CountBy, ...]
+
+    def error_count(self) -> int:
+        """Failed calls of every class."""
+        return sum(e.count for e in self.errors)
+
+
+@dataclass(frozen=True)
+class AppStat:
+    """The collecting process's service statements: latency histograms and errors."""
+
+    buckets_s: tuple[float, ...]
+    statements: tuple[StatementLatency, ...]
+
+    def statement(self, name: str) -> StatementLatency | None:
+        """The statement called ``name``, if it ran."""
+        return next((s for s in self.statements if s.name == name), None)

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from psycopg.rows import class_row, scalar_row
 
 from dbops.db.engine import Database
+from dbops.db.metrics import timed_methods
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dbops.models.accounts import InvitationStatus
 from dbops.models.base import Role
@@ -185,6 +186,7 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
+@timed_methods("invitations")
 class InvitationService:
     """Issue, accept, revoke and expire invitations.
 

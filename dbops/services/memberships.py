@@ -31,6 +31,7 @@ import psycopg
 from psycopg.rows import class_row, scalar_row
 
 from dbops.db.engine import Database
+from dbops.db.metrics import timed_methods
 from dbops.errors import Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
 from dbops.services._base import (
@@ -115,6 +116,7 @@ def _as_uuid(value: Any, field: str) -> uuid.UUID:
         raise InvalidInput(f"{field}: must be a UUID", field) from None
 
 
+@timed_methods("memberships")
 class MembershipService:
     """Role checks and membership changes of teams.
 

@@ -15,6 +15,7 @@ from psycopg.rows import class_row, scalar_row
 from psycopg.types.json import Jsonb
 
 from dbops.db.engine import Database
+from dbops.db.metrics import timed_methods
 from dbops.errors import FeatureUnavailable, Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
 from dbops.services._base import (
@@ -249,6 +250,7 @@ def _decode(value: dict[str, Any]) -> TeamView:
     )
 
 
+@timed_methods("teams")
 class TeamService:
     """Use cases on teams. Every method takes the acting :class:`Actor` first.
 

@@ -16,6 +16,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from dbops.db.engine import Database
+from dbops.db.metrics import timed_methods
 from dbops.errors import Forbidden, NotFound
 from dbops.models.base import Role
 from dbops.services._base import Actor, UnitOfWork, check_actor, in_transaction, reading
@@ -140,6 +141,7 @@ def _require_self_or_system(actor: Actor, user_id: uuid.UUID) -> None:
         raise Forbidden("only the user themselves can change this account")
 
 
+@timed_methods("users")
 class UserService:
     """Use cases on users. Every method takes the acting :class:`Actor` first.
 

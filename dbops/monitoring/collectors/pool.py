@@ -1,4 +1,4 @@
-"""The process's own side: psycopg_pool statistics and the query cache's counters."""
+"""The process's own side: psycopg_pool statistics, query cache counters, statement latencies."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ from typing import Protocol
 
 from psycopg_pool import ConnectionPool
 
-from dbops.monitoring.snapshot import CacheStat, PoolStat
+from dbops.db.metrics import STATEMENTS, StatementMetrics, statement_stats
+from dbops.monitoring.snapshot import (
+    AppStat,
+    CacheStat,
+    CountBy,
+    PoolStat,
+    StatementLatency,
+)
 
-__all__ = ["CacheLike", "cache_stats", "pool_stats"]
+__all__ = ["CacheLike", "app_stats", "cache_stats", "pool_stats"]
 
 
 class _CacheCounters(Protocol):
@@ -63,4 +70,25 @@ def cache_stats(cache: CacheLike) -> CacheStat:
         misses=stats.misses,
         invalidations=stats.invalidations,
         size=stats.size,
+    )
+
+
+def app_stats(metrics: StatementMetrics | None = None) -> AppStat:
+    """This process's service statement latencies and errors (default: the process recorder).
+
+    Reads in-process counters only; nothing touches the database.
+    """
+    recorder = metrics or STATEMENTS
+    return AppStat(
+        buckets_s=recorder.buckets_s,
+        statements=tuple(
+            StatementLatency(
+                name=s.name,
+                count=s.count,
+                sum_s=s.sum_s,
+                bucket_counts=s.bucket_counts,
+                errors=tuple(CountBy(key=k, count=n) for k, n in s.errors),
+            )
+            for s in statement_stats(recorder)
+        ),
     )
