@@ -27,6 +27,7 @@ from dbops.services import Actor, MembershipService, TeamService
 __all__ = [
     "ACTOR",
     "Note",
+    "close_all",
     "Source",
     "explain",
     "findings",
@@ -118,7 +119,21 @@ def get_database() -> Database:
         )
     else:
         dsn = resolve_dsn(settings)
-    return open_database(read_only, dsn)
+    database = open_database(read_only, dsn)
+    _OPENED.append(database)
+    return database
+
+
+#: Every pool :func:`get_database` opened in this process (for :func:`close_all`).
+_OPENED: list[Database] = []
+
+
+def close_all() -> None:
+    """Close the dashboard's pools and forget every cached value (tests, shutdown)."""
+    while _OPENED:
+        _OPENED.pop().close()
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 @st.cache_resource
