@@ -27,8 +27,8 @@ from dbops.services import Actor, MembershipService, TeamService
 __all__ = [
     "ACTOR",
     "Note",
-    "close_all",
     "Source",
+    "close_all",
     "explain",
     "findings",
     "get_database",

@@ -133,8 +133,10 @@ def test_readonly_role_cannot_write_even_when_asking_for_read_write(
         assert database.dsn.redacted.count(name) == 1
         assert "read-only transaction" in _write_fails(database)
         snap = data.load_snapshot()
-        assert snap.server is not None and snap.server.current_user == name
-        assert snap.statements is not None and snap.tables is not None
+        assert snap.server is not None
+        assert snap.server.current_user == name
+        assert snap.statements is not None
+        assert snap.tables is not None
         assert snap.data is not None
     finally:
         data.close_all()
