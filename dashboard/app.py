@@ -10,19 +10,21 @@ from dashboard import data
 
 REFRESH_CHOICES: dict[str, float | None] = {"off": None, "5 s": 5.0, "15 s": 15.0, "60 s": 60.0}
 
-st.set_page_config(page_title="dbops", page_icon="🐘", layout="wide")
+# Safe by default whatever config the server started with: no tracebacks in the browser.
+st.set_option("client.showErrorDetails", False)
+st.set_page_config(page_title="dbops", page_icon=":material/database:", layout="wide")
 
 PAGES = {
     "Monitor": [
-        st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
-        st.Page("pages/queries.py", title="Queries", icon="⏱️"),
-        st.Page("pages/indexes.py", title="Indexes", icon="🗂️"),
-        st.Page("pages/tables.py", title="Tables and space", icon="💾"),
-        st.Page("pages/activity.py", title="Activity", icon="🔌"),
-        st.Page("pages/pool.py", title="Pool and app", icon="🏊"),
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("pages/queries.py", title="Queries", icon=":material/timer:"),
+        st.Page("pages/indexes.py", title="Indexes", icon=":material/account_tree:"),
+        st.Page("pages/tables.py", title="Tables and space", icon=":material/storage:"),
+        st.Page("pages/activity.py", title="Activity", icon=":material/cable:"),
+        st.Page("pages/pool.py", title="Pool and app", icon=":material/hub:"),
     ],
     "Data": [
-        st.Page("pages/teams.py", title="Teams and users", icon="👥"),
+        st.Page("pages/teams.py", title="Teams and users", icon=":material/group:"),
     ],
 }
 

@@ -23,6 +23,7 @@ def _frame() -> pd.DataFrame:
                 "table": f"{i.schema}.{i.table}",
                 "scans": i.scans,
                 "size": i.size_bytes,
+                "size_mb": i.size_bytes / 2**20,
                 "size_h": c.size_fmt(i.size_bytes),
                 "bloat": i.bloat_bytes,
                 "bloat_h": c.size_fmt(i.bloat_bytes),
@@ -39,6 +40,7 @@ def _frame() -> pd.DataFrame:
             "table",
             "scans",
             "size",
+            "size_mb",
             "size_h",
             "bloat",
             "bloat_h",
@@ -109,7 +111,7 @@ def main() -> None:
             hide_index=True,
             width="stretch",
         )
-        c.bar_chart(usage.head(15), "size", "index", title="Largest indexes (bytes)")
+        c.bar_chart(usage.head(15), "size_mb", "index", title="Largest indexes (MB)")
     with tabs[5]:
         st.caption(
             "Candidates from the top statements, kept only if the planner uses them (hypopg)."

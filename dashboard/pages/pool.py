@@ -15,6 +15,7 @@ def main() -> None:
     c.collector_note(snap, "pool", "cache")
     pool = snap.pool
     st.subheader("Connection pool")
+    st.caption("The pool of the process that took the snapshot (here: the dashboard itself).")
     if pool is None:
         st.info("No pool statistics: this snapshot was not taken inside an app process.")
     else:

@@ -34,6 +34,7 @@ def main() -> None:
                 if t.live_rows + t.dead_rows
                 else 0.0,
                 "total": t.total_bytes,
+                "total_mb": t.total_bytes / 2**20,
                 "total_h": c.size_fmt(t.total_bytes),
                 "table_h": c.size_fmt(t.table_bytes),
                 "indexes_h": c.size_fmt(t.indexes_bytes),
@@ -50,10 +51,10 @@ def main() -> None:
         st.info("No tables in the monitored schemas.")
         return
     df = df.sort_values("total", ascending=False)
-    c.bar_chart(df.head(15), "total", "table", title="Largest tables (bytes, with indexes)")
+    c.bar_chart(df.head(15), "total_mb", "table", title="Largest tables (MB, with indexes)")
     st.subheader("Sizes and maintenance")
     st.dataframe(
-        df.drop(columns=["total"]),
+        df.drop(columns=["total", "total_mb"]),
         hide_index=True,
         width="stretch",
         column_config={
