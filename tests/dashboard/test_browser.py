@@ -67,7 +67,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60
         if proc.poll() is not None:
             raise AssertionError(f"streamlit exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
                 if resp.status == 200:
                     return
         except OSError:

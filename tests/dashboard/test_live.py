@@ -30,7 +30,7 @@ def seeded(clean_db: Database, migrated: str) -> Iterator[dict[str, str]]:
     with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
         conn.execute(f"CREATE INDEX {UNUSED_INDEX} ON teams (updated_at, name)")
         for _ in range(3):
-            conn.execute("SELECT pg_sleep(0.02) AS dashboard_probe")
+            conn.execute("SELECT pg_sleep(0.1) FROM (VALUES (1)) AS dashboard_probe (x)")
     yield {"team_id": str(team.id), "email": owner.email}
     with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
         conn.execute(f"DROP INDEX IF EXISTS {UNUSED_INDEX}")

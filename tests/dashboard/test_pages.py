@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dbops.monitoring import Snapshot
-from tests.dashboard.conftest import PAGES, app, texts, write_snapshot
+from tests.dashboard.conftest import PAGES, ROOT, app, texts, write_snapshot
 from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
 
 
@@ -88,3 +88,23 @@ def test_live_only_panels_say_so_on_a_snapshot_file(
     at.text_input(key="team-q").input("acme").run()
     assert not at.exception
     assert any("needs a live database" in e.value for e in at.info)
+
+
+def test_error_details_are_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+    st.set_option("client.showErrorDetails", True)
+    snapshot_file = write_snapshot(tmp_path / "s.json", healthy_snapshot())
+    monkeypatch.setenv("DBOPS_DASHBOARD_SNAPSHOT_FILE", str(snapshot_file))
+    at = app()
+    at.run()
+    assert st.get_option("client.showErrorDetails") in (False, "none")
+
+
+def test_loopback_config_ships_with_the_repo() -> None:
+    import tomllib
+
+    for where in (ROOT / ".streamlit", ROOT / "dashboard" / ".streamlit"):
+        config = tomllib.loads((where / "config.toml").read_text())
+        assert config["server"]["address"] == "127.0.0.1"
+        assert config["client"]["showErrorDetails"] is False
