@@ -284,7 +284,7 @@ def statement_series(queryid: int, *, since: datetime | None = None) -> pd.DataF
         return Note(NO_HISTORY)
     try:
         points = history.statement_series(get_database(), queryid, since=since)
-    except DbopsError as exc:
+    except Exception as exc:  # history not captured yet, schema missing, feature off
         return Note(f"{NO_HISTORY} ({exc})")
     if not points:
         return Note(NO_HISTORY)
@@ -312,7 +312,7 @@ def table_growth(*, since: datetime | None = None, limit: int = 10) -> pd.DataFr
         return Note(NO_HISTORY)
     try:
         points = history.table_growth(get_database(), since=since, limit=limit)
-    except DbopsError as exc:
+    except Exception as exc:  # history not captured yet, schema missing, feature off
         return Note(f"{NO_HISTORY} ({exc})")
     if not points:
         return Note(NO_HISTORY)
@@ -336,7 +336,7 @@ def explain(query: str, *, analyze: bool = False) -> str | Note:
         return Note("EXPLAIN is not available in this version of dbops.")
     try:
         result = module.explain(get_database(), query, settings=get_settings(), analyze=analyze)
-    except DbopsError as exc:
+    except Exception as exc:  # refused as unsafe, parameters missing, timed out
         return Note(f"EXPLAIN failed: {exc}", warning=True)
     return str(result.text)
 

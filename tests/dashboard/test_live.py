@@ -143,3 +143,82 @@ def test_readonly_role_cannot_write_even_when_asking_for_read_write(
         with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {name}")
             conn.execute(f"DROP ROLE {name}")
+
+
+def test_history_and_explain_contracts_feed_the_statement_detail(
+    seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Coded against dbops.monitoring.history / .explain: fakes of those contracts render."""
+    import dataclasses
+    import sys
+    import types
+    from datetime import UTC, datetime, timedelta
+
+    @dataclasses.dataclass(frozen=True)
+    class StatementPoint:
+        captured_at: datetime
+        interval_s: float
+        calls: int
+        calls_per_s: float
+        total_exec_time_ms: float
+        mean_exec_time_ms: float
+        rows: int
+
+    @dataclasses.dataclass(frozen=True)
+    class ExplainResult:
+        text: str
+
+    seen: dict[str, object] = {}
+    now = datetime.now(UTC)
+
+    def statement_series(db, queryid, *, since=None):
+        seen["queryid"] = queryid
+        return tuple(
+            StatementPoint(now - timedelta(minutes=i), 60.0, 60, 1.0, 6.0, 0.1, 60)
+            for i in range(5)
+        )
+
+    def explain(db, sql, *, settings, analyze=False):
+        seen["sql"] = sql
+        return ExplainResult("Result  (cost=0.00..0.01 rows=1 width=4) PLAN-MARKER")
+
+    history = types.ModuleType("dbops.monitoring.history")
+    history.statement_series = statement_series  # type: ignore[attr-defined]
+    explainer = types.ModuleType("dbops.monitoring.explain")
+    explainer.explain = explain  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dbops.monitoring.history", history)
+    monkeypatch.setitem(sys.modules, "dbops.monitoring.explain", explainer)
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    at = app()
+    at.run()
+    at.switch_page("pages/queries.py").run()
+    assert not at.exception
+    assert isinstance(seen["queryid"], int)
+    assert not any("No history captured" in i.value for i in at.info)
+    explain_button = next(b for b in at.button if b.label == "EXPLAIN")
+    explain_button.click().run()
+    assert not at.exception
+    assert any("PLAN-MARKER" in c.value for c in at.code)
+    assert isinstance(seen["sql"], str)
+
+
+def test_missing_history_is_a_note(
+    seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("relation dbops_monitor.statements does not exist")
+
+    history = types.ModuleType("dbops.monitoring.history")
+    history.statement_series = broken  # type: ignore[attr-defined]
+    history.table_growth = broken  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dbops.monitoring.history", history)
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    at = app()
+    at.run()
+    for page in ("pages/queries.py", "pages/tables.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert any("No history captured yet" in i.value for i in at.info), page
