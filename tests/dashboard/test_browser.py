@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from playwright.sync_api import Page
 
 from dbops.config import to_libpq_url
 from dbops.db import Database
@@ -97,7 +98,7 @@ def server(demo_data: None, migrated: str, tmp_path: Path) -> Iterator[str]:
     """`streamlit run dashboard/app.py` on a free loopback port; its base URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
-    env.update({"DATABASE_URL": migrated, "DBOPS_DASHBOARD_CACHE_TTL_S": "60"})
+    env.update({"DATABASE_URL": migrated, "DBOPS_DASHBOARD_CACHE_TTL_S": "2"})
     log = (tmp_path / "streamlit.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -157,10 +158,30 @@ def test_every_page_loads_in_chromium(server: str, tmp_path: Path) -> None:
                 timings[name] = time.perf_counter() - started
                 assert page.locator('[data-testid="stException"]').count() == 0, name
                 page.screenshot(path=str(out / f"dashboard-{name}.png"), full_page=True)
+            _auto_refresh_reruns(page, server)
         finally:
             browser.close()
     assert all((out / f"dashboard-{name}.png").stat().st_size > 10_000 for *_, name in PAGES)
     print("page load s (incl. 1.5 s chart settle):", {k: round(v, 2) for k, v in timings.items()})
+
+
+def _snapshot_caption(page: Page) -> str:
+    return page.locator('[data-testid="stSidebar"]').get_by_text("Snapshot:").inner_text()
+
+
+def _auto_refresh_reruns(page: Page, server: str) -> None:
+    """Choosing "5 s" makes the page collect and show a newer snapshot without a click."""
+    page.goto(f"{server}/")
+    page.get_by_role("heading", name="Overview", exact=True).wait_for()
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="5 s", exact=True).click()
+    page.wait_for_timeout(2500)  # the rerun the choice itself causes (and its new snapshot)
+    before = _snapshot_caption(page)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _snapshot_caption(page) == before:
+        page.wait_for_timeout(500)
+    assert _snapshot_caption(page) != before
+    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def test_chromium_is_debians() -> None:
