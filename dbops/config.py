@@ -311,6 +311,28 @@ class Settings(BaseSettings):
         description="`statement_timeout` and `lock_timeout` of a capture or prune transaction.",
     )
 
+    # The Streamlit dashboard (dashboard/): what it reads, how often, and what it shows.
+    dashboard_database_url: SecretStr | None = Field(
+        default=None,
+        description="URL the dashboard reads with (a read-only role, see "
+        "`dbops.ops.roles.ensure_readonly_role`). Unset: the main URL with "
+        "`default_transaction_read_only=on`.",
+    )
+    dashboard_snapshot_file: Path | None = Field(
+        default=None,
+        description="Show this snapshot JSON (`dbops monitor snapshot --json`) instead of "
+        "collecting live (demos, offline review, tests).",
+    )
+    dashboard_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a collected snapshot is reused by every dashboard page and viewer.",
+    )
+    dashboard_show_emails: bool = Field(
+        default=False,
+        description="Show e-mail addresses in full; off: masked as `a***@example.com`.",
+    )
+
     @field_validator("application_name")
     @classmethod
     def _ascii_name(cls, value: str) -> str:

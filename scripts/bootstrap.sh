@@ -35,6 +35,9 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
     || APT_PACKAGES+=("prometheus")
 command -v prometheus-postgres-exporter >/dev/null 2>&1 \
     || APT_PACKAGES+=("prometheus-postgres-exporter")
+# Debian's Chromium: the dashboard's browser test drives it through Playwright (no browser
+# download; `playwright install` is never run).
+command -v chromium >/dev/null 2>&1 || APT_PACKAGES+=("chromium")
 
 if [ ${#APT_PACKAGES[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -1,0 +1,383 @@
+"""The dashboard's only link to dbops: cached database handle, snapshot, findings and reads.
+
+Pages call these functions and get frozen dataclasses or pandas DataFrames back; none of them
+holds SQL or opens a connection. A failing read never raises into a page: it comes back as a
+:class:`Note` the page shows on its panel.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dbops.config import Settings
+from dbops.db import Database, Dsn, open_database, resolve_dsn
+from dbops.errors import DbopsError
+from dbops.monitoring import Finding, Snapshot, collect_snapshot, evaluate
+from dbops.services import Actor, MembershipService, TeamService
+
+__all__ = [
+    "ACTOR",
+    "Note",
+    "Source",
+    "close_all",
+    "explain",
+    "findings",
+    "get_database",
+    "get_settings",
+    "index_advice",
+    "load_snapshot",
+    "mask_email",
+    "previous_snapshot",
+    "search_teams",
+    "source",
+    "statement_series",
+    "team_members",
+    "xact_rate",
+]
+
+#: The service-layer actor of every dashboard read.
+ACTOR = Actor.system("dashboard")
+
+#: ``application_name`` of the dashboard's connections (shown on the Activity page).
+APPLICATION_NAME = "dbops-dashboard"
+
+NO_HISTORY = "No history captured yet: run `dbops monitor history capture` (or `dbops up`)."
+
+
+@dataclass(frozen=True)
+class Note:
+    """Why a panel has no data: shown as ``st.info`` (``warning`` False) or ``st.warning``."""
+
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the snapshot comes from: a JSON file or a live database (redacted URL)."""
+
+    kind: str
+    label: str
+
+
+class _ReadOnlySettings(Settings):
+    """Settings whose connections start every transaction read-only."""
+
+    def connection_options(self) -> str:
+        """The usual session options plus ``default_transaction_read_only=on``."""
+        return super().connection_options() + " -c default_transaction_read_only=on"
+
+
+@st.cache_resource
+def get_settings() -> Settings:
+    """The process's settings (environment and `.env`), read once."""
+    return Settings()
+
+
+def _snapshot_file(settings: Settings) -> Path | None:
+    return settings.dashboard_snapshot_file
+
+
+def source() -> Source:
+    """Where the data shown comes from."""
+    settings = get_settings()
+    path = _snapshot_file(settings)
+    if path is not None:
+        return Source("file", str(path))
+    try:
+        return Source("live", get_database().safe_url)
+    except DbopsError as exc:
+        return Source("live", f"unavailable ({exc})")
+
+
+@st.cache_resource
+def get_database() -> Database:
+    """The dashboard's read-only pool: ``dashboard_database_url``, else the main URL.
+
+    Every connection has ``default_transaction_read_only=on``; with a role made by
+    :func:`dbops.ops.roles.ensure_readonly_role` it also has no write privilege at all.
+    """
+    settings = get_settings()
+    values = dict(settings)
+    values["application_name"] = APPLICATION_NAME
+    values["pool_min_size"] = 0
+    values["pool_max_size"] = min(settings.pool_max_size, 4)
+    read_only = _ReadOnlySettings.model_construct(**values)
+    if settings.dashboard_database_url is not None:
+        dsn = Dsn.parse(
+            settings.dashboard_database_url.get_secret_value(),
+            source="DBOPS_DASHBOARD_DATABASE_URL",
+        )
+    else:
+        dsn = resolve_dsn(settings)
+    database = open_database(read_only, dsn)
+    _OPENED.append(database)
+    return database
+
+
+#: Every pool :func:`get_database` opened in this process (for :func:`close_all`).
+_OPENED: list[Database] = []
+
+
+def close_all() -> None:
+    """Close the dashboard's pools and forget every cached value (tests, shutdown)."""
+    while _OPENED:
+        _OPENED.pop().close()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@st.cache_resource
+def _history_of_snapshots() -> dict[str, Snapshot]:
+    """The last two live snapshots (``current``, ``previous``), for rates between them."""
+    return {}
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _snapshot_from_file(path: str, mtime: float) -> Snapshot:
+    return Snapshot.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+@st.cache_data(max_entries=2, show_spinner="Collecting a snapshot…")
+def _collect(bucket: int) -> Snapshot:
+    snap = collect_snapshot(get_database(), get_settings())
+    kept = _history_of_snapshots()
+    if "current" in kept:
+        kept["previous"] = kept["current"]
+    kept["current"] = snap
+    return snap
+
+
+def load_snapshot() -> Snapshot:
+    """The snapshot to show: from ``DBOPS_DASHBOARD_SNAPSHOT_FILE``, or collected live.
+
+    A live snapshot is reused for ``dashboard_cache_ttl_s`` seconds by every page and viewer.
+
+    Raises:
+        DbopsError: the database cannot be reached at all (the app shows it as an error note).
+    """
+    settings = get_settings()
+    path = _snapshot_file(settings)
+    if path is not None:
+        return _snapshot_from_file(str(path), path.stat().st_mtime)
+    ttl = settings.dashboard_cache_ttl_s
+    bucket = int(time.time() // ttl) if ttl > 0 else time.monotonic_ns()
+    return _collect(bucket)
+
+
+def previous_snapshot(current: Snapshot) -> Snapshot | None:
+    """The live snapshot collected before ``current``, if this process has one."""
+    kept = _history_of_snapshots()
+    prev = kept.get("previous")
+    if prev is None or prev.taken_at >= current.taken_at:
+        return None
+    return prev
+
+
+def xact_rate(current: Snapshot) -> float | None:
+    """Transactions per second (commits + rollbacks) between the last two snapshots."""
+    prev = previous_snapshot(current)
+    if prev is None or prev.database is None or current.database is None:
+        return None
+    a, b = prev.database, current.database
+    if None in (a.commits, a.rollbacks, b.commits, b.rollbacks):
+        return None
+    seconds = (current.taken_at - prev.taken_at).total_seconds()
+    if seconds <= 0:
+        return None
+    done = (b.commits or 0) + (b.rollbacks or 0) - (a.commits or 0) - (a.rollbacks or 0)
+    return max(done, 0) / seconds
+
+
+def findings() -> list[Finding]:
+    """The health findings of the current snapshot, worst first."""
+    found = evaluate(load_snapshot(), get_settings())
+    return sorted(found, key=lambda f: -f.severity.rank)
+
+
+# ---------------------------------------------------------------------------- privacy
+def mask_email(email: str) -> str:
+    """``alice@example.com`` -> ``a***@example.com`` (unless ``dashboard_show_emails``)."""
+    if get_settings().dashboard_show_emails:
+        return email
+    local, sep, domain = email.partition("@")
+    if not sep:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+# ------------------------------------------------------------------------ service reads
+def _live_only() -> Note | None:
+    if _snapshot_file(get_settings()) is not None:
+        return Note("This panel needs a live database (the dashboard shows a snapshot file).")
+    return None
+
+
+def search_teams(q: str, *, limit: int = 20) -> pd.DataFrame | Note:
+    """Teams matching ``q`` through :meth:`TeamService.search_teams` (columns below)."""
+    note = _live_only()
+    if note is not None:
+        return note
+    try:
+        matches = TeamService(get_database()).search_teams(ACTOR, q, limit=limit)
+    except DbopsError as exc:
+        return Note(str(exc), warning=True)
+    rows = [
+        {
+            "id": str(m.team.id),
+            "name": m.team.name,
+            "slug": m.team.slug,
+            "created": m.team.created_at,
+            "match": "exact" if m.exact else "similar",
+        }
+        for m in matches
+    ]
+    return pd.DataFrame(rows, columns=["id", "name", "slug", "created", "match"])
+
+
+def team_members(team_id: str) -> pd.DataFrame | Note:
+    """Members of a team through :meth:`MembershipService.members`, e-mails masked."""
+    note = _live_only()
+    if note is not None:
+        return note
+    try:
+        members = MembershipService(get_database()).members(ACTOR, uuid.UUID(team_id))
+    except (DbopsError, ValueError) as exc:
+        return Note(str(exc), warning=True)
+    rows = [
+        {
+            "name": m.display_name,
+            "email": mask_email(m.email),
+            "role": str(m.role),
+            "joined": m.joined_at,
+        }
+        for m in members
+    ]
+    return pd.DataFrame(rows, columns=["name", "email", "role", "joined"])
+
+
+# ------------------------------------------------------------------ history and EXPLAIN
+def _optional(module: str) -> Any | None:
+    """A dbops module built by another part of the project, or ``None`` when absent."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def statement_series(queryid: int, *, since: datetime | None = None) -> pd.DataFrame | Note:
+    """A statement's captured history: ``captured_at``, calls/s, mean latency (ms), rows."""
+    note = _live_only()
+    if note is not None:
+        return note
+    history = _optional("dbops.monitoring.history")
+    if history is None:
+        return Note(NO_HISTORY)
+    try:
+        points = history.statement_series(get_database(), queryid, since=since)
+    except Exception as exc:  # history not captured yet, schema missing, feature off
+        return Note(f"{NO_HISTORY} ({exc})")
+    if not points:
+        return Note(NO_HISTORY)
+    return pd.DataFrame(
+        [
+            {
+                "captured_at": p.captured_at,
+                "calls_per_s": p.calls_per_s,
+                "mean_exec_time_ms": p.mean_exec_time_ms,
+                "calls": p.calls,
+                "rows": p.rows,
+            }
+            for p in points
+        ]
+    )
+
+
+def table_growth(*, since: datetime | None = None, limit: int = 10) -> pd.DataFrame | Note:
+    """Table sizes over time from the history (``captured_at``, ``table``, ``total_bytes``)."""
+    note = _live_only()
+    if note is not None:
+        return note
+    history = _optional("dbops.monitoring.history")
+    if history is None:
+        return Note(NO_HISTORY)
+    try:
+        points = history.table_growth(get_database(), since=since, limit=limit)
+    except Exception as exc:  # history not captured yet, schema missing, feature off
+        return Note(f"{NO_HISTORY} ({exc})")
+    if not points:
+        return Note(NO_HISTORY)
+    return pd.DataFrame([_as_dict(p) for p in points])
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields is not None:
+        return {name: getattr(value, name) for name in fields}
+    return dict(value)
+
+
+def explain(query: str, *, analyze: bool = False) -> str | Note:
+    """The plan of ``query`` through ``dbops monitor explain``'s safe path (read-only)."""
+    note = _live_only()
+    if note is not None:
+        return note
+    module = _optional("dbops.monitoring.explain")
+    if module is None:
+        return Note("EXPLAIN is not available in this version of dbops.")
+    try:
+        result = module.explain(get_database(), query, settings=get_settings(), analyze=analyze)
+    except Exception as exc:  # refused as unsafe, parameters missing, timed out
+        return Note(f"EXPLAIN failed: {exc}", warning=True)
+    return str(result.text)
+
+
+@st.cache_data(ttl=60, show_spinner="Verifying index candidates with the planner…")
+def _advice(taken_at: datetime) -> tuple[list[dict[str, Any]], str | None]:
+    from dbops.monitoring.advice import advise_report
+
+    snap = load_snapshot()
+    if snap.statements is None:
+        return [], "No statements collected, so no index advice."
+    try:
+        with get_database().connection() as conn:
+            report = advise_report(conn, snap.statements.top, settings=get_settings())
+    except Exception as exc:
+        hint = getattr(exc, "hint", None)
+        message = getattr(exc, "message", None) or str(exc)
+        return [], f"Index advice unavailable: {message}" + (f" ({hint})" if hint else "")
+    rows = [
+        {
+            "table": f"{s.schema}.{s.table}",
+            "columns": ", ".join(s.columns),
+            "cost_before": max(g.cost_before for g in s.statements),
+            "cost_after": min(g.cost_after for g in s.statements),
+            "statements": len(s.statements),
+            "saved_ms": s.saved_ms,
+            "write_ms": s.write_ms,
+            "create_sql": s.create_sql,
+            "reason": s.reason,
+        }
+        for s in report.suggestions
+    ]
+    return rows, None
+
+
+def index_advice() -> pd.DataFrame | Note:
+    """Planner-verified index suggestions (hypopg) with cost before/after and the DDL."""
+    note = _live_only()
+    if note is not None:
+        return note
+    rows, problem = _advice(load_snapshot().taken_at)
+    if problem is not None:
+        return Note(problem)
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Dashboard pages: each renders one topic from dashboard.data, none holds SQL."""

@@ -1,0 +1,63 @@
+"""Overview: health findings and the headline numbers."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import components as c
+from dashboard import data
+
+
+def main() -> None:
+    """Render the page."""
+    st.title("Overview")
+    snap = c.current_snapshot()
+    db, act, pool = snap.database, snap.activity, snap.pool
+
+    cols = st.columns(6)
+    with cols[0]:
+        c.metric("Database size", c.size_fmt(db.size_bytes if db else None))
+    with cols[1]:
+        rate = data.xact_rate(snap)
+        c.metric(
+            "Transactions/s",
+            "-" if rate is None else f"{rate:,.1f}",
+            "Commits + rollbacks between the last two snapshots (needs two).",
+        )
+    with cols[2]:
+        ratio = db.cache_hit_ratio() if db else None
+        c.metric("Cache hit", "-" if ratio is None else f"{ratio:.2%}")
+    with cols[3]:
+        used = act.total if act else None
+        most = act.max_connections if act else None
+        c.metric("Connections", f"{used if used is not None else '-'} / {most or '-'}")
+    with cols[4]:
+        c.metric(
+            "Pool in use / waiting",
+            "-" if pool is None else f"{pool.in_use()} / {pool.waiting}",
+        )
+    with cols[5]:
+        top = snap.statements.top if snap.statements else ()
+        slowest = max(top, key=lambda q: q.mean_exec_time_ms, default=None)
+        c.metric(
+            "Slowest statement",
+            "-" if slowest is None else f"{slowest.mean_exec_time_ms:,.1f} ms",
+            None if slowest is None else (slowest.query or "")[:200],
+        )
+
+    st.subheader("Health checks")
+    found = data.findings()
+    show_ok = st.toggle("Show passing checks", value=False)
+    c.findings_table(found, include_ok=show_ok)
+
+    if snap.errors:
+        st.subheader("Collector errors")
+        c.collector_note(snap, *{e.collector for e in snap.errors})
+    if snap.server is not None:
+        st.caption(
+            f"PostgreSQL {snap.server.version} · database `{snap.server.database}` · "
+            f"role `{snap.server.current_user}`" + (" · standby" if snap.server.in_recovery else "")
+        )
+
+
+main()

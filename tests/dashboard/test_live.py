@@ -1,0 +1,224 @@
+"""The dashboard against the real test database: content the test made happen shows up."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from dbops.config import to_libpq_url
+from dbops.db import Database
+from dbops.ops.roles import ensure_readonly_role
+from dbops.services import Actor, TeamService, UserService
+from tests.dashboard.conftest import PAGES, app, texts
+
+ADMIN = Actor.system("dashboard-test")
+UNUSED_INDEX = "dash_probe_unused_idx"
+
+
+@pytest.fixture
+def seeded(clean_db: Database, migrated: str) -> Iterator[dict[str, str]]:
+    """A team with two members, a probe statement and an index nothing uses."""
+    users = UserService(clean_db)
+    teams = TeamService(clean_db)
+    owner = users.create(
+        ADMIN, email="alice.dash@example.com", password="correct horse 1", display_name="Alice"
+    )
+    team = teams.create(ADMIN, name="Zanzibar Dashboards", slug="zanzibar-dash", owner_id=owner.id)
+    with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
+        conn.execute(f"CREATE INDEX {UNUSED_INDEX} ON teams (updated_at, name)")
+        for _ in range(3):
+            conn.execute("SELECT pg_sleep(0.1) FROM (VALUES (1)) AS dashboard_probe (x)")
+    yield {"team_id": str(team.id), "email": owner.email}
+    with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
+        conn.execute(f"DROP INDEX IF EXISTS {UNUSED_INDEX}")
+
+
+def test_pages_show_what_the_test_did(
+    seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    at = app()
+    at.run()
+    assert not at.exception, at.exception
+    shown: dict[str, str] = {}
+    for page in PAGES:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, at.exception)
+        shown[page] = texts(at)
+    assert "dashboard_probe" in shown["pages/queries.py"]
+    assert UNUSED_INDEX in shown["pages/indexes.py"]
+
+    at.switch_page("pages/teams.py").run()
+    at.text_input(key="team-q").input("Zanzibar").run()
+    assert not at.exception, at.exception
+    page = texts(at)
+    assert "Zanzibar Dashboards" in page
+    assert "a***@example.com" in page
+    assert seeded["email"] not in page
+
+
+def test_unused_index_is_in_the_unused_tab(
+    seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    at = app()
+    at.run()
+    at.switch_page("pages/indexes.py").run()
+    assert not at.exception
+    unused_tab = at.tabs[0]
+    frames = [df.value for df in unused_tab.dataframe]
+    assert any(UNUSED_INDEX in set(df["index"]) for df in frames)
+    assert any(f"DROP INDEX CONCURRENTLY {UNUSED_INDEX};" in c.value for c in unused_tab.code)
+
+
+def test_emails_shown_when_the_setting_allows(
+    seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import data
+
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    monkeypatch.setenv("DBOPS_DASHBOARD_SHOW_EMAILS", "true")
+    members = data.team_members(seeded["team_id"])
+    assert not isinstance(members, data.Note)
+    assert list(members["email"]) == [seeded["email"]]
+
+
+def test_mask_email() -> None:
+    from dashboard import data
+
+    assert data.mask_email("alice@example.com") == "a***@example.com"
+    assert data.mask_email("not-an-email") == "***"
+
+
+def _write_fails(database: Database) -> str:
+    with pytest.raises(Exception) as info, database.connection() as conn:
+        conn.execute(
+            "INSERT INTO teams (id, name, slug) VALUES (%(id)s, 'x', %(slug)s)",
+            {"id": uuid.uuid4(), "slug": f"x-{uuid.uuid4().hex[:8]}"},
+        )
+    return str(info.value)
+
+
+def test_dashboard_database_is_read_only(
+    clean_db: Database, migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import data
+
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    message = _write_fails(data.get_database())
+    assert "read-only transaction" in message
+
+
+def test_readonly_role_cannot_write_even_when_asking_for_read_write(
+    clean_db: Database, migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import data
+
+    password = uuid.uuid4().hex
+    name = ensure_readonly_role(clean_db, f"ro_{uuid.uuid4().hex[:8]}", password=password)
+    ensure_readonly_role(clean_db, name, password=password)  # idempotent
+    role_url = migrated.replace("://postgres@", f"://{name}:{password}@", 1)
+    try:
+        with psycopg.connect(to_libpq_url(role_url)) as conn:
+            conn.execute("SET TRANSACTION READ WRITE")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("UPDATE teams SET name = name")
+        monkeypatch.setenv("DATABASE_URL", migrated)
+        monkeypatch.setenv("DBOPS_DASHBOARD_DATABASE_URL", role_url)
+        database = data.get_database()
+        assert database.dsn.redacted.count(name) == 1
+        assert "read-only transaction" in _write_fails(database)
+        snap = data.load_snapshot()
+        assert snap.server is not None
+        assert snap.server.current_user == name
+        assert snap.statements is not None
+        assert snap.tables is not None
+        assert snap.data is not None
+    finally:
+        data.close_all()
+        with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {name}")
+            conn.execute(f"DROP ROLE {name}")
+
+
+def test_history_and_explain_contracts_feed_the_statement_detail(
+    seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Coded against dbops.monitoring.history / .explain: fakes of those contracts render."""
+    import dataclasses
+    import sys
+    import types
+    from datetime import UTC, datetime, timedelta
+
+    @dataclasses.dataclass(frozen=True)
+    class StatementPoint:
+        captured_at: datetime
+        interval_s: float
+        calls: int
+        calls_per_s: float
+        total_exec_time_ms: float
+        mean_exec_time_ms: float
+        rows: int
+
+    @dataclasses.dataclass(frozen=True)
+    class ExplainResult:
+        text: str
+
+    seen: dict[str, object] = {}
+    now = datetime.now(UTC)
+
+    def statement_series(db, queryid, *, since=None):
+        seen["queryid"] = queryid
+        return tuple(
+            StatementPoint(now - timedelta(minutes=i), 60.0, 60, 1.0, 6.0, 0.1, 60)
+            for i in range(5)
+        )
+
+    def explain(db, sql, *, settings, analyze=False):
+        seen["sql"] = sql
+        return ExplainResult("Result  (cost=0.00..0.01 rows=1 width=4) PLAN-MARKER")
+
+    history = types.ModuleType("dbops.monitoring.history")
+    history.statement_series = statement_series  # type: ignore[attr-defined]
+    explainer = types.ModuleType("dbops.monitoring.explain")
+    explainer.explain = explain  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dbops.monitoring.history", history)
+    monkeypatch.setitem(sys.modules, "dbops.monitoring.explain", explainer)
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    at = app()
+    at.run()
+    at.switch_page("pages/queries.py").run()
+    assert not at.exception
+    assert isinstance(seen["queryid"], int)
+    assert not any("No history captured" in i.value for i in at.info)
+    explain_button = next(b for b in at.button if b.label == "EXPLAIN")
+    explain_button.click().run()
+    assert not at.exception
+    assert any("PLAN-MARKER" in c.value for c in at.code)
+    assert isinstance(seen["sql"], str)
+
+
+def test_missing_history_is_a_note(
+    seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("relation dbops_monitor.statements does not exist")
+
+    history = types.ModuleType("dbops.monitoring.history")
+    history.statement_series = broken  # type: ignore[attr-defined]
+    history.table_growth = broken  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dbops.monitoring.history", history)
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    at = app()
+    at.run()
+    for page in ("pages/queries.py", "pages/tables.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert any("No history captured yet" in i.value for i in at.info), page

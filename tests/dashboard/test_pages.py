@@ -1,0 +1,110 @@
+"""Every dashboard page renders the canned snapshots without an exception."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dbops.monitoring import Snapshot
+from tests.dashboard.conftest import PAGES, ROOT, app, texts, write_snapshot
+from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
+
+
+def _render_all(snapshot_file: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("DBOPS_DASHBOARD_SNAPSHOT_FILE", str(snapshot_file))
+    at = app()
+    at.run()
+    assert not at.exception, at.exception
+    shown: dict[str, str] = {}
+    for page in PAGES:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, at.exception)
+        shown[page] = texts(at)
+    return shown
+
+
+@pytest.mark.parametrize(
+    "make", [healthy_snapshot, degraded_snapshot, partial_snapshot], ids=lambda f: f.__name__
+)
+def test_every_page_renders(make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    snap: Snapshot = make()
+    shown = _render_all(write_snapshot(tmp_path / "snap.json", snap), monkeypatch)
+    for page, text in shown.items():
+        assert "Traceback" not in text, page
+
+
+def test_healthy_overview_says_all_checks_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = _render_all(write_snapshot(tmp_path / "s.json", healthy_snapshot()), monkeypatch)
+    assert "All checks pass." in shown["pages/overview.py"]
+    assert "SELECT * FROM users WHERE id = $1" in shown["pages/queries.py"]
+
+
+def test_degraded_overview_lists_findings_with_hints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = degraded_snapshot()
+    shown = _render_all(write_snapshot(tmp_path / "s.json", snap), monkeypatch)
+    overview = shown["pages/overview.py"]
+    assert "critical" in overview
+    assert "zero_owner_teams" in overview
+    assert "All checks pass." not in overview
+
+
+def test_failed_collectors_are_notes_on_their_panels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = _render_all(write_snapshot(tmp_path / "s.json", partial_snapshot()), monkeypatch)
+    assert "pg_stat_statements is not installed" in shown["pages/queries.py"]
+    assert "CREATE EXTENSION pg_stat_statements;" in shown["pages/queries.py"]
+    assert "timed out after 5 ms" in shown["pages/indexes.py"]
+    assert "Collector `statements` failed" in shown["pages/overview.py"]
+
+
+def test_missing_snapshot_file_is_an_error_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBOPS_DASHBOARD_SNAPSHOT_FILE", str(tmp_path / "absent.json"))
+    at = app()
+    at.run()
+    assert not at.exception
+    assert any("No snapshot" in e.value for e in at.error)
+
+
+def test_live_only_panels_say_so_on_a_snapshot_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "DBOPS_DASHBOARD_SNAPSHOT_FILE",
+        str(write_snapshot(tmp_path / "s.json", healthy_snapshot())),
+    )
+    at = app()
+    at.run()
+    at.switch_page("pages/teams.py")
+    at.run()
+    at.text_input(key="team-q").input("acme").run()
+    assert not at.exception
+    assert any("needs a live database" in e.value for e in at.info)
+
+
+def test_error_details_are_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+    st.set_option("client.showErrorDetails", True)
+    snapshot_file = write_snapshot(tmp_path / "s.json", healthy_snapshot())
+    monkeypatch.setenv("DBOPS_DASHBOARD_SNAPSHOT_FILE", str(snapshot_file))
+    at = app()
+    at.run()
+    assert st.get_option("client.showErrorDetails") in (False, "none")
+
+
+def test_loopback_config_ships_with_the_repo() -> None:
+    import tomllib
+
+    for where in (ROOT / ".streamlit", ROOT / "dashboard" / ".streamlit"):
+        config = tomllib.loads((where / "config.toml").read_text())
+        assert config["server"]["address"] == "127.0.0.1"
+        assert config["client"]["showErrorDetails"] is False
