@@ -45,6 +45,7 @@ app.command("status")(monitor.status)
 for _name, _command in schema.COMMANDS.items():
     app.command(_name)(_command)
 app.command("seed")(data.seed)
+app.command("workload")(data.workload)
 app.add_typer(db_app, name="db")
 app.add_typer(schema.schema_app, name="schema")
 

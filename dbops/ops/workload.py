@@ -14,6 +14,7 @@ is kept, so that a long-running workload survives a database restart.
 from __future__ import annotations
 
 import collections
+import contextlib
 import random
 import secrets
 import threading
@@ -191,7 +192,7 @@ class _Mix:
     def _login(self, rng: random.Random) -> None:
         _, email = self._user(rng)
         wrong = rng.random() < WRONG_PASSWORD_SHARE
-        password = "not-the-password" if wrong else DEMO_PASSWORD  # noqa: S105 - demo data
+        password = "not-the-password" if wrong else DEMO_PASSWORD
         self.users.authenticate(self.system, email, password)
 
     def _user_by_email(self, rng: random.Random) -> None:
@@ -253,9 +254,7 @@ class _Mix:
         team = self._team(rng)
         owner_id = rng.choice(team.owners)
         owner = Actor.user(owner_id)
-        plain = [
-            m.user_id for m in self.members.members(owner, team.id) if m.role is Role.MEMBER
-        ]
+        plain = [m.user_id for m in self.members.members(owner, team.id) if m.role is Role.MEMBER]
         if not plain:
             return
         user_id = rng.choice(plain)
@@ -282,10 +281,8 @@ class _Mix:
         with self._created_lock:
             created, self._created = list(self._created), collections.deque()
         for team_id, owner_id in created:
-            try:
+            with contextlib.suppress(*EXPECTED_ERRORS):
                 self.teams.delete(Actor.user(owner_id), team_id)
-            except EXPECTED_ERRORS:
-                pass
 
 
 def _population(db: Database, cache: QueryCache) -> _Population:

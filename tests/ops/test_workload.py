@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -24,11 +23,11 @@ STATEMENT_CALLS = (
 
 
 @pytest.fixture
-def seeded(clean_db: Database, database_url: str) -> Iterator[Database]:
+def seeded(clean_db: Database, database_url: str) -> Database:
     seed(clean_db, users=50, teams=5, seed=7)
     with psycopg.connect(to_libpq_url(database_url), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    yield clean_db
+    return clean_db
 
 
 def _calls(database_url: str, like: str) -> int:
