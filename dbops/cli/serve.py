@@ -361,7 +361,10 @@ def serve(
             exporter.close()
             if dashboard is not None:
                 dashboard.stop(settings.serve_stop_timeout_s)
-    say("stopped: workload, scheduler, exporter and dashboard")
+    stopped = ["workload", "exporter"]
+    stopped += ["scheduler"] if scheduler is not None else []
+    stopped += ["dashboard"] if dashboard is not None else []
+    say(f"stopped: {', '.join(stopped)}")
 
 
 def _wait(stop: threading.Event, dashboard: Dashboard | None) -> None:
