@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status, response.read().decode()
 
 
@@ -263,7 +263,7 @@ def test_scheduler_runs_history_capture_on_its_interval(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     history = _History()
-    settings = _FastSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = _FastSettings(_env_file=None)
     scheduler = start_scheduler(object(), settings, history=history)  # type: ignore[arg-type]
     assert scheduler is not None
     time.sleep(0.9)
@@ -280,7 +280,7 @@ def test_a_failing_capture_is_a_note_and_the_schedule_goes_on(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     history = _History(fail=True)
-    settings = _FastSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = _FastSettings(_env_file=None)
     scheduler = start_scheduler(object(), settings, history=history)  # type: ignore[arg-type]
     assert scheduler is not None
     time.sleep(0.5)
