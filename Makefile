@@ -12,8 +12,8 @@ help:  ## list targets
 setup:  ## system packages (PostGIS), uv and the locked Python environment
 	@scripts/bootstrap.sh
 
-run: setup  ## embedded PostgreSQL + migrations + demo data + status summary
-	$(UV) run dbops up
+run: setup  ## embedded PostgreSQL + migrations + demo data, then workload, exporter, dashboard (Ctrl-C stops)
+	$(UV) run dbops up --serve
 
 test: setup  ## the whole test suite against private PostgreSQL clusters
 	$(UV) run pytest

@@ -333,6 +333,37 @@ class Settings(BaseSettings):
         description="Show e-mail addresses in full; off: masked as `a***@example.com`.",
     )
 
+    # The main job's long-running mode (`dbops up --serve`) and the workload (dbops.ops.workload).
+    serve_exporter_port: int = Field(
+        default=9187,
+        ge=1,
+        le=65535,
+        description="Port of the Prometheus exporter `dbops up --serve` starts on 127.0.0.1.",
+    )
+    serve_dashboard_port: int = Field(
+        default=8501,
+        ge=1,
+        le=65535,
+        description="Port of the Streamlit dashboard `dbops up --serve` starts on 127.0.0.1.",
+    )
+    serve_dashboard_app: Path = Field(
+        default=Path("dashboard/app.py"),
+        description="Streamlit app file `dbops up --serve` runs (skipped with a note if missing).",
+    )
+    serve_stop_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="On Ctrl-C, how long the dashboard gets to exit before it is killed.",
+    )
+    workload_rate: float = Field(
+        default=20.0,
+        gt=0,
+        description="Operations per second of the background workload of `dbops up --serve`.",
+    )
+    workload_threads: int = Field(
+        default=2, ge=1, description="Threads of the workload (each holds one connection)."
+    )
+
     @field_validator("application_name")
     @classmethod
     def _ascii_name(cls, value: str) -> str:

@@ -46,6 +46,7 @@ app.command("exporter")(monitor.exporter)
 for _name, _command in schema.COMMANDS.items():
     app.command(_name)(_command)
 app.command("seed")(data.seed)
+app.command("workload")(data.workload)
 app.add_typer(db_app, name="db")
 app.add_typer(schema.schema_app, name="schema")
 app.add_typer(monitor.monitor_app, name="monitor")

@@ -1,4 +1,4 @@
-"""`dbops seed` and `dbops up`: demo data, and the main job (database, schema, data, status)."""
+"""`dbops seed`, `dbops up [--serve]` and `dbops workload`: demo data, the main job, a load."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from dbops.db import Database
     from dbops.errors import WouldReplaceData
     from dbops.ops.seed import SeedResult
+    from dbops.ops.workload import WorkloadResult
 
-__all__ = ["seed", "up"]
+__all__ = ["seed", "up", "workload"]
 
 #: Demo data of `dbops up` (the README's main job).
 UP_USERS = 10_000
@@ -149,11 +150,28 @@ def up(
             help="Load demo data. Default: yes for the embedded cluster, no for DATABASE_URL.",
         ),
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then keep running until Ctrl-C: a workload through the services, the "
+            "exporter (/metrics), the dashboard and the scheduled history capture.",
+        ),
+    ] = False,
 ) -> None:
-    """The main job: database (embedded unless DATABASE_URL), migrations, demo data, status."""
+    """The main job: database (embedded unless DATABASE_URL), migrations, demo data, status.
+
+    With --serve it goes on running (`make run`): workload, exporter and dashboard on
+    127.0.0.1, history capture on a schedule; Ctrl-C stops all of it.
+    """
     from dbops.ops import migrate as ops_migrate
 
     settings = _target.settings()
+    if serve:
+        from dbops.cli.serve import check_port
+
+        # Before any work: a taken port is a one-line error naming the setting to change.
+        check_port(settings.serve_exporter_port, what="the exporter", setting="serve_exporter_port")
     if demo_data is None:
         # Never put fake users into a database someone else runs unless they ask for it.
         demo_data = settings.embedded
@@ -181,4 +199,76 @@ def up(
         else:
             say("demo data skipped (DATABASE_URL is set; pass --demo-data to load it)")
         report = collect(db)
-    print_status(report)
+        print_status(report)
+        if serve:
+            from dbops.cli.serve import serve as run_serve
+
+            run_serve(db, settings, dsn)
+
+
+def _print_workload(result: WorkloadResult) -> None:
+    """The workload summary: one row per kind, then the totals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"workload: {result.duration_s:.1f} s, {result.threads} threads")
+    for column in ("kind", "ops", "ops/s", "expected errors", "unexpected"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind in sorted(result.ops, key=lambda k: -result.ops[k]):
+        table.add_row(
+            kind,
+            f"{result.ops[kind]:,}",
+            f"{result.ops[kind] / result.duration_s:.1f}",
+            f"{result.errors.get(kind, 0):,}",
+            f"{result.unexpected.get(kind, 0):,}",
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        f"{result.total:,}",
+        f"{result.rate:.1f}",
+        f"{sum(result.errors.values()):,}",
+        f"{sum(result.unexpected.values()):,}",
+    )
+    Console(highlight=False).print(table)
+    say(f"achieved {result.rate:.1f} operations/s of {result.target_rate:g} asked")
+    if result.last_unexpected is not None:
+        say(f"last unexpected error: {result.last_unexpected}")
+
+
+def workload(
+    duration: Annotated[float, typer.Option("--duration", min=0.1, help="Seconds to run.")] = 10.0,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate", min=0.1, help="Operations per second (default: DBOPS_WORKLOAD_RATE)."
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Worker threads (default: DBOPS_WORKLOAD_THREADS)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed of the choices (default: random).")
+    ] = None,
+) -> None:
+    """Run a realistic mix through the services (sign-ins, lookups, role checks, writes).
+
+    Needs demo data (`dbops seed`). Expected errors (wrong passwords, races) are counted;
+    exits 1 when any unexpected error happened.
+    """
+    from dbops.ops.workload import run_workload
+
+    settings = _target.settings()
+    dsn = _target.dsn_to_change(settings)
+    with _target.database(settings, dsn) as db:
+        result = run_workload(
+            db,
+            duration_s=duration,
+            rate=rate if rate is not None else settings.workload_rate,
+            seed=seed,
+            threads=threads if threads is not None else settings.workload_threads,
+        )
+    _print_workload(result)
+    if result.unexpected:
+        raise typer.Exit(1)

@@ -1,0 +1,377 @@
+"""`dbops up --serve`: the long-running main job: workload, exporter, dashboard, scheduled jobs.
+
+After `dbops up` has the database migrated and seeded, :func:`serve` starts, on 127.0.0.1:
+
+- a small realistic workload through the services (:func:`dbops.ops.workload.run_workload`),
+  continuous at ``workload_rate`` until stopped, so the statements and pool panels have data;
+- the Prometheus exporter (:func:`dbops.exporter.make_server`) on ``serve_exporter_port``, with
+  the process's own pool and query-cache metrics next to the snapshot's;
+- the Streamlit dashboard (``streamlit run serve_dashboard_app``) on ``serve_dashboard_port`` as
+  a child process whose environment carries the database URL (skipped with a note when the app
+  file or Streamlit is missing);
+- an APScheduler ``BackgroundScheduler`` running history capture every
+  ``history_capture_interval_s`` (skipped with a note when ``dbops.monitoring.history`` is
+  missing).
+
+Ctrl-C (SIGINT) or SIGTERM stops all of it in reverse order: the workload threads are joined,
+the scheduler shut down, the exporter closed, the dashboard terminated (killed after
+``serve_stop_timeout_s``); the caller then closes the pool. A busy port is a one-line settings
+error that names the setting to change.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any
+
+from dbops.cli._render import note, say
+from dbops.errors import ConfigError, DbopsError
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from dbops.config import Settings
+    from dbops.db import Database, Dsn
+    from dbops.exporter import ExporterServer
+    from dbops.services import QueryCache
+
+__all__ = [
+    "HOST",
+    "Dashboard",
+    "check_port",
+    "dashboard_command",
+    "serve",
+    "start_exporter",
+    "start_scheduler",
+]
+
+#: Everything `dbops up --serve` starts listens on loopback only.
+HOST = "127.0.0.1"
+#: The module whose ``capture(db, settings)`` and ``prune(db, settings)`` the scheduler runs.
+HISTORY_MODULE = "dbops.monitoring.history"
+#: History capture interval when the settings have none (an older or newer settings block).
+DEFAULT_CAPTURE_INTERVAL_S = 60.0
+#: How often old history is pruned.
+PRUNE_INTERVAL_S = 3600.0
+#: Longest wait for the workload threads to finish their current operation.
+WORKLOAD_JOIN_S = 30.0
+#: Where the dashboard's output goes, under the dbops home.
+DASHBOARD_LOG = "dashboard.log"
+PORT_IN_USE = "port {port} on {host} is in use ({what}): set DBOPS_{setting} to a free port"
+
+
+# ------------------------------------------------------------------------------ ports
+def check_port(port: int, *, what: str, setting: str, host: str = HOST) -> None:
+    """Fail with a one-line settings error when ``host:port`` cannot be bound.
+
+    Raises:
+        ConfigError: the port is taken; the message names the setting that changes it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise _port_error(exc, port, what, setting, host) from None
+
+
+def _port_error(exc: OSError, port: int, what: str, setting: str, host: str) -> DbopsError:
+    if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+        message = PORT_IN_USE.format(port=port, host=host, what=what, setting=setting.upper())
+        return ConfigError(message)
+    return ConfigError(f"cannot listen on {host}:{port} ({what}): {exc.strerror}")
+
+
+# --------------------------------------------------------------------------- exporter
+def start_exporter(db: Database, settings: Settings, cache: QueryCache) -> ExporterServer:
+    """The exporter on ``serve_exporter_port``, serving in a thread, with app metrics too."""
+    from dbops.exporter import instrument, make_server
+
+    port = settings.serve_exporter_port
+    try:
+        server = make_server(settings, host=HOST, port=port, db=db)
+    except OSError as exc:
+        raise _port_error(exc, port, "the exporter", "serve_exporter_port", HOST) from None
+    instrument(server.registry, db=db, cache=cache)
+    return server.start()
+
+
+# -------------------------------------------------------------------------- dashboard
+def dashboard_command(app: Path, port: int) -> list[str]:
+    """``streamlit run`` of ``app`` on loopback, headless, without usage statistics."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        HOST,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+class Dashboard:
+    """A child process (the Streamlit server), stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path | None) -> None:
+        self.process = process
+        self.url = url
+        self.log = log
+
+    @classmethod
+    def launch(
+        cls, command: list[str], *, url: str, env: dict[str, str], log: Path | None
+    ) -> Dashboard:
+        """Start ``command`` with ``env``; its output goes to ``log`` (or is dropped)."""
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                )
+        else:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        return cls(process, url, log)
+
+    def running(self) -> bool:
+        """True while the child has not exited."""
+        return self.process.poll() is None
+
+    def stop(self, timeout_s: float) -> int:
+        """Terminate the child, kill it after ``timeout_s``; its exit code (negative: signal)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_dashboard(settings: Settings, dsn: Dsn) -> Dashboard | None:
+    """Streamlit on ``serve_dashboard_port``, or None with a note saying why it is skipped."""
+    app = settings.serve_dashboard_app
+    if not app.is_file():
+        note(f"dashboard skipped: no Streamlit app at {app} (set DBOPS_SERVE_DASHBOARD_APP)")
+        return None
+    if importlib.util.find_spec("streamlit") is None:
+        note("dashboard skipped: Streamlit is not installed in this environment")
+        return None
+    port = settings.serve_dashboard_port
+    check_port(port, what="the dashboard", setting="serve_dashboard_port")
+    env = {**os.environ, "DATABASE_URL": dsn.libpq, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "0"}
+    return Dashboard.launch(
+        dashboard_command(app, port),
+        url=f"http://{HOST}:{port}",
+        env=env,
+        log=settings.home / DASHBOARD_LOG,
+    )
+
+
+# -------------------------------------------------------------------------- scheduler
+def _history_module() -> ModuleType | None:
+    try:
+        return importlib.import_module(HISTORY_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != HISTORY_MODULE:
+            raise
+        return None
+
+
+def _job(name: str, call: Callable[[], object]) -> Callable[[], None]:
+    """A scheduled call whose failure is one note line, never a traceback or a dead scheduler."""
+
+    def run() -> None:
+        try:
+            call()
+        except Exception as exc:
+            note(f"{name} failed: {exc}")
+
+    return run
+
+
+def start_scheduler(
+    db: Database, settings: Settings, *, history: ModuleType | Any | None = None
+) -> BackgroundScheduler | None:
+    """An APScheduler ``BackgroundScheduler`` running history capture and pruning.
+
+    Args:
+        db: the database the jobs use.
+        settings: ``history_capture_interval_s`` (when the settings have it).
+        history: the history module (``capture(db, settings)``, ``prune(db, settings)``);
+            :data:`HISTORY_MODULE` by default.
+
+    Returns:
+        The started scheduler, or None (with a note) when there is nothing to schedule.
+    """
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    history = history if history is not None else _history_module()
+    if history is None:
+        note(f"history capture skipped: {HISTORY_MODULE} is not available in this version")
+        return None
+    interval = float(getattr(settings, "history_capture_interval_s", DEFAULT_CAPTURE_INTERVAL_S))
+    # Missed or overlapping runs collapse into one; a late run still runs.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+    now = datetime.now(UTC)
+    scheduler.add_job(
+        _job("history capture", lambda: history.capture(db, settings)),
+        "interval",
+        seconds=interval,
+        next_run_time=now,
+        id="history_capture",
+    )
+    if hasattr(history, "prune"):
+        scheduler.add_job(
+            _job("history prune", lambda: history.prune(db, settings)),
+            "interval",
+            seconds=PRUNE_INTERVAL_S,
+            next_run_time=now,
+            id="history_prune",
+        )
+    scheduler.start()
+    say(f"history capture: every {interval:g} s")
+    return scheduler
+
+
+# ---------------------------------------------------------------------------- signals
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT (Ctrl-C) and SIGTERM; restore the handlers afterwards."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# ------------------------------------------------------------------------------- main
+def _workload_thread(
+    db: Database, settings: Settings, cache: QueryCache, stop: threading.Event
+) -> threading.Thread:
+    from dbops.ops.workload import run_workload
+
+    def run() -> None:
+        try:
+            result = run_workload(
+                db,
+                duration_s=None,
+                rate=settings.workload_rate,
+                stop=stop,
+                cache=cache,
+                threads=settings.workload_threads,
+            )
+        except DbopsError as exc:
+            note(f"workload skipped: {exc}")
+            return
+        extra = f"; last unexpected error: {result.last_unexpected}" if result.unexpected else ""
+        say(
+            f"workload: {result.total:,} operations at {result.rate:.1f}/s, "
+            f"{sum(result.errors.values()):,} expected errors, "
+            f"{sum(result.unexpected.values()):,} unexpected{extra}"
+        )
+
+    thread = threading.Thread(target=run, name="dbops-workload", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve(
+    db: Database,
+    settings: Settings,
+    dsn: Dsn,
+    *,
+    stop: threading.Event | None = None,
+    history: ModuleType | Any | None = None,
+) -> None:
+    """Run workload, exporter, dashboard and scheduler until SIGINT/SIGTERM or ``stop``.
+
+    The caller owns ``db`` and closes it after this returns.
+
+    Raises:
+        ConfigError: a port is taken (the message names the setting that changes it).
+    """
+    from dbops.services import MemoryCache
+
+    stop = stop or threading.Event()
+    check_port(settings.serve_exporter_port, what="the exporter", setting="serve_exporter_port")
+    cache = MemoryCache(ttl_s=30)
+    with stop_on_signals(stop):
+        exporter = start_exporter(db, settings, cache)
+        dashboard: Dashboard | None = None
+        scheduler: BackgroundScheduler | None = None
+        workload_stop = threading.Event()
+        workload: threading.Thread | None = None
+        try:
+            dashboard = start_dashboard(settings, dsn)
+            workload = _workload_thread(db, settings, cache, workload_stop)
+            say(
+                f"workload: {settings.workload_rate:g} operations/s through the services "
+                f"({settings.workload_threads} threads)"
+            )
+            scheduler = start_scheduler(db, settings, history=history)
+            say(f"metrics: {exporter.url}/metrics")
+            if dashboard is not None:
+                say(f"dashboard: {dashboard.url}")
+            say("press Ctrl-C to stop")
+            _wait(stop, dashboard)
+            say("stopping ...")
+        finally:
+            workload_stop.set()
+            if workload is not None:
+                workload.join(WORKLOAD_JOIN_S)
+            if scheduler is not None:
+                scheduler.shutdown(wait=True)
+            exporter.close()
+            if dashboard is not None:
+                dashboard.stop(settings.serve_stop_timeout_s)
+    stopped = ["workload", "exporter"]
+    stopped += ["scheduler"] if scheduler is not None else []
+    stopped += ["dashboard"] if dashboard is not None else []
+    say(f"stopped: {', '.join(stopped)}")
+
+
+def _wait(stop: threading.Event, dashboard: Dashboard | None) -> None:
+    """Wait for ``stop``; say so once if the dashboard exits by itself meanwhile."""
+    watched = dashboard
+    while not stop.wait(0.5):
+        if watched is not None and not watched.running():
+            where = f" (see {watched.log})" if watched.log is not None else ""
+            note(f"the dashboard exited with code {watched.process.returncode}{where}")
+            watched = None

@@ -1,0 +1,329 @@
+"""`dbops up --serve`: workload, exporter, dashboard and scheduler, stopped cleanly by a signal."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from dbops.cli import app
+from dbops.cli.serve import Dashboard, check_port, serve, start_scheduler
+from dbops.config import Settings
+from dbops.db import Database, Dsn, EmbeddedCluster
+from dbops.errors import ConfigError
+from dbops.ops.seed import seed
+from tests.fixtures.db import make_settings
+
+DBOPS_SCRIPT = Path(sys.executable).parent / "dbops"
+HAS_STREAMLIT = importlib.util.find_spec("streamlit") is not None
+STAND_IN_APP = 'import streamlit as st\n\nst.title("stand-in dashboard")\n'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read().decode()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc; no psutil needed)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# ------------------------------------------------------------------- the real command
+@pytest.fixture
+def serve_home() -> Iterator[Path]:
+    """A tmp dir the postgres user can enter (the cluster runs as postgres under root)."""
+    tmp = Path(tempfile.mkdtemp(prefix="dbops-serve-"))
+    tmp.chmod(0o755)
+    yield tmp
+    EmbeddedCluster(tmp / "home").destroy()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _lines(stream, into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line)
+
+
+@pytest.mark.slow
+def test_up_serve_runs_everything_and_stops_on_ctrl_c(serve_home: Path) -> None:
+    metrics_port, dashboard_port = free_port(), free_port()
+    (serve_home / "app.py").write_text(STAND_IN_APP)
+    clean = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and "DBOPS_" not in k}
+    env = {
+        **clean,
+        "DBOPS_HOME": str(serve_home / "home"),
+        "DBOPS_SERVE_EXPORTER_PORT": str(metrics_port),
+        "DBOPS_SERVE_DASHBOARD_PORT": str(dashboard_port),
+        "DBOPS_SERVE_DASHBOARD_APP": str(serve_home / "app.py"),
+        "DBOPS_SERVE_STOP_TIMEOUT_S": "5",
+        "DBOPS_EXPORTER_MIN_INTERVAL_S": "0",
+    }
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(DBOPS_SCRIPT), "up", "--users", "50", "--teams", "5", "--no-progress", "--serve"],
+        cwd=serve_home,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out: queue.Queue[str] = queue.Queue()
+    err: queue.Queue[str] = queue.Queue()
+    readers = [
+        threading.Thread(target=_lines, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=_lines, args=(proc.stderr, err), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    seen: list[str] = []
+    try:
+        while "press Ctrl-C to stop\n" not in seen:
+            assert time.monotonic() - started < 120, "".join(seen)
+            assert proc.poll() is None, "".join(seen) + "".join(list(err.queue))
+            try:
+                seen.append(out.get(timeout=1))
+            except queue.Empty:
+                continue
+        text = "".join(seen)
+        assert f"metrics: http://127.0.0.1:{metrics_port}/metrics" in text
+        if HAS_STREAMLIT:
+            assert f"dashboard: http://127.0.0.1:{dashboard_port}" in text
+
+        status, body = get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200
+        assert "dbops_up 1.0" in body
+        # The workload goes through this process's pool: its request counter moves.
+        assert 'dbops_pool_requests_total{pool="dbops"}' in body
+        print(f"up --serve to /metrics with data: {time.monotonic() - started:.1f} s")
+
+        if HAS_STREAMLIT:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if get(f"http://127.0.0.1:{dashboard_port}/_stcore/health")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "the dashboard never answered"
+                time.sleep(0.5)
+        time.sleep(1.0)  # some workload
+        children = descendants(proc.pid)
+        if HAS_STREAMLIT:
+            assert children, "the dashboard is not a child process"
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0, "".join(list(err.queue))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for reader in readers:
+            reader.join(5)
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            stream.close()
+    time.sleep(0.2)
+    assert [pid for pid in children if alive(pid)] == []
+    rest = "".join(list(out.queue))
+    assert "stopped: workload, exporter" in rest
+    assert "0 unexpected" in rest, rest
+    notes = "".join(list(err.queue))
+    assert "Traceback" not in notes
+    if not HAS_STREAMLIT:
+        assert "dashboard skipped: Streamlit is not installed" in notes
+    # The port is free again.
+    check_port(metrics_port, what="the exporter", setting="serve_exporter_port")
+
+
+def test_a_taken_port_is_a_one_line_error_naming_the_setting(migrated: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            app,
+            ["up", "--serve"],
+            env={"DATABASE_URL": migrated, "DBOPS_SERVE_EXPORTER_PORT": str(port)},
+        )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"error: port {port} on 127.0.0.1 is in use (the exporter): "
+        "set DBOPS_SERVE_EXPORTER_PORT to a free port"
+    ]
+    assert result.stdout == ""  # nothing was done before the check
+
+
+def test_check_port_names_the_dashboard_setting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match="DBOPS_SERVE_DASHBOARD_PORT"):
+            check_port(port, what="the dashboard", setting="serve_dashboard_port")
+    check_port(port, what="the dashboard", setting="serve_dashboard_port")  # free again
+
+
+# ------------------------------------------------------------------------- the pieces
+def _launch(code: str) -> Dashboard:
+    dashboard = Dashboard.launch(
+        [sys.executable, "-c", code], url="http://127.0.0.1:1", env=dict(os.environ), log=None
+    )
+    time.sleep(0.5)  # let it install its handler
+    return dashboard
+
+
+def test_dashboard_stop_terminates_a_cooperative_child() -> None:
+    dashboard = _launch("import time; time.sleep(60)")
+    assert dashboard.running()
+    assert dashboard.stop(timeout_s=5) == -signal.SIGTERM
+    assert not dashboard.running()
+
+
+def test_dashboard_stop_kills_a_child_that_ignores_sigterm() -> None:
+    dashboard = _launch(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    )
+    started = time.monotonic()
+    assert dashboard.stop(timeout_s=0.5) == -signal.SIGKILL
+    assert time.monotonic() - started < 3
+
+
+class _History:
+    """A stand-in for dbops.monitoring.history: counts its calls, fails when told to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.captured = 0
+        self.pruned = 0
+        self.fail = fail
+
+    def capture(self, db: object, settings: object) -> SimpleNamespace:
+        self.captured += 1
+        if self.fail:
+            raise RuntimeError("capture broke")
+        return SimpleNamespace(rows=1)
+
+    def prune(self, db: object, settings: object) -> None:
+        self.pruned += 1
+
+
+class _FastSettings(Settings):
+    """Settings with the history interval the history module adds to the real ones."""
+
+    history_capture_interval_s: float = 0.2
+
+
+def test_scheduler_runs_history_capture_on_its_interval(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    history = _History()
+    settings = _FastSettings(_env_file=None)
+    scheduler = start_scheduler(object(), settings, history=history)  # type: ignore[arg-type]
+    assert scheduler is not None
+    time.sleep(0.9)
+    scheduler.shutdown(wait=True)
+    calls = history.captured
+    assert calls >= 3
+    assert history.pruned == 1
+    time.sleep(0.4)
+    assert history.captured == calls, "capture ran after shutdown"
+    assert "history capture: every 0.2 s" in capsys.readouterr().out
+
+
+def test_a_failing_capture_is_a_note_and_the_schedule_goes_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    history = _History(fail=True)
+    settings = _FastSettings(_env_file=None)
+    scheduler = start_scheduler(object(), settings, history=history)  # type: ignore[arg-type]
+    assert scheduler is not None
+    time.sleep(0.5)
+    scheduler.shutdown(wait=True)
+    assert history.captured >= 2
+    err = capsys.readouterr().err
+    assert "history capture failed: capture broke" in err
+    assert "Traceback" not in err
+
+
+def test_serve_in_process_until_stopped(
+    clean_db: Database, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(clean_db, users=50, teams=5, seed=11)
+    port = free_port()
+    settings = make_settings(
+        database_url,
+        serve_exporter_port=port,
+        serve_dashboard_app=tmp_path / "missing.py",
+        workload_rate=50,
+        exporter_min_interval_s=0,
+    )
+    history = _History()
+    stop = threading.Event()
+    answers: list[str] = []
+
+    def scrape_then_stop() -> None:
+        try:
+            time.sleep(1.0)
+            answers.append(get(f"http://127.0.0.1:{port}/metrics")[1])
+        finally:
+            stop.set()
+
+    threading.Thread(target=scrape_then_stop, daemon=True).start()
+    serve(clean_db, settings, Dsn.parse(database_url), stop=stop, history=history)
+
+    assert "dbops_up 1.0" in answers[0]
+    assert "dbops_cache" in answers[0] or "dbops_pool" in answers[0]
+    assert history.captured >= 1
+    captured = capsys.readouterr()
+    assert f"metrics: http://127.0.0.1:{port}/metrics" in captured.out
+    assert "press Ctrl-C to stop" in captured.out
+    assert "stopped: workload, exporter, scheduler" in captured.out
+    assert "0 unexpected" in captured.out
+    assert "dashboard skipped: no Streamlit app" in captured.err
+    check_port(port, what="the exporter", setting="serve_exporter_port")  # closed
