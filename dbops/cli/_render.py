@@ -15,17 +15,19 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from dbops.monitoring.checks import Finding
-    from dbops.monitoring.snapshot import Snapshot
+    from dbops.monitoring.snapshot import CaptureResult, PruneResult, Snapshot
     from dbops.monitoring.status import StatusReport
     from dbops.ops.migrate import RevisionInfo
 
 __all__ = [
     "SeedProgress",
+    "capture_line",
     "note",
     "print_findings",
     "print_history",
     "print_snapshot",
     "print_status",
+    "prune_line",
     "rev",
     "revision_line",
     "say",
@@ -258,6 +260,36 @@ def print_findings(findings: list[Finding]) -> None:
             Text(f.hint or ""),
         )
     _out().print(table)
+
+
+def capture_line(result: CaptureResult) -> str:
+    """One line for `dbops monitor capture`: a baseline, or N samples from M entries."""
+    if result.baseline:
+        line = f"capture {result.capture_id}: baseline of {result.entries} entries"
+    else:
+        line = (
+            f"capture {result.capture_id}: {result.samples} samples from {result.entries} entries"
+        )
+        if result.interval_s is not None:
+            line += f" over {result.interval_s:.1f} s"
+    line += f" in {result.duration_ms:.1f} ms"
+    extras = []
+    if result.new_statements:
+        extras.append(f"{result.new_statements} new statements")
+    if result.restarted:
+        extras.append(f"{result.restarted} restarted from zero")
+    if result.reset_detected:
+        extras.append("pg_stat_statements was reset")
+    return line + (f" ({', '.join(extras)})" if extras else "")
+
+
+def prune_line(result: PruneResult) -> str:
+    """One line for `dbops monitor prune`: what was deleted, older than the cutoff."""
+    return (
+        f"deleted {result.captures} captures, {result.statement_samples} statement samples, "
+        f"{result.database_samples} database samples, {result.table_samples} table samples "
+        f"and {result.statements} statement texts older than {result.cutoff.isoformat()}"
+    )
 
 
 def print_history(revisions: list[RevisionInfo]) -> None:

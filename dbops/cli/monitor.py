@@ -1,6 +1,8 @@
-"""`dbops status`, `dbops monitor snapshot|checks`, `dbops exporter`: read-only, never a change.
+"""`dbops status`, `dbops monitor ...`, `dbops exporter`: monitoring commands.
 
-These commands never start a stopped embedded cluster: they report it (exit 3).
+`status`, `exporter` and `monitor snapshot|checks|explain` are read-only and never start a
+stopped embedded cluster: they report it (exit 3). `monitor capture|prune` write the query
+history (schema ``dbops_monitor``), so they take the target like `dbops migrate` does.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dbops.cli import _target
-from dbops.cli._render import note, print_findings, print_snapshot, print_status
+from dbops.cli._render import (
+    capture_line,
+    note,
+    print_findings,
+    print_snapshot,
+    print_status,
+    prune_line,
+)
 
 if TYPE_CHECKING:
     from dbops.config import Settings
@@ -20,14 +29,26 @@ if TYPE_CHECKING:
     from dbops.monitoring.snapshot import Snapshot
     from dbops.monitoring.status import StatusReport
 
-__all__ = ["CRITICAL_EXIT", "checks", "collect", "exporter", "monitor_app", "snapshot", "status"]
+__all__ = [
+    "CRITICAL_EXIT",
+    "capture",
+    "checks",
+    "collect",
+    "explain",
+    "exporter",
+    "monitor_app",
+    "prune",
+    "snapshot",
+    "status",
+]
 
 #: Exit code of `dbops monitor checks` when a finding is critical (1-3 are dbops errors).
 CRITICAL_EXIT = 4
 
 monitor_app = typer.Typer(
     name="monitor",
-    help="Read-only monitoring: one snapshot of the database and this process, health checks.",
+    help="Monitoring: one snapshot of the database and this process, health checks, "
+    "safe EXPLAIN, and the query history (capture, prune).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -121,6 +142,66 @@ def checks(as_json: JsonOption = False, advice: AdviceOption = False) -> None:
         print_findings(findings)
     if overall is Severity.CRITICAL:
         raise typer.Exit(CRITICAL_EXIT)
+
+
+@monitor_app.command("explain")
+def explain(
+    sql_text: Annotated[
+        str,
+        typer.Argument(
+            metavar="SQL",
+            help="Exactly one SELECT, INSERT, UPDATE, DELETE or MERGE; $1 placeholders give a "
+            "generic plan.",
+        ),
+    ],
+    analyze: Annotated[
+        bool,
+        typer.Option(
+            "--analyze", help="Run it (EXPLAIN ANALYZE): a plain SELECT only, never a write."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON plan.")] = False,
+) -> None:
+    """The plan of one statement, in a read-only transaction that is rolled back.
+
+    Runs under statement_timeout (monitor_collector_timeout_ms).
+    """
+    from dbops.monitoring.explain import explain as explain_statement
+
+    settings = _target.settings()
+    dsn = _target.dsn_to_read(settings)
+    with _target.database(settings, dsn) as db:
+        result = explain_statement(db, sql_text, settings=settings, analyze=analyze)
+    if as_json:
+        typer.echo(result.plan_json)
+        return
+    typer.echo(result.text)
+    if result.generic:
+        note("generic plan: the text has $n parameters")
+
+
+@monitor_app.command("capture")
+def capture() -> None:
+    """Store what pg_stat_statements grew by since the last capture (never resets it)."""
+    from dbops.monitoring.history import capture as capture_history
+
+    settings = _target.settings()
+    dsn = _target.dsn_to_change(settings)
+    with _target.database(settings, dsn) as db:
+        result = capture_history(db, settings)
+    typer.echo(capture_line(result))
+
+
+@monitor_app.command("prune")
+def prune() -> None:
+    """Delete query history older than history_retention_days (the last capture stays)."""
+    from dbops.monitoring.history import prune as prune_history
+
+    settings = _target.settings()
+    dsn = _target.dsn_to_change(settings)
+    with _target.database(settings, dsn) as db:
+        result = prune_history(db, settings)
+    typer.echo(prune_line(result))
 
 
 def exporter(
