@@ -87,7 +87,12 @@ def test_read_only_monitor_commands_never_start_a_stopped_cluster(
     home = tmp_path / "home"
     monkeypatch.setenv("DBOPS_HOME", str(home))
     cluster = EmbeddedCluster(home, database="dbops")
-    for args in (["exporter", "--port", "0"], ["monitor", "snapshot"], ["monitor", "checks"]):
+    for args in (
+        ["exporter", "--port", "0"],
+        ["monitor", "snapshot"],
+        ["monitor", "checks"],
+        ["monitor", "explain", "SELECT 1"],
+    ):
         result = invoke(*args)
         assert result.exit_code == 3, result.output
         assert "no embedded cluster" in result.stderr
@@ -200,3 +205,42 @@ def test_checks_with_advice_but_no_hypopg_reports_a_collector_error(url: str) ->
     assert "suggested_indexes" not in findings
     (error,) = [f for f in findings["collector_errors"] if f["subject"] == "advice"]
     assert "CREATE EXTENSION hypopg" in (error["hint"] or "")
+
+
+# -------------------------------------------------------------------- explain, capture, prune
+def test_explain_prints_the_plan_and_json(url: str) -> None:
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE cli_ex (id int)")
+    result = invoke("monitor", "explain", "SELECT * FROM cli_ex WHERE id = 1")
+    assert result.exit_code == 0, result.output
+    assert "Seq Scan on cli_ex" in result.stdout
+    result = invoke("monitor", "explain", "--json", "--analyze", "SELECT count(*) FROM cli_ex")
+    assert result.exit_code == 0, result.output
+    assert "Execution Time" in json.loads(result.stdout)[0]
+
+
+def test_explain_refuses_analyze_of_a_write_in_one_line(url: str) -> None:
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE cli_ex (id int)")
+    result = invoke("monitor", "explain", "--analyze", "INSERT INTO cli_ex VALUES (1)")
+    assert result.exit_code not in (0, 2), result.output
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "refused for a statement that writes" in result.stderr
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM cli_ex").fetchone() == (0,)
+
+
+def test_capture_twice_then_prune(url: str) -> None:
+    assert invoke("migrate").exit_code == 0
+    first = invoke("monitor", "capture")
+    assert first.exit_code == 0, first.output
+    assert "baseline of" in first.stdout
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("SELECT 1 + 1")
+    second = invoke("monitor", "capture")
+    assert second.exit_code == 0, second.output
+    assert " samples from " in second.stdout
+    assert "baseline" not in second.stdout
+    pruned = invoke("monitor", "prune")
+    assert pruned.exit_code == 0, pruned.output
+    assert pruned.stdout.startswith("deleted 0 captures")
