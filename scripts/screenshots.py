@@ -1,0 +1,49 @@
+"""Screenshot every dashboard page of a running `make run` (README images) and print page times.
+
+    uv run python scripts/screenshots.py [--url http://127.0.0.1:8501] [--out docs/img]
+
+Uses Debian's chromium through Playwright (never `playwright install`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, PAGES
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8501")
+    parser.add_argument("--out", type=Path, default=Path("docs/img"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        for rounds in ("cold", "warm"):
+            for path, title, name in PAGES:
+                started = time.perf_counter()
+                page.goto(f"{args.url}/{path}")
+                page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+                page.wait_for_function(
+                    '!document.querySelector(\'[data-testid="stStatusWidget"] img, '
+                    '[data-testid="stSpinner"]\')',
+                    timeout=60_000,
+                )
+                elapsed = time.perf_counter() - started
+                print(f"{rounds:5} {name:10} {elapsed:6.2f} s")
+                if rounds == "warm":
+                    page.wait_for_timeout(1500)  # charts draw after the script finished
+                    errors = page.locator('[data-testid="stException"]').count()
+                    assert errors == 0, f"{name}: {errors} exception(s) on the page"
+                    page.screenshot(path=str(args.out / f"dashboard-{name}.png"), full_page=True)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
