@@ -50,7 +50,10 @@ ACTOR = Actor.system("dashboard")
 #: ``application_name`` of the dashboard's connections (shown on the Activity page).
 APPLICATION_NAME = "dbops-dashboard"
 
-NO_HISTORY = "No history captured yet: run `dbops monitor capture` (or `dbops up --serve`, which captures every minute)."
+NO_HISTORY = (
+    "No history captured yet: run `dbops monitor capture` "
+    "(or `dbops up --serve`, which captures every minute)."
+)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, PAGES
 
 
 def main() -> None:
+    """Load every page twice (cold, warm), screenshot the warm one."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8501")
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
