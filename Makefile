@@ -23,6 +23,7 @@ lint: setup  ## ruff, mypy, import contracts, squawk on every migration's SQL, a
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run lint-imports
+	$(UV) run nbstripout --verify notebooks/*.ipynb
 	$(UV) run python scripts/lint_migrations.py
 	cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts_test.yml
 

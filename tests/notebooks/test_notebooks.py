@@ -1,0 +1,150 @@
+"""Every notebook runs top to bottom against a seeded test database and shows its key output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import psycopg
+import pytest
+from nbclient import NotebookClient
+from psycopg import sql
+
+from dbops.db import EmbeddedCluster, open_database
+from dbops.ops.migrate import upgrade
+from dbops.ops.seed import seed
+from tests.fixtures.db import make_settings
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+
+#: An index the test creates and nothing scans: the index-health notebook must list it.
+UNUSED_INDEX = "ix_nb_probe_unused"
+
+#: Patterns each notebook must print or render, beyond running without an error.
+EXPECTED: dict[str, tuple[str, ...]] = {
+    "01_query_performance.ipynb": ("total_ms", "mean_ms", r"captured interval\(s\)"),
+    "02_index_health.ipynb": (rf"unused indexes: [^\n]*public\.{UNUSED_INDEX}\b", "would free"),
+    "03_teams_and_users.ipynb": ("signups", "zero-owner check: OK"),
+}
+
+
+def test_notebooks_exist() -> None:
+    assert {p.name for p in NOTEBOOKS} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_with_parameters_cell_and_without_outputs(path: Path) -> None:
+    book = nbformat.read(path, as_version=4)
+    code = [c for c in book.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), "first code cell must be tagged"
+    assert code[0].source.strip() == "database_url = None"
+    for cell in code:
+        assert cell.outputs == [], f"stored output in {path.name}: {cell.source[:60]!r}"
+        assert cell.execution_count is None
+
+
+#: What a code cell with SQL of its own, or a cursor, would contain.
+SQL_MARKERS = re.compile(
+    r"[\"']\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b|\.execute\(|psycopg", re.I
+)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_hold_no_sql(path: Path) -> None:
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            assert SQL_MARKERS.search(cell.source) is None, f"{path.name}: {cell.source[:80]!r}"
+
+
+@pytest.fixture(scope="module")
+def seeded_url(pg_cluster: EmbeddedCluster) -> Iterator[str]:
+    """A fresh database of its own (other tests share the main one): migrated, seeded."""
+    name = f"t_nb_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(pg_cluster.libpq_url(name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    url = pg_cluster.url(name)
+    settings = make_settings(url)
+    upgrade(url, settings, "head")
+    db = open_database(settings, url)
+    try:
+        seed(db, users=200, teams=20, seed=1, replace=True)
+    finally:
+        db.close()
+    with psycopg.connect(pg_cluster.libpq_url(name), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE INDEX {} ON teams (updated_at, name)").format(
+                sql.Identifier(UNUSED_INDEX)
+            )
+        )
+    yield url
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def _outputs_text(book: Any) -> str:
+    """Every stream, HTML and plain-text output of the executed notebook, joined."""
+    parts: list[str] = []
+    for cell in book.cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif out.output_type in ("execute_result", "display_data"):
+                for mime in ("text/html", "text/plain"):
+                    if mime in out.data:
+                        parts.append(str(out.data[mime]))
+    return "\n".join(parts)
+
+
+def _mimetypes(book: Any) -> set[str]:
+    return {
+        mime
+        for cell in book.cells
+        for out in cell.get("outputs", [])
+        if out.output_type in ("execute_result", "display_data")
+        for mime in out.data
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
+    book = nbformat.read(path, as_version=4)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
+    env["DATABASE_URL"] = seeded_url
+    env["DBOPS_HOME"] = str(tmp_path / "home")  # never the developer's embedded cluster
+    client = NotebookClient(
+        book,
+        kernel_name="python3",
+        timeout=120,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute(env=env)  # raises CellExecutionError on the first failing cell
+
+    errors = [
+        out for cell in book.cells for out in cell.get("outputs", []) if out.output_type == "error"
+    ]
+    assert errors == []
+    text = _outputs_text(book)
+    assert "<table" in text, "no DataFrame rendered"
+    # Altair's default renderer is HTML with vega-embed (JupyterLab's mimetype renderer also counts)
+    charted = "vegaEmbed" in text or any(
+        m.startswith("application/vnd.vegalite") for m in _mimetypes(book)
+    )
+    assert charted, "no Altair chart rendered"
+    for expected in EXPECTED[path.name]:
+        assert re.search(expected, text), f"{path.name}: {expected!r} not in the outputs"
+    # The notebook on disk is untouched (outputs stay stripped).
+    assert json.loads(path.read_text(encoding="utf-8")) == json.loads(
+        nbformat.writes(nbformat.read(path, as_version=4))
+    )
