@@ -121,10 +121,10 @@ def test_log_is_read_incrementally_and_bounded(
     first = resources._log_errors(resources.default_log_files(data_dir))
     assert first == (CountBy(key="22", count=3),)
     with log.open("ab") as fh:
-        fh.write(ok + line + line[:20])  # the half-written line waits
+        fh.write(ok + line + line[:40])  # the half-written line waits
     assert resources._log_errors([log]) == (CountBy(key="22", count=4),)
     with log.open("ab") as fh:
-        fh.write(line[20:])
+        fh.write(line[40:])
     assert resources._log_errors([log]) == (CountBy(key="22", count=5),)
     assert resources._log_errors([log]) == (CountBy(key="22", count=5),)  # nothing new
     log.unlink()
