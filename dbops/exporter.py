@@ -43,7 +43,7 @@ from dbops.db import Database, open_database
 from dbops.monitoring.checks import CHECKS, WRAPAROUND_LIMIT, Severity, evaluate
 from dbops.monitoring.collect import COLLECTORS, collect_snapshot
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
-from dbops.monitoring.snapshot import AppStat, CacheStat, PoolStat, Snapshot
+from dbops.monitoring.snapshot import AppStat, CacheStat, PoolStat, ResourceStat, Snapshot
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -336,6 +336,8 @@ def snapshot_metrics(snapshot: Snapshot, settings: Settings) -> list[Metric]:
     if snapshot.cache is not None:
         _cache_metrics(f, snapshot.cache)
     _data_metrics(f, snapshot)
+    if snapshot.resources is not None:
+        _resource_metrics(f, snapshot.resources)
     _check_metrics(f, snapshot, settings)
     families = f.all()
     if snapshot.app is not None:
@@ -624,6 +626,35 @@ def _database_metrics(f: _Families, snap: Snapshot) -> None:
             "dbops_checkpoint_buffers_written",
             "Buffers written by checkpoints.",
             cp.buffers_written,
+        )
+
+
+def _resource_metrics(f: _Families, res: ResourceStat) -> None:
+    f.gauge("dbops_wal_bytes", "Size of the WAL directory.", res.wal_bytes)
+    f.gauge(
+        "dbops_volume_free_bytes",
+        "Free space on the data directory's volume.",
+        res.volume_free_bytes,
+    )
+    f.gauge(
+        "dbops_volume_total_bytes", "Size of the data directory's volume.", res.volume_total_bytes
+    )
+    f.counter(
+        "dbops_server_cpu_seconds",
+        "CPU seconds of the postmaster and its children (exited ones included).",
+        res.cpu_seconds,
+    )
+    f.gauge(
+        "dbops_server_memory_rss_bytes",
+        "Resident memory of the postmaster and its children.",
+        res.memory_rss_bytes,
+    )
+    for item in res.log_errors or ():
+        f.counter(
+            "dbops_server_log_errors",
+            "ERROR/FATAL/PANIC lines in the server log, by SQLSTATE class.",
+            item.count,
+            sqlstate_class=item.key or "other",
         )
 
 

@@ -340,6 +340,8 @@ class EmbeddedCluster:
             "track_functions = all",
             "log_min_duration_statement = 1000",
             "log_lock_waits = on",
+            # %e (SQLSTATE) lets the resources collector count server errors by class.
+            "log_line_prefix = '%m [%p] %e '",
             "max_connections = 100",
             "shared_buffers = 256MB",
         ]

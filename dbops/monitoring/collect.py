@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -20,7 +21,15 @@ from dbops.config import Settings
 from dbops.db import Database
 from dbops.monitoring import advice as index_advice
 from dbops.monitoring._fetch import CollectorUnavailable, fetch_one
-from dbops.monitoring.collectors import activity, data, database, indexes, statements, tables
+from dbops.monitoring.collectors import (
+    activity,
+    data,
+    database,
+    indexes,
+    resources,
+    statements,
+    tables,
+)
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
     ActivityStat,
@@ -76,6 +85,7 @@ COLLECTORS: dict[str, Collector] = {
     "database.checkpoints": database.checkpoints,
     "database.settings": database.key_settings,
     "data": data.collect_data,
+    "resources": resources.collect_resources,
     "advice": index_advice.advise_report,
 }
 
@@ -136,6 +146,7 @@ def collect_snapshot(
     timeouts_ms: Mapping[str, int] | None = None,
     advice: bool = False,
     app: bool = False,
+    data_dir: Path | None = None,
 ) -> Snapshot:
     """Collect one :class:`Snapshot` of the database behind ``source`` and of this process.
 
@@ -151,6 +162,8 @@ def collect_snapshot(
             ``snapshot.errors`` like any failing collector.
         app: include this process's service statement latencies (``snapshot.app``); for a
             snapshot taken inside the application process.
+        data_dir: the server's data directory when it runs on this host (the embedded
+            cluster): adds its volume, CPU, memory and log errors to ``snapshot.resources``.
 
     Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
     that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
@@ -200,6 +213,7 @@ def collect_snapshot(
             settings=_tuple(run("database.settings")),
         )
         data_stat = run("data")
+        resource_stat = run("resources", data_dir=data_dir)
         advice_stat = run("advice", statements=stmts.top) if advice and stmts else None
 
     activity_stat = ActivityStat(
@@ -226,4 +240,5 @@ def collect_snapshot(
         duration_s=time.perf_counter() - started,
         advice=advice_stat,
         app=app_stats() if app else None,
+        resources=resource_stat,
     )

@@ -37,6 +37,7 @@ __all__ = [
     "QueryStat",
     "Rejection",
     "ReplicaStat",
+    "ResourceStat",
     "SectionError",
     "SequenceStat",
     "ServerInfo",
@@ -490,6 +491,28 @@ class Advice:
     elapsed_ms: float
 
 
+# ------------------------------------------------------------------------------ resources
+@dataclass(frozen=True)
+class ResourceStat:
+    """Disk, CPU, memory and server-log errors of the server.
+
+    ``wal_bytes`` comes from SQL (``pg_ls_waldir``; ``None`` without pg_monitor). The other
+    parts need the server on this host (the embedded cluster, given its data directory) and are
+    ``None`` otherwise: the volume of the data directory, CPU seconds and resident memory summed
+    over the postmaster and its children, and ``log_errors``: ERROR/FATAL/PANIC lines of the
+    server log counted by SQLSTATE class (``key``: ``"22"``, ``"57"``, ...), cumulative since
+    this process first read the log (starting from at most its last megabyte).
+    """
+
+    wal_bytes: int | None = None
+    volume_free_bytes: int | None = None
+    volume_total_bytes: int | None = None
+    cpu_seconds: float | None = None
+    memory_rss_bytes: int | None = None
+    processes: int | None = None
+    log_errors: tuple[CountBy, ...] | None = None
+
+
 # ------------------------------------------------------------------------------- snapshot
 @dataclass(frozen=True)
 class Snapshot:
@@ -499,6 +522,7 @@ class Snapshot:
     ``None`` when the database has no dbops tables, and ``pool``/``cache`` when none was given.
     ``advice`` is ``None`` unless index advice was asked for (and ran without error).
     ``app`` (the collecting process's own statement latencies) is ``None`` unless asked for.
+    ``resources`` is ``None`` when its collector failed.
     """
 
     taken_at: datetime
@@ -516,6 +540,7 @@ class Snapshot:
     advice: Advice | None = None
     schema_version: int = SCHEMA_VERSION
     app: AppStat | None = None
+    resources: ResourceStat | None = None
 
     def error(self, collector: str) -> SectionError | None:
         """The error recorded for ``collector``, if any."""

@@ -9,7 +9,14 @@ import pytest
 
 from dbops.db import Database
 from dbops.monitoring import Snapshot, collect_snapshot
-from dbops.monitoring.snapshot import Advice, IndexSuggestion, Rejection, StatementGain
+from dbops.monitoring.snapshot import (
+    Advice,
+    CountBy,
+    IndexSuggestion,
+    Rejection,
+    ResourceStat,
+    StatementGain,
+)
 from tests.fixtures.monitoring import monitor_settings
 from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
 
@@ -47,8 +54,35 @@ def _with_advice() -> Snapshot:
     return dataclasses.replace(healthy_snapshot(), advice=advice)
 
 
+def _with_resources() -> Snapshot:
+    """The healthy snapshot with resources: host parts known, one part unknown."""
+    res = ResourceStat(
+        wal_bytes=16_777_216,
+        volume_free_bytes=10_000_000_000,
+        volume_total_bytes=50_000_000_000,
+        cpu_seconds=12.5,
+        memory_rss_bytes=123_456_789,
+        processes=7,
+        log_errors=(CountBy(key="22", count=2), CountBy(key="other", count=1)),
+    )
+    return dataclasses.replace(healthy_snapshot(), resources=res)
+
+
+def _with_remote_resources() -> Snapshot:
+    """Resources of a server on another host: only the WAL size."""
+    return dataclasses.replace(healthy_snapshot(), resources=ResourceStat(wal_bytes=1))
+
+
 @pytest.mark.parametrize(
-    "make", [healthy_snapshot, degraded_snapshot, partial_snapshot, _with_advice]
+    "make",
+    [
+        healthy_snapshot,
+        degraded_snapshot,
+        partial_snapshot,
+        _with_advice,
+        _with_resources,
+        _with_remote_resources,
+    ],
 )
 def test_canned_round_trip_is_exact(make: object) -> None:
     snap = make()  # type: ignore[operator]

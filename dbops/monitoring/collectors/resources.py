@@ -1,0 +1,203 @@
+"""Resources: WAL on disk, and for a server on this host its volume, CPU, memory and log errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+
+from dbops.config import Settings
+from dbops.monitoring._fetch import fetch_one
+from dbops.monitoring.snapshot import CountBy, ResourceStat
+
+__all__ = [
+    "MAX_LOG_READ_BYTES",
+    "collect_resources",
+    "count_log_errors",
+    "default_log_files",
+    "server_processes",
+    "wal_bytes",
+]
+
+#: Size of the WAL directory (superuser or pg_monitor).
+WAL_SQL = """
+SELECT coalesce(sum(size), 0)::bigint AS wal_bytes
+FROM pg_ls_waldir()
+"""
+
+#: Most bytes read from one log file per collection; older bytes are skipped.
+MAX_LOG_READ_BYTES = 1 << 20
+
+#: An error line under ``log_line_prefix = '%m [%p] %e '`` (the embedded cluster's; the
+#: SQLSTATE is optional so the default ``'%m [%p] '`` still counts, as class ``other``).
+_ERROR_LINE = re.compile(rb"^[^\[]*\[\d+\] (?:([0-9A-Z]{5}) )?(?:ERROR|FATAL|PANIC):  ")
+
+
+@dataclass(frozen=True)
+class _WalRow:
+    wal_bytes: int
+
+
+@dataclass
+class _Tail:
+    """How far one log file was read, and the errors counted in it so far."""
+
+    inode: int
+    offset: int
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+_TAILS: dict[Path, _Tail] = {}
+_TAILS_LOCK = threading.Lock()
+
+
+def wal_bytes(conn: psycopg.Connection[Any], *, settings: Settings) -> int | None:
+    """Bytes in ``pg_wal``, or ``None`` when the role may not list it."""
+    try:
+        row = fetch_one(conn, WAL_SQL, _WalRow, timeout_ms=settings.monitor_collector_timeout_ms)
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    return row.wal_bytes if row else None
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def server_processes(data_dir: Path) -> tuple[float, int, int] | None:
+    """CPU seconds, resident bytes and process count of the postmaster and its children.
+
+    CPU includes the time of children that already exited (the postmaster reaped them), so it
+    grows like a counter while the server runs. ``None`` when the server is not running here.
+    """
+    pid = _postmaster_pid(data_dir)
+    if pid is None:
+        return None
+    try:
+        postmaster = psutil.Process(pid)
+        times = postmaster.cpu_times()
+        cpu = times.user + times.system + times.children_user + times.children_system
+        rss = postmaster.memory_info().rss
+        children = postmaster.children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    count = 1
+    for child in children:
+        try:
+            times = child.cpu_times()
+            cpu += times.user + times.system
+            rss += child.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue  # exited between listing and reading
+        count += 1
+    return cpu, rss, count
+
+
+def default_log_files(data_dir: Path) -> list[Path]:
+    """The server logs of a cluster in ``data_dir``.
+
+    The embedded layout's ``../log/*.log``, and ``log/*.log`` inside the data directory
+    (``logging_collector``'s default).
+    """
+    files: list[Path] = []
+    for folder in (data_dir.parent / "log", data_dir / "log"):
+        if folder.is_dir():
+            files.extend(sorted(folder.glob("*.log")))
+    return files
+
+
+def _read_tail(path: Path) -> Counter[str] | None:
+    """Count the errors added to ``path`` since the last call; the file's running total."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            inode = os.fstat(fh.fileno()).st_ino
+            with _TAILS_LOCK:
+                tail = _TAILS.get(path)
+                fresh = tail is None
+                if tail is None:
+                    tail = _TAILS[path] = _Tail(inode=inode, offset=0)
+                elif tail.inode != inode or size < tail.offset:
+                    tail.inode, tail.offset = inode, 0  # rotated or truncated: start over
+                start = max(tail.offset, size - MAX_LOG_READ_BYTES, 0)
+                fh.seek(start)
+                chunk = fh.read(size - start)
+                cut = 0
+                if start > tail.offset or (fresh and start > 0):  # mid-line: skip to the next
+                    cut = chunk.find(b"\n") + 1
+                body = chunk[cut:]
+                end = body.rfind(b"\n") + 1  # a line still being written waits for next time
+                tail.counts.update(count_log_errors(body[:end].splitlines()))
+                tail.offset = start + cut + end
+                return Counter(tail.counts)
+    except OSError:
+        return None
+
+
+def count_log_errors(lines: Iterable[bytes]) -> Counter[str]:
+    """ERROR/FATAL/PANIC lines by SQLSTATE class (``"other"`` when the line has no SQLSTATE)."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        match = _ERROR_LINE.match(line)
+        if match:
+            code = match.group(1)
+            counts[code[:2].decode() if code else "other"] += 1
+    return counts
+
+
+def _log_errors(files: Sequence[Path]) -> tuple[CountBy, ...] | None:
+    total: Counter[str] = Counter()
+    read_any = False
+    for path in files:
+        counts = _read_tail(path)
+        if counts is not None:
+            read_any = True
+            total.update(counts)
+    if not read_any:
+        return None
+    return tuple(CountBy(key=k, count=v) for k, v in sorted(total.items()))
+
+
+def collect_resources(
+    conn: psycopg.Connection[Any],
+    *,
+    settings: Settings,
+    data_dir: Path | None = None,
+    log_files: Sequence[Path] | None = None,
+) -> ResourceStat:
+    """WAL size, and with ``data_dir`` (a server on this host) volume, CPU, memory, log errors.
+
+    Args:
+        conn: connection to the server.
+        settings: gives the statement timeout.
+        data_dir: the data directory when the server runs on this host (the embedded
+            cluster); without it every host part is ``None``.
+        log_files: server log files to count errors in (default: :func:`default_log_files`).
+    """
+    wal = wal_bytes(conn, settings=settings)
+    if data_dir is None or not data_dir.is_dir():
+        return ResourceStat(wal_bytes=wal)
+    usage = shutil.disk_usage(data_dir)
+    procs = server_processes(data_dir)
+    files = default_log_files(data_dir) if log_files is None else list(log_files)
+    return ResourceStat(
+        wal_bytes=wal,
+        volume_free_bytes=usage.free,
+        volume_total_bytes=usage.total,
+        cpu_seconds=procs[0] if procs else None,
+        memory_rss_bytes=procs[1] if procs else None,
+        processes=procs[2] if procs else None,
+        log_errors=_log_errors(files),
+    )

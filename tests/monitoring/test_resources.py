@@ -1,0 +1,184 @@
+"""The resources collector on the embedded test cluster: WAL, volume, processes, log errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from dbops.config import to_libpq_url
+from dbops.db import Database, EmbeddedCluster
+from dbops.exporter import snapshot_metrics
+from dbops.monitoring import collect_snapshot
+from dbops.monitoring.collectors import resources
+from dbops.monitoring.collectors.resources import collect_resources, count_log_errors
+from dbops.monitoring.snapshot import CountBy, ResourceStat
+from tests.fixtures.monitoring import monitor_settings
+from tests.fixtures.snapshots import healthy_snapshot
+
+
+def _errors(stat_errors: tuple[CountBy, ...] | None) -> dict[str, int]:
+    assert stat_errors is not None
+    return {str(e.key): e.count for e in stat_errors}
+
+
+def test_embedded_cluster_has_every_part(
+    mon_conn: psycopg.Connection[tuple[object, ...]], mon_url: str, pg_cluster: EmbeddedCluster
+) -> None:
+    stat = collect_resources(
+        mon_conn, settings=monitor_settings(mon_url), data_dir=pg_cluster.datadir
+    )
+    assert stat.wal_bytes is not None
+    assert stat.wal_bytes > 0
+    assert stat.volume_total_bytes is not None
+    assert stat.volume_total_bytes > 0
+    assert stat.volume_free_bytes is not None
+    assert 0 < stat.volume_free_bytes <= stat.volume_total_bytes
+    assert stat.memory_rss_bytes is not None
+    assert stat.memory_rss_bytes > 0
+    assert stat.cpu_seconds is not None
+    assert stat.cpu_seconds > 0
+    assert stat.processes is not None
+    assert stat.processes >= 2
+    assert stat.log_errors is not None
+
+
+def test_a_remote_server_has_only_wal(
+    mon_conn: psycopg.Connection[tuple[object, ...]], mon_url: str
+) -> None:
+    stat = collect_resources(mon_conn, settings=monitor_settings(mon_url))
+    assert stat.wal_bytes is not None
+    assert stat.wal_bytes > 0
+    assert stat.volume_free_bytes is None
+    assert stat.volume_total_bytes is None
+    assert stat.cpu_seconds is None
+    assert stat.memory_rss_bytes is None
+    assert stat.processes is None
+    assert stat.log_errors is None
+
+
+def test_division_by_zero_is_counted_in_class_22(
+    mon_conn: psycopg.Connection[tuple[object, ...]], mon_url: str, pg_cluster: EmbeddedCluster
+) -> None:
+    settings = monitor_settings(mon_url)
+    before = _errors(
+        collect_resources(mon_conn, settings=settings, data_dir=pg_cluster.datadir).log_errors
+    )
+    for _ in range(2):
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            mon_conn.execute("SELECT 1/0")
+    deadline = time.monotonic() + 5
+    while True:  # the server writes its log asynchronously to us
+        after = _errors(
+            collect_resources(mon_conn, settings=settings, data_dir=pg_cluster.datadir).log_errors
+        )
+        if after.get("22", 0) - before.get("22", 0) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert after.get("22", 0) - before.get("22", 0) == 2
+
+
+@pytest.fixture
+def no_monitor_conn(
+    pg_cluster: EmbeddedCluster, mon_url: str
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A connection of a role with no monitoring privileges."""
+    name = f"plain_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(to_libpq_url(mon_url), user=name, autocommit=True) as conn:
+            yield conn
+    finally:
+        with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_wal_is_unknown_without_pg_monitor(
+    no_monitor_conn: psycopg.Connection[tuple[object, ...]], mon_url: str
+) -> None:
+    stat = collect_resources(no_monitor_conn, settings=monitor_settings(mon_url))
+    assert stat.wal_bytes is None
+
+
+def test_log_is_read_incrementally_and_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resources, "MAX_LOG_READ_BYTES", 200)
+    data_dir = tmp_path / "pgdata"
+    data_dir.mkdir()
+    log = tmp_path / "log" / "postgresql.log"
+    log.parent.mkdir()
+    line = b"2026-01-01 00:00:00.000 UTC [7] 22012 ERROR:  division by zero\n"
+    ok = b"2026-01-01 00:00:00.000 UTC [7] 00000 LOG:  checkpoint starting: time\n"
+    log.write_bytes(line * 10)  # 650 bytes: the last 200 hold 3 whole lines
+    first = resources._log_errors(resources.default_log_files(data_dir))
+    assert first == (CountBy(key="22", count=3),)
+    with log.open("ab") as fh:
+        fh.write(ok + line + line[:40])  # the half-written line waits
+    assert resources._log_errors([log]) == (CountBy(key="22", count=4),)
+    with log.open("ab") as fh:
+        fh.write(line[40:])
+    assert resources._log_errors([log]) == (CountBy(key="22", count=5),)
+    assert resources._log_errors([log]) == (CountBy(key="22", count=5),)  # nothing new
+    log.unlink()
+    log.write_bytes(line)  # rotated: a new file is read from its start, the total keeps going
+    assert resources._log_errors([log]) == (CountBy(key="22", count=6),)
+    resources._TAILS.clear()
+
+
+def test_count_log_errors_by_class() -> None:
+    lines = [
+        b"2026-01-01 00:00:00.000 UTC [7] 57P01 FATAL:  terminating connection",
+        b"2026-01-01 00:00:00.000 UTC [7] 23505 ERROR:  duplicate key value",
+        b"2026-01-01 00:00:00.000 UTC [7] 00000 LOG:  statement: SELECT 'ERROR:  no'",
+        b"2026-01-01 00:00:00.000 UTC [7] ERROR:  no sqlstate in this prefix",
+        b"2026-01-01 00:00:00.000 UTC [7] 23505 STATEMENT:  INSERT ...",
+    ]
+    assert dict(count_log_errors(lines)) == {"57": 1, "23": 1, "other": 1}
+
+
+def test_snapshot_and_metrics(mon_db: Database, mon_url: str, pg_cluster: EmbeddedCluster) -> None:
+    settings = monitor_settings(mon_url)
+    snap = collect_snapshot(mon_db, settings, data_dir=pg_cluster.datadir)
+    assert snap.error("resources") is None
+    assert snap.resources is not None
+    assert snap.resources.memory_rss_bytes
+    names = {m.name for m in snapshot_metrics(snap, settings)}
+    assert {
+        "dbops_wal_bytes",
+        "dbops_volume_free_bytes",
+        "dbops_volume_total_bytes",
+        "dbops_server_cpu_seconds",
+        "dbops_server_memory_rss_bytes",
+    } <= names
+    remote = collect_snapshot(mon_db, settings)
+    assert remote.resources is not None
+    assert remote.resources.volume_free_bytes is None
+    remote_names = {m.name for m in snapshot_metrics(remote, settings)}
+    assert "dbops_wal_bytes" in remote_names
+    assert "dbops_volume_free_bytes" not in remote_names
+    assert "dbops_server_memory_rss_bytes" not in remote_names
+
+
+def test_log_error_metric_has_one_sample_per_class() -> None:
+    snap = dataclasses.replace(
+        healthy_snapshot(),
+        resources=ResourceStat(
+            wal_bytes=1, log_errors=(CountBy(key="22", count=2), CountBy(key="57", count=1))
+        ),
+    )
+    families = {m.name: m for m in snapshot_metrics(snap, monitor_settings("postgresql://x/y"))}
+    samples = {
+        s.labels["sqlstate_class"]: s.value
+        for s in families["dbops_server_log_errors"].samples
+        if s.name == "dbops_server_log_errors_total"
+    }
+    assert samples == {"22": 2, "57": 1}
+    assert "dbops_server_cpu_seconds" not in families  # unknown: no sample, not zero
