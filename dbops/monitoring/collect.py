@@ -162,14 +162,19 @@ def collect_snapshot(
             ``snapshot.errors`` like any failing collector.
         app: include this process's service statement latencies (``snapshot.app``); for a
             snapshot taken inside the application process.
-        data_dir: the server's data directory when it runs on this host (the embedded
-            cluster): adds its volume, CPU, memory and log errors to ``snapshot.resources``.
+        data_dir: the server's data directory when it runs on this host: adds its volume,
+            CPU, memory and log errors to ``snapshot.resources``. Defaults to the embedded
+            cluster's when ``settings`` point at it (no ``DATABASE_URL``).
 
     Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
     that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
     """
     started = time.perf_counter()
     taken_at = datetime.now(UTC)
+    if data_dir is None and settings.embedded:
+        from dbops.db.embedded import EmbeddedCluster
+
+        data_dir = EmbeddedCluster(settings.home, database=settings.embedded_database).datadir
     pool = source.pool if isinstance(source, Database) else source
     errors: list[SectionError] = []
     pool_stat = pool_stats(pool)  # before borrowing, so our own checkout is not counted
