@@ -175,7 +175,38 @@ class Dashboard:
         return self.process.returncode
 
 
-def start_dashboard(settings: Settings, dsn: Dsn) -> Dashboard | None:
+#: The login role the dashboard of `dbops up --serve` reads with on the embedded cluster.
+DASHBOARD_ROLE = "dbops_readonly"
+
+
+def dashboard_database_url(db: Database, settings: Settings, dsn: Dsn) -> str | None:
+    """A URL for the read-only dashboard role, or None when dbops does not own the server.
+
+    On the embedded cluster the role is (re)created with a fresh random password each start
+    (it never leaves this process and the dashboard's environment); on a ``DATABASE_URL`` the
+    operator chooses: ``DBOPS_DASHBOARD_DATABASE_URL``, else the main URL with
+    ``default_transaction_read_only``.
+    """
+    if settings.dashboard_database_url is not None:
+        return settings.dashboard_database_url.get_secret_value()
+    if not settings.embedded:
+        return None
+    import secrets
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from dbops.ops.roles import ensure_readonly_role
+
+    password = secrets.token_urlsafe(24)
+    ensure_readonly_role(db, DASHBOARD_ROLE, password=password)
+    params = conninfo_to_dict(dsn.libpq)
+    params.update(user=DASHBOARD_ROLE, password=password)
+    return make_conninfo("", **params)
+
+
+def start_dashboard(
+    settings: Settings, dsn: Dsn, *, readonly_url: str | None = None
+) -> Dashboard | None:
     """Streamlit on ``serve_dashboard_port``, or None with a note saying why it is skipped."""
     app = settings.serve_dashboard_app
     if not app.is_file():
@@ -187,6 +218,9 @@ def start_dashboard(settings: Settings, dsn: Dsn) -> Dashboard | None:
     port = settings.serve_dashboard_port
     check_port(port, what="the dashboard", setting="serve_dashboard_port")
     env = {**os.environ, "DATABASE_URL": dsn.libpq, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "0"}
+    if readonly_url is not None:
+        # The dashboard reads through the read-only role (dashboard/data.py).
+        env["DBOPS_DASHBOARD_DATABASE_URL"] = readonly_url
     return Dashboard.launch(
         dashboard_command(app, port),
         url=f"http://{HOST}:{port}",
@@ -339,7 +373,9 @@ def serve(
         workload_stop = threading.Event()
         workload: threading.Thread | None = None
         try:
-            dashboard = start_dashboard(settings, dsn)
+            dashboard = start_dashboard(
+                settings, dsn, readonly_url=dashboard_database_url(db, settings, dsn)
+            )
             workload = _workload_thread(db, settings, cache, workload_stop)
             say(
                 f"workload: {settings.workload_rate:g} operations/s through the services "

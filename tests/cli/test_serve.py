@@ -327,3 +327,38 @@ def test_serve_in_process_until_stopped(
     assert "0 unexpected" in captured.out
     assert "dashboard skipped: no Streamlit app" in captured.err
     check_port(port, what="the exporter", setting="serve_exporter_port")  # closed
+
+
+def test_the_dashboard_of_serve_reads_through_the_read_only_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the embedded cluster `up --serve` hands the dashboard a role that cannot write."""
+    import psycopg
+
+    from dbops.cli.serve import DASHBOARD_ROLE, dashboard_database_url
+    from dbops.config import load_settings
+    from dbops.db import EmbeddedCluster, open_database
+    from dbops.ops.migrate import upgrade
+
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv("DBOPS_HOME", str(home))
+    settings = load_settings()
+    assert settings.embedded
+    cluster = EmbeddedCluster(home, database=settings.embedded_database)
+    try:
+        url = cluster.ensure_running()
+        upgrade(url, settings, "head")
+        with open_database(settings, url) as db:
+            readonly = dashboard_database_url(db, settings, db.dsn)
+            assert readonly is not None
+            with psycopg.connect(readonly, autocommit=True) as conn:
+                assert conn.execute("SELECT current_user").fetchone() == (DASHBOARD_ROLE,)
+                assert conn.execute("SELECT count(*) FROM users").fetchone() is not None
+                conn.execute("SET default_transaction_read_only = off")
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute("INSERT INTO teams (name, slug) VALUES ('x', 'x') RETURNING id")
+    finally:
+        cluster.destroy()
