@@ -257,3 +257,11 @@ class WouldReplaceData(Conflict):
 
 WouldReplaceData.__module__ = "dbops.errors"
 __all__ += ["WouldReplaceData"]
+
+
+class ArchiveError(DbopsError):
+    """Archiving or restoring stopped: nothing of the batch (or restore) was changed."""
+
+
+ArchiveError.__module__ = "dbops.errors"
+__all__ += ["ArchiveError"]
