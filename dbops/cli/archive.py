@@ -165,6 +165,9 @@ def status() -> None:
 
     settings = _target.settings()
     dsn = _target.dsn_to_read(settings)
+    from dbops.cli.schema import require_head
+
+    require_head(dsn)
     with _target.database(settings, dsn) as db:
         found = archive.status(db)
     counts = found.archived

@@ -131,3 +131,14 @@ def test_restore_needs_exactly_one_target(args: list[str]) -> None:
     result = invoke("archive", "restore", *args)
     assert result.exit_code == 2
     assert "give exactly one of --user or --team" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["status"], ["run", "--older-than", "90d"]])
+def test_an_unmigrated_database_is_one_line_pending_migrations(
+    empty_database: str, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database)
+    result = invoke("archive", *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: database is at no revision")
+    assert "run `dbops migrate`" in result.stderr
