@@ -4,9 +4,9 @@
 a cutoff (``deleted_at < now() - older_than``) out of the live tables into ``archive.*``
 (migration 0005); :func:`restore` moves one user or team back; :func:`status` counts.
 
-A batch picks its rows ``FOR UPDATE SKIP LOCKED`` in primary key order (a keyset over the
-primary key, so rows skipped in this run are not picked again), copies them with
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, deletes them from the live tables, checks that
+The candidates are read once per phase (a cursor held across the batches); a batch locks its
+share ``FOR UPDATE SKIP LOCKED`` (rows another transaction holds wait for the next run),
+copies them with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, deletes them from the live tables, checks that
 every table lost exactly as many rows as its archive gained, and commits. A crash at any point
 therefore leaves each row live or archived, never both and never neither; running again picks
 up what is left, and a second run finds nothing. The rules (docs/schema.md, "Archive"):
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,8 +56,6 @@ STATEMENT_TIMEOUT_MS = 60_000
 #: Per batch: waiting longer than this for a row lock (a busy team) stops the run.
 LOCK_TIMEOUT_MS = 5_000
 
-_MIN_UUID = uuid.UUID(int=0)
-_MAX_UUID_INT = (1 << 128) - 1
 
 SET_LIMITS = """
 SELECT set_config('statement_timeout', %(statement_ms)s, true),
@@ -68,11 +66,13 @@ CUTOFF = "SELECT now() - %(older_than)s::interval"
 
 # -- teams ------------------------------------------------------------------------------------
 
+#: The candidates of a run, read once through a held cursor (one scan, not one per batch).
+CANDIDATE_TEAMS = "SELECT id FROM teams WHERE deleted_at < %(cutoff)s ORDER BY id"
+#: A batch takes the candidates nobody holds, checking the cutoff again under the lock.
 PICK_TEAMS = """
 SELECT id FROM teams
-WHERE deleted_at < %(cutoff)s AND id >= %(from_id)s
+WHERE id = ANY(%(ids)s::uuid[]) AND deleted_at < %(cutoff)s
 ORDER BY id
-LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
 ARCHIVE_TEAMS = """
@@ -111,11 +111,11 @@ DELETE_TEAMS = "DELETE FROM teams WHERE id = ANY(%(ids)s::uuid[])"
 
 # -- users ------------------------------------------------------------------------------------
 
+CANDIDATE_USERS = "SELECT id FROM users WHERE deleted_at < %(cutoff)s ORDER BY id"
 PICK_USERS = """
 SELECT id FROM users
-WHERE deleted_at < %(cutoff)s AND id >= %(from_id)s
+WHERE id = ANY(%(ids)s::uuid[]) AND deleted_at < %(cutoff)s
 ORDER BY id
-LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
 #: The team lock every membership write takes first (services/_ownership.py), in id order, on
@@ -509,27 +509,31 @@ def _move(
     return deleted
 
 
-def _next_from(ids: list[uuid.UUID]) -> uuid.UUID | None:
-    """The keyset start after the last picked id (None: the id space is exhausted)."""
-    last = ids[-1].int
-    return None if last >= _MAX_UUID_INT else uuid.UUID(int=last + 1)
+def _candidates(
+    db: Database, query: str, cutoff: datetime, batch_size: int
+) -> Iterator[list[uuid.UUID]]:
+    """The ids ``query`` finds, ``batch_size`` at a time, from a cursor held across commits.
+
+    One scan for the whole phase (``WITH HOLD`` materializes the ids on the server when the
+    declaring statement ends), instead of one index walk per batch: the batches then look
+    rows up by primary key. Ids added after the scan wait for the next run.
+    """
+    with db.read() as conn, conn.cursor(name="dbops_archive_candidates", withhold=True) as cur:
+        cur.execute(query, {"cutoff": cutoff})
+        while rows := cur.fetchmany(batch_size):
+            yield [row[0] for row in rows]
 
 
 def _teams_batch(
-    db: Database, state: _Run, from_id: uuid.UUID, lock_timeout_ms: int
-) -> uuid.UUID | None:
-    """Move one batch of teams; the keyset start of the next one (None: done)."""
+    db: Database, state: _Run, candidates: list[uuid.UUID], lock_timeout_ms: int
+) -> None:
+    """Move the teams of ``candidates`` that are still old enough and not locked elsewhere."""
     with db.connection() as conn:
         _limits(conn, lock_timeout_ms=lock_timeout_ms)
-        params: dict[str, Any] = {
-            "cutoff": state.cutoff,
-            "from_id": from_id,
-            "limit": state.batch_size,
-        }
-        ids = conn.execute(PICK_TEAMS, params).fetchall()
-        if not ids:
-            return None
-        picked = [row[0] for row in ids]
+        params = {"cutoff": state.cutoff, "ids": candidates}
+        picked = [row[0] for row in conn.execute(PICK_TEAMS, params).fetchall()]
+        if not picked:
+            return
         move = {"ids": picked, "run_id": state.run_id}
         locations = 0
         if state.locations:
@@ -547,23 +551,18 @@ def _teams_batch(
             teams=_move(conn, "teams", ARCHIVE_TEAMS, DELETE_TEAMS, move),
         )
     state.committed("teams", counts)
-    return _next_from(picked) if len(picked) == state.batch_size else None
 
 
 def _users_batch(
-    db: Database, state: _Run, from_id: uuid.UUID, lock_timeout_ms: int
-) -> uuid.UUID | None:
-    """Move one batch of users (skipping sole owners of live teams); the next keyset start."""
+    db: Database, state: _Run, candidates: list[uuid.UUID], lock_timeout_ms: int
+) -> None:
+    """Move the users of ``candidates`` still old enough and free, but sole owners of live teams."""
     with db.connection() as conn:
         _limits(conn, lock_timeout_ms=lock_timeout_ms)
-        params: dict[str, Any] = {
-            "cutoff": state.cutoff,
-            "from_id": from_id,
-            "limit": state.batch_size,
-        }
+        params = {"cutoff": state.cutoff, "ids": candidates}
         picked = [row[0] for row in conn.execute(PICK_USERS, params).fetchall()]
         if not picked:
-            return None
+            return
         conn.execute(LOCK_TEAMS_OWNED_BY, {"ids": picked})
         with conn.cursor(row_factory=_SKIPPED_ROW) as cur:
             skipped = cur.execute(SOLE_OWNERS, {"ids": picked}).fetchall()
@@ -582,7 +581,6 @@ def _users_batch(
             )
     state.skipped.extend(skipped)
     state.committed("users", counts)
-    return _next_from(picked) if len(picked) == state.batch_size else None
 
 
 def _dry_run(
@@ -650,12 +648,10 @@ def run(
             seconds=time.perf_counter() - started,
         )
     state = _Run(uuid.uuid4(), cutoff, batch_size, locations, progress)
-    next_from: uuid.UUID | None = _MIN_UUID
-    while next_from is not None:
-        next_from = _teams_batch(db, state, next_from, lock_timeout_ms)
-    next_from = _MIN_UUID
-    while next_from is not None:
-        next_from = _users_batch(db, state, next_from, lock_timeout_ms)
+    for candidates in _candidates(db, CANDIDATE_TEAMS, cutoff, batch_size):
+        _teams_batch(db, state, candidates, lock_timeout_ms)
+    for candidates in _candidates(db, CANDIDATE_USERS, cutoff, batch_size):
+        _users_batch(db, state, candidates, lock_timeout_ms)
     return ArchiveReport(
         applied=True,
         run_id=state.run_id,
