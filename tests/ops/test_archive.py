@@ -449,3 +449,21 @@ def test_killed_mid_batch_then_resumed_moves_every_row_exactly_once(
         assert live[table] | archived[table] == live_before[table], table
     assert live["team_members"] == set()
     assert archive.run(adb, older_than=CUTOFF, apply=True).moved == TableCounts()
+
+
+def test_a_row_already_in_the_archive_stops_the_batch_and_deletes_nothing(adb: Database) -> None:
+    """ON CONFLICT DO NOTHING skipped a copy: the live row must not be deleted without one."""
+    with adb.connection() as conn:
+        w = World(conn)
+        team = w.team("stale", OLD)
+        w.member(team, w.user("keeper"), "OWNER")
+        conn.execute(
+            "INSERT INTO archive.teams (id, name, slug, settings, created_at, updated_at, "
+            "deleted_at, run_id) SELECT id, 'Older copy', slug, settings, created_at, updated_at, "
+            "deleted_at, gen_random_uuid() FROM teams WHERE id = %s",
+            (team,),
+        )
+    live_before, archived_before = snapshot(adb)
+    with pytest.raises(ArchiveError, match=r"teams: 1 live rows but only 0 copied"):
+        archive.run(adb, older_than=CUTOFF, apply=True)
+    assert snapshot(adb) == (live_before, archived_before)
