@@ -6,10 +6,12 @@ a cutoff (``deleted_at < now() - older_than``) out of the live tables into ``arc
 
 The candidates are read once per phase (a cursor held across the batches); a batch locks its
 share ``FOR UPDATE SKIP LOCKED`` (rows another transaction holds wait for the next run),
-copies them with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, deletes them from the live tables, checks that
-every table lost exactly as many rows as its archive gained, and commits. A crash at any point
-therefore leaves each row live or archived, never both and never neither; running again picks
-up what is left, and a second run finds nothing. The rules (docs/schema.md, "Archive"):
+copies them with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, deletes them from the live
+tables, checks that every table lost exactly as many rows as its archive gained, and commits.
+A crash at any point therefore leaves each row live or archived, never both and never
+neither; running again picks up what is left, and a second run finds nothing.
+
+The rules (docs/schema.md, "Archive"):
 
 * A team goes with all its memberships, invitations and its location (teams go first).
 * A user goes with every membership still pointing at it. A user who is an OWNER of a live team
