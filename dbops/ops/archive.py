@@ -558,7 +558,7 @@ def _teams_batch(
 def _users_batch(
     db: Database, state: _Run, candidates: list[uuid.UUID], lock_timeout_ms: int
 ) -> None:
-    """Move the users of ``candidates`` still old enough and free, but sole owners of live teams."""
+    """Move the users of ``candidates`` still old enough and free, except last owners."""
     with db.connection() as conn:
         _limits(conn, lock_timeout_ms=lock_timeout_ms)
         params = {"cutoff": state.cutoff, "ids": candidates}
