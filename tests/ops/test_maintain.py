@@ -133,20 +133,24 @@ def test_dry_run_changes_nothing_and_apply_removes_dead_rows(
     (result,) = dry.results
     assert result.outcome is Outcome.SKIPPED
     assert result.reason == "dry run"
-    assert result.before is not None and result.before.dead_rows == dead
+    assert result.before is not None
+    assert result.before.dead_rows == dead
     assert result.after is None
     assert _dead_rows(conn, "churn") == dead
-    assert not dry.failed and not dry.applied_mode
+    assert not dry.failed
+    assert not dry.applied_mode
 
     report = run(
         url, [VACUUM_CHURN], apply=True, lock_timeout_ms=LOCK_MS, statement_timeout_ms=STATEMENT_MS
     )
     (result,) = report.results
     assert result.outcome is Outcome.APPLIED, result.reason
-    assert result.after is not None and result.after.dead_rows == 0
+    assert result.after is not None
+    assert result.after.dead_rows == 0
     assert result.after.last_vacuum is not None
     assert result.after.last_vacuum.utcoffset() is not None
-    assert result.before is not None and result.before.last_vacuum is None
+    assert result.before is not None
+    assert result.before.last_vacuum is None
     assert result.dead_rows_removed == dead
     assert report.dead_rows_removed == dead
     assert report.count(Outcome.APPLIED) == 1
@@ -171,10 +175,13 @@ def test_vacuum_analyze_and_analyze_set_last_analyze(
     )
     assert [r.outcome for r in report.results] == [Outcome.APPLIED, Outcome.APPLIED]
     churn, fresh = report.results
-    assert churn.after is not None and churn.after.last_analyze is not None
+    assert churn.after is not None
+    assert churn.after.last_analyze is not None
     assert churn.after.last_vacuum is not None
-    assert fresh.before is not None and fresh.before.last_analyze is None
-    assert fresh.after is not None and fresh.after.last_analyze is not None
+    assert fresh.before is not None
+    assert fresh.before.last_analyze is None
+    assert fresh.after is not None
+    assert fresh.after.last_analyze is not None
 
 
 def test_lock_timeout_fails_one_action_and_the_rest_runs(
@@ -195,11 +202,14 @@ def test_lock_timeout_fails_one_action_and_the_rest_runs(
         elapsed = time.monotonic() - started
     locked, churn = report.results
     assert locked.outcome is Outcome.FAILED
-    assert locked.reason is not None and locked.reason.startswith("lock timeout")
+    assert locked.reason is not None
+    assert locked.reason.startswith("lock timeout")
     assert "300 ms" in locked.reason
-    assert locked.after is not None and locked.after.dead_rows == locked.before.dead_rows  # type: ignore[union-attr]
+    assert locked.after is not None
+    assert locked.after.dead_rows == locked.before.dead_rows  # type: ignore[union-attr]
     assert churn.outcome is Outcome.APPLIED
-    assert report.failed and report.count(Outcome.FAILED) == 1
+    assert report.failed
+    assert report.count(Outcome.FAILED) == 1
     assert elapsed < 10
 
 
@@ -213,7 +223,8 @@ def test_statement_timeout_is_honored(url: str, conn: psycopg.Connection[Any]) -
         elapsed = time.monotonic() - started
     (result,) = report.results
     assert result.outcome is Outcome.FAILED
-    assert result.reason is not None and result.reason.startswith("statement timeout")
+    assert result.reason is not None
+    assert result.reason.startswith("statement timeout")
     assert "400 ms" in result.reason
     assert elapsed < 10
 
@@ -229,9 +240,12 @@ def test_invalid_index_becomes_valid_after_the_duplicates_go(
     )
     (result,) = report.results
     assert result.outcome is Outcome.APPLIED, result.reason
-    assert result.before is not None and result.before.index_valid is False
-    assert result.after is not None and result.after.index_valid is True
-    assert result.after.index_bytes is not None and result.after.index_bytes > 0
+    assert result.before is not None
+    assert result.before.index_valid is False
+    assert result.after is not None
+    assert result.after.index_valid is True
+    assert result.after.index_bytes is not None
+    assert result.after.index_bytes > 0
     assert ("items_code_key", True) in _indexes(conn, "items")
     conn.execute("INSERT INTO items VALUES (6000, 6001)")
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -248,7 +262,8 @@ def test_failed_reindex_over_duplicates_leaves_no_invalid_index(
     )
     (result,) = report.results
     assert result.outcome is Outcome.FAILED
-    assert result.reason is not None and result.reason.startswith("duplicate keys")
+    assert result.reason is not None
+    assert result.reason.startswith("duplicate keys")
     assert "7" not in result.reason.split(";")[0]  # no row value in the message
     assert result.dropped == ("items_code_key_ccnew",)
     assert "dropped the leftover invalid index items_code_key_ccnew" in result.reason
@@ -287,11 +302,13 @@ def test_reindex_timed_out_behind_a_writer_leaves_no_invalid_index(
         writer.close()
     (result,) = report.results
     assert result.outcome is Outcome.FAILED
-    assert result.reason is not None and result.reason.startswith("lock timeout")
+    assert result.reason is not None
+    assert result.reason.startswith("lock timeout")
     assert result.dropped == ("busy_v_ccnew",)
     assert _indexes(conn, "busy") == [("busy_pkey", True), ("busy_v", True)]
     phases = [e.phase for e in events]
-    assert phases[0] == "started" and phases[-1] == "failed"
+    assert phases[0] == "started"
+    assert phases[-1] == "failed"
     assert any(p.startswith("waiting for") for p in phases), phases
     assert all(e.command == "reindex concurrently" for e in events[1:-1])
 
@@ -313,13 +330,14 @@ def test_progress_reports_phases_and_blocks(url: str, conn: psycopg.Connection[A
         poll_interval_s=0.05,
     )
     assert report.results[0].outcome is Outcome.APPLIED, report.results[0].reason
-    assert events[0].phase == "started" and events[-1].phase == "done"
+    assert events[0].phase == "started"
+    assert events[-1].phase == "done"
     polled = events[1:-1]
     assert polled, "no progress row seen"
     assert all(e.command == "vacuum" and e.index == 0 for e in polled)
     assert any(e.phase == "scanning heap" for e in polled), [e.phase for e in polled]
     assert any(e.blocks_total and e.blocks_total > 0 for e in polled)
-    done = [e.blocks_done for e in polled if e.phase == "scanning heap"]
+    done = [e.blocks_done or 0 for e in polled if e.phase == "scanning heap"]
     assert done == sorted(done)  # blocks done only grow
 
 
@@ -344,4 +362,5 @@ def test_missing_table_fails_with_a_reason(url: str) -> None:
     )
     (result,) = report.results
     assert result.outcome is Outcome.FAILED
-    assert result.reason is not None and "42P01" in result.reason
+    assert result.reason is not None
+    assert "42P01" in result.reason
