@@ -506,7 +506,8 @@ def _execute(
     """Run the action's statement in a worker thread while this thread polls its progress.
 
     Returns the error the statement raised (``None`` on success). Ctrl-C here cancels the
-    statement on the server and is returned as the error, so the caller cleans up first.
+    statement on the server and is returned as the error, so the caller cleans up first; any
+    other exception in this thread cancels it too, then propagates.
     """
     errors: list[BaseException] = []
     statement = action.statement()
@@ -542,10 +543,12 @@ def _execute(
                         row.blocks_total,
                     ),
                 )
-    except KeyboardInterrupt as interrupt:
+    except BaseException as exc:  # Ctrl-C, or anything else: never leave the statement running
         conn.cancel_safe()
         worker.join()
-        return interrupt
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        raise
     return errors[0] if errors else None
 
 

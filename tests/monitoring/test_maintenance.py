@@ -124,10 +124,11 @@ def test_old_vacuum_with_dead_rows_gets_vacuum_whatever_the_ratio() -> None:
 
 def test_stale_and_missing_statistics_get_analyze() -> None:
     stale = table("stale", live=10_000, modified=5_000)
-    fresh = table("fresh", live=10_000, modified=500)
+    fresh = table("fresh", live=1_000, modified=500)  # 50 %, but under maintain_analyze_rows_min
+    big = table("big", live=1_000_000, modified=20_000)  # 2 % < maintain_analyze_ratio
     never = table("never", live=10, modified=0, analyzed=False)
     empty = table("empty", live=0, modified=0, analyzed=False)
-    p = plan(snap((stale, fresh, never, empty)), SETTINGS)
+    p = plan(snap((stale, fresh, big, never, empty)), SETTINGS)
     assert kinds(p) == [("analyze", "public.never"), ("analyze", "public.stale")]
     reasons = {a.table: a.reason for a in p.actions}
     assert reasons["stale"] == "5,000 rows modified since the last analyze (50.0% of live rows)"
@@ -206,7 +207,7 @@ def test_order_is_by_benefit() -> None:
             ),
             (
                 index("t_bloated", bloat_bytes=40_000_000),
-                index("t_broken", is_valid=False),
+                index("t_broken", is_valid=False, size_bytes=8_192),  # small, still first
                 index("t_x_ccold", is_valid=False),
             ),
         ),

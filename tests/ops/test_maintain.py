@@ -271,6 +271,26 @@ def test_failed_reindex_over_duplicates_leaves_no_invalid_index(
     assert _indexes(conn, "items") == before  # only the original, still invalid: no _ccnew
 
 
+def test_cleanup_drops_only_what_the_failed_reindex_created(
+    url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """An older invalid index that merely looks like a leftover is not the run's to drop."""
+    _make_invalid_unique(conn)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("CREATE UNIQUE INDEX CONCURRENTLY items_code_key_ccnew ON items (code)")
+    report = run(
+        url, [REINDEX_ITEMS], apply=True, lock_timeout_ms=LOCK_MS, statement_timeout_ms=STATEMENT_MS
+    )
+    (result,) = report.results
+    assert result.outcome is Outcome.FAILED
+    assert result.dropped == ("items_code_key_ccnew1",)
+    assert _indexes(conn, "items") == [
+        ("items_code_key", False),
+        ("items_code_key_ccnew", False),
+        ("items_pkey", True),
+    ]
+
+
 def test_reindex_timed_out_behind_a_writer_leaves_no_invalid_index(
     url: str, conn: psycopg.Connection[Any]
 ) -> None:
