@@ -364,6 +364,62 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Threads of the workload (each holds one connection)."
     )
 
+    # Maintenance (`dbops maintain plan|run`: dbops.monitoring.maintenance, dbops.ops.maintain).
+    maintain_lock_timeout_ms: int = Field(
+        default=3_000,
+        ge=0,
+        description="`lock_timeout` of each maintenance statement: give up rather than queue "
+        "writers behind VACUUM or REINDEX (0 = wait for ever).",
+    )
+    maintain_statement_timeout_ms: int = Field(
+        default=1_800_000,
+        ge=0,
+        description="`statement_timeout` of each maintenance statement (0 = none); also the "
+        "longest wait to drop the leftover index of a failed REINDEX CONCURRENTLY.",
+    )
+    maintain_dead_rows_min: int = Field(
+        default=1_000,
+        ge=1,
+        description="Dead rows a table needs before `maintain plan` proposes VACUUM.",
+    )
+    maintain_dead_ratio: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Share of dead rows (dead / (live + dead)) that makes `maintain plan` "
+        "propose VACUUM.",
+    )
+    maintain_vacuum_age_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="A table with at least `maintain_dead_rows_min` dead rows and no vacuum for "
+        "this many days gets VACUUM whatever its dead-row share.",
+    )
+    maintain_analyze_ratio: float = Field(
+        default=0.1,
+        gt=0,
+        description="Rows modified since the last analyze, as a share of live rows, that makes "
+        "`maintain plan` propose ANALYZE.",
+    )
+    maintain_analyze_rows_min: int = Field(
+        default=1_000,
+        ge=1,
+        description="Rows modified since the last analyze a table needs before ANALYZE is "
+        "proposed (a never-analyzed table with rows always is).",
+    )
+    maintain_bloat_ratio: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Estimated btree bloat, as a share of the index size, that makes "
+        "`maintain plan` propose REINDEX INDEX CONCURRENTLY.",
+    )
+    maintain_bloat_min_bytes: int = Field(
+        default=10_485_760,
+        ge=0,
+        description="Estimated bloat (bytes) an index needs before a reindex is proposed.",
+    )
+
     @field_validator("application_name")
     @classmethod
     def _ascii_name(cls, value: str) -> str:
