@@ -271,6 +271,8 @@ class BackupNotFound(BackupError):
 class BackupCorrupt(BackupError):
     """A backup file is missing or its checksum differs from the manifest; ``path`` names it."""
 
+    exit_code = 4
+
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
@@ -278,6 +280,8 @@ class BackupCorrupt(BackupError):
 
 class BackupVerifyFailed(BackupError):
     """A restore drill ran and found the restored data unlike the manifest (the drill is kept)."""
+
+    exit_code = 4
 
 
 class RestoreRefused(BackupError):
