@@ -123,7 +123,7 @@ def create(
         manifest = create_backup(
             settings,
             dsn,
-            backup_format=None if backup_format is None else backup_format.value,  # type: ignore[arg-type]
+            backup_format=None if backup_format is None else backup_format.value,
             jobs=jobs,
             progress=update,
         )

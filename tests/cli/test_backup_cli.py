@@ -16,7 +16,6 @@ from typer.testing import CliRunner, Result
 
 from dbops.cli import app
 from dbops.db import EmbeddedCluster, open_database
-from dbops.ops.backup import _common
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed
 from tests.fixtures.db import make_settings
@@ -79,7 +78,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, 
         calls.append((list(argv), dict(kwargs.get("env") or {})))
         return real(argv, **kwargs)
 
-    monkeypatch.setattr(_common.subprocess, "Popen", recording)
+    monkeypatch.setattr(subprocess, "Popen", recording)
     return calls
 
 
