@@ -22,7 +22,14 @@ from psycopg import sql
 from dbops.config import Settings, redact_dsn
 from dbops.db.dsn import Dsn
 from dbops.errors import BackupCorrupt, BackupError, BackupNotFound, EmbeddedClusterError
-from dbops.ops.backup.manifest import MANIFEST_NAME, BackupFile, Manifest, TableRows, read_manifests
+from dbops.ops.backup.manifest import (
+    MANIFEST_NAME,
+    BackupFile,
+    Manifest,
+    TableRows,
+    default_backup_dir,
+    read_manifests,
+)
 
 __all__ = [
     "Progress",
@@ -82,7 +89,7 @@ def _report(progress: Progress | None, step: Step) -> None:
 
 def backup_root(settings: Settings) -> Path:
     """The backup directory of ``settings`` (``backup_dir``, else ``<home>/backups``)."""
-    return (settings.backup_dir or settings.home / "backups").absolute()
+    return default_backup_dir(settings.backup_dir, settings.home)
 
 
 def find_backup(settings: Settings, backup_id: str | None) -> tuple[Path, Manifest]:

@@ -27,6 +27,7 @@ __all__ = [
     "Drill",
     "Manifest",
     "TableRows",
+    "default_backup_dir",
     "read_manifest",
     "read_manifests",
     "write_manifest",
@@ -190,6 +191,11 @@ def _time(value: Any) -> datetime:
     if at.tzinfo is None:
         raise ValueError("timestamp without a time zone")
     return at
+
+
+def default_backup_dir(backup_dir: Path | None, home: Path) -> Path:
+    """Where backups live: the ``backup_dir`` setting, else ``backups/`` under ``home``."""
+    return (backup_dir or home / "backups").absolute()
 
 
 def read_manifest(backup: Path) -> Manifest:
