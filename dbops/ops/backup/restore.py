@@ -1,7 +1,8 @@
 """``restore_backup``: a backup into a target database, all or nothing.
 
-An empty (or missing) target gets a single-transaction ``pg_restore``: a failure rolls the
-whole restore back. A target holding data is refused unless ``force``; then the backup is
+An empty target gets a single-transaction ``pg_restore``: a failure rolls the whole restore
+back. A missing target is created and restored in parallel (``backup_jobs``), and dropped
+again if anything fails. A target holding data is refused unless ``force``; then the backup is
 restored into a new database beside it, checked, and swapped in by renaming the two in one
 transaction, the old one kept as ``<name>_pre_<id>``. Either way a failure leaves the target
 as it was.
@@ -175,7 +176,8 @@ def restore_backup(
             keeping the old database as ``<name>_pre_<backup id>``.
         owners: restore object owners and privileges (they need the same roles on the target
             server); ``False``: objects belong to the restoring user, no GRANTs.
-        jobs: pg_restore workers when restoring beside the target; default ``backup_jobs``.
+        jobs: pg_restore workers (not for an existing empty target: one transaction);
+            default ``backup_jobs``.
         progress: called with a :class:`Step` per restored table.
 
     Raises:
@@ -205,7 +207,7 @@ def restore_backup(
         )
     if not relations:
         result = _restore_in_one_transaction(
-            settings, backup, manifest, target, name, exists, owners, progress
+            settings, backup, manifest, target, name, exists, owners, jobs, progress
         )
     else:
         result = _restore_beside_and_swap(
@@ -246,8 +248,10 @@ def _restore_in_one_transaction(
     name: str,
     exists: bool,
     owners: bool,
+    jobs: int | None,
     progress: Progress | None,
 ) -> tuple[str, str | None]:
+    """An empty target: one transaction; a missing one: created, parallel, dropped on failure."""
     from dbops.db.engine import connection_kwargs
 
     admin = with_database(target, "postgres")
@@ -255,24 +259,26 @@ def _restore_in_one_transaction(
     if not exists:
         with translate_db_errors(), psycopg.connect(admin.libpq, autocommit=True, **kwargs) as c:
             c.execute(CREATE_DATABASE.format(sql.Identifier(name)))
+    done = False
     try:
-        _report(progress, Step("restore", f"restore: into {name} in one transaction"))
+        how = "in one transaction" if exists else "(new database)"
+        _report(progress, Step("restore", f"restore: into {name} {how}"))
         pg_restore_into(
             target,
             backup,
             manifest,
-            jobs=1,
-            single_transaction=True,
+            jobs=1 if exists else jobs or settings.backup_jobs,
+            single_transaction=exists,
             owners=owners,
             progress=progress,
         )
-    except BaseException:
-        if not exists:  # it did not exist before: leave none behind
+        _check_rows(settings, target, manifest, progress)
+        done = True
+    finally:
+        if not done and not exists:  # it did not exist before: leave none behind
             with psycopg.connect(admin.libpq, autocommit=True, **kwargs) as c:
                 c.execute(DROP_DATABASE.format(sql.Identifier(name)))
-        raise
-    _check_rows(settings, target, manifest, progress)
-    return "single-transaction", None
+    return ("single-transaction" if exists else "new database"), None
 
 
 def _restore_beside_and_swap(

@@ -81,7 +81,7 @@ def test_round_trip_equals_the_source(
 
     target = pg_cluster.url(new_database_name)
     result = restore_backup(bk_settings, manifest.id, Dsn.parse(target))
-    assert result.method == "single-transaction"
+    assert result.method == "new database"
     assert result.kept_as is None
     assert_same_schema(schema_text(target), schema_text(source_url))
     assert row_counts(target) == source_rows
@@ -285,3 +285,18 @@ def test_failed_create_leaves_no_backup(bk_settings: Settings, tmp_path: Path) -
     root = backup_root(bk_settings)
     assert read_manifests(root) == []
     assert list(root.iterdir()) == []
+
+
+def test_restore_into_an_existing_empty_database_is_one_transaction(
+    bk_settings: Settings,
+    source_url: str,
+    pg_cluster: EmbeddedCluster,
+    new_database_name: str,
+) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{new_database_name}"')
+    target = pg_cluster.url(new_database_name)
+    result = restore_backup(bk_settings, manifest.id, Dsn.parse(target))
+    assert (result.method, result.kept_as) == ("single-transaction", None)
+    assert row_counts(target) == row_counts(source_url)
