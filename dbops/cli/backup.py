@@ -61,7 +61,8 @@ def _steps(enabled: bool) -> Iterator[Any]:
     with console.status("starting ...") as status:
 
         def update(step: Step) -> None:
-            count = f" ({step.done}/{step.total})" if step.done and step.total else ""
+            known = step.done and step.total and step.done <= step.total
+            count = f" ({step.done}/{step.total})" if known else ""
             status.update(f"{step.message}{count}")
 
         yield update
