@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -418,6 +418,47 @@ class Settings(BaseSettings):
         default=10_485_760,
         ge=0,
         description="Estimated bloat (bytes) an index needs before a reindex is proposed.",
+    )
+    # Logical backups (dbops.ops.backup, `dbops backup ...`): where, how, what prune keeps.
+    backup_dir: Path | None = Field(
+        default=None,
+        description="Directory of the backups (one subdirectory with a manifest each). "
+        "Unset: `backups/` under `home`.",
+    )
+    backup_format: Literal["custom", "directory"] = Field(
+        default="custom",
+        description="pg_dump format: `custom` (one file) or `directory` (one file per table, "
+        "dumped and restored with `backup_jobs` workers).",
+    )
+    backup_jobs: int = Field(
+        default=2,
+        ge=1,
+        description="Parallel pg_dump/pg_restore workers for the `directory` format.",
+    )
+    backup_keep_last: int = Field(
+        default=7, ge=0, description="`dbops backup prune` keeps the newest N backups."
+    )
+    backup_keep_daily: int = Field(
+        default=7,
+        ge=0,
+        description="Prune also keeps the newest backup of each of the last N days that have one.",
+    )
+    backup_keep_weekly: int = Field(
+        default=4,
+        ge=0,
+        description="Prune also keeps the newest backup of each of the last N ISO weeks that "
+        "have one (the newest verified backup is always kept).",
+    )
+    backup_max_age_s: float = Field(
+        default=26 * 3600.0,
+        gt=0,
+        description="The newest backup older than this is a warning (`backup_stale`).",
+    )
+    backup_verified_max_age_s: float = Field(
+        default=8 * 86400.0,
+        gt=0,
+        description="The newest verified backup (restore drill passed) older than this is a "
+        "warning (`backup_unverified`).",
     )
 
     @field_validator("application_name")

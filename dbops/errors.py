@@ -265,3 +265,41 @@ class ArchiveError(DbopsError):
 
 ArchiveError.__module__ = "dbops.errors"
 __all__ += ["ArchiveError"]
+# ------------------------------------------------------------------ backups (dbops.ops.backup)
+class BackupError(DbopsError):
+    """A backup cannot be created, read, verified, restored or pruned."""
+
+
+class BackupNotFound(BackupError):
+    """No backup has the given id (or there is no backup at all)."""
+
+
+class BackupCorrupt(BackupError):
+    """A backup file is missing or its checksum differs from the manifest; ``path`` names it."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class BackupVerifyFailed(BackupError):
+    """A restore drill ran and found the restored data unlike the manifest (the drill is kept)."""
+
+    exit_code = 4
+
+
+class RestoreRefused(BackupError):
+    """The restore target holds data and ``force`` was not given: nothing was changed."""
+
+
+for _cls in (BackupError, BackupNotFound, BackupCorrupt, BackupVerifyFailed, RestoreRefused):
+    _cls.__module__ = "dbops.errors"
+__all__ += [
+    "BackupCorrupt",
+    "BackupError",
+    "BackupNotFound",
+    "BackupVerifyFailed",
+    "RestoreRefused",
+]
