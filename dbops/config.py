@@ -110,9 +110,7 @@ class SecretFilesSource(PydanticBaseSettingsSource):
                 return Path(path).read_text(encoding="utf-8").strip(), key, False
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or type(exc).__name__
-                raise SecretFileError(
-                    f"{env_name}_FILE: cannot read {path} ({reason})"
-                ) from None
+                raise SecretFileError(f"{env_name}_FILE: cannot read {path} ({reason})") from None
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def _field_from_detail(diag: psycopg.errors.Diagnostic) -> str | None:
 
 
 def translate_exception(exc: BaseException) -> DbopsError | None:
-    """Map a driver, SQLAlchemy or secret-file error to a :class:`DbopsError` (``None``: unknown)."""
+    """Map a driver, SQLAlchemy or secret-file error to a :class:`DbopsError`, else ``None``."""
     if isinstance(exc, DbopsError):
         return exc
     if "dbops.config" in sys.modules:
