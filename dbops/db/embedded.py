@@ -428,7 +428,7 @@ class EmbeddedCluster:
                 self._initdb(find_binaries())
             if not self.running():
                 self._start()
-            elif self._tls_ca() is not None and self._ensure_tls_files():
+            elif self.tls_ca is not None and self._ensure_tls_files():
                 self._reload()  # a renewed server certificate: the server rereads its files
             self._ensure_database()
         return self.url()
@@ -534,7 +534,7 @@ class EmbeddedCluster:
         """
         db = database or self.database
         url = f"postgresql+psycopg://postgres:{self.password}@127.0.0.1:{self.port}/{db}"
-        ca = self._tls_ca()
+        ca = self.tls_ca
         if ca is not None:
             url += f"?sslmode=verify-full&sslrootcert={urllib.parse.quote(str(ca), safe='/')}"
         return url
@@ -547,8 +547,9 @@ class EmbeddedCluster:
         """Directory of the CA and server certificate (``.dbops/tls/``)."""
         return self._runtime / "tls"
 
-    def _tls_ca(self) -> Path | None:
-        """The CA file clients verify against, if the server was last started with TLS."""
+    @property
+    def tls_ca(self) -> Path | None:
+        """The CA file clients verify against; None unless the server was last started with TLS."""
         value = self._read_state().get("tls_ca")
         return Path(value) if isinstance(value, str) else None
 

@@ -14,6 +14,7 @@ server) and never leave this module but as a file path: no key material is retur
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import ipaddress
 import os
@@ -286,7 +287,7 @@ def ensure_server_tls(
             with contextlib.suppress(OSError):
                 os.chown(server_key, *owner)
                 os.chown(server_cert, *owner)
-        return _with(files, cert.not_valid_after_utc, renewed=False)
+        return dataclasses.replace(files, not_after=cert.not_valid_after_utc)
     not_after = issue_server_certificate(
         ca_cert,
         ca_key,
@@ -296,16 +297,4 @@ def ensure_server_tls(
         ip_addresses=ip_addresses,
         owner=owner,
     )
-    return _with(files, not_after, renewed=True)
-
-
-def _with(files: TlsFiles, not_after: dt.datetime, *, renewed: bool) -> TlsFiles:
-    return TlsFiles(
-        directory=files.directory,
-        ca_cert=files.ca_cert,
-        ca_key=files.ca_key,
-        server_cert=files.server_cert,
-        server_key=files.server_key,
-        not_after=not_after,
-        renewed=renewed,
-    )
+    return dataclasses.replace(files, not_after=not_after, renewed=True)

@@ -329,6 +329,7 @@ def test_db_lifecycle_on_a_fresh_home(tmp_path: Path, monkeypatch: pytest.Monkey
         status = invoke("db", "status").stdout
         assert "running" in status
         assert str(cluster.port) in status
+        assert f"on (TCP needs it; CA {cluster.tls_dir / 'ca.crt'})" in status
 
         socket_url = invoke("db", "url").stdout.strip()
         assert socket_url == cluster.libpq_url()

@@ -238,19 +238,26 @@ def test_slow_statement_is_logged_with_its_plan(private_cluster: EmbeddedCluster
 
 
 @pytest.mark.slow
-def test_tls_off_serves_plain_tcp(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_turning_tls_off_serves_plain_tcp(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = Path(tmp_path_factory.mktemp("notls")) / "cluster"
-    options = ServerOptions(tls=False, auto_explain_min_duration_ms=-1)
-    cluster = EmbeddedCluster(home, database="plain", durable=False, options=options)
+    cluster = EmbeddedCluster(home, database="plain", durable=False)
     try:
         cluster.ensure_running()
+        assert cluster.tls_ca == cluster.tls_dir / "ca.crt"
+        cluster.stop()
+        # The same cluster, next start with TLS (and auto_explain) off.
+        options = ServerOptions(tls=False, auto_explain_min_duration_ms=-1)
+        cluster = EmbeddedCluster(home, database="plain", durable=False, options=options)
+        cluster.ensure_running()
+        assert cluster.tls_ca is None
         url = to_libpq_url(cluster.tcp_url())
         assert "sslmode" not in url
-        with psycopg.connect(url) as conn:
+        with psycopg.connect(url, sslmode="disable") as conn:
             assert conn.execute(OWN_SSL).fetchone() == (False, None, None)
             preload = conn.execute("SHOW shared_preload_libraries").fetchone()
+            ssl = conn.execute("SHOW ssl").fetchone()
         assert preload == ("pg_stat_statements",)
-        assert not cluster.tls_dir.exists()
+        assert ssl == ("off",)
     finally:
         cluster.destroy()
         shutil.rmtree(home, ignore_errors=True)
