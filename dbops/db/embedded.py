@@ -10,6 +10,7 @@ When dbops runs as root (as CI does) the server runs as the ``postgres`` system 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import glob
 import hashlib
@@ -43,6 +44,8 @@ _REQUIRED = ("pg_ctl", "initdb", "postgres")
 #: Longest unix socket path (sun_path is 108 bytes on Linux, minus the NUL).
 _MAX_SOCKET_PATH = 100
 _SERVICE_USER = "postgres"
+#: Certificates of the embedded cluster are replaced this long before they expire.
+_TLS_RENEW_BEFORE = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,10 @@ def find_binaries() -> PgBinaries:
             )
             return PgBinaries(bindir=bindir, version=out.stdout.strip().rsplit(" ", 1)[-1])
     raise EmbeddedClusterError(_INSTALL_HINT)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _free_port() -> int:
@@ -379,7 +386,6 @@ class EmbeddedCluster:
             "pg_stat_statements.max = 10000",
             "track_io_timing = on",
             "track_functions = all",
-            "log_min_duration_statement = 1000",
             "log_lock_waits = on",
             # %e (SQLSTATE) lets the resources collector count server errors by class.
             "log_line_prefix = '%m [%p] %e '",
@@ -554,8 +560,15 @@ class EmbeddedCluster:
         return Path(value) if isinstance(value, str) else None
 
     def _ensure_tls_files(self) -> bool:
-        """Create or renew the certificates when TLS is on; True when the server's changed."""
+        """Create or renew the certificates when TLS is on; True when the server's changed.
+
+        The certificate files dbops last wrote are remembered in cluster.json (SHA-256 and
+        expiry): while they are unchanged and far from expiry nothing is parsed, so commands
+        on a running cluster do not pay for importing ``cryptography``.
+        """
         if not self.options.tls:
+            return False
+        if self._tls_files_current():
             return False
         from dbops.db.tls import ensure_server_tls  # only here: cryptography is a heavy import
 
@@ -563,7 +576,29 @@ class EmbeddedCluster:
         if self._as_root:
             entry = pwd.getpwnam(_SERVICE_USER)
             owner = (entry.pw_uid, entry.pw_gid)
-        return ensure_server_tls(self.tls_dir, owner=owner).renewed
+        files = ensure_server_tls(self.tls_dir, owner=owner, renew_before=_TLS_RENEW_BEFORE)
+        state = self._read_state()
+        state["tls_server"] = {
+            "sha256": _sha256(files.server_cert),
+            "not_after": files.not_after.isoformat(),
+        }
+        self._write_state(state)
+        return files.renewed
+
+    def _tls_files_current(self) -> bool:
+        recorded = self._read_state().get("tls_server")
+        if not isinstance(recorded, dict):
+            return False
+        names = ("ca.crt", "ca.key", "server.crt", "server.key")
+        if not all((self.tls_dir / name).is_file() for name in names):
+            return False
+        try:
+            not_after = dt.datetime.fromisoformat(str(recorded.get("not_after")))
+        except ValueError:
+            return False
+        if not_after - dt.datetime.now(dt.UTC) <= _TLS_RENEW_BEFORE:
+            return False
+        return recorded.get("sha256") == _sha256(self.tls_dir / "server.crt")
 
     def _tls_and_logging_conf(self, base: Sequence[str]) -> list[str]:
         """Lines appended to dbops.conf: TLS, connection and slow-statement logging.

@@ -12,6 +12,8 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +126,21 @@ def test_server_log_shows_connections(pg_cluster: EmbeddedCluster) -> None:
         time.sleep(0.1)
     assert "application_name=tls-log SSL enabled (protocol=TLSv1.3" in log
     assert "disconnection: session time:" in log
+
+
+def test_running_cluster_with_current_certificates_skips_cryptography(
+    pg_cluster: EmbeddedCluster,
+) -> None:
+    """`dbops` commands on a running cluster do not import cryptography to check the files."""
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom dbops.db import EmbeddedCluster\n"
+        f"EmbeddedCluster(Path({str(pg_cluster.home)!r}), database='dbops_test').ensure_running()\n"
+        "print('cryptography' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
 
 
 # ------------------------------------------------------------------ ensure_server_tls
