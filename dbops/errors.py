@@ -133,9 +133,14 @@ def _field_from_detail(diag: psycopg.errors.Diagnostic) -> str | None:
 
 
 def translate_exception(exc: BaseException) -> DbopsError | None:
-    """Map a psycopg/SQLAlchemy error to a :class:`DbopsError`, or ``None`` when unknown."""
+    """Map a driver, SQLAlchemy or secret-file error to a :class:`DbopsError`, else ``None``."""
     if isinstance(exc, DbopsError):
         return exc
+    if "dbops.config" in sys.modules:
+        from dbops.config import SecretFileError
+
+        if isinstance(exc, SecretFileError):
+            return ConfigError(str(exc))
     orig: BaseException = exc
     # Only a process that loaded SQLAlchemy can hold a SQLAlchemy error: importing it here
     # otherwise would slow down every command that never touches it.
