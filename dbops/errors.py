@@ -257,3 +257,14 @@ class WouldReplaceData(Conflict):
 
 WouldReplaceData.__module__ = "dbops.errors"
 __all__ += ["WouldReplaceData"]
+
+
+class DecryptionError(DbopsError):
+    """An encrypted value cannot be decrypted: unknown key version, altered, or out of place.
+
+    The message names the table, column and row, never the value or a key.
+    """
+
+
+DecryptionError.__module__ = "dbops.errors"
+__all__ += ["DecryptionError"]
