@@ -253,7 +253,8 @@ def test_ddl_behind_a_long_transaction_times_out_and_says_where_it_stopped(
 ) -> None:
     """0004 and 0003 revert (0003's autocommit block), 0002's concurrent drop on users times out."""
     settings = make_settings(empty_database, migration_lock_timeout_ms=300)
-    upgrade(empty_database, settings)
+    # Pinned at 0004: later revisions have their own steps on users (0007's concurrent drop).
+    upgrade(empty_database, settings, "0004")
     holder.execute("SELECT count(*) FROM users")  # ACCESS SHARE until the transaction ends
 
     started = time.monotonic()
@@ -292,7 +293,7 @@ def test_a_blocked_concurrent_build_applies_nothing_and_the_retry_cleans_up(
         (False,)
     ]
 
-    result = upgrade(empty_database, settings)
+    result = upgrade(empty_database, settings, "0004")
     assert result.applied == ("0003", "0004")
     assert _query(empty_database, INDEX_VALID, {"name": "ix_invitations_pending_expiry"}) == [
         (True,)
@@ -331,7 +332,7 @@ def test_a_failing_concurrent_build_keeps_the_complete_revisions(empty_database:
     assert _exists(empty_database, "users")
 
     _query(empty_database, "DROP TABLE ix_users_tags")
-    result = upgrade(empty_database, make_settings(empty_database))
+    result = upgrade(empty_database, make_settings(empty_database), "0004")
     assert (result.before, result.applied) == ("0001", ("0002", "0003", "0004"))
 
 
