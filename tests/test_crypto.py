@@ -231,7 +231,7 @@ def test_with_database_url_and_no_keys_it_is_a_config_error(tmp_path: Path) -> N
 def test_embedded_default_generates_keys_once_with_mode_0600(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings(_env_file=None, home=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, home=tmp_path)
     assert settings.embedded
     with caplog.at_level(logging.WARNING, logger="dbops.crypto"):
         first = load_keyring(settings)

@@ -31,13 +31,11 @@ def phones(clean_db: Database) -> dict[uuid.UUID, str]:
     """``N`` users with a phone encrypted under key v1 (and one user without a phone)."""
     users = UserService(clean_db, keyring=Keyring({1: V1}, BLIND))
     out: dict[uuid.UUID, str] = {}
+    ids: list[uuid.UUID] = []
     with clean_db.connection() as conn:
-        ids = [
-            conn.execute(INSERT_USER, {"email": f"k{i}@example.com", "name": f"K {i}"}).fetchone()[
-                0
-            ]
-            for i in range(N + 1)
-        ]
+        for i in range(N + 1):
+            row = conn.execute(INSERT_USER, {"email": f"k{i}@example.com", "name": f"K {i}"})
+            ids.append(row.fetchone()[0])  # type: ignore[index]
     for i, user_id in enumerate(ids[:N]):
         out[user_id] = users.set_phone(SYSTEM, user_id, f"+1415555{i:04d}")
     return out
