@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from psycopg.rows import class_row
@@ -28,7 +28,7 @@ from dbops.crypto import Keyring, load_keyring
 from dbops.db.engine import Database
 from dbops.errors import DecryptionError, InvalidInput
 
-__all__ = ["KeyStatus", "RotationResult", "VersionCount", "key_status", "rotate"]
+__all__ = ["KeyStatus", "RotationResult", "VersionCount", "fill_phones", "key_status", "rotate"]
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +60,14 @@ UPDATE_BATCH_SQL = """
 UPDATE users AS u
 SET phone_ciphertext = v.ciphertext, phone_key_version = %(version)s
 FROM unnest(%(ids)s::uuid[], %(ciphertexts)s::bytea[]) AS v(id, ciphertext)
+WHERE u.id = v.id
+"""
+SET_PHONES_SQL = """
+UPDATE users AS u
+SET phone_ciphertext = v.ciphertext, phone_key_version = %(version)s,
+    phone_blind_index = v.blind_index
+FROM unnest(%(ids)s::uuid[], %(ciphertexts)s::bytea[], %(blind_indexes)s::bytea[])
+    AS v(id, ciphertext, blind_index)
 WHERE u.id = v.id
 """
 
@@ -187,6 +195,46 @@ def rotate(
         remaining=remaining,
         seconds=seconds,
     )
+
+
+def fill_phones(
+    db: Database,
+    phones: Mapping[uuid.UUID, str],
+    keyring: Keyring | None = None,
+    *,
+    batch_size: int = 5_000,
+) -> int:
+    """Set many users' phones at once (demo data, benchmarks); returns rows updated.
+
+    Each number is normalized, encrypted and indexed in Python as ``UserService.set_phone``
+    does, then written ``batch_size`` rows per ``UPDATE ... FROM unnest(...)`` (one round trip
+    per batch, one transaction for all). Not for user input: no actor, no per-row checks.
+    """
+    from dbops.crypto import normalize_phone
+
+    keys = keyring or load_keyring(db.settings)
+    items = list(phones.items())
+    updated = 0
+    with db.connection() as conn:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            ids, ciphertexts, indexes = [], [], []
+            for user_id, phone in chunk:
+                number = normalize_phone(phone)
+                ids.append(user_id)
+                ciphertexts.append(keys.encrypt(number, table=TABLE, column=COLUMN, row_id=user_id))
+                indexes.append(keys.blind_index(number, table=TABLE, column=COLUMN))
+            cur = conn.execute(
+                SET_PHONES_SQL,
+                {
+                    "version": keys.current,
+                    "ids": ids,
+                    "ciphertexts": ciphertexts,
+                    "blind_indexes": indexes,
+                },
+            )
+            updated += cur.rowcount
+    return updated
 
 
 def _rotate_batch(

@@ -11,7 +11,7 @@ import pytest
 from dbops.crypto import Keyring, generate_key
 from dbops.db import Database, EmbeddedCluster
 from dbops.errors import DecryptionError
-from dbops.ops.keys import key_status, rotate
+from dbops.ops.keys import fill_phones, key_status, rotate
 from dbops.services.users import UserService
 from tests.services._helpers import INSERT_USER, SYSTEM
 
@@ -152,3 +152,19 @@ def test_a_version_missing_from_the_keyring_is_a_clear_error(
     with pytest.raises(DecryptionError, match="key version 1 is not in the keyring"):
         rotate(clean_db, keyring, batch_size=BATCH)
     assert {c.version: c.rows for c in key_status(clean_db, keyring).counts} == {1: N}
+
+
+def test_fill_phones_writes_what_the_service_reads(clean_db: Database) -> None:
+    keyring = Keyring({4: V1}, BLIND)
+    with clean_db.connection() as conn:
+        ids = [
+            conn.execute(INSERT_USER, {"email": f"f{i}@example.com", "name": "F"}).fetchone()[0]  # type: ignore[index]
+            for i in range(3)
+        ]
+    phones = {user_id: f"+44 20 7946 09{i:02d}" for i, user_id in enumerate(ids)}
+    assert fill_phones(clean_db, phones, keyring, batch_size=2) == 3
+    users = UserService(clean_db, keyring=keyring)
+    for i, user_id in enumerate(ids):
+        assert users.get_phone(SYSTEM, user_id) == f"+4420794609{i:02d}"
+        assert [u.id for u in users.find_by_phone(SYSTEM, phones[user_id])] == [user_id]
+    assert [(c.version, c.rows) for c in key_status(clean_db, keyring).counts] == [(4, 3)]
