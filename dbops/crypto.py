@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import logging
@@ -33,6 +32,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -229,8 +229,8 @@ class Keyring:
         give equal indexes. Normalize first (:func:`normalize_phone`): the index matches only
         byte-equal input.
         """
-        message = f"{_ident(table)}|{_ident(column)}|".encode() + normalized.encode("utf-8")
-        return hmac.new(self._blind.value, message, hashlib.sha256).digest()
+        message = _place(table, column).encode() + normalized.encode("utf-8")
+        return hmac.digest(self._blind.value, message, "sha256")
 
 
 def _ident(name: str) -> str:
@@ -239,8 +239,14 @@ def _ident(name: str) -> str:
     return name
 
 
+@lru_cache(maxsize=256)
+def _place(table: str, column: str) -> str:
+    """``table|column|`` after checking both are plain identifiers (cached: a hot path)."""
+    return f"{_ident(table)}|{_ident(column)}|"
+
+
 def _aad(table: str, column: str, row_id: uuid.UUID | str, version: int) -> bytes:
-    return f"{_ident(table)}|{_ident(column)}|{row_id}|{version}".encode()
+    return f"{_place(table, column)}{row_id}|{version}".encode()
 
 
 # -- loading ------------------------------------------------------------------------------------
