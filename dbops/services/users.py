@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import args_row, class_row
 from psycopg.types.json import Jsonb
 
-from dbops.crypto import Keyring, load_keyring
+from dbops.crypto import Keyring, load_keyring, normalize_phone
 from dbops.db.engine import Database
 from dbops.db.metrics import timed_methods
 from dbops.errors import Forbidden, NotFound
@@ -117,9 +117,9 @@ RETURNING id
 SELECT_PHONE_SQL = "SELECT id, phone_ciphertext FROM users WHERE id = %(id)s AND deleted_at IS NULL"
 #: Served by ix_users_phone_blind_index (partial: users with a phone only).
 SELECT_USERS_BY_PHONE_SQL = (
-    "SELECT "
+    "SELECT phone_ciphertext, "
     + _USER_COLUMNS
-    + ", phone_ciphertext FROM users"
+    + " FROM users"
     + " WHERE phone_blind_index = %(blind_index)s AND deleted_at IS NULL"
     + " ORDER BY created_at, id"
 )
@@ -160,24 +160,6 @@ class _Credentials:
 
 
 @dataclass(frozen=True)
-class _UserWithPhone(UserView):
-    phone_ciphertext: bytes | None = None
-
-    def view(self) -> UserView:
-        return UserView(
-            id=self.id,
-            email=self.email,
-            display_name=self.display_name,
-            role=self.role,
-            profile=self.profile,
-            tags=self.tags,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            deleted_at=self.deleted_at,
-        )
-
-
-@dataclass(frozen=True)
 class _PhoneRow:
     id: uuid.UUID
     phone_ciphertext: bytes | None
@@ -186,7 +168,15 @@ class _PhoneRow:
 _USER_ROW = class_row(UserView)
 _CREDENTIALS_ROW = class_row(_Credentials)
 _PHONE_ROW = class_row(_PhoneRow)
-_USER_WITH_PHONE_ROW = class_row(_UserWithPhone)
+
+
+def _user_and_phone(phone_ciphertext: bytes, *user: Any) -> tuple[UserView, bytes]:
+    return UserView(*user), phone_ciphertext
+
+
+#: ``(UserView, ciphertext)`` rows of SELECT_USERS_BY_PHONE_SQL (ciphertext first, then the
+#: user columns in UserView's field order).
+_USER_AND_PHONE_ROW = args_row(_user_and_phone)
 
 
 def _require_self_or_system(actor: Actor, user_id: uuid.UUID) -> None:
@@ -441,19 +431,18 @@ class UserService:
         """
         if not check_actor(actor).is_system:
             raise Forbidden("only a system actor can look users up by phone")
-        number = validate(PhoneInput, phone=phone).phone
+        number = normalize_phone(phone)  # the rule of PhoneInput, without pydantic (hot read)
         keys = self._keys()
         params = {"blind_index": keys.blind_index(number, table=PHONE_TABLE, column=PHONE_COLUMN)}
         with reading(self._db, actor) as conn:
-            rows = fetch_all(conn, SELECT_USERS_BY_PHONE_SQL, _USER_WITH_PHONE_ROW, params)
+            rows = fetch_all(conn, SELECT_USERS_BY_PHONE_SQL, _USER_AND_PHONE_ROW, params)
         found: list[UserView] = []
-        for row in rows:
-            assert row.phone_ciphertext is not None
+        for user, ciphertext in rows:
             stored = keys.decrypt(
-                row.phone_ciphertext, table=PHONE_TABLE, column=PHONE_COLUMN, row_id=row.id
+                ciphertext, table=PHONE_TABLE, column=PHONE_COLUMN, row_id=user.id
             )
             if hmac.compare_digest(stored, number):
-                found.append(row.view())
+                found.append(user)
         return found
 
     # -- soft delete ------------------------------------------------------------------------
