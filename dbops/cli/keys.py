@@ -28,10 +28,12 @@ keys_app = typer.Typer(
 @keys_app.command("status")
 def status() -> None:
     """The keyring (versions, current, source) and how many rows each key version encrypts."""
+    from dbops.cli.schema import require_head
     from dbops.ops.keys import key_status
 
     settings = _target.settings()
     with _target.database(settings, _target.dsn_to_read(settings)) as db:
+        require_head(db.dsn)
         report = key_status(db)
     rows = [
         ("current version", f"v{report.current}"),
@@ -150,5 +152,7 @@ def generate(
     )
     if settings.encryption_keys is not None:
         note("note: DBOPS_ENCRYPTION_KEYS is set and wins over files: add the new key there")
+    elif settings.encryption_keys_file != path and not settings.embedded:
+        note(f"note: set DBOPS_ENCRYPTION_KEYS_FILE={path} so that dbops reads this file")
     if show:
         typer.echo(f"v{version}:{encoded}")
