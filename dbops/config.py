@@ -589,6 +589,33 @@ class Settings(BaseSettings):
             file_secret_settings,
         )
 
+    # Encrypted columns (dbops.crypto, docs/encryption.md): versioned AES-256-GCM keys and
+    # the blind index key. Unset with no DATABASE_URL: dev keys are generated in `home`/keys.
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Versioned AES-256 keys of encrypted columns: `v1:<base64>,v2:<base64>` "
+        "or a JSON object; the highest version encrypts, every listed one decrypts.",
+    )
+    encryption_keys_file: Path | None = Field(
+        default=None,
+        description="File holding `encryption_keys` (same formats, one key a line allowed); "
+        "keep it mode 0600.",
+    )
+    blind_index_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 HMAC-SHA256 key (32 bytes or more) of the blind indexes used for "
+        "equality lookups of encrypted columns.",
+    )
+    blind_index_key_file: Path | None = Field(
+        default=None, description="File holding `blind_index_key` (base64); keep it mode 0600."
+    )
+    keys_rotate_batch_size: int = Field(
+        default=1_000,
+        ge=1,
+        le=100_000,
+        description="Rows `dbops keys rotate` re-encrypts per transaction.",
+    )
+
     @field_validator("application_name")
     @classmethod
     def _ascii_name(cls, value: str) -> str:

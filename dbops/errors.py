@@ -308,3 +308,12 @@ __all__ += [
     "BackupVerifyFailed",
     "RestoreRefused",
 ]
+class DecryptionError(DbopsError):
+    """An encrypted value cannot be decrypted: unknown key version, altered, or out of place.
+
+    The message names the table, column and row, never the value or a key.
+    """
+
+
+DecryptionError.__module__ = "dbops.errors"
+__all__ += ["DecryptionError"]

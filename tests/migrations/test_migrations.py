@@ -259,7 +259,8 @@ def test_ddl_behind_a_long_transaction_times_out_and_says_where_it_stopped(
 ) -> None:
     """0004 and 0003 revert (0003's autocommit block), 0002's concurrent drop on users times out."""
     settings = make_settings(empty_database, migration_lock_timeout_ms=300)
-    upgrade(empty_database, settings)
+    # Pinned at 0004: later revisions have their own steps on users (0007's concurrent drop).
+    upgrade(empty_database, settings, "0004")
     holder.execute("SELECT count(*) FROM users")  # ACCESS SHARE until the transaction ends
 
     started = time.monotonic()
