@@ -156,9 +156,9 @@ ORDER BY m.user_id
 ARCHIVE_USERS = """
 INSERT INTO archive.users
     (id, email, password_hash, display_name, role, profile, tags, created_at, updated_at,
-     deleted_at, archived_at, run_id)
+     deleted_at, phone_ciphertext, phone_key_version, phone_blind_index, archived_at, run_id)
 SELECT id, email, password_hash, display_name, role, profile, tags, created_at, updated_at,
-       deleted_at, now(), %(run_id)s
+       deleted_at, phone_ciphertext, phone_key_version, phone_blind_index, now(), %(run_id)s
 FROM users WHERE id = ANY(%(ids)s::uuid[])
 ON CONFLICT (id) DO NOTHING
 """
@@ -282,9 +282,9 @@ FOR UPDATE OF t
 RESTORE_USER = """
 INSERT INTO users
     (id, email, password_hash, display_name, role, profile, tags, created_at, updated_at,
-     deleted_at)
+     deleted_at, phone_ciphertext, phone_key_version, phone_blind_index)
 SELECT id, email, password_hash, display_name, role, profile, tags, created_at, updated_at,
-       deleted_at
+       deleted_at, phone_ciphertext, phone_key_version, phone_blind_index
 FROM archive.users WHERE id = %(id)s
 """
 RESTORE_MEMBERS_OF_USER = """

@@ -33,31 +33,41 @@ __all__ = ["KeyStatus", "RotationResult", "VersionCount", "fill_phones", "key_st
 _log = logging.getLogger(__name__)
 
 TABLE, COLUMN = "users", "phone"
+#: Where encrypted phones live: the live table and the archive of old soft-deleted users
+#: (migration 0005). Archived rows keep the AAD of ``users`` (archiving moves the ciphertext
+#: verbatim, and a restored row must decrypt), and rotation re-encrypts them too, so retiring an
+#: old key never strands an archived value.
+RELATIONS = ("users", "archive.users")
 #: Passes over the table after the first, for rows that were locked (skipped) during it.
 MAX_EXTRA_PASSES = 5
 _FIRST_ID = uuid.UUID(int=0)
 
 COUNT_BY_VERSION_SQL = """
-SELECT phone_key_version AS version, count(*) AS rows
-FROM users
-WHERE phone_key_version IS NOT NULL
-GROUP BY phone_key_version
-ORDER BY phone_key_version
+SELECT version, sum(rows)::bigint AS rows FROM (
+    SELECT phone_key_version AS version, count(*) AS rows
+    FROM users WHERE phone_key_version IS NOT NULL GROUP BY 1
+    UNION ALL
+    SELECT phone_key_version, count(*)
+    FROM archive.users WHERE phone_key_version IS NOT NULL GROUP BY 1
+) AS per_relation
+GROUP BY version
+ORDER BY version
 """
 COUNT_OLD_SQL = """
-SELECT count(*) FROM users WHERE phone_key_version <> %(current)s
+SELECT (SELECT count(*) FROM users WHERE phone_key_version <> %(current)s)
+     + (SELECT count(*) FROM archive.users WHERE phone_key_version <> %(current)s)
 """
 #: Keyset on the primary key: each batch starts where the last one ended (no rescans).
 SELECT_BATCH_SQL = """
 SELECT id, phone_ciphertext, phone_key_version
-FROM users
+FROM {relation}
 WHERE id > %(after)s AND phone_key_version <> %(current)s
 ORDER BY id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
 UPDATE_BATCH_SQL = """
-UPDATE users AS u
+UPDATE {relation} AS u
 SET phone_ciphertext = v.ciphertext, phone_key_version = %(version)s
 FROM unnest(%(ids)s::uuid[], %(ciphertexts)s::bytea[]) AS v(id, ciphertext)
 WHERE u.id = v.id
@@ -168,17 +178,18 @@ def rotate(
     rotated = batches = 0
     remaining = 0
     for _ in range(1 + MAX_EXTRA_PASSES):
-        after = _FIRST_ID
-        while True:
-            done, last = _rotate_batch(db, keys, after=after, limit=size)
-            if not done:
-                break
-            rotated += done
-            batches += 1
-            after = last
-            _log.info("keys rotate: batch %d: %d rows (%d so far)", batches, done, rotated)
-            if on_batch is not None:
-                on_batch(done, rotated)
+        for relation in RELATIONS:
+            after = _FIRST_ID
+            while True:
+                done, last = _rotate_batch(db, keys, relation, after=after, limit=size)
+                if not done:
+                    break
+                rotated += done
+                batches += 1
+                after = last
+                _log.info("keys rotate: batch %d: %d rows (%d so far)", batches, done, rotated)
+                if on_batch is not None:
+                    on_batch(done, rotated)
         with db.read() as conn:
             row = conn.execute(COUNT_OLD_SQL, {"current": keys.current}).fetchone()
         remaining = int(row[0]) if row else 0
@@ -238,14 +249,15 @@ def fill_phones(
 
 
 def _rotate_batch(
-    db: Database, keys: Keyring, *, after: uuid.UUID, limit: int
+    db: Database, keys: Keyring, relation: str, *, after: uuid.UUID, limit: int
 ) -> tuple[int, uuid.UUID]:
     """One transaction: lock up to ``limit`` old rows after ``after``, re-encrypt, write back."""
     current = keys.current
     with db.connection() as conn:
         with conn.cursor(row_factory=_ROW) as cur:
             rows = cur.execute(
-                SELECT_BATCH_SQL, {"after": after, "current": current, "limit": limit}
+                SELECT_BATCH_SQL.format(relation=relation),
+                {"after": after, "current": current, "limit": limit},
             ).fetchall()
         if not rows:
             return 0, after
@@ -262,5 +274,8 @@ def _rotate_batch(
             plain = keys.decrypt(blob, table=TABLE, column=COLUMN, row_id=row.id)
             ids.append(row.id)
             ciphertexts.append(keys.encrypt(plain, table=TABLE, column=COLUMN, row_id=row.id))
-        conn.execute(UPDATE_BATCH_SQL, {"version": current, "ids": ids, "ciphertexts": ciphertexts})
+        conn.execute(
+            UPDATE_BATCH_SQL.format(relation=relation),
+            {"version": current, "ids": ids, "ciphertexts": ciphertexts},
+        )
     return len(rows), rows[-1].id

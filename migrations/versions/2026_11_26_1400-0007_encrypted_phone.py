@@ -28,8 +28,6 @@ from alembic import op
 from dbops.ops.migrate import create_index_concurrently, drop_index_concurrently
 
 revision: str = "0007"
-# On this branch 0007 follows 0004; 0005 and 0006 are written in parallel and the chain is
-# re-linked when they are merged.
 down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -76,6 +74,20 @@ BEGIN
 END
 $$
 """
+#: The archive of old soft-deleted users (0005) keeps their phone as it was: same ciphertext,
+#: same AAD (``users``), so a restored user decrypts and rotation covers archived rows too.
+ADD_ARCHIVE_COLUMNS = """
+ALTER TABLE archive.users
+    ADD COLUMN IF NOT EXISTS phone_ciphertext bytea,
+    ADD COLUMN IF NOT EXISTS phone_key_version smallint,
+    ADD COLUMN IF NOT EXISTS phone_blind_index bytea
+"""
+DROP_ARCHIVE_COLUMNS = """
+ALTER TABLE archive.users
+    DROP COLUMN IF EXISTS phone_blind_index,
+    DROP COLUMN IF EXISTS phone_key_version,
+    DROP COLUMN IF EXISTS phone_ciphertext
+"""
 VALIDATE_CONSTRAINT = "ALTER TABLE users VALIDATE CONSTRAINT ck_users_phone_all_or_none"
 DROP_COLUMNS = """
 ALTER TABLE users
@@ -89,6 +101,7 @@ ALTER TABLE users
 def upgrade() -> None:
     with op.get_context().autocommit_block():
         op.execute(ADD_COLUMNS)
+        op.execute(ADD_ARCHIVE_COLUMNS)
         op.execute(ADD_CONSTRAINT)
         op.execute(VALIDATE_CONSTRAINT)
         create_index_concurrently(
@@ -102,4 +115,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.get_context().autocommit_block():
         drop_index_concurrently(INDEX, "users")
+    op.execute(DROP_ARCHIVE_COLUMNS)
     op.execute(DROP_COLUMNS)

@@ -272,7 +272,7 @@ def test_ddl_behind_a_long_transaction_times_out_and_says_where_it_stopped(
     message = str(caught.value)
     assert "300 ms" in message
     assert "Retry" in message
-    assert f"now at revision 0002 (the run started at revision {head_revision()})" in message
+    assert "now at revision 0002 (the run started at revision 0004)" in message
     holder.rollback()
     assert current_revision(empty_database) == "0002"
 

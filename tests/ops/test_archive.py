@@ -38,7 +38,7 @@ ARCHIVE_TABLES = (
 #: The comparable columns of each table, as hashable values; the same in public and archive.
 COLUMNS = {
     "users": "id, email, password_hash, display_name, role::text, profile::text, tags::text, "
-    "created_at, updated_at, deleted_at",
+    "created_at, updated_at, deleted_at, phone_ciphertext, phone_key_version, phone_blind_index",
     "teams": "id, name, slug, settings::text, created_at, updated_at, deleted_at",
     "team_members": "team_id, user_id, role::text, created_at, updated_at",
     "invitations": "id, team_id, email, role::text, invited_by, token_hash, status::text, "
@@ -467,3 +467,35 @@ def test_a_row_already_in_the_archive_stops_the_batch_and_deletes_nothing(adb: D
     with pytest.raises(ArchiveError, match=r"teams: 1 live rows but only 0 copied"):
         archive.run(adb, older_than=CUTOFF, apply=True)
     assert snapshot(adb) == (live_before, archived_before)
+
+
+def test_an_archived_phone_survives_rotation_and_restore(adb: Database) -> None:
+    """Archiving keeps the encrypted phone verbatim; key rotation reaches archived rows, so
+    retiring the old key strands nothing; the restored user's phone decrypts to the original."""
+    from dbops.crypto import Keyring, generate_key
+    from dbops.ops import keys as key_ops
+    old, new, blind = generate_key(), generate_key(), generate_key()
+    with adb.connection() as conn:
+        gone = World(conn).user("phoebe", deleted=OLD)
+    assert key_ops.fill_phones(adb, {gone: "+44 20 7946 0000"}, Keyring({1: old}, blind)) == 1
+
+    archive.run(adb, older_than=CUTOFF, apply=True)
+    with adb.connection() as conn:
+        archived = conn.execute(
+            "SELECT phone_key_version, phone_ciphertext IS NOT NULL FROM archive.users "
+            "WHERE id = %s",
+            (gone,),
+        ).fetchone()
+    assert archived == (1, True)
+
+    rotated = key_ops.rotate(adb, Keyring({1: old, 2: new}, blind))
+    assert (rotated.rotated, rotated.remaining) == (1, 0)
+    only_new = Keyring({2: new}, blind)  # the old key is gone for good
+    assert key_ops.key_status(adb, only_new).rows_on_old_versions == 0
+
+    archive.restore(adb, user_id=gone)  # back in users, still soft-deleted
+    with adb.connection() as conn:
+        row = conn.execute("SELECT phone_ciphertext FROM users WHERE id = %s", (gone,)).fetchone()
+    assert row is not None
+    plain = only_new.decrypt(bytes(row[0]), table="users", column="phone", row_id=gone)
+    assert plain == "+442079460000"
