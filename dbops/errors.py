@@ -257,3 +257,11 @@ class WouldReplaceData(Conflict):
 
 WouldReplaceData.__module__ = "dbops.errors"
 __all__ += ["WouldReplaceData"]
+
+
+class PitrError(DbopsError):
+    """Point-in-time recovery (pgBackRest) cannot be set up, back up or restore."""
+
+
+PitrError.__module__ = "dbops.errors"
+__all__ += ["PitrError"]
