@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from dbops.cli import data, monitor, schema
+from dbops.cli import data, monitor, pitr, schema
 from dbops.cli._errors import ErrorHandlingGroup, report
 from dbops.cli.db import db_app
 
@@ -50,6 +50,17 @@ app.command("workload")(data.workload)
 app.add_typer(db_app, name="db")
 app.add_typer(schema.schema_app, name="schema")
 app.add_typer(monitor.monitor_app, name="monitor")
+
+# --- TEMPORARY (wt-pitr): a `backup` group holding only the PITR commands. At merge the lead
+# --- replaces this block by `pitr.register(backup.backup_app)` (dbops/cli/backup.py).
+_backup = typer.Typer(
+    help="Backups: point-in-time recovery of the embedded cluster with pgBackRest.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+pitr.register(_backup)
+app.add_typer(_backup, name="backup")
+# --- END TEMPORARY (wt-pitr)
 
 
 def main() -> NoReturn:
