@@ -129,6 +129,7 @@ def main() -> None:
                 full.seconds
             )
             sizes[f"pgBackRest full ({settings.pitr_compress_type})"] = full.backup.repo_size_bytes
+            time.sleep(1.1)  # a target must lie after the recorded (second) end of the backup
             noted = _note_time(cluster)
             incr = pitr.base_backup(settings, incremental=True)
             results.setdefault("pgBackRest incremental", []).append(incr.seconds)

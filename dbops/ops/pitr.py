@@ -27,7 +27,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +138,16 @@ class PitrInfo:
 
     @property
     def earliest_target(self) -> datetime | None:
-        """The earliest time a restore can go back to (end of the oldest backup)."""
-        return self.backups[0].finished_at if self.backups else None
+        """The earliest time a restore can go back to: just after the oldest backup ended.
+
+        pgBackRest records the end to the second (rounded down); a target in that same second
+        could lie before the backup's consistent point, where recovery cannot stop.
+        """
+        return _restorable_from(self.backups[0]) if self.backups else None
+
+
+def _restorable_from(backup: BackupSet) -> datetime:
+    return backup.finished_at + timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,12 @@ def _server_user() -> tuple[int, int] | None:
 
 
 def _make_dir(path: Path) -> None:
-    """Create ``path`` (mode 0750) and give it to the server user when root."""
+    """Create ``path`` (mode 0750) and give it to the server user when root.
+
+    A directory that exists already keeps its owner (``pitr_repo_dir`` may name one).
+    """
+    if path.is_dir():
+        return
     path.mkdir(parents=True, exist_ok=True, mode=0o750)
     owner = _server_user()
     if owner is not None:
@@ -643,13 +656,14 @@ def restore_to(
     known = info(settings).backups
     if not known:
         raise PitrError("no base backup yet: take one with `dbops backup pitr-base`")
-    earliest = min(b.finished_at for b in known)
+    earliest = min(_restorable_from(b) for b in known)
     if target < earliest:
         raise PitrError(
             f"target time {target.isoformat()} is before the oldest base backup, which "
-            f"finished at {earliest.isoformat()}: pick a later time"
+            f"finished at {(earliest - timedelta(seconds=1)).isoformat()}: pick "
+            f"{earliest.isoformat()} or later"
         )
-    chosen = max((b for b in known if b.finished_at <= target), key=lambda b: b.finished_at)
+    chosen = max((b for b in known if _restorable_from(b) <= target), key=lambda b: b.finished_at)
     started = time.perf_counter()
     if cluster.running():
         progress("archiving the live cluster's latest WAL")
@@ -660,17 +674,10 @@ def restore_to(
     except EmbeddedClusterError as exc:
         raise PitrError(f"cannot lay out {home}: {exc.message}") from exc
     progress(f"restoring base backup {chosen.label} into {copy.datadir}")
-    _run(
-        settings,
-        cluster,
-        "restore",
-        f"--pg1-path={copy.datadir}",
-        f"--set={chosen.label}",
-        "--type=time",
-        f"--target={target.isoformat(sep=' ')}",
-        "--target-action=promote",
-        "--archive-mode=off",
-    )
+    try:
+        _restore(settings, cluster, copy, chosen, target)
+    except PitrError as exc:
+        raise PitrError(f"{exc.message}; remove {copy.home} before retrying") from exc
     if start:
         progress(f"starting the copy on port {port} and replaying WAL up to {target.isoformat()}")
         try:
@@ -687,6 +694,28 @@ def restore_to(
         url=copy.libpq_url(),
         tcp_url=redact_dsn(to_libpq_url(copy.tcp_url())),
         seconds=time.perf_counter() - started,
+    )
+
+
+def _restore(
+    settings: Settings,
+    cluster: EmbeddedCluster,
+    copy: EmbeddedCluster,
+    backup: BackupSet,
+    target: datetime,
+) -> None:
+    _run(
+        settings,
+        cluster,
+        "restore",
+        f"--pg1-path={copy.datadir}",
+        f"--set={backup.label}",
+        "--type=time",
+        f"--target={target.isoformat(sep=' ')}",
+        "--target-action=promote",
+        # The copy must not archive into the live repository: a later restore of the live
+        # cluster (recovery_target_timeline=latest) would follow the copy's new timeline.
+        "--archive-mode=off",
     )
 
 

@@ -60,6 +60,20 @@ def copies() -> Iterator[list[Path]]:
         EmbeddedCluster(home).destroy()
 
 
+def backed_up(live: Live) -> datetime:
+    """The earliest restorable time, taking a first base backup if none exists (any order)."""
+    listed = pitr.info(live.settings)
+    if not listed.backups:
+        pitr.base_backup(live.settings)
+        listed = pitr.info(live.settings)
+    earliest = listed.earliest_target
+    assert earliest is not None
+    wait = (earliest - datetime.now(UTC)).total_seconds()
+    if wait > 0:
+        time.sleep(wait + 0.1)
+    return earliest
+
+
 def one(conn: psycopg.Connection[tuple[object, ...]], query: str) -> object:
     row = conn.execute(query).fetchone()
     assert row is not None
@@ -129,6 +143,21 @@ def test_restore_to_time_brings_deleted_rows_back_in_a_copy_only(
     assert EmbeddedCluster(home).stop() is True
 
 
+def test_restore_without_start_lays_out_a_stopped_copy(
+    live: Live, tmp_path: Path, copies: list[Path]
+) -> None:
+    target = backed_up(live)
+    home = tmp_path / "cold"
+    copies.append(home)
+    result = pitr.restore_to(live.settings, target, home, start=False)
+    assert result.started is False
+    copy = EmbeddedCluster(home)
+    assert copy.initialized()
+    assert not copy.running()
+    assert copy.port == result.port != live.cluster.port
+    assert live.cluster.running()
+
+
 def test_incremental_backup_builds_on_the_last_one(live: Live) -> None:
     full = pitr.base_backup(live.settings).backup
     incr = pitr.base_backup(live.settings, incremental=True).backup
@@ -138,7 +167,7 @@ def test_incremental_backup_builds_on_the_last_one(live: Live) -> None:
     assert [b.label for b in listed.backups][-2:] == [full.label, incr.label]
     assert listed.wal_min is not None
     assert listed.wal_max is not None
-    assert listed.earliest_target == listed.backups[0].finished_at
+    assert listed.earliest_target == listed.backups[0].finished_at + timedelta(seconds=1)
 
 
 def test_restore_into_a_non_empty_directory_is_refused(live: Live, tmp_path: Path) -> None:
@@ -157,7 +186,7 @@ def test_restore_into_the_live_cluster_is_refused(live: Live) -> None:
 
 
 def test_target_before_the_oldest_base_backup_is_refused(live: Live, tmp_path: Path) -> None:
-    oldest = pitr.info(live.settings).earliest_target or datetime.now(UTC)
+    oldest = backed_up(live)
     with pytest.raises(PitrError, match="before the oldest base backup"):
         pitr.restore_to(live.settings, oldest - timedelta(seconds=5), tmp_path / "early")
     assert not (tmp_path / "early").exists()
