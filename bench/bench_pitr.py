@@ -79,6 +79,24 @@ def _start_plain_copy(backup: Path, home: Path) -> float:
     return seconds
 
 
+class _Steps:
+    """Progress callback of ``restore_to`` that times its steps."""
+
+    NAMES = ("archive the live WAL", "pgbackrest restore", "start, replay, promote")
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.marks: list[float] = []
+
+    def __call__(self, _message: str) -> None:
+        self.marks.append(time.perf_counter() - self.start)
+
+    def split(self, total: float) -> list[tuple[str, float]]:
+        """Seconds per step (the marks are the start of each step)."""
+        ends = [*self.marks[1:], total]
+        return [(n, e - s) for n, s, e in zip(self.NAMES, self.marks, ends, strict=False)]
+
+
 def _note_time(cluster: EmbeddedCluster) -> datetime:
     with psycopg.connect(cluster.libpq_url(), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS bench_pitr (id serial, at timestamptz)")
@@ -139,8 +157,11 @@ def main() -> None:
             )
             shutil.rmtree(plain, ignore_errors=True)
             # Restore to before the incremental: the full backup plus WAL replay.
-            restored = pitr.restore_to(settings, noted, work / f"copy-{n}")
+            steps = _Steps()
+            restored = pitr.restore_to(settings, noted, work / f"copy-{n}", progress=steps)
             results.setdefault("pgBackRest restore-to-time + start", []).append(restored.seconds)
+            for name, seconds in steps.split(restored.seconds):
+                results.setdefault(f"  of which: {name}", []).append(seconds)
             EmbeddedCluster(restored.home).destroy()
             print(f"round {n + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in results.items()))
     finally:
@@ -153,7 +174,7 @@ def main() -> None:
     base_restore = statistics.median(results["start a copy of pg_basebackup (baseline)"])
     rows = []
     for name, values in results.items():
-        ref = base_restore if "start" in name else base
+        ref = base_restore if "start" in name or "of which" in name else base
         size = sizes.get(name)
         rows.append(
             [

@@ -136,7 +136,10 @@ def pitr_restore(
     )
     say(f"url: {result.url}")
     say(f"tcp: {result.tcp_url}")
-    say(f"stop it with: DBOPS_HOME={result.home} dbops db stop")
+    if result.started:
+        say(f"stop it with: DBOPS_HOME={result.home} dbops db stop")
+    else:
+        say(f"start it with: DBOPS_HOME={result.home} dbops db start (recovery runs then)")
 
 
 def register(group: typer.Typer) -> None:
