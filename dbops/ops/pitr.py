@@ -389,9 +389,11 @@ def _pending_restart(cluster: EmbeddedCluster) -> bool:
     return bool(row and row[0])
 
 
-def _restart(cluster: EmbeddedCluster) -> None:
+def _restart(settings: Settings, cluster: EmbeddedCluster) -> None:
+    """Restart the embedded cluster; its port may change, so the config is rewritten."""
     cluster.stop()
     cluster.ensure_running()
+    _write_config(settings, cluster)
 
 
 def _archive_command(cluster: EmbeddedCluster) -> str:
@@ -411,11 +413,12 @@ def setup(settings: Settings, *, progress: Progress = _quiet) -> SetupResult:
     """Set up WAL archiving to pgBackRest for the embedded cluster (idempotent).
 
     Starts the cluster if needed, writes the configuration, creates the stanza, sets
-    ``wal_level=replica``, ``archive_command`` and ``archive_mode=on`` with ``ALTER SYSTEM``
-    (only those that differ), restarts the cluster only when ``archive_mode`` or ``wal_level``
-    changed, and runs ``pgbackrest check`` (a WAL segment really reaches the repository). If that
-    check fails right after archiving was turned on, ``archive_mode`` is turned off again (one
-    more restart): with a failing ``archive_command`` the server would keep every WAL segment.
+    ``archive_command``, ``archive_mode=on`` and ``wal_level=replica`` (unless ``logical``
+    already) with ``ALTER SYSTEM`` (only those that differ), restarts the cluster only when
+    ``archive_mode`` or ``wal_level`` changed, and runs ``pgbackrest check`` (a WAL segment
+    really reaches the repository). If that check fails right after archiving was turned on,
+    ``archive_mode`` is turned off again (one more restart): with a failing ``archive_command``
+    the server would keep every WAL segment.
 
     Raises:
         PitrError: ``DATABASE_URL`` is set, pgbackrest is missing, or a pgBackRest step failed.
@@ -441,6 +444,8 @@ def setup(settings: Settings, *, progress: Progress = _quiet) -> SetupResult:
     }
     changed: list[str] = []
     for name, value in wanted.items():
+        if name == "wal_level" and current[name][0] != "minimal":
+            continue  # replica or logical: both archive
         if current[name][0] != value:
             _alter_system(cluster, name, value)
             changed.append(name)
@@ -448,7 +453,7 @@ def setup(settings: Settings, *, progress: Progress = _quiet) -> SetupResult:
     turned_on = current["archive_mode"][0] != "on"
     if _pending_restart(cluster):
         progress("restarting the embedded cluster: archive_mode/wal_level changed")
-        _restart(cluster)
+        _restart(settings, cluster)
         restarted = True
     try:
         _run(settings, cluster, "check", timeout=120)
@@ -457,7 +462,7 @@ def setup(settings: Settings, *, progress: Progress = _quiet) -> SetupResult:
             raise
         progress("archiving does not work: turning archive_mode off again (restart)")
         _alter_system(cluster, "archive_mode", "off")
-        _restart(cluster)
+        _restart(settings, cluster)
         raise PitrError(f"{exc.message} (archive_mode is off again)") from exc
     return SetupResult(
         config=config_path(settings),
