@@ -725,14 +725,20 @@ def _restore(
 
 
 def _recovery_failure(copy: EmbeddedCluster, target: datetime, exc: EmbeddedClusterError) -> str:
-    log = _log_tail(copy.logfile)
+    """The error of a copy that did not come up: the server's FATAL line and what to do."""
+    try:
+        text = copy.logfile.read_text(errors="replace")
+    except OSError:
+        text = ""
+    fatal = [line for line in text.splitlines() if "FATAL:" in line or "PANIC:" in line]
+    detail = _tail(fatal[-1], 1) if fatal else _tail(text)
     hint = ""
-    if "recovery target was reached" in log or "before configured recovery target" in log:
+    if "before configured recovery target was reached" in text:
         hint = (
             f" The archive holds no commit after {target.isoformat()}: start the live cluster "
             "(its latest WAL is archived before a restore) or pick an earlier time."
         )
     return (
-        f"the restored copy did not start: {exc.message}; log: {log or copy.logfile}.{hint} "
+        f"the restored copy did not start: {exc.message}: {detail or 'no server log'}.{hint} "
         f"Remove {copy.home} before retrying."
     )

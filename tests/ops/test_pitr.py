@@ -158,6 +158,28 @@ def test_restore_without_start_lays_out_a_stopped_copy(
     assert live.cluster.running()
 
 
+def test_target_past_the_archived_wal_fails_with_the_server_log(
+    live: Live, tmp_path: Path, copies: list[Path]
+) -> None:
+    """With the live cluster stopped its newest WAL is not archived: recovery cannot reach."""
+    backed_up(live)
+    with psycopg.connect(live.cluster.libpq_url(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS pitr_late (id int)")
+        conn.execute("INSERT INTO pitr_late VALUES (1)")
+        noted = one(conn, "SELECT now()")
+    assert isinstance(noted, datetime)
+    live.cluster.stop()
+    home = tmp_path / "late"
+    copies.append(home)
+    try:
+        with pytest.raises(PitrError, match="the restored copy did not start") as caught:
+            pitr.restore_to(live.settings, noted, home)
+        assert "holds no commit after" in str(caught.value)
+        assert f"Remove {home}" in str(caught.value)
+    finally:
+        live.cluster.ensure_running()
+
+
 def test_incremental_backup_builds_on_the_last_one(live: Live) -> None:
     full = pitr.base_backup(live.settings).backup
     incr = pitr.base_backup(live.settings, incremental=True).backup
