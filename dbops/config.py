@@ -615,6 +615,24 @@ class Settings(BaseSettings):
         le=100_000,
         description="Rows `dbops keys rotate` re-encrypts per transaction.",
     )
+    # Point-in-time recovery with pgBackRest (dbops.ops.pitr): the embedded cluster only.
+    pitr_repo_dir: Path | None = Field(
+        default=None,
+        description="pgBackRest repository (base backups and archived WAL). Unset: "
+        "`pgbackrest/repo` next to the embedded cluster's data directory.",
+    )
+    pitr_retention_full: int = Field(
+        default=2, ge=1, description="Full base backups pgBackRest keeps (older ones expire)."
+    )
+    pitr_compress_type: Literal["none", "gz", "bz2", "lz4", "zst"] = Field(
+        default="lz4", description="Compression of base backups and archived WAL."
+    )
+    pitr_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest a pgBackRest backup or restore, or the start of a restored copy, "
+        "may take.",
+    )
 
     @field_validator("application_name")
     @classmethod

@@ -270,6 +270,8 @@ class ArchiveError(DbopsError):
 
 ArchiveError.__module__ = "dbops.errors"
 __all__ += ["ArchiveError"]
+
+
 # ------------------------------------------------------------------ backups (dbops.ops.backup)
 class BackupError(DbopsError):
     """A backup cannot be created, read, verified, restored or pruned."""
@@ -308,6 +310,8 @@ __all__ += [
     "BackupVerifyFailed",
     "RestoreRefused",
 ]
+
+
 class DecryptionError(DbopsError):
     """An encrypted value cannot be decrypted: unknown key version, altered, or out of place.
 
@@ -317,3 +321,11 @@ class DecryptionError(DbopsError):
 
 DecryptionError.__module__ = "dbops.errors"
 __all__ += ["DecryptionError"]
+
+
+class PitrError(DbopsError):
+    """Point-in-time recovery (pgBackRest) cannot be set up, back up or restore."""
+
+
+PitrError.__module__ = "dbops.errors"
+__all__ += ["PitrError"]

@@ -21,6 +21,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -520,6 +521,64 @@ class EmbeddedCluster:
             socket_dir=self.socket_dir,
             version=version,
         )
+
+    # -------------------------------------------------------- restored copies
+    def prepare_restore(self, *, port: int, password: str | None) -> None:
+        """Lay out this not-yet-created cluster for a data directory a backup tool fills in.
+
+        Creates the directories (owned by the server user when root, relocated like any
+        cluster when that user cannot reach ``home``), an empty ``datadir`` (mode 0700) and the
+        state file with ``port`` and ``password`` (a restored copy keeps its source's roles).
+        Once the tool has restored ``datadir``, :meth:`ensure_running` starts the copy.
+        """
+        with self._lock():
+            if self.initialized():
+                raise EmbeddedClusterError(f"{self.datadir} holds a cluster already")
+            self._make_dirs()
+            self.datadir.mkdir(mode=0o700, exist_ok=True)
+            if self._as_root:
+                entry = pwd.getpwnam(_SERVICE_USER)
+                os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
+            self._write_state(
+                {
+                    "port": port,
+                    "password": password,
+                    "database": self.database,
+                    "bindir": str(find_binaries().bindir),
+                    "runtime": str(self._runtime),
+                }
+            )
+
+    def start_restored(self, *, timeout: float = 600) -> str:
+        """Start a copy laid out by :meth:`prepare_restore`; return once it is promoted.
+
+        ``pg_ctl start -w`` returns as soon as a recovering server accepts read-only
+        connections; this waits on until recovery has ended (the copy is writable), or fails
+        with the server log when the server stops during recovery.
+        """
+        import psycopg
+
+        with self._lock():
+            if not self.running():
+                self._start()
+            deadline = time.monotonic() + timeout
+            while True:
+                with contextlib.suppress(psycopg.OperationalError):
+                    with psycopg.connect(self.libpq_url("postgres"), connect_timeout=5) as conn:
+                        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                    if row is not None and not row[0]:
+                        break
+                if not self.running():
+                    raise EmbeddedClusterError(
+                        f"the server stopped during recovery (server log: {self.logfile})"
+                    )
+                if time.monotonic() > deadline:
+                    raise EmbeddedClusterError(
+                        f"recovery did not end in {timeout:.0f}s (server log: {self.logfile})"
+                    )
+                time.sleep(0.2)
+            self._ensure_database()
+        return self.url()
 
     # ------------------------------------------------------------------- URLs
     def url(self, database: str | None = None) -> str:
