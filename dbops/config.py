@@ -435,6 +435,29 @@ class Settings(BaseSettings):
         gt=0,
         description="On Ctrl-C, how long the dashboard gets to exit before it is killed.",
     )
+    serve_backup_interval_s: float = Field(
+        default=21_600.0,
+        ge=0,
+        description="`dbops up --serve` takes a logical backup (then prunes by `backup_keep_*`) "
+        "this often; the first 30 s after start. 0 = never.",
+    )
+    serve_verify_interval_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="`dbops up --serve` proves the newest backup by a restore drill this often; "
+        "the first 2 min after start. 0 = never.",
+    )
+    serve_maintain_interval_s: float = Field(
+        default=3_600.0,
+        ge=0,
+        description="`dbops up --serve` plans maintenance from a fresh snapshot this often (the "
+        "first after 1 min) and says what it would do. 0 = never.",
+    )
+    serve_maintain_apply: bool = Field(
+        default=False,
+        description="Let `dbops up --serve` carry the maintenance plan out (VACUUM, ANALYZE, "
+        "REINDEX CONCURRENTLY under `maintain_*` timeouts) instead of only saying it.",
+    )
     workload_rate: float = Field(
         default=20.0,
         gt=0,

@@ -9,9 +9,9 @@ After `dbops up` has the database migrated and seeded, :func:`serve` starts, on 
 - the Streamlit dashboard (``streamlit run serve_dashboard_app``) on ``serve_dashboard_port`` as
   a child process whose environment carries the database URL (skipped with a note when the app
   file or Streamlit is missing);
-- an APScheduler ``BackgroundScheduler`` running history capture every
-  ``history_capture_interval_s`` (skipped with a note when ``dbops.monitoring.history`` is
-  missing).
+- an APScheduler ``BackgroundScheduler`` running :func:`scheduled_jobs`: history capture,
+  logical backups with retention, restore drills of the newest backup, and the maintenance plan,
+  at intervals from settings (``serve_*_interval_s``; 0 turns one off).
 
 Ctrl-C (SIGINT) or SIGTERM stops all of it in reverse order: the workload threads are joined,
 the scheduler shut down, the exporter closed, the dashboard terminated (killed after
@@ -31,12 +31,13 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType, ModuleType
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from dbops.cli._render import note, say
 from dbops.errors import ConfigError, DbopsError
@@ -61,12 +62,12 @@ __all__ = [
 
 #: Everything `dbops up --serve` starts listens on loopback only.
 HOST = "127.0.0.1"
-#: The module whose ``capture(db, settings)`` and ``prune(db, settings)`` the scheduler runs.
-HISTORY_MODULE = "dbops.monitoring.history"
-#: History capture interval when the settings have none (an older or newer settings block).
-DEFAULT_CAPTURE_INTERVAL_S = 60.0
 #: How often old history is pruned.
 PRUNE_INTERVAL_S = 3600.0
+#: Delays of the first backup, restore drill and maintenance plan after `up --serve` starts.
+FIRST_BACKUP_S = 30.0
+FIRST_VERIFY_S = 120.0
+FIRST_MAINTAIN_S = 60.0
 #: Longest wait for the workload threads to finish their current operation.
 WORKLOAD_JOIN_S = 30.0
 #: Where the dashboard's output goes, under the dbops home.
@@ -230,13 +231,124 @@ def start_dashboard(
 
 
 # -------------------------------------------------------------------------- scheduler
-def _history_module() -> ModuleType | None:
+@dataclass(frozen=True)
+class ScheduledJob:
+    """One job of the main job's scheduler: what it is, how often, and when first."""
+
+    id: str
+    name: str
+    interval_s: float
+    first_run_s: float
+    call: Callable[[], object]
+
+
+def scheduled_jobs(db: Database, settings: Settings) -> list[ScheduledJob]:
+    """The jobs `dbops up --serve` runs, from settings (an interval of 0 turns a job off).
+
+    - history capture every ``history_capture_interval_s`` (first at once), prune hourly;
+    - a logical backup every ``serve_backup_interval_s`` (first after ``FIRST_BACKUP_S``, so
+      a newcomer's dashboard shows one), followed by retention (``backup_keep_*``);
+    - a restore drill of the newest backup every ``serve_verify_interval_s`` (first after
+      ``FIRST_VERIFY_S``, once the first backup exists);
+    - the maintenance plan every ``serve_maintain_interval_s``: said, and carried out only with
+      ``serve_maintain_apply``.
+    """
+    from dbops.monitoring import history
+
+    jobs = [
+        ScheduledJob(
+            "history_capture",
+            "history capture",
+            settings.history_capture_interval_s,
+            0.0,
+            lambda: history.capture(db, settings),
+        ),
+        ScheduledJob(
+            "history_prune",
+            "history prune",
+            PRUNE_INTERVAL_S,
+            0.0,
+            lambda: history.prune(db, settings),
+        ),
+        ScheduledJob(
+            "backup",
+            "backup",
+            settings.serve_backup_interval_s,
+            FIRST_BACKUP_S,
+            lambda: backup_job(db, settings),
+        ),
+        ScheduledJob(
+            "verify",
+            "restore drill",
+            settings.serve_verify_interval_s,
+            FIRST_VERIFY_S,
+            lambda: verify_job(settings),
+        ),
+        ScheduledJob(
+            "maintain",
+            "maintenance",
+            settings.serve_maintain_interval_s,
+            FIRST_MAINTAIN_S,
+            lambda: maintain_job(db, settings),
+        ),
+    ]
+    return [job for job in jobs if job.interval_s > 0]
+
+
+def backup_job(db: Database, settings: Settings) -> str:
+    """Take a logical backup of ``db`` and apply the retention rules; return what it did."""
+    from dbops.ops.backup import create_backup, prune_backups
+
+    manifest = create_backup(settings, db.dsn)
+    pruned = prune_backups(settings, apply=True)
+    line = (
+        f"backup {manifest.id}: {manifest.size_bytes / 1e6:.1f} MB in {manifest.duration_s:.1f} s"
+        f"; pruned {len(pruned.delete)}"
+    )
+    say(line)
+    return line
+
+
+def verify_job(settings: Settings) -> str:
+    """Prove the newest backup by restoring it into a throwaway cluster; return the result."""
+    from dbops.errors import BackupNotFound
+    from dbops.ops.backup import verify_backup
+
     try:
-        return importlib.import_module(HISTORY_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != HISTORY_MODULE:
-            raise
-        return None
+        drill = verify_backup(settings)
+    except BackupNotFound:
+        line = "restore drill: no backup yet"
+    else:
+        line = f"restore drill: {'passed' if drill.ok else 'FAILED'} in {drill.duration_s:.1f} s"
+    say(line)
+    return line
+
+
+def maintain_job(db: Database, settings: Settings) -> str:
+    """Plan maintenance from a fresh snapshot; carry it out only with ``serve_maintain_apply``."""
+    from dbops.monitoring.collect import collect_snapshot
+    from dbops.monitoring.maintenance import plan
+    from dbops.ops.maintain import Outcome, run
+
+    actions = plan(collect_snapshot(db, settings), settings).actions
+    if not actions:
+        line = "maintenance: nothing to do"
+    elif not settings.serve_maintain_apply:
+        line = f"maintenance: {len(actions)} action(s) planned (dbops maintain plan)"
+    else:
+        report = run(
+            db,
+            actions,
+            apply=True,
+            lock_timeout_ms=settings.maintain_lock_timeout_ms,
+            statement_timeout_ms=settings.maintain_statement_timeout_ms,
+        )
+        line = (
+            f"maintenance: {report.count(Outcome.APPLIED)} applied, "
+            f"{report.count(Outcome.FAILED)} failed, {report.dead_rows_removed} dead rows removed"
+        )
+    say(line)
+    return line
 
 
 def _job(name: str, call: Callable[[], object]) -> Callable[[], None]:
@@ -251,27 +363,12 @@ def _job(name: str, call: Callable[[], object]) -> Callable[[], None]:
     return run
 
 
-def start_scheduler(
-    db: Database, settings: Settings, *, history: ModuleType | Any | None = None
-) -> BackgroundScheduler | None:
-    """An APScheduler ``BackgroundScheduler`` running history capture and pruning.
-
-    Args:
-        db: the database the jobs use.
-        settings: ``history_capture_interval_s`` (when the settings have it).
-        history: the history module (``capture(db, settings)``, ``prune(db, settings)``);
-            :data:`HISTORY_MODULE` by default.
-
-    Returns:
-        The started scheduler, or None (with a note) when there is nothing to schedule.
-    """
+def start_scheduler(jobs: Sequence[ScheduledJob]) -> BackgroundScheduler | None:
+    """An APScheduler ``BackgroundScheduler`` running ``jobs``; None when there are none."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    history = history if history is not None else _history_module()
-    if history is None:
-        note(f"history capture skipped: {HISTORY_MODULE} is not available in this version")
+    if not jobs:
         return None
-    interval = float(getattr(settings, "history_capture_interval_s", DEFAULT_CAPTURE_INTERVAL_S))
     # Missed or overlapping runs collapse into one; a late run still runs.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     scheduler = BackgroundScheduler(
@@ -279,24 +376,24 @@ def start_scheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     now = datetime.now(UTC)
-    scheduler.add_job(
-        _job("history capture", lambda: history.capture(db, settings)),
-        "interval",
-        seconds=interval,
-        next_run_time=now,
-        id="history_capture",
-    )
-    if hasattr(history, "prune"):
+    for job in jobs:
         scheduler.add_job(
-            _job("history prune", lambda: history.prune(db, settings)),
+            _job(job.name, job.call),
             "interval",
-            seconds=PRUNE_INTERVAL_S,
-            next_run_time=now,
-            id="history_prune",
+            seconds=job.interval_s,
+            next_run_time=now + timedelta(seconds=job.first_run_s),
+            id=job.id,
         )
     scheduler.start()
-    say(f"history capture: every {interval:g} s")
+    say("scheduled: " + ", ".join(f"{job.name} every {_every(job.interval_s)}" for job in jobs))
     return scheduler
+
+
+def _every(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
 
 
 # ---------------------------------------------------------------------------- signals
@@ -352,9 +449,11 @@ def serve(
     dsn: Dsn,
     *,
     stop: threading.Event | None = None,
-    history: ModuleType | Any | None = None,
+    jobs: Sequence[ScheduledJob] | None = None,
 ) -> None:
     """Run workload, exporter, dashboard and scheduler until SIGINT/SIGTERM or ``stop``.
+
+    ``jobs`` replaces :func:`scheduled_jobs` (tests).
 
     The caller owns ``db`` and closes it after this returns.
 
@@ -381,7 +480,7 @@ def serve(
                 f"workload: {settings.workload_rate:g} operations/s through the services "
                 f"({settings.workload_threads} threads)"
             )
-            scheduler = start_scheduler(db, settings, history=history)
+            scheduler = start_scheduler(scheduled_jobs(db, settings) if jobs is None else jobs)
             say(f"metrics: {exporter.url}/metrics")
             if dashboard is not None:
                 say(f"dashboard: {dashboard.url}")

@@ -16,13 +16,22 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
 from dbops.cli import app
-from dbops.cli.serve import Dashboard, check_port, serve, start_scheduler
+from dbops.cli.serve import (
+    Dashboard,
+    ScheduledJob,
+    backup_job,
+    check_port,
+    maintain_job,
+    scheduled_jobs,
+    serve,
+    start_scheduler,
+    verify_job,
+)
 from dbops.config import Settings
 from dbops.db import Database, Dsn, EmbeddedCluster
 from dbops.errors import ConfigError
@@ -235,60 +244,111 @@ def test_dashboard_stop_kills_a_child_that_ignores_sigterm() -> None:
     assert time.monotonic() - started < 3
 
 
-class _History:
-    """A stand-in for dbops.monitoring.history: counts its calls, fails when told to."""
+class _Counter:
+    """A job body that counts its calls and fails when told to."""
 
     def __init__(self, fail: bool = False) -> None:
-        self.captured = 0
-        self.pruned = 0
+        self.calls = 0
         self.fail = fail
 
-    def capture(self, db: object, settings: object) -> SimpleNamespace:
-        self.captured += 1
+    def __call__(self) -> None:
+        self.calls += 1
         if self.fail:
             raise RuntimeError("capture broke")
-        return SimpleNamespace(rows=1)
-
-    def prune(self, db: object, settings: object) -> None:
-        self.pruned += 1
 
 
-class _FastSettings(Settings):
-    """Settings with the history interval the history module adds to the real ones."""
-
-    history_capture_interval_s: float = 0.2
-
-
-def test_scheduler_runs_history_capture_on_its_interval(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    history = _History()
-    settings = _FastSettings(_env_file=None)
-    scheduler = start_scheduler(object(), settings, history=history)  # type: ignore[arg-type]
+def test_scheduler_runs_each_job_on_its_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    fast, late = _Counter(), _Counter()
+    scheduler = start_scheduler(
+        [
+            ScheduledJob("fast", "history capture", 0.2, 0.0, fast),
+            ScheduledJob("late", "backup", 3600.0, 0.5, late),
+        ]
+    )
     assert scheduler is not None
     time.sleep(0.9)
     scheduler.shutdown(wait=True)
-    calls = history.captured
+    calls = fast.calls
     assert calls >= 3
-    assert history.pruned == 1
+    assert late.calls == 1, "the first run waits its delay, the next its interval"
     time.sleep(0.4)
-    assert history.captured == calls, "capture ran after shutdown"
-    assert "history capture: every 0.2 s" in capsys.readouterr().out
+    assert fast.calls == calls, "a job ran after shutdown"
+    assert "scheduled: history capture every 0.2 s, backup every 1 h" in capsys.readouterr().out
 
 
-def test_a_failing_capture_is_a_note_and_the_schedule_goes_on(
+def test_a_failing_job_is_a_note_and_the_schedule_goes_on(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    history = _History(fail=True)
-    settings = _FastSettings(_env_file=None)
-    scheduler = start_scheduler(object(), settings, history=history)  # type: ignore[arg-type]
+    failing = _Counter(fail=True)
+    scheduler = start_scheduler([ScheduledJob("x", "history capture", 0.2, 0.0, failing)])
     assert scheduler is not None
     time.sleep(0.5)
     scheduler.shutdown(wait=True)
-    assert history.captured >= 2
+    assert failing.calls >= 2
     err = capsys.readouterr().err
     assert "history capture failed: capture broke" in err
     assert "Traceback" not in err
+
+
+def test_scheduled_jobs_follow_the_settings() -> None:
+    settings = Settings(_env_file=None)
+    assert [j.id for j in scheduled_jobs(object(), settings)] == [  # type: ignore[arg-type]
+        "history_capture",
+        "history_prune",
+        "backup",
+        "verify",
+        "maintain",
+    ]
+    off = Settings(
+        _env_file=None,
+        serve_backup_interval_s=0,
+        serve_verify_interval_s=0,
+        serve_maintain_interval_s=0,
+    )
+    assert [j.id for j in scheduled_jobs(object(), off)] == ["history_capture", "history_prune"]  # type: ignore[arg-type]
+    backup = next(j for j in scheduled_jobs(object(), settings) if j.id == "backup")  # type: ignore[arg-type]
+    assert (backup.interval_s, backup.first_run_s) == (settings.serve_backup_interval_s, 30.0)
+
+
+@pytest.mark.slow
+def test_backup_verify_and_maintain_jobs_on_a_real_database(
+    clean_db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """The bodies the scheduler runs: a backup that retention keeps, a drill that passes and is
+    recorded, a maintenance plan that is said but not applied unless the setting allows it."""
+    from dbops.ops.backup import read_manifests
+
+    seed(clean_db, users=30, teams=3, seed=5)
+    backups = tmp_path / "backups"
+    settings = make_settings(
+        database_url,
+        backup_dir=backups,
+        backup_keep_last=1,
+        backup_keep_daily=0,
+        backup_keep_weekly=0,
+    )
+    assert "pruned 0" in backup_job(clean_db, settings)
+    assert "pruned 1" in backup_job(clean_db, settings), "keep_last=1 and nothing verified yet"
+    assert verify_job(settings).startswith("restore drill: passed in ")
+    verified = read_manifests(backups)[0]
+    assert verified.last_drill is not None
+    assert verified.last_drill.ok
+    assert "pruned 0" in backup_job(clean_db, settings), "the newest verified backup stays"
+    assert [m.id for m in read_manifests(backups)][1] == verified.id
+
+    with clean_db.connection() as conn:
+        conn.execute("CREATE TABLE churn AS SELECT g AS id FROM generate_series(1, 5000) g")
+        conn.execute("DELETE FROM churn")
+    try:
+        said = maintain_job(clean_db, settings)
+        assert said.startswith("maintenance: "), said
+        assert "planned" in said, said
+        applied = maintain_job(clean_db, make_settings(database_url, serve_maintain_apply=True))
+        assert "0 failed" in applied, applied
+        assert " 0 applied" not in applied, applied
+    finally:
+        with clean_db.connection() as conn:
+            conn.execute("DROP TABLE churn")
 
 
 def test_serve_in_process_until_stopped(
@@ -303,7 +363,7 @@ def test_serve_in_process_until_stopped(
         workload_rate=50,
         exporter_min_interval_s=0,
     )
-    history = _History()
+    capture = _Counter()
     stop = threading.Event()
     answers: list[str] = []
 
@@ -315,11 +375,12 @@ def test_serve_in_process_until_stopped(
             stop.set()
 
     threading.Thread(target=scrape_then_stop, daemon=True).start()
-    serve(clean_db, settings, Dsn.parse(database_url), stop=stop, history=history)
+    jobs = [ScheduledJob("capture", "history capture", 0.2, 0.0, capture)]
+    serve(clean_db, settings, Dsn.parse(database_url), stop=stop, jobs=jobs)
 
     assert "dbops_up 1.0" in answers[0]
     assert "dbops_cache" in answers[0] or "dbops_pool" in answers[0]
-    assert history.captured >= 1
+    assert capture.calls >= 1
     captured = capsys.readouterr()
     assert f"metrics: http://127.0.0.1:{port}/metrics" in captured.out
     assert "press Ctrl-C to stop" in captured.out
