@@ -639,9 +639,13 @@ def _drop_leftovers(
         (dropped names, names still there, the error that kept them).
     """
     known = {row.oid for row in existing}
+    try:
+        now = _table_indexes(conn, action)
+    except psycopg.Error as exc:  # the session is gone: say so rather than guess
+        return (), (f"{action.index}_ccnew",), _why(exc, statement_timeout_ms, statement_timeout_ms)
     leftovers = [
         row
-        for row in _table_indexes(conn, action)
+        for row in now
         if row.oid not in known and not row.is_valid and is_reindex_leftover(row.name)
     ]
     dropped: list[str] = []
