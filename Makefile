@@ -38,6 +38,7 @@ bench: setup  ## benchmarks (results go to docs/benchmarks.md)
 	$(UV) run python -m bench.bench_seed
 	$(UV) run python -m bench.bench_services --scale-check
 	$(UV) run python -m bench.bench_throughput
+	$(UV) run python -m bench.bench_crypto
 
 clean:  ## stop the embedded cluster and delete .dbops/
 	-$(UV) run dbops db stop

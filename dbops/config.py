@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import re
+import types
+import typing
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-__all__ = ["Settings", "load_settings", "redact_dsn", "to_libpq_url", "to_sqlalchemy_url"]
+__all__ = [
+    "SecretFileError",
+    "Settings",
+    "load_settings",
+    "redact_dsn",
+    "to_libpq_url",
+    "to_sqlalchemy_url",
+]
 
 #: ``password=...`` in a key/value conninfo string.
 _KV_PASSWORD = re.compile(r"(?<![?&])(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -43,6 +58,71 @@ def to_libpq_url(url: str) -> str:
 def to_sqlalchemy_url(url: str) -> str:
     """Turn any ``postgres://`` / ``postgresql://`` URL into ``postgresql+psycopg://``."""
     return _DRIVER.sub("postgresql+psycopg://", url)
+
+
+class SecretFileError(ValueError):
+    """A ``<NAME>_FILE`` variable names a file that cannot be read, or clashes with ``<NAME>``.
+
+    The message names the variable and the path, never the file's content. The CLI shows it as
+    a settings error (:class:`dbops.errors.ConfigError`, exit 2).
+    """
+
+
+def _is_secret(annotation: Any) -> bool:
+    """True for ``SecretStr`` and ``SecretStr | None`` fields."""
+    if annotation is SecretStr:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return SecretStr in typing.get_args(annotation)
+    return False
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """``<NAME>_FILE`` for every secret setting: the value is the named file's content, stripped.
+
+    For each ``SecretStr`` field, every environment name the field has (``DATABASE_URL`` and
+    ``DBOPS_DATABASE_URL``, ``DBOPS_DASHBOARD_DATABASE_URL``, ...) may instead be given as that
+    name plus ``_FILE`` (Docker and Kubernetes secrets are files). Setting both the variable and
+    its ``_FILE`` is an error rather than a silent choice.
+    """
+
+    def _names(self, field_name: str, field: FieldInfo) -> list[tuple[str, str]]:
+        """(key for the model, environment variable name) of each way to set the field."""
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names = [choice for choice in alias.choices if isinstance(choice, str)]
+            return [(name, name.upper()) for name in names]
+        if isinstance(alias, str):
+            return [(alias, alias.upper())]
+        prefix = str(self.config.get("env_prefix", ""))
+        return [(field_name, f"{prefix}{field_name}".upper())]
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The secret file's content for ``field`` (None when no ``_FILE`` variable is set)."""
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        for key, env_name in self._names(field_name, field):
+            path = environ.get(f"{env_name}_FILE")
+            if not path:
+                continue
+            if environ.get(env_name):
+                raise SecretFileError(f"{env_name} and {env_name}_FILE are both set: set only one")
+            try:
+                return Path(path).read_text(encoding="utf-8").strip(), key, False
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise SecretFileError(f"{env_name}_FILE: cannot read {path} ({reason})") from None
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """Values of the secret fields whose ``_FILE`` variable is set."""
+        data: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            if not _is_secret(field.annotation):
+                continue
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                data[key] = value
+        return data
 
 
 class Settings(BaseSettings):
@@ -418,6 +498,140 @@ class Settings(BaseSettings):
         default=10_485_760,
         ge=0,
         description="Estimated bloat (bytes) an index needs before a reindex is proposed.",
+    )
+    # Logical backups (dbops.ops.backup, `dbops backup ...`): where, how, what prune keeps.
+    backup_dir: Path | None = Field(
+        default=None,
+        description="Directory of the backups (one subdirectory with a manifest each). "
+        "Unset: `backups/` under `home`.",
+    )
+    backup_format: Literal["custom", "directory"] = Field(
+        default="custom",
+        description="pg_dump format: `custom` (one file) or `directory` (one file per table, "
+        "dumped and restored with `backup_jobs` workers).",
+    )
+    backup_jobs: int = Field(
+        default=2,
+        ge=1,
+        description="Parallel pg_dump/pg_restore workers for the `directory` format.",
+    )
+    backup_keep_last: int = Field(
+        default=7, ge=0, description="`dbops backup prune` keeps the newest N backups."
+    )
+    backup_keep_daily: int = Field(
+        default=7,
+        ge=0,
+        description="Prune also keeps the newest backup of each of the last N days that have one.",
+    )
+    backup_keep_weekly: int = Field(
+        default=4,
+        ge=0,
+        description="Prune also keeps the newest backup of each of the last N ISO weeks that "
+        "have one (the newest verified backup is always kept).",
+    )
+    backup_max_age_s: float = Field(
+        default=26 * 3600.0,
+        gt=0,
+        description="The newest backup older than this is a warning (`backup_stale`).",
+    )
+    backup_verified_max_age_s: float = Field(
+        default=8 * 86400.0,
+        gt=0,
+        description="The newest verified backup (restore drill passed) older than this is a "
+        "warning (`backup_unverified`).",
+    )
+
+    # The embedded cluster's TLS and logging (dbops.db.embedded.ServerOptions); next start.
+    embedded_tls: bool = Field(
+        default=True,
+        description="The embedded cluster serves TLS (its own CA under `.dbops/tls/`) and "
+        "refuses TCP connections without it; `dbops db url --tcp` asks for "
+        "`sslmode=verify-full`. The unix socket is unaffected.",
+    )
+    embedded_log_connections: bool = Field(
+        default=True,
+        description="The embedded cluster logs each connection and disconnection "
+        "(`log_connections`, `log_disconnections`).",
+    )
+    embedded_log_min_duration_ms: int = Field(
+        default=1_000,
+        ge=-1,
+        description="The embedded cluster logs statements that run at least this long "
+        "(`log_min_duration_statement`; -1 = none).",
+    )
+    embedded_auto_explain_min_duration_ms: int = Field(
+        default=1_000,
+        ge=-1,
+        description="`auto_explain` logs the plan of statements that run at least this long "
+        "(-1 = `auto_explain` not loaded).",
+    )
+    embedded_auto_explain_analyze: bool = Field(
+        default=False,
+        description="`auto_explain.log_analyze`: logged plans carry actual rows and times "
+        "(costs timing on every statement, not only slow ones).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``<NAME>_FILE`` secrets, then `.env`."""
+        return (
+            init_settings,
+            env_settings,
+            SecretFilesSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    # Encrypted columns (dbops.crypto, docs/encryption.md): versioned AES-256-GCM keys and
+    # the blind index key. Unset with no DATABASE_URL: dev keys are generated in `home`/keys.
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Versioned AES-256 keys of encrypted columns: `v1:<base64>,v2:<base64>` "
+        "or a JSON object; the highest version encrypts, every listed one decrypts.",
+    )
+    encryption_keys_file: Path | None = Field(
+        default=None,
+        description="File holding `encryption_keys` (same formats, one key a line allowed); "
+        "keep it mode 0600.",
+    )
+    blind_index_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 HMAC-SHA256 key (32 bytes or more) of the blind indexes used for "
+        "equality lookups of encrypted columns.",
+    )
+    blind_index_key_file: Path | None = Field(
+        default=None, description="File holding `blind_index_key` (base64); keep it mode 0600."
+    )
+    keys_rotate_batch_size: int = Field(
+        default=1_000,
+        ge=1,
+        le=100_000,
+        description="Rows `dbops keys rotate` re-encrypts per transaction.",
+    )
+    # Point-in-time recovery with pgBackRest (dbops.ops.pitr): the embedded cluster only.
+    pitr_repo_dir: Path | None = Field(
+        default=None,
+        description="pgBackRest repository (base backups and archived WAL). Unset: "
+        "`pgbackrest/repo` next to the embedded cluster's data directory.",
+    )
+    pitr_retention_full: int = Field(
+        default=2, ge=1, description="Full base backups pgBackRest keeps (older ones expire)."
+    )
+    pitr_compress_type: Literal["none", "gz", "bz2", "lz4", "zst"] = Field(
+        default="lz4", description="Compression of base backups and archived WAL."
+    )
+    pitr_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest a pgBackRest backup or restore, or the start of a restored copy, "
+        "may take.",
     )
 
     @field_validator("application_name")

@@ -133,9 +133,14 @@ def _field_from_detail(diag: psycopg.errors.Diagnostic) -> str | None:
 
 
 def translate_exception(exc: BaseException) -> DbopsError | None:
-    """Map a psycopg/SQLAlchemy error to a :class:`DbopsError`, or ``None`` when unknown."""
+    """Map a driver, SQLAlchemy or secret-file error to a :class:`DbopsError`, else ``None``."""
     if isinstance(exc, DbopsError):
         return exc
+    if "dbops.config" in sys.modules:
+        from dbops.config import SecretFileError
+
+        if isinstance(exc, SecretFileError):
+            return ConfigError(str(exc))
     orig: BaseException = exc
     # Only a process that loaded SQLAlchemy can hold a SQLAlchemy error: importing it here
     # otherwise would slow down every command that never touches it.
@@ -257,3 +262,70 @@ class WouldReplaceData(Conflict):
 
 WouldReplaceData.__module__ = "dbops.errors"
 __all__ += ["WouldReplaceData"]
+
+
+class ArchiveError(DbopsError):
+    """Archiving or restoring stopped: nothing of the batch (or restore) was changed."""
+
+
+ArchiveError.__module__ = "dbops.errors"
+__all__ += ["ArchiveError"]
+
+
+# ------------------------------------------------------------------ backups (dbops.ops.backup)
+class BackupError(DbopsError):
+    """A backup cannot be created, read, verified, restored or pruned."""
+
+
+class BackupNotFound(BackupError):
+    """No backup has the given id (or there is no backup at all)."""
+
+
+class BackupCorrupt(BackupError):
+    """A backup file is missing or its checksum differs from the manifest; ``path`` names it."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class BackupVerifyFailed(BackupError):
+    """A restore drill ran and found the restored data unlike the manifest (the drill is kept)."""
+
+    exit_code = 4
+
+
+class RestoreRefused(BackupError):
+    """The restore target holds data and ``force`` was not given: nothing was changed."""
+
+
+for _cls in (BackupError, BackupNotFound, BackupCorrupt, BackupVerifyFailed, RestoreRefused):
+    _cls.__module__ = "dbops.errors"
+__all__ += [
+    "BackupCorrupt",
+    "BackupError",
+    "BackupNotFound",
+    "BackupVerifyFailed",
+    "RestoreRefused",
+]
+
+
+class DecryptionError(DbopsError):
+    """An encrypted value cannot be decrypted: unknown key version, altered, or out of place.
+
+    The message names the table, column and row, never the value or a key.
+    """
+
+
+DecryptionError.__module__ = "dbops.errors"
+__all__ += ["DecryptionError"]
+
+
+class PitrError(DbopsError):
+    """Point-in-time recovery (pgBackRest) cannot be set up, back up or restore."""
+
+
+PitrError.__module__ = "dbops.errors"
+__all__ += ["PitrError"]

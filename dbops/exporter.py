@@ -43,7 +43,14 @@ from dbops.db import Database, open_database
 from dbops.monitoring.checks import CHECKS, WRAPAROUND_LIMIT, Severity, evaluate
 from dbops.monitoring.collect import COLLECTORS, collect_snapshot
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
-from dbops.monitoring.snapshot import AppStat, CacheStat, PoolStat, ResourceStat, Snapshot
+from dbops.monitoring.snapshot import (
+    AppStat,
+    BackupsStat,
+    CacheStat,
+    PoolStat,
+    ResourceStat,
+    Snapshot,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -338,6 +345,8 @@ def snapshot_metrics(snapshot: Snapshot, settings: Settings) -> list[Metric]:
     _data_metrics(f, snapshot)
     if snapshot.resources is not None:
         _resource_metrics(f, snapshot.resources)
+    if snapshot.backups is not None:
+        _backup_metrics(f, snapshot.backups)
     _check_metrics(f, snapshot, settings)
     families = f.all()
     if snapshot.app is not None:
@@ -720,6 +729,32 @@ def _data_metrics(f: _Families, snap: Snapshot) -> None:
         "dbops_data_zero_owner_teams",
         "Live teams without a live owner (must be 0).",
         data.zero_owner_teams,
+    )
+
+
+def _backup_metrics(f: _Families, b: BackupsStat) -> None:
+    f.gauge("dbops_backups", "Backups in the backup directory (readable manifests).", b.count)
+    f.gauge("dbops_backup_size_bytes", "Bytes of every backup in the directory.", b.total_bytes)
+    f.gauge("dbops_backup_broken", "Backup folders whose manifest cannot be read.", b.broken)
+    f.gauge(
+        "dbops_backup_newest_age_seconds",
+        "Age of the newest backup (absent: no backup).",
+        b.newest_age_s,
+    )
+    f.gauge(
+        "dbops_backup_verified_newest_age_seconds",
+        "Age of the newest backup that passed a restore drill (absent: none did).",
+        b.verified_age_s,
+    )
+    f.gauge(
+        "dbops_backup_last_drill_success",
+        "1 when the most recent restore drill passed, 0 when it failed (absent: no drill).",
+        None if b.last_drill_ok is None else float(b.last_drill_ok),
+    )
+    f.gauge(
+        "dbops_backup_last_drill_duration_seconds",
+        "Duration of the most recent restore drill.",
+        b.last_drill_duration_s,
     )
 
 

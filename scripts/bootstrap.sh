@@ -29,6 +29,8 @@ if [ ! -f "/usr/share/postgresql/${major}/extension/hypopg.control" ] \
     || ! ls /usr/lib/postgresql/"${major}"/lib/hypopg.so >/dev/null 2>&1; then
     APT_PACKAGES+=("postgresql-${major}-hypopg")
 fi
+# pgBackRest: WAL archiving, base backups and point-in-time restore (`dbops backup pitr-*`).
+command -v pgbackrest >/dev/null 2>&1 || APT_PACKAGES+=("pgbackrest")
 # Prometheus (promtool checks the alert rules; a test scrapes the exporter with a real server)
 # and Debian's postgres_exporter (bench/bench_exporter.py compares against it).
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \

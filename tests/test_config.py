@@ -265,3 +265,118 @@ def test_connection_kwargs_from_settings() -> None:
 def test_url_dialect_conversions(url: str, libpq: str, sqlalchemy: str) -> None:
     assert to_libpq_url(url) == libpq
     assert to_sqlalchemy_url(url) == sqlalchemy
+
+
+# ------------------------------------------------------------ secrets from *_FILE
+FILE_URL = f"postgresql://app:{SECRET}@db.internal:5433/app"
+
+
+def _secret_file(tmp_path: Path, content: str, name: str = "secret") -> Path:
+    path = tmp_path / name
+    path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize("variable", ["DATABASE_URL_FILE", "DBOPS_DATABASE_URL_FILE"])
+def test_database_url_from_a_file(
+    variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, str(_secret_file(tmp_path, f"  {FILE_URL}\n\n")))
+    settings = _settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == FILE_URL
+    assert settings.embedded is False
+    assert SECRET not in repr(settings)
+
+
+def test_dashboard_database_url_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "DBOPS_DASHBOARD_DATABASE_URL_FILE", str(_secret_file(tmp_path, FILE_URL + "\n"))
+    )
+    settings = _settings()
+    assert settings.dashboard_database_url is not None
+    assert settings.dashboard_database_url.get_secret_value() == FILE_URL
+    assert settings.database_url is None
+
+
+def test_every_secret_setting_accepts_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any SecretStr field, present or future, can be read from ``DBOPS_<NAME>_FILE``."""
+    from pydantic import SecretStr
+
+    from dbops.config import SecretFilesSource
+
+    secret_fields = [
+        name
+        for name, field in Settings.model_fields.items()
+        if SecretStr in (field.annotation, *getattr(field.annotation, "__args__", ()))
+    ]
+    assert {"database_url", "dashboard_database_url"} <= set(secret_fields)
+    source = SecretFilesSource(Settings)
+    for name in secret_fields:
+        monkeypatch.setenv(f"DBOPS_{name.upper()}_FILE", str(_secret_file(tmp_path, name, name)))
+    values = source()
+    assert sorted(values.values()) == sorted(secret_fields)
+
+
+def test_a_missing_secret_file_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbops.config import SecretFileError
+    from dbops.errors import ConfigError, translate_exception
+
+    missing = tmp_path / "nope"
+    monkeypatch.setenv("DATABASE_URL_FILE", str(missing))
+    with pytest.raises(SecretFileError) as info:
+        _settings()
+    message = str(info.value)
+    assert message == f"DATABASE_URL_FILE: cannot read {missing} (No such file or directory)"
+    translated = translate_exception(info.value)
+    assert isinstance(translated, ConfigError)
+    assert translated.exit_code == 2
+
+
+def test_an_unreadable_secret_file_does_not_leak_its_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbops.config import SecretFileError
+
+    binary = _secret_file(tmp_path, "")
+    binary.write_bytes(SECRET.encode() + b"\xff\xfe")  # not UTF-8
+    monkeypatch.setenv("DBOPS_DASHBOARD_DATABASE_URL_FILE", str(binary))
+    with pytest.raises(
+        SecretFileError, match="DBOPS_DASHBOARD_DATABASE_URL_FILE: cannot read"
+    ) as info:
+        _settings()
+    assert SECRET not in str(info.value)
+    monkeypatch.setenv("DBOPS_DASHBOARD_DATABASE_URL_FILE", str(tmp_path))  # a directory
+    with pytest.raises(SecretFileError, match="Is a directory"):
+        _settings()
+
+
+def test_a_variable_and_its_file_together_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbops.config import SecretFileError
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://a@h/d")
+    monkeypatch.setenv("DATABASE_URL_FILE", str(_secret_file(tmp_path, FILE_URL)))
+    with pytest.raises(SecretFileError, match="DATABASE_URL and DATABASE_URL_FILE are both set"):
+        _settings()
+
+
+def test_a_secret_file_beats_dotenv_and_loses_to_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DATABASE_URL=postgresql://from-dotenv@h/d\n")
+    monkeypatch.setenv("DATABASE_URL_FILE", str(_secret_file(tmp_path, FILE_URL)))
+    from_file = Settings(_env_file=env_file)
+    assert from_file.database_url is not None
+    assert from_file.database_url.get_secret_value() == FILE_URL
+    explicit = Settings(_env_file=env_file, database_url="postgresql://explicit@h/d")
+    assert explicit.database_url is not None
+    assert explicit.database_url.get_secret_value() == "postgresql://explicit@h/d"

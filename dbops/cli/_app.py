@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from dbops.cli import data, maintain, monitor, schema
+from dbops.cli import archive, backup, data, keys, maintain, monitor, pitr, schema
 from dbops.cli._errors import ErrorHandlingGroup, report
 from dbops.cli.db import db_app
 
@@ -50,7 +50,11 @@ app.command("workload")(data.workload)
 app.add_typer(db_app, name="db")
 app.add_typer(schema.schema_app, name="schema")
 app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(archive.archive_app, name="archive")
 app.add_typer(maintain.maintain_app, name="maintain")
+pitr.register(backup.backup_app)  # pitr-setup, pitr-base, pitr-info, pitr-restore
+app.add_typer(backup.backup_app, name="backup")
+app.add_typer(keys.keys_app, name="keys")
 
 
 def main() -> NoReturn:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from dbops.monitoring.checks import Finding
     from dbops.monitoring.snapshot import CaptureResult, PruneResult, Snapshot
-    from dbops.monitoring.status import StatusReport
+    from dbops.monitoring.status import ConnectionSecurity, StatusReport
     from dbops.ops.migrate import RevisionInfo
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "rev",
     "revision_line",
     "say",
+    "tls_line",
 ]
 
 
@@ -136,7 +137,16 @@ def print_status(report: StatusReport) -> None:
         f"statement {pool.statement_timeout_ms:,} ms, lock {pool.lock_timeout_ms:,} ms, "
         f"idle in transaction {pool.idle_in_transaction_timeout_ms:,} ms",
     )
+    _row(table, "TLS", tls_line(report.tls))
     _out().print(table)
+
+
+def tls_line(tls: ConnectionSecurity) -> str:
+    """``on (TLSv1.3, cipher, bits)``, or ``off`` and why it does not matter on a socket."""
+    if tls.ssl:
+        bits = f", {tls.bits}-bit" if tls.bits else ""
+        return f"on ({tls.version}, {tls.cipher}{bits})"
+    return "off (unix socket: local only)" if tls.unix_socket else "off: connection not encrypted"
 
 
 def _bytes(size: int | None) -> str:

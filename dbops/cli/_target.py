@@ -42,8 +42,13 @@ def settings() -> Settings:
 def cluster(settings: Settings) -> EmbeddedCluster:
     """The embedded cluster of ``settings`` (described, not started)."""
     from dbops.db import EmbeddedCluster
+    from dbops.db.embedded import ServerOptions
 
-    return EmbeddedCluster(settings.home, database=settings.embedded_database)
+    return EmbeddedCluster(
+        settings.home,
+        database=settings.embedded_database,
+        options=ServerOptions.from_settings(settings),
+    )
 
 
 def dsn_to_read(settings: Settings) -> Dsn:

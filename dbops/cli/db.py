@@ -84,6 +84,7 @@ def status() -> None:
             ("data", str(info.datadir)),
             ("socket", str(info.socket_dir)),
             ("log", str(cluster.logfile)),
+            ("tls", f"on (TCP needs it; CA {cluster.tls_ca})" if cluster.tls_ca else "off"),
         ],
     )
 

@@ -10,6 +10,7 @@ When dbops runs as root (as CI does) the server runs as the ``postgres`` system 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import glob
 import hashlib
@@ -20,13 +21,19 @@ import secrets
 import shutil
 import socket
 import subprocess
+import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dbops.errors import EmbeddedClusterError
 
-__all__ = ["ClusterStatus", "EmbeddedCluster", "PgBinaries", "find_binaries"]
+if TYPE_CHECKING:
+    from dbops.config import Settings
+
+__all__ = ["ClusterStatus", "EmbeddedCluster", "PgBinaries", "ServerOptions", "find_binaries"]
 
 _INSTALL_HINT = (
     "no PostgreSQL server binaries found (looked at $DBOPS_PG_BINDIR, `pg_config --bindir`, "
@@ -38,6 +45,8 @@ _REQUIRED = ("pg_ctl", "initdb", "postgres")
 #: Longest unix socket path (sun_path is 108 bytes on Linux, minus the NUL).
 _MAX_SOCKET_PATH = 100
 _SERVICE_USER = "postgres"
+#: Certificates of the embedded cluster are replaced this long before they expire.
+_TLS_RENEW_BEFORE = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,32 @@ class ClusterStatus:
     datadir: Path
     socket_dir: Path
     version: str | None
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """TLS and logging of the embedded server (the ``embedded_*`` settings).
+
+    The defaults equal the settings' defaults, so a cluster described without settings (the
+    test fixtures, the benchmarks) runs exactly like the one `dbops` starts.
+    """
+
+    tls: bool = True
+    log_connections: bool = True
+    log_min_duration_ms: int = 1000
+    auto_explain_min_duration_ms: int = 1000
+    auto_explain_analyze: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServerOptions:
+        """The options ``settings`` ask for."""
+        return cls(
+            tls=settings.embedded_tls,
+            log_connections=settings.embedded_log_connections,
+            log_min_duration_ms=settings.embedded_log_min_duration_ms,
+            auto_explain_min_duration_ms=settings.embedded_auto_explain_min_duration_ms,
+            auto_explain_analyze=settings.embedded_auto_explain_analyze,
+        )
 
 
 def _complete(bindir: Path) -> bool:
@@ -107,6 +142,10 @@ def find_binaries() -> PgBinaries:
     raise EmbeddedClusterError(_INSTALL_HINT)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,17 +170,27 @@ class EmbeddedCluster:
     commands starting at once safe.
     """
 
-    def __init__(self, home: Path, *, database: str = "dbops", durable: bool = True) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        database: str = "dbops",
+        durable: bool = True,
+        options: ServerOptions | None = None,
+    ) -> None:
         """Describe (not create) a cluster in ``home``.
 
         Args:
             home: directory for everything the cluster owns.
             database: database created for the application.
             durable: ``False`` turns off fsync and friends: for throwaway test clusters only.
+            options: TLS and logging; they apply at the next start. Default: TLS on and the
+                settings' default logging.
         """
         self.home = home.absolute()
         self.database = database
         self.durable = durable
+        self.options = options or ServerOptions()
         self._as_root = os.geteuid() == 0
         self._state_file = self.home / "cluster.json"
         self._runtime = self._pick_runtime_dir()
@@ -338,7 +387,6 @@ class EmbeddedCluster:
             "pg_stat_statements.max = 10000",
             "track_io_timing = on",
             "track_functions = all",
-            "log_min_duration_statement = 1000",
             "log_lock_waits = on",
             # %e (SQLSTATE) lets the resources collector count server errors by class.
             "log_line_prefix = '%m [%p] %e '",
@@ -347,6 +395,7 @@ class EmbeddedCluster:
         ]
         if not self.durable:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        lines += self._tls_and_logging_conf(lines)
         conf = self.datadir / "dbops.conf"
         conf.write_text("\n".join(lines) + "\n")
         main_conf = self.datadir / "postgresql.conf"
@@ -386,6 +435,8 @@ class EmbeddedCluster:
                 self._initdb(find_binaries())
             if not self.running():
                 self._start()
+            elif self.tls_ca is not None and self._ensure_tls_files():
+                self._reload()  # a renewed server certificate: the server rereads its files
             self._ensure_database()
         return self.url()
 
@@ -395,9 +446,12 @@ class EmbeddedCluster:
         port = self.port or _free_port()
         if not _port_free(port):
             port = _free_port()
+        self._ensure_tls_files()
         self._write_conf(port)
+        self._write_hba()
         state = self._read_state()
         state["port"] = port
+        state["tls_ca"] = str(self.tls_dir / "ca.crt") if self.options.tls else None
         self._write_state(state)
         (self.datadir / "postmaster.opts").unlink(missing_ok=True)
         self._run(
@@ -468,6 +522,64 @@ class EmbeddedCluster:
             version=version,
         )
 
+    # -------------------------------------------------------- restored copies
+    def prepare_restore(self, *, port: int, password: str | None) -> None:
+        """Lay out this not-yet-created cluster for a data directory a backup tool fills in.
+
+        Creates the directories (owned by the server user when root, relocated like any
+        cluster when that user cannot reach ``home``), an empty ``datadir`` (mode 0700) and the
+        state file with ``port`` and ``password`` (a restored copy keeps its source's roles).
+        Once the tool has restored ``datadir``, :meth:`ensure_running` starts the copy.
+        """
+        with self._lock():
+            if self.initialized():
+                raise EmbeddedClusterError(f"{self.datadir} holds a cluster already")
+            self._make_dirs()
+            self.datadir.mkdir(mode=0o700, exist_ok=True)
+            if self._as_root:
+                entry = pwd.getpwnam(_SERVICE_USER)
+                os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
+            self._write_state(
+                {
+                    "port": port,
+                    "password": password,
+                    "database": self.database,
+                    "bindir": str(find_binaries().bindir),
+                    "runtime": str(self._runtime),
+                }
+            )
+
+    def start_restored(self, *, timeout: float = 600) -> str:
+        """Start a copy laid out by :meth:`prepare_restore`; return once it is promoted.
+
+        ``pg_ctl start -w`` returns as soon as a recovering server accepts read-only
+        connections; this waits on until recovery has ended (the copy is writable), or fails
+        with the server log when the server stops during recovery.
+        """
+        import psycopg
+
+        with self._lock():
+            if not self.running():
+                self._start()
+            deadline = time.monotonic() + timeout
+            while True:
+                with contextlib.suppress(psycopg.OperationalError):
+                    with psycopg.connect(self.libpq_url("postgres"), connect_timeout=5) as conn:
+                        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                    if row is not None and not row[0]:
+                        break
+                if not self.running():
+                    raise EmbeddedClusterError(
+                        f"the server stopped during recovery (server log: {self.logfile})"
+                    )
+                if time.monotonic() > deadline:
+                    raise EmbeddedClusterError(
+                        f"recovery did not end in {timeout:.0f}s (server log: {self.logfile})"
+                    )
+                time.sleep(0.2)
+            self._ensure_database()
+        return self.url()
+
     # ------------------------------------------------------------------- URLs
     def url(self, database: str | None = None) -> str:
         """SQLAlchemy URL over the unix socket (no password needed there)."""
@@ -480,6 +592,122 @@ class EmbeddedCluster:
         return f"postgresql://postgres@/{db}?host={self.socket_dir}&port={self.port}"
 
     def tcp_url(self, database: str | None = None) -> str:
-        """SQLAlchemy URL over loopback TCP, with the generated password."""
+        """SQLAlchemy URL over loopback TCP, with the generated password.
+
+        When the server was started with TLS the URL asks for ``sslmode=verify-full`` against
+        the cluster's own CA: the connection is encrypted and the server proven to be this one.
+        """
         db = database or self.database
-        return f"postgresql+psycopg://postgres:{self.password}@127.0.0.1:{self.port}/{db}"
+        url = f"postgresql+psycopg://postgres:{self.password}@127.0.0.1:{self.port}/{db}"
+        ca = self.tls_ca
+        if ca is not None:
+            url += f"?sslmode=verify-full&sslrootcert={urllib.parse.quote(str(ca), safe='/')}"
+        return url
+
+    # ---------------------------------------------------- TLS and server logging
+    # One block on purpose: TLS (dbops/db/tls.py) and the statement/connection logging
+    # settings, kept apart from the rest of the cluster's configuration.
+    @property
+    def tls_dir(self) -> Path:
+        """Directory of the CA and server certificate (``.dbops/tls/``)."""
+        return self._runtime / "tls"
+
+    @property
+    def tls_ca(self) -> Path | None:
+        """The CA file clients verify against; None unless the server was last started with TLS."""
+        value = self._read_state().get("tls_ca")
+        return Path(value) if isinstance(value, str) else None
+
+    def _ensure_tls_files(self) -> bool:
+        """Create or renew the certificates when TLS is on; True when the server's changed.
+
+        The certificate files dbops last wrote are remembered in cluster.json (SHA-256 and
+        expiry): while they are unchanged and far from expiry nothing is parsed, so commands
+        on a running cluster do not pay for importing ``cryptography``.
+        """
+        if not self.options.tls:
+            return False
+        if self._tls_files_current():
+            return False
+        from dbops.db.tls import ensure_server_tls  # only here: cryptography is a heavy import
+
+        owner = None
+        if self._as_root:
+            entry = pwd.getpwnam(_SERVICE_USER)
+            owner = (entry.pw_uid, entry.pw_gid)
+        files = ensure_server_tls(self.tls_dir, owner=owner, renew_before=_TLS_RENEW_BEFORE)
+        state = self._read_state()
+        state["tls_server"] = {
+            "sha256": _sha256(files.server_cert),
+            "not_after": files.not_after.isoformat(),
+        }
+        self._write_state(state)
+        return files.renewed
+
+    def _tls_files_current(self) -> bool:
+        recorded = self._read_state().get("tls_server")
+        if not isinstance(recorded, dict):
+            return False
+        names = ("ca.crt", "ca.key", "server.crt", "server.key")
+        if not all((self.tls_dir / name).is_file() for name in names):
+            return False
+        try:
+            not_after = dt.datetime.fromisoformat(str(recorded.get("not_after")))
+        except ValueError:
+            return False
+        if not_after - dt.datetime.now(dt.UTC) <= _TLS_RENEW_BEFORE:
+            return False
+        return recorded.get("sha256") == _sha256(self.tls_dir / "server.crt")
+
+    def _tls_and_logging_conf(self, base: Sequence[str]) -> list[str]:
+        """Lines appended to dbops.conf: TLS, connection and slow-statement logging.
+
+        Later lines win in postgresql.conf, so ``shared_preload_libraries`` is repeated with
+        ``auto_explain`` appended to whatever the lines above preload.
+        """
+        opts = self.options
+        lines = ["# TLS and logging (ServerOptions: the embedded_* settings)"]
+        if opts.tls:
+            lines += [
+                "ssl = on",
+                f"ssl_cert_file = '{self.tls_dir / 'server.crt'}'",
+                f"ssl_key_file = '{self.tls_dir / 'server.key'}'",
+                "ssl_min_protocol_version = 'TLSv1.3'",
+            ]
+        else:
+            lines.append("ssl = off")
+        on_off = "on" if opts.log_connections else "off"
+        lines += [
+            f"log_connections = {on_off}",
+            f"log_disconnections = {on_off}",
+            f"log_min_duration_statement = {opts.log_min_duration_ms}",
+        ]
+        if opts.auto_explain_min_duration_ms >= 0:
+            preload: list[str] = []
+            for line in base:
+                key, _, value = line.partition("=")
+                if key.strip() == "shared_preload_libraries":
+                    preload = [p.strip() for p in value.strip().strip("'").split(",") if p.strip()]
+            if "auto_explain" not in preload:
+                preload.append("auto_explain")
+            lines += [
+                f"shared_preload_libraries = '{','.join(preload)}'",
+                f"auto_explain.log_min_duration = {opts.auto_explain_min_duration_ms}",
+                f"auto_explain.log_analyze = {'on' if opts.auto_explain_analyze else 'off'}",
+                "auto_explain.log_format = 'text'",
+            ]
+        return lines
+
+    #: Marks the lines of pg_hba.conf dbops manages.
+    _HBA_MARK = "# dbops: embedded_tls"
+
+    def _write_hba(self) -> None:
+        """With TLS on, refuse TCP connections without TLS (first matching line of pg_hba)."""
+        hba = self.datadir / "pg_hba.conf"
+        kept = [line for line in hba.read_text().splitlines() if self._HBA_MARK not in line]
+        if self.options.tls:
+            kept.insert(0, f"hostnossl all all all reject  {self._HBA_MARK}")
+        hba.write_text("\n".join(kept) + "\n")
+
+    def _reload(self) -> None:
+        self._run([self._binaries().tool("pg_ctl"), "reload", "-D", str(self.datadir)])

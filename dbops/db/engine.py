@@ -41,9 +41,13 @@ def resolve_dsn(settings: Settings) -> Dsn:
     dsn = configured_dsn(settings)
     if dsn is not None:
         return dsn
-    from dbops.db.embedded import EmbeddedCluster
+    from dbops.db.embedded import EmbeddedCluster, ServerOptions
 
-    cluster = EmbeddedCluster(settings.home, database=settings.embedded_database)
+    cluster = EmbeddedCluster(
+        settings.home,
+        database=settings.embedded_database,
+        options=ServerOptions.from_settings(settings),
+    )
     return Dsn.parse(cluster.ensure_running(), source="the embedded cluster's URL")
 
 

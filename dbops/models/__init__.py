@@ -56,6 +56,10 @@ CHECK_CONSTRAINTS.update(
         "ck_users_display_name_length": ("display_name", "display name must be 1-200 characters"),
         "ck_users_profile_is_object": ("profile", "profile must be a JSON object"),
         "ck_users_password_hash_present": ("password", "password hash is missing"),
+        "ck_users_phone_all_or_none": (
+            "phone",
+            "the phone's ciphertext, key version and blind index are set together",
+        ),
         "ck_teams_slug_format": (
             "slug",
             "slug must be lowercase letters, digits and single hyphens, at most 63 characters",

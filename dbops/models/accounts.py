@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     LargeBinary,
+    SmallInteger,
     func,
     text,
 )
@@ -40,6 +41,11 @@ __all__ = [
     "role_enum",
 ]
 
+#: The encrypted phone's three columns are all set or all null (migration 0007).
+PHONE_ALL_OR_NONE = (
+    "(phone_ciphertext IS NULL) = (phone_key_version IS NULL) "
+    "AND (phone_key_version IS NULL) = (phone_blind_index IS NULL)"
+)
 #: Slugs: lowercase letters and digits in hyphen-separated words, 1 to 63 characters.
 SLUG_PATTERN = "^[a-z0-9]+(-[a-z0-9]+)*$"
 
@@ -74,6 +80,12 @@ class User(UuidPkMixin, TimestampMixin, SoftDeleteMixin, Base):
     role: Mapped[Role] = mapped_column(role_enum, server_default=Role.MEMBER.value)
     profile: Mapped[dict[str, Any]] = mapped_column(server_default=EMPTY_JSON_OBJECT)
     tags: Mapped[list[str]] = mapped_column(server_default=EMPTY_TEXT_ARRAY)
+    # The phone number, encrypted in the application (dbops.crypto, migration 0007): AES-GCM
+    # ciphertext bound to this row, the key version that made it, and the blind index (HMAC of
+    # the E.164 form) for equality lookups. All three are set together or all null.
+    phone_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    phone_key_version: Mapped[int | None] = mapped_column(SmallInteger, deferred=True)
+    phone_blind_index: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
     memberships: Mapped[list[TeamMember]] = relationship(
         back_populates="user", passive_deletes=True
@@ -95,6 +107,13 @@ class User(UuidPkMixin, TimestampMixin, SoftDeleteMixin, Base):
         CheckConstraint("char_length(display_name) BETWEEN 1 AND 200", name="display_name_length"),
         CheckConstraint("jsonb_typeof(profile) = 'object'", name="profile_is_object"),
         CheckConstraint("char_length(password_hash) > 0", name="password_hash_present"),
+        CheckConstraint(PHONE_ALL_OR_NONE, name="phone_all_or_none"),
+        # find_by_phone: equality on the blind index; only users with a phone are indexed.
+        Index(
+            "ix_users_phone_blind_index",
+            "phone_blind_index",
+            postgresql_where=text("phone_blind_index IS NOT NULL"),
+        ),
     )
 
 

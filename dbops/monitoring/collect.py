@@ -23,6 +23,7 @@ from dbops.monitoring import advice as index_advice
 from dbops.monitoring._fetch import CollectorUnavailable, fetch_one
 from dbops.monitoring.collectors import (
     activity,
+    backups,
     data,
     database,
     indexes,
@@ -221,6 +222,14 @@ def collect_snapshot(
         resource_stat = run("resources", data_dir=data_dir)
         advice_stat = run("advice", statements=stmts.top) if advice and stmts else None
 
+    backups_stat = None
+    backups_started = time.perf_counter()
+    try:  # manifests on disk, no database: outside the connection
+        backups_stat = backups.collect_backups(settings, now=taken_at)
+    except Exception as exc:
+        elapsed = time.perf_counter() - backups_started
+        errors.append(_section_error("backups", exc, elapsed, settings))
+
     activity_stat = ActivityStat(
         max_connections=counts.max_connections if counts else None,
         total=counts.total if counts else None,
@@ -246,4 +255,5 @@ def collect_snapshot(
         advice=advice_stat,
         app=app_stats() if app else None,
         resources=resource_stat,
+        backups=backups_stat,
     )

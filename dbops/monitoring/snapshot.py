@@ -20,6 +20,7 @@ __all__ = [
     "ActivityStat",
     "Advice",
     "AppStat",
+    "BackupsStat",
     "BlockedPair",
     "CacheStat",
     "CaptureResult",
@@ -513,6 +514,34 @@ class ResourceStat:
     log_errors: tuple[CountBy, ...] | None = None
 
 
+# -------------------------------------------------------------------------------- backups
+@dataclass(frozen=True)
+class BackupsStat:
+    """The logical backups in the backup directory, read from their manifests (no database).
+
+    Ages are seconds before the snapshot's ``taken_at``. The *verified* backup is the newest
+    one with a passing restore drill (``dbops backup verify``); its age is how much data a
+    restore proven to work would lose. ``last_drill_*`` describe the most recent drill of any
+    backup, passed or failed. ``broken`` counts backup folders whose manifest cannot be read.
+    """
+
+    directory: str
+    count: int
+    total_bytes: int
+    broken: int
+    newest_id: str | None
+    newest_at: datetime | None
+    newest_age_s: float | None
+    newest_bytes: int | None
+    verified_id: str | None
+    verified_at: datetime | None
+    verified_age_s: float | None
+    last_drill_at: datetime | None
+    last_drill_ok: bool | None
+    last_drill_duration_s: float | None
+    last_drill_message: str | None
+
+
 # ------------------------------------------------------------------------------- snapshot
 @dataclass(frozen=True)
 class Snapshot:
@@ -522,7 +551,8 @@ class Snapshot:
     ``None`` when the database has no dbops tables, and ``pool``/``cache`` when none was given.
     ``advice`` is ``None`` unless index advice was asked for (and ran without error).
     ``app`` (the collecting process's own statement latencies) is ``None`` unless asked for.
-    ``resources`` is ``None`` when its collector failed.
+    ``resources`` is ``None`` when its collector failed. ``backups`` is ``None`` when the
+    backup directory could not be read (or the snapshot predates backups).
     """
 
     taken_at: datetime
@@ -541,6 +571,7 @@ class Snapshot:
     schema_version: int = SCHEMA_VERSION
     app: AppStat | None = None
     resources: ResourceStat | None = None
+    backups: BackupsStat | None = None
 
     def error(self, collector: str) -> SectionError | None:
         """The error recorded for ``collector``, if any."""

@@ -17,6 +17,7 @@ from psycopg.rows import class_row
 from dbops.db import Database
 
 __all__ = [
+    "ConnectionSecurity",
     "InvitationCount",
     "PoolSettings",
     "RowCounts",
@@ -42,6 +43,13 @@ SELECT current_setting('server_version') AS server_version,
        current_database() AS database,
        pg_database_size(current_database()) AS size_bytes,
        pg_size_pretty(pg_database_size(current_database())) AS size_pretty
+"""
+
+#: TLS of this session's own connection, and whether it came over the unix socket.
+CONNECTION_SECURITY_SQL = """
+SELECT s.ssl, s.version, s.cipher, s.bits, inet_server_addr() IS NULL AS unix_socket
+FROM pg_stat_ssl AS s
+WHERE s.pid = pg_backend_pid()
 """
 
 #: True when every domain table exists (the schema is migrated far enough to count rows).
@@ -80,6 +88,21 @@ class ServerInfo:
     database: str
     size_bytes: int
     size_pretty: str
+
+
+@dataclass(frozen=True)
+class ConnectionSecurity:
+    """Whether the connection `dbops status` reads over is encrypted (``pg_stat_ssl``).
+
+    ``version``, ``cipher`` and ``bits`` are ``None`` without TLS. A unix socket connection
+    never uses TLS (it does not leave the machine).
+    """
+
+    ssl: bool
+    version: str | None
+    cipher: str | None
+    bits: int | None
+    unix_socket: bool
 
 
 @dataclass(frozen=True)
@@ -137,6 +160,7 @@ class StatusReport:
     pending: tuple[str, ...]
     counts: RowCounts | None
     pool: PoolSettings
+    tls: ConnectionSecurity
 
     @property
     def up_to_date(self) -> bool:
@@ -153,6 +177,13 @@ class StatusReport:
 def _server_info(db: Database) -> ServerInfo:
     with db.read() as conn, conn.cursor(row_factory=class_row(ServerInfo)) as cur:
         row = cur.execute(SERVER_INFO_SQL).fetchone()
+    assert row is not None
+    return row
+
+
+def _connection_security(db: Database) -> ConnectionSecurity:
+    with db.read() as conn, conn.cursor(row_factory=class_row(ConnectionSecurity)) as cur:
+        row = cur.execute(CONNECTION_SECURITY_SQL).fetchone()
     assert row is not None
     return row
 
@@ -235,4 +266,5 @@ def collect_status(db: Database, *, head_revision: str, revisions: Sequence[str]
         pending=_pending(current, revisions),
         counts=_row_counts(db),
         pool=_pool_settings(db),
+        tls=_connection_security(db),
     )

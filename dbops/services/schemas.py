@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from dbops.crypto import PHONE_RULE, normalize_phone
 from dbops.errors import InvalidInput
 from dbops.models.accounts import SLUG_PATTERN
 from dbops.models.base import Role
@@ -42,6 +43,8 @@ __all__ = [
     "MemberRole",
     "MemberTarget",
     "NearQuery",
+    "Phone",
+    "PhoneInput",
     "RoleCheck",
     "SearchQuery",
     "Slug",
@@ -115,7 +118,16 @@ def _normalize_tags(values: list[str]) -> list[str]:
     return tags
 
 
+def _normalize_phone(value: str) -> str:
+    try:
+        return normalize_phone(value)
+    except InvalidInput:
+        raise ValueError(PHONE_RULE) from None
+
+
 Email = Annotated[str, AfterValidator(normalize_email)]
+#: A phone number in E.164 form (``+`` and 7-15 digits; separators dropped, ``00`` -> ``+``).
+Phone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_normalize_phone)]
 Slug = Annotated[str, AfterValidator(_normalize_slug)]
 TagList = Annotated[list[str], AfterValidator(_normalize_tags)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -144,6 +156,12 @@ class UserCreate(_Input):
                 f"must be {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters long"
             )
         return value
+
+
+class PhoneInput(_Input):
+    """A user's phone number, normalized to E.164 before it is encrypted or looked up."""
+
+    phone: Phone
 
 
 class UserRename(_Input):

@@ -1,7 +1,8 @@
-"""User accounts: sign-up, sign-in (argon2id), profile and tags, soft delete, listings."""
+"""User accounts: sign-up, sign-in (argon2id), profile and tags, phone (encrypted), soft delete."""
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,9 +13,10 @@ from typing import Any, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import args_row, class_row
 from psycopg.types.json import Jsonb
 
+from dbops.crypto import Keyring, load_keyring, normalize_phone
 from dbops.db.engine import Database
 from dbops.db.metrics import timed_methods
 from dbops.errors import Forbidden, NotFound
@@ -26,6 +28,7 @@ from dbops.services._ownership import remove_user_memberships
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
 from dbops.services.schemas import (
     JsonPatch,
+    PhoneInput,
     TagsUpdate,
     UserCreate,
     UserListQuery,
@@ -96,6 +99,30 @@ WHERE id = %(id)s AND deleted_at IS NOT NULL
 RETURNING """
     + _USER_COLUMNS
 )
+# The phone: encrypted in Python (dbops.crypto) before any SQL runs; the statements only ever
+# carry the ciphertext and the blind index, as bound parameters.
+PHONE_TABLE, PHONE_COLUMN = "users", "phone"
+SET_PHONE_SQL = """
+UPDATE users
+SET phone_ciphertext = %(ciphertext)s, phone_key_version = %(key_version)s,
+    phone_blind_index = %(blind_index)s
+WHERE id = %(id)s AND deleted_at IS NULL
+RETURNING id
+"""
+CLEAR_PHONE_SQL = """
+UPDATE users SET phone_ciphertext = NULL, phone_key_version = NULL, phone_blind_index = NULL
+WHERE id = %(id)s AND deleted_at IS NULL
+RETURNING id
+"""
+SELECT_PHONE_SQL = "SELECT id, phone_ciphertext FROM users WHERE id = %(id)s AND deleted_at IS NULL"
+#: Served by ix_users_phone_blind_index (partial: users with a phone only).
+SELECT_USERS_BY_PHONE_SQL = (
+    "SELECT phone_ciphertext, "
+    + _USER_COLUMNS
+    + " FROM users"
+    + " WHERE phone_blind_index = %(blind_index)s AND deleted_at IS NULL"
+    + " ORDER BY created_at, id"
+)
 SELECT_USERS_SQL = sql.SQL("SELECT " + _USER_COLUMNS + " FROM users WHERE {where}")
 ORDER_USERS_SQL = sql.SQL(" ORDER BY created_at, id LIMIT %(limit)s")
 #: Filters of list_users; each combination is its own statement text (and prepared plan).
@@ -132,8 +159,24 @@ class _Credentials:
     password_hash: str
 
 
+@dataclass(frozen=True)
+class _PhoneRow:
+    id: uuid.UUID
+    phone_ciphertext: bytes | None
+
+
 _USER_ROW = class_row(UserView)
 _CREDENTIALS_ROW = class_row(_Credentials)
+_PHONE_ROW = class_row(_PhoneRow)
+
+
+def _user_and_phone(phone_ciphertext: bytes, *user: Any) -> tuple[UserView, bytes]:
+    return UserView(*user), phone_ciphertext
+
+
+#: ``(UserView, ciphertext)`` rows of SELECT_USERS_BY_PHONE_SQL (ciphertext first, then the
+#: user columns in UserView's field order).
+_USER_AND_PHONE_ROW = args_row(_user_and_phone)
 
 
 def _require_self_or_system(actor: Actor, user_id: uuid.UUID) -> None:
@@ -150,6 +193,9 @@ class UserService:
         cache: optional query cache (users are not cached today; kept for symmetry).
         hasher: argon2id parameters; a stored hash made with other parameters is re-hashed at
             the next successful sign-in.
+        keyring: keys of the encrypted phone; default: loaded from ``db.settings`` the first
+            time the phone is read or written (:func:`dbops.crypto.load_keyring`), so a
+            missing key only fails the calls that need it.
     """
 
     def __init__(
@@ -158,11 +204,13 @@ class UserService:
         cache: QueryCache | None = None,
         *,
         hasher: PasswordHasher | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self._db = db
         self._cache = cache
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash: str | None = None
+        self._keyring = keyring
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -327,6 +375,76 @@ class UserService:
         params = {"id": user_id, "tags": data.tags}
         return self._write(actor, lambda uow: _one(uow, UPDATE_TAGS_SQL, params))
 
+    # -- phone (encrypted) ------------------------------------------------------------------
+
+    def set_phone(self, actor: Actor, user_id: uuid.UUID, phone: str) -> str:
+        """Store ``phone`` encrypted (with its blind index); returns the E.164 form stored.
+
+        Raises:
+            InvalidInput: not an international number (the message never echoes it).
+            ConfigError: no encryption keys configured (never stored in plain text).
+            NotFound: no live user has this id.
+        """
+        _require_self_or_system(actor, user_id)
+        number = validate(PhoneInput, phone=phone).phone
+        keys = self._keys()
+        params = {
+            "id": user_id,
+            "ciphertext": keys.encrypt(
+                number, table=PHONE_TABLE, column=PHONE_COLUMN, row_id=user_id
+            ),
+            "key_version": keys.current,
+            "blind_index": keys.blind_index(number, table=PHONE_TABLE, column=PHONE_COLUMN),
+        }
+        self._write(actor, lambda uow: _touch(uow, SET_PHONE_SQL, params))
+        return number
+
+    def clear_phone(self, actor: Actor, user_id: uuid.UUID) -> None:
+        """Remove the user's phone (ciphertext, key version and blind index)."""
+        _require_self_or_system(actor, user_id)
+        self._write(actor, lambda uow: _touch(uow, CLEAR_PHONE_SQL, {"id": user_id}))
+
+    def get_phone(self, actor: Actor, user_id: uuid.UUID) -> str | None:
+        """The user's phone, decrypted; ``None`` when unset. The user themself or a system actor.
+
+        Raises:
+            DecryptionError: the stored value does not decrypt for this row (altered, copied
+                from another row, or its key version was removed from the keyring).
+        """
+        _require_self_or_system(actor, user_id)
+        with reading(self._db, actor) as conn:
+            row = fetch_one(conn, SELECT_PHONE_SQL, _PHONE_ROW, {"id": user_id})
+        if row is None:
+            raise NotFound("user not found")
+        if row.phone_ciphertext is None:
+            return None
+        return self._keys().decrypt(
+            row.phone_ciphertext, table=PHONE_TABLE, column=PHONE_COLUMN, row_id=row.id
+        )
+
+    def find_by_phone(self, actor: Actor, phone: str) -> list[UserView]:
+        """Live users whose phone is ``phone`` (any formatting), oldest first; system actors only.
+
+        One indexed equality on the blind index (HMAC of the E.164 form); each match is then
+        decrypted and compared, so a row whose ciphertext does not belong to it is an error,
+        not a wrong answer.
+        """
+        if not check_actor(actor).is_system:
+            raise Forbidden("only a system actor can look users up by phone")
+        number = normalize_phone(phone)  # the rule of PhoneInput, without pydantic (hot read)
+        keys = self._keys()
+        params = {"blind_index": keys.blind_index(number, table=PHONE_TABLE, column=PHONE_COLUMN)}
+        with reading(self._db, actor) as conn:
+            rows = fetch_all(conn, SELECT_USERS_BY_PHONE_SQL, _USER_AND_PHONE_ROW, params)
+        found: list[UserView] = []
+        for user, ciphertext in rows:
+            stored = keys.decrypt(
+                ciphertext, table=PHONE_TABLE, column=PHONE_COLUMN, row_id=user.id
+            )
+            if hmac.compare_digest(stored, number):
+                found.append(user)
+        return found
+
     # -- soft delete ------------------------------------------------------------------------
 
     def delete(self, actor: Actor, user_id: uuid.UUID) -> None:
@@ -376,6 +494,11 @@ class UserService:
         except (VerificationError, InvalidHashError):
             return False
 
+    def _keys(self) -> Keyring:
+        if self._keyring is None:
+            self._keyring = load_keyring(self._db.settings)
+        return self._keyring
+
     def _dummy(self) -> str:
         if self._dummy_hash is None:
             self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
@@ -389,3 +512,8 @@ def _one(
     if user is None:
         raise NotFound(missing)
     return user
+
+
+def _touch(uow: UnitOfWork, query: str, params: dict[str, Any]) -> None:
+    if uow.conn.execute(query, params).fetchone() is None:
+        raise NotFound("user not found")

@@ -23,6 +23,7 @@ from dbops.ops.seed import PERSONAS
 
 runner = CliRunner()
 UNREACHABLE = "postgresql://u:secret@127.0.0.1:1/x"
+OWN_SSL = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 DBOPS_SCRIPT = Path(sys.executable).parent / "dbops"
 HEAD = head_revision()
 #: Every revision, oldest first.
@@ -328,6 +329,7 @@ def test_db_lifecycle_on_a_fresh_home(tmp_path: Path, monkeypatch: pytest.Monkey
         status = invoke("db", "status").stdout
         assert "running" in status
         assert str(cluster.port) in status
+        assert f"on (TCP needs it; CA {cluster.tls_dir / 'ca.crt'})" in status
 
         socket_url = invoke("db", "url").stdout.strip()
         assert socket_url == cluster.libpq_url()
@@ -337,10 +339,14 @@ def test_db_lifecycle_on_a_fresh_home(tmp_path: Path, monkeypatch: pytest.Monkey
         password = cluster.password
         assert password
         redacted = invoke("db", "url", "--tcp").stdout.strip()
-        assert redacted == f"postgresql://postgres:***@127.0.0.1:{cluster.port}/cli_test"
+        ca = cluster.tls_dir / "ca.crt"
+        assert redacted == (
+            f"postgresql://postgres:***@127.0.0.1:{cluster.port}/cli_test"
+            f"?sslmode=verify-full&sslrootcert={ca}"
+        )
         shown = invoke("db", "url", "--tcp", "--show-password").stdout.strip()
         with psycopg.connect(shown) as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.execute(OWN_SSL).fetchone() == (True,)
 
         result = invoke("status")
         assert result.exit_code == 0, result.output

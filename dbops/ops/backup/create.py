@@ -1,0 +1,160 @@
+"""``create_backup``: pg_dump of one database into a new backup directory, with its manifest.
+
+The row counts and the dump see the same data: a REPEATABLE READ transaction exports its
+snapshot (``pg_export_snapshot()``), counts every table in it, and stays open while
+``pg_dump --snapshot`` dumps from that very snapshot. The backup is written into a hidden
+directory and renamed into place once its manifest is complete, so a failed or interrupted
+backup never shows up in ``dbops backup list``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+
+from dbops.config import Settings
+from dbops.db.dsn import Dsn
+from dbops.errors import BackupError, translate_db_errors
+from dbops.ops.backup._common import (
+    Progress,
+    Step,
+    _report,
+    backup_root,
+    client_env,
+    count_rows,
+    file_checksums,
+    pg_tool,
+    run_tool,
+    tool_version,
+)
+from dbops.ops.backup.manifest import Manifest, write_manifest
+
+__all__ = ["create_backup", "new_backup_id"]
+
+Format = Literal["custom", "directory"]
+
+#: The snapshot the dump and the counts share. Timeouts off for this transaction only: the
+#: counts may take long on a big table, and the transaction idles while pg_dump works.
+SNAPSHOT_SETUP = (
+    "SET LOCAL statement_timeout = 0",
+    "SET LOCAL idle_in_transaction_session_timeout = 0",
+)
+EXPORT_SNAPSHOT_SQL = (
+    "SELECT pg_export_snapshot() AS snapshot, current_database()::text AS database, "
+    "current_setting('server_version') AS server_version"
+)
+
+
+def new_backup_id(now: datetime) -> str:
+    """``20261126T015000Z-3fa2c1``: sortable by time, unique by its random suffix."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def create_backup(
+    settings: Settings,
+    dsn: Dsn,
+    *,
+    backup_format: Format | None = None,
+    jobs: int | None = None,
+    backup_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Dump the database behind ``dsn`` into a new backup and return its manifest.
+
+    Args:
+        settings: connection settings, and the defaults of the arguments below.
+        dsn: the database to back up.
+        backup_format: ``custom`` (one file) or ``directory`` (parallel); default
+            ``settings.backup_format``.
+        jobs: pg_dump workers for the directory format; default ``settings.backup_jobs``.
+        backup_dir: where backups live; default :func:`backup_root` of ``settings``.
+        progress: called with a :class:`Step` as the counts and the dump advance.
+
+    Raises:
+        BackupError: pg_dump is missing or failed, or the backup cannot be written.
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    from dbops.db.engine import connection_kwargs
+    from dbops.ops.migrate import current_revision
+
+    fmt: Format = backup_format or settings.backup_format
+    workers = jobs or settings.backup_jobs
+    if fmt not in ("custom", "directory"):
+        raise BackupError(f"unknown backup format {fmt!r} (expected custom or directory)")
+    pg_dump = pg_tool("pg_dump")
+    root = backup_dir.absolute() if backup_dir is not None else backup_root(settings)
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    backup_id = new_backup_id(started_at)
+    partial = root / f".partial-{backup_id}"
+    try:
+        partial.mkdir(parents=True, exist_ok=False)
+    except OSError as exc:
+        raise BackupError(f"cannot create the backup directory {partial}: {exc}") from exc
+    try:
+        with (
+            translate_db_errors(),
+            psycopg.connect(dsn.libpq, **connection_kwargs(settings)) as conn,
+        ):
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                for statement in SNAPSHOT_SETUP:
+                    conn.execute(statement)
+                row = conn.execute(EXPORT_SNAPSHOT_SQL).fetchone()
+                assert row is not None
+                snapshot, database, server_version = (str(v) for v in row)
+                _report(progress, Step("snapshot", f"snapshot {snapshot} of {database}"))
+                revision = current_revision(conn)
+                tables = count_rows(conn, progress)
+                dump = partial / ("dump" if fmt == "directory" else "dump.pgdump")
+                _dump(pg_dump, dsn, snapshot, fmt, workers, dump, len(tables), progress)
+        _report(progress, Step("checksum", "checksum: computing sha256 of the dump"))
+        manifest = Manifest(
+            id=backup_id,
+            created_at=started_at,
+            database=database,
+            server_version=server_version,
+            revision=revision,
+            format=fmt,
+            jobs=workers if fmt == "directory" else 1,
+            duration_s=round(time.perf_counter() - started, 3),
+            files=file_checksums(partial),
+            tables=tables,
+            pg_dump_version=tool_version(pg_dump),
+        )
+        write_manifest(partial, manifest)
+        partial.rename(root / backup_id)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _dump(
+    pg_dump: str,
+    dsn: Dsn,
+    snapshot: str,
+    fmt: Format,
+    jobs: int,
+    target: Path,
+    tables: int,
+    progress: Progress | None,
+) -> None:
+    conninfo, env = client_env(dsn)
+    argv = [
+        pg_dump,
+        "--verbose",
+        f"--dbname={conninfo}",
+        f"--snapshot={snapshot}",
+        f"--format={fmt}",
+        f"--file={target}",
+    ]
+    if fmt == "directory":
+        argv.append(f"--jobs={jobs}")
+    run_tool(argv, env, phase="dump", total=tables, progress=progress)

@@ -1,0 +1,335 @@
+"""``restore_backup``: a backup into a target database, all or nothing.
+
+An empty target gets a single-transaction ``pg_restore``: a failure rolls the whole restore
+back. A missing target is created and restored in parallel (``backup_jobs``), and dropped
+again if anything fails. A target holding data is refused unless ``force``; then the backup is
+restored into a new database beside it, checked, and swapped in by renaming the two in one
+transaction, the old one kept as ``<name>_pre_<id>``. Either way a failure leaves the target
+as it was.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dbops.config import Settings
+from dbops.db.dsn import Dsn
+from dbops.errors import BackupError, RestoreRefused, translate_db_errors
+from dbops.ops.backup._common import (
+    Progress,
+    Step,
+    _report,
+    check_files,
+    client_env,
+    count_rows,
+    find_backup,
+    pg_tool,
+    run_tool,
+)
+from dbops.ops.backup.manifest import Manifest
+
+__all__ = [
+    "RestoreResult",
+    "compare_rows",
+    "pg_restore_into",
+    "relation_count",
+    "restore_backup",
+    "with_database",
+]
+
+#: Relations a dump could collide with: anything outside the catalogs that no extension owns.
+RELATIONS_SQL = """
+SELECT count(*) AS relations
+FROM pg_class AS c
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_depend AS d
+      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+  )
+"""
+DATABASE_EXISTS_SQL = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
+TERMINATE_SQL = """
+SELECT count(pg_terminate_backend(pid)) AS ended
+FROM pg_stat_activity
+WHERE datname = %(name)s AND pid <> pg_backend_pid()
+"""
+CREATE_DATABASE = sql.SQL("CREATE DATABASE {}")
+DROP_DATABASE = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+RENAME_DATABASE = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+#: PostgreSQL's identifier limit (NAMEDATALEN - 1).
+_MAX_NAME = 63
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What :func:`restore_backup` did.
+
+    ``kept_as`` names the database the old target was renamed to (``force`` on a target with
+    data), else ``None``.
+    """
+
+    backup_id: str
+    database: str
+    method: str
+    kept_as: str | None
+    duration_s: float
+    tables: int
+    rows: int
+
+
+def with_database(dsn: Dsn, database: str) -> Dsn:
+    """The same server, credentials and options as ``dsn``, another database."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(dsn.libpq)
+    url = urlunsplit(parts._replace(path="/" + quote(database, safe="")))
+    return Dsn.parse(url, source="the target URL")
+
+
+def _dbname(dsn: Dsn) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(dsn.libpq).get("dbname")
+    if not name:
+        raise BackupError(f"the target URL names no database: {dsn.redacted}")
+    return str(name)
+
+
+def relation_count(conn: psycopg.Connection[Any]) -> int:
+    """Tables, views, sequences, indexes of the connected database that no extension owns."""
+    row = conn.execute(RELATIONS_SQL).fetchone()
+    return int(row[0]) if row else 0
+
+
+def pg_restore_into(
+    target: Dsn,
+    backup: Path,
+    manifest: Manifest,
+    *,
+    jobs: int,
+    single_transaction: bool,
+    owners: bool,
+    progress: Progress | None,
+) -> None:
+    """Run pg_restore of ``backup`` into ``target`` (``--exit-on-error``)."""
+    conninfo, env = client_env(target)
+    argv = [pg_tool("pg_restore"), "--verbose", "--exit-on-error", f"--dbname={conninfo}"]
+    if single_transaction:
+        argv.append("--single-transaction")
+    elif jobs > 1:
+        argv.append(f"--jobs={jobs}")
+    if not owners:
+        argv += ["--no-owner", "--no-privileges"]
+    argv.append(str(backup / manifest.dump_path))
+    run_tool(argv, env, phase="restore", total=len(manifest.tables), progress=progress)
+
+
+def compare_rows(
+    conn: psycopg.Connection[Any], manifest: Manifest, progress: Progress | None = None
+) -> str | None:
+    """``None`` when every table has the manifest's row count, else what differs (one line)."""
+    with conn.transaction():
+        conn.execute("SET LOCAL statement_timeout = 0")
+        got = {(t.schema, t.table): t.rows for t in count_rows(conn, progress, phase="check")}
+    want = {(t.schema, t.table): t.rows for t in manifest.tables}
+    problems = []
+    for key in sorted(want.keys() - got.keys()):
+        problems.append(f"table {'.'.join(key)} is missing")
+    for key in sorted(got.keys() - want.keys()):
+        problems.append(f"table {'.'.join(key)} is not in the manifest")
+    for key in sorted(want.keys() & got.keys()):
+        if want[key] != got[key]:
+            problems.append(f"{'.'.join(key)} has {got[key]:,} rows, the manifest {want[key]:,}")
+    if not problems:
+        return None
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more
+
+
+def restore_backup(
+    settings: Settings,
+    backup_id: str,
+    target: Dsn,
+    *,
+    force: bool = False,
+    owners: bool = True,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> RestoreResult:
+    """Restore backup ``backup_id`` into the database of ``target``.
+
+    Args:
+        settings: the backup directory, connection settings, ``backup_jobs``.
+        backup_id: the backup to restore (``dbops backup list``).
+        target: the database to restore into; its server must allow ``CREATE DATABASE`` for a
+            missing target or ``force``.
+        force: restore over a target that holds data: restore beside it, then swap by rename,
+            keeping the old database as ``<name>_pre_<backup id>``.
+        owners: restore object owners and privileges (they need the same roles on the target
+            server); ``False``: objects belong to the restoring user, no GRANTs.
+        jobs: pg_restore workers (not for an existing empty target: one transaction);
+            default ``backup_jobs``.
+        progress: called with a :class:`Step` per restored table.
+
+    Raises:
+        BackupNotFound: no such backup.
+        BackupCorrupt: a file differs from the manifest (checked before anything is touched).
+        RestoreRefused: the target holds data and ``force`` is off (nothing was changed).
+        BackupError: pg_restore failed (the target is unchanged), or the rows differ.
+    """
+    from dbops.db.engine import connection_kwargs
+
+    started = time.perf_counter()
+    backup, manifest = find_backup(settings, backup_id)
+    check_files(backup, manifest, progress)
+    name = _dbname(target)
+    admin = with_database(target, "postgres")
+    kwargs = connection_kwargs(settings)
+    with translate_db_errors(), psycopg.connect(admin.libpq, autocommit=True, **kwargs) as conn:
+        exists = conn.execute(DATABASE_EXISTS_SQL, {"name": name}).fetchone() is not None
+    relations = 0
+    if exists:
+        with translate_db_errors(), psycopg.connect(target.libpq, **kwargs) as conn:
+            relations = relation_count(conn)
+    if relations and not force:
+        raise RestoreRefused(
+            f"database {name} is not empty ({relations} relations): nothing changed; pass "
+            f"--force to restore beside it and swap, keeping it as {_pre_name(name, manifest)}"
+        )
+    if not relations:
+        result = _restore_in_one_transaction(
+            settings, backup, manifest, target, name, exists, owners, jobs, progress
+        )
+    else:
+        result = _restore_beside_and_swap(
+            settings, backup, manifest, target, name, owners, jobs, progress
+        )
+    return RestoreResult(
+        backup_id=manifest.id,
+        database=name,
+        method=result[0],
+        kept_as=result[1],
+        duration_s=round(time.perf_counter() - started, 3),
+        tables=len(manifest.tables),
+        rows=sum(t.rows for t in manifest.tables),
+    )
+
+
+def _pre_name(name: str, manifest: Manifest) -> str:
+    suffix = f"_pre_{manifest.id.lower().replace('-', '_')}"
+    return name[: _MAX_NAME - len(suffix)] + suffix
+
+
+def _check_rows(
+    settings: Settings, dsn: Dsn, manifest: Manifest, progress: Progress | None
+) -> None:
+    from dbops.db.engine import connection_kwargs
+
+    with translate_db_errors(), psycopg.connect(dsn.libpq, **connection_kwargs(settings)) as conn:
+        problem = compare_rows(conn, manifest, progress)
+    if problem is not None:
+        raise BackupError(f"restored rows differ from backup {manifest.id}: {problem}")
+
+
+def _restore_in_one_transaction(
+    settings: Settings,
+    backup: Path,
+    manifest: Manifest,
+    target: Dsn,
+    name: str,
+    exists: bool,
+    owners: bool,
+    jobs: int | None,
+    progress: Progress | None,
+) -> tuple[str, str | None]:
+    """An empty target: one transaction; a missing one: created, parallel, dropped on failure."""
+    from dbops.db.engine import connection_kwargs
+
+    admin = with_database(target, "postgres")
+    kwargs = connection_kwargs(settings)
+    if not exists:
+        with translate_db_errors(), psycopg.connect(admin.libpq, autocommit=True, **kwargs) as c:
+            c.execute(CREATE_DATABASE.format(sql.Identifier(name)))
+    done = False
+    try:
+        how = "in one transaction" if exists else "(new database)"
+        _report(progress, Step("restore", f"restore: into {name} {how}"))
+        pg_restore_into(
+            target,
+            backup,
+            manifest,
+            jobs=1 if exists else jobs or settings.backup_jobs,
+            single_transaction=exists,
+            owners=owners,
+            progress=progress,
+        )
+        _check_rows(settings, target, manifest, progress)
+        done = True
+    finally:
+        if not done and not exists:  # it did not exist before: leave none behind
+            with psycopg.connect(admin.libpq, autocommit=True, **kwargs) as c:
+                c.execute(DROP_DATABASE.format(sql.Identifier(name)))
+    return ("single-transaction" if exists else "new database"), None
+
+
+def _restore_beside_and_swap(
+    settings: Settings,
+    backup: Path,
+    manifest: Manifest,
+    target: Dsn,
+    name: str,
+    owners: bool,
+    jobs: int | None,
+    progress: Progress | None,
+) -> tuple[str, str | None]:
+    from dbops.db.engine import connection_kwargs
+
+    admin = with_database(target, "postgres")
+    kwargs = connection_kwargs(settings)
+    suffix = f"_restore_{secrets.token_hex(4)}"
+    side = name[: _MAX_NAME - len(suffix)] + suffix
+    kept = _pre_name(name, manifest)
+    with translate_db_errors(), psycopg.connect(admin.libpq, autocommit=True, **kwargs) as conn:
+        if conn.execute(DATABASE_EXISTS_SQL, {"name": kept}).fetchone() is not None:
+            raise RestoreRefused(
+                f"database {kept} exists already (an earlier restore of this backup kept the "
+                "old target there): drop or rename it first; nothing changed"
+            )
+        conn.execute(CREATE_DATABASE.format(sql.Identifier(side)))
+    swapped = False
+    try:
+        _report(progress, Step("restore", f"restore: into {side} beside {name}"))
+        pg_restore_into(
+            with_database(target, side),
+            backup,
+            manifest,
+            jobs=jobs or settings.backup_jobs,
+            single_transaction=False,
+            owners=owners,
+            progress=progress,
+        )
+        _check_rows(settings, with_database(target, side), manifest, progress)
+        _report(progress, Step("swap", f"swap: {name} -> {kept}, {side} -> {name}"))
+        with (
+            translate_db_errors(),
+            psycopg.connect(admin.libpq, autocommit=True, **kwargs) as conn,
+        ):
+            conn.execute(TERMINATE_SQL, {"name": name})
+            with conn.transaction():
+                conn.execute(RENAME_DATABASE.format(sql.Identifier(name), sql.Identifier(kept)))
+                conn.execute(RENAME_DATABASE.format(sql.Identifier(side), sql.Identifier(name)))
+        swapped = True
+    finally:
+        if not swapped:
+            with psycopg.connect(admin.libpq, autocommit=True, **kwargs) as conn:
+                conn.execute(DROP_DATABASE.format(sql.Identifier(side)))
+    return "restore beside and swap", kept

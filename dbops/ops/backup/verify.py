@@ -1,0 +1,196 @@
+"""``verify_backup``: the proof that a backup restores, recorded in its manifest as a drill.
+
+A drill checks the files against their sha256, restores the backup into a private scratch
+cluster (dbops' own :class:`~dbops.db.EmbeddedCluster` in a temporary directory, fsync off),
+or into a scratch database on a server you name, and checks there: the migration revision,
+the exact row count of every table, and that the application's hot reads answer on a real
+user and team of the restored data. The result (time, pass/fail, duration, message) is
+appended to the manifest, written atomically.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from dbops.config import Settings
+from dbops.db.dsn import Dsn
+from dbops.errors import (
+    BackupCorrupt,
+    BackupError,
+    BackupVerifyFailed,
+    DbopsError,
+    translate_db_errors,
+)
+from dbops.ops.backup._common import Progress, Step, _report, check_files, find_backup
+from dbops.ops.backup.manifest import Drill, Manifest, read_manifest, write_manifest
+from dbops.ops.backup.restore import compare_rows, pg_restore_into, with_database
+
+__all__ = ["hot_reads", "verify_backup"]
+
+#: A live user who belongs to a live team: the subject of the hot reads.
+SAMPLE_MEMBER_SQL = """
+SELECT u.id AS user_id, u.email AS email, t.id AS team_id, t.slug AS slug
+FROM team_members AS m
+JOIN users AS u ON u.id = m.user_id AND u.deleted_at IS NULL
+JOIN teams AS t ON t.id = m.team_id AND t.deleted_at IS NULL
+LIMIT 1
+"""
+HAS_DOMAIN_SQL = "SELECT to_regclass('public.team_members') IS NOT NULL AS has_domain"
+CREATE_DATABASE = sql.SQL("CREATE DATABASE {}")
+DROP_DATABASE = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def verify_backup(
+    settings: Settings,
+    backup_id: str | None = None,
+    *,
+    scratch: Dsn | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> Drill:
+    """Run a restore drill on backup ``backup_id`` (``None``: the newest) and record it.
+
+    Args:
+        settings: the backup directory and ``backup_jobs``.
+        backup_id: the backup to prove.
+        scratch: a server to restore on, in a new database dropped afterwards (any database
+            of the server will do as the URL's); ``None``: a private throwaway cluster.
+        jobs: pg_restore workers; default ``backup_jobs``.
+        progress: called with a :class:`Step` as the drill advances.
+
+    Returns:
+        The passing drill, as recorded in the manifest.
+
+    Raises:
+        BackupNotFound: no such backup.
+        BackupCorrupt: a file is missing or differs from its checksum (drill recorded).
+        BackupVerifyFailed: the restore failed or the restored data differs (drill recorded).
+    """
+    backup, manifest = find_backup(settings, backup_id)
+    at = datetime.now(UTC)
+    started = time.perf_counter()
+    try:
+        check_files(backup, manifest, progress)
+        with _scratch_database(settings, scratch, progress) as target:
+            pg_restore_into(
+                target,
+                backup,
+                manifest,
+                jobs=jobs or settings.backup_jobs,
+                single_transaction=False,
+                owners=False,
+                progress=progress,
+            )
+            message = _check(settings, target, manifest, progress)
+    except DbopsError as exc:
+        drill = Drill(at, False, round(time.perf_counter() - started, 3), exc.message)
+        _record(backup, drill)
+        if isinstance(exc, BackupCorrupt):
+            raise  # keeps its type and the file it names
+        raise BackupVerifyFailed(f"backup {manifest.id} failed its drill: {exc.message}") from exc
+    drill = Drill(at, True, round(time.perf_counter() - started, 3), message)
+    _record(backup, drill)
+    return drill
+
+
+def _record(backup: Path, drill: Drill) -> None:
+    """Append ``drill`` to the manifest as it is on disk now (atomic rewrite)."""
+    write_manifest(backup, read_manifest(backup).with_drill(drill))
+
+
+@contextmanager
+def _scratch_database(
+    settings: Settings, server: Dsn | None, progress: Progress | None
+) -> Iterator[Dsn]:
+    from dbops.db.embedded import EmbeddedCluster
+    from dbops.db.engine import connection_kwargs
+
+    name = f"dbops_verify_{secrets.token_hex(4)}"
+    if server is not None:
+        admin = with_database(server, "postgres")
+        kwargs = connection_kwargs(settings)
+        _report(progress, Step("restore", f"restore: scratch database {name}"))
+        with translate_db_errors(), psycopg.connect(admin.libpq, autocommit=True, **kwargs) as c:
+            c.execute(CREATE_DATABASE.format(sql.Identifier(name)))
+        try:
+            yield with_database(server, name)
+        finally:
+            with psycopg.connect(admin.libpq, autocommit=True, **kwargs) as c:
+                c.execute(DROP_DATABASE.format(sql.Identifier(name)))
+        return
+    home = Path(tempfile.mkdtemp(prefix="dbops-verify-"))
+    cluster = EmbeddedCluster(home / "cluster", database=name, durable=False)
+    try:
+        _report(progress, Step("restore", "restore: starting a private scratch cluster"))
+        url = cluster.ensure_running()
+        yield Dsn.parse(url, source="the scratch cluster's URL")
+    finally:
+        cluster.destroy()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _check(settings: Settings, target: Dsn, manifest: Manifest, progress: Progress | None) -> str:
+    """Revision, row counts and hot reads on the restored data; a one-line summary."""
+    from dbops.db.engine import connection_kwargs
+    from dbops.ops.migrate import current_revision
+
+    _report(progress, Step("check", "check: revision and row counts"))
+    with translate_db_errors(), psycopg.connect(target.libpq, **connection_kwargs(settings)) as c:
+        revision = current_revision(c)
+        c.rollback()
+        if revision != manifest.revision:
+            raise BackupError(
+                f"restored revision is {revision or 'none'}, the manifest says "
+                f"{manifest.revision or 'none'}"
+            )
+        problem = compare_rows(c, manifest, progress)
+        if problem is not None:
+            raise BackupError(f"restored rows differ: {problem}")
+        has_domain = bool(c.execute(HAS_DOMAIN_SQL).fetchone()[0])  # type: ignore[index]
+    rows = sum(t.rows for t in manifest.tables)
+    summary = f"{len(manifest.tables)} tables, {rows:,} rows, revision {revision or 'none'}"
+    if not has_domain:
+        return f"{summary}; no dbops tables: hot reads skipped"
+    _report(progress, Step("check", "check: hot reads through the services"))
+    return f"{summary}; {hot_reads(settings, target)}"
+
+
+def hot_reads(settings: Settings, target: Dsn) -> str:
+    """Run the services' hot reads on a real member of a real team of ``target``.
+
+    Returns a one-line summary; raises a :class:`DbopsError` when a read fails.
+    """
+    from dbops.db.engine import open_database
+    from dbops.services import Actor, MembershipService, TeamService, UserService
+
+    actor = Actor.system("backup-verify")
+    scratch_settings = settings.model_copy(update={"pool_min_size": 0, "pool_max_size": 2})
+    with open_database(scratch_settings, target) as db:
+        with db.connection() as conn:
+            sample = conn.execute(SAMPLE_MEMBER_SQL).fetchone()
+        if sample is None:
+            return "no live member of a live team: hot reads skipped"
+        user_id, email, team_id, slug = sample
+        users, teams = UserService(db), TeamService(db)
+        user = users.get(actor, user_id)
+        if users.get_by_email(actor, email).id != user.id:
+            raise BackupError("hot read get_by_email found another user")
+        mine = teams.teams_of_user(actor, user_id)
+        if team_id not in {t.team_id for t in mine}:
+            raise BackupError("hot read teams_of_user misses the user's team")
+        if teams.get_by_slug(actor, slug).id != team_id:
+            raise BackupError("hot read get_by_slug found another team")
+        members = MembershipService(db).members(actor, team_id)
+        if user_id not in {m.user_id for m in members}:
+            raise BackupError("hot read members misses the user")
+    return f"hot reads ok on user {user_id} and team {slug}"

@@ -1,0 +1,305 @@
+"""Backups on a real cluster: create, verify by restoring, restore all-or-nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dbops.config import Settings
+from dbops.db import Dsn, EmbeddedCluster
+from dbops.errors import BackupCorrupt, BackupError, BackupNotFound, RestoreRefused
+from dbops.ops.backup import (
+    Step,
+    backup_root,
+    create_backup,
+    read_manifests,
+    restore_backup,
+    verify_backup,
+)
+from dbops.ops.backup._common import client_env, file_checksums
+from dbops.ops.backup.manifest import Manifest, read_manifest, write_manifest
+from dbops.ops.backup.restore import relation_count
+from tests.ops.backup.conftest import databases_like, row_counts, schema_text
+
+
+def _corrupt(path: Path) -> None:
+    """Flip one byte in the middle of ``path`` (size unchanged)."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate_and_reseal(backup: Path, manifest: Manifest, keep: float) -> None:
+    """Cut the dump to ``keep`` of its size and rewrite the manifest's checksums to match.
+
+    A dump that passes its checksums but breaks midway: what a faulty pg_dump or a disk that
+    lied would leave. pg_restore then fails after it has created part of the schema.
+    """
+    dump = backup / manifest.dump_path
+    data = dump.read_bytes()
+    dump.write_bytes(data[: int(len(data) * keep)])
+    write_manifest(backup, dataclasses.replace(manifest, files=file_checksums(backup)))
+
+
+def assert_same_schema(got: str, want: str) -> None:
+    """Equal line for line, except that a line may differ in parentheses only.
+
+    PostgreSQL flattens ``(a AND b) AND c`` into ``a AND b AND c`` when it parses a dumped
+    CHECK expression again, so the restored constraint deparses with fewer parentheses.
+    """
+    got_lines, want_lines = got.splitlines(), want.splitlines()
+    assert len(got_lines) == len(want_lines)
+    for g, w in zip(got_lines, want_lines, strict=True):
+        if g != w:
+            assert g.replace("(", "").replace(")", "") == w.replace("(", "").replace(")", ""), (
+                f"{g!r} != {w!r}"
+            )
+
+
+def test_round_trip_equals_the_source(
+    bk_settings: Settings,
+    source_url: str,
+    pg_cluster: EmbeddedCluster,
+    new_database_name: str,
+) -> None:
+    steps: list[Step] = []
+    manifest = create_backup(bk_settings, Dsn.parse(source_url), progress=steps.append)
+    assert {s.phase for s in steps} >= {"snapshot", "count", "dump"}
+    source_rows = row_counts(source_url)
+    assert {(t.schema, t.table): t.rows for t in manifest.tables} == source_rows
+    assert manifest.rows("public", "users") == 303
+    assert manifest.revision is not None
+    assert manifest.format == "custom"
+    assert read_manifests(backup_root(bk_settings)) == [manifest]
+
+    drill = verify_backup(bk_settings, manifest.id, scratch=Dsn.parse(source_url))
+    assert drill.ok, drill.message
+    assert "hot reads ok" in drill.message
+
+    target = pg_cluster.url(new_database_name)
+    result = restore_backup(bk_settings, manifest.id, Dsn.parse(target))
+    assert result.method == "new database"
+    assert result.kept_as is None
+    assert_same_schema(schema_text(target), schema_text(source_url))
+    assert row_counts(target) == source_rows
+
+
+def test_counts_and_dump_share_one_snapshot(bk_settings: Settings, source_url: str) -> None:
+    """A row committed after the snapshot was exported is in neither the counts nor the dump.
+
+    The row is written while the tables are being counted, before pg_dump starts: a pg_dump
+    with a snapshot of its own would dump it, and the restored users would not match.
+    """
+    seen: list[str] = []
+
+    def write_after_export(step: Step) -> None:
+        if step.phase == "count" and not seen:
+            seen.append(step.message)
+            with psycopg.connect(Dsn.parse(source_url).libpq, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO users (email, password_hash, display_name) "
+                    "VALUES ('late@example.com', 'x', 'Late')"
+                )
+
+    try:
+        manifest = create_backup(bk_settings, Dsn.parse(source_url), progress=write_after_export)
+        assert seen
+        assert manifest.rows("public", "users") == 303
+        drill = verify_backup(bk_settings, manifest.id, scratch=Dsn.parse(source_url))
+        assert drill.ok, drill.message
+    finally:
+        with psycopg.connect(Dsn.parse(source_url).libpq, autocommit=True) as conn:
+            conn.execute("DELETE FROM users WHERE email = 'late@example.com'")
+
+
+@pytest.mark.slow
+def test_directory_format_in_parallel_and_drill_in_a_private_cluster(
+    bk_settings: Settings, source_url: str
+) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url), backup_format="directory", jobs=2)
+    assert manifest.format == "directory"
+    assert manifest.jobs == 2
+    assert len(manifest.files) > 3  # toc.dat and one file per table
+    assert all(f.path.startswith("dump/") for f in manifest.files)
+
+    drill = verify_backup(bk_settings)  # default: the newest, in a throwaway cluster
+    assert drill.ok, drill.message
+    on_disk = read_manifest(backup_root(bk_settings) / manifest.id)
+    assert on_disk.drills == (drill,)
+    assert on_disk.verified_at == drill.at
+    assert drill.duration_s > 0
+    assert "303" not in drill.message or "rows" in drill.message
+    # The manifest was rewritten atomically: no temporary file is left beside it.
+    assert sorted(p.name for p in (backup_root(bk_settings) / manifest.id).iterdir()) == [
+        "dump",
+        "manifest.json",
+    ]
+
+
+def test_corrupted_file_fails_verify_naming_it_and_the_drill_is_recorded(
+    bk_settings: Settings, source_url: str
+) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    backup = backup_root(bk_settings) / manifest.id
+    _corrupt(backup / manifest.dump_path)
+
+    with pytest.raises(BackupCorrupt, match=r"file dump\.pgdump does not match its sha256") as err:
+        verify_backup(bk_settings, manifest.id, scratch=Dsn.parse(source_url))
+    assert err.value.path == "dump.pgdump"
+    assert "\n" not in err.value.message
+    drill = read_manifest(backup).last_drill
+    assert drill is not None
+    assert not drill.ok
+    assert "dump.pgdump" in drill.message
+    assert read_manifest(backup).verified_at is None
+    # Restore refuses the corrupted backup before touching anything.
+    with pytest.raises(BackupCorrupt):
+        restore_backup(bk_settings, manifest.id, Dsn.parse(source_url), force=True)
+
+
+def test_missing_and_extra_files_are_named(bk_settings: Settings, source_url: str) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    backup = backup_root(bk_settings) / manifest.id
+    (backup / "stray.txt").write_text("x")
+    with pytest.raises(BackupCorrupt, match=r"file stray\.txt is not in the manifest"):
+        verify_backup(bk_settings, scratch=Dsn.parse(source_url))
+    (backup / "stray.txt").unlink()
+    (backup / manifest.dump_path).unlink()
+    with pytest.raises(BackupCorrupt, match=r"file dump\.pgdump is missing"):
+        verify_backup(bk_settings, scratch=Dsn.parse(source_url))
+
+
+def test_verify_fails_when_rows_differ_from_the_manifest(
+    bk_settings: Settings, source_url: str
+) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    backup = backup_root(bk_settings) / manifest.id
+    lying = tuple(
+        dataclasses.replace(t, rows=t.rows + 1) if t.table == "teams" else t
+        for t in manifest.tables
+    )
+    write_manifest(backup, dataclasses.replace(manifest, tables=lying))
+    with pytest.raises(BackupError, match=r"public\.teams has 30 rows, the manifest 31"):
+        verify_backup(bk_settings, scratch=Dsn.parse(source_url))
+    assert read_manifest(backup).last_drill.ok is False  # type: ignore[union-attr]
+
+
+def test_unknown_backup_id(bk_settings: Settings) -> None:
+    with pytest.raises(BackupNotFound, match="no backups in"):
+        verify_backup(bk_settings)
+    with pytest.raises(BackupNotFound, match="no backup 'nope'"):
+        restore_backup(bk_settings, "nope", Dsn.parse("postgresql://u@h/db"))
+
+
+def test_restore_refuses_a_target_with_data(bk_settings: Settings, source_url: str) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    before = row_counts(source_url)
+    with pytest.raises(RestoreRefused, match=r"is not empty .* pass --force"):
+        restore_backup(bk_settings, manifest.id, Dsn.parse(source_url))
+    assert row_counts(source_url) == before
+
+
+def test_half_failed_restore_leaves_an_empty_target_empty(
+    bk_settings: Settings,
+    source_url: str,
+    pg_cluster: EmbeddedCluster,
+    new_database_name: str,
+) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    _truncate_and_reseal(backup_root(bk_settings) / manifest.id, manifest, keep=0.6)
+    # An existing empty target: rolled back to empty.
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{new_database_name}"')
+    target = pg_cluster.url(new_database_name)
+    with pytest.raises(BackupError, match="pg_restore failed"):
+        restore_backup(bk_settings, manifest.id, Dsn.parse(target))
+    with psycopg.connect(Dsn.parse(target).libpq) as conn:
+        assert relation_count(conn) == 0
+    # A missing target: still missing afterwards.
+    missing = pg_cluster.url(new_database_name + "_new")
+    with pytest.raises(BackupError, match="pg_restore failed"):
+        restore_backup(bk_settings, manifest.id, Dsn.parse(missing))
+    assert databases_like(pg_cluster, new_database_name) == {new_database_name}
+
+
+def test_forced_restore_swaps_and_keeps_the_old_target(
+    bk_settings: Settings,
+    source_url: str,
+    pg_cluster: EmbeddedCluster,
+    new_database_name: str,
+) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{new_database_name}"')
+    target = pg_cluster.url(new_database_name)
+    with psycopg.connect(Dsn.parse(target).libpq, autocommit=True) as conn:
+        conn.execute("CREATE TABLE old_stuff (id int)")
+        conn.execute("INSERT INTO old_stuff VALUES (1), (2)")
+
+    result = restore_backup(bk_settings, manifest.id, Dsn.parse(target), force=True)
+
+    assert result.kept_as is not None
+    assert result.kept_as.startswith(f"{new_database_name}_pre_")
+    assert row_counts(target) == row_counts(source_url)
+    assert row_counts(pg_cluster.url(result.kept_as)) == {("public", "old_stuff"): 2}
+    assert databases_like(pg_cluster, new_database_name) == {new_database_name, result.kept_as}
+
+
+def test_half_failed_forced_restore_leaves_the_target_as_it_was(
+    bk_settings: Settings,
+    source_url: str,
+    pg_cluster: EmbeddedCluster,
+    new_database_name: str,
+) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    _truncate_and_reseal(backup_root(bk_settings) / manifest.id, manifest, keep=0.6)
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{new_database_name}"')
+    target = pg_cluster.url(new_database_name)
+    with psycopg.connect(Dsn.parse(target).libpq, autocommit=True) as conn:
+        conn.execute("CREATE TABLE old_stuff (id int)")
+        conn.execute("INSERT INTO old_stuff VALUES (1)")
+
+    with pytest.raises(BackupError, match="pg_restore failed"):
+        restore_backup(bk_settings, manifest.id, Dsn.parse(target), force=True)
+
+    assert row_counts(target) == {("public", "old_stuff"): 1}
+    assert databases_like(pg_cluster, new_database_name) == {new_database_name}
+
+
+def test_password_goes_to_the_environment_never_the_command_line() -> None:
+    dsn = Dsn.parse("postgresql://app:s3cr3t-pw@db.example:5433/prod?sslmode=require")
+    conninfo, env = client_env(dsn)
+    assert "s3cr3t" not in conninfo
+    assert "dbname=prod" in conninfo
+    assert "sslmode=require" in conninfo
+    assert env["PGPASSWORD"] == "s3cr3t-pw"
+
+
+def test_failed_create_leaves_no_backup(bk_settings: Settings, tmp_path: Path) -> None:
+    from dbops.errors import DatabaseUnavailable
+
+    bad = Dsn.parse("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(DatabaseUnavailable):
+        create_backup(bk_settings, bad)
+    root = backup_root(bk_settings)
+    assert read_manifests(root) == []
+    assert list(root.iterdir()) == []
+
+
+def test_restore_into_an_existing_empty_database_is_one_transaction(
+    bk_settings: Settings,
+    source_url: str,
+    pg_cluster: EmbeddedCluster,
+    new_database_name: str,
+) -> None:
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{new_database_name}"')
+    target = pg_cluster.url(new_database_name)
+    result = restore_backup(bk_settings, manifest.id, Dsn.parse(target))
+    assert (result.method, result.kept_as) == ("single-transaction", None)
+    assert row_counts(target) == row_counts(source_url)

@@ -1,0 +1,137 @@
+"""Manifests (JSON, atomic write, broken files) and the prune plan over synthetic manifests."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dbops.config import Settings
+from dbops.ops.backup import plan_prune, prune_backups, read_manifests
+from dbops.ops.backup.manifest import (
+    BackupFile,
+    BrokenManifest,
+    Drill,
+    Manifest,
+    TableRows,
+    read_manifest,
+    write_manifest,
+)
+
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # a Thursday
+
+
+def _manifest(at: datetime, *, verified: bool = False, suffix: str = "a") -> Manifest:
+    drills = (Drill(at + timedelta(minutes=5), True, 1.5, "ok"),) if verified else ()
+    return Manifest(
+        id=f"{at:%Y%m%dT%H%M%SZ}-{suffix}",
+        created_at=at,
+        database="dbops",
+        server_version="15.8",
+        revision="0004",
+        format="custom",
+        jobs=1,
+        duration_s=0.5,
+        files=(BackupFile("dump.pgdump", 10, "0" * 64),),
+        tables=(TableRows("public", "users", 3),),
+        pg_dump_version="15.8",
+        drills=drills,
+    )
+
+
+def _store(root: Path, manifest: Manifest) -> None:
+    (root / manifest.id).mkdir(parents=True)
+    (root / manifest.id / "dump.pgdump").write_bytes(b"0123456789")
+    write_manifest(root / manifest.id, manifest)
+
+
+def test_manifest_json_round_trip_and_atomic_write(tmp_path: Path) -> None:
+    m = _manifest(NOW, verified=True)
+    assert Manifest.from_json(m.to_json()) == m
+    (tmp_path / m.id).mkdir()
+    write_manifest(tmp_path / m.id, m)
+    assert read_manifest(tmp_path / m.id) == m
+    assert [p.name for p in (tmp_path / m.id).iterdir()] == ["manifest.json"]
+    assert m.verified_at == NOW + timedelta(minutes=5)
+    assert m.size_bytes == 10
+
+
+def test_newer_manifest_version_is_refused() -> None:
+    data = json.loads(_manifest(NOW).to_json())
+    data["version"] = 99
+    with pytest.raises(ValueError, match="newer"):
+        Manifest.from_json(json.dumps(data))
+
+
+def test_broken_manifest_is_skipped_and_reported(tmp_path: Path) -> None:
+    good = _manifest(NOW)
+    older = _manifest(NOW - timedelta(days=1))
+    _store(tmp_path, good)
+    _store(tmp_path, older)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "manifest.json").write_text("{not json")
+    (tmp_path / "no-manifest").mkdir()
+    (tmp_path / ".partial-x").mkdir()  # a backup being written: silently ignored
+    broken: list[BrokenManifest] = []
+    assert read_manifests(tmp_path, on_broken=broken.append) == [good, older]
+    assert sorted(b.path.name for b in broken) == ["junk", "no-manifest"]
+    assert read_manifests(tmp_path / "missing") == []
+
+
+def test_prune_keeps_exactly_what_it_promises() -> None:
+    # Two backups a day for 20 days, newest first; one old verified backup on day 15.
+    manifests = []
+    for day in range(20):
+        for hour, suffix in ((2, "b"), (1, "a")):
+            at = NOW.replace(hour=hour) - timedelta(days=day)
+            manifests.append(_manifest(at, verified=(day == 15 and suffix == "a"), suffix=suffix))
+    plan = plan_prune(manifests, keep_last=3, keep_daily=5, keep_weekly=3)
+
+    kept = {m.id: d.reasons for d in plan.decisions for m in [d.manifest] if d.keep}
+    newest = manifests[0]
+    last3 = [m.id for m in manifests[:3]]
+    daily = [m.id for m in manifests[0:10:2]]  # the newest of each of the 5 latest days
+    # ISO weeks: Thu 26 Nov back to Mon 23 Nov, then the two weeks before (newest of each).
+    weekly = [manifests[0].id, manifests[8].id, manifests[22].id]
+    verified = next(m.id for m in manifests if m.verified_at is not None)
+    assert set(kept) == {*last3, *daily, *weekly, verified}
+    assert "newest" in kept[newest.id]
+    assert kept[verified] == ("newest verified",)
+    assert len(plan.delete) == 40 - len(kept)
+    assert all(m.id not in kept for m in plan.delete)
+
+
+def test_prune_never_drops_the_newest_or_the_only_verified_backup() -> None:
+    old_verified = _manifest(NOW - timedelta(days=400), verified=True)
+    newer = [_manifest(NOW - timedelta(days=d)) for d in range(3)]
+    plan = plan_prune([*newer, old_verified], keep_last=0, keep_daily=0, keep_weekly=0)
+    assert {m.id for m in plan.keep} == {newer[0].id, old_verified.id}
+    assert plan_prune([], keep_last=1, keep_daily=1, keep_weekly=1).decisions == ()
+
+
+def test_prune_dry_run_deletes_nothing_and_apply_deletes_the_plan(tmp_path: Path) -> None:
+    manifests = [_manifest(NOW - timedelta(days=d)) for d in range(5)]
+    for m in manifests:
+        _store(tmp_path, m)
+    (tmp_path / "junk").mkdir()  # unreadable: never touched
+    settings = Settings(
+        _env_file=None,
+        backup_dir=tmp_path,
+        backup_keep_last=2,
+        backup_keep_daily=0,
+        backup_keep_weekly=0,
+    )
+    plan = prune_backups(settings)
+    assert not plan.applied
+    assert [m.id for m in plan.delete] == [m.id for m in manifests[2:]]
+    assert plan.freed_bytes == 30
+    assert len(read_manifests(tmp_path)) == 5
+
+    done = prune_backups(settings, apply=True)
+    assert done.applied
+    assert read_manifests(tmp_path) == manifests[:2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*(m.id for m in manifests[:2]), "junk"]
+    )
