@@ -39,7 +39,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from dbops.db.dsn import Dsn
-from dbops.errors import InvalidInput, translate_db_errors
+from dbops.errors import DbopsError, InvalidInput, translate_db_errors
 
 if TYPE_CHECKING:
     from dbops.db import Database
@@ -447,21 +447,40 @@ def _run_one(
     poll_interval_s: float,
 ) -> ActionResult:
     started = time.monotonic()
-    with connect() as conn:
+    try:
+        conn = connect()
+    except DbopsError as exc:  # recorded, so the results of earlier actions are not lost
+        why = f"cannot connect: {exc.message}"
+        return ActionResult(action, Outcome.FAILED, time.monotonic() - started, None, None, why)
+    with conn:
         assert conn.autocommit  # VACUUM and REINDEX CONCURRENTLY refuse a transaction block
         _set_timeouts(conn, lock_timeout_ms, statement_timeout_ms)
-        before = _facts(conn, action)
+        before = _safe_facts(conn, action)
         if not apply:
             return ActionResult(
                 action, Outcome.SKIPPED, time.monotonic() - started, before, None, "dry run"
             )
         existing = _table_indexes(conn, action) if action.kind is ActionKind.REINDEX else []
         _emit(progress, ProgressEvent(number, action, "started"))
-        error = _execute(conn, number, action, progress, poller, poll_interval_s)
+        warnings: list[str] = []
+
+        def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+            if diag.severity_nonlocalized == "WARNING" and diag.message_primary:
+                warnings.append(diag.message_primary)
+
+        conn.add_notice_handler(on_notice)
+        try:
+            error = _execute(conn, number, action, progress, poller, poll_interval_s)
+        finally:
+            conn.remove_notice_handler(on_notice)
         dropped: tuple[str, ...] = ()
         leftover: tuple[str, ...] = ()
-        reason = None
-        if error is not None:
+        reason: str | None = None
+        if error is None and warnings:
+            # VACUUM and ANALYZE skip a table the role may not maintain with only a WARNING.
+            error = _Skipped(warnings[0])
+            reason = f"the server skipped it: {warnings[0]}"
+        elif error is not None:
             reason = _why(error, lock_timeout_ms, statement_timeout_ms)
             if action.kind is ActionKind.REINDEX:
                 dropped, leftover, cleanup_error = _drop_leftovers(
@@ -475,10 +494,7 @@ def _run_one(
                         f"; could not drop the leftover invalid index {names} "
                         f"({cleanup_error}): run DROP INDEX CONCURRENTLY on it"
                     )
-        try:
-            after = _facts(conn, action)
-        except psycopg.Error:  # the session is gone (terminated); the result still counts
-            after = None
+        after = _safe_facts(conn, action)
         outcome = Outcome.APPLIED if error is None else Outcome.FAILED
         _emit(progress, ProgressEvent(number, action, "done" if error is None else "failed"))
         if isinstance(error, KeyboardInterrupt):
@@ -587,6 +603,18 @@ def _facts(conn: psycopg.Connection[Any], action: Action) -> Facts | None:
     )
 
 
+def _safe_facts(conn: psycopg.Connection[Any], action: Action) -> Facts | None:
+    """:func:`_facts`, or ``None`` when they cannot be read (the session was terminated)."""
+    try:
+        return _facts(conn, action)
+    except psycopg.Error:
+        return None
+
+
+class _Skipped(Exception):
+    """The server skipped the statement with a warning (it did nothing)."""
+
+
 def _table_indexes(conn: psycopg.Connection[Any], action: Action) -> list[_IndexRow]:
     with conn.cursor(row_factory=class_row(_IndexRow)) as cur:
         return cur.execute(
@@ -611,9 +639,13 @@ def _drop_leftovers(
         (dropped names, names still there, the error that kept them).
     """
     known = {row.oid for row in existing}
+    try:
+        now = _table_indexes(conn, action)
+    except psycopg.Error as exc:  # the session is gone: say so rather than guess
+        return (), (f"{action.index}_ccnew",), _why(exc, statement_timeout_ms, statement_timeout_ms)
     leftovers = [
         row
-        for row in _table_indexes(conn, action)
+        for row in now
         if row.oid not in known and not row.is_valid and is_reindex_leftover(row.name)
     ]
     dropped: list[str] = []

@@ -384,3 +384,35 @@ def test_missing_table_fails_with_a_reason(url: str) -> None:
     assert result.outcome is Outcome.FAILED
     assert result.reason is not None
     assert "42P01" in result.reason
+
+
+def test_a_table_the_role_may_not_vacuum_is_a_failure_not_applied(
+    url: str, conn: psycopg.Connection[Any], monitor_role: str
+) -> None:
+    """VACUUM only warns ("skipping ...") for a table the role does not own: that is no success."""
+    _make_dead_rows(conn, rows=2_000)
+    as_role = to_libpq_url(url).replace("postgres@", f"{monitor_role}@", 1)
+    report = run(
+        as_role, [VACUUM_CHURN], apply=True, lock_timeout_ms=LOCK_MS, statement_timeout_ms=0
+    )
+    (result,) = report.results
+    assert result.outcome is Outcome.FAILED
+    assert result.reason is not None
+    assert result.reason.startswith("the server skipped it:")
+    assert "churn" in result.reason
+    assert _dead_rows(conn, "churn") > 0
+
+
+def test_an_unreachable_database_is_recorded_per_action() -> None:
+    dead_end = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
+    report = run(
+        dead_end,
+        [VACUUM_CHURN, VACUUM_CHURN],
+        apply=True,
+        lock_timeout_ms=LOCK_MS,
+        statement_timeout_ms=0,
+    )
+    assert [r.outcome for r in report.results] == [Outcome.FAILED, Outcome.FAILED]
+    reason = report.results[0].reason
+    assert reason is not None
+    assert reason.startswith("cannot connect:")
