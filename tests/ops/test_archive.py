@@ -474,6 +474,7 @@ def test_an_archived_phone_survives_rotation_and_restore(adb: Database) -> None:
     retiring the old key strands nothing; the restored user's phone decrypts to the original."""
     from dbops.crypto import Keyring, generate_key
     from dbops.ops import keys as key_ops
+
     old, new, blind = generate_key(), generate_key(), generate_key()
     with adb.connection() as conn:
         gone = World(conn).user("phoebe", deleted=OLD)
