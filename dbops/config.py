@@ -83,7 +83,9 @@ class SecretFilesSource(PydanticBaseSettingsSource):
     For each ``SecretStr`` field, every environment name the field has (``DATABASE_URL`` and
     ``DBOPS_DATABASE_URL``, ``DBOPS_DASHBOARD_DATABASE_URL``, ...) may instead be given as that
     name plus ``_FILE`` (Docker and Kubernetes secrets are files). Setting both the variable and
-    its ``_FILE`` is an error rather than a silent choice.
+    its ``_FILE`` is an error rather than a silent choice. A secret that has its own
+    ``<name>_file`` setting (the encryption keys: ``dbops keys generate`` appends to that file
+    and ``keys status`` names it) is left to that setting.
     """
 
     def _names(self, field_name: str, field: FieldInfo) -> list[tuple[str, str]]:
@@ -116,8 +118,9 @@ class SecretFilesSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         """Values of the secret fields whose ``_FILE`` variable is set."""
         data: dict[str, Any] = {}
-        for field_name, field in self.settings_cls.model_fields.items():
-            if not _is_secret(field.annotation):
+        fields = self.settings_cls.model_fields
+        for field_name, field in fields.items():
+            if not _is_secret(field.annotation) or f"{field_name}_file" in fields:
                 continue
             value, key, _ = self.get_field_value(field, field_name)
             if value is not None:

@@ -304,7 +304,8 @@ def test_dashboard_database_url_from_a_file(
 def test_every_secret_setting_accepts_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Any SecretStr field, present or future, can be read from ``DBOPS_<NAME>_FILE``."""
+    """Any SecretStr field, present or future, can be read from ``DBOPS_<NAME>_FILE``
+    (through its own ``<name>_file`` setting when it has one)."""
     from pydantic import SecretStr
 
     from dbops.config import SecretFilesSource
@@ -313,6 +314,7 @@ def test_every_secret_setting_accepts_a_file(
         name
         for name, field in Settings.model_fields.items()
         if SecretStr in (field.annotation, *getattr(field.annotation, "__args__", ()))
+        and f"{name}_file" not in Settings.model_fields  # those read their own file setting
     ]
     assert {"database_url", "dashboard_database_url"} <= set(secret_fields)
     source = SecretFilesSource(Settings)
@@ -380,3 +382,15 @@ def test_a_secret_file_beats_dotenv_and_loses_to_arguments(
     explicit = Settings(_env_file=env_file, database_url="postgresql://explicit@h/d")
     assert explicit.database_url is not None
     assert explicit.database_url.get_secret_value() == "postgresql://explicit@h/d"
+
+
+def test_a_secret_with_its_own_file_setting_is_left_to_that_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DBOPS_ENCRYPTION_KEYS_FILE is the `encryption_keys_file` setting, not a `_FILE` secret."""
+    keys = tmp_path / "enc.keys"
+    keys.write_text("v1:AAAA\n")
+    monkeypatch.setenv("DBOPS_ENCRYPTION_KEYS_FILE", str(keys))
+    settings = Settings(_env_file=None)
+    assert settings.encryption_keys_file == keys
+    assert settings.encryption_keys is None
