@@ -257,3 +257,11 @@ class WouldReplaceData(Conflict):
 
 WouldReplaceData.__module__ = "dbops.errors"
 __all__ += ["WouldReplaceData"]
+
+
+class AuditUnavailable(MigrationError):
+    """The database has no audit trail (migration 0006 is not applied): run ``dbops migrate``."""
+
+
+AuditUnavailable.__module__ = "dbops.errors"
+__all__ += ["AuditUnavailable"]

@@ -82,16 +82,36 @@ def user_of(actor: Actor) -> uuid.UUID:
     return actor.user_id
 
 
+#: The actor of a transaction, transaction-local (``is_local``): it ends with COMMIT/ROLLBACK, so
+#: a pooled connection never carries it to its next borrower. One statement, one round trip.
+SET_ACTOR_SQL = """
+SELECT set_config('app.actor_kind', %(kind)s, true),
+       set_config('app.actor_id', %(id)s, true),
+       set_config('app.actor_name', %(name)s, true)
+"""
+
+
 def _apply_actor(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
     """The single point where per-transaction context is put on a connection; returns ``conn``.
 
-    Every unit of work and every service read passes through here with its actor. Today it
-    only checks the actor: no policy reads ``app.actor_id`` yet, so sending it would cost a
-    round trip for nothing. Row-level security adds the ``set_config`` here (in a
-    transaction) and in :class:`_Reading` (pipelined around the autocommit read), as
-    docs/decisions/0004-actor-context.md decides.
+    Every unit of work and every service read passes through here with its actor. On a
+    connection in a transaction (a unit of work, a read transaction) it sends the actor as
+    transaction-local settings ``app.actor_kind`` (``user``/``system``), ``app.actor_id`` (the
+    user id; empty for a system actor) and ``app.actor_name`` (the job's name), which the audit
+    trigger records (migration 0006). On an autocommit read it only checks the actor: a
+    transaction-local setting would end with the statement, and the hot reads stay one round
+    trip (docs/decisions/0004-actor-context.md).
     """
     check_actor(actor)
+    if not conn.autocommit:
+        conn.execute(
+            SET_ACTOR_SQL,
+            {
+                "kind": actor.kind,
+                "id": "" if actor.user_id is None else str(actor.user_id),
+                "name": actor.name,
+            },
+        )
     return conn
 
 

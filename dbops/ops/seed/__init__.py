@@ -27,6 +27,13 @@ carry it in ``teams.settings`` (so ``"seed"`` is a reserved key there); membersh
 invitations and locations belong to seeded teams. The persona ``ada.admin@demo.dbops.dev`` also
 stores the arguments of the run, ``profile -> 'seed_run'``.
 
+**Audit trail.** Demo data is not audited row by row: a million users would mean a million
+audit records and a much slower load. When the database has the audit trail (migration 0006)
+and the seed's role owns the tables, the run turns per-row capture off for its transaction
+(``dbops.audit_bulk``, which the capture trigger honours only for the tables' owner) and
+records one ``BULK`` summary per table instead (rows copied, seed, rows replaced), as actor
+``system seed``. Changes made later to seeded rows are audited as usual.
+
 **Idempotence: replace, never duplicate, ask first.** Running again with the same arguments is
 a no-op (``created=False``) as long as the recorded run and the seeded row counts match. With
 different arguments (or when seeded rows went missing) the previously seeded rows are deleted
@@ -118,6 +125,21 @@ SELECT set_config('statement_timeout', %(timeout)s, true),
        set_config('maintenance_work_mem', %(memory)s, true)
 """
 TAKE_SEED_LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
+#: Whether this run may load without per-row audit: the trail exists and we own the tables.
+AUDIT_BYPASS_ALLOWED = """
+SELECT to_regprocedure('audit.bulk_load(regclass, jsonb)') IS NOT NULL
+       AND pg_has_role(session_user, c.relowner, 'MEMBER') AS allowed
+FROM pg_class AS c
+WHERE c.oid = 'users'::regclass
+"""
+#: Per-row capture off for this transaction, and the actor of the summary records.
+AUDIT_BYPASS = """
+SELECT set_config('dbops.audit_bulk', 'on', true),
+       set_config('app.actor_kind', 'system', true),
+       set_config('app.actor_id', '', true),
+       set_config('app.actor_name', 'seed', true)
+"""
+RECORD_BULK_LOAD = "SELECT audit.bulk_load(%(table)s::regclass, %(summary)s)"
 MARKER_MATCHES = """
 SELECT profile -> 'seed_run' = %(marker)s AS matches
 FROM users
@@ -169,6 +191,20 @@ class _Matches:
 @dataclass(frozen=True)
 class _Count:
     rows: int
+
+
+@dataclass(frozen=True)
+class _Allowed:
+    allowed: bool
+
+
+def _bypass_audit(conn: psycopg.Connection[Any]) -> bool:
+    """Turn per-row audit off for this transaction when allowed; whether it is off."""
+    found = conn.cursor(row_factory=class_row(_Allowed)).execute(AUDIT_BYPASS_ALLOWED).fetchone()
+    if found is None or not found.allowed:
+        return False
+    conn.execute(AUDIT_BYPASS)
+    return True
 
 
 def _seeded_rows(conn: psycopg.Connection[Any], *, locations: bool) -> int:
@@ -277,6 +313,8 @@ def seed(
             new_rows = sum(loads.values())
             if replaced > new_rows and not replace:
                 raise WouldReplaceData(existing_rows=replaced, new_rows=new_rows)
+        bulk = _bypass_audit(conn)
+        if state.seeded_users or state.seeded_teams:
             _remove_previous(conn)
         deferred = defer_indexes(conn, loads, min_rows=DEFER_INDEXES_MIN_ROWS)
         if deferred:
@@ -300,6 +338,12 @@ def seed(
                 len(deferred),
                 time.perf_counter() - rebuild_started,
             )
+        if bulk:
+            for table, count in loads.items():
+                if table == LOCATIONS_TABLE:  # not audited row by row either
+                    continue
+                summary = {"rows": count, "seed": seed, "replaced_rows": replaced}
+                conn.execute(RECORD_BULK_LOAD, {"table": table, "summary": Jsonb(summary)})
         analyze_started = time.perf_counter()
         analyze(conn, list(loads))
         logger.info("seed: analyzed in %.2f s", time.perf_counter() - analyze_started)
