@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from dbops.cli import data, monitor, schema
+from dbops.cli import audit, data, monitor, schema
 from dbops.cli._errors import ErrorHandlingGroup, report
 from dbops.cli.db import db_app
 
@@ -50,6 +50,7 @@ app.command("workload")(data.workload)
 app.add_typer(db_app, name="db")
 app.add_typer(schema.schema_app, name="schema")
 app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(audit.audit_app, name="audit")
 
 
 def main() -> NoReturn:
