@@ -1,0 +1,271 @@
+"""Cost of the audit trail (migration 0006) and of sending the actor, on the service write path.
+
+    uv run python -m bench.bench_audit [--calls 1500 --rounds 10 --threads 8 --seconds 5]
+                                       [--users 20000 --teams 2000]
+
+Starts a throwaway durable embedded cluster under /var/tmp (destroyed at the end). In one run,
+on one database:
+
+1. latency of two service writes, ``TeamService.create`` (INSERT team + owner membership) and
+   ``TeamService.rename`` (lock + UPDATE), on three sides that alternate in rounds: *bare*
+   (audit triggers disabled, the hook sends no actor: the code before this change), *actor*
+   (the unit of work sends ``set_config('app.actor_*', ..., true)``, triggers disabled) and
+   *actor + audit* (everything on);
+2. throughput of renames from ``--threads`` threads (each on its own team), audit off vs on;
+3. seed time (``dbops.ops.seed.seed``) into three fresh databases: at revision 0004 (no
+   trail), at head with the seed's bulk bypass (one summary record per table), and at head
+   with per-row capture forced on.
+
+Prints a markdown report; nothing is written to docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from bench._harness import Latency, databases, machine, markdown_table, throughput
+from dbops.config import Settings, to_libpq_url
+from dbops.db import Database, open_database
+from dbops.ops import seed as seed_package
+from dbops.ops.migrate import upgrade
+from dbops.ops.seed import seed
+from dbops.services import _base
+from dbops.services._base import Actor, check_actor
+from dbops.services.teams import TeamService
+from dbops.services.users import UserService
+
+AUDITED = ("users", "teams", "team_members", "invitations")
+SYSTEM = Actor.system("bench")
+
+
+def _settings(url: str, **extra: Any) -> Settings:
+    return Settings(_env_file=None, database_url=url, **extra)
+
+
+def _no_actor(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
+    """The hook as it was before: it checks the actor and sends nothing."""
+    check_actor(actor)
+    return conn
+
+
+class Switch:
+    """Turns the audit triggers and the actor statement on and off between blocks."""
+
+    def __init__(self, url: str) -> None:
+        self.admin = psycopg.connect(to_libpq_url(url), autocommit=True)
+        self.real_hook = _base._apply_actor
+        self.state: tuple[bool, bool] | None = None
+
+    def set(self, *, actor: bool, audit: bool) -> None:
+        if self.state == (actor, audit):
+            return
+        verb = "ENABLE" if audit else "DISABLE"
+        for table in AUDITED:
+            self.admin.execute(f"ALTER TABLE {table} {verb} TRIGGER audit_capture")
+        _base._apply_actor = self.real_hook if actor else _no_actor
+        self.state = (actor, audit)
+
+    def close(self) -> None:
+        self.set(actor=True, audit=True)
+        self.admin.close()
+
+
+SIDES = {
+    "bare (no actor, no audit)": {"actor": False, "audit": False},
+    "actor sent": {"actor": True, "audit": False},
+    "actor + audit": {"actor": True, "audit": True},
+}
+
+
+def _latencies(
+    switch: Switch, op: Callable[[int], object], *, calls: int, rounds: int
+) -> dict[str, Latency]:
+    names = list(SIDES)
+    samples: dict[str, list[int]] = {name: [] for name in names}
+    per_round = max(1, calls // rounds)
+    counter = iter(range(10**9))
+    for name in names:  # warm-up
+        switch.set(**SIDES[name])
+        for _ in range(50):
+            op(next(counter))
+    for r in range(rounds):
+        for name in names[r % 3 :] + names[: r % 3]:
+            switch.set(**SIDES[name])
+            out = samples[name]
+            for _ in range(per_round):
+                i = next(counter)
+                t0 = time.perf_counter_ns()
+                op(i)
+                out.append(time.perf_counter_ns() - t0)
+    return {name: Latency.of(samples[name]) for name in names}
+
+
+@contextmanager
+def _database(url: str, **extra: Any) -> Iterator[Database]:
+    db = open_database(_settings(url, **extra), url)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def write_path(url: str, args: argparse.Namespace) -> list[str]:
+    upgrade(url, _settings(url))
+    lines: list[str] = []
+    with _database(url, pool_max_size=args.threads + 2) as db:
+        from argon2 import PasswordHasher
+
+        users = UserService(db, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        teams = TeamService(db)
+        owner = users.create(SYSTEM, email="bench@example.com", password="x" * 12, display_name="B")
+        me = Actor.user(owner.id)
+        run = uuid.uuid4().hex[:6]
+        fixed = teams.create(me, name="Renamed", slug=f"renamed-{run}")
+        switch = Switch(url)
+        try:
+            create = _latencies(
+                switch,
+                lambda i: teams.create(me, name=f"T {i}", slug=f"t-{run}-{i}"),
+                calls=args.calls,
+                rounds=args.rounds,
+            )
+            rename = _latencies(
+                switch,
+                lambda i: teams.rename(me, fixed.id, f"Renamed {i}"),
+                calls=args.calls,
+                rounds=args.rounds,
+            )
+            rows = []
+            for op_name, result in (("TeamService.create", create), ("TeamService.rename", rename)):
+                base = result[next(iter(SIDES))].median_us
+                for side, lat in result.items():
+                    rows.append(
+                        [
+                            op_name,
+                            side,
+                            f"{lat.median_us:.0f} µs",
+                            f"{lat.p99_us:.0f} µs",
+                            f"{1e6 / lat.median_us:,.0f}",
+                            f"{lat.median_us / base:.2f}x",
+                        ]
+                    )
+            lines.append(
+                markdown_table(
+                    ["operation", "side", "median", "p99", "ops/s (1 thread)", "vs bare"], rows
+                )
+            )
+            # Throughput: each thread renames its own team.
+            own = [
+                teams.create(me, name=f"Thread {n}", slug=f"th-{run}-{n}").id
+                for n in range(args.threads)
+            ]
+
+            def worker(n: int) -> Callable[[int], object]:
+                return lambda i: teams.rename(me, own[n], f"Thread {n} {i}")
+
+            tput_rows = []
+            results: dict[str, float] = {}
+            for name in ("bare (no actor, no audit)", "actor + audit") * 2:
+                switch.set(**SIDES[name])
+                rate, errors = throughput(worker, args.threads, args.seconds)
+                results[name] = max(results.get(name, 0.0), rate)
+                tput_rows.append([name, f"{rate:,.0f}", str(errors)])
+            ratio = results["actor + audit"] / results["bare (no actor, no audit)"]
+            lines.append("")
+            lines.append(
+                markdown_table([f"renames, {args.threads} threads", "ops/s", "errors"], tput_rows)
+            )
+            lines.append(f"\nthroughput with audit / without (best of 2 each): {ratio:.2f}")
+        finally:
+            switch.close()
+        with db.connection() as conn:
+            count = conn.execute("SELECT count(*) FROM audit.record").fetchone()
+        from dbops.ops.audit import verify
+
+        started = time.perf_counter()
+        report = verify(db)
+        seconds = time.perf_counter() - started
+        lines.append(
+            f"\nverify: {report.records:,} records ({count[0] if count else 0:,} in the table) "
+            f"in {seconds:.2f} s, ok={report.ok}"
+        )
+    return lines
+
+
+def seed_times(urls: dict[str, str], args: argparse.Namespace) -> list[str]:
+    rows = []
+    plain = None
+    for label, name, revision, per_row in (
+        ("revision 0004 (no audit trail)", "seed_plain", "0004", False),
+        ("head, bulk bypass (1 summary record per table)", "seed_bulk", "head", False),
+        ("head, per-row audit forced", "seed_rows", "head", True),
+    ):
+        url = urls[name]
+        upgrade(url, _settings(url), revision)
+        real = seed_package._bypass_audit
+        if per_row:
+            seed_package._bypass_audit = lambda conn: False
+        try:
+            with _database(url) as db:
+                started = time.perf_counter()
+                result = seed(db, users=args.users, teams=args.teams, seed=1)
+                seconds = time.perf_counter() - started
+                records = 0
+                if revision == "head":
+                    with db.connection() as conn:
+                        found = conn.execute("SELECT count(*) FROM audit.record").fetchone()
+                        records = found[0] if found else 0
+        finally:
+            seed_package._bypass_audit = real
+        plain = plain or seconds
+        rows.append(
+            [
+                label,
+                f"{result.users:,} users, {result.memberships:,} memberships",
+                f"{seconds:.2f} s",
+                f"{seconds / plain:.2f}x",
+                f"{records:,}",
+            ]
+        )
+    return [markdown_table(["seed into", "rows", "time", "vs 0004", "audit records"], rows)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--teams", type=int, default=2_000)
+    parser.add_argument(
+        "--sync-off",
+        action="store_true",
+        help="synchronous_commit = off for the write-path database: CPU and round trips "
+        "without the WAL flush of each commit",
+    )
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with databases(["writes", "seed_plain", "seed_bulk", "seed_rows"]) as urls:
+        with psycopg.connect(to_libpq_url(urls["writes"])) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+            if args.sync_off:
+                conn.execute("ALTER DATABASE writes SET synchronous_commit = off")
+                conn.commit()
+        print(f"PostgreSQL {version[0] if version else '?'}, sync_off={args.sync_off}\n")
+        for line in write_path(urls["writes"], args):
+            print(line)
+        print()
+        for line in seed_times(urls, args):
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
