@@ -199,42 +199,63 @@ def write_path(url: str, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+SEEDS = (
+    ("revision 0004 (no audit trail)", "seed_plain", "0004", False),
+    (
+        "head, triggers disabled by the seed (1 summary record per table)",
+        "seed_bulk",
+        "head",
+        False,
+    ),
+    ("head, per-row audit forced", "seed_rows", "head", True),
+)
+SEED_ROUNDS = 2
+
+
 def seed_times(urls: dict[str, str], args: argparse.Namespace) -> list[str]:
     rows = []
-    plain = None
-    for label, name, revision, per_row in (
-        ("revision 0004 (no audit trail)", "seed_plain", "0004", False),
-        ("head, bulk bypass (1 summary record per table)", "seed_bulk", "head", False),
-        ("head, per-row audit forced", "seed_rows", "head", True),
-    ):
-        url = urls[name]
-        upgrade(url, _settings(url), revision)
-        real = seed_package._bypass_audit
-        if per_row:
-            seed_package._bypass_audit = lambda conn: False
-        try:
-            with _database(url) as db:
-                started = time.perf_counter()
-                result = seed(db, users=args.users, teams=args.teams, seed=1)
-                seconds = time.perf_counter() - started
-                records = 0
-                if revision == "head":
-                    with db.connection() as conn:
-                        found = conn.execute("SELECT count(*) FROM audit.record").fetchone()
-                        records = found[0] if found else 0
-        finally:
-            seed_package._bypass_audit = real
-        plain = plain or seconds
-        rows.append(
-            [
-                label,
-                f"{result.users:,} users, {result.memberships:,} memberships",
-                f"{seconds:.2f} s",
-                f"{seconds / plain:.2f}x",
-                f"{records:,}",
-            ]
-        )
-    return [markdown_table(["seed into", "rows", "time", "vs 0004", "audit records"], rows)]
+    best: dict[str, float] = {}
+    for r in range(SEED_ROUNDS):
+        order = SEEDS[r % 3 :] + SEEDS[: r % 3]
+        for label, name, revision, per_row in order:
+            seconds, result, records = _seed_once(urls[f"{name}_{r}"], revision, per_row, args)
+            best[label] = min(best.get(label, seconds), seconds)
+            rows.append([label, f"round {r + 1}", f"{seconds:.2f} s", f"{records:,}"])
+    plain = best[SEEDS[0][0]]
+    summary = [
+        [label, f"{best[label]:.2f} s", f"{best[label] / plain:.2f}x"] for label, *_ in SEEDS
+    ]
+    return [
+        f"seed of {result.users:,} users, {result.teams:,} teams, "
+        f"{result.memberships:,} memberships, {result.invitations:,} invitations",
+        "",
+        markdown_table(["seed into", "round", "time", "audit records"], rows),
+        "",
+        markdown_table(["seed into", "best", "vs 0004"], summary),
+    ]
+
+
+def _seed_once(
+    url: str, revision: str, per_row: bool, args: argparse.Namespace
+) -> tuple[float, Any, int]:
+    """One seed into ``url`` at ``revision``: seconds, the result, audit records."""
+    upgrade(url, _settings(url), revision)
+    real = seed_package._bypass_audit
+    if per_row:
+        seed_package._bypass_audit = lambda conn: False
+    try:
+        with _database(url) as db:
+            started = time.perf_counter()
+            result = seed(db, users=args.users, teams=args.teams, seed=1)
+            seconds = time.perf_counter() - started
+            records = 0
+            if revision == "head":
+                with db.connection() as conn:
+                    found = conn.execute("SELECT count(*) FROM audit.record").fetchone()
+                    records = found[0] if found else 0
+    finally:
+        seed_package._bypass_audit = real
+    return seconds, result, records
 
 
 def main() -> None:
@@ -253,7 +274,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with databases(["writes", "seed_plain", "seed_bulk", "seed_rows"]) as urls:
+    names = ["writes"] + [f"{s[1]}_{r}" for r in range(SEED_ROUNDS) for s in SEEDS]
+    with databases(names) as urls:
         with psycopg.connect(to_libpq_url(urls["writes"])) as conn:
             version = conn.execute("SHOW server_version").fetchone()
             if args.sync_off:

@@ -3,8 +3,9 @@
 Schema ``audit``:
 
 - ``audit.record``: one row per INSERT/UPDATE/DELETE of ``users``, ``teams``, ``team_members``
-  and ``invitations`` (and one per TRUNCATE of them, and one ``BULK`` summary per table a bulk
-  load skipped). Old and new row as JSONB without secret columns (``users.password_hash``,
+  and ``invitations`` (and one per TRUNCATE of them, and one ``BULK`` summary per table that a
+  bulk load wrote with the capture trigger disabled). Old and new row as JSONB without secret
+  columns (``users.password_hash``,
   ``invitations.token_hash``; ``teams.search`` is derived and left out too), the actor the
   service layer put on the transaction (``app.actor_kind``/``app.actor_id``/``app.actor_name``),
   the database role, the transaction id, and ``prev_hash``/``hash``:
@@ -132,9 +133,9 @@ UPGRADE = (
                     THEN current_setting('app.actor_kind', true) ELSE 'none' END
     $$
     """,
-    # May this session skip per-row capture (bulk loads)? Only the owner of the table.
+    # Does this session own the table (and so may switch its capture off for a bulk load)?
     """
-    CREATE FUNCTION audit.may_bypass(relid oid) RETURNS boolean
+    CREATE FUNCTION audit.owns(relid oid) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -155,9 +156,6 @@ UPGRADE = (
         new_row jsonb;
         row_key text;
     BEGIN
-        IF current_setting('dbops.audit_bulk', true) = 'on' AND audit.may_bypass(TG_RELID) THEN
-            RETURN NULL;
-        END IF;
         IF TG_LEVEL = 'STATEMENT' THEN
             row_key := '*';
         ELSE
@@ -190,7 +188,7 @@ UPGRADE = (
     SET search_path = pg_catalog, pg_temp
     AS $$
     BEGIN
-        IF NOT audit.may_bypass(target) THEN
+        IF NOT audit.owns(target) THEN
             RAISE EXCEPTION 'only the owner of % may record a bulk load', target
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
@@ -306,7 +304,7 @@ DOWNGRADE = (
     "DROP FUNCTION audit.seal()",
     "DROP FUNCTION audit.bulk_load(regclass, jsonb)",
     "DROP FUNCTION audit.capture()",
-    "DROP FUNCTION audit.may_bypass(oid)",
+    "DROP FUNCTION audit.owns(oid)",
     "DROP FUNCTION audit.actor_kind()",
     "DROP FUNCTION audit.canonical_text("
     "bigint, timestamptz, xid8, text, text, text, text, text, text, text, jsonb, jsonb)",

@@ -185,9 +185,11 @@ def test_the_app_role_cannot_change_the_trail(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement)
         conn.rollback()
-        # Its own writes are recorded all the same (the trigger runs as the trail's owner),
-        # and the bulk switch does nothing for a role that does not own the tables.
-        conn.execute("SELECT set_config('dbops.audit_bulk', 'on', false)")
+        # It cannot switch the capture off (only the tables' owner can, as the seed does),
+        # and its own writes are recorded (the trigger runs as the trail's owner).
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner"):
+            conn.execute("ALTER TABLE teams DISABLE TRIGGER audit_capture")
+        conn.rollback()
         key = conn.execute(
             "INSERT INTO teams (name, slug) VALUES ('App', %s) RETURNING id::text",
             (f"app-{uuid.uuid4().hex[:6]}",),

@@ -29,10 +29,11 @@ stores the arguments of the run, ``profile -> 'seed_run'``.
 
 **Audit trail.** Demo data is not audited row by row: a million users would mean a million
 audit records and a much slower load. When the database has the audit trail (migration 0006)
-and the seed's role owns the tables, the run turns per-row capture off for its transaction
-(``dbops.audit_bulk``, which the capture trigger honours only for the tables' owner) and
-records one ``BULK`` summary per table instead (rows copied, seed, rows replaced), as actor
-``system seed``. Changes made later to seeded rows are audited as usual.
+and the seed's role owns the tables, the run disables the ``audit_capture`` triggers of the four
+audited tables inside its transaction (PostgreSQL allows that to the owner only; it is undone
+by the commit's ``ENABLE`` or by a rollback, and blocks other writers of those tables until the
+seed commits) and records one ``BULK`` summary per table instead (rows copied, seed, rows
+replaced), as actor ``system seed``. Changes made later to seeded rows are audited as usual.
 
 **Idempotence: replace, never duplicate, ask first.** Running again with the same arguments is
 a no-op (``created=False``) as long as the recorded run and the seeded row counts match. With
@@ -53,6 +54,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -132,13 +134,15 @@ SELECT to_regprocedure('audit.bulk_load(regclass, jsonb)') IS NOT NULL
 FROM pg_class AS c
 WHERE c.oid = 'users'::regclass
 """
-#: Per-row capture off for this transaction, and the actor of the summary records.
-AUDIT_BYPASS = """
-SELECT set_config('dbops.audit_bulk', 'on', true),
-       set_config('app.actor_kind', 'system', true),
+#: The actor of the summary records.
+SEED_ACTOR = """
+SELECT set_config('app.actor_kind', 'system', true),
        set_config('app.actor_id', '', true),
        set_config('app.actor_name', 'seed', true)
 """
+#: The tables the audit triggers of migration 0006 watch.
+AUDITED_TABLES = ("users", "teams", "team_members", "invitations")
+CAPTURE_TRIGGER = "ALTER TABLE {} {} TRIGGER audit_capture"
 RECORD_BULK_LOAD = "SELECT audit.bulk_load(%(table)s::regclass, %(summary)s)"
 MARKER_MATCHES = """
 SELECT profile -> 'seed_run' = %(marker)s AS matches
@@ -199,12 +203,19 @@ class _Allowed:
 
 
 def _bypass_audit(conn: psycopg.Connection[Any]) -> bool:
-    """Turn per-row audit off for this transaction when allowed; whether it is off."""
+    """Disable per-row audit capture in this transaction when allowed; whether it is off."""
     found = conn.cursor(row_factory=class_row(_Allowed)).execute(AUDIT_BYPASS_ALLOWED).fetchone()
     if found is None or not found.allowed:
         return False
-    conn.execute(AUDIT_BYPASS)
+    conn.execute(SEED_ACTOR)
+    _switch_capture(conn, on=False)
     return True
+
+
+def _switch_capture(conn: psycopg.Connection[Any], *, on: bool) -> None:
+    verb = sql.SQL("ENABLE" if on else "DISABLE")
+    for table in AUDITED_TABLES:
+        conn.execute(sql.SQL(CAPTURE_TRIGGER).format(sql.Identifier(table), verb))
 
 
 def _seeded_rows(conn: psycopg.Connection[Any], *, locations: bool) -> int:
@@ -339,10 +350,9 @@ def seed(
                 time.perf_counter() - rebuild_started,
             )
         if bulk:
-            for table, count in loads.items():
-                if table == LOCATIONS_TABLE:  # not audited row by row either
-                    continue
-                summary = {"rows": count, "seed": seed, "replaced_rows": replaced}
+            _switch_capture(conn, on=True)
+            for table in AUDITED_TABLES:
+                summary = {"rows": loads.get(table, 0), "seed": seed, "replaced_rows": replaced}
                 conn.execute(RECORD_BULK_LOAD, {"table": table, "summary": Jsonb(summary)})
         analyze_started = time.perf_counter()
         analyze(conn, list(loads))
