@@ -12,7 +12,10 @@ on one database:
    (the unit of work sends ``set_config('app.actor_*', ..., true)``, triggers disabled) and
    *actor + audit* (everything on);
 2. throughput of renames from ``--threads`` threads (each on its own team), audit off vs on;
-3. seed time (``dbops.ops.seed.seed``) into three fresh databases: at revision 0004 (no
+3. server-side cost per audited row: a 4,000-row ``INSERT ... SELECT`` into ``teams`` in one
+   transaction, statement time (capture) and commit time (seal), against the same insert with
+   the trigger disabled, in alternating rounds;
+4. seed time (``dbops.ops.seed.seed``) into three fresh databases: at revision 0004 (no
    trail), at head with the seed's bulk bypass (one summary record per table), and at head
    with per-row capture forced on.
 
@@ -212,6 +215,42 @@ SEEDS = (
 SEED_ROUNDS = 2
 
 
+PER_ROW_ROWS = 4_000
+BULK_INSERT = (
+    "INSERT INTO teams (name, slug) "
+    "SELECT 'bulk ' || g, %(prefix)s || '-' || g FROM generate_series(1, %(rows)s) AS g"
+)
+
+
+def per_row(url: str, rounds: int = 3) -> list[str]:
+    rows = []
+    with psycopg.connect(to_libpq_url(url)) as conn:
+        for r in range(rounds):
+            for audit in (r % 2 == 0, r % 2 != 0):
+                verb = "ENABLE" if audit else "DISABLE"
+                conn.execute(f"ALTER TABLE teams {verb} TRIGGER audit_capture")
+                conn.commit()
+                prefix = f"bulk-{uuid.uuid4().hex[:8]}"
+                t0 = time.perf_counter()
+                conn.execute(BULK_INSERT, {"prefix": prefix, "rows": PER_ROW_ROWS})
+                t1 = time.perf_counter()
+                conn.commit()
+                t2 = time.perf_counter()
+                per = 1e6 / PER_ROW_ROWS
+                rows.append(
+                    [
+                        "audit on" if audit else "trigger disabled",
+                        f"round {r + 1}",
+                        f"{(t1 - t0) * per:.0f} µs",
+                        f"{(t2 - t1) * per:.0f} µs",
+                    ]
+                )
+        conn.execute("ALTER TABLE teams ENABLE TRIGGER audit_capture")
+        conn.commit()
+    header = [f"{PER_ROW_ROWS:,}-row insert", "round", "statement / row", "commit / row"]
+    return [markdown_table(header, rows)]
+
+
 def seed_times(urls: dict[str, str], args: argparse.Namespace) -> list[str]:
     rows = []
     best: dict[str, float] = {}
@@ -283,6 +322,9 @@ def main() -> None:
                 conn.commit()
         print(f"PostgreSQL {version[0] if version else '?'}, sync_off={args.sync_off}\n")
         for line in write_path(urls["writes"], args):
+            print(line)
+        print()
+        for line in per_row(urls["writes"]):
             print(line)
         print()
         for line in seed_times(urls, args):
