@@ -329,3 +329,11 @@ class PitrError(DbopsError):
 
 PitrError.__module__ = "dbops.errors"
 __all__ += ["PitrError"]
+
+
+class AuditUnavailable(MigrationError):
+    """The database has no audit trail (migration 0006 is not applied): run ``dbops migrate``."""
+
+
+AuditUnavailable.__module__ = "dbops.errors"
+__all__ += ["AuditUnavailable"]

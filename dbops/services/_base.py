@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, LiteralString, TypeVar
 
 import psycopg
 from sqlalchemy.orm import Session
@@ -82,16 +82,45 @@ def user_of(actor: Actor) -> uuid.UUID:
     return actor.user_id
 
 
+#: The actor of a transaction, transaction-local (``is_local``): it ends with COMMIT/ROLLBACK, so
+#: a pooled connection never carries it to its next borrower. One statement, one round trip.
+SET_ACTOR_SQL = """
+SELECT set_config('app.actor_kind', %(kind)s, true),
+       set_config('app.actor_id', %(id)s, true),
+       set_config('app.actor_name', %(name)s, true)
+"""
+
+
+#: Transaction isolation levels a unit of work may ask for.
+Isolation = Literal["read committed", "repeatable read", "serializable"]
+_ISOLATION_SQL: dict[str, LiteralString] = {
+    "read committed": "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    "repeatable read": "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    "serializable": "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+}
+
+
 def _apply_actor(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
     """The single point where per-transaction context is put on a connection; returns ``conn``.
 
-    Every unit of work and every service read passes through here with its actor. Today it
-    only checks the actor: no policy reads ``app.actor_id`` yet, so sending it would cost a
-    round trip for nothing. Row-level security adds the ``set_config`` here (in a
-    transaction) and in :class:`_Reading` (pipelined around the autocommit read), as
-    docs/decisions/0004-actor-context.md decides.
+    Every unit of work and every service read passes through here with its actor. On a
+    connection in a transaction (a unit of work, a read transaction) it sends the actor as
+    transaction-local settings ``app.actor_kind`` (``user``/``system``), ``app.actor_id`` (the
+    user id; empty for a system actor) and ``app.actor_name`` (the job's name), which the audit
+    trigger records (migration 0006). On an autocommit read it only checks the actor: a
+    transaction-local setting would end with the statement, and the hot reads stay one round
+    trip (docs/decisions/0004-actor-context.md).
     """
     check_actor(actor)
+    if not conn.autocommit:
+        conn.execute(
+            SET_ACTOR_SQL,
+            {
+                "kind": actor.kind,
+                "id": "" if actor.user_id is None else str(actor.user_id),
+                "name": actor.name,
+            },
+        )
     return conn
 
 
@@ -111,15 +140,20 @@ class UnitOfWork:
 
 
 @contextmanager
-def unit_of_work(db: Database, actor: Actor) -> Iterator[UnitOfWork]:
+def unit_of_work(
+    db: Database, actor: Actor, *, isolation: Isolation | None = None
+) -> Iterator[UnitOfWork]:
     """A transaction that commits on success and rolls back on any error (nothing half-done).
 
-    The actor is applied to the transaction's connection before any work runs. Driver errors
-    leave it as :mod:`dbops.errors` types.
+    ``isolation`` (default: the server's, read committed) is set first, since PostgreSQL takes
+    it only before the transaction's first query; then the actor is applied to the connection
+    before any work runs. Driver errors leave it as :mod:`dbops.errors` types.
     """
     check_actor(actor)
     with db.session() as session:
         uow = UnitOfWork(session=session, actor=actor)
+        if isolation is not None:
+            uow.conn.execute(_ISOLATION_SQL[isolation])
         _apply_actor(uow.conn, actor)
         yield uow
 

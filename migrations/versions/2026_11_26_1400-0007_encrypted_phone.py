@@ -14,7 +14,7 @@ with ``IF NOT EXISTS`` (nullable, no default: a catalog change only), the CHECK 
 columns together with the version stamp.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-26 14:00:00
 """
 
@@ -28,7 +28,7 @@ from alembic import op
 from dbops.ops.migrate import create_index_concurrently, drop_index_concurrently
 
 revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

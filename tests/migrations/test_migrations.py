@@ -259,7 +259,7 @@ def test_ddl_behind_a_long_transaction_times_out_and_says_where_it_stopped(
 ) -> None:
     """0004 and 0003 revert (0003's autocommit block), 0002's concurrent drop on users times out."""
     settings = make_settings(empty_database, migration_lock_timeout_ms=300)
-    # Pinned at 0004: later revisions have their own steps on users (0007's concurrent drop).
+    # Pinned at 0004: later revisions have steps on users (0006 drops triggers, 0007 an index).
     upgrade(empty_database, settings, "0004")
     holder.execute("SELECT count(*) FROM users")  # ACCESS SHARE until the transaction ends
 
@@ -311,7 +311,8 @@ def test_all_revisions_of_one_downgrade_segment_roll_back_together(
 ) -> None:
     """0002's transactional part and 0001 share a transaction: 0001 times out, neither stays."""
     settings = make_settings(empty_database, migration_lock_timeout_ms=300)
-    upgrade(empty_database, settings)
+    # At 0004: 0006's downgrade drops triggers on team_members and would wait first.
+    upgrade(empty_database, settings, "0004")
     # Only 0001 touches team_members on the way down; every later revision reverts first.
     holder.execute("SELECT count(*) FROM team_members")
 

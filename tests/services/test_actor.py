@@ -152,3 +152,74 @@ def test_contexts_refuse_a_malformed_actor(clean_db: Database) -> None:
     # The connection went back to the pool: every one of them is still available.
     stats = clean_db.pool.get_stats()
     assert stats.get("pool_size", 0) == stats.get("pool_available", 0)
+
+
+# -- the actor on the server (app.actor_*, transaction-local) -----------------------------------
+
+ACTOR_SETTINGS = """
+SELECT current_setting('app.actor_kind', true), current_setting('app.actor_id', true),
+       current_setting('app.actor_name', true)
+"""
+
+
+@pytest.fixture
+def one_connection(migrated: str) -> Any:
+    """A database whose pool holds a single connection: every borrower gets the same one."""
+    from dbops.db import open_database
+    from tests.fixtures.db import make_settings
+
+    single = open_database(make_settings(migrated, pool_min_size=1, pool_max_size=1), migrated)
+    yield single
+    single.close()
+
+
+def _settings_now(db: Database) -> tuple[Any, ...]:
+    with db.connection() as conn:
+        row = conn.execute(ACTOR_SETTINGS).fetchone()
+    assert row is not None
+    return tuple(value or "" for value in row)
+
+
+def test_a_unit_of_work_sends_its_actor_and_the_next_borrower_does_not_inherit_it(
+    one_connection: Database,
+) -> None:
+    user = uuid.uuid4()
+    with unit_of_work(one_connection, Actor.user(user)) as uow:
+        assert uow.conn.execute(ACTOR_SETTINGS).fetchone() == ("user", str(user), "")
+    # Same physical connection, next transaction: nothing left of the previous actor.
+    assert _settings_now(one_connection) == ("", "", "")
+    with unit_of_work(one_connection, Actor.system("expiry")) as uow:
+        assert uow.conn.execute(ACTOR_SETTINGS).fetchone() == ("system", "", "expiry")
+    with one_connection.read() as conn:
+        row = conn.execute(ACTOR_SETTINGS).fetchone()
+    assert row is not None
+    assert tuple(v or "" for v in row) == ("", "", "")
+
+
+def test_a_failed_unit_of_work_does_not_leak_its_actor_either(one_connection: Database) -> None:
+    user = uuid.uuid4()
+
+    def fail() -> None:
+        with unit_of_work(one_connection, Actor.user(user)):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail()
+    assert _settings_now(one_connection) == ("", "", "")
+
+
+def test_an_autocommit_read_sends_no_statement_for_the_actor(one_connection: Database) -> None:
+    """The hot read path stays one statement: the hook only checks the actor there."""
+    from dbops.config import to_libpq_url
+    from tests.services._helpers import statement_calls
+
+    with reading(one_connection, Actor.user(uuid.uuid4())):
+        pass  # warm: the pool's connection exists and is in autocommit mode
+    with psycopg.connect(to_libpq_url(one_connection.url), autocommit=True) as probe:
+        before = statement_calls(probe)
+        with reading(one_connection, Actor.user(uuid.uuid4())):
+            pass
+        assert statement_calls(probe) - before == 0
+        with unit_of_work(one_connection, Actor.user(uuid.uuid4())):
+            pass
+        assert statement_calls(probe) - before >= 1  # the unit of work did send it

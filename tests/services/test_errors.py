@@ -187,8 +187,7 @@ def test_data_exception_class_22_is_invalid_input_without_the_value(
 
 def test_serialization_failure_40001_is_retryable(clean_db: Database, team_id: uuid.UUID) -> None:
     def collide() -> None:
-        with unit_of_work(clean_db, SYSTEM) as uow:
-            uow.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        with unit_of_work(clean_db, SYSTEM, isolation="repeatable read") as uow:
             uow.conn.execute("SELECT name FROM teams WHERE id = %s", (team_id,))
             # Another transaction changes the row and commits after our snapshot was taken.
             with clean_db.connection() as other:

@@ -27,6 +27,14 @@ carry it in ``teams.settings`` (so ``"seed"`` is a reserved key there); membersh
 invitations and locations belong to seeded teams. The persona ``ada.admin@demo.dbops.dev`` also
 stores the arguments of the run, ``profile -> 'seed_run'``.
 
+**Audit trail.** Demo data is not audited row by row: a million users would mean a million
+audit records and a much slower load. When the database has the audit trail (migration 0006)
+and the seed's role owns the tables, the run disables the ``audit_capture`` triggers of the four
+audited tables inside its transaction (PostgreSQL allows that to the owner only; it is undone
+by the commit's ``ENABLE`` or by a rollback, and blocks other writers of those tables until the
+seed commits) and records one ``BULK`` summary per table instead (rows copied, seed, rows
+replaced), as actor ``system seed``. Changes made later to seeded rows are audited as usual.
+
 **Idempotence: replace, never duplicate, ask first.** Running again with the same arguments is
 a no-op (``created=False``) as long as the recorded run and the seeded row counts match. With
 different arguments (or when seeded rows went missing) the previously seeded rows are deleted
@@ -43,9 +51,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -118,6 +127,23 @@ SELECT set_config('statement_timeout', %(timeout)s, true),
        set_config('maintenance_work_mem', %(memory)s, true)
 """
 TAKE_SEED_LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
+#: Whether this run may load without per-row audit: the trail exists and we own the tables.
+AUDIT_BYPASS_ALLOWED = """
+SELECT to_regprocedure('audit.bulk_load(regclass, jsonb)') IS NOT NULL
+       AND pg_has_role(session_user, c.relowner, 'MEMBER') AS allowed
+FROM pg_class AS c
+WHERE c.oid = 'users'::regclass
+"""
+#: The actor of the summary records.
+SEED_ACTOR = """
+SELECT set_config('app.actor_kind', 'system', true),
+       set_config('app.actor_id', '', true),
+       set_config('app.actor_name', 'seed', true)
+"""
+#: The tables the audit triggers of migration 0006 watch.
+AUDITED_TABLES = ("users", "teams", "team_members", "invitations")
+CAPTURE_TRIGGER = "ALTER TABLE {} {} TRIGGER audit_capture"
+RECORD_BULK_LOAD = "SELECT audit.bulk_load(%(table)s::regclass, %(summary)s)"
 MARKER_MATCHES = """
 SELECT profile -> 'seed_run' = %(marker)s AS matches
 FROM users
@@ -171,6 +197,27 @@ class _Count:
     rows: int
 
 
+@dataclass(frozen=True)
+class _Allowed:
+    allowed: bool
+
+
+def _bypass_audit(conn: psycopg.Connection[Any]) -> bool:
+    """Disable per-row audit capture in this transaction when allowed; whether it is off."""
+    found = conn.cursor(row_factory=class_row(_Allowed)).execute(AUDIT_BYPASS_ALLOWED).fetchone()
+    if found is None or not found.allowed:
+        return False
+    conn.execute(SEED_ACTOR)
+    _switch_capture(conn, on=False)
+    return True
+
+
+def _switch_capture(conn: psycopg.Connection[Any], *, on: bool) -> None:
+    verb = sql.SQL("ENABLE" if on else "DISABLE")
+    for table in AUDITED_TABLES:
+        conn.execute(sql.SQL(CAPTURE_TRIGGER).format(sql.Identifier(table), verb))
+
+
 def _seeded_rows(conn: psycopg.Connection[Any], *, locations: bool) -> int:
     """Rows that deleting the earlier seed would remove."""
     count = conn.cursor(row_factory=class_row(_Count))
@@ -222,6 +269,7 @@ def seed(
     seed: int = 42,
     replace: bool = False,
     progress: SeedProgress | None = None,
+    audit: Literal["summary", "per-row"] = "summary",
 ) -> SeedResult:
     """Load deterministic demo data, or do nothing when the same seed is already loaded.
 
@@ -233,6 +281,10 @@ def seed(
         replace: replace an earlier seed even when it holds more rows than this one loads.
         progress: called as ``progress(table, rows_done, rows_total)`` (see
             :data:`SeedProgress`).
+
+        audit: ``summary`` turns per-row audit capture off inside the seed's own transaction,
+            when the role may, and writes one summary record per table; ``per-row`` lets the
+            triggers record every row (slow: docs/benchmarks.md).
 
     Returns:
         The seeded row counts, whether anything was written and how many rows were replaced.
@@ -277,6 +329,8 @@ def seed(
             new_rows = sum(loads.values())
             if replaced > new_rows and not replace:
                 raise WouldReplaceData(existing_rows=replaced, new_rows=new_rows)
+        bulk = _bypass_audit(conn) if audit == "summary" else False
+        if state.seeded_users or state.seeded_teams:
             _remove_previous(conn)
         deferred = defer_indexes(conn, loads, min_rows=DEFER_INDEXES_MIN_ROWS)
         if deferred:
@@ -300,6 +354,11 @@ def seed(
                 len(deferred),
                 time.perf_counter() - rebuild_started,
             )
+        if bulk:
+            _switch_capture(conn, on=True)
+            for table in AUDITED_TABLES:
+                summary = {"rows": loads.get(table, 0), "seed": seed, "replaced_rows": replaced}
+                conn.execute(RECORD_BULK_LOAD, {"table": table, "summary": Jsonb(summary)})
         analyze_started = time.perf_counter()
         analyze(conn, list(loads))
         logger.info("seed: analyzed in %.2f s", time.perf_counter() - analyze_started)
