@@ -29,8 +29,14 @@ from psycopg import sql
 from bench._harness import databases, machine, markdown_table, replace_section
 from dbops.config import Settings
 from dbops.db import Dsn, open_database
-from dbops.ops.backup import Manifest, create_backup, restore_backup, verify_backup
-from dbops.ops.backup._common import client_env, pg_tool
+from dbops.ops.backup import (
+    Manifest,
+    client_env,
+    create_backup,
+    pg_tool,
+    restore_backup,
+    verify_backup,
+)
 from dbops.ops.backup.restore import with_database
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed

@@ -21,7 +21,14 @@ from dbops.ops.backup.manifest import (
 )
 
 if TYPE_CHECKING:
-    from dbops.ops.backup._common import Progress, Step, backup_root, find_backup
+    from dbops.ops.backup._common import (
+        Progress,
+        Step,
+        backup_root,
+        client_env,
+        find_backup,
+        pg_tool,
+    )
     from dbops.ops.backup.create import create_backup
     from dbops.ops.backup.prune import PruneDecision, PrunePlan, plan_prune, prune_backups
     from dbops.ops.backup.restore import RestoreResult, restore_backup
@@ -40,8 +47,10 @@ __all__ = [
     "Step",
     "TableRows",
     "backup_root",
+    "client_env",
     "create_backup",
     "find_backup",
+    "pg_tool",
     "plan_prune",
     "prune_backups",
     "read_manifests",
@@ -53,6 +62,8 @@ _LAZY = {
     "Progress": "_common",
     "Step": "_common",
     "backup_root": "_common",
+    "client_env": "_common",
+    "pg_tool": "_common",
     "find_backup": "_common",
     "create_backup": "create",
     "PruneDecision": "prune",
