@@ -511,7 +511,7 @@ class Settings(BaseSettings):
         default=1_000,
         ge=1,
         description="Rows modified since the last analyze a table needs before ANALYZE is "
-        "proposed (a never-analyzed table with rows always is).",
+        "proposed; a never-analyzed table needs this many rows.",
     )
     maintain_bloat_ratio: float = Field(
         default=0.3,

@@ -179,7 +179,9 @@ def _vacuum_reason(t: TableStat, taken_at: datetime, s: Settings) -> str | None:
 def _analyze_reason(t: TableStat, s: Settings) -> tuple[str, float] | None:
     modified = t.modifications_since_analyze or 0
     if t.last_analyze is None and t.last_autoanalyze is None:
-        if t.live_rows > 0 or modified > 0:
+        # A handful of rows (alembic_version, a fresh history table) plans fine without
+        # statistics and autovacuum gets to it; below the threshold it is noise in the plan.
+        if max(t.live_rows, modified) >= s.maintain_analyze_rows_min:
             return "never analyzed: the planner guesses row counts", 1.0
         return None
     if modified < s.maintain_analyze_rows_min:

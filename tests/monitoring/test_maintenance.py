@@ -126,9 +126,10 @@ def test_stale_and_missing_statistics_get_analyze() -> None:
     stale = table("stale", live=10_000, modified=5_000)
     fresh = table("fresh", live=1_000, modified=500)  # 50 %, but under maintain_analyze_rows_min
     big = table("big", live=1_000_000, modified=20_000)  # 2 % < maintain_analyze_ratio
-    never = table("never", live=10, modified=0, analyzed=False)
+    never = table("never", live=5_000, modified=0, analyzed=False)
+    tiny = table("tiny", live=1, modified=1, analyzed=False)  # like alembic_version
     empty = table("empty", live=0, modified=0, analyzed=False)
-    p = plan(snap((stale, fresh, big, never, empty)), SETTINGS)
+    p = plan(snap((stale, fresh, big, never, tiny, empty)), SETTINGS)
     assert kinds(p) == [("analyze", "public.never"), ("analyze", "public.stale")]
     reasons = {a.table: a.reason for a in p.actions}
     assert reasons["stale"] == "5,000 rows modified since the last analyze (50.0% of live rows)"
