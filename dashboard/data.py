@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from dbops.config import Settings
-from dbops.db import Database, Dsn, open_database, resolve_dsn
+from dbops.db import Database, Dsn, open_database, running_dsn
 from dbops.errors import DbopsError
 from dbops.monitoring import Finding, Snapshot, collect_snapshot, evaluate
 from dbops.services import Actor, MembershipService, TeamService
@@ -121,7 +121,9 @@ def get_database() -> Database:
             source="DBOPS_DASHBOARD_DATABASE_URL",
         )
     else:
-        dsn = resolve_dsn(settings)
+        # The dashboard only reads: like `dbops status` it never creates or starts a cluster,
+        # and a stopped one is a note on each panel.
+        dsn = running_dsn(settings)
     database = open_database(read_only, dsn)
     _OPENED.append(database)
     return database

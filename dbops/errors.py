@@ -63,6 +63,13 @@ class DatabaseUnavailable(DbopsError):
     exit_code = 3
 
 
+#: Why a read-only caller (``dbops status``, the dashboard) has no embedded database to read.
+EMBEDDED_STOPPED = "embedded cluster is stopped (start it with `dbops db start` or `dbops up`)"
+EMBEDDED_NOT_CREATED = (
+    "no embedded cluster in {home} yet (create it with `dbops db start` or `dbops up`)"
+)
+
+
 class AuthenticationFailed(DatabaseUnavailable):
     """The server refused the credentials."""
 

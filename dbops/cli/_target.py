@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from dbops.cli._render import note
+from dbops.errors import EMBEDDED_NOT_CREATED, EMBEDDED_STOPPED
 
 if TYPE_CHECKING:
     from dbops.config import Settings
@@ -28,8 +29,8 @@ __all__ = [
 ]
 
 EXTERNAL_NO_SERVER = "DATABASE_URL is set: dbops manages no server"
-STOPPED = "embedded cluster is stopped (start it with `dbops db start` or `dbops up`)"
-NOT_CREATED = "no embedded cluster in {home} yet (create it with `dbops db start` or `dbops up`)"
+STOPPED = EMBEDDED_STOPPED
+NOT_CREATED = EMBEDDED_NOT_CREATED
 
 
 def settings() -> Settings:
@@ -59,19 +60,9 @@ def dsn_to_read(settings: Settings) -> Dsn:
         EmbeddedClusterError: no cluster yet and no PostgreSQL binaries to create one.
         DatabaseUnavailable: the embedded cluster does not exist yet or is stopped (exit 3).
     """
-    from dbops.db import Dsn, configured_dsn, find_binaries
-    from dbops.errors import DatabaseUnavailable
+    from dbops.db.engine import running_dsn
 
-    external = configured_dsn(settings)
-    if external is not None:
-        return external
-    embedded = cluster(settings)
-    if not embedded.initialized():
-        find_binaries()  # no binaries: the install hint says more than "not created"
-        raise DatabaseUnavailable(NOT_CREATED.format(home=embedded.home))
-    if not embedded.running():
-        raise DatabaseUnavailable(STOPPED)
-    return Dsn.parse(embedded.url(), source="the embedded cluster's URL")
+    return running_dsn(settings)
 
 
 def dsn_to_change(settings: Settings) -> Dsn:

@@ -36,6 +36,7 @@ __all__ = [
     "open_database",
     "resolve_dsn",
     "resolve_url",
+    "running_dsn",
 ]
 
 #: Public name -> module that defines it.
@@ -53,6 +54,7 @@ _WHERE = {
     "open_database": "dbops.db.engine",
     "resolve_dsn": "dbops.db.engine",
     "resolve_url": "dbops.db.engine",
+    "running_dsn": "dbops.db.engine",
 }
 
 

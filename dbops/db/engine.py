@@ -51,6 +51,35 @@ def resolve_dsn(settings: Settings) -> Dsn:
     return Dsn.parse(cluster.ensure_running(), source="the embedded cluster's URL")
 
 
+def running_dsn(settings: Settings) -> Dsn:
+    """``DATABASE_URL``, or the embedded cluster if it runs; never creates or starts one.
+
+    For everything that only reads: a stopped cluster is a clear error, not a side effect.
+
+    Raises:
+        ConfigError: ``DATABASE_URL`` is invalid.
+        EmbeddedClusterError: no cluster yet and no PostgreSQL binaries to create one.
+        DatabaseUnavailable: the embedded cluster does not exist yet or is stopped.
+    """
+    from dbops.db.embedded import EmbeddedCluster, ServerOptions, find_binaries
+    from dbops.errors import EMBEDDED_NOT_CREATED, EMBEDDED_STOPPED, DatabaseUnavailable
+
+    external = configured_dsn(settings)
+    if external is not None:
+        return external
+    cluster = EmbeddedCluster(
+        settings.home,
+        database=settings.embedded_database,
+        options=ServerOptions.from_settings(settings),
+    )
+    if not cluster.initialized():
+        find_binaries()  # no binaries: the install hint says more than "not created"
+        raise DatabaseUnavailable(EMBEDDED_NOT_CREATED.format(home=cluster.home))
+    if not cluster.running():
+        raise DatabaseUnavailable(EMBEDDED_STOPPED)
+    return Dsn.parse(cluster.url(), source="the embedded cluster's URL")
+
+
 def resolve_url(settings: Settings) -> str:
     """The SQLAlchemy URL of :func:`resolve_dsn` (for alembic's ``env.py``)."""
     return resolve_dsn(settings).sqlalchemy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from collections.abc import Iterator
 
 import psycopg
@@ -222,3 +223,19 @@ def test_missing_history_is_a_note(
         at.switch_page(page).run()
         assert not at.exception
         assert any("No history captured yet" in i.value for i in at.info), page
+
+
+def test_the_dashboard_never_starts_an_embedded_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like `dbops status`, the dashboard only reads: no DATABASE_URL and no running cluster
+    is a note on the page, never a cluster created (or started) as a side effect."""
+    from dashboard import data
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DBOPS_HOME", str(home))
+    assert data.source().label.startswith("unavailable (no embedded cluster in ")
+    at = app().run()
+    assert not at.exception
+    assert "no embedded cluster" in texts(at)
+    assert not (home / "pgdata").exists()
