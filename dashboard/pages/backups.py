@@ -13,6 +13,8 @@ from dashboard import data
 def _hours(value: float | None) -> str:
     if value is None or pd.isna(value):
         return "never"
+    if value < 1:
+        return f"{value * 60:.0f} min"
     return f"{value:.1f} h" if value < 48 else f"{value / 24:.1f} days"
 
 
@@ -44,7 +46,7 @@ def _charts(found: data.Backups) -> None:
             alt.Chart(sizes, title="Backup size (MiB)")
             .mark_line(point=True)
             .encode(
-                x=alt.X("created:T", title="created (UTC)"),
+                x=alt.X("created:T", title="created (UTC)", axis=alt.Axis(format="%m-%d %H:%M")),
                 y=alt.Y("size_mb:Q", title="MiB"),
                 tooltip=["id:N", "created:T", "size_mb:Q", "rows:Q", "format:N"],
             ),
@@ -58,7 +60,7 @@ def _charts(found: data.Backups) -> None:
             alt.Chart(found.drills, title="Restore drill duration (s)")
             .mark_point(filled=True, size=80)
             .encode(
-                x=alt.X("at:T", title="drill at (UTC)"),
+                x=alt.X("at:T", title="drill at (UTC)", axis=alt.Axis(format="%m-%d %H:%M")),
                 y=alt.Y("duration_s:Q", title="seconds"),
                 color=alt.Color(
                     "result:N",
@@ -83,12 +85,14 @@ def _plan() -> None:
     runnable = int(upkeep["runs"].sum())
     st.caption(f"{runnable} action(s) to run, {len(upkeep) - runnable} advisory (run by hand).")
     st.dataframe(
-        upkeep,
+        upkeep.assign(gives_back=[c.size_fmt(n) if n else "" for n in upkeep["estimated_bytes"]]),
         hide_index=True,
         width="stretch",
+        column_order=["kind", "target", "reason", "gives_back", "runs", "sql", "note"],
         column_config={
-            "estimated_bytes": st.column_config.NumberColumn("gives back (bytes)", format="%d"),
+            "gives_back": st.column_config.TextColumn("gives back"),
             "runs": st.column_config.CheckboxColumn("runs"),
+            "sql": st.column_config.TextColumn("statement", width="large"),
         },
     )
 
@@ -111,16 +115,36 @@ def main() -> None:
         st.caption(f"Backups in `{found.directory}`, newest first.")
         for problem in found.broken:
             st.warning(f"Skipped a backup folder with an unreadable manifest: {problem}")
+        shown = found.table.assign(
+            size=[c.size_fmt(n) for n in found.table["size_bytes"]],
+            age=[_hours(h) for h in found.table["age_h"]],
+        )
         st.dataframe(
-            found.table,
+            shown,
             hide_index=True,
             width="stretch",
+            column_order=[
+                "id",
+                "created",
+                "age",
+                "format",
+                "size",
+                "revision",
+                "tables",
+                "rows",
+                "last_drill",
+                "drill_s",
+                "verified",
+                "drill_message",
+            ],
             column_config={
-                "created": st.column_config.DatetimeColumn("created (UTC)"),
-                "age_h": st.column_config.NumberColumn("age (h)", format="%.1f"),
-                "size_bytes": st.column_config.NumberColumn("size (bytes)", format="%d"),
+                "created": st.column_config.DatetimeColumn(
+                    "created (UTC)", format="YYYY-MM-DD HH:mm:ss"
+                ),
+                "last_drill": st.column_config.TextColumn("last drill"),
                 "drill_s": st.column_config.NumberColumn("drill (s)", format="%.1f"),
                 "verified": st.column_config.CheckboxColumn("verified"),
+                "drill_message": st.column_config.TextColumn("drill result", width="large"),
             },
         )
         _charts(found)
