@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ PAGE = "pages/backups.py"
 ADMIN = Actor.system("dashboard-backup-test")
 
 
-def _render(monkeypatch: pytest.MonkeyPatch, backup_dir: Path, **env: str) -> tuple[str, object]:
+def _render(monkeypatch: pytest.MonkeyPatch, backup_dir: Path, **env: str) -> tuple[str, Any]:
     monkeypatch.setenv("DBOPS_BACKUP_DIR", str(backup_dir))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -31,9 +32,9 @@ def _render(monkeypatch: pytest.MonkeyPatch, backup_dir: Path, **env: str) -> tu
     return texts(at), at
 
 
-def _backups_table(at: object) -> object:
+def _backups_table(at: Any) -> Any:
     """The page's table of backups (the one with a ``last_drill`` column)."""
-    frames = [df.value for df in at.dataframe]  # type: ignore[attr-defined]
+    frames = [df.value for df in at.dataframe]
     return next(f for f in frames if "last_drill" in f.columns)
 
 
