@@ -131,3 +131,18 @@ def test_failed_drill_and_broken_manifest_are_shown(
     assert list(table["id"]) == ["20261125T000000Z-bbbbbb", "20261120T000000Z-aaaaaa"]
     assert list(table["last_drill"]) == ["FAILED", "never"]
     assert not table["verified"].any()
+
+
+def test_backups_are_listed_without_a_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Manifests are files: the list shows even when no snapshot can be had (database down)."""
+    backup_dir = tmp_path / "backups"
+    ok = Drill(datetime.now(UTC), True, 3.5, "18 tables, 42 rows, revision 0007")
+    _manifest(backup_dir, "20261125T000000Z-cccccc", datetime.now(UTC), (ok,))
+    absent = tmp_path / "absent.json"
+    shown, at = _render(monkeypatch, backup_dir, DBOPS_DASHBOARD_SNAPSHOT_FILE=str(absent))
+    assert "20261125T000000Z-cccccc" in shown
+    assert "No snapshot, so no backup checks and no maintenance plan" in shown
+    assert "Maintenance plan" not in shown
+    assert list(_backups_table(at)["verified"]) == [True]
