@@ -26,6 +26,9 @@ PAGES = {
     "Data": [
         st.Page("pages/teams.py", title="Teams and users", icon=":material/group:"),
     ],
+    "Ops": [
+        st.Page("pages/backups.py", title="Backups", icon=":material/backup:"),
+    ],
 }
 
 

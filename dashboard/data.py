@@ -11,7 +11,7 @@ import importlib
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,19 @@ from dbops.config import Settings
 from dbops.db import Database, Dsn, open_database, running_dsn
 from dbops.errors import DbopsError
 from dbops.monitoring import Finding, Snapshot, collect_snapshot, evaluate
+from dbops.ops.backup.manifest import BrokenManifest, default_backup_dir, read_manifests
 from dbops.services import Actor, MembershipService, TeamService
 
 __all__ = [
     "ACTOR",
+    "BACKUP_COLUMNS",
+    "DRILL_COLUMNS",
+    "PLAN_COLUMNS",
+    "Backups",
     "Note",
     "Source",
+    "backup_findings",
+    "backups",
     "close_all",
     "explain",
     "findings",
@@ -35,6 +42,7 @@ __all__ = [
     "get_settings",
     "index_advice",
     "load_snapshot",
+    "maintenance_plan",
     "mask_email",
     "previous_snapshot",
     "search_teams",
@@ -386,3 +394,139 @@ def index_advice() -> pd.DataFrame | Note:
     if problem is not None:
         return Note(problem)
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------- backups and upkeep
+#: Columns of :attr:`Backups.table`, one row per backup, newest first.
+BACKUP_COLUMNS = [
+    "id",
+    "created",
+    "age_h",
+    "format",
+    "size_bytes",
+    "revision",
+    "tables",
+    "rows",
+    "last_drill",
+    "drill_s",
+    "drill_message",
+    "verified",
+]
+#: Columns of :attr:`Backups.drills`, one row per restore drill of any backup.
+DRILL_COLUMNS = ["backup", "at", "result", "duration_s", "message"]
+#: Columns of :func:`maintenance_plan`, most beneficial action first.
+PLAN_COLUMNS = ["kind", "target", "reason", "estimated_bytes", "runs", "sql", "note"]
+
+NO_BACKUPS = (
+    "No backups in `{directory}` yet: create one with `dbops backup create`, "
+    "then prove it restores with `dbops backup verify`."
+)
+
+
+@dataclass(frozen=True)
+class Backups:
+    """The backups in the backup directory, read from their manifests (no database).
+
+    ``table`` has :data:`BACKUP_COLUMNS`; ``drills`` has :data:`DRILL_COLUMNS`; ``broken``
+    names the folders whose manifest could not be read, with why.
+    """
+
+    directory: str
+    table: pd.DataFrame
+    drills: pd.DataFrame
+    broken: tuple[str, ...]
+
+
+def backups(now: datetime | None = None) -> Backups | Note:
+    """Every backup of the ``backup_dir`` setting with its age and last restore drill.
+
+    Reads the manifests on the dashboard's host (manifests hold no secret: the source is a
+    database name and a redacted server). An empty or missing directory is a :class:`Note`
+    with the command that creates the first backup.
+    """
+    settings = get_settings()
+    directory = default_backup_dir(settings.backup_dir, settings.home)
+    broken: list[BrokenManifest] = []
+    try:
+        manifests = read_manifests(directory, on_broken=broken.append)
+    except OSError as exc:
+        return Note(f"Cannot read the backup directory `{directory}`: {exc}", warning=True)
+    problems = tuple(f"{b.path.name}: {b.reason}" for b in broken)
+    if not manifests:
+        extra = f" ({len(problems)} folder(s) with an unreadable manifest)" if problems else ""
+        return Note(NO_BACKUPS.format(directory=directory) + extra, warning=bool(problems))
+    at = now or datetime.now(UTC)
+    rows = []
+    drills: list[dict[str, Any]] = []
+    for m in manifests:
+        last = m.last_drill
+        rows.append(
+            {
+                "id": m.id,
+                "created": m.created_at,
+                "age_h": round(max(0.0, (at - m.created_at).total_seconds()) / 3600, 2),
+                "format": m.format,
+                "size_bytes": m.size_bytes,
+                "revision": m.revision or "none",
+                "tables": len(m.tables),
+                "rows": sum(t.rows for t in m.tables),
+                "last_drill": "never" if last is None else ("passed" if last.ok else "FAILED"),
+                "drill_s": None if last is None else last.duration_s,
+                "drill_message": "" if last is None else last.message,
+                "verified": m.verified_at is not None,
+            }
+        )
+        drills.extend(
+            {
+                "backup": m.id,
+                "at": d.at,
+                "result": "passed" if d.ok else "FAILED",
+                "duration_s": d.duration_s,
+                "message": d.message,
+            }
+            for d in m.drills
+        )
+    return Backups(
+        directory=str(directory),
+        table=pd.DataFrame(rows, columns=BACKUP_COLUMNS),
+        drills=pd.DataFrame(drills, columns=DRILL_COLUMNS).sort_values("at", ascending=False),
+        broken=problems,
+    )
+
+
+def backup_findings() -> list[Finding]:
+    """The backup checks' problems on the current snapshot (``backup_*``), worst first."""
+    return [f for f in findings() if f.check.startswith("backup_") and f.severity.value != "ok"]
+
+
+def maintenance_plan() -> pd.DataFrame | Note:
+    """What ``dbops maintain run --apply`` would do now, from the current snapshot (read-only).
+
+    Computed by :func:`dbops.monitoring.maintenance.plan` (pure); nothing is run.
+    """
+    from dbops.monitoring.maintenance import plan
+
+    try:
+        upkeep = plan(load_snapshot(), get_settings())
+    except (DbopsError, OSError, ValueError) as exc:
+        return Note(f"No maintenance plan: {exc}", warning=True)
+    unknown = (
+        f" (unknown: {', '.join(upkeep.unknown)} — their collector failed)"
+        if upkeep.unknown
+        else ""
+    )
+    if not upkeep.actions:
+        return Note(f"Nothing to do: no table or index needs maintenance{unknown}.")
+    rows = [
+        {
+            "kind": str(a.kind),
+            "target": a.target,
+            "reason": a.reason,
+            "estimated_bytes": a.estimated_bytes,
+            "runs": a.runs,
+            "sql": a.sql,
+            "note": a.note or "",
+        }
+        for a in upkeep.actions
+    ]
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS)

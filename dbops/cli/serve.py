@@ -193,16 +193,18 @@ def dashboard_database_url(db: Database, settings: Settings, dsn: Dsn) -> str | 
     if not settings.embedded:
         return None
     import secrets
-
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from urllib.parse import quote, urlsplit, urlunsplit
 
     from dbops.ops.roles import ensure_readonly_role
 
     password = secrets.token_urlsafe(24)
     ensure_readonly_role(db, DASHBOARD_ROLE, password=password)
-    params = conninfo_to_dict(dsn.libpq)
-    params.update(user=DASHBOARD_ROLE, password=password)
-    return make_conninfo("", **params)
+    # A postgresql:// URL (the dashboard parses DBOPS_DASHBOARD_DATABASE_URL with Dsn.parse,
+    # which takes URLs only): the main URL with the role's user and password.
+    parts = urlsplit(dsn.libpq)
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{quote(DASHBOARD_ROLE, safe='')}:{quote(password, safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 def start_dashboard(

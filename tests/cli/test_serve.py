@@ -398,7 +398,7 @@ def test_the_dashboard_of_serve_reads_through_the_read_only_role(
 
     from dbops.cli.serve import DASHBOARD_ROLE, dashboard_database_url
     from dbops.config import load_settings
-    from dbops.db import EmbeddedCluster, open_database
+    from dbops.db import Dsn, EmbeddedCluster, open_database
     from dbops.ops.migrate import upgrade
 
     home = tmp_path / "home"
@@ -415,6 +415,8 @@ def test_the_dashboard_of_serve_reads_through_the_read_only_role(
         with open_database(settings, url) as db:
             readonly = dashboard_database_url(db, settings, db.dsn)
             assert readonly is not None
+            # the dashboard reads it as DBOPS_DASHBOARD_DATABASE_URL: it must parse as a URL
+            assert Dsn.parse(readonly).redacted.count(DASHBOARD_ROLE) == 1
             with psycopg.connect(readonly, autocommit=True) as conn:
                 assert conn.execute("SELECT current_user").fetchone() == (DASHBOARD_ROLE,)
                 assert conn.execute("SELECT count(*) FROM users").fetchone() is not None

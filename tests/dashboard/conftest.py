@@ -22,6 +22,7 @@ PAGES = (
     "pages/activity.py",
     "pages/pool.py",
     "pages/teams.py",
+    "pages/backups.py",
 )
 
 

@@ -48,6 +48,7 @@ PAGES = (
     ("activity", "Activity", "activity"),
     ("pool", "Pool and app", "pool"),
     ("teams", "Teams and users", "teams"),
+    ("backups", "Backups", "backups"),
 )
 
 pytestmark = [

@@ -27,12 +27,41 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 #: An index the test creates and nothing scans: the index-health notebook must list it.
 UNUSED_INDEX = "ix_nb_probe_unused"
 
+#: Users (none a team owner) the test soft-deletes long ago: the runbook's archive dry run must
+#: count them, and leave them where they are.
+OLD_DELETED_USERS = 3
+SOFT_DELETE_OLD_USERS = """
+UPDATE users SET deleted_at = now() - interval '200 days'
+WHERE id IN (
+    SELECT u.id FROM users AS u
+    WHERE NOT EXISTS (
+        SELECT 1 FROM team_members AS m WHERE m.user_id = u.id AND m.role = 'OWNER'
+    )
+    ORDER BY u.id
+    LIMIT %(n)s
+)
+"""
+
 #: Patterns each notebook must print or render, beyond running without an error.
 EXPECTED: dict[str, tuple[str, ...]] = {
     "01_query_performance.ipynb": ("total_ms", "mean_ms", r"captured interval\(s\)"),
     "02_index_health.ipynb": (rf"unused indexes: [^\n]*public\.{UNUSED_INDEX}\b", "would free"),
     "03_teams_and_users.ipynb": ("signups", "zero-owner check: OK"),
+    "04_runbook.ipynb": (
+        r"health checks: \d+ finding\(s\)",
+        r"maintenance plan: \d+ action\(s\) to run",
+        "maintenance: dry run, nothing changed",
+        r"backup \d{8}T\d{6}Z-[0-9a-f]{6} in ",
+        r"restore drill: passed in [\d.]+ s",
+        "hot reads ok on user",
+        r"1 backup\(s\), 1 verified",
+        r"archive dry run \(soft-deleted before [\d-]+\): [1-9][\d,]* row\(s\) would move",
+        r"PITR: skipped",
+    ),
 }
+
+#: Parameters the test sets (papermill style: a cell injected after the ``parameters`` cell).
+INJECTED = {"04_runbook.ipynb": "backup_dir = {backups!r}"}
 
 
 def test_notebooks_exist() -> None:
@@ -44,7 +73,7 @@ def test_stored_with_parameters_cell_and_without_outputs(path: Path) -> None:
     book = nbformat.read(path, as_version=4)
     code = [c for c in book.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", []), "first code cell must be tagged"
-    assert code[0].source.strip() == "database_url = None"
+    assert code[0].source.splitlines()[0] == "database_url = None"
     for cell in code:
         assert cell.outputs == [], f"stored output in {path.name}: {cell.source[:60]!r}"
         assert cell.execution_count is None
@@ -85,6 +114,7 @@ def seeded_url(pg_cluster: EmbeddedCluster) -> Iterator[str]:
                 sql.Identifier(UNUSED_INDEX)
             )
         )
+        conn.execute(SOFT_DELETE_OLD_USERS, {"n": OLD_DELETED_USERS})
     yield url
     with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
         conn.execute(
@@ -120,6 +150,12 @@ def _mimetypes(book: Any) -> set[str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
     book = nbformat.read(path, as_version=4)
+    backups = tmp_path / "backups"
+    if path.name in INJECTED:
+        at = next(i for i, c in enumerate(book.cells) if "parameters" in c.metadata.get("tags", []))
+        injected = nbformat.v4.new_code_cell(INJECTED[path.name].format(backups=str(backups)))
+        injected.metadata["tags"] = ["injected-parameters"]
+        book.cells.insert(at + 1, injected)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
     env["DATABASE_URL"] = seeded_url
     env["DBOPS_HOME"] = str(tmp_path / "home")  # never the developer's embedded cluster
@@ -136,6 +172,7 @@ def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
     ]
     assert errors == []
     text = _outputs_text(book)
+    (tmp_path / "outputs.txt").write_text(text, encoding="utf-8")  # for a failing run
     assert "<table" in text, "no DataFrame rendered"
     # Altair's default renderer is HTML with vega-embed (JupyterLab's mimetype renderer also counts)
     charted = "vegaEmbed" in text or any(
@@ -144,7 +181,36 @@ def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
     assert charted, "no Altair chart rendered"
     for expected in EXPECTED[path.name]:
         assert re.search(expected, text), f"{path.name}: {expected!r} not in the outputs"
+    if path.name == "04_runbook.ipynb":
+        _check_runbook_effects(seeded_url, backups)
     # The notebook on disk is untouched (outputs stay stripped).
     assert json.loads(path.read_text(encoding="utf-8")) == json.loads(
         nbformat.writes(nbformat.read(path, as_version=4))
     )
+
+
+def _check_runbook_effects(url: str, backups: Path) -> None:
+    """The runbook wrote one verified backup where it was told, and changed no data."""
+    from dbops.ops.backup import read_manifests
+
+    (manifest,) = read_manifests(backups)
+    assert manifest.last_drill is not None
+    assert manifest.last_drill.ok
+    assert manifest.verified_at is not None
+    settings = make_settings(url)
+    db = open_database(settings, url)
+    try:
+        from dbops.ops import archive
+
+        status = archive.status(db)
+        assert status.archived.total == 0, "the archive step must be a dry run"
+        assert status.soft_deleted_users == OLD_DELETED_USERS
+        with db.connection() as conn:
+            for table in ("users", "teams", "team_members"):
+                count = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+                ).fetchone()
+                assert count is not None
+                assert manifest.rows("public", table) == count[0], table
+    finally:
+        db.close()
