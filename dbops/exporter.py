@@ -515,6 +515,22 @@ def _activity_metrics(f: _Families, snap: Snapshot) -> None:
             item.count,
             state=item.key or "unknown",
         )
+    # Access monitoring: who is connected and from where. Bounded labels: the roles and the
+    # client hosts of the cluster (``local`` for the unix socket), not per session.
+    for item in act.by_user or ():
+        f.gauge(
+            "dbops_connections_by_user",
+            "Client connections by database role.",
+            item.count,
+            user=item.key or "unknown",
+        )
+    for item in act.by_client or ():
+        f.gauge(
+            "dbops_connections_by_client",
+            "Client connections by client address (local = unix socket).",
+            item.count,
+            client=item.key or "unknown",
+        )
     if act.sessions is not None:
         running = [s.query_s for s in act.sessions if s.state == "active" and s.query_s is not None]
         idle_tx = [

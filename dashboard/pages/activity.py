@@ -42,6 +42,13 @@ def main() -> None:
         )
     with right:
         c.bar_chart(_counts(act.by_user, "user"), "connections", "user", title="By user")
+    if act.by_client is not None:
+        c.bar_chart(
+            _counts(act.by_client, "client"),
+            "connections",
+            "client",
+            title="By client address (local = unix socket)",
+        )
 
     st.subheader("Blocked queries")
     if act.blocked is None:

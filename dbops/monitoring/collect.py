@@ -238,6 +238,7 @@ def collect_snapshot(
         by_user=counts.by_user if counts else None,
         sessions=_tuple(sessions),
         blocked=_tuple(blocked),
+        by_client=counts.by_client if counts else None,
     )
     return Snapshot(
         taken_at=taken_at,

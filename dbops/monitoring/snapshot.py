@@ -225,6 +225,8 @@ class ActivityStat:
     by_user: tuple[CountBy, ...] | None
     sessions: tuple[SessionStat, ...] | None
     blocked: tuple[BlockedPair, ...] | None
+    #: By client address (``local``: the unix socket); None also in snapshots written before it.
+    by_client: tuple[CountBy, ...] | None = None
 
 
 # ------------------------------------------------------------------------------- database

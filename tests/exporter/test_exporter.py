@@ -87,6 +87,9 @@ def test_healthy_snapshot_metrics() -> None:
     assert _value(reg, "dbops_connections") == 12.0
     assert _value(reg, "dbops_max_connections") == 100.0
     assert _value(reg, "dbops_connections_by_state", state="idle") == 10.0
+    assert _value(reg, "dbops_connections_by_user", user="app") == 12.0
+    assert _value(reg, "dbops_connections_by_client", client="10.0.0.5") == 10.0
+    assert _value(reg, "dbops_connections_by_client", client="local") == 2.0
     assert _value(reg, "dbops_blocked_sessions") == 0.0
     assert _value(reg, "dbops_replication_lag_seconds", replica="standby1") == pytest.approx(0.1)
     assert _value(reg, "dbops_pool_in_use", pool="dbops") == 1.0

@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable
 
 import psycopg
+from psycopg import sql
 
 from dbops.config import to_libpq_url
-from dbops.db import Database
-from dbops.monitoring import Severity, collect_snapshot, evaluate
+from dbops.db import Database, EmbeddedCluster
+from dbops.monitoring import Severity, Snapshot, collect_snapshot, evaluate
 from tests.fixtures.monitoring import monitor_settings
 
 
@@ -76,3 +77,35 @@ def test_lock_wait_is_a_blocked_pair(
         waiter.rollback()
         holder.close()
         waiter.close()
+
+
+def test_connections_are_counted_by_role_and_client_address(
+    mon_db: Database, mon_url: str, pg_cluster: EmbeddedCluster, monitor_role: str
+) -> None:
+    """Access monitoring: a TCP login as another role shows under that role and 127.0.0.1,
+    the unix-socket sessions under ``local``; the four groupings add up to the total."""
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD 'pw-test'").format(sql.Identifier(monitor_role))
+        )
+    ca = pg_cluster.tls_ca
+    tls = f" sslmode=verify-full sslrootcert={ca}" if ca is not None else ""
+    tcp = psycopg.connect(
+        f"host=127.0.0.1 port={pg_cluster.port} dbname=postgres user={monitor_role} "
+        f"password=pw-test{tls}"
+    )
+    try:
+        snap = collect_snapshot(mon_db, monitor_settings(mon_url))
+    finally:
+        tcp.close()
+    act = snap.activity
+    assert act is not None
+    assert act.by_user is not None
+    assert act.by_client is not None
+    by_user = {c.key: c.count for c in act.by_user}
+    by_client = {c.key: c.count for c in act.by_client}
+    assert by_user.get(monitor_role) == 1
+    assert by_client.get("127.0.0.1", 0) >= 1
+    assert by_client.get("local", 0) >= 1  # the collector's own connection
+    assert sum(by_client.values()) == act.total == sum(by_user.values())
+    assert Snapshot.from_json(snap.to_json()) == snap

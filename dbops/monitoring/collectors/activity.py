@@ -13,16 +13,18 @@ from dbops.monitoring.snapshot import BlockedPair, CountBy, SessionStat
 
 __all__ = ["ConnectionCounts", "blocked_pairs", "connection_counts", "open_sessions"]
 
-#: Client backends of the whole cluster, counted three ways at once (GROUPING SETS); the
-#: ``GROUPING()`` bitmask says which: 3 = by state, 5 = by application, 6 = by user, 7 = total.
+#: Client backends of the whole cluster, counted four ways at once (GROUPING SETS); the
+#: ``GROUPING()`` bitmask says which: 7 = by state, 11 = by application, 13 = by user (role),
+#: 14 = by client address (``local`` for the unix socket), 15 = total.
 COUNTS_SQL = """
-SELECT GROUPING(a.state, a.application_name, a.usename) AS grouping,
-       coalesce(a.state, a.application_name, a.usename::text) AS key,
+SELECT GROUPING(a.state, a.application_name, a.usename, client) AS grouping,
+       coalesce(a.state, a.application_name, a.usename::text, client) AS key,
        count(*) AS count,
        current_setting('max_connections')::int AS max_connections
-FROM pg_stat_activity AS a
+FROM pg_stat_activity AS a,
+     LATERAL (SELECT coalesce(host(a.client_addr), 'local') AS client) AS c
 WHERE a.backend_type = 'client backend'
-GROUP BY GROUPING SETS ((a.state), (a.application_name), (a.usename), ())
+GROUP BY GROUPING SETS ((a.state), (a.application_name), (a.usename), (client), ())
 ORDER BY grouping, count DESC, key
 """
 
@@ -80,13 +82,14 @@ class _CountRow:
 
 @dataclass(frozen=True)
 class ConnectionCounts:
-    """Client connections of the cluster, total and by state, application and user."""
+    """Client connections of the cluster, total and by state, application, user and client."""
 
     max_connections: int
     total: int
     by_state: tuple[CountBy, ...]
     by_application: tuple[CountBy, ...]
     by_user: tuple[CountBy, ...]
+    by_client: tuple[CountBy, ...]
 
 
 def connection_counts(conn: psycopg.Connection[Any], *, settings: Settings) -> ConnectionCounts:
@@ -96,9 +99,9 @@ def connection_counts(conn: psycopg.Connection[Any], *, settings: Settings) -> C
     def group(bits: int) -> tuple[CountBy, ...]:
         return tuple(CountBy(r.key, r.count) for r in rows if r.grouping == bits)
 
-    total = next((r.count for r in rows if r.grouping == 7), 0)
+    total = next((r.count for r in rows if r.grouping == 15), 0)
     max_connections = rows[0].max_connections if rows else 0
-    return ConnectionCounts(max_connections, total, group(3), group(5), group(6))
+    return ConnectionCounts(max_connections, total, group(7), group(11), group(13), group(14))
 
 
 def open_sessions(conn: psycopg.Connection[Any], *, settings: Settings) -> list[SessionStat]:
