@@ -37,6 +37,7 @@ from psycopg.rows import class_row, scalar_row
 
 from dbops.db.engine import Database
 from dbops.errors import ArchiveError, InvalidInput, NotFound
+from dbops.services.statements import SOLE_OWNERS_SQL
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -132,27 +133,9 @@ WHERE t.deleted_at IS NULL
 ORDER BY t.id
 FOR UPDATE OF t
 """
-#: Picked users holding an OWNER row of a live team that has no other live owner.
-SOLE_OWNERS = """
-SELECT m.user_id, u.email, array_agg(t.slug ORDER BY t.slug) AS team_slugs
-FROM team_members AS m
-JOIN teams AS t ON t.id = m.team_id
-JOIN users AS u ON u.id = m.user_id
-WHERE m.user_id = ANY(%(ids)s::uuid[])
-  AND m.role = 'OWNER'
-  AND t.deleted_at IS NULL
-  AND NOT EXISTS (
-    SELECT 1
-    FROM team_members AS o
-    JOIN users AS ou ON ou.id = o.user_id
-    WHERE o.team_id = m.team_id
-      AND o.role = 'OWNER'
-      AND o.user_id <> m.user_id
-      AND ou.deleted_at IS NULL
-  )
-GROUP BY m.user_id, u.email
-ORDER BY m.user_id
-"""
+#: Picked users holding an OWNER row of a live team that has no other live owner: the
+#: services' own last-owner statement, so deleting and archiving refuse the same users.
+SOLE_OWNERS = SOLE_OWNERS_SQL
 ARCHIVE_USERS = """
 INSERT INTO archive.users
     (id, email, password_hash, display_name, role, profile, tags, created_at, updated_at,

@@ -94,12 +94,15 @@ ORDER BY t.id
 FOR UPDATE OF t
 """
 
-#: Live teams where the user is an owner and no other live owner exists.
-SELECT_SOLE_OWNED_TEAMS_SQL = """
-SELECT t.slug
+#: The last-owner rule in one statement: of the users ``ids``, those holding an OWNER row of a
+#: live team with no other live owner, with those teams' slugs. Deleting a user (here) and
+#: archiving users (dbops.ops.archive) both refuse exactly these.
+SOLE_OWNERS_SQL = """
+SELECT m.user_id, u.email, array_agg(t.slug ORDER BY t.slug) AS team_slugs
 FROM team_members AS m
 JOIN teams AS t ON t.id = m.team_id
-WHERE m.user_id = %(user_id)s
+JOIN users AS u ON u.id = m.user_id
+WHERE m.user_id = ANY(%(ids)s::uuid[])
   AND m.role = 'OWNER'
   AND t.deleted_at IS NULL
   AND NOT EXISTS (
@@ -111,7 +114,8 @@ WHERE m.user_id = %(user_id)s
       AND o.user_id <> m.user_id
       AND ou.deleted_at IS NULL
   )
-ORDER BY t.slug
+GROUP BY m.user_id, u.email
+ORDER BY m.user_id
 """
 
 DELETE_MEMBERSHIPS_OF_USER_SQL = """
@@ -235,7 +239,8 @@ def ensure_not_last_owner_anywhere(
     params = {"user_id": user_id}
     conn.execute(LOCK_USER_SQL, params)
     team_ids = fetch_all(conn, LOCK_TEAMS_OF_USER_SQL, scalar_row, params)
-    slugs = fetch_all(conn, SELECT_SOLE_OWNED_TEAMS_SQL, scalar_row, params)
+    sole = conn.execute(SOLE_OWNERS_SQL, {"ids": [user_id]}).fetchone()
+    slugs: list[str] = list(sole[2]) if sole is not None else []
     if slugs:
         raise Forbidden(
             "the user is the last owner of team(s) "
