@@ -58,6 +58,12 @@ POSTGIS_TABLES = frozenset({"team_locations"})
 #: ``is_local`` true: until the end of the transaction; false: for the session.
 SET_LOCK_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :value, :is_local)")
 SHOW_LOCK_TIMEOUT = sa.text("SELECT current_setting('lock_timeout')")
+#: Migrations act as an explicit system actor (row-level security, migration 0008, is FORCED:
+#: the owner role running them sees no row otherwise); the audit trail names them "migration".
+SET_MIGRATION_ACTOR = sa.text(
+    "SELECT set_config('app.actor_kind', :kind, false), set_config('app.actor_id', '', false), "
+    "set_config('app.actor_name', :name, false)"
+)
 TRY_MIGRATION_LOCK = sa.text("SELECT pg_try_advisory_lock(:key)")
 RELEASE_MIGRATION_LOCK = sa.text("SELECT pg_advisory_unlock(:key)")
 POSTGIS_INSTALLED = sa.text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')")
@@ -129,6 +135,7 @@ def _migration_session(
         with connection.begin():
             value = str(lock_timeout_ms)
             connection.execute(SET_LOCK_TIMEOUT, {"value": value, "is_local": False})
+            connection.execute(SET_MIGRATION_ACTOR, {"kind": "system", "name": "migration"})
         yield
     finally:
         try:
@@ -136,6 +143,7 @@ def _migration_session(
                 connection.rollback()
             with connection.begin():
                 connection.execute(SET_LOCK_TIMEOUT, {"value": previous, "is_local": False})
+                connection.execute(SET_MIGRATION_ACTOR, {"kind": "", "name": ""})
                 if use_lock:
                     connection.execute(RELEASE_MIGRATION_LOCK, {"key": MIGRATION_LOCK_KEY})
         except sa_exc.DBAPIError as exc:  # a broken connection takes its lock with it
@@ -204,6 +212,8 @@ def run_migrations_offline() -> None:
     # no bind parameters; the value is an int from Settings.
     lock_timeout_ms = int(config.attributes.get("lock_timeout_ms", 3000))
     context.execute(f"SET lock_timeout = {lock_timeout_ms:d}")
+    context.execute("SET app.actor_kind = 'system'")
+    context.execute("SET app.actor_name = 'migration'")
     with context.begin_transaction():
         context.run_migrations()
 

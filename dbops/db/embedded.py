@@ -581,15 +581,20 @@ class EmbeddedCluster:
         return self.url()
 
     # ------------------------------------------------------------------- URLs
-    def url(self, database: str | None = None) -> str:
-        """SQLAlchemy URL over the unix socket (no password needed there)."""
-        db = database or self.database
-        return f"postgresql+psycopg://postgres@/{db}?host={self.socket_dir}&port={self.port}"
+    def url(self, database: str | None = None, *, user: str = "postgres") -> str:
+        """SQLAlchemy URL over the unix socket (no password needed there), as ``user``.
 
-    def libpq_url(self, database: str | None = None) -> str:
-        """URL for libpq/psycopg over the unix socket."""
+        The socket directory is private to the cluster (mode 0700, owned by the server's
+        user), so the socket's ``trust`` authentication reaches only local processes of that
+        user; ``user`` picks the role (dbops' roles: ``dbops.ops.roles``).
+        """
         db = database or self.database
-        return f"postgresql://postgres@/{db}?host={self.socket_dir}&port={self.port}"
+        return f"postgresql+psycopg://{user}@/{db}?host={self.socket_dir}&port={self.port}"
+
+    def libpq_url(self, database: str | None = None, *, user: str = "postgres") -> str:
+        """URL for libpq/psycopg over the unix socket, as ``user``."""
+        db = database or self.database
+        return f"postgresql://{user}@/{db}?host={self.socket_dir}&port={self.port}"
 
     def tcp_url(self, database: str | None = None) -> str:
         """SQLAlchemy URL over loopback TCP, with the generated password.

@@ -26,6 +26,8 @@ from dbops.db.dsn import Dsn, configured_dsn
 from dbops.errors import DbopsError, translate_db_errors, translate_exception
 
 __all__ = [
+    "NO_ACTOR",
+    "ActorContext",
     "Database",
     "connection_kwargs",
     "make_engine",
@@ -139,13 +141,67 @@ def make_pool(settings: Settings, url: str | Dsn, *, open_now: bool = True) -> C
     )
 
 
+#: The session settings that name who acts on a connection (row-level security reads them).
+#: An empty value means "no actor": the policies then match nothing.
+ActorContext = tuple[str, str, str]
+NO_ACTOR: ActorContext = ("", "", "")
+
+#: ``is_local`` false: the values stay on the session until changed (see :class:`_Carried`).
+SET_SESSION_ACTOR_SQL = """
+SELECT set_config('app.actor_kind', %(kind)s, false),
+       set_config('app.actor_id', %(id)s, false),
+       set_config('app.actor_name', %(name)s, false)
+"""
+
+
+class _Carried:
+    """Which actor each pooled connection carries as *session* settings, and setting it.
+
+    The autocommit read path (:meth:`Database.read`) cannot use transaction-local settings (they
+    would end with the statement), so it leaves the actor on the session and remembers it
+    here; a run of reads by one actor on a connection then costs no extra round trip, and a
+    read by another actor (or by a borrower that names none) first sends one ``set_config``
+    statement. Invariant: only a connection in autocommit mode carries a session actor; the
+    switch to transaction mode clears it first (:func:`_in_transaction_mode`), outside any
+    transaction, so a ROLLBACK can never bring an old value back. A new connection carries
+    nothing. docs/decisions/0007-row-level-security.md.
+    """
+
+    def __init__(self) -> None:
+        self._by_conn: weakref.WeakKeyDictionary[psycopg.Connection[Any], ActorContext] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def ensure(self, conn: psycopg.Connection[Any], context: ActorContext) -> None:
+        """Make ``conn`` (in autocommit mode) carry exactly ``context``."""
+        if self._by_conn.get(conn, NO_ACTOR) == context:
+            return
+        kind, actor_id, name = context
+        conn.execute(SET_SESSION_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name})
+        if context == NO_ACTOR:
+            self._by_conn.pop(conn, None)
+        else:
+            self._by_conn[conn] = context
+
+    def carried(self, conn: psycopg.Connection[Any]) -> ActorContext:
+        """What ``conn`` carries now (:data:`NO_ACTOR` for none)."""
+        return self._by_conn.get(conn, NO_ACTOR)
+
+
+#: One registry per process: pools of several Database objects never share connections, and
+#: the weak keys drop closed connections.
+CARRIED = _Carried()
+
+
 def _in_transaction_mode(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     """Switch a pooled connection out of autocommit if :meth:`Database.read` left it there.
 
     Pooled connections keep the mode their last borrower needed, and each entry point switches
-    only when it needs the other one: a run of reads then costs no switch at all.
+    only when it needs the other one: a run of reads then costs no switch at all. A session
+    actor the read path left is cleared first, still in autocommit mode (see :class:`_Carried`).
     """
     if conn.autocommit:
+        CARRIED.ensure(conn, NO_ACTOR)
         conn.autocommit = False
     return conn
 
@@ -154,7 +210,12 @@ def make_engine(pool: ConnectionPool) -> Engine:
     """A SQLAlchemy engine that takes its connections from ``pool`` and gives them back."""
 
     def transactional() -> psycopg.Connection[Any]:
-        return _in_transaction_mode(pool.getconn())
+        conn = pool.getconn()
+        try:
+            return _in_transaction_mode(conn)
+        except BaseException:
+            pool.putconn(conn)
+            raise
 
     engine = create_engine(
         "postgresql+psycopg://",
@@ -181,10 +242,11 @@ class _ReadConnection:
     (7.4 -> 3.5 us of CPU per read, measured in a loop of empty reads).
     """
 
-    __slots__ = ("_conn", "_pool")
+    __slots__ = ("_conn", "_context", "_pool")
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, context: ActorContext) -> None:
         self._pool = pool
+        self._context = context
         self._conn: psycopg.Connection[Any] | None = None
 
     def __enter__(self) -> psycopg.Connection[Any]:
@@ -192,8 +254,13 @@ class _ReadConnection:
             conn = self._pool.getconn()
         except Exception as exc:
             raise (translate_exception(exc) or exc) from exc
-        if not conn.autocommit:
-            conn.autocommit = True
+        try:
+            if not conn.autocommit:
+                conn.autocommit = True
+            CARRIED.ensure(conn, self._context)
+        except Exception as exc:
+            self._pool.putconn(conn)
+            raise (translate_exception(exc) or exc) from exc
         self._conn = conn
         return conn
 
@@ -243,14 +310,18 @@ class Database:
         with translate_db_errors(), self.pool.connection() as conn:
             yield _in_transaction_mode(conn)
 
-    def read(self) -> _ReadConnection:
+    def read(self, actor: ActorContext = NO_ACTOR) -> _ReadConnection:
         """A pooled connection in autocommit mode, for single-statement reads.
 
         No BEGIN/COMMIT around the statement: one round trip per read instead of three, and
         nothing to roll back, so prepared statements stay. Use :meth:`session` or
         :meth:`connection` for anything that needs a transaction.
+
+        ``actor`` is the ``(kind, id, name)`` the connection must carry for row-level security
+        (the services pass it; default: none, which the policies answer with zero rows). It
+        is sent only when the connection carries another one (see :class:`_Carried`).
         """
-        return _ReadConnection(self.pool)
+        return _ReadConnection(self.pool, actor)
 
     def close(self) -> None:
         """Close the engine and every pooled connection."""

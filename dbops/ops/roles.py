@@ -1,12 +1,76 @@
-"""Database roles dbops sets up: a read-only LOGIN role for the dashboard and notebooks."""
+"""Database roles dbops runs with: owner, app, read-only and monitor (``dbops roles setup``).
+
+===============  =========================================================================
+role             what it may do
+===============  =========================================================================
+dbops_owner      owns the database, the schemas and every table; runs migrations. No
+                 BYPASSRLS: the tenant tables FORCE row-level security, so it sees rows only
+                 as an explicit system actor (migrations set one).
+dbops_app        what the application's services connect as: reads and writes the tenant
+                 tables under row-level security; owns nothing, no BYPASSRLS, no access to
+                 ``archive``, ``audit``, ``dbops_monitor`` or ``alembic_version``.
+dbops_readonly   the dashboard and the notebooks: SELECT on the tenant tables (BYPASSRLS: an
+                 operator's view across tenants) without the secret columns (password hashes,
+                 phone ciphertext, invitation token hashes), the monitoring history and the
+                 statistics views (``pg_monitor``); ``default_transaction_read_only``; no audit.
+dbops_monitor    the exporter and history capture: ``pg_monitor`` and the ``dbops_monitor``
+                 schema; no SELECT on any tenant table.
+===============  =========================================================================
+
+Everything here is idempotent and runs as a role that may create roles and change ownership
+(the embedded cluster's superuser; a DBA's role elsewhere). Passwords come from settings or
+``*_FILE`` files, or are generated for the embedded cluster; they are sent as literals in
+``CREATE/ALTER ROLE`` (PostgreSQL hashes them with scram-sha-256) and never logged.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
 from psycopg import sql
 
 from dbops.db import Database
 
-__all__ = ["ensure_readonly_role"]
+__all__ = [
+    "APP_TABLES",
+    "ROLE_NAMES",
+    "RoleName",
+    "RolesReport",
+    "ensure_readonly_role",
+    "grant_privileges",
+    "setup_roles",
+]
+
+RoleName = Literal["owner", "app", "readonly", "monitor"]
+
+#: dbops' role -> PostgreSQL role name.
+ROLE_NAMES: dict[RoleName, str] = {
+    "owner": "dbops_owner",
+    "app": "dbops_app",
+    "readonly": "dbops_readonly",
+    "monitor": "dbops_monitor",
+}
+
+#: Tables the application reads and writes (team_locations only exists with PostGIS).
+APP_TABLES = ("users", "teams", "team_members", "invitations", "team_locations")
+#: Columns the read-only role may not read: secrets and values only the application decrypts.
+SECRET_COLUMNS = {
+    "users": ("password_hash", "phone_ciphertext", "phone_blind_index"),
+    "invitations": ("token_hash",),
+}
+#: Schemas dbops creates (their objects move to the owner role).
+OWNED_SCHEMAS = ("public", "archive", "audit", "dbops_monitor")
+
+#: Role attributes, after LOGIN and PASSWORD; every role gets NOSUPERUSER NOCREATEROLE.
+_ATTRIBUTES: dict[RoleName, str] = {
+    "owner": "NOBYPASSRLS",
+    "app": "NOBYPASSRLS",
+    "readonly": "BYPASSRLS",
+    "monitor": "NOBYPASSRLS",
+}
 
 ROLE_EXISTS_SQL = """
 SELECT count(*) AS n FROM pg_roles WHERE rolname = %(name)s
@@ -16,7 +80,7 @@ CREATE_ROLE_SQL = sql.SQL("CREATE ROLE {role} LOGIN PASSWORD {password}")
 
 ALTER_ROLE_SQL = sql.SQL(
     "ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-    "NOBYPASSRLS PASSWORD {password}"
+    "{attributes} PASSWORD {password}"
 )
 
 READ_ONLY_DEFAULT_SQL = sql.SQL("ALTER ROLE {role} SET default_transaction_read_only = on")
@@ -37,6 +101,207 @@ CURRENT_DATABASE_SQL = """
 SELECT current_database()::text AS name
 """
 
+DATABASE_OWNER_SQL = sql.SQL("ALTER DATABASE {database} OWNER TO {role}")
+REVOKE_PUBLIC_CREATE_SQL = sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+#: Objects of dbops' schemas not owned by ``owner`` and not part of an extension: statements
+#: that give them to ``owner`` (schemas, tables/views/sequences, functions, types).
+FOREIGN_OWNED_SQL = """
+SELECT format('ALTER SCHEMA %%I OWNER TO %%I', n.nspname, %(owner)s::text) AS statement
+FROM pg_namespace AS n
+WHERE n.nspname = ANY(%(schemas)s) AND n.nspname <> 'public'
+  AND n.nspowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+UNION ALL
+SELECT format(
+  'ALTER %%s %%I.%%I OWNER TO %%I',
+  CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                 ELSE 'TABLE' END,
+  n.nspname, c.relname, %(owner)s::text)
+FROM pg_class AS c
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s)
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+  AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_depend AS d
+    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('e', 'a', 'i')
+  )
+UNION ALL
+SELECT format('ALTER ROUTINE %%s OWNER TO %%I', p.oid::regprocedure, %(owner)s::text)
+FROM pg_proc AS p
+JOIN pg_namespace AS n ON n.oid = p.pronamespace
+WHERE n.nspname = ANY(%(schemas)s)
+  AND p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_depend AS d
+    WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+  )
+UNION ALL
+SELECT format('ALTER TYPE %%I.%%I OWNER TO %%I', n.nspname, t.typname, %(owner)s::text)
+FROM pg_type AS t
+JOIN pg_namespace AS n ON n.oid = t.typnamespace
+WHERE n.nspname = ANY(%(schemas)s)
+  AND t.typtype IN ('e', 'd')
+  AND t.typowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_depend AS d
+    WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'
+  )
+"""
+
+EXISTING_TABLES_SQL = """
+SELECT c.relname::text AS name
+FROM pg_class AS c
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(tables)s)
+"""
+
+COLUMNS_SQL = """
+SELECT attname::text AS name
+FROM pg_attribute
+WHERE attrelid = to_regclass(%(table)s) AND attnum > 0 AND NOT attisdropped
+ORDER BY attnum
+"""
+
+#: Extensions the migrations use, created here by the administrator when the server has them:
+#: none is a trusted extension the owner role could create itself (migration 0002 then finds
+#: them installed and leaves them alone, also on downgrade).
+EXTENSIONS = ("pg_trgm", "postgis")
+
+AVAILABLE_EXTENSION_SQL = """
+SELECT count(*) AS n FROM pg_available_extensions WHERE name = %(name)s
+"""
+
+CREATE_EXTENSION_SQL = sql.SQL("CREATE EXTENSION IF NOT EXISTS {name}")
+
+EXISTING_SCHEMAS_SQL = """
+SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY(%(schemas)s)
+"""
+
+
+@dataclass(frozen=True)
+class RolesReport:
+    """What :func:`setup_roles` did."""
+
+    created: tuple[str, ...]
+    updated: tuple[str, ...]
+    reowned: int
+
+
+def _ensure_role(
+    conn: psycopg.Connection[Any], role: RoleName, password: str
+) -> Literal["created", "updated"]:
+    name = ROLE_NAMES[role]
+    ident = sql.Identifier(name)
+    row = conn.execute(ROLE_EXISTS_SQL, {"name": name}).fetchone()
+    created = not (row and row[0])
+    if created:
+        conn.execute(CREATE_ROLE_SQL.format(role=ident, password=sql.Literal(password)))
+    conn.execute(
+        ALTER_ROLE_SQL.format(
+            role=ident, attributes=sql.SQL(_ATTRIBUTES[role]), password=sql.Literal(password)
+        )
+    )
+    return "created" if created else "updated"
+
+
+def _current_database(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute(CURRENT_DATABASE_SQL).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def grant_privileges(conn: psycopg.Connection[Any]) -> None:
+    """Grant each role what the module docstring says on the tables that exist now.
+
+    Idempotent; run after every migration that adds a table (``dbops up`` and the tests do).
+    """
+    owner = sql.Identifier(ROLE_NAMES["owner"])
+    app = sql.Identifier(ROLE_NAMES["app"])
+    readonly = sql.Identifier(ROLE_NAMES["readonly"])
+    monitor = sql.Identifier(ROLE_NAMES["monitor"])
+    database = sql.Identifier(_current_database(conn))
+    for role in (owner, app, readonly, monitor):
+        conn.execute(GRANT_CONNECT_SQL.format(database=database, role=role))
+    conn.execute(REVOKE_PUBLIC_CREATE_SQL)
+    for role in (app, readonly):
+        conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("public"), role=role))
+    tables = [r[0] for r in conn.execute(EXISTING_TABLES_SQL, {"tables": list(APP_TABLES)})]
+    for table in tables:
+        ident = sql.Identifier(table)
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}").format(
+                table=ident, role=app
+            )
+        )
+        hidden = SECRET_COLUMNS.get(table, ())
+        columns = [r[0] for r in conn.execute(COLUMNS_SQL, {"table": f"public.{table}"})]
+        visible = [sql.Identifier(c) for c in columns if c not in hidden]
+        conn.execute(sql.SQL("REVOKE ALL ON {table} FROM {role}").format(table=ident, role=readonly))
+        conn.execute(
+            sql.SQL("GRANT SELECT ({columns}) ON {table} TO {role}").format(
+                columns=sql.SQL(", ").join(visible), table=ident, role=readonly
+            )
+        )
+    for role in (readonly, monitor):
+        conn.execute(GRANT_MONITOR_SQL.format(role=role))
+    conn.execute(READ_ONLY_DEFAULT_SQL.format(role=readonly))
+    schemas = {r[0] for r in conn.execute(EXISTING_SCHEMAS_SQL, {"schemas": ["dbops_monitor"]})}
+    if "dbops_monitor" in schemas:
+        history = sql.Identifier("dbops_monitor")
+        for role in (readonly, monitor):
+            conn.execute(GRANT_USAGE_SQL.format(schema=history, role=role))
+        conn.execute(GRANT_SELECT_SQL.format(schema=history, role=readonly))
+        conn.execute(
+            sql.SQL(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}"
+            ).format(schema=history, role=monitor)
+        )
+        conn.execute(
+            sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}").format(
+                schema=history, role=monitor
+            )
+        )
+
+
+def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:
+    """Create or update the four roles, give dbops' objects to the owner, grant the rest.
+
+    Also creates the extensions the migrations need (:data:`EXTENSIONS`), which only an
+    administrator may create.
+
+    Args:
+        db: the database, opened with a role that may create roles (CREATEROLE and, for the
+            read-only role's BYPASSRLS, superuser) and change the owner of dbops' objects.
+        passwords: each role's password (all four).
+
+    Returns:
+        Which roles were created or updated, and how many objects changed owner.
+    """
+    created: list[str] = []
+    updated: list[str] = []
+    with db.connection() as conn:
+        for role in ROLE_NAMES:
+            outcome = _ensure_role(conn, role, passwords[role])
+            (created if outcome == "created" else updated).append(ROLE_NAMES[role])
+        for extension in EXTENSIONS:
+            row = conn.execute(AVAILABLE_EXTENSION_SQL, {"name": extension}).fetchone()
+            if row and row[0]:
+                conn.execute(CREATE_EXTENSION_SQL.format(name=sql.Identifier(extension)))
+        owner_name = ROLE_NAMES["owner"]
+        database = sql.Identifier(_current_database(conn))
+        conn.execute(DATABASE_OWNER_SQL.format(database=database, role=sql.Identifier(owner_name)))
+        statements = [
+            r[0]
+            for r in conn.execute(
+                FOREIGN_OWNED_SQL, {"owner": owner_name, "schemas": list(OWNED_SCHEMAS)}
+            )
+        ]
+        for statement in statements:
+            conn.execute(sql.SQL(statement))  # type: ignore[arg-type]  # built by format() above
+        grant_privileges(conn)
+    return RolesReport(created=tuple(created), updated=tuple(updated), reowned=len(statements))
+
 
 def ensure_readonly_role(
     db: Database, name: str = "dbops_readonly", *, password: str, schema: str = "public"
@@ -47,7 +312,8 @@ def ensure_readonly_role(
     the current database, USAGE and SELECT on every table of ``schema`` (and on tables created
     there later by the role running this), and ``default_transaction_read_only = on``. It gets
     no write privilege: an INSERT fails even in a transaction that turns read-only off.
-    Running it again resets the password and privileges (idempotent).
+    Running it again resets the password and privileges (idempotent). For an external database
+    without dbops' role set; :func:`setup_roles` makes the full set.
 
     Args:
         db: a database opened with a role that may create roles and grant on ``schema``.
@@ -62,14 +328,16 @@ def ensure_readonly_role(
     secret = sql.Literal(password)
     with db.connection() as conn:
         row = conn.execute(ROLE_EXISTS_SQL, {"name": name}).fetchone()
-        exists = bool(row and row[0])
-        statement = ALTER_ROLE_SQL if exists else CREATE_ROLE_SQL
-        conn.execute(statement.format(role=role, password=secret))
+        if not (row and row[0]):
+            conn.execute(CREATE_ROLE_SQL.format(role=role, password=secret))
+        conn.execute(
+            ALTER_ROLE_SQL.format(role=role, attributes=sql.SQL("NOBYPASSRLS"), password=secret)
+        )
         conn.execute(READ_ONLY_DEFAULT_SQL.format(role=role))
         conn.execute(GRANT_MONITOR_SQL.format(role=role))
-        current = conn.execute(CURRENT_DATABASE_SQL).fetchone()
-        assert current is not None
-        conn.execute(GRANT_CONNECT_SQL.format(database=sql.Identifier(current[0]), role=role))
+        conn.execute(
+            GRANT_CONNECT_SQL.format(database=sql.Identifier(_current_database(conn)), role=role)
+        )
         target = sql.Identifier(schema)
         conn.execute(GRANT_USAGE_SQL.format(schema=target, role=role))
         conn.execute(GRANT_SELECT_SQL.format(schema=target, role=role))

@@ -13,13 +13,15 @@ from typing import Any, Literal, LiteralString, TypeVar
 import psycopg
 from sqlalchemy.orm import Session
 
-from dbops.db.engine import Database
+from dbops.db.engine import ActorContext, Database
 from dbops.errors import InvalidInput, RetryableConflict
 
 __all__ = [
     "Actor",
     "UnitOfWork",
+    "actor_context",
     "check_actor",
+    "elevate",
     "in_transaction",
     "read_transaction",
     "reading",
@@ -100,28 +102,38 @@ _ISOLATION_SQL: dict[str, LiteralString] = {
 }
 
 
-def _apply_actor(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
-    """The single point where per-transaction context is put on a connection; returns ``conn``.
+def actor_context(actor: Actor) -> ActorContext:
+    """The ``(app.actor_kind, app.actor_id, app.actor_name)`` values that name ``actor``."""
+    return (actor.kind, "" if actor.user_id is None else str(actor.user_id), actor.name)
 
-    Every unit of work and every service read passes through here with its actor. On a
-    connection in a transaction (a unit of work, a read transaction) it sends the actor as
-    transaction-local settings ``app.actor_kind`` (``user``/``system``), ``app.actor_id`` (the
-    user id; empty for a system actor) and ``app.actor_name`` (the job's name), which the audit
-    trigger records (migration 0006). On an autocommit read it only checks the actor: a
-    transaction-local setting would end with the statement, and the hot reads stay one round
-    trip (docs/decisions/0004-actor-context.md).
+
+def _apply_actor(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
+    """The single point where the acting identity is put on a transaction; returns ``conn``.
+
+    Every unit of work and every service read in a transaction passes through here with its
+    actor: it sends ``app.actor_kind`` (``user``/``system``), ``app.actor_id`` (the user id;
+    empty for a system actor) and ``app.actor_name`` (the job's name) as transaction-local
+    settings, which row-level security (migration 0008) and the audit trigger (0006) read.
+    They end with COMMIT or ROLLBACK. Autocommit reads get the actor from
+    ``Database.read(actor_context(actor))`` instead (a session setting sent only when the
+    connection carried another actor): docs/decisions/0007-row-level-security.md.
     """
     check_actor(actor)
-    if not conn.autocommit:
-        conn.execute(
-            SET_ACTOR_SQL,
-            {
-                "kind": actor.kind,
-                "id": "" if actor.user_id is None else str(actor.user_id),
-                "name": actor.name,
-            },
-        )
+    kind, actor_id, name = actor_context(actor)
+    conn.execute(SET_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name})
     return conn
+
+
+def elevate(uow: UnitOfWork, reason: str) -> None:
+    """Act as an explicit system actor for the rest of this unit of work.
+
+    For the two flows that cross a tenant boundary by design, after the service has checked
+    the user may do it: creating a team (the team exists before its first member) and
+    accepting an invitation (the user joins a team they cannot see yet). The audit trail
+    records kind ``system``, the user's id and ``reason`` as the name.
+    """
+    _, actor_id, _ = actor_context(uow.actor)
+    uow.conn.execute(SET_ACTOR_SQL, {"kind": "system", "id": actor_id, "name": reason})
 
 
 @dataclass
@@ -164,19 +176,14 @@ class _Reading:
     A plain class, not a generator context manager: this is the services' hottest path.
     """
 
-    __slots__ = ("_actor", "_read")
+    __slots__ = ("_read",)
 
     def __init__(self, db: Database, actor: Actor) -> None:
-        self._read = db.read()
-        self._actor = actor
+        check_actor(actor)
+        self._read = db.read(actor_context(actor))
 
     def __enter__(self) -> psycopg.Connection[Any]:
-        conn = self._read.__enter__()
-        try:
-            return _apply_actor(conn, self._actor)
-        except BaseException as exc:
-            self._read.__exit__(type(exc), exc, exc.__traceback__)
-            raise
+        return self._read.__enter__()
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self._read.__exit__(exc_type, exc, tb)

@@ -30,6 +30,7 @@ from dbops.services._base import (
     Actor,
     UnitOfWork,
     check_actor,
+    elevate,
     in_transaction,
     reading,
     user_of,
@@ -260,6 +261,9 @@ class InvitationService:
 
         def tx(uow: UnitOfWork) -> TeamMembership:
             conn = uow.conn
+            # The user joins a team they cannot see yet: the token and the e-mail match
+            # below are the checks, and RLS lets the join through as a system step (0007).
+            elevate(uow, "invitations.accept")
             user_email = fetch_one(conn, LOCK_ACCEPTING_USER_SQL, scalar_row, {"user_id": me})
             if user_email is None:
                 raise NotFound("user not found")

@@ -38,6 +38,7 @@ from dbops.services._base import (
     Actor,
     UnitOfWork,
     check_actor,
+    elevate,
     in_transaction,
     reading,
     user_of,
@@ -188,6 +189,10 @@ class MembershipService:
 
         def tx(uow: UnitOfWork) -> TeamMembership:
             conn = uow.conn
+            # The new member is not a teammate yet (RLS hides them): a system step, whose
+            # check is require_owner below (decision 0007).
+            if not actor.is_system:
+                elevate(uow, "memberships.add_member")
             # The user lock comes before the team lock, like in a user's removal.
             user_live = fetch_one(conn, LOCK_LIVE_USER_SQL, scalar_row, {"user_id": args.user_id})
             state = lock_team(conn, args.team_id, [actor.user_id])

@@ -22,6 +22,7 @@ from dbops.services._base import (
     Actor,
     UnitOfWork,
     check_actor,
+    elevate,
     in_transaction,
     read_transaction,
     reading,
@@ -375,6 +376,10 @@ class TeamService:
         params = {"name": data.name, "slug": data.slug, "settings": Jsonb(data.settings)}
 
         def work(uow: UnitOfWork) -> TeamView:
+            if not actor.is_system:
+                # The team exists before its first member: RLS lets only a system actor
+                # insert it (decision 0007); the rules above already checked the user.
+                elevate(uow, "teams.create")
             team = fetch_one(uow.conn, INSERT_TEAM_SQL, _TEAM_ROW, params)
             assert team is not None
             added = uow.conn.execute(INSERT_OWNER_SQL, {"team_id": team.id, "user_id": owner})

@@ -80,10 +80,12 @@ def test_service_changes_are_recorded_with_their_actor(clean_db: Database) -> No
     user_records = _records(clean_db, "users", owner)
     assert [(r[1], r[2], r[3], r[4]) for r in user_records] == [("system", None, "tests", "INSERT")]
     team_records = _records(clean_db, "teams", team)
-    assert [(r[1], r[2], r[4]) for r in team_records] == [
-        ("user", str(owner), "INSERT"),
-        ("user", str(owner), "UPDATE"),
-        ("user", str(owner), "UPDATE"),
+    # Creating a team is a system step on the user's behalf (RLS, decision 0007): the record
+    # keeps the user's id and names the step.
+    assert [(r[1], r[2], r[3], r[4]) for r in team_records] == [
+        ("system", str(owner), "teams.create", "INSERT"),
+        ("user", str(owner), None, "UPDATE"),
+        ("user", str(owner), None, "UPDATE"),
     ]
     assert team_records[1][5]["name"] == "Acme"
     assert team_records[1][6]["name"] == "Acme Two"
@@ -212,6 +214,8 @@ def test_the_app_role_cannot_change_the_trail(
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner"):
             conn.execute("ALTER TABLE teams DISABLE TRIGGER audit_capture")
         conn.rollback()
+        # Row-level security (0008) needs an explicit system actor for a team insert.
+        conn.execute("SELECT set_config('app.actor_kind', 'system', false)")
         key = conn.execute(
             "INSERT INTO teams (name, slug) VALUES ('App', %s) RETURNING id::text",
             (f"app-{uuid.uuid4().hex[:6]}",),
@@ -381,7 +385,8 @@ def test_history_lists_a_teams_versions_with_actor_and_changes(clean_db: Databas
     assert [v.row["name"] for v in versions if v.row] == ["Acme", "Acme Two", "Acme Three"]
     assert versions[1].changed == ("name",)
     assert "slug" in versions[0].changed
-    assert {v.actor for v in versions} == {f"user {owner}"}
+    assert versions[0].actor == "system teams.create"  # a system step for the user (0007)
+    assert {v.actor for v in versions[1:]} == {f"user {owner}"}
     assert versions[0].at <= versions[1].at <= versions[2].at
     # The slug changes: the team is found by its current slug and by its old one.
     teams.change_slug(Actor.user(owner), team, f"{slug}-new")

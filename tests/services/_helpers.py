@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -24,6 +25,7 @@ SELECT coalesce(sum(calls), 0)::bigint
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND query NOT LIKE '%%pg_stat_statements%%'
+  AND toplevel  -- not the statements of functions (RLS policies call some)
 """
 
 INSERT_USER = """
@@ -54,6 +56,21 @@ SOFT_DELETE_USER = "UPDATE users SET deleted_at = now() WHERE id = %(id)s"
 SOFT_DELETE_TEAM = "UPDATE teams SET deleted_at = now() WHERE id = %(id)s"
 
 
+#: ``Database.read(SYSTEM_CONTEXT)``: an autocommit read as an explicit system actor.
+SYSTEM_CONTEXT = ("system", "", "tests")
+#: The explicit system actor row-level security needs for the helpers' raw SQL (migration 0008).
+SET_SYSTEM_ACTOR = "SELECT set_config('app.actor_kind', 'system', true)"
+
+
+@contextmanager
+def as_system(db: Database) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction on ``db`` acting as an explicit system actor (the services' tests run as
+    the application role, under row-level security)."""
+    with db.connection() as conn:
+        conn.execute(SET_SYSTEM_ACTOR)
+        yield conn
+
+
 def unique(prefix: str) -> str:
     """A short unique lowercase word, for emails and slugs."""
     return f"{prefix}{uuid.uuid4().hex[:10]}"
@@ -61,7 +78,7 @@ def unique(prefix: str) -> str:
 
 def make_user(db: Database, email: str | None = None, name: str = "Test User") -> uuid.UUID:
     """A live user; returns its id."""
-    with db.connection() as conn:
+    with as_system(db) as conn:
         row = conn.execute(
             INSERT_USER, {"email": email or f"{unique('u')}@example.com", "name": name}
         ).fetchone()
@@ -71,7 +88,7 @@ def make_user(db: Database, email: str | None = None, name: str = "Test User") -
 
 def user_email(db: Database, user_id: uuid.UUID) -> str:
     """The stored email of a user."""
-    with db.connection() as conn:
+    with as_system(db) as conn:
         row = conn.execute("SELECT email FROM users WHERE id = %s", (user_id,)).fetchone()
     assert row is not None
     return str(row[0])
@@ -85,7 +102,7 @@ def make_team(
 ) -> uuid.UUID:
     """A live team with the given owners and (plain) members; returns its id."""
     slug = slug or unique("team-")
-    with db.connection() as conn:
+    with as_system(db) as conn:
         row = conn.execute(INSERT_TEAM, {"name": slug, "slug": slug}).fetchone()
         assert row is not None
         team_id: uuid.UUID = row[0]
@@ -100,7 +117,7 @@ def make_team(
 
 def make_teams_owned_by(db: Database, n: int, owners: Sequence[uuid.UUID]) -> list[uuid.UUID]:
     """``n`` teams in one statement, each with every user of ``owners`` as an OWNER."""
-    with db.connection() as conn:
+    with as_system(db) as conn:
         rows = conn.execute(
             INSERT_TEAMS_OWNED_BY,
             {"prefix": unique("race-"), "n": n, "user_ids": list(owners)},
@@ -110,13 +127,13 @@ def make_teams_owned_by(db: Database, n: int, owners: Sequence[uuid.UUID]) -> li
 
 def owners_of(db: Database, team_id: uuid.UUID) -> list[uuid.UUID]:
     """The team's OWNER user ids, straight from the table."""
-    with db.connection() as conn:
+    with as_system(db) as conn:
         return [r[0] for r in conn.execute(OWNERS_OF, {"team_id": team_id}).fetchall()]
 
 
 def role_in_table(db: Database, team_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
     """The role column of one membership row (None if there is no row)."""
-    with db.connection() as conn:
+    with as_system(db) as conn:
         row = conn.execute(
             "SELECT role FROM team_members WHERE team_id = %s AND user_id = %s",
             (team_id, user_id),
@@ -126,13 +143,13 @@ def role_in_table(db: Database, team_id: uuid.UUID, user_id: uuid.UUID) -> Role 
 
 def soft_delete_user(db: Database, user_id: uuid.UUID) -> None:
     """Mark a user deleted."""
-    with db.connection() as conn:
+    with as_system(db) as conn:
         conn.execute(SOFT_DELETE_USER, {"id": user_id})
 
 
 def soft_delete_team(db: Database, team_id: uuid.UUID) -> None:
     """Mark a team deleted."""
-    with db.connection() as conn:
+    with as_system(db) as conn:
         conn.execute(SOFT_DELETE_TEAM, {"id": team_id})
 
 
@@ -145,5 +162,5 @@ def statement_calls(conn: psycopg.Connection[Any]) -> int:
 
 def add_member(db: Database, team_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
     """Put a membership row in place directly (the membership service is tested elsewhere)."""
-    with db.connection() as conn:
+    with as_system(db) as conn:
         conn.execute(INSERT_MEMBER, {"team_id": team_id, "user_id": user_id, "role": role.value})

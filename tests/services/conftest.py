@@ -1,4 +1,4 @@
-"""Fixtures shared by the service tests: the two cache backends."""
+"""Fixtures shared by the service tests: the application role's database, the cache backends."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ from typing import Any
 
 import pytest
 
+from dbops.db import Database
 from dbops.services._cache import MemoryCache, QueryCache, RedisCache
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+
+@pytest.fixture
+def clean_db(clean_app_db: Database) -> Database:
+    """Here the services run as the application role (``dbops_app``), under row-level security:
+    what these tests prove is what runs. Raw test SQL goes through ``_helpers.as_system``."""
+    return clean_app_db
 
 
 @pytest.fixture

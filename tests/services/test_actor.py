@@ -86,15 +86,20 @@ WRITES: dict[str, Call] = {
 
 @pytest.fixture
 def applied(monkeypatch: pytest.MonkeyPatch) -> list[Actor]:
-    """The actors handed to ``_apply_actor``, in order."""
+    """The actors turned into connection settings (``actor_context``), in order.
+
+    Every way a service reaches the server passes through it: ``reading`` (the autocommit
+    path, ``Database.read(actor_context(actor))``), ``_apply_actor`` (transactions) and
+    ``elevate``.
+    """
     seen: list[Actor] = []
-    real = _base._apply_actor
+    real = _base.actor_context
 
-    def spy(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
+    def spy(actor: Actor) -> tuple[str, str, str]:
         seen.append(actor)
-        return real(conn, actor)
+        return real(actor)
 
-    monkeypatch.setattr(_base, "_apply_actor", spy)
+    monkeypatch.setattr(_base, "actor_context", spy)
     return seen
 
 
@@ -208,18 +213,25 @@ def test_a_failed_unit_of_work_does_not_leak_its_actor_either(one_connection: Da
     assert _settings_now(one_connection) == ("", "", "")
 
 
-def test_an_autocommit_read_sends_no_statement_for_the_actor(one_connection: Database) -> None:
-    """The hot read path stays one statement: the hook only checks the actor there."""
+def test_an_autocommit_read_sends_the_actor_only_when_it_changes(
+    one_connection: Database,
+) -> None:
+    """The hot read path stays one statement for a run of reads by one actor; a new actor on
+    the connection costs one ``set_config`` statement (decision 0007)."""
     from dbops.config import to_libpq_url
     from tests.services._helpers import statement_calls
 
-    with reading(one_connection, Actor.user(uuid.uuid4())):
-        pass  # warm: the pool's connection exists and is in autocommit mode
+    alice, bob = Actor.user(uuid.uuid4()), Actor.user(uuid.uuid4())
+    with reading(one_connection, alice):
+        pass  # warm: the pool's connection exists, is in autocommit mode and carries alice
     with psycopg.connect(to_libpq_url(one_connection.url), autocommit=True) as probe:
         before = statement_calls(probe)
-        with reading(one_connection, Actor.user(uuid.uuid4())):
+        with reading(one_connection, alice):
             pass
         assert statement_calls(probe) - before == 0
-        with unit_of_work(one_connection, Actor.user(uuid.uuid4())):
+        with reading(one_connection, bob) as conn:
+            assert conn.execute(ACTOR_SETTINGS).fetchone() == ("user", str(bob.user_id), "")
+        assert statement_calls(probe) - before == 2  # set_config, then the probe's read
+        with unit_of_work(one_connection, alice):
             pass
-        assert statement_calls(probe) - before >= 1  # the unit of work did send it
+        assert statement_calls(probe) - before >= 3  # the unit of work did send it

@@ -20,7 +20,7 @@ from dbops.services._cache import MemoryCache, QueryCache, RedisCache
 from dbops.services._keys import role_key
 from dbops.services.invitations import InvitationService
 from dbops.services.memberships import MembershipService
-from tests.services._helpers import SYSTEM, make_team, make_user, user_email
+from tests.services._helpers import SYSTEM, as_system, make_team, make_user, user_email
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -77,7 +77,7 @@ def test_hits_do_not_reach_the_database(
     team_id, owner, member, _ = team
     svc = MembershipService(clean_db, make_cache())
     assert svc.role_of(SYSTEM, team_id, member) is Role.MEMBER
-    with clean_db.connection() as conn:
+    with as_system(clean_db) as conn:
         conn.execute(
             "UPDATE team_members SET role = 'OWNER' WHERE team_id = %s AND user_id = %s",
             (team_id, member),

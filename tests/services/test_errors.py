@@ -27,7 +27,7 @@ from dbops.services import _base
 from dbops.services._base import Actor, unit_of_work
 from dbops.services.teams import TeamService
 from dbops.services.users import UserService, UserView
-from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, SYSTEM_CONTEXT, as_system
 
 SQL_WORDS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WHERE", "VALUES", "%(", "$1")
 
@@ -190,7 +190,7 @@ def test_serialization_failure_40001_is_retryable(clean_db: Database, team_id: u
         with unit_of_work(clean_db, SYSTEM, isolation="repeatable read") as uow:
             uow.conn.execute("SELECT name FROM teams WHERE id = %s", (team_id,))
             # Another transaction changes the row and commits after our snapshot was taken.
-            with clean_db.connection() as other:
+            with as_system(clean_db) as other:
                 other.execute("UPDATE teams SET name = 'Theirs' WHERE id = %s", (team_id,))
             uow.conn.execute("UPDATE teams SET name = 'Ours' WHERE id = %s", (team_id,))
 
@@ -210,7 +210,7 @@ def test_deadlock_40p01_is_retryable(clean_db: Database, owner: UserView) -> Non
     def lock(first: uuid.UUID, second: uuid.UUID) -> None:
         try:
             with unit_of_work(clean_db, SYSTEM) as uow:
-                uow.conn.execute("SET LOCAL deadlock_timeout = '20ms'")
+                # deadlock_timeout is superuser-only: the app role waits the default 1 s.
                 uow.conn.execute("UPDATE teams SET name = 'x' WHERE id = %s", (first,))
                 barrier.wait()
                 uow.conn.execute("UPDATE teams SET name = 'y' WHERE id = %s", (second,))
@@ -231,7 +231,7 @@ def test_deadlock_40p01_is_retryable(clean_db: Database, owner: UserView) -> Non
 
 
 def test_lock_not_available_55p03_is_lock_timeout(clean_db: Database, team_id: uuid.UUID) -> None:
-    with clean_db.connection() as holder:
+    with as_system(clean_db) as holder:
         holder.execute("SELECT 1 FROM teams WHERE id = %s FOR UPDATE", (team_id,))
         with pytest.raises(LockTimeout) as err:
             run_all(
@@ -270,15 +270,19 @@ def test_a_failing_step_rolls_back_the_whole_unit_of_work(
 
 
 @pytest.fixture
-def flaky_teams(clean_db: Database) -> Iterator[str]:
+def flaky_teams(clean_db: Database, db: Database) -> Iterator[str]:
     """A trigger on teams that raises serialization_failure while a sequence is below a limit.
 
     Sequences are not transactional, so the count survives the rollback of each attempt.
     Yields the sequence name; the test sets the number of failures with setval.
     """
-    with psycopg.connect(to_libpq_url(clean_db.url), autocommit=True) as conn:
+    # Created by the administrator (only the owner changes the schema); the app role, which
+    # the services run as, may use them.
+    with psycopg.connect(to_libpq_url(db.url), autocommit=True) as conn:
         conn.execute("CREATE SEQUENCE test_flaky_attempts")
         conn.execute("CREATE TABLE test_flaky_limit (failures int NOT NULL)")
+        conn.execute("GRANT USAGE, SELECT ON SEQUENCE test_flaky_attempts TO PUBLIC")
+        conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON test_flaky_limit TO PUBLIC")
         conn.execute(
             """
             CREATE FUNCTION test_flaky() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -304,7 +308,7 @@ def flaky_teams(clean_db: Database) -> Iterator[str]:
 
 
 def attempts(db: Database, seq: str) -> int:
-    with db.read() as conn:
+    with db.read(SYSTEM_CONTEXT) as conn:
         row = conn.execute(f"SELECT last_value FROM {seq}").fetchone()
     assert row is not None
     return int(row[0])
@@ -314,7 +318,7 @@ def test_a_write_is_retried_after_a_serialization_failure(
     clean_db: Database, owner: UserView, flaky_teams: str
 ) -> None:
     team = TeamService(clean_db).create(Actor.user(owner.id), name="Acme", slug="acme")
-    with clean_db.read() as conn:
+    with clean_db.read(SYSTEM_CONTEXT) as conn:
         conn.execute("INSERT INTO test_flaky_limit VALUES (2)")
     renamed = TeamService(clean_db).rename(Actor.user(owner.id), team.id, "Acme Inc")
     assert renamed.name == "Acme Inc"
@@ -323,7 +327,7 @@ def test_a_write_is_retried_after_a_serialization_failure(
 
 def test_retries_are_bounded(clean_db: Database, owner: UserView, flaky_teams: str) -> None:
     team = TeamService(clean_db).create(Actor.user(owner.id), name="Acme", slug="acme")
-    with clean_db.read() as conn:
+    with clean_db.read(SYSTEM_CONTEXT) as conn:
         conn.execute("INSERT INTO test_flaky_limit VALUES (1000)")
     with pytest.raises(RetryableConflict) as err:
         TeamService(clean_db).rename(Actor.user(owner.id), team.id, "Never")

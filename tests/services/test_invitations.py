@@ -17,6 +17,7 @@ from dbops.services.invitations import InvitationService, InvitationView, Issued
 from dbops.services.memberships import MembershipService
 from tests.services._helpers import (
     SYSTEM,
+    as_system,
     make_team,
     make_user,
     role_in_table,
@@ -52,14 +53,14 @@ def team(clean_db: Database) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
 
 
 def row(db: Database, invitation_id: uuid.UUID) -> tuple:
-    with db.connection() as conn:
+    with as_system(db) as conn:
         found = conn.execute(INVITATION_ROW, {"id": invitation_id}).fetchone()
     assert found is not None
     return found
 
 
 def backdate(db: Database, invitation_id: uuid.UUID) -> None:
-    with db.connection() as conn:
+    with as_system(db) as conn:
         conn.execute(BACKDATE, {"id": invitation_id})
 
 
@@ -93,7 +94,7 @@ def test_invite_returns_token_once_and_stores_only_its_hash(
         "OWNER",
         owner,
     )
-    with clean_db.connection() as conn:
+    with as_system(clean_db) as conn:
         dump = conn.execute("SELECT i::text FROM invitations AS i").fetchall()
     assert all(issued.token not in r[0] for r in dump)
 

@@ -20,6 +20,7 @@ from dbops.services._ownership import (
 from dbops.services.memberships import MembershipService, MemberView, TeamMembership
 from tests.services._helpers import (
     SYSTEM,
+    SYSTEM_CONTEXT,
     make_team,
     make_user,
     owners_of,
@@ -96,7 +97,7 @@ def test_role_of_is_one_prepared_statement(
     )
     prepared = 0
     for _ in range(3):
-        with clean_db.read() as conn:
+        with clean_db.read(SYSTEM_CONTEXT) as conn:
             rows = conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
             prepared += sum(" ".join(r[0].split()) == expected for r in rows)
     assert prepared >= 1

@@ -11,7 +11,7 @@ from dbops.db import Database
 from dbops.errors import ConfigError, DecryptionError, Forbidden, InvalidInput, NotFound
 from dbops.services._base import Actor
 from dbops.services.users import UserService, UserView
-from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, SYSTEM_CONTEXT, as_system
 
 PHONE = "+14155550123"
 SELECT_STORED = (
@@ -36,7 +36,7 @@ def make_user(users: UserService, n: int | str) -> UserView:
 
 
 def stored(db: Database, user_id: uuid.UUID) -> tuple:
-    with db.read() as conn:
+    with db.read(SYSTEM_CONTEXT) as conn:
         row = conn.execute(SELECT_STORED, (user_id,)).fetchone()
     assert row is not None
     return row
@@ -122,7 +122,7 @@ def test_find_by_phone_finds_the_right_users(users: UserService) -> None:
 def test_find_by_phone_uses_the_blind_index(users: UserService, db: Database) -> None:
     from dbops.services.users import SELECT_USERS_BY_PHONE_SQL
 
-    with db.read() as conn:
+    with db.read(SYSTEM_CONTEXT) as conn:
         conn.execute("SET enable_seqscan = off")
         plan = conn.execute(
             "EXPLAIN " + SELECT_USERS_BY_PHONE_SQL, {"blind_index": b"\x00" * 32}
@@ -136,7 +136,7 @@ def test_a_ciphertext_copied_to_another_row_is_a_clear_error(
 ) -> None:
     ada, bob = make_user(users, "ada"), make_user(users, "bob")
     users.set_phone(SYSTEM, ada.id, PHONE)
-    with db.connection() as conn:  # an attacker with write access copies Ada's phone to Bob
+    with as_system(db) as conn:  # an attacker with write access copies Ada's phone to Bob
         conn.execute(
             "UPDATE users AS b SET phone_ciphertext = a.phone_ciphertext, "
             "phone_key_version = a.phone_key_version, phone_blind_index = a.phone_blind_index "
@@ -157,7 +157,7 @@ def test_the_three_columns_are_set_together(users: UserService, db: Database) ->
     with (
         pytest.raises(InvalidInput, match="set together"),
         translate_db_errors(),
-        db.connection() as conn,
+        as_system(db) as conn,
     ):
         conn.execute("UPDATE users SET phone_key_version = 1 WHERE id = %s", (user.id,))
 

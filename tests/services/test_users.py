@@ -20,7 +20,9 @@ from tests.services._helpers import (
     FAST_HASHER,
     PASSWORD,
     SYSTEM,
+    SYSTEM_CONTEXT,
     add_member,
+    as_system,
     statement_calls,
 )
 
@@ -55,7 +57,7 @@ def test_create_normalizes_email_and_hides_the_hash(users: UserService, db: Data
     assert user.profile == {"lang": "en"}
     assert user.created_at.tzinfo is not None
     assert not hasattr(user, "password_hash")
-    with db.read() as conn:
+    with db.read(SYSTEM_CONTEXT) as conn:
         row = conn.execute("SELECT password_hash FROM users WHERE id = %s", (user.id,)).fetchone()
     assert row is not None
     assert row[0].startswith("$argon2id$")
@@ -140,7 +142,7 @@ def test_authenticate_rehashes_when_parameters_change(clean_db: Database) -> Non
     new = UserService(clean_db, hasher=stronger)
 
     def stored_hash() -> str:
-        with clean_db.read() as conn:
+        with clean_db.read(SYSTEM_CONTEXT) as conn:
             row = conn.execute("SELECT password_hash FROM users WHERE id = %s", (user.id,))
             return str(row.fetchone()[0])  # type: ignore[index]
 
@@ -380,7 +382,7 @@ def test_get_by_email_is_one_prepared_statement(clean_db: Database, migrated: st
             before = statement_calls(probe)
             assert service.get_by_email(SYSTEM, user.email) == user
             assert statement_calls(probe) - before == 1
-        with single.read() as conn:
+        with single.read(SYSTEM_CONTEXT) as conn:
             prepared = [r[0] for r in conn.execute("SELECT statement FROM pg_prepared_statements")]
         assert any("lower(email)" in s and "FROM users" in s for s in prepared)
     finally:
@@ -399,7 +401,7 @@ def test_a_soft_deleted_co_owner_does_not_count_as_an_owner(
     acme = teams.create(Actor.user(owner.id), name="Acme", slug="acme")
     add_member(clean_db, acme.id, ghost.id, Role.OWNER)
     # Soft-deleted behind the service's back: the OWNER row stays.
-    with clean_db.connection() as conn:
+    with as_system(clean_db) as conn:
         conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (ghost.id,))
     with pytest.raises(Forbidden, match="acme"):
         users.delete(SYSTEM, owner.id)
