@@ -12,7 +12,18 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from dbops.cli import archive, audit, backup, data, keys, maintain, monitor, pitr, schema
+from dbops.cli import (
+    archive,
+    audit,
+    backup,
+    data,
+    keys,
+    maintain,
+    monitor,
+    pitr,
+    roles,
+    schema,
+)
 from dbops.cli._errors import ErrorHandlingGroup, report
 from dbops.cli.db import db_app
 
@@ -55,6 +66,7 @@ app.add_typer(maintain.maintain_app, name="maintain")
 pitr.register(backup.backup_app)  # pitr-setup, pitr-base, pitr-info, pitr-restore
 app.add_typer(backup.backup_app, name="backup")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(roles.roles_app, name="roles")
 app.add_typer(audit.audit_app, name="audit")
 
 

@@ -177,14 +177,29 @@ def up(
         demo_data = settings.embedded
     dsn = _target.dsn_to_change(settings)
     say(f"database: {dsn.redacted}")
+    migrate_as = dsn
+    if settings.embedded:
+        # The embedded default runs as production should: dbops' roles exist, the owner role
+        # runs the migrations, the services run as the app role under row-level security.
+        from dbops.ops.roles import ROLE_NAMES, role_passwords, setup_roles
+
+        with _target.database(settings, dsn) as admin:
+            setup_roles(admin, role_passwords(settings)[0])
+        migrate_as = dsn.as_user(ROLE_NAMES["owner"])
+        say("roles: dbops_owner (migrations), dbops_app (services), dbops_readonly, dbops_monitor")
     head = ops_migrate.head_revision()
     pending = ops_migrate.pending(dsn.sqlalchemy)
-    change = upgrade(dsn, settings, "head") if pending else None
+    change = upgrade(migrate_as, settings, "head") if pending else None
     if change is not None and change.applied:
         say(f"migrated to {head} (applied {', '.join(change.applied)})")
     else:
         say(f"schema at head ({head})")
     with _target.database(settings, dsn) as db:
+        if settings.embedded:
+            from dbops.ops.roles import grant_privileges
+
+            with db.connection() as conn:
+                grant_privileges(conn)  # on the tables the migrations just created
         if demo_data:
             run_seed(
                 db,

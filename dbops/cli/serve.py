@@ -177,34 +177,35 @@ class Dashboard:
 
 
 #: The login role the dashboard of `dbops up --serve` reads with on the embedded cluster.
-DASHBOARD_ROLE = "dbops_readonly"
+DASHBOARD_ROLE = "dbops_readonly"  # dbops.ops.roles.ROLE_NAMES["readonly"]
 
 
 def dashboard_database_url(db: Database, settings: Settings, dsn: Dsn) -> str | None:
     """A URL for the read-only dashboard role, or None when dbops does not own the server.
 
-    On the embedded cluster the role is (re)created with a fresh random password each start
-    (it never leaves this process and the dashboard's environment); on a ``DATABASE_URL`` the
-    operator chooses: ``DBOPS_DASHBOARD_DATABASE_URL``, else the main URL with
-    ``default_transaction_read_only``.
+    On the embedded cluster: ``dbops_readonly`` over the socket (``dbops up`` created it); on
+    a ``DATABASE_URL`` the operator chooses: ``DBOPS_DASHBOARD_DATABASE_URL``, else the main
+    URL with ``default_transaction_read_only``.
     """
     if settings.dashboard_database_url is not None:
         return settings.dashboard_database_url.get_secret_value()
     if not settings.embedded:
         return None
-    import secrets
-    from urllib.parse import quote, urlsplit, urlunsplit
+    from dbops.ops.roles import ROLE_NAMES
 
-    from dbops.ops.roles import ensure_readonly_role
+    # `dbops up` set the roles up (dbops.ops.roles): the read-only role reads across tenants
+    # (BYPASSRLS) without the secret columns; over the cluster's socket it needs no password.
+    return dsn.as_user(ROLE_NAMES["readonly"]).libpq
 
-    password = secrets.token_urlsafe(24)
-    ensure_readonly_role(db, DASHBOARD_ROLE, password=password)
-    # A postgresql:// URL (the dashboard parses DBOPS_DASHBOARD_DATABASE_URL with Dsn.parse,
-    # which takes URLs only): the main URL with the role's user and password.
-    parts = urlsplit(dsn.libpq)
-    host = parts.netloc.rpartition("@")[2]
-    user = f"{quote(DASHBOARD_ROLE, safe='')}:{quote(password, safe='')}"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+def _app_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
+    """The services' database: the app role on the embedded cluster (RLS applies), else ``db``."""
+    if not settings.embedded:
+        return db
+    from dbops.db import open_database
+    from dbops.ops.roles import ROLE_NAMES
+
+    return open_database(settings, dsn.as_user(ROLE_NAMES["app"]))
 
 
 def start_dashboard(
@@ -473,11 +474,13 @@ def serve(
         scheduler: BackgroundScheduler | None = None
         workload_stop = threading.Event()
         workload: threading.Thread | None = None
+        app_db: Database | None = None
         try:
             dashboard = start_dashboard(
                 settings, dsn, readonly_url=dashboard_database_url(db, settings, dsn)
             )
-            workload = _workload_thread(db, settings, cache, workload_stop)
+            app_db = _app_database(db, settings, dsn)
+            workload = _workload_thread(app_db, settings, cache, workload_stop)
             say(
                 f"workload: {settings.workload_rate:g} operations/s through the services "
                 f"({settings.workload_threads} threads)"
@@ -496,6 +499,8 @@ def serve(
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
             exporter.close()
+            if app_db is not None and app_db is not db:
+                app_db.close()
             if dashboard is not None:
                 dashboard.stop(settings.serve_stop_timeout_s)
     stopped = ["workload", "exporter"]

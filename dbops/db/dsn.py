@@ -78,6 +78,21 @@ class Dsn:
         _check_values(options, source)
         return cls(libpq=libpq, sqlalchemy=to_sqlalchemy_url(url), redacted=redact_dsn(libpq))
 
+    def as_user(self, user: str, password: str | None = None) -> Dsn:
+        """The same server and database as another role.
+
+        ``password`` None puts none in the URL (the embedded cluster's socket asks for none).
+        """
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        parts = urlsplit(self.libpq)
+        host = parts.netloc.rpartition("@")[2]
+        credentials = quote(user, safe="")
+        if password is not None:
+            credentials += ":" + quote(password, safe="")
+        url = urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+        return Dsn.parse(url, source=f"the URL of role {user}")
+
 
 def configured_dsn(settings: Settings) -> Dsn | None:
     """The validated ``DATABASE_URL``; ``None`` when unset (the embedded cluster is used).

@@ -156,9 +156,15 @@ class Version:
 
     @property
     def actor(self) -> str:
-        """The actor for humans: ``user <id>``, ``system <name>`` or ``none`` (plain SQL)."""
+        """The actor for humans: ``user <id>``, ``system <name>`` or ``none`` (plain SQL).
+
+        A system step a service took for a user (creating a team, accepting an invitation:
+        ``dbops.services._base.elevate``) reads ``user <id> via <step>``.
+        """
         if self.actor_kind == "user":
             return f"user {self.actor_id}"
+        if self.actor_kind == "system" and self.actor_id:
+            return f"user {self.actor_id} via {self.actor_name or '?'}"
         if self.actor_kind == "system":
             return f"system {self.actor_name or '?'}"
         return "none"

@@ -25,6 +25,7 @@ Everything here is idempotent and runs as a role that may create roles and chang
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,15 +33,19 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from dbops.config import Settings
 from dbops.db import Database
 
 __all__ = [
     "APP_TABLES",
     "ROLE_NAMES",
     "RoleName",
+    "RoleState",
     "RolesReport",
     "ensure_readonly_role",
     "grant_privileges",
+    "role_passwords",
+    "role_status",
     "setup_roles",
 ]
 
@@ -188,6 +193,24 @@ class RolesReport:
     reowned: int
 
 
+def role_passwords(settings: Settings) -> tuple[dict[RoleName, str], tuple[RoleName, ...]]:
+    """Each role's password, and which roles got a generated one.
+
+    From settings (``DBOPS_<ROLE>_PASSWORD`` or its ``_FILE``); unset ones are random (32
+    bytes) and never shown.
+    """
+    passwords: dict[RoleName, str] = {}
+    generated: list[RoleName] = []
+    for role in ROLE_NAMES:
+        value = getattr(settings, f"{role}_password")
+        if value is None:
+            passwords[role] = secrets.token_urlsafe(32)
+            generated.append(role)
+        else:
+            passwords[role] = value.get_secret_value()
+    return passwords, tuple(generated)
+
+
 def _ensure_role(
     conn: psycopg.Connection[Any], role: RoleName, password: str
 ) -> Literal["created", "updated"]:
@@ -237,7 +260,9 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
         hidden = SECRET_COLUMNS.get(table, ())
         columns = [r[0] for r in conn.execute(COLUMNS_SQL, {"table": f"public.{table}"})]
         visible = [sql.Identifier(c) for c in columns if c not in hidden]
-        conn.execute(sql.SQL("REVOKE ALL ON {table} FROM {role}").format(table=ident, role=readonly))
+        conn.execute(
+            sql.SQL("REVOKE ALL ON {table} FROM {role}").format(table=ident, role=readonly)
+        )
         conn.execute(
             sql.SQL("GRANT SELECT ({columns}) ON {table} TO {role}").format(
                 columns=sql.SQL(", ").join(visible), table=ident, role=readonly
@@ -298,7 +323,7 @@ def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:
             )
         ]
         for statement in statements:
-            conn.execute(sql.SQL(statement))  # type: ignore[arg-type]  # built by format() above
+            conn.execute(sql.SQL(statement))  # built by format() in FOREIGN_OWNED_SQL
         grant_privileges(conn)
     return RolesReport(created=tuple(created), updated=tuple(updated), reowned=len(statements))
 
@@ -343,3 +368,41 @@ def ensure_readonly_role(
         conn.execute(GRANT_SELECT_SQL.format(schema=target, role=role))
         conn.execute(DEFAULT_SELECT_SQL.format(schema=target, role=role))
     return name
+
+
+ROLE_STATE_SQL = """
+SELECT rolname::text AS name, rolcanlogin AS login, rolbypassrls AS bypass_rls,
+       rolsuper AS superuser
+FROM pg_roles
+WHERE rolname = ANY(%(names)s)
+"""
+
+
+@dataclass(frozen=True)
+class RoleState:
+    """One of dbops' roles as the server has it."""
+
+    role: RoleName
+    name: str
+    exists: bool
+    login: bool = False
+    bypass_rls: bool = False
+    superuser: bool = False
+
+
+def role_status(db: Database) -> list[RoleState]:
+    """Each of dbops' roles: does it exist, can it log in, does it bypass RLS (``dbops roles``)."""
+    with db.read() as conn:
+        rows = {
+            r[0]: r[1:] for r in conn.execute(ROLE_STATE_SQL, {"names": list(ROLE_NAMES.values())})
+        }
+    states = []
+    for role, name in ROLE_NAMES.items():
+        found = rows.get(name)
+        if found is None:
+            states.append(RoleState(role, name, exists=False))
+        else:
+            states.append(
+                RoleState(role, name, True, bool(found[0]), bool(found[1]), bool(found[2]))
+            )
+    return states

@@ -385,7 +385,7 @@ def test_history_lists_a_teams_versions_with_actor_and_changes(clean_db: Databas
     assert [v.row["name"] for v in versions if v.row] == ["Acme", "Acme Two", "Acme Three"]
     assert versions[1].changed == ("name",)
     assert "slug" in versions[0].changed
-    assert versions[0].actor == "system teams.create"  # a system step for the user (0007)
+    assert versions[0].actor == f"user {owner} via teams.create"  # a system step (0007)
     assert {v.actor for v in versions[1:]} == {f"user {owner}"}
     assert versions[0].at <= versions[1].at <= versions[2].at
     # The slug changes: the team is found by its current slug and by its old one.
