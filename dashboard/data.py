@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from dbops.config import Settings
-from dbops.db import Database, Dsn, open_database, running_dsn
+from dbops.db import Database, open_database, readonly_dsn
 from dbops.errors import DbopsError
 from dbops.monitoring import Finding, Snapshot, collect_snapshot, evaluate
 from dbops.ops.backup.manifest import BrokenManifest, default_backup_dir, read_manifests
@@ -114,8 +114,8 @@ def source() -> Source:
 def get_database() -> Database:
     """The dashboard's read-only pool: ``dashboard_database_url``, else the main URL.
 
-    Every connection has ``default_transaction_read_only=on``; with a role made by
-    :func:`dbops.ops.roles.ensure_readonly_role` it also has no write privilege at all.
+    Every connection has ``default_transaction_read_only=on``; as dbops' read-only role
+    (:func:`dbops.db.readonly_dsn`) it also has no write privilege at all.
     """
     settings = get_settings()
     values = dict(settings)
@@ -123,15 +123,9 @@ def get_database() -> Database:
     values["pool_min_size"] = 0
     values["pool_max_size"] = min(settings.pool_max_size, 4)
     read_only = _ReadOnlySettings.model_construct(**values)
-    if settings.dashboard_database_url is not None:
-        dsn = Dsn.parse(
-            settings.dashboard_database_url.get_secret_value(),
-            source="DBOPS_DASHBOARD_DATABASE_URL",
-        )
-    else:
-        # The dashboard only reads: like `dbops status` it never creates or starts a cluster,
-        # and a stopped one is a note on each panel.
-        dsn = running_dsn(settings)
+    # The dashboard only reads: like `dbops status` it never creates or starts a cluster, and
+    # a stopped one is a note on each panel. On the embedded cluster it reads as dbops_readonly.
+    dsn = readonly_dsn(settings)
     database = open_database(read_only, dsn)
     _OPENED.append(database)
     return database

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         make_engine,
         make_pool,
         open_database,
+        readonly_dsn,
         resolve_dsn,
         resolve_url,
     )
@@ -34,6 +35,7 @@ __all__ = [
     "make_engine",
     "make_pool",
     "open_database",
+    "readonly_dsn",
     "resolve_dsn",
     "resolve_url",
     "running_dsn",
@@ -52,6 +54,7 @@ _WHERE = {
     "make_engine": "dbops.db.engine",
     "make_pool": "dbops.db.engine",
     "open_database": "dbops.db.engine",
+    "readonly_dsn": "dbops.db.engine",
     "resolve_dsn": "dbops.db.engine",
     "resolve_url": "dbops.db.engine",
     "running_dsn": "dbops.db.engine",

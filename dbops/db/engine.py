@@ -33,6 +33,7 @@ __all__ = [
     "make_engine",
     "make_pool",
     "open_database",
+    "readonly_dsn",
     "resolve_dsn",
     "resolve_url",
 ]
@@ -80,6 +81,26 @@ def running_dsn(settings: Settings) -> Dsn:
     if not cluster.running():
         raise DatabaseUnavailable(EMBEDDED_STOPPED)
     return Dsn.parse(cluster.url(), source="the embedded cluster's URL")
+
+
+def readonly_dsn(settings: Settings) -> Dsn:
+    """Where the dashboard and the notebooks read; never creates or starts a cluster.
+
+    ``DBOPS_DASHBOARD_DATABASE_URL`` when set; else, on the embedded cluster, its read-only role
+    ``dbops_readonly`` (``dbops up`` sets it up: it reads across tenants without the secret
+    columns and cannot write); else ``DATABASE_URL``.
+    """
+    from dbops.db.roles import ROLE_NAMES
+
+    if settings.dashboard_database_url is not None:
+        return Dsn.parse(
+            settings.dashboard_database_url.get_secret_value(),
+            source="DBOPS_DASHBOARD_DATABASE_URL",
+        )
+    dsn = running_dsn(settings)
+    if configured_dsn(settings) is None:
+        return dsn.as_user(ROLE_NAMES["readonly"])
+    return dsn
 
 
 def resolve_url(settings: Settings) -> str:

@@ -35,6 +35,7 @@ from psycopg import sql
 
 from dbops.config import Settings
 from dbops.db import Database
+from dbops.db.roles import ROLE_NAMES, RoleName
 
 __all__ = [
     "APP_TABLES",
@@ -49,15 +50,6 @@ __all__ = [
     "setup_roles",
 ]
 
-RoleName = Literal["owner", "app", "readonly", "monitor"]
-
-#: dbops' role -> PostgreSQL role name.
-ROLE_NAMES: dict[RoleName, str] = {
-    "owner": "dbops_owner",
-    "app": "dbops_app",
-    "readonly": "dbops_readonly",
-    "monitor": "dbops_monitor",
-}
 
 #: Tables the application reads and writes (team_locations only exists with PostGIS).
 APP_TABLES = ("users", "teams", "team_members", "invitations", "team_locations")

@@ -18,6 +18,7 @@ from psycopg import sql
 
 from dbops.db import EmbeddedCluster, open_database
 from dbops.ops.migrate import upgrade
+from dbops.ops.roles import grant_privileges
 from dbops.ops.seed import seed
 from tests.fixtures.db import make_settings
 
@@ -93,8 +94,9 @@ def test_notebooks_hold_no_sql(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def seeded_url(pg_cluster: EmbeddedCluster) -> Iterator[str]:
-    """A fresh database of its own (other tests share the main one): migrated, seeded."""
+def seeded_url(pg_cluster: EmbeddedCluster, migrated: str) -> Iterator[str]:
+    """A fresh database of its own (other tests share the main one): migrated, seeded, with
+    dbops' roles granted (the roles are the cluster's, made by ``migrated``)."""
     name = f"t_nb_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -106,6 +108,8 @@ def seeded_url(pg_cluster: EmbeddedCluster) -> Iterator[str]:
     db = open_database(settings, url)
     try:
         seed(db, users=200, teams=20, seed=1, replace=True)
+        with db.connection() as conn:
+            grant_privileges(conn)
     finally:
         db.close()
     with psycopg.connect(pg_cluster.libpq_url(name), autocommit=True) as conn:
@@ -158,6 +162,10 @@ def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
         book.cells.insert(at + 1, injected)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
     env["DATABASE_URL"] = seeded_url
+    # The read-only notebooks (02, 03) read as dbops_readonly (dbops.db.readonly_dsn), as they
+    # do on the embedded default; 01 (captures history, may run a workload) and the runbook
+    # (backups) keep the administrator's URL.
+    env["DBOPS_DASHBOARD_DATABASE_URL"] = seeded_url.replace("postgres@", "dbops_readonly@", 1)
     env["DBOPS_HOME"] = str(tmp_path / "home")  # never the developer's embedded cluster
     client = NotebookClient(
         book,
@@ -173,6 +181,8 @@ def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
     assert errors == []
     text = _outputs_text(book)
     (tmp_path / "outputs.txt").write_text(text, encoding="utf-8")  # for a failing run
+    if path.name in ("02_index_health.ipynb", "03_teams_and_users.ipynb"):
+        assert "dbops_readonly@" in text  # the "database:" line names the role it read as
     assert "<table" in text, "no DataFrame rendered"
     # Altair's default renderer is HTML with vega-embed (JupyterLab's mimetype renderer also counts)
     charted = "vegaEmbed" in text or any(
