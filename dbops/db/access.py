@@ -53,8 +53,11 @@ INSUFFICIENT_PRIVILEGE: Final = "42501"
 #: Most failed sign-in times kept for the recent-window count.
 MAX_RECENT: Final = 10_000
 
-#: The logger every access event is recorded on.
+#: The logger every access event is recorded on. Silent until the application configures
+#: logging (a library's NullHandler: no "last resort" lines on stderr from a workload's
+#: wrong passwords).
 ACCESS_LOGGER = logging.getLogger("dbops.access")
+ACCESS_LOGGER.addHandler(logging.NullHandler())
 
 #: How far along ``__cause__``/``__context__`` a SQLSTATE is looked for.
 _MAX_CHAIN = 8

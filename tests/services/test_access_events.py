@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -303,3 +305,17 @@ def test_concurrent_events_lose_no_count() -> None:
     for t in threads:
         t.join()
     assert dict(events.counts())["forbidden"] == 8_000
+
+
+def test_events_print_nothing_until_logging_is_configured() -> None:
+    code = (
+        "import logging\n"
+        "from dbops.db.access import ACCESS\n"
+        "ACCESS.record('login_failed', statement='users.authenticate')\n"
+        "logging.basicConfig(format='%(name)s %(levelname)s %(access_kind)s')\n"
+        "ACCESS.record('rls_denied', statement='teams.create')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stderr == "dbops.access WARNING rls_denied\n"
