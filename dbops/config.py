@@ -246,6 +246,11 @@ class Settings(BaseSettings):
     monitor_max_tables: int = Field(
         default=1_000, ge=1, description="Most tables kept in a snapshot (largest first)."
     )
+    monitor_access_window_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="Span of the recent failed-login counts in a snapshot (`failed_logins` check).",
+    )
     check_replication_lag_warning_s: float = Field(
         default=30.0, gt=0, description="Replication lag (seconds) that is a warning."
     )
@@ -320,6 +325,14 @@ class Settings(BaseSettings):
         gt=0,
         le=1,
         description="Share of `pg_stat_statements.max` in use that warns (entries get evicted).",
+    )
+    check_failed_logins_warning: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Failed logins within `monitor_access_window_s` that warn, counted apart for the "
+            "application's sign-ins and the server's logins."
+        ),
     )
     # Prometheus exporter (dbops.exporter): scrape budget, scrape-storm cache, series limits.
     exporter_scrape_budget_s: float = Field(

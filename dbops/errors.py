@@ -27,6 +27,7 @@ __all__ = [
     "Forbidden",
     "InvalidInput",
     "LockTimeout",
+    "LoginFailed",
     "MigrationError",
     "NotFound",
     "OperationTimeout",
@@ -112,6 +113,14 @@ class InvalidInput(DbopsError):
 
 class Forbidden(DbopsError):
     """The actor's role does not allow this action."""
+
+
+class LoginFailed(Forbidden):
+    """A sign-in was refused: the message never says whether the e-mail or the password was wrong.
+
+    A :class:`Forbidden`, so callers that catch that keep working; the access monitor
+    (:mod:`dbops.db.access`) counts it as a failed login rather than a denial.
+    """
 
 
 class FeatureUnavailable(DbopsError):

@@ -24,7 +24,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
 from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.simple_server import make_server as _wsgi_server
 
@@ -37,13 +37,16 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from dbops.config import Settings
 from dbops.db import Database, open_database
+from dbops.db.access import ACCESS
 from dbops.monitoring.checks import CHECKS, WRAPAROUND_LIMIT, Severity, evaluate
 from dbops.monitoring.collect import COLLECTORS, collect_snapshot
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
+    AccessStat,
     AppStat,
     BackupsStat,
     CacheStat,
@@ -347,6 +350,8 @@ def snapshot_metrics(snapshot: Snapshot, settings: Settings) -> list[Metric]:
         _resource_metrics(f, snapshot.resources)
     if snapshot.backups is not None:
         _backup_metrics(f, snapshot.backups)
+    if snapshot.access is not None:
+        _access_metrics(f, snapshot.access)
     _check_metrics(f, snapshot, settings)
     families = f.all()
     if snapshot.app is not None:
@@ -683,6 +688,27 @@ def _resource_metrics(f: _Families, res: ResourceStat) -> None:
         )
 
 
+#: Help of ``dbops_access_events_total`` (the same from the snapshot and from the app collector).
+ACCESS_EVENTS_DOC = (
+    "Access events: refused logins (login_failed), denials by row-level security (rls_denied) "
+    "or a missing privilege (privilege_denied); app also forbidden and not_found service calls. "
+    "source=app: this process's service calls; source=server: the server log."
+)
+
+
+def _access_metrics(f: _Families, access: AccessStat) -> None:
+    if access.server is not None:
+        counts = [(str(c.key), c.count) for c in access.server.by_kind()]
+        _access_event_metrics(f, "server", counts)
+    if access.app is not None:
+        _access_event_metrics(f, "app", [(str(c.key), c.count) for c in access.app.by_kind()])
+
+
+def _access_event_metrics(f: _Families, source: str, counts: Iterable[tuple[str, int]]) -> None:
+    for kind, count in counts:
+        f.counter("dbops_access_events", ACCESS_EVENTS_DOC, count, kind=kind, source=source)
+
+
 def _pool_metrics(f: _Families, pool: PoolStat) -> None:
     labels = {"pool": pool.name or ""}
     f.gauge("dbops_pool_min_size", "Connections the pool keeps open.", pool.min_size, **labels)
@@ -838,14 +864,20 @@ def app_statement_metrics(app: AppStat) -> list[Metric]:
 
 
 class _AppCollector(Collector):
-    """The app process's pool, cache and service statements, read live on each scrape."""
+    """The app process's pool, cache, service statements and access events, read live."""
 
     def __init__(
-        self, pool: ConnectionPool | None, cache: CacheLike | None, *, statements: bool
+        self,
+        pool: ConnectionPool | None,
+        cache: CacheLike | None,
+        *,
+        statements: bool,
+        access: bool = True,
     ) -> None:
         self._pool = pool
         self._cache = cache
         self._statements = statements
+        self._access = access
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -856,6 +888,8 @@ class _AppCollector(Collector):
             _pool_metrics(f, pool_stats(self._pool))
         if self._cache is not None:
             _cache_metrics(f, cache_stats(self._cache))
+        if self._access:
+            _access_event_metrics(f, "app", ACCESS.counts())
         families = f.all()
         if self._statements:
             families.extend(app_statement_metrics(app_stats()))
@@ -868,24 +902,107 @@ def instrument(
     db: Database | ConnectionPool | None = None,
     cache: CacheLike | None = None,
     statements: bool = True,
+    access: bool = True,
 ) -> Collector:
     """Register the app process's own pool, query-cache and statement metrics on ``registry``.
 
     The pool is read live (``get_stats()``) on each scrape, and with ``statements`` the
     service statements' latency histograms and errors by SQLSTATE class
-    (:mod:`dbops.db.metrics`); nothing touches the database. Returns the collector
-    (``registry.unregister`` it to stop).
+    (:mod:`dbops.db.metrics`), with ``access`` the access events of the service calls
+    (``dbops_access_events_total{source="app"}``, :mod:`dbops.db.access`); nothing touches the
+    database. Returns the collector (``registry.unregister`` it to stop).
     """
     pool = db.pool if isinstance(db, Database) else db
-    collector = _AppCollector(pool, cache, statements=statements)
+    collector = _AppCollector(pool, cache, statements=statements, access=access)
     registry.register(collector)
     return collector
 
 
 # --------------------------------------------------------------------------------- HTTP
+class _Collects(Protocol):
+    def collect(self) -> Iterable[Metric]: ...
+
+
+def merge_families(families: Iterable[Metric]) -> list[Metric]:
+    """``families`` with one family per name: later samples join the first family of their name.
+
+    Two collectors on one registry can build the same family: with :func:`instrument` on the
+    exporter's registry (``dbops up --serve``) the snapshot gives
+    ``dbops_access_events_total{source="server"}`` and the app collector ``{source="app"}``.
+    The exposition format allows one HELP/TYPE block per name, so they are joined into a new
+    family (the collectors' own are left alone); a sample already there (same name and labels)
+    and a family of another type are dropped.
+    """
+    merged: dict[str, Metric] = {}
+    keys: dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
+    for family in families:
+        first = merged.get(family.name)
+        if first is None:
+            merged[family.name] = family
+            keys[family.name] = {_sample_key(x) for x in family.samples}
+            continue
+        if first.type != family.type:
+            continue
+        if not isinstance(first, _Joined):
+            first = merged[family.name] = _Joined(first)
+        seen = keys[family.name]
+        for sample in family.samples:
+            key = _sample_key(sample)
+            if key not in seen:
+                seen.add(key)
+                first.samples.append(sample)
+    return list(merged.values())
+
+
+def _sample_key(sample: Sample) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return sample.name, tuple(sorted(sample.labels.items()))
+
+
+class _Joined(Metric):
+    """A copy of a family that :func:`merge_families` adds samples to."""
+
+    def __init__(self, family: Metric) -> None:
+        super().__init__(family.name, family.documentation, family.type, family.unit)
+        self.samples = list(family.samples)
+
+
+class _MergedRegistry:
+    """What the exposition reads: the registry's families merged by name, optionally only some.
+
+    ``/metrics?name[]=...`` restricts by sample name here (prometheus_client's own restriction
+    finds nothing: the collectors describe no names in advance).
+    """
+
+    def __init__(self, registry: _Collects, names: frozenset[str] | None = None) -> None:
+        self._registry = registry
+        self._names = names
+
+    def collect(self) -> Iterable[Metric]:
+        """The families, merged by name (:func:`merge_families`), restricted to the names."""
+        families = merge_families(self._registry.collect())
+        if self._names is None:
+            return families
+        kept: list[Metric] = []
+        for family in families:
+            samples = [x for x in family.samples if x.name in self._names]
+            if samples:
+                part = _Joined(family)
+                part.samples = samples
+                kept.append(part)
+        return kept
+
+    def restricted_registry(self, names: Iterable[str]) -> _MergedRegistry:
+        """Only the samples called ``names`` (``dbops_access_events_total``, ...)."""
+        return _MergedRegistry(self._registry, frozenset(names))
+
+
 def make_app(registry: CollectorRegistry) -> WSGIApplication:
-    """WSGI app: ``/metrics`` (and ``/``) from ``registry``, ``/healthz`` (no database)."""
-    metrics = make_wsgi_app(registry)
+    """WSGI app: ``/metrics`` (and ``/``) from ``registry``, ``/healthz`` (no database).
+
+    Families of the same name built by different collectors are served as one
+    (:func:`merge_families`).
+    """
+    metrics = make_wsgi_app(_MergedRegistry(registry))
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")

@@ -1,4 +1,4 @@
-"""Activity: connections by state, application and user; long-running and blocked queries."""
+"""Activity: connections, access events (refused logins, denials), long and blocked queries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components as c
-from dbops.monitoring.snapshot import CountBy
+from dbops.monitoring.snapshot import AccessStat, CountBy, Snapshot
 
 
 def _counts(items: tuple[CountBy, ...] | None, label: str) -> pd.DataFrame:
@@ -14,6 +14,58 @@ def _counts(items: tuple[CountBy, ...] | None, label: str) -> pd.DataFrame:
         [{label: i.key or "(none)", "connections": i.count} for i in items or ()],
         columns=[label, "connections"],
     )
+
+
+def _access_table(acc: AccessStat) -> pd.DataFrame:
+    """One row per kind of event; an empty cell where the source does not count that kind."""
+    app = {str(x.key): x.count for x in acc.app.by_kind()} if acc.app else {}
+    server = {str(x.key): x.count for x in acc.server.by_kind()} if acc.server else {}
+    kinds = ("login_failed", "forbidden", "not_found", "rls_denied", "privilege_denied")
+    return pd.DataFrame(
+        [{"event": k, "app": app.get(k), "server": server.get(k)} for k in kinds],
+        columns=["event", "app", "server"],
+    ).astype({"app": "Int64", "server": "Int64"})
+
+
+def _num(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _access(snap: Snapshot) -> None:
+    st.subheader("Access")
+    if c.collector_note(snap, "access"):
+        return
+    acc = snap.access
+    if acc is None:
+        st.info("No access events in this snapshot.")
+        return
+    window = f"last {acc.window_s / 60:.0f} min"
+    cols = st.columns(4)
+    cols[0].metric(
+        f"Failed logins, server ({window})",
+        _num(acc.server.login_failed_recent if acc.server else None),
+        help="SQLSTATE 28P01/28000 lines of the server log",
+    )
+    cols[1].metric(
+        f"Failed sign-ins, app ({window})",
+        _num(acc.app.login_failed_recent if acc.app else None),
+        help="UserService.authenticate refusals in the process that took the snapshot",
+    )
+    cols[2].metric("RLS denials (server)", _num(acc.server.rls_denied if acc.server else None))
+    cols[3].metric(
+        "Privilege denials (server)",
+        _num(acc.server.privilege_denied if acc.server else None),
+    )
+    st.dataframe(_access_table(acc), hide_index=True, width="stretch")
+    notes = []
+    if acc.app is None:
+        notes.append("app: counted in the application process (a snapshot it takes itself)")
+    if acc.server is None:
+        notes.append("server: its log is not on this host")
+    if notes:
+        st.caption("Unknown here — " + "; ".join(notes) + ". Counts are since start.")
+    else:
+        st.caption("Counts are since start (the server's: since its log was first read).")
 
 
 def main() -> None:
@@ -24,6 +76,7 @@ def main() -> None:
     act = snap.activity
     if act is None:
         st.info("No activity in this snapshot.")
+        _access(snap)
         return
     cols = st.columns(3)
     cols[0].metric("Connections", "-" if act.total is None else act.total)
@@ -49,6 +102,8 @@ def main() -> None:
             "client",
             title="By client address (local = unix socket)",
         )
+
+    _access(snap)
 
     st.subheader("Blocked queries")
     if act.blocked is None:

@@ -388,8 +388,12 @@ class EmbeddedCluster:
             "track_io_timing = on",
             "track_functions = all",
             "log_lock_waits = on",
-            # %e (SQLSTATE) lets the resources collector count server errors by class.
-            "log_line_prefix = '%m [%p] %e '",
+            # %e (SQLSTATE) lets the resources and access collectors count server errors by
+            # class, refused logins (28xxx) and denials (42501); %q ends the prefix of
+            # background processes, sessions add user@database and client host. UTC times let
+            # the access collector count the refused logins of a recent window.
+            "log_line_prefix = '%m [%p] %e %q%u@%d %h '",
+            "log_timezone = 'UTC'",
             "max_connections = 100",
             "shared_buffers = 256MB",
         ]

@@ -11,7 +11,9 @@ pool timeout or a bug).
 method then holds its own :class:`StatementSeries`, so recording a call costs two
 ``perf_counter_ns`` reads, a ``bisect`` and a few increments under an uncontended per-name
 lock (no dict lookup). :func:`statement_stats` reads everything as frozen data for the
-monitoring snapshot and the Prometheus exporter.
+monitoring snapshot and the Prometheus exporter. A failed call is also handed to
+:func:`dbops.db.access.record_failure`, which counts and logs the access events (failed sign-ins,
+denials, hidden rows) among the failures; a successful call costs nothing more.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from time import perf_counter_ns
 from types import FunctionType
 from typing import Any, TypeVar
 
+from dbops.db.access import AccessEvents, record_failure
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 __all__ = [
@@ -228,10 +231,14 @@ def statement_stats(metrics: StatementMetrics | None = None) -> tuple[StatementS
     return (metrics or STATEMENTS).snapshot()
 
 
-def timed(name: str, *, metrics: StatementMetrics | None = None) -> Callable[[F], F]:
+def timed(
+    name: str, *, metrics: StatementMetrics | None = None, access: AccessEvents | None = None
+) -> Callable[[F], F]:
     """Decorate a function so each call is timed and recorded under ``name``.
 
-    Exceptions are counted by :func:`error_class` and raised unchanged.
+    Exceptions are counted by :func:`error_class`, handed to
+    :func:`dbops.db.access.record_failure` (into ``access``, default: the process recorder) and
+    raised unchanged.
     """
     series = (metrics or STATEMENTS).series(name)
 
@@ -245,6 +252,7 @@ def timed(name: str, *, metrics: StatementMetrics | None = None) -> Callable[[F]
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 observe(perf_counter_ns() - started, error_class(exc))
+                record_failure(name, exc, args, kwargs, events=access)
                 raise
             observe(perf_counter_ns() - started)
             return result
@@ -255,7 +263,9 @@ def timed(name: str, *, metrics: StatementMetrics | None = None) -> Callable[[F]
     return decorate
 
 
-def timed_methods(prefix: str, *, metrics: StatementMetrics | None = None) -> Callable[[C], C]:
+def timed_methods(
+    prefix: str, *, metrics: StatementMetrics | None = None, access: AccessEvents | None = None
+) -> Callable[[C], C]:
     """Class decorator: time every public method of the class as ``"<prefix>.<method>"``.
 
     Only plain functions defined on the class itself are wrapped (not ``_private`` ones,
@@ -266,7 +276,7 @@ def timed_methods(prefix: str, *, metrics: StatementMetrics | None = None) -> Ca
         for attr, value in list(vars(cls).items()):
             if attr.startswith("_") or not isinstance(value, FunctionType):
                 continue
-            setattr(cls, attr, timed(f"{prefix}.{attr}", metrics=metrics)(value))
+            setattr(cls, attr, timed(f"{prefix}.{attr}", metrics=metrics, access=access)(value))
         return cls
 
     return decorate

@@ -539,6 +539,43 @@ def _backup_unverified(snap: Snapshot, s: Settings) -> list[Finding] | None:
     return out
 
 
+def _failed_logins(snap: Snapshot, s: Settings) -> list[Finding] | None:
+    acc = snap.access
+    if acc is None:
+        return None
+    sources = [
+        (
+            "app",
+            acc.app.login_failed_recent if acc.app else None,
+            "sign-ins refused by UserService.authenticate",
+            "see the WARNING records of logger dbops.access (statement, actor); throttle or "
+            "lock the account under attack",
+        ),
+        (
+            "server",
+            acc.server.login_failed_recent if acc.server else None,
+            "database logins refused by the server",
+            "grep the server log for SQLSTATE 28P01/28000 (user@database and client host are "
+            "in each line); rotate the password, tighten pg_hba.conf",
+        ),
+    ]
+    known = [(name, n, what, hint) for name, n, what, hint in sources if n is not None]
+    if not known:
+        return None
+    minutes = acc.window_s / 60
+    return [
+        Finding(
+            "failed_logins",
+            Severity.WARNING,
+            f"{n} {what} in the last {minutes:.0f} min",
+            hint,
+            name,
+        )
+        for name, n, what, hint in known
+        if n >= s.check_failed_logins_warning
+    ]
+
+
 #: Every check, in the order findings are reported.
 CHECKS: tuple[Check, ...] = (
     Check("collector_errors", "Collector errors", (), _collector_errors, "every collector ran"),
@@ -656,6 +693,13 @@ CHECKS: tuple[Check, ...] = (
         ("backup_verified_max_age_s",),
         _backup_unverified,
         "a recent backup passed its restore drill, and the last drill passed",
+    ),
+    Check(
+        "failed_logins",
+        "Failed logins",
+        ("check_failed_logins_warning", "monitor_access_window_s"),
+        _failed_logins,
+        "no burst of failed logins in the recent window",
     ),
 )
 

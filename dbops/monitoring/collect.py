@@ -22,6 +22,7 @@ from dbops.db import Database
 from dbops.monitoring import advice as index_advice
 from dbops.monitoring._fetch import CollectorUnavailable, fetch_one
 from dbops.monitoring.collectors import (
+    access,
     activity,
     backups,
     data,
@@ -161,11 +162,13 @@ def collect_snapshot(
             top statements, with hypopg; it costs planning time, so it is off by default).
             Skipped when the statements are unknown; a missing hypopg is recorded in
             ``snapshot.errors`` like any failing collector.
-        app: include this process's service statement latencies (``snapshot.app``); for a
-            snapshot taken inside the application process.
+        app: include this process's service statement latencies (``snapshot.app``) and
+            access events (``snapshot.access.app``); for a snapshot taken inside the
+            application process.
         data_dir: the server's data directory when it runs on this host: adds its volume,
-            CPU, memory and log errors to ``snapshot.resources``. Defaults to the embedded
-            cluster's when ``settings`` point at it (no ``DATABASE_URL``).
+            CPU, memory and log errors to ``snapshot.resources``, and its log's refused logins
+            and denials to ``snapshot.access.server``. Defaults to the embedded cluster's when
+            ``settings`` point at it (no ``DATABASE_URL``).
 
     Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
     that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
@@ -230,6 +233,14 @@ def collect_snapshot(
         elapsed = time.perf_counter() - backups_started
         errors.append(_section_error("backups", exc, elapsed, settings))
 
+    access_stat = None
+    access_started = time.perf_counter()
+    try:  # in-process counters and the server log, no database
+        access_stat = access.collect_access(settings, now=taken_at, app=app, data_dir=data_dir)
+    except Exception as exc:
+        elapsed = time.perf_counter() - access_started
+        errors.append(_section_error("access", exc, elapsed, settings))
+
     activity_stat = ActivityStat(
         max_connections=counts.max_connections if counts else None,
         total=counts.total if counts else None,
@@ -257,4 +268,5 @@ def collect_snapshot(
         app=app_stats() if app else None,
         resources=resource_stat,
         backups=backups_stat,
+        access=access_stat,
     )

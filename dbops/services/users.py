@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from dbops.crypto import Keyring, load_keyring, normalize_phone
 from dbops.db.engine import Database
 from dbops.db.metrics import timed_methods
-from dbops.errors import Forbidden, NotFound
+from dbops.errors import Forbidden, LoginFailed, NotFound
 from dbops.models.base import Role
 from dbops.services._base import Actor, UnitOfWork, check_actor, in_transaction, reading
 from dbops.services._cache import QueryCache
@@ -332,9 +332,9 @@ class UserService:
         if credentials is None:
             # Spend the same time as a real check, so timing does not reveal unknown emails.
             self._verify(self._dummy(), password)
-            raise Forbidden(WRONG_CREDENTIALS)
+            raise LoginFailed(WRONG_CREDENTIALS)
         if not self._verify(credentials.password_hash, password):
-            raise Forbidden(WRONG_CREDENTIALS)
+            raise LoginFailed(WRONG_CREDENTIALS)
         if self._hasher.check_needs_rehash(credentials.password_hash):
             params = {
                 "id": credentials.id,

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from dbops.monitoring import Snapshot
+from dbops.monitoring.snapshot import AccessStat
 from tests.dashboard.conftest import PAGES, ROOT, app, texts, write_snapshot
-from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
+from tests.fixtures.snapshots import (
+    HEALTHY_ACCESS,
+    degraded_snapshot,
+    healthy_snapshot,
+    partial_snapshot,
+)
 
 
 def _render_all(snapshot_file: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
@@ -108,3 +115,43 @@ def test_loopback_config_ships_with_the_repo() -> None:
         config = tomllib.loads((where / "config.toml").read_text())
         assert config["server"]["address"] == "127.0.0.1"
         assert config["client"]["showErrorDetails"] is False
+
+
+def _activity(snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(
+        "DBOPS_DASHBOARD_SNAPSHOT_FILE", str(write_snapshot(tmp_path / "s.json", snapshot))
+    )
+    at = app()
+    at.run()
+    at.switch_page("pages/activity.py")
+    at.run()
+    assert not at.exception, at.exception
+    return texts(at)
+
+
+def test_activity_shows_access_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = _activity(healthy_snapshot(), tmp_path, monkeypatch)
+    assert "Access" in shown
+    assert "Failed logins, server (last 15 min) 2" in shown
+    assert "Failed sign-ins, app (last 15 min) 1" in shown
+    assert "RLS denials (server) 1" in shown
+    assert "Privilege denials (server) 2" in shown
+    table = next(line.split() for line in shown.splitlines() if line.split()[1:2] == ["not_found"])
+    assert table[2:] == ["5", "<NA>"]  # the server does not count hidden rows
+
+
+@pytest.mark.parametrize(
+    ("access", "expected"),
+    [
+        (None, "No access events in this snapshot."),
+        (
+            dataclasses.replace(HEALTHY_ACCESS, app=None),
+            "app: counted in the application process",
+        ),
+    ],
+)
+def test_activity_says_what_access_is_unknown(
+    access: AccessStat | None, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = dataclasses.replace(healthy_snapshot(), access=access)
+    assert expected in _activity(snap, tmp_path, monkeypatch)

@@ -171,3 +171,43 @@ def test_suggested_indexes_is_ok_when_advice_found_nothing_and_absent_when_not_r
     ran = _by_check(evaluate(dataclasses.replace(healthy, advice=NO_ADVICE), SETTINGS))
     assert [f.severity for f in ran["suggested_indexes"]] == [Severity.OK]
     assert "suggested_indexes" not in _by_check(evaluate(healthy, SETTINGS))
+
+
+def _access(healthy: Snapshot, app: int | None, server: int | None) -> Snapshot:
+    acc = healthy.access
+    assert acc is not None
+    assert acc.app is not None
+    assert acc.server is not None
+    return dataclasses.replace(
+        healthy,
+        access=dataclasses.replace(
+            acc,
+            app=None if app is None else dataclasses.replace(acc.app, login_failed_recent=app),
+            server=dataclasses.replace(acc.server, login_failed_recent=server),
+        ),
+    )
+
+
+def test_failed_logins_warn_from_the_threshold_per_source(healthy: Snapshot) -> None:
+    limit = SETTINGS.check_failed_logins_warning
+    below = _by_check(evaluate(_access(healthy, limit - 1, limit - 1), SETTINGS))
+    assert [f.severity for f in below["failed_logins"]] == [Severity.OK]
+    at = _by_check(evaluate(_access(healthy, limit, limit - 1), SETTINGS))["failed_logins"]
+    assert [(f.severity, f.subject) for f in at] == [(Severity.WARNING, "app")]
+    assert f"{limit} sign-ins refused" in at[0].message
+    assert "last 15 min" in at[0].message
+    server = _by_check(evaluate(_access(healthy, None, limit), SETTINGS))["failed_logins"]
+    assert [(f.severity, f.subject) for f in server] == [(Severity.WARNING, "server")]
+    assert server[0].hint is not None
+    assert "28P01" in server[0].hint
+
+
+def test_failed_logins_unknown_is_no_finding(healthy: Snapshot) -> None:
+    assert "failed_logins" not in _by_check(
+        evaluate(dataclasses.replace(healthy, access=None), SETTINGS)
+    )
+    neither = _access(healthy, None, None)
+    assert "failed_logins" not in _by_check(evaluate(neither, SETTINGS))
+    strict = Settings(_env_file=None, check_failed_logins_warning=1)
+    found = _by_check(evaluate(_access(healthy, 1, None), strict))["failed_logins"]
+    assert [f.subject for f in found] == ["app"]  # the server's unknown count is not judged

@@ -10,11 +10,13 @@ import pytest
 from dbops.db import Database
 from dbops.monitoring import Snapshot, collect_snapshot
 from dbops.monitoring.snapshot import (
+    AccessStat,
     Advice,
     CountBy,
     IndexSuggestion,
     Rejection,
     ResourceStat,
+    ServerAccessStat,
     StatementGain,
 )
 from tests.fixtures.monitoring import monitor_settings
@@ -73,6 +75,14 @@ def _with_remote_resources() -> Snapshot:
     return dataclasses.replace(healthy_snapshot(), resources=ResourceStat(wal_bytes=1))
 
 
+def _with_partial_access() -> Snapshot:
+    """Access seen from outside the application, on a log in local time: counts, no recent."""
+    server = ServerAccessStat(
+        login_failed=7, rls_denied=0, privilege_denied=1, login_failed_recent=None
+    )
+    return dataclasses.replace(healthy_snapshot(), access=AccessStat(window_s=60.5, server=server))
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -82,6 +92,7 @@ def _with_remote_resources() -> Snapshot:
         _with_advice,
         _with_resources,
         _with_remote_resources,
+        _with_partial_access,
     ],
 )
 def test_canned_round_trip_is_exact(make: object) -> None:
@@ -105,6 +116,13 @@ def test_newer_fields_are_ignored_when_reading() -> None:
     data["history"] = []
     data["pool"]["future_counter"] = 3
     assert Snapshot.from_json(json.dumps(data)) == healthy_snapshot()
+
+
+def test_a_snapshot_without_access_reads_as_unknown() -> None:
+    data = json.loads(healthy_snapshot().to_json())
+    assert data["access"]["server"]["login_failed"] == 4
+    del data["access"]  # written before access monitoring
+    assert Snapshot.from_json(json.dumps(data)).access is None
 
 
 def test_collected_round_trip_is_exact(mon_db: Database, mon_url: str) -> None:

@@ -6,9 +6,10 @@ import os
 import re
 import shutil
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,13 @@ from dbops.monitoring.snapshot import CountBy, ResourceStat
 
 __all__ = [
     "MAX_LOG_READ_BYTES",
+    "MAX_RECENT_LOGINS",
+    "LogCounts",
     "collect_resources",
     "count_log_errors",
+    "count_log_lines",
     "default_log_files",
+    "read_log",
     "server_processes",
     "wal_bytes",
 ]
@@ -37,9 +42,18 @@ FROM pg_ls_waldir()
 #: Most bytes read from one log file per collection; older bytes are skipped.
 MAX_LOG_READ_BYTES = 1 << 20
 
-#: An error line under ``log_line_prefix = '%m [%p] %e '`` (the embedded cluster's; the
-#: SQLSTATE is optional so the default ``'%m [%p] '`` still counts, as class ``other``).
-_ERROR_LINE = re.compile(rb"^[^\[]*\[\d+\] (?:([0-9A-Z]{5}) )?(?:ERROR|FATAL|PANIC):  ")
+#: An error line under the embedded cluster's ``log_line_prefix = '%m [%p] %e %q%u@%d %h '``,
+#: or its older ``'%m [%p] %e '``: time, pid, SQLSTATE, then for a client session its user,
+#: database and client host. The SQLSTATE is optional so the default ``'%m [%p] '`` still counts
+#: (as class ``other``); a user or database name with a space in it is not recognised.
+_ERROR_LINE = re.compile(
+    rb"^(?P<time>[^\[]*)\[\d+\] (?:(?P<sqlstate>[0-9A-Z]{5}) )?(?:[^ @]*@[^ ]* [^ ]* )?"
+    rb"(?:ERROR|FATAL|PANIC):  "
+)
+#: ``%m`` in UTC (``log_timezone = 'UTC'``, as the embedded cluster sets it).
+_LOG_TIME = re.compile(rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) (?:UTC|GMT) $")
+#: Most failed-login times kept per log file for the recent-window count.
+MAX_RECENT_LOGINS = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,11 +63,33 @@ class _WalRow:
 
 @dataclass
 class _Tail:
-    """How far one log file was read, and the errors counted in it so far."""
+    """How far one log file was read, and what was counted in it so far."""
 
     inode: int
     offset: int
     counts: Counter[str] = field(default_factory=Counter)
+    access: Counter[str] = field(default_factory=Counter)
+    logins: deque[datetime] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_LOGINS))
+    last_login_untimed: bool = False
+
+
+@dataclass(frozen=True)
+class LogCounts:
+    """What one server log file held, since this process first read it.
+
+    ``errors``: ERROR/FATAL/PANIC lines by SQLSTATE class. ``access``: failed logins
+    (``login_failed``: class 28, ``28P01`` wrong password, ``28000`` no ``pg_hba.conf`` entry or
+    a rejected one, unknown role), ``rls_denied`` (42501 about row-level security) and
+    ``privilege_denied`` (any other 42501). ``login_times``: when the failed logins happened
+    (UTC), the last :data:`MAX_RECENT_LOGINS`; ``last_login_untimed`` says the time of the
+    latest failed login could not be read (a ``log_timezone`` other than UTC), so the recent
+    ones are unknown.
+    """
+
+    errors: Counter[str]
+    access: Counter[str]
+    login_times: tuple[datetime, ...]
+    last_login_untimed: bool
 
 
 _TAILS: dict[Path, _Tail] = {}
@@ -118,8 +154,13 @@ def default_log_files(data_dir: Path) -> list[Path]:
     return files
 
 
-def _read_tail(path: Path) -> Counter[str] | None:
-    """Count the errors added to ``path`` since the last call; the file's running total."""
+def read_log(path: Path) -> LogCounts | None:
+    """Count what was added to ``path`` since the last call; the file's running totals.
+
+    The first read starts at most :data:`MAX_LOG_READ_BYTES` before the end; a rotated or
+    truncated file is read again from its start (the totals go on). ``None`` when the file
+    cannot be read.
+    """
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -139,32 +180,80 @@ def _read_tail(path: Path) -> Counter[str] | None:
                     cut = chunk.find(b"\n") + 1
                 body = chunk[cut:]
                 end = body.rfind(b"\n") + 1  # a line still being written waits for next time
-                tail.counts.update(count_log_errors(body[:end].splitlines()))
+                _count_lines(tail, body[:end].splitlines())
                 tail.offset = start + cut + end
-                return Counter(tail.counts)
+                return _counts_of(tail)
     except OSError:
+        return None
+
+
+def _count_lines(tail: _Tail, lines: Iterable[bytes]) -> None:
+    for line in lines:
+        match = _ERROR_LINE.match(line)
+        if not match:
+            continue
+        code = match.group("sqlstate")
+        tail.counts[code[:2].decode() if code else "other"] += 1
+        kind = _access_kind(code, line)
+        if kind is None:
+            continue
+        tail.access[kind] += 1
+        if kind == "login_failed":
+            at = _log_time(match.group("time"))
+            tail.last_login_untimed = at is None
+            if at is not None:
+                tail.logins.append(at)
+
+
+def _access_kind(code: bytes | None, line: bytes) -> str | None:
+    if code is None:
+        return None
+    if code.startswith(b"28"):
+        return "login_failed"
+    if code == b"42501":
+        return "rls_denied" if b"row-level security" in line else "privilege_denied"
+    return None
+
+
+def _log_time(text: bytes) -> datetime | None:
+    match = _LOG_TIME.match(text)
+    if match is None:
+        return None
+    try:
+        return datetime.fromisoformat(match.group(1).decode()).replace(tzinfo=UTC)
+    except ValueError:
         return None
 
 
 def count_log_errors(lines: Iterable[bytes]) -> Counter[str]:
     """ERROR/FATAL/PANIC lines by SQLSTATE class (``"other"`` when the line has no SQLSTATE)."""
-    counts: Counter[str] = Counter()
-    for line in lines:
-        match = _ERROR_LINE.match(line)
-        if match:
-            code = match.group(1)
-            counts[code[:2].decode() if code else "other"] += 1
-    return counts
+    return count_log_lines(lines).errors
+
+
+def count_log_lines(lines: Iterable[bytes]) -> LogCounts:
+    """Errors by SQLSTATE class and access events of ``lines`` (see :class:`LogCounts`)."""
+    tail = _Tail(inode=0, offset=0)
+    _count_lines(tail, lines)
+    return _counts_of(tail)
+
+
+def _counts_of(tail: _Tail) -> LogCounts:
+    return LogCounts(
+        errors=Counter(tail.counts),
+        access=Counter(tail.access),
+        login_times=tuple(tail.logins),
+        last_login_untimed=tail.last_login_untimed,
+    )
 
 
 def _log_errors(files: Sequence[Path]) -> tuple[CountBy, ...] | None:
     total: Counter[str] = Counter()
     read_any = False
     for path in files:
-        counts = _read_tail(path)
+        counts = read_log(path)
         if counts is not None:
             read_any = True
-            total.update(counts)
+            total.update(counts.errors)
     if not read_any:
         return None
     return tuple(CountBy(key=k, count=v) for k, v in sorted(total.items()))
