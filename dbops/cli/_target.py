@@ -65,6 +65,18 @@ def dsn_to_read(settings: Settings) -> Dsn:
     return running_dsn(settings)
 
 
+def as_app(settings: Settings, dsn: Dsn) -> Dsn:
+    """What the services connect as: ``dsn``, or on the embedded cluster its app role.
+
+    ``dbops_app`` is under row-level security; ``dbops up`` sets the roles up.
+    """
+    if not settings.embedded:
+        return dsn
+    from dbops.db.roles import ROLE_NAMES
+
+    return dsn.as_user(ROLE_NAMES["app"])
+
+
 def dsn_to_change(settings: Settings) -> Dsn:
     """``DATABASE_URL``, or the embedded cluster, created and started first if needed."""
     from dbops.db import configured_dsn, find_binaries, resolve_dsn

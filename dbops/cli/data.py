@@ -275,7 +275,7 @@ def workload(
     from dbops.ops.workload import run_workload
 
     settings = _target.settings()
-    dsn = _target.dsn_to_change(settings)
+    dsn = _target.as_app(settings, _target.dsn_to_change(settings))
     with _target.database(settings, dsn) as db:
         result = run_workload(
             db,

@@ -202,10 +202,10 @@ def _app_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
     """The services' database: the app role on the embedded cluster (RLS applies), else ``db``."""
     if not settings.embedded:
         return db
+    from dbops.cli._target import as_app
     from dbops.db import open_database
-    from dbops.ops.roles import ROLE_NAMES
 
-    return open_database(settings, dsn.as_user(ROLE_NAMES["app"]))
+    return open_database(settings, as_app(settings, dsn))
 
 
 def start_dashboard(
