@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from dbops.config import Settings, load_settings
 from dbops.db.dsn import Dsn, configured_dsn
+from dbops.db.roles import SYSTEM_ROLE
 from dbops.errors import DbopsError, translate_db_errors, translate_exception
 
 __all__ = [
@@ -162,16 +163,30 @@ def make_pool(settings: Settings, url: str | Dsn, *, open_now: bool = True) -> C
     )
 
 
-#: The session settings that name who acts on a connection (row-level security reads them).
-#: An empty value means "no actor": the policies then match nothing.
-ActorContext = tuple[str, str, str]
-NO_ACTOR: ActorContext = ("", "", "")
+#: The session settings that name who acts on a connection, row-level security reads them:
+#: ``(app.actor_kind, app.actor_id, app.actor_name, role)``. An empty id means "no actor": the
+#: policies then match nothing. ``role`` is ``none`` (the login role) or the system role.
+ActorContext = tuple[str, str, str, str]
+NO_ACTOR: ActorContext = ("", "", "", "none")
 
 #: ``is_local`` false: the values stay on the session until changed (see :class:`_Carried`).
 SET_SESSION_ACTOR_SQL = """
-SELECT set_config('app.actor_kind', %(kind)s, false),
+SELECT set_config('role', %(role)s, false),
+       set_config('app.actor_kind', %(kind)s, false),
        set_config('app.actor_id', %(id)s, false),
        set_config('app.actor_name', %(name)s, false)
+"""
+
+#: Whether the login role may and should switch to the system role for system actors: a
+#: member of it that does not bypass RLS by itself (a superuser keeps its own rights).
+SYSTEM_ROLE_SQL = """
+SELECT CASE
+  WHEN r.rolsuper OR r.rolbypassrls THEN false
+  WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(role)s) THEN false
+  ELSE pg_has_role(current_user, %(role)s, 'MEMBER')
+END
+FROM pg_roles AS r
+WHERE r.rolname = current_user
 """
 
 
@@ -197,8 +212,10 @@ class _Carried:
         """Make ``conn`` (in autocommit mode) carry exactly ``context``."""
         if self._by_conn.get(conn, NO_ACTOR) == context:
             return
-        kind, actor_id, name = context
-        conn.execute(SET_SESSION_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name})
+        kind, actor_id, name, role = context
+        conn.execute(
+            SET_SESSION_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role}
+        )
         if context == NO_ACTOR:
             self._by_conn.pop(conn, None)
         else:
@@ -304,6 +321,9 @@ class Database:
     pool: ConnectionPool
     engine: Engine
     sessions: sessionmaker[Session]
+    #: The role system actors switch to (``dbops_system``), or None where the login role may
+    #: not or need not (a superuser, or no such role: policies then use ``app.actor_kind``).
+    system_role: str | None = None
 
     @property
     def url(self) -> str:
@@ -374,9 +394,18 @@ def open_database(settings: Settings | None = None, url: str | Dsn | None = None
         dsn = url or resolve_dsn(settings)
         # One direct connection first: a wrong password or an unreachable host then surfaces as
         # its own error instead of a generic pool timeout.
-        psycopg.connect(dsn.libpq, **connection_kwargs(settings)).close()
+        with psycopg.connect(dsn.libpq, **connection_kwargs(settings)) as probe:
+            row = probe.execute(SYSTEM_ROLE_SQL, {"role": SYSTEM_ROLE}).fetchone()
+            system_role = SYSTEM_ROLE if row is not None and row[0] else None
         pool = make_pool(settings, dsn, open_now=False)
         pool.open(wait=False)
     engine = make_engine(pool)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    return Database(settings=settings, dsn=dsn, pool=pool, engine=engine, sessions=sessions)
+    return Database(
+        settings=settings,
+        dsn=dsn,
+        pool=pool,
+        engine=engine,
+        sessions=sessions,
+        system_role=system_role,
+    )

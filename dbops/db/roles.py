@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ROLE_NAMES", "RoleName"]
+__all__ = ["ROLE_NAMES", "SYSTEM_ROLE", "RoleName"]
 
 RoleName = Literal["owner", "app", "readonly", "monitor"]
 
@@ -15,3 +15,7 @@ ROLE_NAMES: dict[RoleName, str] = {
     "readonly": "dbops_readonly",
     "monitor": "dbops_monitor",
 }
+
+#: NOLOGIN, BYPASSRLS: what the services switch to for an explicit system actor (granted to
+#: the app role), so system statements plan without the tenant policies (decision 0007).
+SYSTEM_ROLE = "dbops_system"

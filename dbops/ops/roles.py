@@ -15,6 +15,9 @@ dbops_readonly   the dashboard and the notebooks: SELECT on the tenant tables (B
                  statistics views (``pg_monitor``); ``default_transaction_read_only``; no audit.
 dbops_monitor    the exporter and history capture: ``pg_monitor`` and the ``dbops_monitor``
                  schema; no SELECT on any tenant table.
+dbops_system     NOLOGIN, BYPASSRLS, granted to dbops_app: the services switch to it for an
+                 explicit system actor (``SET ROLE``), so system statements plan without the
+                 tenant policies; it owns the policies' functions (migration 0008).
 ===============  =========================================================================
 
 Everything here is idempotent and runs as a role that may create roles and change ownership
@@ -35,7 +38,7 @@ from psycopg import sql
 
 from dbops.config import Settings
 from dbops.db import Database
-from dbops.db.roles import ROLE_NAMES, RoleName
+from dbops.db.roles import ROLE_NAMES, SYSTEM_ROLE, RoleName
 
 __all__ = [
     "APP_TABLES",
@@ -103,7 +106,7 @@ REVOKE_PUBLIC_CREATE_SQL = sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
 #: Objects of dbops' schemas not owned by ``owner`` and not part of an extension: statements
 #: that give them to ``owner`` (schemas, tables/views/sequences, functions, types).
-FOREIGN_OWNED_SQL = """
+FOREIGN_OWNED_SQL = r"""
 SELECT format('ALTER SCHEMA %%I OWNER TO %%I', n.nspname, %(owner)s::text) AS statement
 FROM pg_namespace AS n
 WHERE n.nspname = ANY(%(schemas)s) AND n.nspname <> 'public'
@@ -129,6 +132,7 @@ FROM pg_proc AS p
 JOIN pg_namespace AS n ON n.oid = p.pronamespace
 WHERE n.nspname = ANY(%(schemas)s)
   AND p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+  AND NOT p.proname LIKE 'rls\_%%'  -- the policies' functions belong to the system role
   AND NOT EXISTS (
     SELECT 1 FROM pg_depend AS d
     WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
@@ -226,6 +230,30 @@ def _current_database(conn: psycopg.Connection[Any]) -> str:
     return str(row[0])
 
 
+CREATE_SYSTEM_ROLE_SQL = sql.SQL("CREATE ROLE {role} NOLOGIN BYPASSRLS")
+ALTER_SYSTEM_ROLE_SQL = sql.SQL(
+    "ALTER ROLE {role} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS"
+)
+GRANT_ROLE_SQL = sql.SQL("GRANT {role} TO {member}")
+
+#: The functions behind the tenant policies (migration 0008): they belong to the system role,
+#: which bypasses RLS, and dbops' roles may call them.
+RLS_FUNCTIONS = ("rls_actor_team_ids()", "rls_actor_user_ids()")
+
+FUNCTION_EXISTS_SQL = """
+SELECT to_regprocedure(%(signature)s) IS NOT NULL
+"""
+
+
+def _ensure_system_role(conn: psycopg.Connection[Any]) -> None:
+    ident = sql.Identifier(SYSTEM_ROLE)
+    row = conn.execute(ROLE_EXISTS_SQL, {"name": SYSTEM_ROLE}).fetchone()
+    if not (row and row[0]):
+        conn.execute(CREATE_SYSTEM_ROLE_SQL.format(role=ident))
+    conn.execute(ALTER_SYSTEM_ROLE_SQL.format(role=ident))
+    conn.execute(GRANT_ROLE_SQL.format(role=ident, member=sql.Identifier(ROLE_NAMES["app"])))
+
+
 def grant_privileges(conn: psycopg.Connection[Any]) -> None:
     """Grant each role what the module docstring says on the tables that exist now.
 
@@ -241,14 +269,17 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
     conn.execute(REVOKE_PUBLIC_CREATE_SQL)
     for role in (app, readonly):
         conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("public"), role=role))
+    system = sql.Identifier(SYSTEM_ROLE)
+    conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("public"), role=system))
     tables = [r[0] for r in conn.execute(EXISTING_TABLES_SQL, {"tables": list(APP_TABLES)})]
     for table in tables:
         ident = sql.Identifier(table)
-        conn.execute(
-            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}").format(
-                table=ident, role=app
+        for role in (app, system):
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}").format(
+                    table=ident, role=role
+                )
             )
-        )
         hidden = SECRET_COLUMNS.get(table, ())
         columns = [r[0] for r in conn.execute(COLUMNS_SQL, {"table": f"public.{table}"})]
         visible = [sql.Identifier(c) for c in columns if c not in hidden]
@@ -258,6 +289,17 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
         conn.execute(
             sql.SQL("GRANT SELECT ({columns}) ON {table} TO {role}").format(
                 columns=sql.SQL(", ").join(visible), table=ident, role=readonly
+            )
+        )
+    for signature in RLS_FUNCTIONS:
+        found = conn.execute(FUNCTION_EXISTS_SQL, {"signature": signature}).fetchone()
+        if not (found and found[0]):
+            continue  # not migrated to 0008 yet
+        function = sql.SQL(signature)  # a fixed name from RLS_FUNCTIONS
+        conn.execute(sql.SQL("ALTER FUNCTION {f} OWNER TO {r}").format(f=function, r=system))
+        conn.execute(
+            sql.SQL("GRANT EXECUTE ON FUNCTION {f} TO {roles}").format(
+                f=function, roles=sql.SQL(", ").join([owner, app, readonly])
             )
         )
     for role in (readonly, monitor):
@@ -301,6 +343,7 @@ def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:
         for role in ROLE_NAMES:
             outcome = _ensure_role(conn, role, passwords[role])
             (created if outcome == "created" else updated).append(ROLE_NAMES[role])
+        _ensure_system_role(conn)
         for extension in EXTENSIONS:
             row = conn.execute(AVAILABLE_EXTENSION_SQL, {"name": extension}).fetchone()
             if row and row[0]:

@@ -86,8 +86,10 @@ def user_of(actor: Actor) -> uuid.UUID:
 
 #: The actor of a transaction, transaction-local (``is_local``): it ends with COMMIT/ROLLBACK, so
 #: a pooled connection never carries it to its next borrower. One statement, one round trip.
+#: ``role`` is ``none`` (the login role) or the system role a system actor switches to.
 SET_ACTOR_SQL = """
-SELECT set_config('app.actor_kind', %(kind)s, true),
+SELECT set_config('role', %(role)s, true),
+       set_config('app.actor_kind', %(kind)s, true),
        set_config('app.actor_id', %(id)s, true),
        set_config('app.actor_name', %(name)s, true)
 """
@@ -102,38 +104,51 @@ _ISOLATION_SQL: dict[str, LiteralString] = {
 }
 
 
-def actor_context(actor: Actor) -> ActorContext:
-    """The ``(app.actor_kind, app.actor_id, app.actor_name)`` values that name ``actor``."""
-    return (actor.kind, "" if actor.user_id is None else str(actor.user_id), actor.name)
+def actor_context(actor: Actor, system_role: str | None = None) -> ActorContext:
+    """``(app.actor_kind, app.actor_id, app.actor_name, role)`` for ``actor``.
+
+    A system actor switches to ``system_role`` (``Database.system_role``: ``dbops_system``,
+    which bypasses row-level security) where the login role may; everyone else acts as the
+    login role (``none``). docs/decisions/0007-row-level-security.md.
+    """
+    role = system_role if actor.is_system and system_role else "none"
+    return (actor.kind, "" if actor.user_id is None else str(actor.user_id), actor.name, role)
 
 
-def _apply_actor(conn: psycopg.Connection[Any], actor: Actor) -> psycopg.Connection[Any]:
+def _send(conn: psycopg.Connection[Any], context: ActorContext) -> None:
+    kind, actor_id, name, role = context
+    conn.execute(SET_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role})
+
+
+def _apply_actor(
+    conn: psycopg.Connection[Any], actor: Actor, system_role: str | None = None
+) -> psycopg.Connection[Any]:
     """The single point where the acting identity is put on a transaction; returns ``conn``.
 
     Every unit of work and every service read in a transaction passes through here with its
     actor: it sends ``app.actor_kind`` (``user``/``system``), ``app.actor_id`` (the user id;
-    empty for a system actor) and ``app.actor_name`` (the job's name) as transaction-local
-    settings, which row-level security (migration 0008) and the audit trigger (0006) read.
-    They end with COMMIT or ROLLBACK. Autocommit reads get the actor from
-    ``Database.read(actor_context(actor))`` instead (a session setting sent only when the
-    connection carried another actor): docs/decisions/0007-row-level-security.md.
+    empty for a system actor), ``app.actor_name`` (the job's name) and the role (see
+    :func:`actor_context`) as transaction-local settings, which row-level security (migration
+    0008) and the audit trigger (0006) read. They end with COMMIT or ROLLBACK. Autocommit
+    reads get the actor from ``Database.read(actor_context(...))`` instead (a session setting
+    sent only when the connection carried another actor): decision 0007.
     """
     check_actor(actor)
-    kind, actor_id, name = actor_context(actor)
-    conn.execute(SET_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name})
+    _send(conn, actor_context(actor, system_role))
     return conn
 
 
 def elevate(uow: UnitOfWork, reason: str) -> None:
     """Act as an explicit system actor for the rest of this unit of work.
 
-    For the two flows that cross a tenant boundary by design, after the service has checked
-    the user may do it: creating a team (the team exists before its first member) and
-    accepting an invitation (the user joins a team they cannot see yet). The audit trail
-    records kind ``system``, the user's id and ``reason`` as the name.
+    For the flows that cross a tenant boundary by design, after the service has checked the
+    user may do it: creating a team (the team exists before its first member), accepting an
+    invitation (the user joins a team they cannot see yet) and adding a member by id (not a
+    teammate yet). The audit trail records kind ``system``, the user's id and ``reason``.
     """
-    _, actor_id, _ = actor_context(uow.actor)
-    uow.conn.execute(SET_ACTOR_SQL, {"kind": "system", "id": actor_id, "name": reason})
+    _, actor_id, _, _ = actor_context(uow.actor)
+    system = actor_context(Actor.system(reason), uow.system_role)
+    _send(uow.conn, (system[0], actor_id, reason, system[3]))
 
 
 @dataclass
@@ -142,6 +157,8 @@ class UnitOfWork:
 
     session: Session
     actor: Actor
+    #: The role system steps switch to (``Database.system_role``), for :func:`elevate`.
+    system_role: str | None = None
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -163,10 +180,10 @@ def unit_of_work(
     """
     check_actor(actor)
     with db.session() as session:
-        uow = UnitOfWork(session=session, actor=actor)
+        uow = UnitOfWork(session=session, actor=actor, system_role=db.system_role)
         if isolation is not None:
             uow.conn.execute(_ISOLATION_SQL[isolation])
-        _apply_actor(uow.conn, actor)
+        _apply_actor(uow.conn, actor, db.system_role)
         yield uow
 
 
@@ -180,7 +197,7 @@ class _Reading:
 
     def __init__(self, db: Database, actor: Actor) -> None:
         check_actor(actor)
-        self._read = db.read(actor_context(actor))
+        self._read = db.read(actor_context(actor, db.system_role))
 
     def __enter__(self) -> psycopg.Connection[Any]:
         return self._read.__enter__()
@@ -204,7 +221,7 @@ def read_transaction(db: Database, actor: Actor) -> Iterator[psycopg.Connection[
     For reads that need ``SET LOCAL`` settings or several statements on one snapshot.
     """
     with db.connection() as conn:
-        yield _apply_actor(conn, actor)
+        yield _apply_actor(conn, actor, db.system_role)
 
 
 def retrying(fn: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:

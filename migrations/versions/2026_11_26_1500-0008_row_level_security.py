@@ -2,32 +2,38 @@
 
 The services put the acting identity on every connection they use (``dbops.services._base``,
 docs/decisions/0007-row-level-security.md): ``app.actor_kind`` (``user`` or ``system``),
-``app.actor_id`` (the user's id) and ``app.actor_name``. The policies read them with
-``current_setting(..., true)``; an unset or empty setting matches nothing, so a connection that
-names no actor sees zero rows and can write none (fail closed). A system actor is explicit
-(``app.actor_kind = 'system'``) and sees everything.
+``app.actor_id`` (the user's id) and ``app.actor_name``. An unset or empty ``app.actor_id``
+matches nothing, so a connection that names no actor sees zero rows and writes none (fail
+closed).
 
-What a user actor sees and may change:
+What a user actor sees and may change (policies ``tenant_*``, for every role):
 
 - ``teams``, ``team_members``, ``invitations``, ``team_locations``: the teams they are a
-  member of (any role: finer role rules are the services'); their own membership rows.
+  member of (any role: finer role rules are the services').
 - ``users``: themselves and their teammates (read); themselves (update). Creating and
-  deleting users is for system actors (sign-up and erasure are system flows).
+  deleting users and teams is for system actors.
 
-The policies need "the teams of the actor", which is a read of ``team_members`` from inside a
-policy of ``team_members`` itself (infinite recursion if written as a sub-select). It is a
-function instead, which sets ``app.actor_kind`` to ``system`` for its one query and back, so
-it reads ``team_members`` past the policies, and returns only the caller's own team ids:
-calling it directly reveals nothing the caller could not see. (A ``SET`` clause on the
-function would be simpler, but PostgreSQL 15 lets only superusers put a custom setting there,
-and migrations run as the owner.) It runs with the caller's rights (no SECURITY DEFINER).
+Each policy compares the key with an array computed once per statement (an InitPlan,
+``= ANY ((SELECT ...))``), so the primary key or the ``team_id`` index drives the scan: the
+policy narrows a user's query to their own few rows before any other condition (operators
+that are not LEAKPROOF, like ``lower()`` or ``@>``, may only run after the policy).
 
-``FORCE`` makes the policies apply to the owner role too: migrations run as the owner and act
-as an explicit system actor (``migrations/env.py``).
+A **system actor** is explicit, and fast: the services switch to the ``dbops_system`` role
+(BYPASSRLS, NOLOGIN, created by ``dbops roles setup``) for it, so system statements plan as
+if RLS were off. Where that role is not set up (a single-role deployment), the policies
+``a_system_*`` let the role that ran this migration (``TO CURRENT_USER``: the owner) act as a
+system actor with ``app.actor_kind = 'system'``; migrations act so (``migrations/env.py``).
 
-Every statement is a catalog change on the four tables (an ``ACCESS EXCLUSIVE`` lock each for
-``ALTER TABLE ... ROW LEVEL SECURITY`` and ``CREATE POLICY``, held briefly, bounded by the run's
-lock_timeout: decision 0003). The downgrade drops policies and functions and disables RLS.
+The arrays come from ``SECURITY DEFINER`` functions (a sub-select on ``team_members`` inside
+its own policy would recurse). ``dbops roles setup`` gives them to ``dbops_system``, which
+bypasses RLS; until then they run as this migration's role, as a system actor for their one
+query (``a_system_*`` sorts first, so the check short-circuits before the recursion).
+
+``FORCE`` makes the policies apply to the owner too: owning the tables is no bypass.
+
+Every statement is a catalog change (``ALTER TABLE ... ROW LEVEL SECURITY`` and ``CREATE
+POLICY`` take an ``ACCESS EXCLUSIVE`` lock, held briefly, bounded by the run's lock_timeout:
+decision 0003). The downgrade drops policies and functions and disables RLS.
 
 Revision ID: 0008
 Revises: 0007
@@ -57,131 +63,83 @@ SQUAWK_IGNORE = {
 ACTOR_ID = "NULLIF(current_setting('app.actor_id', true), '')::uuid"
 #: True only for an explicit system actor.
 IS_SYSTEM = "coalesce(current_setting('app.actor_kind', true), '') = 'system'"
-#: Team ids the acting user is a member of (a hashed sub-plan: one call per statement).
-IN_ACTOR_TEAMS = "team_id IN (SELECT rls_actor_team_ids())"
 
-#: The body of both functions: read ``team_members`` as an explicit system actor for this one
-#: query, then put the caller's actor kind back (an error aborts the statement, which rolls the
-#: setting back with it).
+#: The body of the array functions: one query as an explicit system actor (only needed while
+#: the functions belong to a role under RLS), then the caller's actor kind back.
 _AS_SYSTEM = """
     DECLARE
       caller text := coalesce(current_setting('app.actor_kind', true), '');
+      found uuid[];
     BEGIN
       PERFORM set_config('app.actor_kind', 'system', true);
-      RETURN QUERY {query};
+      {query} INTO found;
       PERFORM set_config('app.actor_kind', caller, true);
+      RETURN coalesce(found, '{{}}');
     END
 """
 
-_OWN_TEAMS = f"SELECT m.team_id FROM public.team_members AS m WHERE m.user_id = {ACTOR_ID}"
+_OWN_TEAMS = f"""
+      SELECT array_agg(m.team_id) FROM public.team_members AS m WHERE m.user_id = {ACTOR_ID}
+"""
+_VISIBLE_USERS = f"""
+      SELECT array_agg(DISTINCT other.user_id) || {ACTOR_ID}
+      FROM public.team_members AS mine
+      JOIN public.team_members AS other ON other.team_id = mine.team_id
+      WHERE mine.user_id = {ACTOR_ID}
+"""
 
 FUNCTIONS = (
     f"""
-    CREATE FUNCTION rls_actor_team_ids() RETURNS SETOF uuid
-    LANGUAGE plpgsql STABLE
+    CREATE FUNCTION rls_actor_team_ids() RETURNS uuid[]
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public
     AS $$
     {_AS_SYSTEM.format(query=_OWN_TEAMS)}
     $$
     """,
     "COMMENT ON FUNCTION rls_actor_team_ids() IS "
-    "'dbops RLS: the teams of app.actor_id (read past the policies; decision 0007)'",
+    "'dbops RLS: the teams of app.actor_id (decision 0007)'",
     f"""
-    CREATE FUNCTION rls_actor_teammate_ids() RETURNS SETOF uuid
-    LANGUAGE plpgsql STABLE
+    CREATE FUNCTION rls_actor_user_ids() RETURNS uuid[]
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, public
     AS $$
-    {
-        _AS_SYSTEM.format(
-            query=f'''
-      SELECT DISTINCT other.user_id
-      FROM public.team_members AS mine
-      JOIN public.team_members AS other ON other.team_id = mine.team_id
-      WHERE mine.user_id = {ACTOR_ID}'''
-        )
-    }
+    {_AS_SYSTEM.format(query=_VISIBLE_USERS)}
     $$
     """,
-    "COMMENT ON FUNCTION rls_actor_teammate_ids() IS "
-    "'dbops RLS: users sharing a team with app.actor_id (decision 0007)'",
+    "COMMENT ON FUNCTION rls_actor_user_ids() IS "
+    "'dbops RLS: app.actor_id and the users sharing a team with it (decision 0007)'",
+    # Only the caller's own ids come out; still, only dbops' roles need them (roles setup
+    # grants EXECUTE).
+    "REVOKE EXECUTE ON FUNCTION rls_actor_team_ids() FROM PUBLIC",
+    "REVOKE EXECUTE ON FUNCTION rls_actor_user_ids() FROM PUBLIC",
 )
 
-#: (table, policy name, command, USING, WITH CHECK); one permissive policy per command.
+#: The actor's teams, computed once per statement (an InitPlan the index scan can use).
+MY_TEAMS = "(SELECT rls_actor_team_ids())::uuid[]"
+IN_MY_TEAMS = f"team_id = ANY ({MY_TEAMS})"
+
+#: (table, policy name, command, USING, WITH CHECK) for every role; permissive.
 POLICIES: tuple[tuple[str, str, str, str | None, str | None], ...] = (
-    (
-        "teams",
-        "teams_select",
-        "SELECT",
-        f"{IS_SYSTEM} OR id IN (SELECT rls_actor_team_ids())",
-        None,
-    ),
-    ("teams", "teams_insert", "INSERT", None, f"{IS_SYSTEM}"),
-    (
-        "teams",
-        "teams_update",
-        "UPDATE",
-        f"{IS_SYSTEM} OR id IN (SELECT rls_actor_team_ids())",
-        f"{IS_SYSTEM} OR id IN (SELECT rls_actor_team_ids())",
-    ),
-    ("teams", "teams_delete", "DELETE", f"{IS_SYSTEM}", None),
-    (
-        "team_members",
-        "team_members_select",
-        "SELECT",
-        f"{IS_SYSTEM} OR user_id = {ACTOR_ID} OR {IN_ACTOR_TEAMS}",
-        None,
-    ),
-    ("team_members", "team_members_insert", "INSERT", None, f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}"),
-    (
-        "team_members",
-        "team_members_update",
-        "UPDATE",
-        f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}",
-        f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}",
-    ),
-    (
-        "team_members",
-        "team_members_delete",
-        "DELETE",
-        f"{IS_SYSTEM} OR user_id = {ACTOR_ID} OR {IN_ACTOR_TEAMS}",
-        None,
-    ),
-    ("invitations", "invitations_select", "SELECT", f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}", None),
-    ("invitations", "invitations_insert", "INSERT", None, f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}"),
-    (
-        "invitations",
-        "invitations_update",
-        "UPDATE",
-        f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}",
-        f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}",
-    ),
-    ("invitations", "invitations_delete", "DELETE", f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}", None),
-    (
-        "users",
-        "users_select",
-        "SELECT",
-        f"{IS_SYSTEM} OR id = {ACTOR_ID} OR id IN (SELECT rls_actor_teammate_ids())",
-        None,
-    ),
-    ("users", "users_insert", "INSERT", None, f"{IS_SYSTEM}"),
-    (
-        "users",
-        "users_update",
-        "UPDATE",
-        f"{IS_SYSTEM} OR id = {ACTOR_ID}",
-        f"{IS_SYSTEM} OR id = {ACTOR_ID}",
-    ),
-    ("users", "users_delete", "DELETE", f"{IS_SYSTEM}", None),
+    ("teams", "tenant_select", "SELECT", f"id = ANY ({MY_TEAMS})", None),
+    ("teams", "tenant_update", "UPDATE", f"id = ANY ({MY_TEAMS})", f"id = ANY ({MY_TEAMS})"),
+    ("team_members", "tenant_select", "SELECT", IN_MY_TEAMS, None),
+    ("team_members", "tenant_insert", "INSERT", None, IN_MY_TEAMS),
+    ("team_members", "tenant_update", "UPDATE", IN_MY_TEAMS, IN_MY_TEAMS),
+    ("team_members", "tenant_delete", "DELETE", IN_MY_TEAMS, None),
+    ("invitations", "tenant_select", "SELECT", IN_MY_TEAMS, None),
+    ("invitations", "tenant_insert", "INSERT", None, IN_MY_TEAMS),
+    ("invitations", "tenant_update", "UPDATE", IN_MY_TEAMS, IN_MY_TEAMS),
+    ("invitations", "tenant_delete", "DELETE", IN_MY_TEAMS, None),
+    ("users", "tenant_select", "SELECT", "id = ANY ((SELECT rls_actor_user_ids())::uuid[])", None),
+    ("users", "tenant_update", "UPDATE", f"id = {ACTOR_ID}", f"id = {ACTOR_ID}"),
 )
 
-#: Tables whose rows belong to a team; team_locations exists only with PostGIS (0002).
+#: Tables under RLS; team_locations exists only with PostGIS (0002).
 TABLES = ("users", "teams", "team_members", "invitations")
-LOCATIONS_POLICY = f"{IS_SYSTEM} OR {IN_ACTOR_TEAMS}"
 
 
-def _create_policy(
-    table: str, name: str, command: str, using: str | None, check: str | None
-) -> str:
+def _policy(table: str, name: str, command: str, using: str | None, check: str | None) -> str:
     parts = [f"CREATE POLICY {name} ON {table} AS PERMISSIVE FOR {command} TO PUBLIC"]
     if using is not None:
         parts.append(f"USING ({using})")
@@ -190,11 +148,24 @@ def _create_policy(
     return " ".join(parts)
 
 
+def _system_policy(table: str) -> str:
+    return (
+        f"CREATE POLICY a_system_all ON {table} AS PERMISSIVE FOR ALL TO CURRENT_USER "
+        f"USING ({IS_SYSTEM}) WITH CHECK ({IS_SYSTEM})"
+    )
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "''")
+
+
 def upgrade() -> None:
     for statement in FUNCTIONS:
         op.execute(statement)
+    for table in TABLES:
+        op.execute(_system_policy(table))
     for policy in POLICIES:
-        op.execute(_create_policy(*policy))
+        op.execute(_policy(*policy))
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
@@ -205,9 +176,9 @@ def upgrade() -> None:
         DO $$
         BEGIN
           IF to_regclass('public.team_locations') IS NOT NULL THEN
-            EXECUTE 'CREATE POLICY team_locations_all ON team_locations AS PERMISSIVE FOR ALL '
-                 || 'TO PUBLIC USING ({LOCATIONS_POLICY.replace("'", "''")}) '
-                 || 'WITH CHECK ({LOCATIONS_POLICY.replace("'", "''")})';
+            EXECUTE '{_quoted(_system_policy("team_locations"))}';
+            EXECUTE 'CREATE POLICY tenant_all ON team_locations AS PERMISSIVE FOR ALL TO PUBLIC '
+                 || 'USING ({_quoted(IN_MY_TEAMS)}) WITH CHECK ({_quoted(IN_MY_TEAMS)})';
             ALTER TABLE team_locations ENABLE ROW LEVEL SECURITY;
             ALTER TABLE team_locations FORCE ROW LEVEL SECURITY;
           END IF;
@@ -225,7 +196,8 @@ def downgrade() -> None:
           IF to_regclass('public.team_locations') IS NOT NULL THEN
             ALTER TABLE team_locations NO FORCE ROW LEVEL SECURITY;
             ALTER TABLE team_locations DISABLE ROW LEVEL SECURITY;
-            DROP POLICY IF EXISTS team_locations_all ON team_locations;
+            DROP POLICY IF EXISTS tenant_all ON team_locations;
+            DROP POLICY IF EXISTS a_system_all ON team_locations;
           END IF;
         END
         $$
@@ -236,5 +208,7 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
     for table, name, *_ in reversed(POLICIES):
         op.execute(f"DROP POLICY {name} ON {table}")
-    op.execute("DROP FUNCTION rls_actor_teammate_ids()")
+    for table in reversed(TABLES):
+        op.execute(f"DROP POLICY a_system_all ON {table}")
+    op.execute("DROP FUNCTION rls_actor_user_ids()")
     op.execute("DROP FUNCTION rls_actor_team_ids()")

@@ -11,6 +11,8 @@ import psycopg
 from argon2 import PasswordHasher
 
 from dbops.db import Database
+from dbops.db.engine import ActorContext
+from dbops.db.roles import SYSTEM_ROLE
 from dbops.models import Role
 from dbops.services._base import Actor
 
@@ -57,9 +59,12 @@ SOFT_DELETE_TEAM = "UPDATE teams SET deleted_at = now() WHERE id = %(id)s"
 
 
 #: ``Database.read(SYSTEM_CONTEXT)``: an autocommit read as an explicit system actor.
-SYSTEM_CONTEXT = ("system", "", "tests")
+SYSTEM_CONTEXT: ActorContext = ("system", "", "tests", SYSTEM_ROLE)
 #: The explicit system actor row-level security needs for the helpers' raw SQL (migration 0008).
-SET_SYSTEM_ACTOR = "SELECT set_config('app.actor_kind', 'system', true)"
+SET_SYSTEM_ACTOR = (
+    "SELECT set_config('role', 'dbops_system', true), "
+    "set_config('app.actor_kind', 'system', true), set_config('app.actor_name', 'tests', true)"
+)
 
 
 @contextmanager

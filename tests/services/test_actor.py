@@ -95,9 +95,9 @@ def applied(monkeypatch: pytest.MonkeyPatch) -> list[Actor]:
     seen: list[Actor] = []
     real = _base.actor_context
 
-    def spy(actor: Actor) -> tuple[str, str, str]:
+    def spy(actor: Actor, system_role: str | None = None) -> tuple[str, str, str, str]:
         seen.append(actor)
-        return real(actor)
+        return real(actor, system_role)
 
     monkeypatch.setattr(_base, "actor_context", spy)
     return seen

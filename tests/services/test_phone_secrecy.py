@@ -27,7 +27,7 @@ from dbops.ops.keys import rotate
 from dbops.ops.migrate import upgrade
 from dbops.services.users import UserService
 from tests.fixtures.db import make_settings
-from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, SYSTEM_CONTEXT
+from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
 
 STATEMENTS_OF_DB = """
 SELECT query FROM pg_stat_statements
@@ -86,12 +86,12 @@ def test_phone_and_keys_never_reach_sql_logs_or_statement_stats(
         users_v2 = UserService(logged_db, keyring=Keyring({2: v2}, blind))
         assert users_v2.get_phone(SYSTEM, user.id) == number
         assert [u.id for u in users_v2.find_by_phone(SYSTEM, typed)] == [user.id]
-        with logged_db.read(SYSTEM_CONTEXT) as conn:
+        with logged_db.read() as conn:
             conn.execute("SELECT %s::text", (canary,))
 
     forms = forms_of(number, v1, v2, blind)
 
-    with logged_db.read(SYSTEM_CONTEXT) as conn:
+    with logged_db.read() as conn:
         texts = [row[0] for row in conn.execute(STATEMENTS_OF_DB).fetchall()]
     assert any("phone_blind_index" in t for t in texts), "the phone statements were tracked"
     for form in forms:

@@ -86,12 +86,24 @@ def test_no_actor_sees_zero_rows(tenants: Tenants, as_role: Any) -> None:
     assert _counts(app) == (0, 0, 0, 0)
     _act(app, "System", None)  # the system actor is spelled exactly
     assert _counts(app) == (0, 0, 0, 0)
+    # For the app role a system actor is its switch to dbops_system: the setting alone is
+    # not enough (the a_system_* policies serve only the owner that ran the migration).
+    _act(app, "system", None)
+    assert _counts(app) == (0, 0, 0, 0)
 
 
 def test_a_system_actor_is_explicit_and_sees_every_row(tenants: Tenants, as_role: Any) -> None:
     app = as_role("app")
-    _act(app, "system")
+    app.execute("SET ROLE dbops_system")  # what the services send for Actor.system(...)
     assert _counts(app) == (3, 2, 2, 0)
+    app.execute("RESET ROLE")
+    assert _counts(app) == (0, 0, 0, 0)
+
+
+def test_only_the_app_role_may_switch_to_the_system_role(as_role: Any) -> None:
+    for role in ("readonly", "monitor", "owner"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            as_role(role).execute("SET ROLE dbops_system")
 
 
 def test_a_user_sees_their_team_themselves_and_teammates_only(
@@ -146,8 +158,11 @@ def test_cross_tenant_writes_fail_for_the_app_role(tenants: Tenants, as_role: An
     # Users and teams are created by system steps only.
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
         app.execute("INSERT INTO teams (name, slug) VALUES ('T', 'rls-t')")
-    _act(app, "system")
-    assert app.execute("SELECT name FROM teams WHERE id = %(team)s", b).fetchone() != ("mine",)
+    app.execute("SET ROLE dbops_system")
+    assert app.execute("SELECT name FROM teams WHERE id = %(team)s", b).fetchone() not in (
+        None,
+        ("mine",),
+    )
 
 
 def test_a_user_may_change_their_own_rows(tenants: Tenants, as_role: Any) -> None:
@@ -164,7 +179,7 @@ def test_a_user_may_change_their_own_rows(tenants: Tenants, as_role: Any) -> Non
 DDL = (
     "CREATE TABLE rls_probe (id int)",
     "ALTER TABLE teams ADD COLUMN probe int",
-    "DROP POLICY teams_select ON teams",
+    "DROP POLICY tenant_select ON teams",
     "ALTER TABLE users NO FORCE ROW LEVEL SECURITY",
     "CREATE SCHEMA rls_probe",
 )
@@ -196,7 +211,7 @@ def test_role_attributes_and_ownership(db: Database) -> None:
             for name, superuser, bypass, createrole in conn.execute(
                 "SELECT rolname, rolsuper, rolbypassrls, rolcreaterole FROM pg_roles "
                 "WHERE rolname = ANY(%s)",
-                (list(ROLE_NAMES.values()),),
+                ([*ROLE_NAMES.values(), "dbops_system"],),
             )
         }
         owned = conn.execute(
@@ -213,6 +228,7 @@ def test_role_attributes_and_ownership(db: Database) -> None:
     assert attrs["dbops_owner"] == (False, False, False)
     assert attrs["dbops_monitor"] == (False, False, False)
     assert attrs["dbops_readonly"] == (False, True, False)
+    assert attrs["dbops_system"] == (False, True, False)
     assert {owner for _, owner in owned} == {"dbops_owner"}
     assert all(enabled and force for _, enabled, force in forced), forced
 
