@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
+import itertools
 import pstats
 import random
 import sys
@@ -85,6 +86,8 @@ ON CONFLICT (team_id, user_id) DO NOTHING
 VACUUM_ANALYZE = "VACUUM (ANALYZE) users, teams, team_members, invitations"
 LIVE_EMAILS = "SELECT email FROM users WHERE deleted_at IS NULL ORDER BY id"
 LIVE_SLUGS = "SELECT slug FROM teams WHERE deleted_at IS NULL ORDER BY id"
+LIVE_TEAM_SLUGS = "SELECT id, slug FROM teams WHERE deleted_at IS NULL"
+LIVE_USER_EMAILS = "SELECT id, email FROM users WHERE deleted_at IS NULL"
 MEMBERSHIP_PAIRS = """
 SELECT m.team_id, m.user_id
 FROM team_members AS m
@@ -127,6 +130,10 @@ class Dataset:
     member_users: list[uuid.UUID] = field(default_factory=list)
     pairs: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)
     slugs: list[str] = field(default_factory=list)
+    #: (slug, a member of that team): team-by-slug read by a member (the permission check).
+    member_slugs: list[tuple[str, uuid.UUID]] = field(default_factory=list)
+    #: (email, a teammate of that user): user-by-email read by a teammate.
+    teammate_emails: list[tuple[str, uuid.UUID]] = field(default_factory=list)
 
 
 def prepare(url: str, users: int, teams: int, seed_value: int) -> Dataset:
@@ -156,7 +163,11 @@ def prepare(url: str, users: int, teams: int, seed_value: int) -> Dataset:
         emails = [r[0] for r in conn.execute(LIVE_EMAILS)]
         slugs = [r[0] for r in conn.execute(LIVE_SLUGS)]
         pairs = [(r[0], r[1]) for r in conn.execute(MEMBERSHIP_PAIRS)]
+        slug_of = {r[0]: r[1] for r in conn.execute(LIVE_TEAM_SLUGS)}
+        email_of = {r[0]: r[1] for r in conn.execute(LIVE_USER_EMAILS)}
     member_users = sorted({user for _, user in pairs})
+    # pairs are ordered by team: two neighbours of one team are teammates.
+    teammates = [(email_of[b[1]], a[1]) for a, b in itertools.pairwise(pairs) if a[0] == b[0]]
     return Dataset(
         url=url,
         settings=settings,
@@ -170,6 +181,8 @@ def prepare(url: str, users: int, teams: int, seed_value: int) -> Dataset:
         member_users=rng.sample(member_users, min(INPUTS, len(member_users))),
         pairs=rng.sample(pairs, min(INPUTS, len(pairs))),
         slugs=rng.sample(slugs, min(INPUTS, len(slugs))),
+        member_slugs=[(slug_of[t], u) for t, u in rng.sample(pairs, min(INPUTS, len(pairs)))],
+        teammate_emails=rng.sample(teammates, min(INPUTS, len(teammates))),
     )
 
 
@@ -217,8 +230,9 @@ class Services:
 
 def make_services(db: Database) -> Services:
     # TTL longer than the run so that every timed cached call is a hit (checked in the report).
-    role_cache = MemoryCache(maxsize=INPUTS * 2, ttl_s=3_600)
-    slug_cache = MemoryCache(maxsize=INPUTS * 2, ttl_s=3_600)
+    role_cache = MemoryCache(maxsize=INPUTS * 4, ttl_s=3_600)
+    # Team keys and, for the member side, the role keys of its permission check.
+    slug_cache = MemoryCache(maxsize=INPUTS * 4, ttl_s=3_600)
     return Services(
         users=UserService(db),
         teams=TeamService(db),
@@ -245,11 +259,12 @@ def operations(data: Dataset, raw: psycopg.Connection[Any], svc: Services) -> li
     return [
         Op(
             "user-by-email",
-            data.emails,
+            data.teammate_emails,
             {
-                "raw": lambda e: raw_email({"email": e}),
-                "raw + dataclass": raw_email_dataclass,
-                "service": lambda e: svc.users.get_by_email(SYSTEM, e),
+                "raw": lambda p: raw_email({"email": p[0]}),
+                "raw + dataclass": lambda p: raw_email_dataclass(p[0]),
+                "service": lambda p: svc.users.get_by_email(SYSTEM, p[0]),
+                "service as teammate": lambda p: svc.users.get_by_email(Actor.user(p[1]), p[0]),
             },
         ),
         Op(
@@ -271,11 +286,15 @@ def operations(data: Dataset, raw: psycopg.Connection[Any], svc: Services) -> li
         ),
         Op(
             "team-by-slug",
-            data.slugs,
+            data.member_slugs,
             {
-                "raw": lambda s: raw_slug({"slug": s}),
-                "service": lambda s: svc.teams.get_by_slug(SYSTEM, s),
-                "service cached": lambda s: svc.teams_cached.get_by_slug(SYSTEM, s),
+                "raw": lambda p: raw_slug({"slug": p[0]}),
+                "service": lambda p: svc.teams.get_by_slug(SYSTEM, p[0]),
+                "service cached": lambda p: svc.teams_cached.get_by_slug(SYSTEM, p[0]),
+                "service as member": lambda p: svc.teams.get_by_slug(Actor.user(p[1]), p[0]),
+                "service cached as member": lambda p: svc.teams_cached.get_by_slug(
+                    Actor.user(p[1]), p[0]
+                ),
             },
         ),
     ]
@@ -418,7 +437,7 @@ def run_main(data: Dataset, args: argparse.Namespace) -> Results:
         # Warm caches: every input's key is stored before timing (the TTL outlasts the run).
         for op in ops:
             for side, call in op.sides.items():
-                if side.endswith("cached"):
+                if "cached" in side:
                     for arg in op.inputs:
                         call(arg)
         latency: dict[str, dict[str, Latency]] = {}
@@ -524,7 +543,9 @@ def render(
         "imported, not copied). Service = `open_database()` defaults (pool max 20, pre-ping with "
         "0.5 s bypass, prepared statements) and the public service method. Cached = "
         "`MemoryCache` (in process, TTL longer than the run), warmed by one untimed pass over "
-        "all inputs. The machine was shared with other jobs during the runs: medians moved by "
+        'all inputs. "As member"/"as teammate" = the same call by a user actor allowed to '
+        "see the row, so it includes the permission check of docs/permissions.md (system "
+        "actors skip it). The machine was shared with other jobs during the runs: medians moved by "
         "up to ±30% between three runs of the same day (e.g. teams-of-a-user service/raw "
         "1.44x in one run, 1.68x in the next), so read a ratio near a target as a tie."
     )

@@ -140,6 +140,8 @@ UNIQUE_CONSTRAINTS: dict[str, tuple[str, str]] = {}
 #: Constraint name -> (field, human message) for check violations. Filled by the model layer.
 CHECK_CONSTRAINTS: dict[str, tuple[str, str]] = {}
 
+#: The first column named in a key violation's DETAIL (``Key (lower(email))=(...)``): only the
+#: column name is ever taken from it, never the values after ``=``, which are other rows' data.
 _KEY_FIELD = re.compile(r"Key \((?:lower\()?\(?(?P<field>[a-z_]+)")
 
 
@@ -191,6 +193,9 @@ def translate_exception(exc: BaseException) -> DbopsError | None:
         return InvalidInput(message or f"invalid {field} (rule {constraint})", field=field)
     if isinstance(orig, pg_errors.ForeignKeyViolation):
         return NotFound("a referenced row does not exist")
+    if isinstance(orig, pg_errors.ExclusionViolation):
+        field = _field_from_detail(diag) or "value"
+        return Conflict(f"{field} conflicts with an existing row", field=field)
     if isinstance(orig, pg_errors.NotNullViolation):
         column = diag.column_name or "value"
         return InvalidInput(f"{column} is required", field=column)
@@ -205,6 +210,9 @@ def translate_exception(exc: BaseException) -> DbopsError | None:
         )
     if isinstance(orig, pg_errors.QueryCanceled):
         return OperationTimeout("the statement took longer than statement_timeout and was stopped")
+    if isinstance(orig, psycopg.IntegrityError):
+        # Any other integrity error (class 23): never its text, whose DETAIL names the values.
+        return Conflict("the change conflicts with existing data")
     if isinstance(orig, pg_errors.InvalidPassword | pg_errors.InvalidAuthorizationSpecification):
         return AuthenticationFailed("the database refused the user name or password")
     if isinstance(orig, psycopg.OperationalError):

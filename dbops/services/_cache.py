@@ -200,8 +200,17 @@ def cached(
     load: Callable[[], T | None],
     encode: Callable[[T], Any],
     decode: Callable[[Any], T],
+    *,
+    store_absent: bool = True,
 ) -> T | None:
-    """Read-through: the cached answer, or ``load()`` stored (absent rows are cached too)."""
+    """Read-through: the cached answer, or ``load()`` stored (absent rows are cached too).
+
+    The stored answer is shared by every caller of ``key``, whoever the actor: a caller that
+    may not see every row checks its permission on the answer, after this lookup. A load that
+    sees fewer rows than others (one filtered by the actor's permissions) passes
+    ``store_absent=False``: its "no row" is this actor's answer, not everyone's, and is not
+    stored; a row it does find is the same for all and is stored.
+    """
     if cache is None:
         return load()
     stored = cache.get(key)
@@ -209,5 +218,6 @@ def cached(
         return None if stored == _ABSENT else decode(stored)
     generation = cache.generation(key)
     value = load()
-    cache.set_if(key, _ABSENT if value is None else encode(value), generation)
+    if value is not None or store_absent:
+        cache.set_if(key, _ABSENT if value is None else encode(value), generation)
     return value

@@ -30,8 +30,10 @@ from dbops.services._base import Actor, reading
 from dbops.services._cache import QueryCache, cached
 from dbops.services._keys import role_key
 from dbops.services._query import fetch_all, fetch_one
+from dbops.services._visibility import TEAM_NOT_FOUND
 
 __all__ = [
+    "DELETED_TEAM_NOT_FOUND",
     "LOCK_TEAM_SQL",
     "MEMBERSHIP_ROW",
     "SELECT_ROLE_SQL",
@@ -122,7 +124,6 @@ DELETE_MEMBERSHIPS_OF_USER_SQL = """
 DELETE FROM team_members WHERE user_id = %(user_id)s RETURNING team_id
 """
 
-TEAM_NOT_FOUND = "team not found"
 DELETED_TEAM_NOT_FOUND = "no deleted team with this id"
 ONLY_OWNERS = "only an owner of the team can change its members"
 LAST_OWNER = "a team must keep at least one owner: make another member an owner first"
@@ -168,15 +169,21 @@ class TeamState:
         found = self.roles.get(user_id) if user_id is not None else None
         return found.role if found else None
 
-    def require_owner(self, actor: Actor, *, hidden: str = TEAM_NOT_FOUND) -> None:
-        """Pass for system actors and owners; NotFound(``hidden``) for non-members."""
+    def require_owner(
+        self, actor: Actor, *, hidden: str = TEAM_NOT_FOUND, forbidden: str = ONLY_OWNERS
+    ) -> None:
+        """Pass for system actors and owners; NotFound(``hidden``) for non-members.
+
+        ``hidden`` must be the message the call gives when the row does not exist at all
+        (docs/permissions.md); a member who is not an owner gets Forbidden(``forbidden``).
+        """
         if actor.is_system:
             return
         role = self.role(actor.user_id)
         if role is None:
             raise NotFound(hidden)
         if role is not Role.OWNER:
-            raise Forbidden(ONLY_OWNERS)
+            raise Forbidden(forbidden)
 
     def require_owner_left(
         self, *, removed: Iterable[uuid.UUID] = (), added: Iterable[uuid.UUID] = ()

@@ -47,7 +47,6 @@ from dbops.services._cache import QueryCache
 from dbops.services._keys import role_key
 from dbops.services._ownership import (
     MEMBERSHIP_ROW,
-    TEAM_NOT_FOUND,
     TeamMembership,
     conflict_if_member,
     insert_member,
@@ -56,6 +55,7 @@ from dbops.services._ownership import (
     require_role,
 )
 from dbops.services._query import fetch_all, fetch_one
+from dbops.services._visibility import TEAM_NOT_FOUND
 from dbops.services.schemas import MemberRole, MemberTarget, RoleCheck, TeamRef, validate
 
 __all__ = ["MemberView", "MembershipService", "TeamMembership"]
@@ -137,12 +137,20 @@ class MembershipService:
     def role_of(self, actor: Actor, team_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
         """The role of ``user_id`` in ``team_id``; None if not a member (or team/user deleted).
 
-        This is the authorization primitive other services call on every request: it does not
-        restrict what ``actor`` may ask, costs one round trip on a miss and none on a hit.
+        This is the authorization primitive other services call on every request: one round
+        trip on a miss and none on a hit. A user actor asking about someone else must be a
+        member of the team itself, else the answer is None, whatever the team holds (a
+        non-member learns nothing of a team); that check is one more cached role lookup.
         """
         check_actor(actor)
         team_id = _as_uuid(team_id, "team_id")
         user_id = _as_uuid(user_id, "user_id")
+        if (
+            actor.user_id is not None
+            and actor.user_id != user_id
+            and load_role(self._db, self._cache, actor, team_id, actor.user_id) is None
+        ):
+            return None
         return load_role(self._db, self._cache, actor, team_id, user_id)
 
     def require_role(self, actor: Actor, team_id: uuid.UUID, minimum: Role = Role.MEMBER) -> Role:

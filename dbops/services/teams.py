@@ -29,8 +29,9 @@ from dbops.services._base import (
 )
 from dbops.services._cache import QueryCache, cached
 from dbops.services._keys import role_key, team_slug_key
-from dbops.services._ownership import TeamState, lock_team
+from dbops.services._ownership import DELETED_TEAM_NOT_FOUND, TeamState, load_role, lock_team
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
+from dbops.services._visibility import MEMBER_OF_TEAM, TEAM_NOT_FOUND, require_self_or_system
 from dbops.services.schemas import (
     GeoPoint,
     JsonPatch,
@@ -48,6 +49,8 @@ __all__ = ["GEO_UNAVAILABLE", "TeamMatch", "TeamNear", "TeamOfUser", "TeamServic
 
 T = TypeVar("T")
 
+ONLY_OWNERS_CHANGE_TEAM = "only an owner of the team can change it"
+
 #: Raised (as FeatureUnavailable) by the geospatial calls when the database has no PostGIS.
 GEO_UNAVAILABLE = (
     "geospatial queries need PostGIS: install postgresql-15-postgis-3 "
@@ -61,6 +64,17 @@ SELECT_TEAM_BY_SLUG_SQL = (
     "SELECT " + _TEAM_COLUMNS + " FROM teams WHERE slug = %(slug)s AND deleted_at IS NULL"
 )
 SELECT_TEAM_SQL = "SELECT " + _TEAM_COLUMNS + " FROM teams WHERE id = %(id)s"
+# The same reads for a user actor: the team only if the actor is a live member of it
+# (docs/permissions.md), in the same single statement.
+SELECT_MEMBER_TEAM_BY_SLUG_SQL = (
+    "SELECT "
+    + _T_TEAM_COLUMNS
+    + " FROM teams AS t WHERE t.slug = %(slug)s AND t.deleted_at IS NULL AND "
+    + MEMBER_OF_TEAM
+)
+SELECT_MEMBER_TEAM_SQL = (
+    "SELECT " + _T_TEAM_COLUMNS + " FROM teams AS t WHERE t.id = %(id)s AND " + MEMBER_OF_TEAM
+)
 # One statement for the whole list: the role from the user's membership row and the member
 # count from an index-only scan of pk_team_members per team (no query per team).
 SELECT_TEAMS_OF_USER_SQL = """
@@ -100,19 +114,21 @@ SOFT_DELETE_TEAM_SQL = (
     "UPDATE teams SET deleted_at = now() WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
 )
 RESTORE_TEAM_SQL = "UPDATE teams SET deleted_at = NULL WHERE id = %(id)s RETURNING " + _TEAM_COLUMNS
-SELECT_TEAMS_SQL = sql.SQL("SELECT " + _TEAM_COLUMNS + " FROM teams WHERE {where}")
+SELECT_TEAMS_SQL = sql.SQL("SELECT " + _TEAM_COLUMNS + " FROM teams AS t WHERE {where}")
 ORDER_TEAMS_SQL = sql.SQL(" ORDER BY created_at, id LIMIT %(limit)s")
 WHERE_LIVE = sql.SQL("deleted_at IS NULL")
 WHERE_SETTINGS_CONTAIN = sql.SQL("settings @> %(settings_contains)s")
 WHERE_AFTER = sql.SQL("(created_at, id) > (%(after_created_at)s, %(after_id)s)")
 WHERE_TRUE = sql.SQL("TRUE")
+#: A user actor lists only its own teams (keyset paging is unchanged by the extra condition).
+WHERE_MEMBER = sql.SQL(MEMBER_OF_TEAM)
 SET_SEARCH_THRESHOLD_SQL = (
     "SELECT set_config('pg_trgm.strict_word_similarity_threshold', %(threshold)s, true)"
 )
 # Full-text matches (websearch syntax, ranked by ts_rank) first, then names that are close to
 # the terms (pg_trgm: ``name %>> q``, i.e. strict word similarity, can use ix_teams_name_trgm),
 # most similar first.
-SEARCH_TEAMS_SQL = (
+_SEARCH_TEAMS = (
     "SELECT "
     + _T_TEAM_COLUMNS
     + """,
@@ -122,17 +138,21 @@ SEARCH_TEAMS_SQL = (
 FROM teams AS t
 WHERE t.deleted_at IS NULL
   AND (t.search @@ websearch_to_tsquery('simple', %(q)s) OR t.name %%>> %(q)s)
-ORDER BY exact DESC, text_rank DESC, similarity DESC, t.name, t.id
-LIMIT %(limit)s
 """
 )
+_SEARCH_ORDER = """ORDER BY exact DESC, text_rank DESC, similarity DESC, t.name, t.id
+LIMIT %(limit)s
+"""
+SEARCH_TEAMS_SQL = _SEARCH_TEAMS + _SEARCH_ORDER
+#: The search of a user actor: its own teams only.
+SEARCH_MEMBER_TEAMS_SQL = _SEARCH_TEAMS + "  AND " + MEMBER_OF_TEAM + "\n" + _SEARCH_ORDER
 UPSERT_TEAM_LOCATION_SQL = """
 INSERT INTO team_locations (team_id, location)
 VALUES (%(id)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography)
 ON CONFLICT (team_id) DO UPDATE SET location = EXCLUDED.location
 """
 # ST_DWithin narrows with the GiST index; distances are on the WGS 84 spheroid.
-SELECT_TEAMS_NEAR_SQL = (
+_TEAMS_NEAR = (
     "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography AS point) "
     "SELECT "
     + _T_TEAM_COLUMNS
@@ -141,10 +161,14 @@ SELECT_TEAMS_NEAR_SQL = (
 FROM p
 JOIN team_locations AS l ON ST_DWithin(l.location, p.point, %(radius_m)s)
 JOIN teams AS t ON t.id = l.team_id AND t.deleted_at IS NULL
-ORDER BY distance_km, t.id
-LIMIT %(limit)s
 """
 )
+_NEAR_ORDER = """ORDER BY distance_km, t.id
+LIMIT %(limit)s
+"""
+SELECT_TEAMS_NEAR_SQL = _TEAMS_NEAR + _NEAR_ORDER
+#: Near teams of a user actor: its own teams only.
+SELECT_MEMBER_TEAMS_NEAR_SQL = _TEAMS_NEAR + "WHERE " + MEMBER_OF_TEAM + "\n" + _NEAR_ORDER
 
 
 @dataclass(frozen=True)
@@ -266,33 +290,70 @@ class TeamService:
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, actor: Actor, team_id: uuid.UUID, *, include_deleted: bool = False) -> TeamView:
-        """The team with ``team_id``; NotFound when absent (or soft-deleted, by default)."""
-        check_actor(actor)
+        """The team with ``team_id``; NotFound when absent (or soft-deleted, by default).
+
+        A user actor sees only a team it is a member of (NotFound otherwise, the same error).
+        """
+        params: dict[str, uuid.UUID | None]
+        if check_actor(actor).is_system:
+            statement, params = SELECT_TEAM_SQL, {"id": team_id}
+        else:
+            statement, params = SELECT_MEMBER_TEAM_SQL, {"id": team_id, "actor_id": actor.user_id}
         with reading(self._db, actor) as conn:
-            team = fetch_one(conn, SELECT_TEAM_SQL, _TEAM_ROW, {"id": team_id})
+            team = fetch_one(conn, statement, _TEAM_ROW, params)
         if team is None or (team.deleted_at is not None and not include_deleted):
-            raise NotFound("team not found")
+            raise NotFound(TEAM_NOT_FOUND)
         return team
 
     def get_by_slug(self, actor: Actor, slug: str) -> TeamView:
-        """The live team with ``slug``: from the cache, else one prepared statement."""
+        """The live team with ``slug``: from the cache, else one prepared statement.
+
+        The cached team is shared by every actor; a user actor then passes the membership check
+        (the cached role check: no round trip on a hit) or gets NotFound, as for a slug no team
+        has. Without a cache, or on a miss, a user actor's read is one statement with the
+        membership folded in, and only a team it found is stored (its "no team" is its own).
+        """
         check_actor(actor)
         reject_nul("slug", slug)
         slug = slug.strip().lower()
+        params: dict[str, str | uuid.UUID | None]
+        if actor.is_system:
+            statement, params = SELECT_TEAM_BY_SLUG_SQL, {"slug": slug}
+        else:
+            statement = SELECT_MEMBER_TEAM_BY_SLUG_SQL
+            params = {"slug": slug, "actor_id": actor.user_id}
+        checked = actor.is_system
 
         def load() -> TeamView | None:
+            nonlocal checked
+            checked = True  # the statement itself applied the membership rule
             with reading(self._db, actor) as conn:
-                return fetch_one(conn, SELECT_TEAM_BY_SLUG_SQL, _TEAM_ROW, {"slug": slug})
+                return fetch_one(conn, statement, _TEAM_ROW, params)
 
-        team = cached(self._cache, team_slug_key(slug), load, _encode, _decode)
+        team = cached(
+            self._cache,
+            team_slug_key(slug),
+            load,
+            _encode,
+            _decode,
+            store_absent=actor.is_system,
+        )
         if team is None:
-            raise NotFound("team not found")
+            raise NotFound(TEAM_NOT_FOUND)
+        if not checked:
+            assert actor.user_id is not None
+            if load_role(self._db, self._cache, actor, team.id, actor.user_id) is None:
+                raise NotFound(TEAM_NOT_FOUND)
         return team
 
     def teams_of_user(self, actor: Actor, user_id: uuid.UUID) -> list[TeamOfUser]:
-        """Live teams of a user with their role and member count, by name; one statement."""
-        if not check_actor(actor).is_system and actor.user_id != user_id:
-            raise Forbidden("only the user themselves can list their teams")
+        """Live teams of a user with their role and member count, by name; one statement.
+
+        The user themselves or a system actor; a teammate gets Forbidden, anyone else NotFound.
+        """
+        require_self_or_system(
+            self._db, actor, user_id, forbidden="only the user themselves can list their teams"
+        )
         with reading(self._db, actor) as conn:
             return fetch_all(
                 conn, SELECT_TEAMS_OF_USER_SQL, _TEAM_OF_USER_ROW, {"user_id": user_id}
@@ -309,7 +370,8 @@ class TeamService:
     ) -> Page[TeamView]:
         """Teams oldest first, ``limit`` per page (keyset on ``(created_at, id)``).
 
-        ``settings_contains`` keeps teams whose settings contain that JSON (``@>``, GIN index).
+        A user actor gets only the teams it is a member of. ``settings_contains`` keeps teams
+        whose settings contain that JSON (``@>``, GIN index).
         """
         check_actor(actor)
         query = validate(
@@ -321,6 +383,9 @@ class TeamService:
         )
         where: list[sql.SQL] = []
         params: dict[str, Any] = {"limit": query.limit + 1}
+        if not actor.is_system:
+            where.append(WHERE_MEMBER)
+            params["actor_id"] = actor.user_id
         if not query.include_deleted:
             where.append(WHERE_LIVE)
         if query.settings_contains is not None:
@@ -338,18 +403,22 @@ class TeamService:
         """Live teams matching ``q``: full-text matches by rank, then near-miss names.
 
         ``q`` takes web search syntax (``"exact phrase"``, ``or``, ``-word``); a typo in a
-        name ("Glbex" for "Globex") still finds it through trigram similarity.
+        name ("Glbex" for "Globex") still finds it through trigram similarity. A user actor
+        finds only the teams it is a member of.
         """
         check_actor(actor)
         query = validate(SearchQuery, q=q, limit=limit)
-        params = {"q": query.q, "limit": query.limit}
+        params: dict[str, Any] = {"q": query.q, "limit": query.limit}
+        statement = SEARCH_TEAMS_SQL
+        if not actor.is_system:
+            statement, params["actor_id"] = SEARCH_MEMBER_TEAMS_SQL, actor.user_id
         # A transaction of its own so the similarity threshold is SET LOCAL to this search.
         with read_transaction(self._db, actor) as conn:
             conn.execute(
                 SET_SEARCH_THRESHOLD_SQL,
                 {"threshold": str(self._db.settings.search_similarity_threshold)},
             )
-            return [row.match() for row in fetch_all(conn, SEARCH_TEAMS_SQL, _MATCH_ROW, params)]
+            return [row.match() for row in fetch_all(conn, statement, _MATCH_ROW, params)]
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -443,17 +512,23 @@ class TeamService:
     def teams_near(
         self, actor: Actor, lat: float, lon: float, radius_km: float, *, limit: int = 20
     ) -> list[TeamNear]:
-        """Live teams within ``radius_km`` of (``lat``, ``lon``), nearest first."""
+        """Live teams within ``radius_km`` of (``lat``, ``lon``), nearest first.
+
+        A user actor finds only the teams it is a member of.
+        """
         check_actor(actor)
         query = validate(NearQuery, lat=lat, lon=lon, radius_km=radius_km, limit=limit)
-        params = {
+        params: dict[str, Any] = {
             "lat": query.lat,
             "lon": query.lon,
             "radius_m": query.radius_km * 1000.0,
             "limit": query.limit,
         }
+        statement = SELECT_TEAMS_NEAR_SQL
+        if not actor.is_system:
+            statement, params["actor_id"] = SELECT_MEMBER_TEAMS_NEAR_SQL, actor.user_id
         with _postgis_required(), reading(self._db, actor) as conn:
-            rows = fetch_all(conn, SELECT_TEAMS_NEAR_SQL, _NEAR_ROW, params)
+            rows = fetch_all(conn, statement, _NEAR_ROW, params)
         return [row.near() for row in rows]
 
     # -- internals --------------------------------------------------------------------------
@@ -493,10 +568,17 @@ class TeamService:
 
     @staticmethod
     def _lock_as_owner(uow: UnitOfWork, team_id: uuid.UUID, *, deleted: bool) -> TeamState:
-        """The team lock every team change takes first; Forbidden unless an owner (or system)."""
+        """The team lock every team change takes first, then the owner rule.
+
+        A non-member gets the NotFound of a team that does not exist; a member who is not an
+        owner gets Forbidden.
+        """
         state = lock_team(uow.conn, team_id, [uow.actor.user_id], deleted=deleted)
-        if not uow.actor.is_system and state.role(uow.actor.user_id) is not Role.OWNER:
-            raise Forbidden("only an owner of the team can change it")
+        state.require_owner(
+            uow.actor,
+            hidden=DELETED_TEAM_NOT_FOUND if deleted else TEAM_NOT_FOUND,
+            forbidden=ONLY_OWNERS_CHANGE_TEAM,
+        )
         return state
 
     def _write(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> T:

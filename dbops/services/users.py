@@ -26,6 +26,7 @@ from dbops.services._cache import QueryCache
 from dbops.services._keys import role_key
 from dbops.services._ownership import remove_user_memberships
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
+from dbops.services._visibility import USER_NOT_FOUND, VISIBLE_USER, require_self_or_system
 from dbops.services.schemas import (
     JsonPatch,
     PhoneInput,
@@ -44,6 +45,7 @@ T = TypeVar("T")
 
 #: Message of every failed sign-in: it does not say whether the email exists.
 WRONG_CREDENTIALS = "wrong email or password"
+NO_DELETED_USER = "no deleted user with this id"
 
 _USER_COLUMNS = "id, email, display_name, role, profile, tags, created_at, updated_at, deleted_at"
 
@@ -51,6 +53,17 @@ SELECT_USER_BY_EMAIL_SQL = (
     "SELECT " + _USER_COLUMNS + " FROM users WHERE lower(email) = %(email)s AND deleted_at IS NULL"
 )
 SELECT_USER_SQL = "SELECT " + _USER_COLUMNS + " FROM users WHERE id = %(id)s"
+# The same reads for a user actor: the row only if it is the actor or a teammate of it
+# (docs/permissions.md), in the same single statement.
+SELECT_VISIBLE_USER_BY_EMAIL_SQL = (
+    "SELECT "
+    + _USER_COLUMNS
+    + " FROM users AS u WHERE lower(u.email) = %(email)s AND u.deleted_at IS NULL AND "
+    + VISIBLE_USER
+)
+SELECT_VISIBLE_USER_SQL = (
+    "SELECT " + _USER_COLUMNS + " FROM users AS u WHERE u.id = %(id)s AND " + VISIBLE_USER
+)
 SELECT_CREDENTIALS_SQL = """
 SELECT id, password_hash FROM users WHERE lower(email) = %(email)s AND deleted_at IS NULL
 """
@@ -179,9 +192,9 @@ def _user_and_phone(phone_ciphertext: bytes, *user: Any) -> tuple[UserView, byte
 _USER_AND_PHONE_ROW = args_row(_user_and_phone)
 
 
-def _require_self_or_system(actor: Actor, user_id: uuid.UUID) -> None:
-    if not check_actor(actor).is_system and actor.user_id != user_id:
-        raise Forbidden("only the user themselves can change this account")
+#: Forbidden for a teammate changing another user's account (a stranger gets NotFound).
+ONLY_SELF_CHANGES = "only the user themselves can change this account"
+ONLY_SELF_READS_PHONE = "only the user themselves can read their phone"
 
 
 @timed_methods("users")
@@ -215,26 +228,43 @@ class UserService:
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, actor: Actor, user_id: uuid.UUID, *, include_deleted: bool = False) -> UserView:
-        """The user with ``user_id``; NotFound when absent (or soft-deleted, by default)."""
-        check_actor(actor)
+        """The user with ``user_id``; NotFound when absent (or soft-deleted, by default).
+
+        A user actor sees itself and its teammates (users sharing a live team with it); anyone
+        else is NotFound, the same error as a user that does not exist.
+        """
+        params: dict[str, uuid.UUID | None]
+        if check_actor(actor).is_system:
+            statement, params = SELECT_USER_SQL, {"id": user_id}
+        else:
+            statement, params = SELECT_VISIBLE_USER_SQL, {"id": user_id, "actor_id": actor.user_id}
         with reading(self._db, actor) as conn:
-            user = fetch_one(conn, SELECT_USER_SQL, _USER_ROW, {"id": user_id})
+            user = fetch_one(conn, statement, _USER_ROW, params)
         if user is None or (user.deleted_at is not None and not include_deleted):
-            raise NotFound("user not found")
+            raise NotFound(USER_NOT_FOUND)
         return user
 
     def get_by_email(self, actor: Actor, email: str) -> UserView:
-        """The live user with ``email`` (any case); one prepared statement, one round trip."""
+        """The live user with ``email`` (any case); one prepared statement, one round trip.
+
+        Seen by a user actor only if it is itself or a teammate, as :meth:`get`.
+        """
         check_actor(actor)
         reject_nul("email", email)
         try:
             address = normalize_email(email)
         except ValueError:
-            raise NotFound("user not found") from None
+            raise NotFound(USER_NOT_FOUND) from None
+        params: dict[str, str | uuid.UUID | None]
+        if actor.is_system:
+            statement, params = SELECT_USER_BY_EMAIL_SQL, {"email": address}
+        else:
+            statement = SELECT_VISIBLE_USER_BY_EMAIL_SQL
+            params = {"email": address, "actor_id": actor.user_id}
         with reading(self._db, actor) as conn:
-            user = fetch_one(conn, SELECT_USER_BY_EMAIL_SQL, _USER_ROW, {"email": address})
+            user = fetch_one(conn, statement, _USER_ROW, params)
         if user is None:
-            raise NotFound("user not found")
+            raise NotFound(USER_NOT_FOUND)
         return user
 
     def list_users(
@@ -250,9 +280,11 @@ class UserService:
         """Users oldest first, ``limit`` per page (keyset on ``(created_at, id)``).
 
         Stable under concurrent inserts: a row that existed when paging started is seen
-        exactly once. ``tags_any``/``tags_all`` use the GIN index on ``tags``.
+        exactly once. ``tags_any``/``tags_all`` use the GIN index on ``tags``. System actors
+        only (it lists every e-mail): Forbidden for a user actor, whatever the data.
         """
-        check_actor(actor)
+        if not check_actor(actor).is_system:
+            raise Forbidden("only a system actor can list users")
         query = validate(
             UserListQuery,
             limit=limit,
@@ -343,7 +375,12 @@ class UserService:
             }
             # Guarded by the old hash: a password changed meanwhile is not overwritten.
             self._write(actor, lambda uow: uow.conn.execute(REHASH_USER_SQL, params))
-        return self.get(actor, credentials.id)
+        # The password proved who this is: the caller gets that user, whoever the actor is.
+        with reading(self._db, actor) as conn:
+            user = fetch_one(conn, SELECT_USER_SQL, _USER_ROW, {"id": credentials.id})
+        if user is None or user.deleted_at is not None:  # deleted since the check
+            raise Forbidden(WRONG_CREDENTIALS)
+        return user
 
     # -- profile ----------------------------------------------------------------------------
 
@@ -356,21 +393,21 @@ class UserService:
         remove: Sequence[str] = (),
     ) -> UserView:
         """Merge ``set`` into the profile and drop the ``remove`` keys, in one UPDATE."""
-        _require_self_or_system(actor, user_id)
+        self._self_or_system(actor, user_id)
         patch = validate(JsonPatch, set=set or {}, remove=list(remove))
         params = {"id": user_id, "patch": Jsonb(patch.set), "remove": patch.remove}
         return self._write(actor, lambda uow: _one(uow, UPDATE_PROFILE_SQL, params))
 
     def rename(self, actor: Actor, user_id: uuid.UUID, display_name: str) -> UserView:
         """Change the display name."""
-        _require_self_or_system(actor, user_id)
+        self._self_or_system(actor, user_id)
         data = validate(UserRename, display_name=display_name)
         params = {"id": user_id, "display_name": data.display_name}
         return self._write(actor, lambda uow: _one(uow, UPDATE_DISPLAY_NAME_SQL, params))
 
     def set_tags(self, actor: Actor, user_id: uuid.UUID, tags: Sequence[str]) -> UserView:
         """Replace the user's tags (trimmed, lowercased, de-duplicated)."""
-        _require_self_or_system(actor, user_id)
+        self._self_or_system(actor, user_id)
         data = validate(TagsUpdate, tags=list(tags))
         params = {"id": user_id, "tags": data.tags}
         return self._write(actor, lambda uow: _one(uow, UPDATE_TAGS_SQL, params))
@@ -385,7 +422,7 @@ class UserService:
             ConfigError: no encryption keys configured (never stored in plain text).
             NotFound: no live user has this id.
         """
-        _require_self_or_system(actor, user_id)
+        self._self_or_system(actor, user_id)
         number = validate(PhoneInput, phone=phone).phone
         keys = self._keys()
         params = {
@@ -401,7 +438,7 @@ class UserService:
 
     def clear_phone(self, actor: Actor, user_id: uuid.UUID) -> None:
         """Remove the user's phone (ciphertext, key version and blind index)."""
-        _require_self_or_system(actor, user_id)
+        self._self_or_system(actor, user_id)
         self._write(actor, lambda uow: _touch(uow, CLEAR_PHONE_SQL, {"id": user_id}))
 
     def get_phone(self, actor: Actor, user_id: uuid.UUID) -> str | None:
@@ -411,11 +448,13 @@ class UserService:
             DecryptionError: the stored value does not decrypt for this row (altered, copied
                 from another row, or its key version was removed from the keyring).
         """
-        _require_self_or_system(actor, user_id)
+        self._self_or_system(
+            actor, user_id, forbidden="only the user themselves can read the phone"
+        )
         with reading(self._db, actor) as conn:
             row = fetch_one(conn, SELECT_PHONE_SQL, _PHONE_ROW, {"id": user_id})
         if row is None:
-            raise NotFound("user not found")
+            raise NotFound(USER_NOT_FOUND)
         if row.phone_ciphertext is None:
             return None
         return self._keys().decrypt(
@@ -458,13 +497,13 @@ class UserService:
             Forbidden: the user is the last owner of a live team (transfer it or delete it).
             NotFound: no live user has this id.
         """
-        _require_self_or_system(actor, user_id)
+        self._self_or_system(actor, user_id)
         params = {"id": user_id}
 
         def work(uow: UnitOfWork) -> list[uuid.UUID]:
             conn = uow.conn
             if conn.execute(LOCK_LIVE_USER_SQL, params).fetchone() is None:
-                raise NotFound("user not found")
+                raise NotFound(USER_NOT_FOUND)
             left = remove_user_memberships(conn, user_id)
             conn.execute(SOFT_DELETE_USER_SQL, params)
             return left
@@ -475,18 +514,26 @@ class UserService:
 
     def restore(self, actor: Actor, user_id: uuid.UUID) -> UserView:
         """Undo a soft delete (memberships are not restored); Conflict if the email is taken."""
-        _require_self_or_system(actor, user_id)
+        self._self_or_system(actor, user_id, missing=NO_DELETED_USER)
         return self._write(
-            actor,
-            lambda uow: _one(
-                uow, RESTORE_USER_SQL, {"id": user_id}, "no deleted user with this id"
-            ),
+            actor, lambda uow: _one(uow, RESTORE_USER_SQL, {"id": user_id}, NO_DELETED_USER)
         )
 
     # -- internals --------------------------------------------------------------------------
 
     def _write(self, actor: Actor, work: Callable[[UnitOfWork], T]) -> T:
         return in_transaction(self._db, actor, work)
+
+    def _self_or_system(
+        self,
+        actor: Actor,
+        user_id: uuid.UUID,
+        *,
+        forbidden: str = ONLY_SELF_CHANGES,
+        missing: str = USER_NOT_FOUND,
+    ) -> None:
+        """The user themselves or a system actor; a teammate: Forbidden; others: NotFound."""
+        require_self_or_system(self._db, actor, user_id, forbidden=forbidden, missing=missing)
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -506,7 +553,7 @@ class UserService:
 
 
 def _one(
-    uow: UnitOfWork, query: str, params: dict[str, Any], missing: str = "user not found"
+    uow: UnitOfWork, query: str, params: dict[str, Any], missing: str = USER_NOT_FOUND
 ) -> UserView:
     user = fetch_one(uow.conn, query, _USER_ROW, params)
     if user is None:
@@ -516,4 +563,4 @@ def _one(
 
 def _touch(uow: UnitOfWork, query: str, params: dict[str, Any]) -> None:
     if uow.conn.execute(query, params).fetchone() is None:
-        raise NotFound("user not found")
+        raise NotFound(USER_NOT_FOUND)

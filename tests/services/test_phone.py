@@ -11,7 +11,14 @@ from dbops.db import Database
 from dbops.errors import ConfigError, DecryptionError, Forbidden, InvalidInput, NotFound
 from dbops.services._base import Actor
 from dbops.services.users import UserService, UserView
-from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, SYSTEM_CONTEXT, as_system
+from tests.services._helpers import (
+    FAST_HASHER,
+    PASSWORD,
+    SYSTEM,
+    SYSTEM_CONTEXT,
+    as_system,
+    make_team,
+)
 
 PHONE = "+14155550123"
 SELECT_STORED = (
@@ -68,15 +75,20 @@ def test_clear_removes_all_three_columns(users: UserService, db: Database) -> No
     assert stored(db, user.id) == (None, None, None)
 
 
-def test_only_the_user_or_a_system_actor(users: UserService) -> None:
-    user, other = make_user(users, 1), make_user(users, 2)
+def test_only_the_user_or_a_system_actor(users: UserService, db: Database) -> None:
+    user, mate, stranger = make_user(users, 1), make_user(users, 2), make_user(users, 3)
+    make_team(db, owners=[user.id], members=[mate.id])
     users.set_phone(SYSTEM, user.id, PHONE)
-    with pytest.raises(Forbidden):
-        users.get_phone(Actor.user(other.id), user.id)
-    with pytest.raises(Forbidden):
-        users.set_phone(Actor.user(other.id), user.id, "+14155550999")
-    with pytest.raises(Forbidden):
-        users.clear_phone(Actor.user(other.id), user.id)
+    # A teammate sees the user, so it is refused; a stranger does not even see the user.
+    for who, error, message in ((mate, Forbidden, "themselves"), (stranger, NotFound, "^user")):
+        with pytest.raises(error, match=message):
+            users.get_phone(Actor.user(who.id), user.id)
+        with pytest.raises(error, match=message):
+            users.set_phone(Actor.user(who.id), user.id, "+14155550999")
+        with pytest.raises(error, match=message):
+            users.clear_phone(Actor.user(who.id), user.id)
+    with pytest.raises(NotFound, match=r"^user not found$"):
+        users.get_phone(Actor.user(stranger.id), uuid.uuid4())
     with pytest.raises(Forbidden, match="system actor"):
         users.find_by_phone(Actor.user(user.id), PHONE)
     assert users.get_phone(SYSTEM, user.id) == PHONE

@@ -135,17 +135,22 @@ def test_only_owners_change_a_team(
     team = teams.create(Actor.user(owner.id), name="Acme", slug="acme")
     member, stranger = make_user(users, "member"), make_user(users, "stranger")
     add_member(clean_db, team.id, member.id, Role.MEMBER)
-    for who in (member, stranger):
+    # A member sees the team but lacks the role (Forbidden); a stranger does not see it at all
+    # and gets the error of a team that does not exist (docs/permissions.md).
+    for who, error, message in (
+        (member, Forbidden, "only an owner"),
+        (stranger, NotFound, "^team not found$"),
+    ):
         actor = Actor.user(who.id)
-        with pytest.raises(Forbidden):
+        with pytest.raises(error, match=message):
             teams.rename(actor, team.id, "Mine now")
-        with pytest.raises(Forbidden):
+        with pytest.raises(error, match=message):
             teams.change_slug(actor, team.id, "mine")
-        with pytest.raises(Forbidden):
+        with pytest.raises(error, match=message):
             teams.update_settings(actor, team.id, set={"plan": "free"})
-        with pytest.raises(Forbidden):
+        with pytest.raises(error, match=message):
             teams.delete(actor, team.id)
-        with pytest.raises(Forbidden):
+        with pytest.raises(error, match=message):
             teams.set_location(actor, team.id, 0.0, 0.0)
     assert teams.get(SYSTEM, team.id) == team
     with pytest.raises(NotFound):
@@ -251,30 +256,38 @@ def test_team_by_slug_is_cached_with_hit_and_miss_counters(
     teams = TeamService(clean_db, cache)
     me = Actor.user(owner.id)
     team = teams.create(me, name="Acme", slug="acme")
+    # A miss: one statement that returns the team only to a member; the team is stored.
     assert teams.get_by_slug(me, "acme") == team
     assert (cache.stats().hits, cache.stats().misses) == (0, 1)
-    # Served from the cache: no statement reaches the database.
+    # A hit, then the membership check through the cached role check (a miss the first time).
+    assert teams.get_by_slug(me, "acme") == team
+    assert (cache.stats().hits, cache.stats().misses) == (1, 2)
+    # Both served from the cache now: no statement reaches the database.
     with psycopg.connect(to_libpq_url(clean_db.url), autocommit=True) as probe:
         before = statement_calls(probe)
         assert teams.get_by_slug(me, "ACME ") == team
+        assert teams.get_by_slug(SYSTEM, "acme") == team
         assert statement_calls(probe) - before == 0
-    assert (cache.stats().hits, cache.stats().misses) == (1, 1)
-    # Absent slugs are cached too.
-    for _ in range(2):
+    assert (cache.stats().hits, cache.stats().misses) == (4, 2)
+    # Absent slugs are cached too, when a system actor looked: a user actor's "no team" is its
+    # own answer (it sees its teams only) and is not stored for others.
+    for actor in (me, me, SYSTEM, SYSTEM, me):
         with pytest.raises(NotFound):
-            teams.get_by_slug(me, "nope")
-    assert (cache.stats().hits, cache.stats().misses) == (2, 2)
+            teams.get_by_slug(actor, "nope")
+    assert (cache.stats().hits, cache.stats().misses) == (6, 5)
 
 
+@pytest.mark.parametrize("reader", ["owner", "system"])
 def test_no_stale_read_after_any_write_through_the_service(
-    clean_db: Database, cache: QueryCache, owner: UserView
+    clean_db: Database, cache: QueryCache, owner: UserView, reader: str
 ) -> None:
     teams = TeamService(clean_db, cache)
     me = Actor.user(owner.id)
+    who = me if reader == "owner" else SYSTEM
 
     def read(slug: str) -> TeamView | None:
         try:
-            return teams.get_by_slug(me, slug)
+            return teams.get_by_slug(who, slug)
         except NotFound:
             return None
 
@@ -293,7 +306,8 @@ def test_no_stale_read_after_any_write_through_the_service(
     assert read("acme-inc") is None
     restored = teams.restore(me, team.id)
     assert read("acme-inc") == restored
-    assert cache.stats().invalidations >= 6
+    # A user actor's "no team" answers are not stored, so fewer keys are there to drop.
+    assert cache.stats().invalidations >= (4 if reader == "owner" else 6)
 
 
 # -- listings ---------------------------------------------------------------------------------

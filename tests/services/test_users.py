@@ -23,6 +23,7 @@ from tests.services._helpers import (
     SYSTEM_CONTEXT,
     add_member,
     as_system,
+    make_team,
     statement_calls,
 )
 
@@ -199,18 +200,32 @@ def test_concurrent_profile_patches_of_different_keys_both_survive(users: UserSe
     assert users.get(SYSTEM, user.id).profile == {f"k{i}": i for i in range(8)}
 
 
-def test_only_the_user_or_a_system_actor_changes_an_account(users: UserService) -> None:
-    alice, bob = make_user(users, "alice"), make_user(users, "bob")
-    as_bob = Actor.user(bob.id)
-    for call in (
-        lambda: users.update_profile(as_bob, alice.id, set={"x": 1}),
-        lambda: users.set_tags(as_bob, alice.id, ["x"]),
-        lambda: users.rename(as_bob, alice.id, "Mallory"),
-        lambda: users.delete(as_bob, alice.id),
-        lambda: users.restore(as_bob, alice.id),
+def test_only_the_user_or_a_system_actor_changes_an_account(
+    users: UserService, clean_db: Database
+) -> None:
+    alice, bob, eve = make_user(users, "alice"), make_user(users, "bob"), make_user(users, "eve")
+    make_team(clean_db, owners=[alice.id], members=[bob.id])
+    # bob is alice's teammate: he sees her account, so he is refused (Forbidden); eve shares no
+    # team with her: she gets the error of an account that does not exist (docs/permissions.md).
+    for who, error, nobody in (
+        (bob, Forbidden, None),
+        (eve, NotFound, ("user not found", "no deleted user with this id")),
     ):
-        with pytest.raises(Forbidden):
-            call()
+        actor = Actor.user(who.id)
+        calls = (
+            lambda me, a: users.update_profile(me, a, set={"x": 1}),
+            lambda me, a: users.set_tags(me, a, ["x"]),
+            lambda me, a: users.rename(me, a, "Mallory"),
+            lambda me, a: users.delete(me, a),
+            lambda me, a: users.restore(me, a),
+        )
+        for call in calls:
+            with pytest.raises(error) as err:
+                call(actor, alice.id)
+            if nobody is not None:
+                with pytest.raises(NotFound) as missing:
+                    call(actor, uuid.uuid4())
+                assert str(err.value) == str(missing.value) in nobody
     assert users.get(SYSTEM, alice.id) == alice
 
 
