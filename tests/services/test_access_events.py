@@ -136,19 +136,22 @@ def test_forbidden_and_not_found_are_counted_with_the_actor(
     forbidden, not_found = _count("forbidden"), _count("not_found")
     caplog.set_level(logging.INFO, logger="dbops.access")
 
-    with pytest.raises(Forbidden):
+    with pytest.raises(Forbidden):  # a system-only action (docs/permissions.md)
+        users.list_users(Actor.user(alice.id))
+    with pytest.raises(NotFound):  # a stranger's row: hidden, not forbidden
         users.rename(Actor.user(alice.id), bob.id, "taken over")
     with pytest.raises(NotFound):
         users.get(SYSTEM, uuid.uuid4())
 
     assert _count("forbidden") == forbidden + 1
-    assert _count("not_found") == not_found + 1
-    first, second = (r for r in caplog.records if r.name == "dbops.access")
+    assert _count("not_found") == not_found + 2
+    first, hidden, second = (r for r in caplog.records if r.name == "dbops.access")
     assert (first.levelno, first.access_kind, first.access_statement) == (  # type: ignore[attr-defined]
         logging.INFO,
         "forbidden",
-        "users.rename",
+        "users.list_users",
     )
+    assert (hidden.access_kind, hidden.access_statement) == ("not_found", "users.rename")  # type: ignore[attr-defined]
     assert first.actor_kind == "user"  # type: ignore[attr-defined]
     assert first.actor_id == str(alice.id)  # type: ignore[attr-defined]
     assert (second.access_kind, second.actor_kind) == ("not_found", "system")  # type: ignore[attr-defined]

@@ -369,3 +369,32 @@ def test_a_failed_login_role_url_never_prints_its_password(pg_cluster: EmbeddedC
     with pytest.raises(Exception) as err:
         open_database(make_settings(url), url)
     assert "wrong-secret" not in str(err.value)
+
+
+# -- caches shared by every actor ----------------------------------------------------------------
+
+
+def test_a_strangers_read_never_poisons_or_leaks_through_the_cache(
+    tenants: Tenants, clean_db: Database
+) -> None:
+    """Cached answers are shared across actors: a stranger's RLS-filtered miss must not be
+    stored for the member, and a member's hit must not reach the stranger."""
+    from dbops.errors import NotFound
+    from dbops.services import MemoryCache
+    from dbops.services.memberships import MembershipService
+    from dbops.services.teams import TeamService
+
+    cache = MemoryCache(ttl_s=300)
+    members, teams = MembershipService(clean_db, cache), TeamService(clean_db, cache)
+    alice, bob = Actor.user(tenants.alice), Actor.user(tenants.bob)
+    slug = teams.get(Actor.system("tests"), tenants.team_a).slug
+    # Bob first: he learns nothing, and nothing he read is cached for Alice.
+    assert members.role_of(bob, tenants.team_a, tenants.alice) is None
+    with pytest.raises(NotFound):
+        teams.get_by_slug(bob, slug)
+    assert members.role_of(alice, tenants.team_a, tenants.alice) is Role.OWNER
+    assert teams.get_by_slug(alice, slug).id == tenants.team_a
+    # Alice's answers are cached now; Bob still gets nothing.
+    assert members.role_of(bob, tenants.team_a, tenants.alice) is None
+    with pytest.raises(NotFound):
+        teams.get_by_slug(bob, slug)
