@@ -37,6 +37,7 @@ format:  ## apply ruff's fixes and formatting
 bench: setup  ## benchmarks (results go to docs/benchmarks.md)
 	$(UV) run python -m bench.bench_seed
 	$(UV) run python -m bench.bench_services --scale-check
+	$(UV) run python -m bench.bench_rls
 	$(UV) run python -m bench.bench_throughput
 	$(UV) run python -m bench.bench_crypto
 

@@ -1,0 +1,732 @@
+"""What row-level security costs the service hot reads (migration 0008), in one run.
+
+    uv run python -m bench.bench_rls [--users 100000 --teams 20000] [--quick]
+
+Starts a throwaway durable embedded cluster under /var/tmp (destroyed at the end; with
+DATABASE_URL set, that database instead, as a superuser: its dbops roles get new random
+passwords and its seeded rows are replaced) and sets it up as ``tests/fixtures/db.py`` does:
+dbops' roles as the superuser (``setup_roles``), the migrations as ``dbops_owner``,
+``grant_privileges``; seeds with ``dbops.ops.seed.seed`` and
+tops memberships up to ~3 per user (``bench.bench_services.prepare``'s data set). Then times
+each hot read on four sides, alternating them in rounds:
+
+(a) ``raw``: the services' own statement on a raw autocommit psycopg connection as the
+    superuser (``prepare=True``, tuple rows; RLS does not apply to a superuser): the baseline;
+(b) ``rls, same actor``: the public service method on ``open_database()`` as ``dbops_app``,
+    with one user actor on every call (the pooled connection carries it: no extra statement);
+(c) ``rls, actor changes``: as (b), but the actor's context alternates every call, so each
+    read first sends one ``set_config`` statement (one more round trip);
+(d) ``superuser, same actor``: the service of (b) on a Database opened as the superuser (RLS
+    bypassed, actor carried): (b) / (d) is the policies' own cost.
+
+It also runs ``EXPLAIN (ANALYZE, BUFFERS)`` of every hot statement as ``dbops_app`` with the
+user actor set (and as the superuser, to compare the scans), prints a markdown report and
+writes it to the "Row-level security" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import re
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from sqlalchemy.engine import make_url
+
+from bench._harness import Latency, databases, machine, markdown_table, measure_pair
+from bench._harness import replace_section as write_section
+from bench.bench_services import MEMBERSHIPS_PER_USER, SERVER_VERSION, Dataset
+from bench.bench_services import prepare as seed_dataset
+from dbops.config import Settings, to_libpq_url
+from dbops.db import Database, open_database
+from dbops.ops.migrate import upgrade
+from dbops.ops.roles import ROLE_NAMES, RoleName, grant_privileges, setup_roles
+from dbops.services import Actor, MembershipService, TeamService, UserService
+from dbops.services.statements import (
+    SELECT_ROLE_SQL,
+    SELECT_TEAM_BY_SLUG_SQL,
+    SELECT_TEAMS_OF_USER_SQL,
+    SELECT_USER_BY_EMAIL_SQL,
+)
+from dbops.services.teams import (
+    ORDER_TEAMS_SQL,
+    SEARCH_TEAMS_SQL,
+    SELECT_TEAMS_SQL,
+    WHERE_LIVE,
+    WHERE_SETTINGS_CONTAIN,
+)
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+SECTION = "Row-level security"
+RATIO_TARGET = 1.5
+SUPERUSER = "superuser, same actor"
+#: First page of ``TeamService.list_teams`` (its default limit, plus the look-ahead row).
+PAGE = 50
+
+#: The list read as the service builds it (first page, live teams, no filter).
+LIST_TEAMS_SQL = SELECT_TEAMS_SQL.format(where=WHERE_LIVE) + ORDER_TEAMS_SQL
+#: The list read with a settings filter (``@>``, GIN index ix_teams_settings): EXPLAIN only.
+LIST_TEAMS_SETTINGS_SQL = (
+    SELECT_TEAMS_SQL.format(where=sql.SQL(" AND ").join([WHERE_LIVE, WHERE_SETTINGS_CONTAIN]))
+    + ORDER_TEAMS_SQL
+)
+
+#: A user with at least 3 live teams, drawn at random (seeded) among such users.
+CANDIDATE_ACTORS = """
+SELECT m.user_id
+FROM team_members AS m
+JOIN teams AS t ON t.id = m.team_id AND t.deleted_at IS NULL
+JOIN users AS u ON u.id = m.user_id AND u.deleted_at IS NULL
+GROUP BY m.user_id
+HAVING count(*) >= 3
+ORDER BY m.user_id
+"""
+#: What the actor may see: their live teams, and their live teammates (themselves included).
+ACTOR_TEAMS = """
+SELECT t.id, t.slug, t.name
+FROM team_members AS m JOIN teams AS t ON t.id = m.team_id AND t.deleted_at IS NULL
+WHERE m.user_id = %(user_id)s
+ORDER BY t.id
+"""
+ACTOR_TEAMMATES = """
+SELECT DISTINCT other.team_id, u.id, lower(u.email) AS email
+FROM team_members AS mine
+JOIN teams AS t ON t.id = mine.team_id AND t.deleted_at IS NULL
+JOIN team_members AS other ON other.team_id = mine.team_id
+JOIN users AS u ON u.id = other.user_id AND u.deleted_at IS NULL
+WHERE mine.user_id = %(user_id)s
+ORDER BY 1, 2
+"""
+SET_SESSION_ACTOR_SQL = """
+SELECT set_config('app.actor_kind', %(kind)s, false),
+       set_config('app.actor_id', %(id)s, false),
+       set_config('app.actor_name', %(name)s, false)
+"""
+CURRENT_ROLE_SQL = """
+SELECT current_user::text, (SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user)
+"""
+#: Members per live team: median, 99th percentile and largest.
+TEAM_SIZES = """
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY n),
+       percentile_disc(0.99) WITHIN GROUP (ORDER BY n),
+       max(n)
+FROM (SELECT count(*) AS n FROM team_members AS m
+      JOIN teams AS t ON t.id = m.team_id AND t.deleted_at IS NULL
+      GROUP BY m.team_id) AS s
+"""
+#: Members of each of the actor's live teams.
+ACTOR_TEAM_SIZES = """
+SELECT count(*) AS n
+FROM team_members AS mine
+JOIN teams AS t ON t.id = mine.team_id AND t.deleted_at IS NULL
+JOIN team_members AS other ON other.team_id = mine.team_id
+WHERE mine.user_id = %(user_id)s
+GROUP BY mine.team_id
+ORDER BY n
+"""
+#: A plan's scan nodes, e.g. "Index Scan using uq_users_email_live on users".
+SCAN_NODE = re.compile(
+    r"((?:Parallel )?(?:Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan|Bitmap Heap Scan)"
+    r"(?: Backward)?(?: using \S+)? on \S+(?: \S+)?)"
+)
+EXECUTION_TIME = re.compile(r"Execution Time: ([\d.]+) ms")
+
+
+# ------------------------------------------------------------------------------- set up
+def setup_cluster(url: str, settings: Settings) -> dict[RoleName, str]:
+    """Roles as the superuser, migrations as the owner, grants: URL per role.
+
+    The passwords are random, carried in the role URLs (for a DATABASE_URL server that asks
+    for them) and never printed; the embedded cluster's unix socket does not ask for them.
+    """
+    passwords: dict[RoleName, str] = {role: secrets.token_urlsafe(18) for role in ROLE_NAMES}
+    urls = {
+        role: make_url(url)
+        .set(username=name, password=passwords[role])
+        .render_as_string(hide_password=False)
+        for role, name in ROLE_NAMES.items()
+    }
+    with open_database(settings, url) as admin:
+        setup_roles(admin, passwords)
+        upgrade(urls["owner"], settings, "head")
+        with admin.connection() as conn:
+            grant_privileges(conn)
+    return urls
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The user actor of (b)/(c)/(d) and inputs every side can find (the actor sees them)."""
+
+    user_id: uuid.UUID
+    emails: list[str]
+    slugs: list[str]
+    pairs: list[tuple[uuid.UUID, uuid.UUID]]
+    teams: int
+    teammates: int
+    team_sizes: list[int]
+    all_team_sizes: tuple[int, int, int]
+
+
+def pick_inputs(data: Dataset, seed_value: int) -> Inputs:
+    """A random user with ≥ 3 live teams; the e-mails, slugs and memberships they can see."""
+    with psycopg.connect(to_libpq_url(data.url), autocommit=True) as conn:
+        candidates = [r[0] for r in conn.execute(CANDIDATE_ACTORS)]
+        user_id = random.Random(seed_value).choice(candidates)
+        teams = conn.execute(ACTOR_TEAMS, {"user_id": user_id}).fetchall()
+        mates = conn.execute(ACTOR_TEAMMATES, {"user_id": user_id}).fetchall()
+        sizes = [int(r[0]) for r in conn.execute(ACTOR_TEAM_SIZES, {"user_id": user_id})]
+        spread = conn.execute(TEAM_SIZES).fetchone()
+    assert spread is not None
+    emails = sorted({email for _, _, email in mates})
+    return Inputs(
+        user_id=user_id,
+        emails=emails,
+        slugs=[slug for _, slug, _ in teams],
+        pairs=[(team, user) for team, user, _ in mates],
+        teams=len(teams),
+        teammates=len({user for _, user, _ in mates}),
+        team_sizes=sizes,
+        all_team_sizes=(int(spread[0]), int(spread[1]), int(spread[2])),
+    )
+
+
+# ------------------------------------------------------------------------------ operations
+@dataclass(frozen=True)
+class Op:
+    """One hot read: its inputs, the statement and params of its raw side, and the sides."""
+
+    name: str
+    inputs: Sequence[Any]
+    sides: dict[str, Callable[[Any], object]]
+    statement: str | sql.Composed
+    params: Callable[[Any], dict[str, Any]]
+
+
+@dataclass
+class ServiceSet:
+    users: UserService
+    teams: TeamService
+    members: MembershipService
+
+    @classmethod
+    def on(cls, db: Database) -> ServiceSet:
+        """Services without cache (every call reads the database)."""
+        return cls(UserService(db), TeamService(db), MembershipService(db))
+
+
+def _raw(conn: psycopg.Connection[Any], statement: str | sql.Composed, many: bool) -> Callable:
+    def call(params: dict[str, Any]) -> object:
+        cur = conn.execute(statement, params, prepare=True)
+        return cur.fetchall() if many else cur.fetchone()
+
+    return call
+
+
+def operations(
+    inputs: Inputs,
+    raw: psycopg.Connection[Any],
+    app: ServiceSet,
+    app_changing: ServiceSet,
+    superuser: ServiceSet,
+) -> list[Op]:
+    """The five hot reads with their four sides; (c) alternates between two actor contexts.
+
+    (c)'s two actors are the same user with a different ``name`` (``Actor(kind="user",
+    user_id=..., name="a"|"b")``): the context differs, so the pooled connection never carries
+    the one a call needs and every call sends ``set_config`` first, while the policies, rows
+    and plans are exactly those of (b).
+    """
+    actor = Actor.user(inputs.user_id)
+    flip = [Actor("user", inputs.user_id, "a"), Actor("user", inputs.user_id, "b")]
+    turn = [0]
+
+    def changing() -> Actor:
+        turn[0] ^= 1
+        return flip[turn[0]]
+
+    def sides(
+        raw_call: Callable[[Any], object], service: Callable[[ServiceSet, Actor, Any], object]
+    ) -> dict[str, Callable[[Any], object]]:
+        return {
+            "raw (superuser)": raw_call,
+            "rls, same actor": lambda x: service(app, actor, x),
+            "rls, actor changes": lambda x: service(app_changing, changing(), x),
+            "superuser, same actor": lambda x: service(superuser, actor, x),
+        }
+
+    def email_params(e: str) -> dict[str, Any]:
+        return {"email": e}
+
+    def slug_params(s: str) -> dict[str, Any]:
+        return {"slug": s}
+
+    def pair_params(p: tuple[uuid.UUID, uuid.UUID]) -> dict[str, Any]:
+        return {"team_id": p[0], "user_id": p[1]}
+
+    def user_params(u: uuid.UUID) -> dict[str, Any]:
+        return {"user_id": u}
+
+    def page_params(_: object) -> dict[str, Any]:
+        return {"limit": PAGE + 1}
+
+    raw_email = _raw(raw, SELECT_USER_BY_EMAIL_SQL, False)
+    raw_slug = _raw(raw, SELECT_TEAM_BY_SLUG_SQL, False)
+    raw_role = _raw(raw, SELECT_ROLE_SQL, False)
+    raw_teams = _raw(raw, SELECT_TEAMS_OF_USER_SQL, True)
+    raw_list = _raw(raw, LIST_TEAMS_SQL, True)
+    return [
+        Op(
+            "users.get_by_email",
+            inputs.emails,
+            sides(
+                lambda e: raw_email(email_params(e)),
+                lambda s, a, e: s.users.get_by_email(a, e),
+            ),
+            SELECT_USER_BY_EMAIL_SQL,
+            email_params,
+        ),
+        Op(
+            "teams.get_by_slug",
+            inputs.slugs,
+            sides(
+                lambda x: raw_slug(slug_params(x)),
+                lambda s, a, x: s.teams.get_by_slug(a, x),
+            ),
+            SELECT_TEAM_BY_SLUG_SQL,
+            slug_params,
+        ),
+        Op(
+            "memberships.role_of",
+            inputs.pairs,
+            sides(
+                lambda p: raw_role(pair_params(p)),
+                lambda s, a, p: s.members.role_of(a, p[0], p[1]),
+            ),
+            SELECT_ROLE_SQL,
+            pair_params,
+        ),
+        Op(
+            "teams.teams_of_user",
+            [inputs.user_id],
+            sides(
+                lambda u: raw_teams(user_params(u)),
+                lambda s, a, u: s.teams.teams_of_user(a, u),
+            ),
+            SELECT_TEAMS_OF_USER_SQL,
+            user_params,
+        ),
+        Op(
+            "teams.list_teams (page 1)",
+            [None],
+            sides(
+                lambda x: raw_list(page_params(x)),
+                lambda s, a, _: list(s.teams.list_teams(a, limit=PAGE).items),
+            ),
+            LIST_TEAMS_SQL,
+            page_params,
+        ),
+    ]
+
+
+def _size(result: object) -> int:
+    if result is None:
+        return 0
+    if isinstance(result, list):
+        return len(result)
+    return 1
+
+
+def check_answers(ops: list[Op]) -> dict[str, dict[str, int]]:
+    """Every side finds rows for the first inputs; rows returned per side on the first input."""
+    sizes: dict[str, dict[str, int]] = {}
+    for op in ops:
+        for arg in op.inputs[:10]:
+            for name, call in op.sides.items():
+                if _size(call(arg)) == 0:
+                    raise SystemExit(f"{op.name}/{name}: no row for input {arg!r}")
+        sizes[op.name] = {name: _size(call(op.inputs[0])) for name, call in op.sides.items()}
+    return sizes
+
+
+def calls_for(op: Op, wanted: int, side_seconds: float) -> int:
+    """``wanted``, or fewer when the slowest side would take more than ``side_seconds``.
+
+    A 10-call pilot of every side; at least 200 calls (10 per round) stay.
+    """
+    slowest = 0.0
+    for call in op.sides.values():
+        started = time.perf_counter()
+        for i in range(10):
+            call(op.inputs[i % len(op.inputs)])
+        slowest = max(slowest, (time.perf_counter() - started) / 10)
+    if slowest * wanted <= side_seconds:
+        return wanted
+    return max(200, min(wanted, int(side_seconds / slowest) // 20 * 20))
+
+
+# ------------------------------------------------------------------------------- EXPLAIN
+@dataclass(frozen=True)
+class Plan:
+    """One statement's EXPLAIN (ANALYZE, BUFFERS) as one role: its scans and time."""
+
+    text: str
+    scans: list[str]
+    ms: float
+
+
+def explain(
+    conn: psycopg.Connection[Any], statement: str | sql.Composed, params: dict[str, Any]
+) -> Plan:
+    query = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) ") + (
+        statement if isinstance(statement, sql.Composed) else sql.SQL(statement)
+    )
+    lines = [r[0] for r in conn.execute(query, params)]
+    text = "\n".join(lines)
+    scans = [m.group(1) for line in lines for m in [SCAN_NODE.search(line)] if m]
+    found = EXECUTION_TIME.search(text)
+    return Plan(text, scans, float(found.group(1)) if found else 0.0)
+
+
+def explain_all(
+    urls: dict[RoleName, str], data: Dataset, inputs: Inputs, ops: list[Op]
+) -> dict[str, tuple[Plan, Plan]]:
+    """Each hot statement (and the settings filter and search of teams) as app and superuser."""
+    user = {"kind": "user", "id": str(inputs.user_id), "name": ""}
+    system = {"kind": "system", "id": "", "name": "bench"}
+    statements: list[tuple[str, str | sql.Composed, dict[str, Any], dict[str, str]]] = [
+        (op.name, op.statement, op.params(op.inputs[0]), user) for op in ops
+    ]
+    statements += [
+        (
+            "users.get_by_email (system actor)",
+            SELECT_USER_BY_EMAIL_SQL,
+            {"email": inputs.emails[0]},
+            system,
+        ),
+        (
+            "teams.list_teams(settings_contains=...)",
+            LIST_TEAMS_SETTINGS_SQL,
+            {"limit": PAGE + 1, "settings_contains": Jsonb({"plan": "pro"})},
+            user,
+        ),
+        (
+            "teams.search_teams",
+            SEARCH_TEAMS_SQL,
+            {"q": inputs.slugs[0].split("-")[0], "limit": 21},
+            user,
+        ),
+    ]
+    plans: dict[str, tuple[Plan, Plan]] = {}
+    with (
+        psycopg.connect(to_libpq_url(urls["app"]), autocommit=True) as app,
+        psycopg.connect(to_libpq_url(data.url), autocommit=True) as su,
+    ):
+        for name, statement, params, actor in statements:
+            app.execute(SET_SESSION_ACTOR_SQL, actor)
+            plans[name] = (explain(app, statement, params), explain(su, statement, params))
+    return plans
+
+
+# ------------------------------------------------------------------------------ reporting
+def _us(value: float) -> str:
+    if value >= 1000:
+        return f"{value / 1000:,.2f} ms"
+    return f"{value:,.1f} µs" if value < 100 else f"{value:,.0f} µs"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x"
+
+
+def _index_note(plan: Plan) -> str:
+    if not plan.scans:
+        return "(no scan node)"
+    return "; ".join(dict.fromkeys(plan.scans))
+
+
+def render(
+    data: Dataset,
+    inputs: Inputs,
+    latency: dict[str, dict[str, Latency]],
+    sizes: dict[str, dict[str, int]],
+    plans: dict[str, tuple[Plan, Plan]],
+    args: argparse.Namespace,
+    server: str,
+    command: str,
+) -> str:
+    out: list[str] = []
+    out.append(
+        f"Machine: {machine()}; shared with other jobs during the run (2 cores: medians move "
+        f"by up to ±30% between runs, read a ratio near a target as a tie). PostgreSQL {server} "
+        f"(embedded, durable, unix socket). Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
+        f"  \nCommand: `{command}`"
+    )
+    out.append(
+        f"Data: {data.users:,} users, {data.teams:,} teams, {data.memberships:,} memberships "
+        f"(seeded by `dbops.ops.seed`, topped up to ~{MEMBERSHIPS_PER_USER} per user as in the "
+        "service bench), `VACUUM (ANALYZE)`. Cluster set up as the tests do: `setup_roles` as "
+        "the superuser, migrations as `dbops_owner`, `grant_privileges`. Actor: one user drawn "
+        f"at random (seed {args.seed}) among users with ≥ 3 live teams: {inputs.teams} teams "
+        f"of {', '.join(str(n) for n in inputs.team_sizes)} members, {inputs.teammates:,} "
+        "distinct teammates (themselves included); team sizes over all live teams: median "
+        f"{inputs.all_team_sizes[0]}, p99 {inputs.all_team_sizes[1]}, max "
+        f"{inputs.all_team_sizes[2]} (the seeder's Pareto sizes plus the uniform top-up). "
+        "Inputs, the same for every side: "
+        f"the {len(inputs.emails)} e-mails of those teammates, the {len(inputs.slugs)} slugs of "
+        f"their teams, the {len(inputs.pairs)} (team, member) pairs of their teams, the actor "
+        "for `teams_of_user`, the first page (50) for `list_teams`."
+    )
+    out.append(
+        "Sides: **(a) raw** = the services' own statement (`dbops.services.statements`, and "
+        "the `list_teams` text built from `dbops.services.teams`' constants) on one raw "
+        "autocommit psycopg connection as the superuser, `prepare=True`, tuple rows: RLS does "
+        "not apply. **(b) rls, same actor** = the public service method (no cache) on "
+        "`open_database()` as `dbops_app`, the same user actor on every call, so the pooled "
+        "connection carries it and no `set_config` is sent. **(c) rls, actor changes** = as "
+        "(b) on its own Database, but the actor context alternates every call between two "
+        "contexts of the same user (`name` 'a'/'b'), so each call first sends the session "
+        "`set_config` (one round trip more) while rows and plans stay those of (b). "
+        "**(d) superuser, same actor** = the service of (b) on a Database opened as the "
+        "superuser: RLS bypassed, no actor round trip. "
+        f"Up to {args.calls:,} timed calls per side (fewer when the slowest side of an "
+        f"operation would run longer than {args.side_seconds:g} s: column `calls`) after "
+        "min(300, calls / 10) warm-up calls, in 20 rounds whose side order rotates."
+    )
+    rows: list[list[object]] = []
+    checks: list[list[object]] = []
+    for name, sides in latency.items():
+        base = sides["raw (superuser)"].median_us
+        same = sides["rls, same actor"].median_us
+        for side, value in sides.items():
+            vs_b = "" if side.startswith(("raw", "rls, same")) else _ratio(value.median_us / same)
+            rows.append(
+                [
+                    f"{name}: {side}",
+                    _us(value.median_us),
+                    _us(value.p99_us),
+                    _ratio(value.median_us / base),
+                    vs_b,
+                    sizes[name][side],
+                    value.n,
+                ]
+            )
+        ratio = same / base
+        changing = sides["rls, actor changes"].median_us / base
+        checks.append(
+            [
+                name,
+                f"{ratio:.2f}x",
+                f"{changing:.2f}x",
+                f"{sides['superuser, same actor'].median_us / base:.2f}x",
+                "met" if ratio <= RATIO_TARGET else "**MISSED**",
+            ]
+        )
+    out.append("### Latency (single thread)")
+    out.append(
+        markdown_table(
+            ["operation: side", "median", "p99", "vs (a) raw", "vs (b)", "rows", "calls"],
+            rows,
+        )
+    )
+    out.append(f"### Target: service vs raw ≤ {RATIO_TARGET}x with RLS on")
+    out.append(
+        markdown_table(
+            ["operation", "(b)/(a)", "(c)/(a)", "(d)/(a)", f"(b) ≤ {RATIO_TARGET}x"], checks
+        )
+    )
+    out.append("### Plans as `dbops_app` with a user actor (EXPLAIN ANALYZE, BUFFERS)")
+    prow = []
+    for name, (app, su) in plans.items():
+        prow.append(
+            [name, _index_note(su), f"{su.ms:.3f} ms", _index_note(app), f"{app.ms:.3f} ms"]
+        )
+    out.append(
+        markdown_table(
+            ["statement", "scans as superuser", "time", "scans as dbops_app (RLS)", "time"], prow
+        )
+    )
+    out.append("### Reading")
+    out.append(reading(latency, plans))
+    out.append(CAUSES)
+    out.append("<details><summary>Full plans as dbops_app</summary>\n")
+    for name, (app, _) in plans.items():
+        out.append(f"{name}:\n\n```\n{app.text}\n```\n")
+    out.append("</details>")
+    return "\n\n".join(out)
+
+
+def reading(latency: dict[str, dict[str, Latency]], plans: dict[str, tuple[Plan, Plan]]) -> str:
+    """The numbers of this run in words: where the target holds, policy and round-trip costs."""
+    parts: list[str] = []
+    missed = [
+        name
+        for name, sides in latency.items()
+        if sides["rls, same actor"].median_us / sides["raw (superuser)"].median_us > RATIO_TARGET
+    ]
+    held = [name for name in latency if name not in missed]
+    parts.append(
+        f"The service/raw ≤ {RATIO_TARGET}x target with RLS on (side b): "
+        + (f"missed by {', '.join(missed)}" if missed else "held by every hot read")
+        + (f"; held by {', '.join(held)}" if held and missed else "")
+        + ". Without the policies (side d, same service, superuser) the ratios are "
+        + ", ".join(
+            f"{sides['superuser, same actor'].median_us / sides['raw (superuser)'].median_us:.2f}x"
+            for sides in latency.values()
+        )
+        + " (the service's own fixed cost over a fast raw read; ±30% noise), so what RLS "
+        "adds is in the statement and the actor round trip."
+    )
+    policy = ", ".join(
+        f"{name} {_us(sides['rls, same actor'].median_us - sides[SUPERUSER].median_us)}"
+        for name, sides in latency.items()
+    )
+    trip = ", ".join(
+        f"{name} {_us(sides['rls, actor changes'].median_us - sides['rls, same actor'].median_us)}"
+        for name, sides in latency.items()
+    )
+    parts.append(
+        f"Policy cost per call, (b) - (d): {policy}. Actor round trip, (c) - (b): {trip} "
+        "(the machine was loaded: differences under ~50 µs, or negative, are noise)."
+    )
+    index_lost = [
+        name
+        for name, (app, su) in plans.items()
+        if any("Seq Scan" in scan for scan in app.scans)
+        and not any("Seq Scan" in scan for scan in su.scans)
+    ]
+    if index_lost:
+        parts.append(
+            "Index lost under RLS (Seq Scan as dbops_app, an index as the superuser): "
+            + ", ".join(index_lost)
+            + "."
+        )
+    return " ".join(parts)
+
+
+#: Why, from the plans (structural: holds for any data size; the numbers above scale with it).
+CAUSES = """\
+Causes, from the plans below (reproduce: `uv run python -m bench.bench_rls`, or `--quick` for
+20,000 users and 1,000 calls):
+
+1. **`users.get_by_email` loses its index: a sequential scan of every user, for user *and*
+   system actors.** `UserService.authenticate` runs `SELECT_CREDENTIALS_SQL` with the same
+   `lower(email) = %(email)s` (as a system actor, the only one that sees an unknown user), so
+   every sign-in scans `users` too. `lower()` is not `LEAKPROOF`: under row-level security
+   PostgreSQL must not run a leaky qual on rows the policy has not passed, so
+   `lower(email) = ...` cannot be an index condition on `uq_users_email_live` and becomes a
+   filter behind the policy. The plan does not depend on the actor, so the system actor's
+   `IS_SYSTEM` short-cut does not help. The cost grows with the table (runs of 2026-11-26:
+   ≈14 ms at 20k users, 44 to 75 ms at 100k). Fixes (not applied, dbops/ is unchanged):
+   compare with a leakproof operator, e.g. a stored column `email_normalized text GENERATED
+   ALWAYS AS (lower(email)) STORED` with the unique live index on it, queried with
+   `email_normalized = %(email)s` (`texteq` is leakproof); or, as the services already store
+   `normalize_email` output, `CHECK (email = lower(email))` and a unique index on `email`.
+2. **`teams.list_teams` for a user walks the whole `ix_teams_created_at_id`** (every live
+   team: ~20k buffer hits at 20k teams) to keep the few whose id is in the actor's set: the
+   policy `IS_SYSTEM OR id IN (SELECT rls_actor_team_ids())` is a hashed sub-plan that the
+   planner cannot turn into a join or an index condition, so a page costs O(teams) for a
+   member of 3 teams. The `settings_contains` filter (`@>`) and `search_teams` (`@@`, `%>>`)
+   lose their GIN indexes the same way (leaky operators) and scan the table (cheap rows: the
+   policy is checked first). Fix: drive a user's list from their memberships (`id IN (SELECT
+   team_id FROM team_members WHERE user_id = ...)`, `ix_team_members_user_id`), keep the
+   global walk for system actors.
+3. **Point reads that keep their index still pay the policy per table** (get_by_slug,
+   role_of, teams_of_user: 60 to 170 µs each at 100k users, over runs): every RLS table a statement
+   references adds one call of a plpgsql function (`rls_actor_team_ids()`, or
+   `rls_actor_teammate_ids()` for `users`: two `set_config` and a query each); `role_of`
+   references three tables, `teams_of_user` two plus `team_members` again for the count. And
+   `current_setting()` in `IS_SYSTEM`/`ACTOR_ID` is evaluated per row, not once per
+   statement (the member count of `teams_of_user` filters every member row of each team).
+   The users policy materializes all the actor's teammates, so its cost follows the actor's
+   team sizes (in the 20k-user run the random actor sat in four ~900-member teams: 3,744
+   teammates, `role_of` ≈1.9 ms). Cheaper forms: `(SELECT current_setting(...))` (an
+   init-plan, evaluated once per statement); a function returning an array and
+   `id = ANY(...)` instead of `IN (SELECT set-returning function)`; or system jobs on a
+   BYPASSRLS role, which drops `IS_SYSTEM OR` from the policies and lets
+   `id = ANY(actor_team_ids())` be an index condition.
+4. **The actor round trip (c)** is one extra statement per read whenever the pooled
+   connection last served another actor; a multi-user server under load pays it on most
+   reads.
+"""
+
+
+# ------------------------------------------------------------------------------------ main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--teams", type=int, default=None, help="default: users / 5")
+    parser.add_argument("--quick", action="store_true", help="20,000 users, 1,000 calls")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--calls", type=int, default=2_000, help="timed calls per op and side")
+    parser.add_argument(
+        "--side-seconds",
+        type=float,
+        default=20.0,
+        help="fewer calls for an op whose slowest side would take longer than this",
+    )
+    parser.add_argument("--no-docs", action="store_true", help="print only, keep docs as is")
+    args = parser.parse_args()
+    if args.quick:
+        args.users, args.calls = 20_000, 1_000
+    teams = args.teams or max(1, args.users // 5)
+    command = " ".join(["uv run python -m bench.bench_rls", *sys.argv[1:]])
+
+    with databases(["bench_rls"]) as urls:
+        url = urls["bench_rls"]
+        settings = Settings(_env_file=None, database_url=url)
+        role_urls = setup_cluster(url, settings)
+        # Already migrated as the owner: prepare()'s upgrade finds head and does nothing.
+        data = seed_dataset(url, args.users, teams, args.seed)
+        inputs = pick_inputs(data, args.seed)
+        with psycopg.connect(to_libpq_url(url)) as conn:
+            row = conn.execute(SERVER_VERSION).fetchone()
+        server = str(row[0]) if row else "?"
+        app_settings = Settings(_env_file=None, database_url=role_urls["app"])
+        with (
+            open_database(app_settings, role_urls["app"]) as app_db,
+            open_database(app_settings, role_urls["app"]) as app_db_changing,
+            open_database(settings, url) as su_db,
+            psycopg.connect(to_libpq_url(url), autocommit=True) as raw,
+        ):
+            with app_db.read() as conn:
+                who = conn.execute(CURRENT_ROLE_SQL).fetchone()
+            if who is None or who[0] != ROLE_NAMES["app"] or who[1]:
+                raise SystemExit(f"the app side does not run as a NOBYPASSRLS dbops_app: {who}")
+            ops = operations(
+                inputs,
+                raw,
+                ServiceSet.on(app_db),
+                ServiceSet.on(app_db_changing),
+                ServiceSet.on(su_db),
+            )
+            sizes = check_answers(ops)
+            latency: dict[str, dict[str, Latency]] = {}
+            for op in ops:
+                calls = calls_for(op, args.calls, args.side_seconds)
+                print(f"timing {op.name} ({calls:,} calls/side) ...", file=sys.stderr, flush=True)
+                latency[op.name] = measure_pair(
+                    op.sides, op.inputs, calls=calls, warmup=min(300, max(20, calls // 10))
+                )
+        print("EXPLAIN ...", file=sys.stderr, flush=True)
+        plans = explain_all(role_urls, data, inputs, ops)
+    report = render(data, inputs, latency, sizes, plans, args, server, command)
+    print(report)
+    if not args.no_docs:
+        write_section(DOCS, SECTION, report)
+        print(f"\nwrote section '{SECTION}' of {DOCS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
