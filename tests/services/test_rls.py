@@ -398,3 +398,44 @@ def test_a_strangers_read_never_poisons_or_leaks_through_the_cache(
     assert members.role_of(bob, tenants.team_a, tenants.alice) is None
     with pytest.raises(NotFound):
         teams.get_by_slug(bob, slug)
+
+
+# -- plans: the policy drives the scan -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statement", "table"),
+    [
+        ("teams.SELECT_TEAM_BY_SLUG_SQL", "teams"),
+        ("_ownership.SELECT_ROLE_SQL", "team_members"),
+    ],
+)
+def test_a_user_actors_hot_read_is_an_index_scan_driven_by_the_policy(
+    tenants: Tenants, as_role: Any, statement: str, table: str
+) -> None:
+    """Under RLS the key lookups stay index lookups (``=`` on text and uuid is LEAKPROOF).
+
+    ``lower(email)`` is not LEAKPROOF: on a table this small the planner picks any index, so
+    the e-mail lookup's plan is checked at 100k users by ``bench/bench_rls.py`` instead.
+    """
+    import importlib
+
+    module_name, constant = statement.split(".")
+    module = importlib.import_module(f"dbops.services.{module_name}")
+    query = getattr(module, constant, None)
+    if query is None:
+        pytest.skip(f"{statement} not found")
+    params = {
+        "email": "nobody@example.com",
+        "slug": "nothing",
+        "team_id": tenants.team_a,
+        "user_id": tenants.alice,
+        "id": tenants.alice,
+    }
+    app = as_role("app")
+    _act(app, "user", tenants.alice)
+    with app.transaction(force_rollback=True):
+        app.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(str(r[0]) for r in app.execute("EXPLAIN " + query, params))
+    assert f"Seq Scan on {table}" not in plan, plan
+    assert "Index Cond" in plan, plan
