@@ -14,8 +14,14 @@ dbops_readonly   the dashboard and the notebooks: SELECT on the tenant tables (B
                  phone ciphertext, invitation token hashes), the monitoring history and the
                  statistics views (``pg_monitor``); ``default_transaction_read_only``; no audit.
 dbops_monitor    the exporter and history capture: ``pg_monitor`` and the ``dbops_monitor``
-                 schema; no SELECT on any tenant table.
+                 schema; no SELECT on any tenant table. The data section's numbers come from
+                 the aggregate functions of migration 0009 (:data:`DATA_FUNCTIONS`), which
+                 return counts only (and at most 10 ids of teams without an owner).
 ===============  =========================================================================
+
+EXECUTE on :data:`DATA_FUNCTIONS` goes to the monitor and read-only roles; the migration
+revokes it from ``PUBLIC``, and the application role never gets it (cross-tenant numbers are
+no service's business).
 
 Everything here is idempotent and runs as a role that may create roles and change ownership
 (the embedded cluster's superuser; a DBA's role elsewhere). Passwords come from settings or
@@ -38,6 +44,7 @@ from dbops.db import Database
 
 __all__ = [
     "APP_TABLES",
+    "DATA_FUNCTIONS",
     "ROLE_NAMES",
     "RoleName",
     "RoleState",
@@ -66,6 +73,15 @@ SECRET_COLUMNS = {
     "users": ("password_hash", "phone_ciphertext", "phone_blind_index"),
     "invitations": ("token_hash",),
 }
+#: The SECURITY DEFINER aggregate functions of the data section (migration 0009), in schema
+#: ``dbops_monitor``, by their identity (argument types only), as ``to_regprocedure`` takes them.
+DATA_FUNCTIONS = (
+    "dbops_monitor.data_counts()",
+    "dbops_monitor.data_memberships_by_role()",
+    "dbops_monitor.data_signups_per_day(integer)",
+    "dbops_monitor.data_team_sizes(integer)",
+    "dbops_monitor.data_zero_owner_teams(integer)",
+)
 #: Schemas dbops creates (their objects move to the owner role).
 OWNED_SCHEMAS = ("public", "archive", "audit", "dbops_monitor")
 
@@ -183,6 +199,14 @@ EXISTING_SCHEMAS_SQL = """
 SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY(%(schemas)s)
 """
 
+#: Which of ``functions`` exist (a database not migrated that far has none of them).
+EXISTING_FUNCTIONS_SQL = """
+SELECT f AS identity FROM unnest(%(functions)s::text[]) AS f WHERE to_regprocedure(f) IS NOT NULL
+"""
+
+#: ``{function}`` is one of :data:`DATA_FUNCTIONS` (a constant, checked by ``to_regprocedure``).
+GRANT_EXECUTE_SQL = sql.SQL("GRANT EXECUTE ON FUNCTION {function} TO {role}")
+
 
 @dataclass(frozen=True)
 class RolesReport:
@@ -237,7 +261,8 @@ def _current_database(conn: psycopg.Connection[Any]) -> str:
 def grant_privileges(conn: psycopg.Connection[Any]) -> None:
     """Grant each role what the module docstring says on the tables that exist now.
 
-    Idempotent; run after every migration that adds a table (``dbops up`` and the tests do).
+    Idempotent; run after every migration that adds a table or a function (``dbops up`` and
+    the tests do).
     """
     owner = sql.Identifier(ROLE_NAMES["owner"])
     app = sql.Identifier(ROLE_NAMES["app"])
@@ -287,6 +312,12 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
                 schema=history, role=monitor
             )
         )
+    rows = conn.execute(EXISTING_FUNCTIONS_SQL, {"functions": list(DATA_FUNCTIONS)})
+    existing = {r[0] for r in rows}
+    for function in DATA_FUNCTIONS:
+        if function in existing:  # not before migration 0009
+            for role in (monitor, readonly):
+                conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=role))
 
 
 def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:
