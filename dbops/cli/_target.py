@@ -25,10 +25,15 @@ __all__ = [
     "database",
     "dsn_to_change",
     "dsn_to_read",
+    "monitor_dsn",
     "settings",
 ]
 
 EXTERNAL_NO_SERVER = "DATABASE_URL is set: dbops manages no server"
+NO_MONITOR_ROLE = (
+    "the exporter reads as the cluster's superuser: no dbops_monitor role yet "
+    "(`dbops up` or `dbops roles setup` creates it)"
+)
 STOPPED = EMBEDDED_STOPPED
 NOT_CREATED = EMBEDDED_NOT_CREATED
 
@@ -100,3 +105,23 @@ def database(settings: Settings, dsn: Dsn) -> Iterator[Database]:
         yield db
     finally:
         db.close()
+
+
+def monitor_dsn(settings: Settings, dsn: Dsn) -> Dsn:
+    """The exporter's connection: the monitor role on the embedded cluster, else ``dsn``.
+
+    ``dbops_monitor`` reads statistics and the data section's aggregates, no tenant row
+    (dbops.ops.roles); over the cluster's socket it needs no password. A cluster that has no
+    such role yet (never set up by `dbops up` or `dbops roles setup`) keeps the superuser, and
+    a note says so. With ``DATABASE_URL`` the operator picks the role in the URL.
+    """
+    if not settings.embedded:
+        return dsn
+    from dbops.ops.roles import ROLE_NAMES, role_status
+
+    with database(settings, dsn) as admin:
+        ready = any(s.role == "monitor" and s.exists and s.login for s in role_status(admin))
+    if not ready:
+        note(NO_MONITOR_ROLE)
+        return dsn
+    return dsn.as_user(ROLE_NAMES["monitor"])

@@ -212,11 +212,16 @@ def exporter(
         int, typer.Option(min=0, max=65535, help="Listen port (0 picks a free one).")
     ] = 9187,
 ) -> None:
-    """Serve Prometheus metrics on /metrics (and /healthz) until Ctrl-C; read-only."""
+    """Serve Prometheus metrics on /metrics (and /healthz) until Ctrl-C; read-only.
+
+    On the embedded cluster it reads as dbops_monitor (no tenant row; the data section from
+    aggregate functions); with DATABASE_URL as the URL's role.
+    """
     from dbops.exporter import make_server
 
     settings = _target.settings()
     dsn = _target.dsn_to_read(settings)  # never starts a stopped embedded cluster
+    dsn = _target.monitor_dsn(settings, dsn)  # dbops_monitor on the embedded cluster
     with (
         _target.database(settings, dsn) as db,
         make_server(settings, host=host, port=port, db=db) as server,

@@ -5,7 +5,9 @@ After `dbops up` has the database migrated and seeded, :func:`serve` starts, on 
 - a small realistic workload through the services (:func:`dbops.ops.workload.run_workload`),
   continuous at ``workload_rate`` until stopped, so the statements and pool panels have data;
 - the Prometheus exporter (:func:`dbops.exporter.make_server`) on ``serve_exporter_port``, with
-  the process's own pool and query-cache metrics next to the snapshot's;
+  the process's own pool and query-cache metrics next to the snapshot's; on the embedded
+  cluster it reads as the monitor role (``dbops_monitor``: statistics and the data section's
+  aggregate functions, no tenant row), like the history capture and prune;
 - the Streamlit dashboard (``streamlit run serve_dashboard_app``) on ``serve_dashboard_port`` as
   a child process whose environment carries the database URL (skipped with a note when the app
   file or Streamlit is missing);
@@ -98,16 +100,33 @@ def _port_error(exc: OSError, port: int, what: str, setting: str, host: str) -> 
 
 
 # --------------------------------------------------------------------------- exporter
-def start_exporter(db: Database, settings: Settings, cache: QueryCache) -> ExporterServer:
-    """The exporter on ``serve_exporter_port``, serving in a thread, with app metrics too."""
-    from dbops.exporter import instrument, make_server
+def start_exporter(
+    db: Database, settings: Settings, cache: QueryCache, *, app: Database | None = None
+) -> ExporterServer:
+    """The exporter on ``serve_exporter_port``, serving in a thread, with app metrics too.
+
+    Snapshots are taken through ``db``; the pool metrics are ``app``'s (default ``db``), the
+    pool the services use, read live. The snapshot's own pool section (the exporter's pool) is
+    left out: both would be ``dbops_pool_*`` families, and a family given twice makes the page
+    invalid (promtool: "second HELP line").
+    """
+    from dataclasses import replace
+
+    from dbops.exporter import SnapshotSource, instrument, make_server
+    from dbops.monitoring.collect import collect_snapshot
 
     port = settings.serve_exporter_port
+    source = SnapshotSource(
+        lambda: replace(collect_snapshot(db, settings), pool=None),
+        budget_s=settings.exporter_scrape_budget_s,
+        min_interval_s=settings.exporter_min_interval_s,
+    )
     try:
-        server = make_server(settings, host=HOST, port=port, db=db)
+        server = make_server(settings, host=HOST, port=port, source=source)
     except OSError as exc:
+        source.close()
         raise _port_error(exc, port, "the exporter", "serve_exporter_port", HOST) from None
-    instrument(server.registry, db=db, cache=cache)
+    instrument(server.registry, db=app or db, cache=cache)
     return server.start()
 
 
@@ -208,6 +227,21 @@ def _app_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
     return open_database(settings, as_app(settings, dsn))
 
 
+def _monitor_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
+    """The exporter's and history's database: the monitor role on the embedded cluster, else ``db``.
+
+    ``dbops_monitor`` (``dbops up`` set it up) reads the statistics views, writes the history
+    schema and gets the data section's numbers from the aggregate functions of migration 0009;
+    it reads no tenant row. Over the cluster's socket it needs no password.
+    """
+    if not settings.embedded:
+        return db
+    from dbops.db import open_database
+    from dbops.ops.roles import ROLE_NAMES
+
+    return open_database(settings, dsn.as_user(ROLE_NAMES["monitor"]))
+
+
 def start_dashboard(
     settings: Settings, dsn: Dsn, *, readonly_url: str | None = None
 ) -> Dashboard | None:
@@ -245,8 +279,13 @@ class ScheduledJob:
     call: Callable[[], object]
 
 
-def scheduled_jobs(db: Database, settings: Settings) -> list[ScheduledJob]:
+def scheduled_jobs(
+    db: Database, settings: Settings, *, monitor: Database | None = None
+) -> list[ScheduledJob]:
     """The jobs `dbops up --serve` runs, from settings (an interval of 0 turns a job off).
+
+    Backups and maintenance run on ``db`` (the administrator); history capture and prune on
+    ``monitor`` when given (the monitor role has exactly what they need), else on ``db``.
 
     - history capture every ``history_capture_interval_s`` (first at once), prune hourly;
     - a logical backup every ``serve_backup_interval_s`` (first after ``FIRST_BACKUP_S``, so
@@ -258,20 +297,21 @@ def scheduled_jobs(db: Database, settings: Settings) -> list[ScheduledJob]:
     """
     from dbops.monitoring import history
 
+    observer = monitor or db
     jobs = [
         ScheduledJob(
             "history_capture",
             "history capture",
             settings.history_capture_interval_s,
             0.0,
-            lambda: history.capture(db, settings),
+            lambda: history.capture(observer, settings),
         ),
         ScheduledJob(
             "history_prune",
             "history prune",
             PRUNE_INTERVAL_S,
             0.0,
-            lambda: history.prune(db, settings),
+            lambda: history.prune(observer, settings),
         ),
         ScheduledJob(
             "backup",
@@ -469,23 +509,28 @@ def serve(
     check_port(settings.serve_exporter_port, what="the exporter", setting="serve_exporter_port")
     cache = MemoryCache(ttl_s=30)
     with stop_on_signals(stop):
-        exporter = start_exporter(db, settings, cache)
+        monitor_db: Database | None = None
+        app_db: Database | None = None
+        exporter: ExporterServer | None = None
         dashboard: Dashboard | None = None
         scheduler: BackgroundScheduler | None = None
         workload_stop = threading.Event()
         workload: threading.Thread | None = None
-        app_db: Database | None = None
         try:
+            monitor_db = _monitor_database(db, settings, dsn)
+            app_db = _app_database(db, settings, dsn)
+            exporter = start_exporter(monitor_db, settings, cache, app=app_db)
             dashboard = start_dashboard(
                 settings, dsn, readonly_url=dashboard_database_url(db, settings, dsn)
             )
-            app_db = _app_database(db, settings, dsn)
             workload = _workload_thread(app_db, settings, cache, workload_stop)
             say(
                 f"workload: {settings.workload_rate:g} operations/s through the services "
                 f"({settings.workload_threads} threads)"
             )
-            scheduler = start_scheduler(scheduled_jobs(db, settings) if jobs is None else jobs)
+            if jobs is None:
+                jobs = scheduled_jobs(db, settings, monitor=monitor_db)
+            scheduler = start_scheduler(jobs)
             say(f"metrics: {exporter.url}/metrics")
             if dashboard is not None:
                 say(f"dashboard: {dashboard.url}")
@@ -498,9 +543,11 @@ def serve(
                 workload.join(WORKLOAD_JOIN_S)
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
-            exporter.close()
-            if app_db is not None and app_db is not db:
-                app_db.close()
+            if exporter is not None:
+                exporter.close()
+            for opened in (app_db, monitor_db):
+                if opened is not None and opened is not db:
+                    opened.close()
             if dashboard is not None:
                 dashboard.stop(settings.serve_stop_timeout_s)
     stopped = ["workload", "exporter"]

@@ -56,8 +56,9 @@ SELECT current_setting('server_version') AS version,
 """
 
 PRIVILEGE_HINT = (
-    "GRANT pg_monitor TO <monitoring role>; the data collector also needs SELECT on the dbops "
-    "tables"
+    "GRANT pg_monitor TO <monitoring role>; the data collector also needs EXECUTE on the "
+    "dbops_monitor.data_* functions (migration 0009, `dbops roles setup`) or SELECT on the "
+    "dbops tables"
 )
 
 

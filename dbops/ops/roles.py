@@ -14,11 +14,17 @@ dbops_readonly   the dashboard and the notebooks: SELECT on the tenant tables (B
                  phone ciphertext, invitation token hashes), the monitoring history and the
                  statistics views (``pg_monitor``); ``default_transaction_read_only``; no audit.
 dbops_monitor    the exporter and history capture: ``pg_monitor`` and the ``dbops_monitor``
-                 schema; no SELECT on any tenant table.
+                 schema; no SELECT on any tenant table. The data section's numbers come from
+                 the aggregate functions of migration 0009 (:data:`DATA_FUNCTIONS`), which
+                 return counts only (and at most 10 ids of teams without an owner).
 dbops_system     NOLOGIN, BYPASSRLS, granted to dbops_app: the services switch to it for an
                  explicit system actor (``SET ROLE``), so system statements plan without the
                  tenant policies; it owns the policies' functions (migration 0008).
 ===============  =========================================================================
+
+EXECUTE on :data:`DATA_FUNCTIONS` goes to the monitor and read-only roles; the migration
+revokes it from ``PUBLIC``, and the application role never gets it (cross-tenant numbers are
+no service's business).
 
 Everything here is idempotent and runs as a role that may create roles and change ownership
 (the embedded cluster's superuser; a DBA's role elsewhere). Passwords come from settings or
@@ -42,6 +48,7 @@ from dbops.db.roles import ROLE_NAMES, SYSTEM_ROLE, RoleName
 
 __all__ = [
     "APP_TABLES",
+    "DATA_FUNCTIONS",
     "ROLE_NAMES",
     "RoleName",
     "RoleState",
@@ -61,6 +68,15 @@ SECRET_COLUMNS = {
     "users": ("password_hash", "phone_ciphertext", "phone_blind_index"),
     "invitations": ("token_hash",),
 }
+#: The SECURITY DEFINER aggregate functions of the data section (migration 0009), in schema
+#: ``dbops_monitor``, by their identity (argument types only), as ``to_regprocedure`` takes them.
+DATA_FUNCTIONS = (
+    "dbops_monitor.data_counts()",
+    "dbops_monitor.data_memberships_by_role()",
+    "dbops_monitor.data_signups_per_day(integer)",
+    "dbops_monitor.data_team_sizes(integer)",
+    "dbops_monitor.data_zero_owner_teams(integer)",
+)
 #: Schemas dbops creates (their objects move to the owner role).
 OWNED_SCHEMAS = ("public", "archive", "audit", "dbops_monitor")
 
@@ -179,6 +195,14 @@ EXISTING_SCHEMAS_SQL = """
 SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY(%(schemas)s)
 """
 
+#: Which of ``functions`` exist (a database not migrated that far has none of them).
+EXISTING_FUNCTIONS_SQL = """
+SELECT f AS identity FROM unnest(%(functions)s::text[]) AS f WHERE to_regprocedure(f) IS NOT NULL
+"""
+
+#: ``{function}`` is one of :data:`DATA_FUNCTIONS` (a constant, checked by ``to_regprocedure``).
+GRANT_EXECUTE_SQL = sql.SQL("GRANT EXECUTE ON FUNCTION {function} TO {role}")
+
 
 @dataclass(frozen=True)
 class RolesReport:
@@ -240,6 +264,11 @@ GRANT_ROLE_SQL = sql.SQL("GRANT {role} TO {member}")
 #: which bypasses RLS, and dbops' roles may call them.
 RLS_FUNCTIONS = ("rls_actor_team_ids()", "rls_actor_user_ids()")
 
+SYSTEM_POLICIES_SQL = """
+SELECT tablename::text FROM pg_policies
+WHERE schemaname = 'public' AND policyname = 'a_system_all'
+"""
+
 FUNCTION_EXISTS_SQL = """
 SELECT to_regprocedure(%(signature)s) IS NOT NULL
 """
@@ -257,7 +286,8 @@ def _ensure_system_role(conn: psycopg.Connection[Any]) -> None:
 def grant_privileges(conn: psycopg.Connection[Any]) -> None:
     """Grant each role what the module docstring says on the tables that exist now.
 
-    Idempotent; run after every migration that adds a table (``dbops up`` and the tests do).
+    Idempotent; run after every migration that adds a table or a function (``dbops up`` and
+    the tests do).
     """
     owner = sql.Identifier(ROLE_NAMES["owner"])
     app = sql.Identifier(ROLE_NAMES["app"])
@@ -291,6 +321,14 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
                 columns=sql.SQL(", ").join(visible), table=ident, role=readonly
             )
         )
+    # The owner's system-actor policies (0008, ``TO CURRENT_USER`` of the migration): to the
+    # owner role, also when a superuser ran the migrations before the roles existed.
+    for (table,) in conn.execute(SYSTEM_POLICIES_SQL).fetchall():
+        conn.execute(
+            sql.SQL("ALTER POLICY a_system_all ON {table} TO {role}").format(
+                table=sql.Identifier(table), role=owner
+            )
+        )
     for signature in RLS_FUNCTIONS:
         found = conn.execute(FUNCTION_EXISTS_SQL, {"signature": signature}).fetchone()
         if not (found and found[0]):
@@ -321,6 +359,12 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
                 schema=history, role=monitor
             )
         )
+    rows = conn.execute(EXISTING_FUNCTIONS_SQL, {"functions": list(DATA_FUNCTIONS)})
+    existing = {r[0] for r in rows}
+    for function in DATA_FUNCTIONS:
+        if function in existing:  # not before migration 0009
+            for role in (monitor, readonly):
+                conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=role))
 
 
 def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:

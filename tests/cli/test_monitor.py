@@ -244,3 +244,62 @@ def test_capture_twice_then_prune(url: str) -> None:
     pruned = invoke("monitor", "prune")
     assert pruned.exit_code == 0, pruned.output
     assert pruned.stdout.startswith("deleted 0 captures")
+
+
+def test_the_exporter_reads_as_the_monitor_role_on_the_embedded_cluster(
+    pg_cluster: EmbeddedCluster, migrated: str, tmp_path: Path
+) -> None:
+    """`dbops exporter` on the embedded cluster (no DATABASE_URL) connects as dbops_monitor:
+    statistics and the data section's aggregates, no tenant row."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and "DBOPS_" not in k}
+    env |= {
+        "DBOPS_HOME": str(pg_cluster.home),
+        "DBOPS_EMBEDDED_DATABASE": pg_cluster.database,
+        "COLUMNS": "240",
+    }
+    with subprocess.Popen(
+        [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()
+            assert line.startswith("serving http://127.0.0.1:"), line
+            with urllib.request.urlopen(line.split()[1], timeout=30) as response:
+                body = response.read().decode()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert "\ndbops_up 1.0\n" in body
+    assert 'dbops_connections_by_user{user="dbops_monitor"}' in body
+    assert 'dbops_collector_errors_total{collector="data"} 0.0' in body
+    assert 'dbops_data_users{state="live"}' in body
+
+
+def test_monitor_dsn_keeps_the_superuser_without_the_role(
+    pg_cluster: EmbeddedCluster,
+    migrated: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dbops.cli import _target
+    from dbops.config import Settings
+    from dbops.db import Dsn
+    from dbops.ops.roles import ROLE_NAMES
+
+    dsn = Dsn.parse(pg_cluster.url())
+    embedded = Settings(_env_file=None, home=tmp_path / "home")
+    assert "dbops_monitor@" in _target.monitor_dsn(embedded, dsn).libpq
+    external = Settings(_env_file=None, database_url=pg_cluster.url())
+    assert _target.monitor_dsn(external, dsn) is dsn  # the operator's URL, the operator's role
+    monkeypatch.setitem(ROLE_NAMES, "monitor", "dbops_monitor_never_created")
+    assert _target.monitor_dsn(embedded, dsn) is dsn
+    assert "no dbops_monitor role yet" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -33,7 +34,7 @@ from dbops.cli.serve import (
     verify_job,
 )
 from dbops.config import Settings
-from dbops.db import Database, Dsn, EmbeddedCluster
+from dbops.db import Database, Dsn, EmbeddedCluster, open_database
 from dbops.errors import ConfigError
 from dbops.ops.seed import seed
 from tests.fixtures.db import make_settings
@@ -149,6 +150,10 @@ def test_up_serve_runs_everything_and_stops_on_ctrl_c(serve_home: Path) -> None:
         assert "dbops_up 1.0" in body
         # The workload goes through this process's pool: its request counter moves.
         assert 'dbops_pool_requests_total{pool="dbops"}' in body
+        # The exporter reads as dbops_monitor, and still has the data section (migration 0009).
+        assert 'dbops_connections_by_user{user="dbops_monitor"}' in body
+        assert 'dbops_data_users{state="live"} ' in body
+        assert 'dbops_collector_errors_total{collector="data"} 0.0' in body
         print(f"up --serve to /metrics with data: {time.monotonic() - started:.1f} s")
 
         if HAS_STREAMLIT:
@@ -400,6 +405,7 @@ def test_the_dashboard_of_serve_reads_through_the_read_only_role(
     from dbops.config import load_settings
     from dbops.db import Dsn, EmbeddedCluster, open_database
     from dbops.ops.migrate import upgrade
+    from dbops.ops.roles import grant_privileges, role_passwords, setup_roles
 
     home = tmp_path / "home"
     home.mkdir()
@@ -411,8 +417,11 @@ def test_the_dashboard_of_serve_reads_through_the_read_only_role(
     cluster = EmbeddedCluster(home, database=settings.embedded_database)
     try:
         url = cluster.ensure_running()
-        upgrade(url, settings, "head")
         with open_database(settings, url) as db:
+            setup_roles(db, role_passwords(settings)[0])  # as `dbops up` does
+            upgrade(url, settings, "head")
+            with db.connection() as conn:
+                grant_privileges(conn)
             readonly = dashboard_database_url(db, settings, db.dsn)
             assert readonly is not None
             # the dashboard reads it as DBOPS_DASHBOARD_DATABASE_URL: it must parse as a URL
@@ -425,3 +434,61 @@ def test_the_dashboard_of_serve_reads_through_the_read_only_role(
                     conn.execute("INSERT INTO teams (name, slug) VALUES ('x', 'x') RETURNING id")
     finally:
         cluster.destroy()
+
+
+def test_serve_on_the_embedded_cluster_reads_as_the_monitor_role(
+    clean_db: Database, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the embedded cluster the exporter's snapshots run as dbops_monitor, the workload as
+    dbops_app; the data section still comes through (aggregate functions), and the page is
+    valid: the pool families come once (the services' pool), not once more from the snapshot."""
+    seed(clean_db, users=40, teams=4, seed=13)
+    port = free_port()
+    home = tmp_path / "home"
+    settings = Settings(
+        _env_file=None,
+        home=home,
+        serve_exporter_port=port,
+        serve_dashboard_app=tmp_path / "missing.py",
+        workload_rate=50,
+        exporter_min_interval_s=0,
+    )
+    assert settings.embedded
+    stop = threading.Event()
+    answers: list[str] = []
+
+    def scrape_then_stop() -> None:
+        try:
+            time.sleep(1.0)
+            answers.append(get(f"http://127.0.0.1:{port}/metrics")[1])
+        finally:
+            stop.set()
+
+    threading.Thread(target=scrape_then_stop, daemon=True).start()
+    serve(clean_db, settings, Dsn.parse(database_url), stop=stop, jobs=[])
+    body = answers[0]
+    assert "dbops_up 1.0" in body
+    assert 'dbops_collector_errors_total{collector="data"} 0.0' in body
+    live = re.search(r'^dbops_data_users\{state="live"\} (\S+)$', body, re.MULTILINE)
+    assert live is not None
+    assert float(live.group(1)) >= 40  # the seed, and the workload's signups
+    assert 'dbops_connections_by_user{user="dbops_monitor"}' in body
+    helps = [line for line in body.splitlines() if line.startswith("# HELP ")]
+    assert len(helps) == len(set(helps)), "a metric family is given twice"
+    assert 'dbops_pool_requests_total{pool="dbops"}' in body
+    assert "0 unexpected" in capsys.readouterr().out
+
+
+def test_the_history_jobs_run_on_the_monitor_database(monitor_history_url: str) -> None:
+    """Capture and prune run as dbops_monitor; backups and maintenance stay on ``db``."""
+    settings = make_settings(monitor_history_url)
+    admin = object()  # any use of the administrator's database by a history job would fail
+    with open_database(settings, monitor_history_url) as monitor:
+        jobs = {j.id: j for j in scheduled_jobs(admin, settings, monitor=monitor)}  # type: ignore[arg-type]
+        jobs["history_capture"].call()
+        jobs["history_prune"].call()
+        with monitor.connection() as conn:
+            row = conn.execute(
+                "SELECT current_user::text, (SELECT count(*) FROM dbops_monitor.captures)"
+            ).fetchone()
+    assert row == ("dbops_monitor", 1)
