@@ -333,11 +333,11 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
         found = conn.execute(FUNCTION_EXISTS_SQL, {"signature": signature}).fetchone()
         if not (found and found[0]):
             continue  # not migrated to 0008 yet
-        function = sql.SQL(signature)  # a fixed name from RLS_FUNCTIONS
-        conn.execute(sql.SQL("ALTER FUNCTION {f} OWNER TO {r}").format(f=function, r=system))
+        rls_function = sql.SQL(signature)  # a fixed name from RLS_FUNCTIONS
+        conn.execute(sql.SQL("ALTER FUNCTION {f} OWNER TO {r}").format(f=rls_function, r=system))
         conn.execute(
             sql.SQL("GRANT EXECUTE ON FUNCTION {f} TO {roles}").format(
-                f=function, roles=sql.SQL(", ").join([owner, app, readonly])
+                f=rls_function, roles=sql.SQL(", ").join([owner, app, readonly])
             )
         )
     for role in (readonly, monitor):
