@@ -109,10 +109,9 @@ FUNCTIONS = (
     """,
     "COMMENT ON FUNCTION rls_actor_user_ids() IS "
     "'dbops RLS: app.actor_id and the users sharing a team with it (decision 0007)'",
-    # Only the caller's own ids come out; still, only dbops' roles need them (roles setup
-    # grants EXECUTE).
-    "REVOKE EXECUTE ON FUNCTION rls_actor_team_ids() FROM PUBLIC",
-    "REVOKE EXECUTE ON FUNCTION rls_actor_user_ids() FROM PUBLIC",
+    # EXECUTE stays with PUBLIC: every role that reads these tables evaluates the policies
+    # (without it a new role would get "permission denied" instead of zero rows), and only
+    # the caller's own ids come out.
 )
 
 #: The actor's teams, computed once per statement (an InitPlan the index scan can use).

@@ -188,6 +188,7 @@ def login_role(migrated: str, pg_cluster: EmbeddedCluster) -> Iterator[str]:
     role = sql.Identifier(name)
     with psycopg.connect(pg_cluster.libpq_url(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        conn.execute(sql.SQL("GRANT dbops_system TO {}").format(role))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
         conn.execute(
             sql.SQL(
@@ -214,8 +215,9 @@ def test_the_app_role_cannot_change_the_trail(
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner"):
             conn.execute("ALTER TABLE teams DISABLE TRIGGER audit_capture")
         conn.rollback()
-        # Row-level security (0008) needs an explicit system actor for a team insert.
-        conn.execute("SELECT set_config('app.actor_kind', 'system', false)")
+        # Row-level security (0008): a team insert is a system step, the switch to the
+        # system role that dbops grants its app role (granted to this role by the fixture).
+        conn.execute("SET ROLE dbops_system")
         key = conn.execute(
             "INSERT INTO teams (name, slug) VALUES ('App', %s) RETURNING id::text",
             (f"app-{uuid.uuid4().hex[:6]}",),

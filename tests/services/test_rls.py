@@ -52,7 +52,7 @@ def tenants(clean_db: Database) -> Tenants:
 
 
 @pytest.fixture
-def as_role(pg_cluster: EmbeddedCluster) -> Iterator[Any]:
+def as_role(pg_cluster: EmbeddedCluster, migrated: str) -> Iterator[Any]:
     """``as_role("app")``: a raw autocommit psycopg connection as one of dbops' roles."""
     opened: list[psycopg.Connection[Any]] = []
 
@@ -259,6 +259,24 @@ def test_the_readonly_role_reads_across_tenants_but_no_secret_and_writes_nothing
         ro.execute("SET TRANSACTION READ WRITE")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             ro.execute("UPDATE teams SET name = 'x'")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT count(*) FROM audit.record",
+        "UPDATE audit.record SET actor_name = 'x'",
+        "DELETE FROM audit.record",
+        "SELECT count(*) FROM archive.users",
+    ],
+)
+def test_the_app_role_cannot_touch_the_audit_trail_or_the_archive(
+    as_role: Any, statement: str
+) -> None:
+    app = as_role("app")
+    app.execute("SET ROLE dbops_system")  # not even as a system actor
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app.execute(statement)
 
 
 def test_the_monitor_role_reads_statistics_but_no_user_row(tenants: Tenants, as_role: Any) -> None:

@@ -21,6 +21,7 @@ from psycopg import sql
 
 from dbops.config import Settings
 from dbops.db.dsn import Dsn
+from dbops.db.roles import ROLE_NAMES, SYSTEM_ROLE
 from dbops.errors import BackupError, RestoreRefused, translate_db_errors
 from dbops.ops.backup._common import (
     Progress,
@@ -110,6 +111,22 @@ def relation_count(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
+#: Roles a dump of a dbops database may name (policies, owners, grants).
+_DBOPS_ROLES = (*ROLE_NAMES.values(), SYSTEM_ROLE)
+
+MISSING_ROLES_SQL = """
+SELECT name FROM unnest(%(names)s::text[]) AS name
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = name)
+"""
+
+
+def _ensure_role_names(target: Dsn) -> None:
+    with translate_db_errors(), psycopg.connect(target.libpq, autocommit=True) as conn:
+        missing = [r[0] for r in conn.execute(MISSING_ROLES_SQL, {"names": list(_DBOPS_ROLES)})]
+        for name in missing:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
+
+
 def pg_restore_into(
     target: Dsn,
     backup: Path,
@@ -120,7 +137,13 @@ def pg_restore_into(
     owners: bool,
     progress: Progress | None,
 ) -> None:
-    """Run pg_restore of ``backup`` into ``target`` (``--exit-on-error``)."""
+    """Run pg_restore of ``backup`` into ``target`` (``--exit-on-error``).
+
+    dbops' roles are named by the dump's row-level security policies (migration 0008), and
+    roles belong to the cluster, not the dump: missing ones are created first, without LOGIN
+    (`dbops roles setup` on the restored cluster gives them logins and passwords).
+    """
+    _ensure_role_names(target)
     conninfo, env = client_env(target)
     argv = [pg_tool("pg_restore"), "--verbose", "--exit-on-error", f"--dbname={conninfo}"]
     if single_transaction:
