@@ -242,6 +242,22 @@ def _monitor_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
     return open_database(settings, dsn.as_user(ROLE_NAMES["monitor"]))
 
 
+def dashboard_env(settings: Settings, dsn: Dsn, readonly_url: str | None) -> dict[str, str]:
+    """The environment of the dashboard's process."""
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "0"}
+    if settings.embedded:
+        # The dashboard finds the embedded cluster itself (never starting it), so it knows
+        # the server runs on this host: its volume, CPU, memory and log (failed logins).
+        env["DBOPS_HOME"] = str(settings.home.resolve())
+        env.pop("DATABASE_URL", None)
+    else:
+        env["DATABASE_URL"] = dsn.libpq
+    if readonly_url is not None:
+        # The dashboard reads through the read-only role (dashboard/data.py).
+        env["DBOPS_DASHBOARD_DATABASE_URL"] = readonly_url
+    return env
+
+
 def start_dashboard(
     settings: Settings, dsn: Dsn, *, readonly_url: str | None = None
 ) -> Dashboard | None:
@@ -255,10 +271,7 @@ def start_dashboard(
         return None
     port = settings.serve_dashboard_port
     check_port(port, what="the dashboard", setting="serve_dashboard_port")
-    env = {**os.environ, "DATABASE_URL": dsn.libpq, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "0"}
-    if readonly_url is not None:
-        # The dashboard reads through the read-only role (dashboard/data.py).
-        env["DBOPS_DASHBOARD_DATABASE_URL"] = readonly_url
+    env = dashboard_env(settings, dsn, readonly_url)
     return Dashboard.launch(
         dashboard_command(app, port),
         url=f"http://{HOST}:{port}",

@@ -492,3 +492,22 @@ def test_the_history_jobs_run_on_the_monitor_database(monitor_history_url: str) 
                 "SELECT current_user::text, (SELECT count(*) FROM dbops_monitor.captures)"
             ).fetchone()
     assert row == ("dbops_monitor", 1)
+
+
+def test_the_dashboard_of_the_embedded_cluster_finds_the_server_on_this_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No DATABASE_URL for the embedded cluster's dashboard: with it, the dashboard would not
+    know the server runs here (no volume, CPU, memory or failed logins from its log)."""
+    from dbops.cli.serve import dashboard_env
+    from dbops.db import Dsn
+
+    dsn = Dsn.parse("postgresql://postgres@/dbops?host=/tmp/run&port=5432")
+    embedded = Settings(_env_file=None, home=tmp_path / "home")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://leftover@/x")  # not inherited
+    env = dashboard_env(embedded, dsn, "postgresql://dbops_readonly@/dbops?host=/tmp/run")
+    assert "DATABASE_URL" not in env
+    assert env["DBOPS_HOME"] == str((tmp_path / "home").resolve())
+    assert env["DBOPS_DASHBOARD_DATABASE_URL"].startswith("postgresql://dbops_readonly@")
+    external = Settings(_env_file=None, database_url=dsn.libpq)
+    assert dashboard_env(external, dsn, None)["DATABASE_URL"] == dsn.libpq
