@@ -177,6 +177,14 @@ SELECT set_config('role', %(role)s, false),
        set_config('app.actor_name', %(name)s, false)
 """
 
+#: The same four settings, transaction-local (``is_local``): they end with COMMIT/ROLLBACK.
+SET_LOCAL_ACTOR_SQL = """
+SELECT set_config('role', %(role)s, true),
+       set_config('app.actor_kind', %(kind)s, true),
+       set_config('app.actor_id', %(id)s, true),
+       set_config('app.actor_name', %(name)s, true)
+"""
+
 #: Whether the login role may and should switch to the system role for system actors: a
 #: member of it that does not bypass RLS by itself (a superuser keeps its own rights).
 SYSTEM_ROLE_SQL = """
@@ -312,6 +320,55 @@ class _ReadConnection:
                 raise translated from exc
 
 
+class _TransactionRead:
+    """:meth:`Database.read` where no session state may be kept: ``prepared_statements`` off.
+
+    That setting is for a transaction-pooling bouncer (pgbouncer ``pool_mode = transaction``),
+    which hands each transaction to any server connection: a session-level actor would reach
+    another client. The read then runs in a transaction of its own with the actor set
+    transaction-local, committed on exit (two more round trips, no carried state).
+    """
+
+    __slots__ = ("_conn", "_context", "_pool")
+
+    def __init__(self, pool: ConnectionPool, context: ActorContext) -> None:
+        self._pool = pool
+        self._context = context
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        try:
+            conn = self._pool.getconn()
+        except Exception as exc:
+            raise (translate_exception(exc) or exc) from exc
+        try:
+            _in_transaction_mode(conn)
+            kind, actor_id, name, role = self._context
+            conn.execute(
+                SET_LOCAL_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role}
+            )
+        except Exception as exc:
+            self._pool.putconn(conn)  # the pool rolls back what is open
+            raise (translate_exception(exc) or exc) from exc
+        self._conn = conn
+        return conn
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                if exc is None:
+                    conn.commit()
+                else:
+                    conn.rollback()
+            finally:
+                self._pool.putconn(conn)
+        if isinstance(exc, Exception) and not isinstance(exc, DbopsError):
+            translated = translate_exception(exc)
+            if translated is not None:
+                raise translated from exc
+
+
 @dataclass
 class Database:
     """The connection pool, engine and session factory of one process."""
@@ -351,7 +408,7 @@ class Database:
         with translate_db_errors(), self.pool.connection() as conn:
             yield _in_transaction_mode(conn)
 
-    def read(self, actor: ActorContext = NO_ACTOR) -> _ReadConnection:
+    def read(self, actor: ActorContext = NO_ACTOR) -> _ReadConnection | _TransactionRead:
         """A pooled connection in autocommit mode, for single-statement reads.
 
         No BEGIN/COMMIT around the statement: one round trip per read instead of three, and
@@ -360,8 +417,12 @@ class Database:
 
         ``actor`` is the ``(kind, id, name)`` the connection must carry for row-level security
         (the services pass it; default: none, which the policies answer with zero rows). It
-        is sent only when the connection carries another one (see :class:`_Carried`).
+        is sent only when the connection carries another one (see :class:`_Carried`). With
+        ``prepared_statements`` off (a transaction-pooling bouncer) the read runs in a
+        transaction of its own instead (:class:`_TransactionRead`).
         """
+        if not self.settings.prepared_statements:
+            return _TransactionRead(self.pool, actor)
         return _ReadConnection(self.pool, actor)
 
     def close(self) -> None:

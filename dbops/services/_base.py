@@ -13,7 +13,7 @@ from typing import Any, Literal, LiteralString, TypeVar
 import psycopg
 from sqlalchemy.orm import Session
 
-from dbops.db.engine import ActorContext, Database
+from dbops.db.engine import SET_LOCAL_ACTOR_SQL, ActorContext, Database
 from dbops.errors import InvalidInput, RetryableConflict
 
 __all__ = [
@@ -87,12 +87,7 @@ def user_of(actor: Actor) -> uuid.UUID:
 #: The actor of a transaction, transaction-local (``is_local``): it ends with COMMIT/ROLLBACK, so
 #: a pooled connection never carries it to its next borrower. One statement, one round trip.
 #: ``role`` is ``none`` (the login role) or the system role a system actor switches to.
-SET_ACTOR_SQL = """
-SELECT set_config('role', %(role)s, true),
-       set_config('app.actor_kind', %(kind)s, true),
-       set_config('app.actor_id', %(id)s, true),
-       set_config('app.actor_name', %(name)s, true)
-"""
+SET_ACTOR_SQL = SET_LOCAL_ACTOR_SQL
 
 
 #: Transaction isolation levels a unit of work may ask for.

@@ -18,6 +18,7 @@ import pytest
 
 from dbops.config import to_libpq_url
 from dbops.db import Database, EmbeddedCluster, open_database
+from dbops.errors import InvalidInput
 from dbops.models import Role
 from dbops.ops.roles import ROLE_NAMES, RoleName
 from dbops.services._base import Actor, reading, unit_of_work
@@ -375,6 +376,30 @@ def test_a_rolled_back_read_cannot_bring_an_actor_back(
             assert conn.execute(CURRENT).fetchone() == ("", "", 0)
     finally:
         single.close()
+
+
+def test_without_prepared_statements_a_read_leaves_no_actor_on_the_session(
+    tenants: Tenants, pg_cluster: EmbeddedCluster
+) -> None:
+    """``prepared_statements`` off means a transaction-pooling bouncer may hand the server
+    connection to another client after each transaction: reads must keep no session state."""
+    url = role_url(pg_cluster, "app")
+    settings = make_settings(url, prepared_statements=False, pool_min_size=1, pool_max_size=1)
+    bouncer = open_database(settings, url)
+    try:
+        with reading(bouncer, Actor.user(tenants.alice)) as conn:
+            assert conn.execute(CURRENT).fetchone() == ("user", str(tenants.alice), 1)
+        with bouncer.pool.connection() as raw:  # the same connection, past dbops' tracking
+            assert raw.execute(CURRENT).fetchone() == ("", "", 0)
+        with (
+            pytest.raises(InvalidInput),  # translated; the transaction rolled back
+            reading(bouncer, Actor.user(tenants.bob)) as conn,
+        ):
+            conn.execute("SELECT 1 / 0")
+        with bouncer.pool.connection() as raw:
+            assert raw.execute(CURRENT).fetchone() == ("", "", 0)
+    finally:
+        bouncer.close()
 
 
 def test_roles_are_named_in_one_place() -> None:
