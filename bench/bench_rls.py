@@ -50,6 +50,7 @@ from bench.bench_services import MEMBERSHIPS_PER_USER, SERVER_VERSION, Dataset
 from bench.bench_services import prepare as seed_dataset
 from dbops.config import Settings, to_libpq_url
 from dbops.db import Database, open_database
+from dbops.db.engine import ActorContext, send_actor
 from dbops.db.roles import SYSTEM_ROLE
 from dbops.ops.migrate import upgrade
 from dbops.ops.roles import ROLE_NAMES, RoleName, grant_privileges, setup_roles
@@ -108,12 +109,6 @@ JOIN team_members AS other ON other.team_id = mine.team_id
 JOIN users AS u ON u.id = other.user_id AND u.deleted_at IS NULL
 WHERE mine.user_id = %(user_id)s
 ORDER BY 1, 2
-"""
-SET_SESSION_ACTOR_SQL = """
-SELECT set_config('role', %(role)s, false),
-       set_config('app.actor_kind', %(kind)s, false),
-       set_config('app.actor_id', %(id)s, false),
-       set_config('app.actor_name', %(name)s, false)
 """
 CURRENT_ROLE_SQL = """
 SELECT current_user::text, (SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user)
@@ -405,10 +400,10 @@ def explain_all(
     urls: dict[RoleName, str], data: Dataset, inputs: Inputs, ops: list[Op]
 ) -> dict[str, tuple[Plan, Plan]]:
     """Each hot statement (and the settings filter and search of teams) as app and superuser."""
-    user = {"kind": "user", "id": str(inputs.user_id), "name": "", "role": "none"}
+    user: ActorContext = ("user", str(inputs.user_id), "", "none")
     # What the services send for a system actor: the switch to the BYPASSRLS system role.
-    system = {"kind": "system", "id": "", "name": "bench", "role": SYSTEM_ROLE}
-    statements: list[tuple[str, str | sql.Composed, dict[str, Any], dict[str, str]]] = [
+    system: ActorContext = ("system", "", "bench", SYSTEM_ROLE)
+    statements: list[tuple[str, str | sql.Composed, dict[str, Any], ActorContext]] = [
         (op.name, op.statement, op.params(op.inputs[0]), user) for op in ops
     ]
     statements += [
@@ -437,7 +432,7 @@ def explain_all(
         psycopg.connect(to_libpq_url(data.url), autocommit=True) as su,
     ):
         for name, statement, params, actor in statements:
-            app.execute(SET_SESSION_ACTOR_SQL, actor)
+            send_actor(app, actor, local=False)
             plans[name] = (explain(app, statement, params), explain(su, statement, params))
     return plans
 

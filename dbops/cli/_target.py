@@ -17,10 +17,12 @@ from dbops.errors import EMBEDDED_NOT_CREATED, EMBEDDED_STOPPED
 if TYPE_CHECKING:
     from dbops.config import Settings
     from dbops.db import Database, Dsn, EmbeddedCluster
+    from dbops.db.roles import RoleName
 
 __all__ = [
     "EXTERNAL_NO_SERVER",
     "STOPPED",
+    "as_role",
     "cluster",
     "database",
     "dsn_to_change",
@@ -70,16 +72,17 @@ def dsn_to_read(settings: Settings) -> Dsn:
     return running_dsn(settings)
 
 
-def as_app(settings: Settings, dsn: Dsn) -> Dsn:
-    """What the services connect as: ``dsn``, or on the embedded cluster its app role.
+def as_role(settings: Settings, dsn: Dsn, role: RoleName) -> Dsn:
+    """``dsn`` as one of dbops' roles on the embedded cluster, else ``dsn`` unchanged.
 
-    ``dbops_app`` is under row-level security; ``dbops up`` sets the roles up.
+    ``dbops up`` sets the roles up; over the cluster's socket no password is needed. With
+    ``DATABASE_URL`` the operator picks the role in the URL.
     """
     if not settings.embedded:
         return dsn
     from dbops.db.roles import ROLE_NAMES
 
-    return dsn.as_user(ROLE_NAMES["app"])
+    return dsn.as_user(ROLE_NAMES[role])
 
 
 def dsn_to_change(settings: Settings) -> Dsn:
@@ -117,11 +120,11 @@ def monitor_dsn(settings: Settings, dsn: Dsn) -> Dsn:
     """
     if not settings.embedded:
         return dsn
-    from dbops.ops.roles import ROLE_NAMES, role_status
+    from dbops.ops.roles import role_status
 
     with database(settings, dsn) as admin:
         ready = any(s.role == "monitor" and s.exists and s.login for s in role_status(admin))
     if not ready:
         note(NO_MONITOR_ROLE)
         return dsn
-    return dsn.as_user(ROLE_NAMES["monitor"])
+    return as_role(settings, dsn, "monitor")

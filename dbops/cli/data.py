@@ -181,11 +181,11 @@ def up(
     if settings.embedded:
         # The embedded default runs as production should: dbops' roles exist, the owner role
         # runs the migrations, the services run as the app role under row-level security.
-        from dbops.ops.roles import ROLE_NAMES, role_passwords, setup_roles
+        from dbops.ops.roles import role_passwords, setup_roles
 
         with _target.database(settings, dsn) as admin:
             setup_roles(admin, role_passwords(settings)[0])
-        migrate_as = dsn.as_user(ROLE_NAMES["owner"])
+        migrate_as = _target.as_role(settings, dsn, "owner")
         say("roles: dbops_owner (migrations), dbops_app (services), dbops_readonly, dbops_monitor")
     head = ops_migrate.head_revision()
     pending = ops_migrate.pending(dsn.sqlalchemy)
@@ -275,7 +275,7 @@ def workload(
     from dbops.ops.workload import run_workload
 
     settings = _target.settings()
-    dsn = _target.as_app(settings, _target.dsn_to_change(settings))
+    dsn = _target.as_role(settings, _target.dsn_to_change(settings), "app")
     with _target.database(settings, dsn) as db:
         result = run_workload(
             db,

@@ -42,6 +42,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from dbops.cli._render import note, say
+from dbops.cli._target import as_role
+from dbops.db.roles import ROLE_NAMES
 from dbops.errors import ConfigError, DbopsError
 
 if TYPE_CHECKING:
@@ -196,7 +198,7 @@ class Dashboard:
 
 
 #: The login role the dashboard of `dbops up --serve` reads with on the embedded cluster.
-DASHBOARD_ROLE = "dbops_readonly"  # dbops.ops.roles.ROLE_NAMES["readonly"]
+DASHBOARD_ROLE = ROLE_NAMES["readonly"]
 
 
 def dashboard_database_url(db: Database, settings: Settings, dsn: Dsn) -> str | None:
@@ -210,21 +212,18 @@ def dashboard_database_url(db: Database, settings: Settings, dsn: Dsn) -> str | 
         return settings.dashboard_database_url.get_secret_value()
     if not settings.embedded:
         return None
-    from dbops.ops.roles import ROLE_NAMES
-
     # `dbops up` set the roles up (dbops.ops.roles): the read-only role reads across tenants
-    # (BYPASSRLS) without the secret columns; over the cluster's socket it needs no password.
-    return dsn.as_user(ROLE_NAMES["readonly"]).libpq
+    # (BYPASSRLS) without the secret columns.
+    return as_role(settings, dsn, "readonly").libpq
 
 
 def _app_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
     """The services' database: the app role on the embedded cluster (RLS applies), else ``db``."""
     if not settings.embedded:
         return db
-    from dbops.cli._target import as_app
     from dbops.db import open_database
 
-    return open_database(settings, as_app(settings, dsn))
+    return open_database(settings, as_role(settings, dsn, "app"))
 
 
 def _monitor_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
@@ -237,9 +236,8 @@ def _monitor_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
     if not settings.embedded:
         return db
     from dbops.db import open_database
-    from dbops.ops.roles import ROLE_NAMES
 
-    return open_database(settings, dsn.as_user(ROLE_NAMES["monitor"]))
+    return open_database(settings, as_role(settings, dsn, "monitor"))
 
 
 def dashboard_env(settings: Settings, dsn: Dsn, readonly_url: str | None) -> dict[str, str]:

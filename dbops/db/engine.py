@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from dbops.config import Settings, load_settings
 from dbops.db.dsn import Dsn, configured_dsn
-from dbops.db.roles import SYSTEM_ROLE
+from dbops.db.roles import ROLE_NAMES, SYSTEM_ROLE
 from dbops.errors import DbopsError, translate_db_errors, translate_exception
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "readonly_dsn",
     "resolve_dsn",
     "resolve_url",
+    "send_actor",
 ]
 
 
@@ -91,8 +92,6 @@ def readonly_dsn(settings: Settings) -> Dsn:
     ``dbops_readonly`` (``dbops up`` sets it up: it reads across tenants without the secret
     columns and cannot write); else ``DATABASE_URL``.
     """
-    from dbops.db.roles import ROLE_NAMES
-
     if settings.dashboard_database_url is not None:
         return Dsn.parse(
             settings.dashboard_database_url.get_secret_value(),
@@ -169,21 +168,24 @@ def make_pool(settings: Settings, url: str | Dsn, *, open_now: bool = True) -> C
 ActorContext = tuple[str, str, str, str]
 NO_ACTOR: ActorContext = ("", "", "", "none")
 
-#: ``is_local`` false: the values stay on the session until changed (see :class:`_Carried`).
-SET_SESSION_ACTOR_SQL = """
-SELECT set_config('role', %(role)s, false),
-       set_config('app.actor_kind', %(kind)s, false),
-       set_config('app.actor_id', %(id)s, false),
-       set_config('app.actor_name', %(name)s, false)
+#: Puts an :data:`ActorContext` on a connection. ``local`` true: until the end of the
+#: transaction (units of work); false: on the session, until changed (the autocommit read
+#: path, see :class:`_Carried`). One statement text, so one prepared statement for both.
+SET_ACTOR_SQL = """
+SELECT set_config('role', %(role)s, %(local)s),
+       set_config('app.actor_kind', %(kind)s, %(local)s),
+       set_config('app.actor_id', %(id)s, %(local)s),
+       set_config('app.actor_name', %(name)s, %(local)s)
 """
 
-#: The same four settings, transaction-local (``is_local``): they end with COMMIT/ROLLBACK.
-SET_LOCAL_ACTOR_SQL = """
-SELECT set_config('role', %(role)s, true),
-       set_config('app.actor_kind', %(kind)s, true),
-       set_config('app.actor_id', %(id)s, true),
-       set_config('app.actor_name', %(name)s, true)
-"""
+
+def send_actor(conn: psycopg.Connection[Any], context: ActorContext, *, local: bool) -> None:
+    """Send ``context`` to the server, transaction-local (``local``) or for the session."""
+    kind, actor_id, name, role = context
+    conn.execute(
+        SET_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role, "local": local}
+    )
+
 
 #: Whether the login role may and should switch to the system role for system actors: a
 #: member of it that does not bypass RLS by itself (a superuser keeps its own rights).
@@ -220,18 +222,11 @@ class _Carried:
         """Make ``conn`` (in autocommit mode) carry exactly ``context``."""
         if self._by_conn.get(conn, NO_ACTOR) == context:
             return
-        kind, actor_id, name, role = context
-        conn.execute(
-            SET_SESSION_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role}
-        )
+        send_actor(conn, context, local=False)
         if context == NO_ACTOR:
             self._by_conn.pop(conn, None)
         else:
             self._by_conn[conn] = context
-
-    def carried(self, conn: psycopg.Connection[Any]) -> ActorContext:
-        """What ``conn`` carries now (:data:`NO_ACTOR` for none)."""
-        return self._by_conn.get(conn, NO_ACTOR)
 
 
 #: One registry per process: pools of several Database objects never share connections, and
@@ -343,10 +338,7 @@ class _TransactionRead:
             raise (translate_exception(exc) or exc) from exc
         try:
             _in_transaction_mode(conn)
-            kind, actor_id, name, role = self._context
-            conn.execute(
-                SET_LOCAL_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role}
-            )
+            send_actor(conn, self._context, local=True)
         except Exception as exc:
             self._pool.putconn(conn)  # the pool rolls back what is open
             raise (translate_exception(exc) or exc) from exc

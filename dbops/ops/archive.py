@@ -203,26 +203,6 @@ DRY_RUN_LOCATIONS = """
 SELECT count(*) FROM team_locations
 WHERE team_id IN (SELECT id FROM teams WHERE deleted_at < %(cutoff)s)
 """
-DRY_RUN_SKIPPED = """
-SELECT m.user_id, u.email, array_agg(t.slug ORDER BY t.slug) AS team_slugs
-FROM team_members AS m
-JOIN teams AS t ON t.id = m.team_id
-JOIN users AS u ON u.id = m.user_id
-WHERE u.deleted_at < %(cutoff)s
-  AND m.role = 'OWNER'
-  AND t.deleted_at IS NULL
-  AND NOT EXISTS (
-    SELECT 1
-    FROM team_members AS o
-    JOIN users AS ou ON ou.id = o.user_id
-    WHERE o.team_id = m.team_id
-      AND o.role = 'OWNER'
-      AND o.user_id <> m.user_id
-      AND ou.deleted_at IS NULL
-  )
-GROUP BY m.user_id, u.email
-ORDER BY m.user_id
-"""
 STATUS_COUNTS = """
 SELECT
     (SELECT count(*) FROM archive.users) AS users,
@@ -581,8 +561,10 @@ def _dry_run(
         if locations:
             located = conn.execute(DRY_RUN_LOCATIONS, params).fetchone()
             counts = counts + TableCounts(team_locations=int(located[0]) if located else 0)
+        # The users a run would skip: the same last-owner rule the run applies.
+        ids = [r[0] for r in conn.execute(CANDIDATE_USERS, params)]
         with conn.cursor(row_factory=_SKIPPED_ROW) as cur:
-            skipped = cur.execute(DRY_RUN_SKIPPED, params).fetchall()
+            skipped = cur.execute(SOLE_OWNERS, {"ids": ids}).fetchall()
     return counts, skipped
 
 

@@ -35,7 +35,7 @@ Everything here is idempotent and runs as a role that may create roles and chang
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -200,7 +200,8 @@ EXISTING_FUNCTIONS_SQL = """
 SELECT f AS identity FROM unnest(%(functions)s::text[]) AS f WHERE to_regprocedure(f) IS NOT NULL
 """
 
-#: ``{function}`` is one of :data:`DATA_FUNCTIONS` (a constant, checked by ``to_regprocedure``).
+#: ``{function}`` is one of :data:`DATA_FUNCTIONS` or :data:`RLS_FUNCTIONS` (constants, checked
+#: by ``to_regprocedure``).
 GRANT_EXECUTE_SQL = sql.SQL("GRANT EXECUTE ON FUNCTION {function} TO {role}")
 
 
@@ -269,9 +270,13 @@ SELECT tablename::text FROM pg_policies
 WHERE schemaname = 'public' AND policyname = 'a_system_all'
 """
 
-FUNCTION_EXISTS_SQL = """
-SELECT to_regprocedure(%(signature)s) IS NOT NULL
-"""
+FUNCTION_OWNER_SQL = sql.SQL("ALTER FUNCTION {function} OWNER TO {role}")
+
+
+def _existing_functions(conn: psycopg.Connection[Any], functions: Sequence[str]) -> list[str]:
+    """Those of ``functions`` (signatures) the database has: migrated far enough."""
+    rows = conn.execute(EXISTING_FUNCTIONS_SQL, {"functions": list(functions)})
+    return [r[0] for r in rows]
 
 
 def _ensure_system_role(conn: psycopg.Connection[Any]) -> None:
@@ -329,17 +334,11 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
                 table=sql.Identifier(table), role=owner
             )
         )
-    for signature in RLS_FUNCTIONS:
-        found = conn.execute(FUNCTION_EXISTS_SQL, {"signature": signature}).fetchone()
-        if not (found and found[0]):
-            continue  # not migrated to 0008 yet
+    for signature in _existing_functions(conn, RLS_FUNCTIONS):  # none before migration 0008
         rls_function = sql.SQL(signature)  # a fixed name from RLS_FUNCTIONS
-        conn.execute(sql.SQL("ALTER FUNCTION {f} OWNER TO {r}").format(f=rls_function, r=system))
-        conn.execute(
-            sql.SQL("GRANT EXECUTE ON FUNCTION {f} TO {roles}").format(
-                f=rls_function, roles=sql.SQL(", ").join([owner, app, readonly])
-            )
-        )
+        conn.execute(FUNCTION_OWNER_SQL.format(function=rls_function, role=system))
+        for role in (owner, app, readonly):
+            conn.execute(GRANT_EXECUTE_SQL.format(function=rls_function, role=role))
     for role in (readonly, monitor):
         conn.execute(GRANT_MONITOR_SQL.format(role=role))
     conn.execute(READ_ONLY_DEFAULT_SQL.format(role=readonly))
@@ -359,12 +358,9 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
                 schema=history, role=monitor
             )
         )
-    rows = conn.execute(EXISTING_FUNCTIONS_SQL, {"functions": list(DATA_FUNCTIONS)})
-    existing = {r[0] for r in rows}
-    for function in DATA_FUNCTIONS:
-        if function in existing:  # not before migration 0009
-            for role in (monitor, readonly):
-                conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=role))
+    for function in _existing_functions(conn, DATA_FUNCTIONS):  # none before migration 0009
+        for role in (monitor, readonly):
+            conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=role))
 
 
 def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:

@@ -13,7 +13,7 @@ from typing import Any, Literal, LiteralString, TypeVar
 import psycopg
 from sqlalchemy.orm import Session
 
-from dbops.db.engine import SET_LOCAL_ACTOR_SQL, ActorContext, Database
+from dbops.db.engine import ActorContext, Database, send_actor
 from dbops.errors import InvalidInput, RetryableConflict
 
 __all__ = [
@@ -84,12 +84,6 @@ def user_of(actor: Actor) -> uuid.UUID:
     return actor.user_id
 
 
-#: The actor of a transaction, transaction-local (``is_local``): it ends with COMMIT/ROLLBACK, so
-#: a pooled connection never carries it to its next borrower. One statement, one round trip.
-#: ``role`` is ``none`` (the login role) or the system role a system actor switches to.
-SET_ACTOR_SQL = SET_LOCAL_ACTOR_SQL
-
-
 #: Transaction isolation levels a unit of work may ask for.
 Isolation = Literal["read committed", "repeatable read", "serializable"]
 _ISOLATION_SQL: dict[str, LiteralString] = {
@@ -110,11 +104,6 @@ def actor_context(actor: Actor, system_role: str | None = None) -> ActorContext:
     return (actor.kind, "" if actor.user_id is None else str(actor.user_id), actor.name, role)
 
 
-def _send(conn: psycopg.Connection[Any], context: ActorContext) -> None:
-    kind, actor_id, name, role = context
-    conn.execute(SET_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role})
-
-
 def _apply_actor(
     conn: psycopg.Connection[Any], actor: Actor, system_role: str | None = None
 ) -> psycopg.Connection[Any]:
@@ -129,7 +118,7 @@ def _apply_actor(
     sent only when the connection carried another actor): decision 0007.
     """
     check_actor(actor)
-    _send(conn, actor_context(actor, system_role))
+    send_actor(conn, actor_context(actor, system_role), local=True)
     return conn
 
 
@@ -142,8 +131,7 @@ def elevate(uow: UnitOfWork, reason: str) -> None:
     teammate yet). The audit trail records kind ``system``, the user's id and ``reason``.
     """
     _, actor_id, _, _ = actor_context(uow.actor)
-    system = actor_context(Actor.system(reason), uow.system_role)
-    _send(uow.conn, (system[0], actor_id, reason, system[3]))
+    send_actor(uow.conn, ("system", actor_id, reason, uow.system_role or "none"), local=True)
 
 
 @dataclass

@@ -48,31 +48,27 @@ MEMBER_OF_TEAM = """EXISTS (
     WHERE vm.team_id = t.id AND vm.user_id = %(actor_id)s
 )"""
 
-#: "The user ``u`` is the actor ``%(actor_id)s`` or shares a live team with it": a condition on a
-#: query over ``users AS u``; the actor's memberships (ix_team_members_user_id), then one
-#: pk_team_members probe each.
-VISIBLE_USER = """(
-    u.id = %(actor_id)s
-    OR EXISTS (
+#: "``{other}`` shares a live team with the actor ``%(actor_id)s``": the actor's memberships
+#: (ix_team_members_user_id), then one pk_team_members probe each.
+_SHARES_LIVE_TEAM = """
         SELECT 1
         FROM team_members AS mine
         JOIN teams AS vt ON vt.id = mine.team_id AND vt.deleted_at IS NULL
-        JOIN team_members AS theirs
-          ON theirs.team_id = mine.team_id AND theirs.user_id = u.id
-        WHERE mine.user_id = %(actor_id)s
-    )
-)"""
+        JOIN team_members AS theirs ON theirs.team_id = mine.team_id AND theirs.user_id = {other}
+        WHERE mine.user_id = %(actor_id)s"""
+
+#: "The user ``u`` is the actor ``%(actor_id)s`` or shares a live team with it": a condition on a
+#: query over ``users AS u``.
+VISIBLE_USER = (
+    "(\n    u.id = %(actor_id)s\n    OR EXISTS ("
+    + _SHARES_LIVE_TEAM.format(other="u.id")
+    + "\n    )\n)"
+)
 
 #: Whether the users ``%(actor_id)s`` and ``%(user_id)s`` share a live team.
-SHARES_LIVE_TEAM_SQL = """
-SELECT EXISTS (
-    SELECT 1
-    FROM team_members AS mine
-    JOIN teams AS vt ON vt.id = mine.team_id AND vt.deleted_at IS NULL
-    JOIN team_members AS theirs ON theirs.team_id = mine.team_id AND theirs.user_id = %(user_id)s
-    WHERE mine.user_id = %(actor_id)s
+SHARES_LIVE_TEAM_SQL = (
+    "\nSELECT EXISTS (" + _SHARES_LIVE_TEAM.format(other="%(user_id)s") + "\n)\n"
 )
-"""
 
 
 def shares_live_team(db: Database, actor: Actor, user_id: uuid.UUID) -> bool:
