@@ -41,6 +41,7 @@ __all__ = [
     "AccessEvents",
     "access_kind",
     "access_stats",
+    "driver_error",
     "record_failure",
 ]
 
@@ -173,7 +174,7 @@ def access_kind(exc: BaseException) -> tuple[str, str | None] | None:
     for _ in range(_MAX_CHAIN):
         if seen is None:
             break
-        error, sqlstate = _sqlstate_of(seen)
+        error, sqlstate = driver_error(seen)
         if sqlstate is not None:
             if sqlstate == INSUFFICIENT_PRIVILEGE:
                 if "row-level security" in _primary_message(error):
@@ -190,7 +191,11 @@ def access_kind(exc: BaseException) -> tuple[str, str | None] | None:
     return None
 
 
-def _sqlstate_of(exc: BaseException) -> tuple[BaseException, str | None]:
+def driver_error(exc: BaseException) -> tuple[BaseException, str | None]:
+    """The driver error behind ``exc`` and its SQLSTATE; ``(exc, None)`` when it has none.
+
+    The driver error is ``exc`` itself (psycopg) or a SQLAlchemy error's ``orig``.
+    """
     sqlstate = getattr(exc, "sqlstate", None)  # psycopg.Error
     if isinstance(sqlstate, str):
         return exc, sqlstate

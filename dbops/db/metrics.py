@@ -27,7 +27,7 @@ from time import perf_counter_ns
 from types import FunctionType
 from typing import Any, TypeVar
 
-from dbops.db.access import AccessEvents, record_failure
+from dbops.db.access import AccessEvents, driver_error, record_failure
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 __all__ = [
@@ -92,21 +92,13 @@ def error_class(exc: BaseException) -> str | None:
     for _ in range(_MAX_CHAIN):
         if seen is None:
             break
-        sqlstate = _sqlstate_of(seen)
+        sqlstate = driver_error(seen)[1]
         if sqlstate is not None:
             return _class_of(sqlstate)
         seen = seen.__cause__ or seen.__context__
     if isinstance(exc, _ANSWERS) or not isinstance(exc, Exception):
         return None  # an answer, or KeyboardInterrupt/SystemExit: no failure of the call
     return OTHER
-
-
-def _sqlstate_of(exc: BaseException) -> str | None:
-    sqlstate = getattr(exc, "sqlstate", None)  # psycopg.Error
-    if sqlstate is None:
-        orig = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError
-        sqlstate = getattr(orig, "sqlstate", None) if orig is not None else None
-    return sqlstate if isinstance(sqlstate, str) else None
 
 
 def _class_of(sqlstate: str) -> str:

@@ -66,9 +66,7 @@ VISIBLE_USER = (
 )
 
 #: Whether the users ``%(actor_id)s`` and ``%(user_id)s`` share a live team.
-SHARES_LIVE_TEAM_SQL = (
-    "\nSELECT EXISTS (" + _SHARES_LIVE_TEAM.format(other="%(user_id)s") + "\n)\n"
-)
+SHARES_LIVE_TEAM_SQL = "\nSELECT EXISTS (" + _SHARES_LIVE_TEAM.format(other="%(user_id)s") + "\n)\n"
 
 
 def shares_live_team(db: Database, actor: Actor, user_id: uuid.UUID) -> bool:
