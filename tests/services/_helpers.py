@@ -158,9 +158,16 @@ def soft_delete_team(db: Database, team_id: uuid.UUID) -> None:
         conn.execute(SOFT_DELETE_TEAM, {"id": team_id})
 
 
-def statement_calls(conn: psycopg.Connection[Any]) -> int:
-    """Statements run so far in the test database (needs an autocommit connection)."""
-    row = conn.execute(STATEMENT_CALLS).fetchone()
+#: The same without the statements that put an actor on a connection (decision 0007).
+WORK_STATEMENT_CALLS = STATEMENT_CALLS + "  AND query NOT LIKE '%%app.actor_kind%%'\n"
+
+
+def statement_calls(conn: psycopg.Connection[Any], *, actor_settings: bool = True) -> int:
+    """Statements run so far in the test database (needs an autocommit connection).
+
+    ``actor_settings`` false leaves out the ``set_config`` statements that name the actor.
+    """
+    row = conn.execute(STATEMENT_CALLS if actor_settings else WORK_STATEMENT_CALLS).fetchone()
     assert row is not None
     return int(row[0])
 

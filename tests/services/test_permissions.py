@@ -257,7 +257,7 @@ def test_a_stranger_learns_nothing(world: World, qualified: str) -> None:
     if rule.startswith("not scoped"):
         return
     if qualified == "TeamService.teams_near" and not world.geo:
-        pytest.skip("no PostGIS on this server")
+        pytest.skip("no PostGIS on this server: `make setup` installs postgresql-15-postgis-3")
     _, fn = method(qualified)
     stranger = Actor.user(world.stranger.id)
     before = world.victim_state()
@@ -299,7 +299,7 @@ def test_an_insider_is_never_told_not_found_for_what_it_sees(world: World, quali
     """A member of the team (a teammate of its users) gets the answer, Forbidden, or the
     NotFound a system actor gets too (a row that really is not there)."""
     if qualified == "TeamService.teams_near" and not world.geo:
-        pytest.skip("no PostGIS on this server")
+        pytest.skip("no PostGIS on this server: `make setup` installs postgresql-15-postgis-3")
     got = call_as(world, qualified, Actor.user(world.insider.id), victim=True)
     assert got.kind in ("ok", "Forbidden", "NotFound", "InvalidInput"), got
     if got.kind == "NotFound":
