@@ -715,10 +715,15 @@ class Settings(BaseSettings):
     def connection_options(self) -> str:
         """The libpq ``options`` string that sets the session timeouts at connect time.
 
-        Sent in the startup packet, so it costs no extra round trip per connection.
+        Sent in the startup packet, so it costs no extra round trip per connection. It also
+        overrides role-level defaults (``ALTER ROLE ... SET``), which any role may set on
+        itself: the session starts as the login role (``role=none``: a default
+        ``role = 'dbops_system'`` would bypass row-level security) with policies on.
         """
         return " ".join(
             [
+                "-c role=none",
+                "-c row_security=on",
                 f"-c statement_timeout={self.statement_timeout_ms}",
                 f"-c lock_timeout={self.lock_timeout_ms}",
                 f"-c idle_in_transaction_session_timeout={self.idle_in_transaction_timeout_ms}",

@@ -181,10 +181,11 @@ def up(
     if settings.embedded:
         # The embedded default runs as production should: dbops' roles exist, the owner role
         # runs the migrations, the services run as the app role under row-level security.
+        from dbops.cli.roles import note_cleanup
         from dbops.ops.roles import role_passwords, setup_roles
 
         with _target.database(settings, dsn) as admin:
-            setup_roles(admin, role_passwords(settings)[0])
+            note_cleanup(setup_roles(admin, role_passwords(settings)[0]))
         migrate_as = _target.as_role(settings, dsn, "owner")
         say("roles: dbops_owner (migrations), dbops_app (services), dbops_readonly, dbops_monitor")
     head = ops_migrate.head_revision()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from dbops.cli import _target
 from dbops.cli._render import note, print_kv, say
 
-__all__ = ["roles_app", "setup", "status"]
+if TYPE_CHECKING:
+    from dbops.ops.roles import RolesReport
+
+__all__ = ["note_cleanup", "roles_app", "setup", "status"]
 
 roles_app = typer.Typer(
     help="Database roles: owner (migrations), app (services, row-level security), read-only "
@@ -17,6 +22,17 @@ roles_app = typer.Typer(
     "are generated and never shown.",
     no_args_is_help=True,
 )
+
+
+def note_cleanup(report: RolesReport) -> None:
+    """Say what the setup removed that weakened the roles (stderr; nothing when clean)."""
+    for default in report.defaults_removed:
+        note(f"removed a role default that dbops did not set: {default}")
+    if report.secret_statements:
+        note(
+            f"removed {report.secret_statements} pg_stat_statements entries holding a password "
+            "literal (readable by every pg_read_all_stats member): change those passwords"
+        )
 
 
 @roles_app.command("setup")
@@ -40,6 +56,7 @@ def setup() -> None:
             ("objects given to dbops_owner", f"{report.reowned:,}"),
         ],
     )
+    note_cleanup(report)
     if generated:
         note(
             "generated passwords (not shown) for: "

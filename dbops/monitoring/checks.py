@@ -576,6 +576,43 @@ def _failed_logins(snap: Snapshot, s: Settings) -> list[Finding] | None:
     ]
 
 
+# --------------------------------------------------------------------------------- security
+def _secret_statements(snap: Snapshot, s: Settings) -> list[Finding] | None:
+    st = snap.statements
+    if st is None or st.secret_texts is None:
+        return None
+    if not st.secret_texts:
+        return []
+    return [
+        Finding(
+            "secret_statements",
+            Severity.CRITICAL,
+            f"{st.secret_texts} pg_stat_statements entries hold a password or secret literal, "
+            "readable by every pg_read_all_stats member (dbops shows them redacted)",
+            "run `dbops roles setup` (it removes them), then change those passwords; send "
+            "only SCRAM verifiers (libpq PQencryptPasswordConn, psql \\password)",
+        )
+    ]
+
+
+def _role_defaults(snap: Snapshot, s: Settings) -> list[Finding] | None:
+    defaults = snap.database.role_defaults if snap.database else None
+    if defaults is None:
+        return None
+    return [
+        Finding(
+            "role_defaults",
+            Severity.CRITICAL,
+            f"role {d.role} has the default {d.setting}"
+            + (f" in database {d.database}" if d.database else "")
+            + ": a role default can undo row-level security or timeouts",
+            "run `dbops roles setup` (it removes them); find who ran ALTER ROLE ... SET",
+            d.role,
+        )
+        for d in defaults
+    ]
+
+
 #: Every check, in the order findings are reported.
 CHECKS: tuple[Check, ...] = (
     Check("collector_errors", "Collector errors", (), _collector_errors, "every collector ran"),
@@ -700,6 +737,20 @@ CHECKS: tuple[Check, ...] = (
         ("check_failed_logins_warning", "monitor_access_window_s"),
         _failed_logins,
         "no burst of failed logins in the recent window",
+    ),
+    Check(
+        "secret_statements",
+        "Secrets in statement statistics",
+        (),
+        _secret_statements,
+        "no pg_stat_statements text holds a password or secret literal",
+    ),
+    Check(
+        "role_defaults",
+        "Role defaults on dbops roles",
+        (),
+        _role_defaults,
+        "dbops' roles carry no role-level setting but their own",
     ),
 )
 

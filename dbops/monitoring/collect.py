@@ -87,6 +87,7 @@ COLLECTORS: dict[str, Collector] = {
     "database.slots": database.replication_slots,
     "database.checkpoints": database.checkpoints,
     "database.settings": database.key_settings,
+    "database.role_defaults": database.role_defaults,
     "data": data.collect_data,
     "resources": resources.collect_resources,
     "advice": index_advice.advise_report,
@@ -221,6 +222,7 @@ def collect_snapshot(
             slots=_tuple(run("database.slots")),
             checkpoints=run("database.checkpoints"),
             settings=_tuple(run("database.settings")),
+            role_defaults=_tuple(run("database.role_defaults")),
         )
         data_stat = run("data")
         resource_stat = run("resources", data_dir=data_dir)

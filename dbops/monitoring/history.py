@@ -42,6 +42,7 @@ from dbops.monitoring.snapshot import (
     StatementTotal,
     TableGrowth,
 )
+from dbops.redact import redact_sql
 
 __all__ = [
     "CAPTURE_LOCK_KEY",
@@ -234,10 +235,12 @@ WHERE x.capture_id = %(capture_id)s
   )
 """
 
-INSERT_TEXTS_SQL = """
+#: Texts are stored redacted (``dbops.redact``): the history is readable by the read-only role.
+INSERT_TEXTS_SQL = f"""
 INSERT INTO dbops_monitor.statements (queryid, userid, dbid, query, first_seen, last_seen)
 SELECT DISTINCT ON (s.queryid, s.userid, s.dbid)
-       s.queryid, s.userid, s.dbid, left(s.query, %(chars)s), %(captured_at)s, %(captured_at)s
+       s.queryid, s.userid, s.dbid, left({redact_sql("s.query")}, %(chars)s),
+       %(captured_at)s, %(captured_at)s
 FROM pg_stat_statements(true) AS s
 JOIN dbops_monitor.statement_samples AS x
   ON x.queryid = s.queryid AND x.userid = s.userid AND x.dbid = s.dbid

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from dbops.redact import redact
+
 __all__ = [
     "AccessStat",
     "ActivityStat",
@@ -41,6 +43,7 @@ __all__ = [
     "Rejection",
     "ReplicaStat",
     "ResourceStat",
+    "RoleDefault",
     "SectionError",
     "SequenceStat",
     "ServerAccessStat",
@@ -64,6 +67,18 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 T = TypeVar("T")
+
+
+def _redact_fields(obj: object, *names: str) -> None:
+    """Redact secret-looking literals in ``obj``'s text fields (a frozen dataclass).
+
+    Every query text of a snapshot passes here however the snapshot was made (collected,
+    read from JSON, built by a test): no consumer can show a ``PASSWORD '...'`` literal.
+    """
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None:
+            object.__setattr__(obj, name, redact(value))
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,9 @@ class QueryStat:
     blk_read_time_ms: float | None
     blk_write_time_ms: float | None
 
+    def __post_init__(self) -> None:
+        _redact_fields(self, "query")
+
 
 @dataclass(frozen=True)
 class StatementsStat:
@@ -122,6 +140,9 @@ class StatementsStat:
     dealloc: int | None
     stats_reset: datetime | None
     extension_version: str
+    #: Entries (all databases) whose text holds a secret-looking literal (``dbops.redact``),
+    #: before redaction: what any ``pg_read_all_stats`` reader could read. ``None``: unknown.
+    secret_texts: int | None = None
 
 
 # -------------------------------------------------------------------------------- indexes
@@ -197,6 +218,9 @@ class SessionStat:
     wait_event: str | None
     query: str | None
 
+    def __post_init__(self) -> None:
+        _redact_fields(self, "query")
+
 
 @dataclass(frozen=True)
 class BlockedPair:
@@ -212,6 +236,9 @@ class BlockedPair:
     blocking_user: str | None
     blocking_state: str | None
     blocking_query: str | None
+
+    def __post_init__(self) -> None:
+        _redact_fields(self, "blocked_query", "blocking_query")
 
 
 @dataclass(frozen=True)
@@ -321,6 +348,19 @@ class SettingStat:
 
 
 @dataclass(frozen=True)
+class RoleDefault:
+    """A role-level default (``ALTER ROLE ... SET``) on one of dbops' roles that dbops did not set.
+
+    Any role may set its own defaults; one on a dbops role can undo what protects the data
+    (``role = 'dbops_system'`` bypasses row-level security for every new app connection).
+    """
+
+    role: str
+    database: str | None
+    setting: str
+
+
+@dataclass(frozen=True)
 class DatabaseStat:
     """The current database (and cluster-wide facts); each part ``None`` when unknown."""
 
@@ -342,6 +382,7 @@ class DatabaseStat:
     slots: tuple[SlotStat, ...] | None = None
     checkpoints: CheckpointStat | None = None
     settings: tuple[SettingStat, ...] | None = None
+    role_defaults: tuple[RoleDefault, ...] | None = None
 
     def cache_hit_ratio(self) -> float | None:
         """Share of block reads served from shared buffers, or ``None`` before any read."""
@@ -782,6 +823,9 @@ class StatementTotal:
     samples: int
     first_sample: datetime
     last_sample: datetime
+
+    def __post_init__(self) -> None:
+        _redact_fields(self, "query")
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,14 @@ dbops_monitor    the exporter and history capture: ``pg_monitor`` and the ``dbop
                  return counts only (and at most 10 ids of teams without an owner).
 dbops_system     NOLOGIN, BYPASSRLS, granted to dbops_app: the services switch to it for an
                  explicit system actor (``SET ROLE``), so system statements plan without the
-                 tenant policies; it owns the policies' functions (migration 0008).
+                 tenant policies. It owns nothing: the app role can become it.
+dbops_policy     NOLOGIN, BYPASSRLS, granted to the owner only: owns the policies' functions
+                 (migrations 0008, 0010), which no role the application can become may alter.
 ===============  =========================================================================
+
+Role-level defaults (``ALTER ROLE ... SET``) are removed from every dbops role on each setup
+(any role may set its own: ``SET role = 'dbops_system'`` would make every new app connection
+bypass RLS); the read-only role's ``default_transaction_read_only`` is set again.
 
 EXECUTE on :data:`DATA_FUNCTIONS` goes to the monitor and read-only roles; the migration
 revokes it from ``PUBLIC``, and the application role never gets it (cross-tenant numbers are
@@ -28,8 +34,11 @@ no service's business).
 
 Everything here is idempotent and runs as a role that may create roles and change ownership
 (the embedded cluster's superuser; a DBA's role elsewhere). Passwords come from settings or
-``*_FILE`` files, or are generated for the embedded cluster; they are sent as literals in
-``CREATE/ALTER ROLE`` (PostgreSQL hashes them with scram-sha-256) and never logged.
+``*_FILE`` files, or are generated for the embedded cluster. Only a SCRAM-SHA-256 verifier
+computed on the client (libpq's ``PQencryptPasswordConn``) is sent, never the password, and
+the statements are kept out of pg_stat_statements and the statement log where the session
+may (a superuser); statistics entries that hold a password literal (from earlier versions, or
+anyone's ``ALTER ROLE ... PASSWORD``) are removed (:func:`purge_secret_statements`).
 """
 
 from __future__ import annotations
@@ -44,7 +53,16 @@ from psycopg import sql
 
 from dbops.config import Settings
 from dbops.db import Database
-from dbops.db.roles import ROLE_NAMES, SYSTEM_ROLE, RoleName
+from dbops.db.roles import (
+    ALL_ROLES,
+    EXPECTED_ROLE_DEFAULTS,
+    POLICY_ROLE,
+    ROLE_DEFAULTS_SQL,
+    ROLE_NAMES,
+    SYSTEM_ROLE,
+    RoleName,
+)
+from dbops.redact import SECRET_PATTERN_SQL, redact_sql
 
 __all__ = [
     "APP_TABLES",
@@ -55,6 +73,8 @@ __all__ = [
     "RolesReport",
     "ensure_readonly_role",
     "grant_privileges",
+    "password_verifier",
+    "purge_secret_statements",
     "role_passwords",
     "role_status",
     "setup_roles",
@@ -207,11 +227,18 @@ GRANT_EXECUTE_SQL = sql.SQL("GRANT EXECUTE ON FUNCTION {function} TO {role}")
 
 @dataclass(frozen=True)
 class RolesReport:
-    """What :func:`setup_roles` did."""
+    """What :func:`setup_roles` did.
+
+    ``defaults_removed``: role-level settings found on dbops' roles and removed
+    (``role: name=value``; dbops' own read-only default left out). ``secret_statements``:
+    statistics entries holding a password literal, removed.
+    """
 
     created: tuple[str, ...]
     updated: tuple[str, ...]
     reowned: int
+    defaults_removed: tuple[str, ...] = ()
+    secret_statements: int = 0
 
 
 def role_passwords(settings: Settings) -> tuple[dict[RoleName, str], tuple[RoleName, ...]]:
@@ -232,6 +259,32 @@ def role_passwords(settings: Settings) -> tuple[dict[RoleName, str], tuple[RoleN
     return passwords, tuple(generated)
 
 
+def password_verifier(conn: psycopg.Connection[Any], role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of ``password`` for ``role``, computed here (libpq).
+
+    What ``CREATE/ALTER ROLE ... PASSWORD`` is given instead of the password: the server
+    stores it as is, and the statement text (statistics, logs) never holds the password.
+    """
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    return verifier.decode("ascii")
+
+
+#: Keeps this session's role statements out of pg_stat_statements and the statement log
+#: (both superuser-only settings): the verifiers then leave no trace either.
+QUIET_SESSION_SQL = """
+SELECT set_config('pg_stat_statements.track', 'none', false),
+       set_config('log_statement', 'none', false)
+"""
+
+IS_SUPERUSER_SQL = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+
+
+def _quiet_session(conn: psycopg.Connection[Any]) -> None:
+    row = conn.execute(IS_SUPERUSER_SQL).fetchone()
+    if row and row[0]:
+        conn.execute(QUIET_SESSION_SQL)
+
+
 def _ensure_role(
     conn: psycopg.Connection[Any], role: RoleName, password: str
 ) -> Literal["created", "updated"]:
@@ -239,12 +292,11 @@ def _ensure_role(
     ident = sql.Identifier(name)
     row = conn.execute(ROLE_EXISTS_SQL, {"name": name}).fetchone()
     created = not (row and row[0])
+    secret = sql.Literal(password_verifier(conn, name, password))
     if created:
-        conn.execute(CREATE_ROLE_SQL.format(role=ident, password=sql.Literal(password)))
+        conn.execute(CREATE_ROLE_SQL.format(role=ident, password=secret))
     conn.execute(
-        ALTER_ROLE_SQL.format(
-            role=ident, attributes=sql.SQL(_ATTRIBUTES[role]), password=sql.Literal(password)
-        )
+        ALTER_ROLE_SQL.format(role=ident, attributes=sql.SQL(_ATTRIBUTES[role]), password=secret)
     )
     return "created" if created else "updated"
 
@@ -261,9 +313,9 @@ ALTER_SYSTEM_ROLE_SQL = sql.SQL(
 )
 GRANT_ROLE_SQL = sql.SQL("GRANT {role} TO {member}")
 
-#: The functions behind the tenant policies (migration 0008): they belong to the system role,
-#: which bypasses RLS, and dbops' roles may call them.
-RLS_FUNCTIONS = ("rls_actor_team_ids()", "rls_actor_user_ids()")
+#: The functions behind the tenant policies (migrations 0008, 0010): they belong to the policy
+#: role, which bypasses RLS and which the app cannot become; dbops' roles may call them.
+RLS_FUNCTIONS = ("rls_actor_team_ids()", "rls_actor_user_ids()", "rls_actor_owned_team_ids()")
 
 SYSTEM_POLICIES_SQL = """
 SELECT tablename::text FROM pg_policies
@@ -279,13 +331,85 @@ def _existing_functions(conn: psycopg.Connection[Any], functions: Sequence[str])
     return [r[0] for r in rows]
 
 
-def _ensure_system_role(conn: psycopg.Connection[Any]) -> None:
-    ident = sql.Identifier(SYSTEM_ROLE)
-    row = conn.execute(ROLE_EXISTS_SQL, {"name": SYSTEM_ROLE}).fetchone()
+def _ensure_nologin_role(conn: psycopg.Connection[Any], name: str, member: str) -> None:
+    """Create or update the NOLOGIN BYPASSRLS role ``name``, granted to ``member`` only."""
+    ident = sql.Identifier(name)
+    row = conn.execute(ROLE_EXISTS_SQL, {"name": name}).fetchone()
     if not (row and row[0]):
         conn.execute(CREATE_SYSTEM_ROLE_SQL.format(role=ident))
     conn.execute(ALTER_SYSTEM_ROLE_SQL.format(role=ident))
-    conn.execute(GRANT_ROLE_SQL.format(role=ident, member=sql.Identifier(ROLE_NAMES["app"])))
+    for (other,) in conn.execute(OTHER_MEMBERS_SQL, {"role": name, "member": member}).fetchall():
+        conn.execute(REVOKE_ROLE_SQL.format(role=ident, member=sql.Identifier(other)))
+    conn.execute(GRANT_ROLE_SQL.format(role=ident, member=sql.Identifier(member)))
+
+
+#: Members of ``role`` other than ``member`` (a grant dbops did not make: revoked).
+OTHER_MEMBERS_SQL = """
+SELECT m.rolname::text FROM pg_auth_members AS a
+JOIN pg_roles AS r ON r.oid = a.roleid
+JOIN pg_roles AS m ON m.oid = a.member
+WHERE r.rolname = %(role)s AND m.rolname <> %(member)s AND NOT m.rolsuper
+"""
+REVOKE_ROLE_SQL = sql.SQL("REVOKE {role} FROM {member}")
+
+RESET_ROLE_DEFAULTS_SQL = sql.SQL("ALTER ROLE {role} RESET ALL")
+RESET_ROLE_DB_DEFAULTS_SQL = sql.SQL("ALTER ROLE {role} IN DATABASE {database} RESET ALL")
+
+
+def _reset_role_defaults(conn: psycopg.Connection[Any]) -> list[str]:
+    """Remove every role-level default of dbops' roles; returns the unexpected ones removed."""
+    rows = conn.execute(ROLE_DEFAULTS_SQL, {"names": list(ALL_ROLES)}).fetchall()
+    for role, database in {(r[0], r[1]) for r in rows}:
+        if database is None:
+            conn.execute(RESET_ROLE_DEFAULTS_SQL.format(role=sql.Identifier(role)))
+        else:
+            conn.execute(
+                RESET_ROLE_DB_DEFAULTS_SQL.format(
+                    role=sql.Identifier(role), database=sql.Identifier(database)
+                )
+            )
+    return [
+        f"{role}{f' in {database}' if database else ''}: {setting}"
+        for role, database, setting in rows
+        if (role, database, setting) not in EXPECTED_ROLE_DEFAULTS
+    ]
+
+
+PGSS_INSTALLED_SQL = "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
+#: Statistics entries (any database) whose text holds a secret-looking literal.
+SECRET_ENTRIES_SQL = f"""
+SELECT s.userid, s.dbid, s.queryid
+FROM pg_stat_statements(true) AS s
+WHERE s.query ~* '{SECRET_PATTERN_SQL}' AND s.queryid IS NOT NULL AND s.queryid <> 0
+"""
+RESET_ENTRY_SQL = "SELECT 1 FROM pg_stat_statements_reset(%s::oid, %s::oid, %s::bigint)"
+#: Stored history texts from before they were redacted on the way in.
+REDACT_HISTORY_SQL = f"""
+UPDATE dbops_monitor.statements SET query = {redact_sql("query")}
+WHERE query ~* '{SECRET_PATTERN_SQL}'
+"""
+HISTORY_TEXTS_SQL = "SELECT to_regclass('dbops_monitor.statements') IS NOT NULL"
+
+
+def purge_secret_statements(conn: psycopg.Connection[Any]) -> int:
+    """Remove the statistics entries that hold a password (or other secret) literal.
+
+    pg_stat_statements keeps utility statements with their literals, readable by every
+    ``pg_read_all_stats`` member; each such entry is reset on its own (the others keep their
+    counters), and the history's stored texts are redacted. Needs the right to call
+    ``pg_stat_statements_reset`` (a superuser, or a grant). Returns the entries removed.
+    """
+    row = conn.execute(PGSS_INSTALLED_SQL).fetchone()
+    removed = 0
+    if row and row[0]:
+        entries = conn.execute(SECRET_ENTRIES_SQL).fetchall()
+        for userid, dbid, queryid in entries:
+            conn.execute(RESET_ENTRY_SQL, (userid, dbid, queryid))
+        removed = len(entries)
+    row = conn.execute(HISTORY_TEXTS_SQL).fetchone()
+    if row and row[0]:
+        conn.execute(REDACT_HISTORY_SQL)
+    return removed
 
 
 def grant_privileges(conn: psycopg.Connection[Any]) -> None:
@@ -334,9 +458,13 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
                 table=sql.Identifier(table), role=owner
             )
         )
+    policy = sql.Identifier(POLICY_ROLE)
+    conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("public"), role=policy))
+    if "team_members" in tables:  # what the policy functions read, and nothing else
+        conn.execute(sql.SQL("GRANT SELECT ON team_members TO {role}").format(role=policy))
     for signature in _existing_functions(conn, RLS_FUNCTIONS):  # none before migration 0008
         rls_function = sql.SQL(signature)  # a fixed name from RLS_FUNCTIONS
-        conn.execute(FUNCTION_OWNER_SQL.format(function=rls_function, role=system))
+        conn.execute(FUNCTION_OWNER_SQL.format(function=rls_function, role=policy))
         for role in (owner, app, readonly):
             conn.execute(GRANT_EXECUTE_SQL.format(function=rls_function, role=role))
     for role in (readonly, monitor):
@@ -380,10 +508,13 @@ def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:
     created: list[str] = []
     updated: list[str] = []
     with db.connection() as conn:
+        _quiet_session(conn)
         for role in ROLE_NAMES:
             outcome = _ensure_role(conn, role, passwords[role])
             (created if outcome == "created" else updated).append(ROLE_NAMES[role])
-        _ensure_system_role(conn)
+        _ensure_nologin_role(conn, SYSTEM_ROLE, ROLE_NAMES["app"])
+        _ensure_nologin_role(conn, POLICY_ROLE, ROLE_NAMES["owner"])
+        defaults_removed = _reset_role_defaults(conn)
         for extension in EXTENSIONS:
             row = conn.execute(AVAILABLE_EXTENSION_SQL, {"name": extension}).fetchone()
             if row and row[0]:
@@ -400,7 +531,14 @@ def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:
         for statement in statements:
             conn.execute(sql.SQL(statement))  # built by format() in FOREIGN_OWNED_SQL
         grant_privileges(conn)
-    return RolesReport(created=tuple(created), updated=tuple(updated), reowned=len(statements))
+        purged = purge_secret_statements(conn)
+    return RolesReport(
+        created=tuple(created),
+        updated=tuple(updated),
+        reowned=len(statements),
+        defaults_removed=tuple(defaults_removed),
+        secret_statements=purged,
+    )
 
 
 def ensure_readonly_role(
@@ -425,8 +563,9 @@ def ensure_readonly_role(
         The role's name.
     """
     role = sql.Identifier(name)
-    secret = sql.Literal(password)
     with db.connection() as conn:
+        _quiet_session(conn)
+        secret = sql.Literal(password_verifier(conn, name, password))
         row = conn.execute(ROLE_EXISTS_SQL, {"name": name}).fetchone()
         if not (row and row[0]):
             conn.execute(CREATE_ROLE_SQL.format(role=role, password=secret))

@@ -9,11 +9,13 @@ from typing import Any
 import psycopg
 
 from dbops.config import Settings
+from dbops.db.roles import ALL_ROLES, EXPECTED_ROLE_DEFAULTS, ROLE_DEFAULTS_SQL
 from dbops.monitoring._fetch import fetch, fetch_one
 from dbops.monitoring.snapshot import (
     CheckpointStat,
     ConstraintStat,
     ReplicaStat,
+    RoleDefault,
     SequenceStat,
     SettingStat,
     SlotStat,
@@ -29,6 +31,7 @@ __all__ = [
     "not_valid_constraints",
     "replicas",
     "replication_slots",
+    "role_defaults",
     "sequences",
     "xid_ages",
 ]
@@ -274,3 +277,15 @@ def key_settings(conn: psycopg.Connection[Any], *, settings: Settings) -> list[S
         {"names": list(KEY_SETTINGS)},
         timeout_ms=settings.monitor_collector_timeout_ms,
     )
+
+
+def role_defaults(conn: psycopg.Connection[Any], *, settings: Settings) -> list[RoleDefault]:
+    """Role-level defaults on dbops' roles, but the one dbops sets (the read-only default)."""
+    rows = fetch(
+        conn,
+        ROLE_DEFAULTS_SQL,
+        RoleDefault,
+        {"names": list(ALL_ROLES)},
+        timeout_ms=settings.monitor_collector_timeout_ms,
+    )
+    return [r for r in rows if (r.role, r.database, r.setting) not in EXPECTED_ROLE_DEFAULTS]

@@ -18,6 +18,7 @@ from psycopg import errors as pg_errors
 from dbops.config import Settings
 from dbops.monitoring._fetch import CollectorUnavailable, fetch, fetch_one, version_tuple
 from dbops.monitoring.snapshot import QueryStat, StatementsStat
+from dbops.redact import SECRET_PATTERN_SQL, redact_sql
 
 __all__ = ["collect_statements", "extension_version", "statement_summary", "top_statements"]
 
@@ -108,13 +109,21 @@ ORDER BY s.total_exec_time DESC
 LIMIT %(limit)s
 """
 
-#: Text of the chosen query ids, cut on the server (one text per id is enough).
-TEXTS_SQL = """
-SELECT DISTINCT ON (s.queryid) s.queryid, left(s.query, %(chars)s) AS query
+#: Text of the chosen query ids, redacted then cut on the server (one text per id is enough;
+#: redacted first, so a cut cannot leave half a literal the pattern misses).
+TEXTS_SQL = f"""
+SELECT DISTINCT ON (s.queryid) s.queryid, left({redact_sql("s.query")}, %(chars)s) AS query
 FROM pg_stat_statements(true) AS s
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND s.queryid = ANY(%(ids)s)
 ORDER BY s.queryid
+"""
+
+
+#: Entries of every database whose text holds a secret-looking literal (a utility statement
+#: such as ``ALTER ROLE ... PASSWORD '...'`` keeps its literals in the statistics).
+SECRET_TEXTS_SQL = f"""
+SELECT count(*) AS n FROM pg_stat_statements(true) AS s WHERE s.query ~* '{SECRET_PATTERN_SQL}'
 """
 
 
@@ -131,6 +140,11 @@ class _Summary:
     max_entries: int | None
     dealloc: int | None
     stats_reset: datetime | None
+
+
+@dataclass(frozen=True)
+class _Count:
+    n: int
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,9 @@ def collect_statements(conn: psycopg.Connection[Any], *, settings: Settings) -> 
     try:
         summary = statement_summary(conn, settings=settings, version=version)
         top = top_statements(conn, settings=settings, version=version)
+        secrets = fetch_one(
+            conn, SECRET_TEXTS_SQL, _Count, timeout_ms=settings.monitor_collector_timeout_ms
+        )
     except pg_errors.ObjectNotInPrerequisiteState as exc:
         raise CollectorUnavailable(
             "pg_stat_statements is installed but not loaded",
@@ -215,4 +232,5 @@ def collect_statements(conn: psycopg.Connection[Any], *, settings: Settings) -> 
         dealloc=summary.dealloc,
         stats_reset=summary.stats_reset,
         extension_version=version,
+        secret_texts=secrets.n if secrets else None,
     )

@@ -1,0 +1,279 @@
+"""The app role cannot weaken what protects the data (issue: security hardening).
+
+Raw SQL as ``dbops_app`` with its own actor, skipping every service check: the owner rule in
+the write policies (migration 0010), no object the app role can become the owner of, and role
+defaults that the connections ignore, the setup removes and a check reports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from dbops.config import to_libpq_url
+from dbops.db import Database, EmbeddedCluster, open_database
+from dbops.db.roles import ALL_ROLES, POLICY_ROLE, SYSTEM_ROLE
+from dbops.monitoring import collect_snapshot, evaluate
+from dbops.ops.roles import ROLE_NAMES, RoleName, setup_roles
+from tests.fixtures.db import ROLE_PASSWORDS, make_settings, role_url
+from tests.services._helpers import make_team, make_user
+
+ACTOR = """
+SELECT set_config('app.actor_kind', 'user', false), set_config('app.actor_id', %(id)s, false)
+"""
+DBOPS_SCHEMAS = ["public", "archive", "audit", "dbops_monitor"]
+
+
+@pytest.fixture
+def as_role(pg_cluster: EmbeddedCluster, migrated: str) -> Iterator[Any]:
+    """``as_role("app", user)``: a raw autocommit connection as a dbops role, acting as ``user``."""
+    opened: list[psycopg.Connection[Any]] = []
+
+    def connect(role: RoleName, user: uuid.UUID | None = None) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(to_libpq_url(role_url(pg_cluster, role)), autocommit=True)
+        opened.append(conn)
+        if user is not None:
+            conn.execute(ACTOR, {"id": str(user)})
+        return conn
+
+    yield connect
+    for conn in opened:
+        conn.close()
+
+
+@pytest.fixture
+def team(clean_db: Database) -> dict[str, uuid.UUID]:
+    """A team with an owner and two members; a user outside it."""
+    owner, member, other, outsider = (make_user(clean_db) for _ in range(4))
+    team_id = make_team(clean_db, owners=[owner], members=[member, other])
+    return {
+        "team": team_id,
+        "owner": owner,
+        "member": member,
+        "other": other,
+        "outsider": outsider,
+    }
+
+
+def _role(conn: psycopg.Connection[Any], team: uuid.UUID, user: uuid.UUID) -> str | None:
+    row = conn.execute(
+        "SELECT role::text FROM team_members WHERE team_id = %s AND user_id = %s", (team, user)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+# -- the owner rule in the write policies ------------------------------------------------------
+RLS_REFUSAL = "row-level security"
+
+
+def test_a_member_cannot_promote_itself_or_change_anyone(
+    team: dict[str, Any], as_role: Any
+) -> None:
+    member = as_role("app", team["member"])
+    t = team["team"]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=RLS_REFUSAL):
+        member.execute(
+            "UPDATE team_members SET role = 'OWNER' WHERE team_id = %s AND user_id = %s",
+            (t, team["member"]),
+        )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=RLS_REFUSAL):
+        member.execute(
+            "UPDATE team_members SET role = 'MEMBER' WHERE team_id = %s AND user_id = %s",
+            (t, team["owner"]),
+        )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=RLS_REFUSAL):
+        member.execute(
+            "INSERT INTO team_members (team_id, user_id, role) VALUES (%s, %s, 'OWNER')",
+            (t, team["outsider"]),
+        )
+    # Deleting another member (the owner included) is no row at all, not an error.
+    cur = member.execute(
+        "DELETE FROM team_members WHERE team_id = %s AND user_id = ANY(%s)",
+        (t, [team["owner"], team["other"]]),
+    )
+    assert cur.rowcount == 0
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=RLS_REFUSAL):
+        member.execute(
+            "INSERT INTO invitations (team_id, email, role, token_hash, invited_by, expires_at) "
+            "VALUES (%s, 'x@example.com', 'OWNER', '\\x00', %s, now() + interval '1 day')",
+            (t, team["member"]),
+        )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=RLS_REFUSAL):
+        member.execute("UPDATE teams SET name = 'taken over' WHERE id = %s", (t,))
+    owner = as_role("app", team["owner"])
+    assert _role(owner, t, team["member"]) == "MEMBER"
+    assert _role(owner, t, team["owner"]) == "OWNER"
+    assert _role(owner, t, team["other"]) == "MEMBER"
+    assert _role(owner, t, team["outsider"]) is None
+
+
+def test_a_member_may_leave_and_lock_its_team(team: dict[str, Any], as_role: Any) -> None:
+    member = as_role("app", team["member"])
+    t = team["team"]
+    with member.transaction():  # the locks of `leave`: the team, then the owners and itself
+        assert member.execute("SELECT id FROM teams WHERE id = %s FOR UPDATE", (t,)).fetchone()
+        locked = member.execute(
+            "SELECT user_id FROM team_members WHERE team_id = %s FOR UPDATE", (t,)
+        ).fetchall()
+        assert len(locked) == 3
+        cur = member.execute(
+            "DELETE FROM team_members WHERE team_id = %s AND user_id = %s", (t, team["member"])
+        )
+        assert cur.rowcount == 1
+
+
+def test_an_owner_changes_roles_hands_over_and_steps_down(
+    team: dict[str, Any], as_role: Any
+) -> None:
+    owner = as_role("app", team["owner"])
+    t = team["team"]
+    with owner.transaction():
+        owner.execute(
+            "UPDATE team_members SET role = 'OWNER' WHERE team_id = %s AND user_id = %s",
+            (t, team["member"]),
+        )
+        owner.execute(  # still an owner when this statement started
+            "UPDATE team_members SET role = 'MEMBER' WHERE team_id = %s AND user_id = %s",
+            (t, team["owner"]),
+        )
+    assert _role(owner, t, team["member"]) == "OWNER"
+    # Now a member: the rule holds for the former owner too.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=RLS_REFUSAL):
+        owner.execute(
+            "UPDATE team_members SET role = 'OWNER' WHERE team_id = %s AND user_id = %s",
+            (t, team["owner"]),
+        )
+    new_owner = as_role("app", team["member"])
+    cur = new_owner.execute(
+        "DELETE FROM team_members WHERE team_id = %s AND user_id = %s", (t, team["other"])
+    )
+    assert cur.rowcount == 1
+    new_owner.execute("UPDATE teams SET name = 'renamed by its owner' WHERE id = %s", (t,))
+
+
+# -- nothing the app role can become owns anything of dbops ------------------------------------
+OWNED_BY_APP_SQL = """
+WITH app_can_become AS (
+  SELECT oid FROM pg_roles WHERE pg_has_role('dbops_app', oid, 'MEMBER')
+)
+SELECT 'relation ' || c.oid::regclass::text FROM pg_class AS c
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND c.relowner IN (SELECT oid FROM app_can_become)
+UNION ALL
+SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc AS p
+JOIN pg_namespace AS n ON n.oid = p.pronamespace
+WHERE n.nspname = ANY(%(schemas)s) AND p.proowner IN (SELECT oid FROM app_can_become)
+UNION ALL
+SELECT 'type ' || t.oid::regtype::text FROM pg_type AS t
+JOIN pg_namespace AS n ON n.oid = t.typnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND t.typowner IN (SELECT oid FROM app_can_become)
+UNION ALL
+SELECT 'schema ' || n.nspname FROM pg_namespace AS n
+WHERE n.nspname = ANY(%(schemas)s) AND n.nspowner IN (SELECT oid FROM app_can_become)
+"""
+
+
+def test_no_role_the_app_can_become_owns_an_object(db: Database) -> None:
+    with db.connection() as conn:
+        owned = conn.execute(OWNED_BY_APP_SQL, {"schemas": DBOPS_SCHEMAS}).fetchall()
+        assert owned == []
+        owners = conn.execute(
+            "SELECT DISTINCT proowner::regrole::text FROM pg_proc WHERE proname LIKE 'rls\\_%%'"
+        ).fetchall()
+        assert owners == [(POLICY_ROLE,)]
+        can_become_policy = conn.execute(
+            "SELECT pg_has_role('dbops_app', %s, 'MEMBER')", (POLICY_ROLE,)
+        ).fetchone()
+        assert can_become_policy == (False,)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DROP FUNCTION rls_actor_team_ids() CASCADE",
+        "ALTER FUNCTION rls_actor_team_ids() SECURITY INVOKER",
+        "ALTER FUNCTION rls_actor_owned_team_ids() OWNER TO dbops_system",
+        "CREATE OR REPLACE FUNCTION rls_actor_user_ids() RETURNS uuid[] LANGUAGE sql "
+        "AS 'SELECT array_agg(id) FROM users'",
+        "DROP POLICY tenant_select ON users",
+        "ALTER TABLE users NO FORCE ROW LEVEL SECURITY",
+    ],
+)
+def test_the_app_cannot_touch_the_policies_even_as_the_system_role(
+    as_role: Any, statement: str
+) -> None:
+    app = as_role("app")
+    app.execute(f"SET ROLE {SYSTEM_ROLE}")
+    with pytest.raises(
+        psycopg.errors.InsufficientPrivilege, match=r"must be owner|permission denied"
+    ):
+        app.execute(statement)
+
+
+# -- role defaults -----------------------------------------------------------------------------
+@pytest.fixture
+def restore_roles(db: Database) -> Iterator[None]:
+    yield
+    setup_roles(db, ROLE_PASSWORDS)  # removes whatever a test left on the roles
+
+
+def test_role_defaults_set_by_the_app_are_ignored_reported_and_removed(
+    team: dict[str, Any],
+    as_role: Any,
+    db: Database,
+    pg_cluster: EmbeddedCluster,
+    restore_roles: None,
+) -> None:
+    app = as_role("app")
+    app.execute(f"ALTER ROLE {ROLE_NAMES['app']} SET role = '{SYSTEM_ROLE}'")
+    app.execute(f"ALTER ROLE {ROLE_NAMES['app']} SET statement_timeout = 1")
+    app.execute(f"ALTER ROLE {ROLE_NAMES['app']} SET row_security = off")
+    # A plain new session would now bypass RLS: the threat is real...
+    raw = psycopg.connect(to_libpq_url(role_url(pg_cluster, "app")), autocommit=True)
+    with raw:
+        assert raw.execute("SELECT current_user").fetchone() == (SYSTEM_ROLE,)
+    # ...but dbops' connections start as the login role, with policies and their timeouts.
+    settings = make_settings(role_url(pg_cluster, "app"))
+    with open_database(settings, role_url(pg_cluster, "app")) as app_db, app_db.read() as conn:
+        row = conn.execute(
+            "SELECT current_user::text, "
+            "(SELECT setting FROM pg_settings WHERE name = 'statement_timeout'), "
+            "current_setting('row_security'), (SELECT count(*) FROM users)"
+        ).fetchone()
+        assert row == (ROLE_NAMES["app"], str(settings.statement_timeout_ms), "on", 0)
+    # The check sees them (critical, one finding per setting).
+    snap = collect_snapshot(db, make_settings(db.dsn.sqlalchemy))
+    assert snap.database is not None
+    assert snap.database.role_defaults is not None
+    assert {d.setting for d in snap.database.role_defaults} == {
+        f"role={SYSTEM_ROLE}",
+        "statement_timeout=1",
+        "row_security=off",
+    }
+    critical = [
+        f for f in evaluate(snap, make_settings(db.dsn.sqlalchemy)) if f.check == "role_defaults"
+    ]
+    assert [str(f.severity) for f in critical] == ["critical"] * 3
+    # The setup removes them and says which; the read-only role keeps its own default.
+    report = setup_roles(db, ROLE_PASSWORDS)
+    assert sorted(report.defaults_removed) == sorted(
+        [
+            f"dbops_app: role={SYSTEM_ROLE}",
+            "dbops_app: statement_timeout=1",
+            "dbops_app: row_security=off",
+        ]
+    )
+    with db.connection() as conn:
+        left = conn.execute(
+            "SELECT setrole::regrole::text, setconfig FROM pg_db_role_setting "
+            "WHERE setrole::regrole::text = ANY(%s)",
+            (list(ALL_ROLES),),
+        ).fetchall()
+    assert left == [(ROLE_NAMES["readonly"], ["default_transaction_read_only=on"])]
+    snap = collect_snapshot(db, make_settings(db.dsn.sqlalchemy))
+    assert snap.database is not None
+    assert snap.database.role_defaults == ()
