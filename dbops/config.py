@@ -196,6 +196,14 @@ class Settings(BaseSettings):
     connect_timeout_s: int = Field(
         default=5, ge=1, description="libpq `connect_timeout` for each new connection."
     )
+    json_max_bytes: int = Field(
+        default=65_536,
+        ge=1_024,
+        description=(
+            "Largest JSON object a service stores (team settings, user profile), in bytes of "
+            "its text; the audit trail keeps each change twice."
+        ),
+    )
     statement_timeout_ms: int = Field(
         default=30_000, ge=0, description="`statement_timeout` of every connection (0 = none)."
     )
@@ -239,6 +247,12 @@ class Settings(BaseSettings):
         default=1_000,
         ge=16,
         description="Query text is cut to this many characters, on the server.",
+    )
+    monitor_explain_max_chars: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="Longest statement `dbops monitor explain` accepts (characters).",
     )
     monitor_max_sessions: int = Field(
         default=100, ge=1, description="Most sessions and blocked pairs kept in a snapshot."

@@ -25,12 +25,22 @@ _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds
 BATCH_SIZE = 1_000
 
 
+#: The longest duration accepted: nothing was soft-deleted longer ago than this.
+MAX_DURATION = timedelta(days=36_525)
+
+
 def parse_duration(text: str) -> timedelta:
     """``90d``, ``12h``, ``30m``, ``2w``, ``45s`` -> timedelta; BadParameter otherwise."""
     match = _DURATION.match(text)
     if match is None:
         raise typer.BadParameter(f"{text!r} is not a duration like 90d, 12h, 30m, 2w or 45s")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        value = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        value = None
+    if value is None or value > MAX_DURATION:
+        raise typer.BadParameter(f"{text.strip()} is longer than 100 years (36525d)")
+    return value
 
 
 def _counts(counts: TableCounts) -> str:

@@ -307,7 +307,7 @@ def prune(
     """Keep the last N, the newest of D days and W weeks, and the newest verified backup.
 
     A dry run by default: it shows what would be deleted. The newest backup and the newest
-    verified one are always kept.
+    verified one whose files still match their checksums are always kept.
     """
     from dbops.ops.backup import prune_backups
 
@@ -328,6 +328,8 @@ def prune(
             say(f"keep    {m.id}  ({', '.join(decision.reasons)})")
         else:
             say(f"{'deleted' if plan.applied else 'delete '} {m.id}  ({_size(m.size_bytes)})")
+    for backup_id, problem in plan.corrupt:
+        note(f"verified backup {backup_id} is no longer intact, not kept as proven: {problem}")
     verb = "deleted" if plan.applied else "would delete"
     say(
         f"{verb} {len(plan.delete)} of {len(plan.decisions)} backups, "
@@ -343,4 +345,5 @@ def _plan_json(plan: PrunePlan) -> dict[str, Any]:
         ],
         "delete": [m.id for m in plan.delete],
         "freed_bytes": plan.freed_bytes,
+        "corrupt": [{"id": i, "problem": p} for i, p in plan.corrupt],
     }

@@ -73,6 +73,7 @@ class Dsn:
             scheme, sep, _ = url.partition("://")
             got = f"a {scheme}:// URL" if sep and scheme.isascii() and scheme.isalnum() else "not"
             raise ConfigError(f"{source} must be a postgresql:// URL ({got})")
+        _check_user_info(url, source)
         libpq = to_libpq_url(url)
         options = _libpq_options(libpq, source)
         _check_values(options, source)
@@ -103,6 +104,23 @@ def configured_dsn(settings: Settings) -> Dsn | None:
     if settings.database_url is None:
         return None
     return Dsn.parse(settings.database_url.get_secret_value())
+
+
+def _check_user_info(url: str, source: str) -> None:
+    """Refuse a URL whose user-info holds an unescaped ``@`` or ``/``.
+
+    libpq ends the user-info at the *first* ``@`` before the first ``/``: with a password like
+    ``p@ss`` or ``p/ss`` the rest of the password becomes the host, the port or the database
+    name, which libpq (and any error about them) then prints. So more than one ``@`` before
+    the path, or an ``@`` in the path (before the query), is refused here, without quoting.
+    """
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    authority, _, path = rest.partition("/")
+    if authority.count("@") > 1 or "@" in path:
+        raise ConfigError(
+            f"{source} is not a valid PostgreSQL URL: an '@' or '/' in the user name or "
+            "password must be percent-encoded (@ as %40, / as %2F, : as %3A, % as %25)"
+        )
 
 
 def _libpq_options(libpq: str, source: str) -> dict[str, str]:

@@ -10,11 +10,18 @@ volatile function other than a few known to have no side effect. Text with ``$1`
 placeholders (pg_stat_statements) gets a generic plan and never ``ANALYZE``.
 
 With ``analyze=True`` the statement runs twice (once for the text plan, once for JSON).
+
+Hostile text is refused with :class:`~dbops.errors.InvalidInput`, never a crash: the text is
+capped (``monitor_explain_max_chars``); it is parsed in a thread with a large stack (the parser
+recurses once per nesting level: ``1+1+...`` with 25,000 terms overflowed the main thread's
+stack and killed the process), the tree is walked without recursion, and the server's own
+limits (``stack depth limit exceeded``, SQLSTATE class 54) become the same one-line error.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -85,20 +92,60 @@ class _Statement:
 
 
 def _walk(node: Any) -> Iterator[Any]:
-    if isinstance(node, tuple | list):
-        for item in node:
-            yield from _walk(item)
-    elif isinstance(node, ast.Node):
-        yield node
-        for name in getattr(type(node), "__slots__", ()):
-            yield from _walk(getattr(node, name, None))
+    """Every AST node under ``node`` (itself included), depth first, without recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple | list):
+            stack.extend(reversed(item))
+        elif isinstance(item, ast.Node):
+            yield item
+            names = getattr(type(item), "__slots__", ())
+            stack.extend(getattr(item, name, None) for name in reversed(names))
 
 
-def _parse(query: str) -> _Statement:
+#: Stack of the parsing thread: the parser recurses per nesting level (a 300,000-term sum
+#: parses in 256 MiB; the reservation is virtual memory, touched only as deep as needed).
+PARSER_STACK_BYTES = 256 * 1024 * 1024
+_stack_lock = threading.Lock()
+
+
+def _parse_deep(query: str) -> list[Any]:
+    """``parse_sql(query)`` in a thread with :data:`PARSER_STACK_BYTES` of stack."""
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.extend(parse_sql(query))
+        except Exception as exc:  # pglast.parser.ParseError, re-raised in the caller
+            failure.append(exc)
+
+    with _stack_lock:  # stack_size() is process-wide: set it only for this thread
+        previous = threading.stack_size(PARSER_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=work, name="dbops-explain-parse")
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result
+
+
+def _parse(query: str, max_chars: int = 100_000) -> _Statement:
+    if len(query) > max_chars:
+        raise InvalidInput(
+            f"the statement has {len(query):,} characters; explain takes at most {max_chars:,} "
+            "(DBOPS_MONITOR_EXPLAIN_MAX_CHARS)",
+            field="sql",
+        )
     try:
-        statements = parse_sql(query)
+        statements = _parse_deep(query)
     except Exception as exc:  # pglast.parser.ParseError
-        raise InvalidInput(f"cannot parse the statement: {exc}", field="sql") from exc
+        message = " ".join(str(exc).split())
+        raise InvalidInput(f"cannot parse the statement: {message}", field="sql") from exc
     if len(statements) != 1:
         raise InvalidInput(
             f"EXPLAIN takes exactly one statement, got {len(statements)}", field="sql"
@@ -223,7 +270,7 @@ def explain(
             statement that writes, locks rows, has parameters or calls a volatile function.
         OperationTimeout: the EXPLAIN took longer than the timeout.
     """
-    statement = _parse(sql_text)
+    statement = _parse(sql_text, settings.monitor_explain_max_chars)
     if analyze and not isinstance(statement.node, ast.SelectStmt):
         raise InvalidInput(WRITE_REFUSED, field="sql")
     timeout = timeout_ms if timeout_ms is not None else settings.monitor_collector_timeout_ms
@@ -232,8 +279,15 @@ def explain(
         conn.execute(READ_ONLY_SQL)
         if analyze:
             _check_analyze(conn, statement)
-        text_rows = _run(conn, statement, analyze=analyze, json_format=False)
-        json_rows = _run(conn, statement, analyze=analyze, json_format=True)
+        try:
+            text_rows = _run(conn, statement, analyze=analyze, json_format=False)
+            json_rows = _run(conn, statement, analyze=analyze, json_format=True)
+        except psycopg.OperationalError as exc:
+            if not (exc.sqlstate or "").startswith("54"):  # program limit: stack depth, ...
+                raise
+            raise InvalidInput(
+                f"the server cannot plan this statement: {exc.diag.message_primary}", field="sql"
+            ) from None
     document = json_rows[0][0]
     if isinstance(document, str):
         document = json.loads(document)

@@ -221,13 +221,17 @@ def _server_user() -> tuple[int, int] | None:
 
 
 def _make_dir(path: Path) -> None:
-    """Create ``path`` (mode 0750) and give it to the server user when root.
+    """Create ``path`` (mode 0700) and give it to the server user when root.
 
-    A directory that exists already keeps its owner (``pitr_repo_dir`` may name one).
+    A directory that exists already keeps its owner (``pitr_repo_dir`` may name one), but
+    loses every group/other permission: the repository holds the whole database and its WAL
+    (pgBackRest's own files are 0640 under it, unreachable through a 0700 directory).
     """
     if path.is_dir():
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
         return
-    path.mkdir(parents=True, exist_ok=True, mode=0o750)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     owner = _server_user()
     if owner is not None:
         os.chown(path, *owner)
@@ -283,7 +287,7 @@ def _write_config(settings: Settings, cluster: EmbeddedCluster) -> bool:
         return False
     tmp = conf.with_suffix(".tmp")
     tmp.write_text(text)
-    tmp.chmod(0o640)
+    tmp.chmod(0o600)
     owner = _server_user()
     if owner is not None:
         os.chown(tmp, *owner)

@@ -7,6 +7,7 @@ never echoes the rejected value (it may be a password).
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import timedelta
@@ -59,6 +60,7 @@ __all__ = [
     "UserCreate",
     "UserListQuery",
     "UserRename",
+    "check_json_size",
     "normalize_email",
     "reject_nul",
     "validate",
@@ -96,6 +98,21 @@ def normalize_email(value: str) -> str:
     return email
 
 
+#: Characters a name may not hold: C0/C1 controls and DEL (ESC sequences, CR/LF that forge
+#: log lines or terminal output), bidirectional overrides and isolates (U+202E makes "gpj.exe"
+#: read "exe.jpg"), the line and paragraph separators, and the BOM. Joiners stay (emoji).
+_FORBIDDEN_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff]"
+)
+NAME_RULE = "must not contain control characters or bidirectional overrides"
+
+
+def _plain_name(value: str) -> str:
+    if _FORBIDDEN_IN_NAMES.search(value):
+        raise ValueError(NAME_RULE)
+    return value
+
+
 def _normalize_slug(value: str) -> str:
     slug = value.strip().lower()
     if len(slug) > 63 or not _SLUG.match(slug):
@@ -111,6 +128,8 @@ def _normalize_tags(values: list[str]) -> list[str]:
         tag = raw.strip().lower()
         if not tag or len(tag) > MAX_TAG_LENGTH:
             raise ValueError(f"each tag must be 1-{MAX_TAG_LENGTH} characters")
+        if _FORBIDDEN_IN_NAMES.search(tag):
+            raise ValueError(f"each tag {NAME_RULE}")
         if tag not in tags:
             tags.append(tag)
     if len(tags) > MAX_TAGS:
@@ -130,7 +149,11 @@ Email = Annotated[str, AfterValidator(normalize_email)]
 Phone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_normalize_phone)]
 Slug = Annotated[str, AfterValidator(_normalize_slug)]
 TagList = Annotated[list[str], AfterValidator(_normalize_tags)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_plain_name),
+]
 JsonKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -312,6 +335,16 @@ def reject_nul(field: str, value: Any) -> None:
     """
     if _has_nul(value):
         raise InvalidInput(f"{field}: {NUL_MESSAGE}", field=field)
+
+
+def check_json_size(field: str, value: Any, limit: int) -> None:
+    """InvalidInput naming ``field`` if ``value`` as JSON text is longer than ``limit`` bytes."""
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise InvalidInput(
+            f"{field}: {size:,} bytes of JSON, at most {limit:,} (DBOPS_JSON_MAX_BYTES)",
+            field=field,
+        )
 
 
 def validate(model: type[ModelT], /, **data: Any) -> ModelT:

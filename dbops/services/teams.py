@@ -41,6 +41,7 @@ from dbops.services.schemas import (
     TeamListQuery,
     TeamRename,
     TeamSlug,
+    check_json_size,
     reject_nul,
     validate,
 )
@@ -442,6 +443,7 @@ class TeamService:
             raise Forbidden("a user can only create teams they own themselves")
         owner = owner_id or actor.user_id
         data = validate(TeamCreate, name=name, slug=slug, settings=settings or {})
+        check_json_size("settings", data.settings, self._db.settings.json_max_bytes)
         params = {"name": data.name, "slug": data.slug, "settings": Jsonb(data.settings)}
 
         def work(uow: UnitOfWork) -> TeamView:
@@ -481,8 +483,16 @@ class TeamService:
     ) -> TeamView:
         """Merge ``set`` into the settings and drop the ``remove`` keys, in one UPDATE."""
         patch = validate(JsonPatch, set=set or {}, remove=list(remove))
+        limit = self._db.settings.json_max_bytes
+        check_json_size("settings", patch.set, limit)
         params = {"patch": Jsonb(patch.set), "remove": patch.remove}
-        return self._owner_update(actor, team_id, UPDATE_TEAM_SETTINGS_SQL, params)
+
+        def merged_fits(team: TeamView) -> None:  # many small patches must not add up either
+            check_json_size("settings", team.settings, limit)
+
+        return self._owner_update(
+            actor, team_id, UPDATE_TEAM_SETTINGS_SQL, params, check=merged_fits
+        )
 
     def delete(self, actor: Actor, team_id: uuid.UUID) -> TeamView:
         """Soft-delete the team; members and settings are kept for :meth:`restore`."""
@@ -542,11 +552,13 @@ class TeamService:
         *,
         deleted: bool = False,
         roles_change: bool = False,
+        check: Callable[[TeamView], None] | None = None,
     ) -> TeamView:
         """Lock as owner, run ``statement``, then drop the cache keys whose answer moved.
 
         ``roles_change``: the statement changes whether the team is live, and so every member's
-        answer of ``MembershipService.role_of`` (it answers for live teams only).
+        answer of ``MembershipService.role_of`` (it answers for live teams only). ``check``
+        sees the changed team inside the transaction; an error it raises rolls it back.
         """
         old_slug = ""
         members: list[uuid.UUID] = []
@@ -556,6 +568,8 @@ class TeamService:
             old_slug = self._lock_as_owner(uow, team_id, deleted=deleted).slug
             team = fetch_one(uow.conn, statement, _TEAM_ROW, {**params, "id": team_id})
             assert team is not None  # the row is locked: it cannot have gone
+            if check is not None:
+                check(team)
             if roles_change:
                 members = fetch_all(uow.conn, SELECT_MEMBER_IDS_SQL, scalar_row, {"id": team_id})
             return team

@@ -34,6 +34,7 @@ from dbops.services.schemas import (
     UserCreate,
     UserListQuery,
     UserRename,
+    check_json_size,
     normalize_email,
     reject_nul,
     validate,
@@ -333,6 +334,7 @@ class UserService:
             tags=list(tags),
             profile=profile or {},
         )
+        check_json_size("profile", data.profile, self._db.settings.json_max_bytes)
         # Hash before the transaction: argon2 takes tens of ms and must not hold a connection.
         password_hash = self._hasher.hash(data.password.get_secret_value())
         params = {
@@ -395,8 +397,16 @@ class UserService:
         """Merge ``set`` into the profile and drop the ``remove`` keys, in one UPDATE."""
         self._self_or_system(actor, user_id)
         patch = validate(JsonPatch, set=set or {}, remove=list(remove))
+        limit = self._db.settings.json_max_bytes
+        check_json_size("profile", patch.set, limit)
         params = {"id": user_id, "patch": Jsonb(patch.set), "remove": patch.remove}
-        return self._write(actor, lambda uow: _one(uow, UPDATE_PROFILE_SQL, params))
+
+        def work(uow: UnitOfWork) -> UserView:
+            user = _one(uow, UPDATE_PROFILE_SQL, params)
+            check_json_size("profile", user.profile, limit)  # rolls the change back
+            return user
+
+        return self._write(actor, work)
 
     def rename(self, actor: Actor, user_id: uuid.UUID, display_name: str) -> UserView:
         """Change the display name."""

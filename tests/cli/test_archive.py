@@ -83,6 +83,18 @@ def test_bad_durations_are_usage_errors(text: str) -> None:
     assert "is not a duration like 90d" in result.stderr
 
 
+@pytest.mark.parametrize("text", ["99999999999d", "9999999999999999999999w", "36526d", "5300w"])
+def test_durations_beyond_a_century_are_usage_errors(text: str) -> None:
+    """A huge value used to end in "unexpected OverflowError"."""
+    with pytest.raises(typer.BadParameter, match="longer than 100 years"):
+        parse_duration(text)
+    result = invoke("archive", "run", "--older-than", text)
+    assert result.exit_code == 2
+    assert "longer than 100 years" in result.stderr
+    assert "Traceback" not in result.output
+    assert parse_duration("36525d") == timedelta(days=36_525)
+
+
 def test_run_dry_then_apply_then_status_then_restore(target: Database) -> None:
     result = invoke("archive", "run", "--older-than", "90d")
     assert result.exit_code == 0, result.output

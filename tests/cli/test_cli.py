@@ -556,3 +556,38 @@ def test_migrate_sql_from_the_database_revision_prints_nothing_to_apply_at_head(
     assert result.exit_code == 0, result.output
     assert "CREATE TABLE" not in result.stdout
     assert invoke("current").stdout == f"{HEAD} (head)\n"
+
+
+#: URLs with a reserved character of the user-info in every part, each with the password (or
+#: what a reader could take for it) holding ``S3CRET``: no command may print any of it.
+MALFORMED_URLS = [
+    "postgresql://u:p@S3CRETpw@127.0.0.1:1/db",
+    "postgresql://u:p/S3CRET@127.0.0.1:1/db",
+    "postgresql://u:p?S3CRET@127.0.0.1:1/db",
+    "postgresql://u:p#S3CRET@127.0.0.1:1/db",
+    "postgresql://u:p:S3CRET@127.0.0.1:1/db",
+    "postgresql://u:p%S3CRET@127.0.0.1:1/db",
+    "postgresql://u:p%zzS3CRET@127.0.0.1:1/db",
+    "postgresql://u@S3CRET:pw@127.0.0.1:1/db",
+    "postgresql://u:S3CRET@127.0.0.1:1/d@b",
+    "postgresql://u:S3CRET@127.0.0.1:1/d/b?sslmode=S3CRET",
+    "postgresql://u:S3CRET@127.0.0.1:1/db?password=S3CRET&port=S3CRET",
+    "postgresql://u:S3CRET@127.0.0.1:S3CRET/db",
+    "postgresql://u:S3CRET@[::1/db",
+    "postgresql://u:S3CRET@127.0.0.1:1/db?x=%S3CRET",
+    "postgresql://u:S3%CRET@127.0.0.1:1/db",
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+@pytest.mark.parametrize("command", [["status"], ["current"], ["db", "url"]])
+def test_no_fragment_of_a_password_is_ever_printed(
+    monkeypatch: pytest.MonkeyPatch, url: str, command: list[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    result = invoke(*command)
+    assert result.exit_code in ((0, 2, 3) if command[0] == "db" else (2, 3)), result.output
+    text = result.output + (result.stderr or "")
+    for fragment in ("S3CRET", "3CRE", "CRET", "S3C", "pw@"):
+        assert fragment not in text, (url, text)
+    assert "Traceback" not in text

@@ -230,6 +230,48 @@ def test_explain_refuses_analyze_of_a_write_in_one_line(url: str) -> None:
         assert conn.execute("SELECT count(*) FROM cli_ex").fetchone() == (0,)
 
 
+#: Hostile statements for `monitor explain`, by name (the texts are too long for test ids), with
+#: the settings of the run and what its one error line says.
+HOSTILE = {
+    "deep-sum": (
+        "SELECT " + "+".join(["1"] * 30_000),
+        {},
+        "cannot plan this statement: stack depth limit exceeded",
+    ),
+    "deep-parens": (
+        "SELECT " + "(" * 30_000 + "1" + ")" * 30_000,
+        {},
+        "cannot parse the statement",
+    ),
+    "too-long": (
+        "SELECT 1 -- " + "x" * 5_000,
+        {"DBOPS_MONITOR_EXPLAIN_MAX_CHARS": "1000"},
+        "the statement has 5,012 characters; explain takes at most 1,000",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_explain_of_hostile_text_is_one_line_not_a_crash(url: str, case: str) -> None:
+    """A 30,000-term expression used to kill the process in the parser (exit 139)."""
+    statement, env, says = HOSTILE[case]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
+    done = subprocess.run(
+        [str(DBOPS_SCRIPT), "monitor", "explain", statement],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**clean, **env, "DATABASE_URL": url, "COLUMNS": "240"},
+    )
+    assert done.returncode == 1, (done.returncode, done.stderr[-500:])
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    assert says in lines[0]
+    assert len(lines[0]) < 400
+
+
 def test_capture_twice_then_prune(url: str) -> None:
     assert invoke("migrate").exit_code == 0
     first = invoke("monitor", "capture")

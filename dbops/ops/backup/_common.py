@@ -36,10 +36,13 @@ __all__ = [
     "Step",
     "backup_root",
     "check_files",
+    "check_private",
     "client_env",
     "count_rows",
+    "exposed_paths",
     "file_checksums",
     "find_backup",
+    "make_private",
     "pg_tool",
     "run_tool",
 ]
@@ -202,6 +205,55 @@ def run_tool(
     if code != 0:
         detail = first_error or next((t for t in reversed(tail) if t.strip()), "")
         raise BackupError(redact_dsn(f"{name} failed (exit code {code}): {detail}".strip()))
+
+
+# ------------------------------------------------------------------------- private files
+#: Modes of everything under a backup directory: only its owner may read a dump (it holds
+#: password hashes and e-mails) or a manifest.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private(root: Path) -> int:
+    """Take every group/other permission off ``root`` and everything under it.
+
+    Directories become 0700, files 0600; symlinks are left alone (never followed). Returns how
+    many paths changed (existing backups of an earlier version are tightened this way).
+    """
+    changed = 0
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.stat().st_mode & 0o077:
+            path.chmod(PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)
+            changed += 1
+    return changed
+
+
+def exposed_paths(root: Path) -> list[str]:
+    """Paths under ``root`` (itself included) that a group or other user may access."""
+    return [
+        str(path.relative_to(root)) or "."
+        for path in [root, *sorted(root.rglob("*"))]
+        if not path.is_symlink() and path.stat().st_mode & 0o077
+    ]
+
+
+def check_private(backup: Path, manifest: Manifest) -> None:
+    """The backup's folder and files are private to their owner.
+
+    Raises:
+        BackupCorrupt: names the first path readable (or writable) by others.
+    """
+    exposed = exposed_paths(backup)
+    if exposed:
+        mode = (backup / exposed[0]).stat().st_mode & 0o777
+        raise BackupCorrupt(
+            f"backup {manifest.id}: {exposed[0]} is open to other users (mode {mode:04o}; "
+            f"{len(exposed)} paths): run `chmod -R go-rwx {backup}` (a dump holds password "
+            "hashes and e-mails)",
+            exposed[0],
+        )
 
 
 # ----------------------------------------------------------------------------- checksums

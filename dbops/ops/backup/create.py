@@ -22,6 +22,7 @@ from dbops.config import Settings
 from dbops.db.dsn import Dsn
 from dbops.errors import BackupError, translate_db_errors
 from dbops.ops.backup._common import (
+    PRIVATE_DIR_MODE,
     Progress,
     Step,
     _report,
@@ -29,6 +30,7 @@ from dbops.ops.backup._common import (
     client_env,
     count_rows,
     file_checksums,
+    make_private,
     pg_tool,
     run_tool,
     tool_version,
@@ -94,7 +96,9 @@ def create_backup(
     backup_id = new_backup_id(started_at)
     partial = root / f".partial-{backup_id}"
     try:
-        partial.mkdir(parents=True, exist_ok=False)
+        root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        make_private(root)  # this backup's folder, and any an earlier version left open
+        partial.mkdir(exist_ok=False, mode=PRIVATE_DIR_MODE)
     except OSError as exc:
         raise BackupError(f"cannot create the backup directory {partial}: {exc}") from exc
     try:
@@ -129,6 +133,7 @@ def create_backup(
             pg_dump_version=tool_version(pg_dump),
         )
         write_manifest(partial, manifest)
+        make_private(partial)  # pg_dump's files follow the umask
         partial.rename(root / backup_id)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -216,7 +216,9 @@ def write_manifest(backup: Path, manifest: Manifest) -> None:
     """
     target = backup / MANIFEST_NAME
     tmp = backup / f".{MANIFEST_NAME}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    # Created 0600: only the backup's owner reads what it lists (tables, row counts).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as fh:
         fh.write(manifest.to_json())
         fh.flush()
         os.fsync(fh.fileno())

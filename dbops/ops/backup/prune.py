@@ -1,21 +1,24 @@
 """``prune_backups``: keep the last N, one per day for D days, one per week for W weeks.
 
 The plan is a pure function of the manifests (:func:`plan_prune`); ``apply=False`` (the
-default) only shows it. Whatever the settings, the newest backup and the newest *verified*
-backup (its latest passing restore drill) are always kept, so pruning can never leave you
-without a backup known to restore. A backup whose manifest cannot be read is never touched.
+default) only shows it. Whatever the settings, the newest backup and the newest *proven*
+backup are always kept, so pruning can never leave you without a backup known to restore.
+Proven means verified (a passing restore drill) *and* still intact: its files are re-checked
+against the manifest's checksums now, since a dump can rot after its drill; a verified
+backup that fails the check is not the proven one (the next intact verified one is), and the
+plan names it. A backup whose manifest cannot be read is never touched.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dbops.config import Settings
-from dbops.errors import BackupError
-from dbops.ops.backup._common import backup_root
+from dbops.errors import BackupCorrupt, BackupError
+from dbops.ops.backup._common import backup_root, check_files
 from dbops.ops.backup.manifest import Manifest, read_manifests
 
 __all__ = ["PruneDecision", "PrunePlan", "plan_prune", "prune_backups"]
@@ -40,6 +43,8 @@ class PrunePlan:
 
     decisions: tuple[PruneDecision, ...]
     applied: bool = False
+    #: Verified backups whose files no longer match their checksums (newest first), with why.
+    corrupt: tuple[tuple[str, str], ...] = ()
 
     @property
     def keep(self) -> tuple[Manifest, ...]:
@@ -57,13 +62,23 @@ class PrunePlan:
         return sum(m.size_bytes for m in self.delete)
 
 
+#: Why a backup is not intact (a message), or ``None`` when its files match the manifest.
+IntactCheck = Callable[[Manifest], str | None]
+
+
 def plan_prune(
-    manifests: Sequence[Manifest], *, keep_last: int, keep_daily: int, keep_weekly: int
+    manifests: Sequence[Manifest],
+    *,
+    keep_last: int,
+    keep_daily: int,
+    keep_weekly: int,
+    damage: IntactCheck = lambda _m: None,
 ) -> PrunePlan:
-    """Which backups the retention rules keep (pure; days and weeks are UTC, ISO weeks).
+    """Which backups the retention rules keep (days and weeks are UTC, ISO weeks).
 
     A day (week) counts toward ``keep_daily`` (``keep_weekly``) only if it has a backup; its
-    newest backup is the one kept.
+    newest backup is the one kept. ``damage`` is asked about verified backups, newest first,
+    until one is intact: that one is kept as "newest verified" (pure when ``damage`` is).
     """
     ordered = sorted(manifests, key=lambda m: (m.created_at, m.id), reverse=True)
     reasons: dict[str, list[str]] = {m.id: [] for m in ordered}
@@ -84,10 +99,18 @@ def plan_prune(
                 reasons[m.id].append("weekly")
     if ordered:
         reasons[ordered[0].id].append("newest")
-    verified = next((m for m in ordered if m.verified_at is not None), None)
-    if verified is not None:
-        reasons[verified.id].append("newest verified")
-    return PrunePlan(tuple(PruneDecision(m, tuple(reasons[m.id])) for m in ordered))
+    corrupt: list[tuple[str, str]] = []
+    for m in ordered:
+        if m.verified_at is None:
+            continue
+        problem = damage(m)
+        if problem is None:
+            reasons[m.id].append("newest verified")
+            break
+        corrupt.append((m.id, problem))
+    return PrunePlan(
+        tuple(PruneDecision(m, tuple(reasons[m.id])) for m in ordered), corrupt=tuple(corrupt)
+    )
 
 
 def prune_backups(
@@ -109,11 +132,20 @@ def prune_backups(
         BackupError: a backup directory cannot be deleted (those before it are gone).
     """
     root = backup_dir.absolute() if backup_dir is not None else backup_root(settings)
+
+    def damage(manifest: Manifest) -> str | None:
+        try:
+            check_files(root / manifest.id, manifest)
+        except BackupCorrupt as exc:
+            return exc.message
+        return None
+
     plan = plan_prune(
         read_manifests(root),
         keep_last=settings.backup_keep_last if keep_last is None else keep_last,
         keep_daily=settings.backup_keep_daily if keep_daily is None else keep_daily,
         keep_weekly=settings.backup_keep_weekly if keep_weekly is None else keep_weekly,
+        damage=damage,
     )
     if not apply:
         return plan
@@ -124,4 +156,4 @@ def prune_backups(
             shutil.rmtree(doomed)
         except OSError as exc:
             raise BackupError(f"cannot delete backup {manifest.id}: {exc}") from exc
-    return PrunePlan(plan.decisions, applied=True)
+    return PrunePlan(plan.decisions, applied=True, corrupt=plan.corrupt)

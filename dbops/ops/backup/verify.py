@@ -31,7 +31,14 @@ from dbops.errors import (
     DbopsError,
     translate_db_errors,
 )
-from dbops.ops.backup._common import Progress, Step, _report, check_files, find_backup
+from dbops.ops.backup._common import (
+    Progress,
+    Step,
+    _report,
+    check_files,
+    check_private,
+    find_backup,
+)
 from dbops.ops.backup.manifest import Drill, Manifest, read_manifest, write_manifest
 from dbops.ops.backup.restore import compare_rows, pg_restore_into, with_database
 
@@ -81,6 +88,7 @@ def verify_backup(
     started = time.perf_counter()
     try:
         check_files(backup, manifest, progress)
+        check_private(backup, manifest)
         with _scratch_database(settings, scratch, progress) as target:
             pg_restore_into(
                 target,

@@ -303,3 +303,36 @@ def test_restore_into_an_existing_empty_database_is_one_transaction(
     result = restore_backup(bk_settings, manifest.id, Dsn.parse(target))
     assert (result.method, result.kept_as) == ("single-transaction", None)
     assert row_counts(target) == row_counts(source_url)
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(root)) or ".": p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]
+    }
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_backups_are_private_and_open_ones_are_tightened(
+    bk_settings: Settings, source_url: str, fmt: str
+) -> None:
+    """A dump holds password hashes and e-mails: no other local user may read it."""
+    root = backup_root(bk_settings)
+    first = create_backup(bk_settings, Dsn.parse(source_url), backup_format=fmt)  # type: ignore[arg-type]
+    modes = _modes(root)
+    assert len(modes) >= 4
+    for path, mode in modes.items():
+        want = 0o700 if (root / path).is_dir() else 0o600
+        assert mode == want, f"{path}: {mode:04o}"
+    # An earlier version's backup, open to everyone, is refused by verify and tightened by the
+    # next create.
+    backup = root / first.id
+    backup.chmod(0o755)
+    (backup / first.dump_path).chmod(0o644)
+    with pytest.raises(BackupCorrupt, match="open to other users") as err:
+        verify_backup(bk_settings, first.id, scratch=Dsn.parse(source_url))
+    assert err.value.path == "."
+    create_backup(bk_settings, Dsn.parse(source_url), backup_format=fmt)  # type: ignore[arg-type]
+    assert {m & 0o077 for m in _modes(root).values()} == {0}
+    drill = verify_backup(bk_settings, first.id, scratch=Dsn.parse(source_url))
+    assert drill.ok
+    assert {m & 0o077 for m in _modes(root).values()} == {0}  # the drill's manifest rewrite too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,8 @@ from dbops.ops.backup.manifest import (
 )
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # a Thursday
+#: The synthetic backups' dump (its checksum is in their manifests).
+DUMP = b"0123456789"
 
 
 def _manifest(at: datetime, *, verified: bool = False, suffix: str = "a") -> Manifest:
@@ -34,7 +37,7 @@ def _manifest(at: datetime, *, verified: bool = False, suffix: str = "a") -> Man
         format="custom",
         jobs=1,
         duration_s=0.5,
-        files=(BackupFile("dump.pgdump", 10, "0" * 64),),
+        files=(BackupFile("dump.pgdump", 10, hashlib.sha256(DUMP).hexdigest()),),
         tables=(TableRows("public", "users", 3),),
         pg_dump_version="15.8",
         drills=drills,
@@ -43,7 +46,7 @@ def _manifest(at: datetime, *, verified: bool = False, suffix: str = "a") -> Man
 
 def _store(root: Path, manifest: Manifest) -> None:
     (root / manifest.id).mkdir(parents=True)
-    (root / manifest.id / "dump.pgdump").write_bytes(b"0123456789")
+    (root / manifest.id / "dump.pgdump").write_bytes(DUMP)
     write_manifest(root / manifest.id, manifest)
 
 
@@ -135,3 +138,42 @@ def test_prune_dry_run_deletes_nothing_and_apply_deletes_the_plan(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [*(m.id for m in manifests[:2]), "junk"]
     )
+
+
+def _settings(root: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        backup_dir=root,
+        backup_keep_last=0,
+        backup_keep_daily=0,
+        backup_keep_weekly=0,
+    )
+
+
+def test_prune_keeps_the_newest_verified_backup_that_is_still_intact(tmp_path: Path) -> None:
+    """A dump that rotted after its drill is not proof: the older intact one is kept."""
+    older = _manifest(NOW - timedelta(days=30), verified=True, suffix="old")
+    rotted = _manifest(NOW - timedelta(days=10), verified=True, suffix="rot")
+    newest = _manifest(NOW, suffix="new")
+    for m in (older, rotted, newest):
+        _store(tmp_path, m)
+    (tmp_path / rotted.id / "dump.pgdump").write_bytes(b"0123456780")  # same size, changed
+    plan = prune_backups(_settings(tmp_path))
+    kept = {d.manifest.id: d.reasons for d in plan.decisions if d.keep}
+    assert kept == {newest.id: ("newest",), older.id: ("newest verified",)}
+    assert [i for i, _ in plan.corrupt] == [rotted.id]
+    assert "sha256" in plan.corrupt[0][1]
+    prune_backups(_settings(tmp_path), apply=True)
+    assert {m.id for m in read_manifests(tmp_path)} == {newest.id, older.id}
+
+
+def test_prune_with_no_intact_verified_backup_keeps_none_as_proven(tmp_path: Path) -> None:
+    only = _manifest(NOW - timedelta(days=3), verified=True, suffix="only")
+    newest = _manifest(NOW, suffix="new")
+    for m in (only, newest):
+        _store(tmp_path, m)
+    (tmp_path / only.id / "dump.pgdump").unlink()
+    plan = prune_backups(_settings(tmp_path))
+    assert [d.manifest.id for d in plan.decisions if d.keep] == [newest.id]
+    assert [i for i, _ in plan.corrupt] == [only.id]
+    assert "missing" in plan.corrupt[0][1]
