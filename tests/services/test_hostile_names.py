@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -47,13 +46,13 @@ class World:
 
 
 @pytest.fixture
-def world(clean_db: Database) -> Iterator[World]:
+def world(clean_db: Database) -> World:
     users = UserService(clean_db, hasher=FAST_HASHER)
     teams = TeamService(clean_db)
     user = users.create(SYSTEM, email="ada@example.com", password=PASSWORD, display_name="Ada")
     me = Actor.user(user.id)
     team = teams.create(me, name="Acme", slug="acme")
-    yield World(users, teams, me, user.id, team.id)
+    return World(users, teams, me, user.id, team.id)
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -88,7 +87,7 @@ def test_ordinary_names_in_any_script_pass(world: World, name: str) -> None:
 
 
 def test_json_objects_are_capped_and_nothing_half_applied(world: World) -> None:
-    limit = world.teams._db.settings.json_max_bytes  # noqa: SLF001 - the setting in force
+    limit = world.teams._db.settings.json_max_bytes  # the setting in force
     big = {"blob": "x" * limit}
     with pytest.raises(InvalidInput, match="DBOPS_JSON_MAX_BYTES") as err:
         world.teams.update_settings(world.me, world.team_id, set=big)
