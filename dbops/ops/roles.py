@@ -269,11 +269,12 @@ def password_verifier(conn: psycopg.Connection[Any], role: str, password: str) -
     return verifier.decode("ascii")
 
 
-#: Keeps this session's role statements out of pg_stat_statements and the statement log
-#: (both superuser-only settings): the verifiers then leave no trace either.
+#: Keeps this transaction's role statements out of pg_stat_statements and the statement log
+#: (both superuser-only settings): the verifiers then leave no trace either. Transaction-local:
+#: the connection goes back to a pool, which must not stay untracked.
 QUIET_SESSION_SQL = """
-SELECT set_config('pg_stat_statements.track', 'none', false),
-       set_config('log_statement', 'none', false)
+SELECT set_config('pg_stat_statements.track', 'none', true),
+       set_config('log_statement', 'none', true)
 """
 
 IS_SUPERUSER_SQL = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from dbops.config import to_libpq_url
-from dbops.db import Database, EmbeddedCluster
+from dbops.db import Database, EmbeddedCluster, open_database
 from dbops.exporter import snapshot_metrics
 from dbops.monitoring import collect_snapshot, evaluate, history
 from dbops.monitoring.snapshot import QueryStat, Snapshot
@@ -213,3 +213,19 @@ def test_query_stat_built_by_hand_is_redacted() -> None:
         None,
     )
     assert stat.query == f"ALTER USER x PASSWORD {REDACTED}"
+
+
+def test_setup_leaves_the_pooled_connection_tracked(db: Database) -> None:
+    """The quiet settings are transaction-local: the pool's connection is tracked again after."""
+    settings = make_settings(db.dsn.sqlalchemy, pool_min_size=1, pool_max_size=1)
+    with open_database(settings, db.dsn) as one:
+        setup_roles(one, ROLE_PASSWORDS)
+        with one.read() as conn:
+            row = conn.execute(
+                "SELECT current_setting('pg_stat_statements.track'), "
+                "current_setting('log_statement'), "
+                "(SELECT reset_val FROM pg_settings WHERE name = 'pg_stat_statements.track'), "
+                "(SELECT reset_val FROM pg_settings WHERE name = 'log_statement')"
+            ).fetchone()
+    assert row is not None
+    assert row[0:2] == row[2:4]
