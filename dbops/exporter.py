@@ -772,6 +772,12 @@ def _data_metrics(f: _Families, snap: Snapshot) -> None:
         "Live teams without a live owner (must be 0).",
         data.zero_owner_teams,
     )
+    if data.audit_last_id is not None:
+        f.gauge(
+            "dbops_audit_head_id",
+            "Id of the audit trail's last record; it only grows (a drop: records deleted).",
+            data.audit_last_id,
+        )
 
 
 def _backup_metrics(f: _Families, b: BackupsStat) -> None:

@@ -225,6 +225,7 @@ def test_settings_repr_and_str_hide_the_password() -> None:
 # ---------------------------------------------------------- derived values
 def test_connection_options_carry_the_session_timeouts() -> None:
     assert _settings().connection_options() == (
+        "-c role=none -c row_security=on "
         "-c statement_timeout=30000 -c lock_timeout=5000 "
         "-c idle_in_transaction_session_timeout=60000 -c TimeZone=UTC"
     )
@@ -232,6 +233,10 @@ def test_connection_options_carry_the_session_timeouts() -> None:
         statement_timeout_ms=1234, lock_timeout_ms=0, idle_in_transaction_timeout_ms=7
     )
     assert custom.connection_options().split() == [
+        "-c",
+        "role=none",
+        "-c",
+        "row_security=on",
         "-c",
         "statement_timeout=1234",
         "-c",

@@ -60,21 +60,34 @@ def _parse_time(value: str) -> datetime:
 def _verify_line(report: AuditVerifyReport) -> str:
     return (
         f"audit chain ok: {report.records:,} records, last record {report.last_id}, "
-        f"head hash {report.last_hash}"
+        f"head hash {report.last_hash}; anchor for the next verify: {report.anchor}"
     )
 
 
 @audit_app.command("verify")
-def verify(as_json: JsonOption = False) -> None:
+def verify(
+    as_json: JsonOption = False,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            metavar="SEQ:HASH",
+            help="A record known from outside (an earlier verify's anchor, a backup "
+            "manifest's audit_anchor): the chain must still reach it unchanged.",
+        ),
+    ] = None,
+) -> None:
     """Walk the hash chain and recompute every hash.
 
     Exit 0 when it holds; exit 4 with one line naming the first edited or deleted record.
+    Without --anchor, deleting the newest records and rewinding the head is not detected.
     """
     from dbops.ops import audit as ops_audit
 
+    known = ops_audit.Anchor.parse(anchor) if anchor is not None else None
     settings = _target.settings()
     with _target.database(settings, _target.dsn_to_read(settings)) as db:
-        report = ops_audit.verify(db)
+        report = ops_audit.verify(db, known)
     problem = report.problem
     if as_json:
         document = {
@@ -82,6 +95,7 @@ def verify(as_json: JsonOption = False) -> None:
             "records": report.records,
             "last_id": report.last_id,
             "last_hash": report.last_hash,
+            "anchor": report.anchor,
             "problem": None
             if problem is None
             else {

@@ -195,6 +195,7 @@ def show(
         ("server", m.server_version),
         ("revision", m.revision or "none"),
         ("format", f"{m.format} (pg_dump {m.pg_dump_version}, jobs {m.jobs})"),
+        ("audit anchor", m.audit_anchor or "none (no audit trail, or no record yet)"),
         ("size", f"{_size(m.size_bytes)} in {len(m.files)} files"),
         ("took", f"{m.duration_s:.1f} s"),
     ]

@@ -468,6 +468,9 @@ class DataStat:
     team_sizes: tuple[TeamSizeCount, ...]
     zero_owner_teams: int
     zero_owner_team_sample: tuple[str, ...]
+    #: The audit trail's last record id (``audit.head``); ``None``: no trail, or not readable.
+    #: It only grows: a smaller value later means records were deleted (or a restore).
+    audit_last_id: int | None = None
 
 
 @dataclass(frozen=True)

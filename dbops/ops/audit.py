@@ -25,6 +25,7 @@ from dbops.errors import AuditUnavailable, InvalidInput, NotFound
 
 __all__ = [
     "GENESIS_HASH",
+    "Anchor",
     "AuditProblem",
     "AuditVerifyReport",
     "Kind",
@@ -103,6 +104,42 @@ LIMIT 1
 
 # ---------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
+class Anchor:
+    """A record of the chain known from outside the database: its id and its hash.
+
+    What an earlier verify printed, what a backup's manifest recorded, or what Prometheus kept
+    of ``dbops_audit_head_id``: deleting the newest records and rewinding ``audit.head`` leaves
+    a chain that holds by itself, but not one that still reaches this record unchanged.
+    """
+
+    record_id: int
+    hash: bytes
+
+    def __str__(self) -> str:
+        return f"{self.record_id}:{self.hash.hex()}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """``SEQ:HASH`` (the record id and its sha256 in hex, as verify prints them).
+
+        Raises:
+            InvalidInput: not of that form.
+        """
+        seq, sep, digest = text.strip().partition(":")
+        try:
+            record_id, value = int(seq), bytes.fromhex(digest)
+        except ValueError:
+            record_id, value = 0, b""
+        if not sep or record_id < 1 or len(value) != 32:
+            raise InvalidInput(
+                "anchor: expected SEQ:HASH, a record id and its 64-hex-digit sha256 "
+                "(as `dbops audit verify` prints it)",
+                field="anchor",
+            )
+        return cls(record_id, value)
+
+
+@dataclass(frozen=True)
 class AuditProblem:
     """The first place where the chain does not hold.
 
@@ -133,6 +170,11 @@ class AuditVerifyReport:
     def ok(self) -> bool:
         """True when every record is present and unchanged."""
         return self.problem is None
+
+    @property
+    def anchor(self) -> str:
+        """``SEQ:HASH`` of the last record: keep it, and give it to the next verify."""
+        return f"{self.last_id}:{self.last_hash}"
 
 
 @dataclass(frozen=True)
@@ -247,14 +289,16 @@ def _problem(
     return AuditProblem(kind, row.id, row.table_name, row.row_key, row.at, message)
 
 
-def verify(db: Database) -> AuditVerifyReport:
+def verify(db: Database, anchor: Anchor | None = None) -> AuditVerifyReport:
     """Walk the chain in id order, recompute every hash, and report the first break.
 
     Checked, on one snapshot: ids run 1, 2, 3, ... without a gap (a gap is a deleted record);
     each record's hash is ``sha256(prev_hash || canonical text)`` of its current content (else
     it was edited); each prev_hash is the previous record's hash (else the previous record was
     rewritten with a recomputed hash); the head (``audit.head``) names the last record (else
-    records at the end were deleted).
+    records at the end were deleted). With an ``anchor`` (a record known from outside), the
+    chain must still reach it with the same hash: that catches the newest records deleted
+    together with a rewound head, which the chain alone cannot show (decision 0006).
 
     Raises:
         AuditUnavailable: the database has no audit trail (migration 0006 not applied).
@@ -288,7 +332,25 @@ def verify(db: Database) -> AuditVerifyReport:
                     f"{prev_id}, which was rewritten",
                 )
                 break
+            if anchor is not None and row.id == anchor.record_id and row.hash != anchor.hash:
+                problem = _problem(
+                    "relinked",
+                    row,
+                    f"record {row.id} ({_where(row)}) is not the record the anchor names: the "
+                    "chain was rewritten from there or earlier",
+                )
+                break
             prev_hash, prev_id, count = row.hash, row.id, count + 1
+        if problem is None and anchor is not None and prev_id < anchor.record_id:
+            problem = AuditProblem(
+                "deleted",
+                prev_id + 1,
+                None,
+                None,
+                None,
+                f"{_span(prev_id + 1, anchor.record_id)} deleted: the anchor names record "
+                f"{anchor.record_id}, the chain (and its head) now ends at record {prev_id}",
+            )
         if problem is None and head is not None and head.last_id != prev_id:
             problem = AuditProblem(
                 "deleted",
@@ -309,6 +371,10 @@ def verify(db: Database) -> AuditVerifyReport:
                 f"the head's hash does not match record {prev_id}: the chain was rewritten",
             )
     return AuditVerifyReport(count, prev_id, prev_hash.hex(), problem)
+
+
+def _span(first: int, last: int) -> str:
+    return f"record {first}" if first == last else f"records {first}-{last}"
 
 
 def _table_of(kind: str) -> str:

@@ -211,6 +211,8 @@ SELECT count(*) AS n FROM pg_available_extensions WHERE name = %(name)s
 
 CREATE_EXTENSION_SQL = sql.SQL("CREATE EXTENSION IF NOT EXISTS {name}")
 
+AUDIT_HEAD_EXISTS_SQL = "SELECT to_regclass('audit.head') IS NOT NULL"
+
 EXISTING_SCHEMAS_SQL = """
 SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY(%(schemas)s)
 """
@@ -377,6 +379,12 @@ def _reset_role_defaults(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 PGSS_INSTALLED_SQL = "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
+#: The server collects statement statistics (the library is preloaded) and has the extension.
+PGSS_LOADED_SQL = """
+SELECT 'pg_stat_statements' = ANY(string_to_array(
+         replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+       AND EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements')
+"""
 #: Statistics entries (any database) whose text holds a secret-looking literal.
 SECRET_ENTRIES_SQL = f"""
 SELECT s.userid, s.dbid, s.queryid
@@ -397,9 +405,14 @@ def purge_secret_statements(conn: psycopg.Connection[Any]) -> int:
 
     pg_stat_statements keeps utility statements with their literals, readable by every
     ``pg_read_all_stats`` member; each such entry is reset on its own (the others keep their
-    counters), and the history's stored texts are redacted. Needs the right to call
-    ``pg_stat_statements_reset`` (a superuser, or a grant). Returns the entries removed.
+    counters), and the history's stored texts are redacted. Creates the extension in this
+    database when the server preloads it (the entries of every database are seen through
+    it). Needs the right to call ``pg_stat_statements_reset`` (a superuser, or a grant).
+    Returns the entries removed.
     """
+    loaded = conn.execute(PGSS_LOADED_SQL).fetchone()
+    if loaded and loaded[0]:  # the view is needed to see the entries, from any database
+        conn.execute(CREATE_EXTENSION_SQL.format(name=sql.Identifier("pg_stat_statements")))
     row = conn.execute(PGSS_INSTALLED_SQL).fetchone()
     removed = 0
     if row and row[0]:
@@ -487,6 +500,13 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
                 schema=history, role=monitor
             )
         )
+    # The audit trail's head (one row: the last record's id and hash, no row data): what the
+    # exporter publishes as dbops_audit_head_id, so that Prometheus keeps an outside anchor.
+    head = conn.execute(AUDIT_HEAD_EXISTS_SQL).fetchone()
+    if head and head[0]:
+        for role in (readonly, monitor):
+            conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("audit"), role=role))
+            conn.execute(sql.SQL("GRANT SELECT ON audit.head TO {role}").format(role=role))
     for function in _existing_functions(conn, DATA_FUNCTIONS):  # none before migration 0009
         for role in (monitor, readonly):
             conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=role))

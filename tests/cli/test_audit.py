@@ -73,6 +73,35 @@ def test_verify_names_a_deleted_record(url: str) -> None:
     assert "record 2 deleted" in result.stderr
 
 
+def test_verify_with_the_anchor_it_printed_catches_a_rewound_tail(url: str) -> None:
+    result = invoke("audit", "verify")
+    assert result.exit_code == 0, result.output
+    anchor = result.stdout.strip().rpartition("anchor for the next verify: ")[2]
+    assert anchor.startswith("4:")
+    assert invoke("audit", "verify", "--anchor", anchor).exit_code == 0
+    with psycopg.connect(to_libpq_url(url)) as conn:  # delete record 4, rewind the head to 3
+        conn.execute("ALTER TABLE audit.record DISABLE TRIGGER append_only")
+        conn.execute("DELETE FROM audit.record WHERE id = 4")
+        conn.execute("ALTER TABLE audit.record ENABLE TRIGGER append_only")
+        conn.execute("ALTER TABLE audit.head DISABLE TRIGGER USER")
+        conn.execute(
+            "UPDATE audit.head SET last_id = 3, "
+            "last_hash = (SELECT hash FROM audit.record WHERE id = 3)"
+        )
+        conn.execute("ALTER TABLE audit.head ENABLE TRIGGER USER")
+    assert invoke("audit", "verify").exit_code == 0  # undetectable without the anchor
+    result = invoke("audit", "verify", "--anchor", anchor)
+    assert result.exit_code == CHAIN_BROKEN_EXIT
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "audit chain broken: record 4 deleted: the anchor names record 4, the chain (and "
+        "its head) now ends at record 3"
+    ]
+    bad = invoke("audit", "verify", "--anchor", "4:nothex")
+    assert bad.exit_code not in (0, CHAIN_BROKEN_EXIT)
+    assert "SEQ:HASH" in bad.stderr
+
+
 def test_history_of_a_team_and_a_user(url: str) -> None:
     result = invoke("audit", "history", "team", "acme")
     assert result.exit_code == 0, result.output

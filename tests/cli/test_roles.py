@@ -76,3 +76,31 @@ def test_setup_is_idempotent(url: str) -> None:
     assert again.exit_code == 0, again.output
     assert re.search(r"created\W+none", again.stdout), again.stdout
     assert re.search(r"objects given to dbops_owner\W+0\b", again.stdout), again.stdout
+
+
+def test_setup_says_what_it_removed(url: str) -> None:
+    """A password left in the statistics and a role default set by the app role: both go."""
+    leaked = "plain-" + "x7q" * 4
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS cli_leak")
+        conn.execute(f"CREATE ROLE cli_leak PASSWORD '{leaked}'")
+        conn.execute("ALTER ROLE dbops_app SET statement_timeout = 1")
+    try:
+        result = invoke("roles", "setup")
+        assert result.exit_code == 0, result.output
+        assert "removed a role default that dbops did not set: dbops_app: statement_timeout=1" in (
+            result.stderr
+        )
+        assert re.search(
+            r"removed \d+ pg_stat_statements entries holding a password", result.stderr
+        )
+        assert leaked not in result.output
+        with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+            texts = [r[0] for r in conn.execute("SELECT query FROM pg_stat_statements")]
+        assert not any(leaked in t for t in texts)
+        again = invoke("roles", "setup")  # nothing left: nothing said
+        assert "removed" not in again.stderr
+    finally:
+        with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+            conn.execute("DROP ROLE IF EXISTS cli_leak")
+            conn.execute("ALTER ROLE dbops_app RESET ALL")

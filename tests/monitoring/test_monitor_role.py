@@ -144,9 +144,13 @@ def test_a_snapshot_as_the_monitor_role_has_no_error_and_the_superusers_numbers(
 
 
 def test_the_exporter_as_the_monitor_role_serves_the_data_metrics(
-    zero_owner_ids: set[str], role_db: Any
+    zero_owner_ids: set[str], role_db: Any, db: Database
 ) -> None:
     monitor = role_db("monitor")
+    with db.read() as conn:  # the oracle: the audit trail's head as the superuser reads it
+        head = conn.execute("SELECT last_id FROM audit.head").fetchone()
+    assert head is not None
+    assert head[0] > 0
     settings = monitor.settings.model_copy(update={"exporter_min_interval_s": 0.0})
     with (
         make_server(settings, port=0, db=monitor).start() as server,
@@ -159,6 +163,7 @@ def test_the_exporter_as_the_monitor_role_serves_the_data_metrics(
     assert 'dbops_data_memberships{role="OWNER"} 4.0' in text
     assert 'dbops_data_invitations{state="expired"} 1.0' in text
     assert "dbops_data_zero_owner_teams 2.0" in text
+    assert f"dbops_audit_head_id {float(head[0])}" in text  # the anchor Prometheus keeps
     assert 'dbops_collector_errors_total{collector="data"} 0.0' in text
 
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,9 +16,10 @@ import pytest
 from psycopg import sql
 
 from dbops.config import to_libpq_url
-from dbops.db import Database, EmbeddedCluster, open_database
+from dbops.db import Database, Dsn, EmbeddedCluster, open_database
 from dbops.errors import AuditUnavailable, InvalidInput, NotFound
 from dbops.ops import audit
+from dbops.ops.backup import create_backup
 from dbops.ops.migrate import downgrade, upgrade
 from dbops.ops.roles import ensure_readonly_role
 from dbops.ops.seed import seed
@@ -339,6 +341,64 @@ def test_verify_names_a_record_rewritten_with_a_recomputed_hash(own: Audited) ->
     assert report.problem is not None
     assert (report.problem.kind, report.problem.record_id) == ("relinked", created[0] + 1)
     assert f"record {created[0]}, which was rewritten" in report.problem.message
+
+
+REWIND_HEAD = """
+UPDATE audit.head SET last_id = %(id)s,
+       last_hash = (SELECT hash FROM audit.record WHERE id = %(id)s)
+"""
+
+
+def test_deleting_the_newest_records_and_rewinding_the_head_fails_against_an_anchor(
+    own: Audited,
+) -> None:
+    """Undetectable by the chain alone (decision 0006); an anchor from before catches it."""
+    _work(own.db)
+    before = audit.verify(own.db)
+    assert before.ok
+    anchor = audit.Anchor.parse(before.anchor)
+    assert str(anchor) == before.anchor
+    _tamper(own, "DELETE FROM audit.record WHERE id >= %s", (before.last_id - 1,))
+    with psycopg.connect(own.libpq) as conn:
+        conn.execute("ALTER TABLE audit.head DISABLE TRIGGER USER")
+        conn.execute(REWIND_HEAD, {"id": before.last_id - 2})
+        conn.execute("ALTER TABLE audit.head ENABLE TRIGGER USER")
+    assert audit.verify(own.db).ok  # the chain alone holds: this is what the anchor is for
+    report = audit.verify(own.db, anchor)
+    assert report.problem is not None
+    assert report.problem.kind == "deleted"
+    assert report.problem.message.startswith(
+        f"records {before.last_id - 1}-{before.last_id} deleted: the anchor names record "
+        f"{before.last_id}"
+    )
+    # An older anchor still holds: what was there then is unchanged.
+    older = audit.Anchor(before.last_id - 2, bytes.fromhex(audit.verify(own.db).last_hash))
+    assert audit.verify(own.db, older).ok
+
+
+def test_an_anchor_with_another_hash_names_the_rewritten_record(own: Audited) -> None:
+    _work(own.db)
+    report = audit.verify(own.db)
+    forged = audit.Anchor(2, bytes(32))
+    found = audit.verify(own.db, forged).problem
+    assert found is not None
+    assert (found.kind, found.record_id) == ("relinked", 2)
+    assert "is not the record the anchor names" in found.message
+    assert audit.verify(own.db, audit.Anchor.parse(report.anchor)).ok
+
+
+def test_a_backup_records_the_anchor_of_its_snapshot(own: Audited, tmp_path: Path) -> None:
+    _work(own.db)
+    settings = make_settings(own.url, backup_dir=tmp_path)
+    manifest = create_backup(settings, Dsn.parse(own.url))
+    assert manifest.audit_anchor == audit.verify(own.db).anchor
+    assert audit.verify(own.db, audit.Anchor.parse(manifest.audit_anchor)).ok
+
+
+@pytest.mark.parametrize("text", ["", "5", "x:00", "0:" + "00" * 32, "5:abcd", "5:" + "zz" * 32])
+def test_malformed_anchors_are_invalid_input(text: str) -> None:
+    with pytest.raises(InvalidInput, match="SEQ:HASH"):
+        audit.Anchor.parse(text)
 
 
 def test_verify_says_when_the_trail_is_not_installed(empty_database: str) -> None:

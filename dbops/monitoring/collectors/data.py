@@ -218,6 +218,35 @@ def _presence(conn: psycopg.Connection[Any], *, settings: Settings) -> _Present:
     return row
 
 
+#: The audit trail's last record id, when the trail exists and this role may read its head.
+AUDIT_READABLE_SQL = """
+SELECT to_regclass('audit.head') IS NOT NULL
+       AND has_schema_privilege('audit', 'USAGE')
+       AND has_table_privilege('audit.head', 'SELECT') AS readable
+"""
+AUDIT_HEAD_SQL = "SELECT last_id FROM audit.head"
+
+
+@dataclass(frozen=True)
+class _Readable:
+    readable: bool
+
+
+@dataclass(frozen=True)
+class _AuditHead:
+    last_id: int
+
+
+def audit_last_id(conn: psycopg.Connection[Any], *, settings: Settings) -> int | None:
+    """The id of the audit trail's last record; ``None``: no trail, or not readable."""
+    timeout = settings.monitor_collector_timeout_ms
+    readable = fetch_one(conn, AUDIT_READABLE_SQL, _Readable, timeout_ms=timeout)
+    if readable is None or not readable.readable:
+        return None
+    head = fetch_one(conn, AUDIT_HEAD_SQL, _AuditHead, timeout_ms=timeout)
+    return None if head is None else head.last_id
+
+
 def data_present(conn: psycopg.Connection[Any], *, settings: Settings) -> bool:
     """True when the dbops tables exist in this database."""
     return _presence(conn, settings=settings).present
@@ -321,4 +350,5 @@ def collect_data(
             team_sizes=tuple(team_sizes(conn, settings=settings, queries=queries)),
             zero_owner_teams=zero,
             zero_owner_team_sample=sample,
+            audit_last_id=audit_last_id(conn, settings=settings),
         )

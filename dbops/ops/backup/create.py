@@ -14,7 +14,7 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 
@@ -115,6 +115,7 @@ def create_backup(
                 snapshot, database, server_version = (str(v) for v in row)
                 _report(progress, Step("snapshot", f"snapshot {snapshot} of {database}"))
                 revision = current_revision(conn)
+                anchor = _audit_anchor(conn)
                 tables = count_rows(conn, progress)
                 dump = partial / ("dump" if fmt == "directory" else "dump.pgdump")
                 _dump(pg_dump, dsn, snapshot, fmt, workers, dump, len(tables), progress)
@@ -131,6 +132,7 @@ def create_backup(
             files=file_checksums(partial),
             tables=tables,
             pg_dump_version=tool_version(pg_dump),
+            audit_anchor=anchor,
         )
         write_manifest(partial, manifest)
         make_private(partial)  # pg_dump's files follow the umask
@@ -139,6 +141,28 @@ def create_backup(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return manifest
+
+
+#: The audit trail's head in the backup's snapshot, when there is one and the role may read it.
+AUDIT_HEAD_SQL = """
+SELECT h.last_id, encode(h.last_hash, 'hex')
+FROM audit.head AS h
+WHERE h.last_id > 0
+"""
+AUDIT_READABLE_SQL = """
+SELECT to_regclass('audit.head') IS NOT NULL
+       AND has_schema_privilege('audit', 'USAGE')
+       AND has_table_privilege('audit.head', 'SELECT')
+"""
+
+
+def _audit_anchor(conn: psycopg.Connection[Any]) -> str | None:
+    """``SEQ:HASH`` of the last audit record in this snapshot (None: no trail, or no records)."""
+    readable = conn.execute(AUDIT_READABLE_SQL).fetchone()
+    if not (readable and readable[0]):
+        return None
+    row = conn.execute(AUDIT_HEAD_SQL).fetchone()
+    return None if row is None else f"{row[0]}:{row[1]}"
 
 
 def _dump(

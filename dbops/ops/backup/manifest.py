@@ -90,6 +90,9 @@ class Manifest:
     pg_dump_version: str = ""
     drills: tuple[Drill, ...] = ()
     version: int = MANIFEST_VERSION
+    #: ``SEQ:HASH`` of the audit trail's last record in the dumped snapshot (``None``: no
+    #: audit trail): an anchor for ``dbops audit verify --anchor`` kept outside the database.
+    audit_anchor: str | None = None
 
     @property
     def size_bytes(self) -> int:
@@ -161,6 +164,9 @@ class Manifest:
                     for d in data.get("drills", ())
                 ),
                 version=version,
+                audit_anchor=None
+                if data.get("audit_anchor") is None
+                else _str(data["audit_anchor"]),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"missing or malformed field {exc}") from None

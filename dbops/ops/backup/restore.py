@@ -21,7 +21,7 @@ from psycopg import sql
 
 from dbops.config import Settings
 from dbops.db.dsn import Dsn
-from dbops.db.roles import ROLE_NAMES, SYSTEM_ROLE
+from dbops.db.roles import ALL_ROLES
 from dbops.errors import BackupError, RestoreRefused, translate_db_errors
 from dbops.ops.backup._common import (
     Progress,
@@ -112,7 +112,7 @@ def relation_count(conn: psycopg.Connection[Any]) -> int:
 
 
 #: Roles a dump of a dbops database may name (policies, owners, grants).
-_DBOPS_ROLES = (*ROLE_NAMES.values(), SYSTEM_ROLE)
+_DBOPS_ROLES = ALL_ROLES
 
 MISSING_ROLES_SQL = """
 SELECT name FROM unnest(%(names)s::text[]) AS name
