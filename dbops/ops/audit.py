@@ -25,6 +25,7 @@ from dbops.errors import AuditUnavailable, InvalidInput, NotFound
 
 __all__ = [
     "GENESIS_HASH",
+    "HEAD_READABLE_SQL",
     "Anchor",
     "AuditProblem",
     "AuditVerifyReport",
@@ -55,6 +56,16 @@ SET_TIMEOUT_SQL = "SELECT set_config('statement_timeout', %(timeout)s, true)"
 REPEATABLE_READ_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 AUDIT_INSTALLED_SQL = "SELECT to_regclass('audit.record') IS NOT NULL AS installed"
 HEAD_SQL = "SELECT last_id, last_hash FROM audit.head"
+#: Whether the trail exists and this role may read its head (by oid: resolving the name
+#: ``audit.head`` without USAGE on the schema is itself an error). The backup manifest's
+#: anchor and the exporter's ``dbops_audit_head_id`` read the head only then.
+HEAD_READABLE_SQL = """
+SELECT coalesce((
+  SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
+  FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+  WHERE n.nspname = 'audit' AND c.relname = 'head'
+), false) AS readable
+"""
 #: The canonical text of a record: the same expression as ``audit.canonical_text`` (0006).
 CHAIN_SQL = """
 SELECT id, at, table_name, row_key, prev_hash, hash,

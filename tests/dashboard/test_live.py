@@ -138,7 +138,7 @@ def test_readonly_role_cannot_write_even_when_asking_for_read_write(
         assert snap.server.current_user == name
         assert snap.statements is not None
         assert snap.tables is not None
-        assert snap.data is not None
+        assert snap.data is not None, snap.errors
     finally:
         data.close_all()
         with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:

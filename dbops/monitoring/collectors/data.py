@@ -19,6 +19,7 @@ import psycopg
 from dbops.config import Settings
 from dbops.monitoring._fetch import fetch, fetch_one
 from dbops.monitoring.snapshot import CountBy, DataStat, DayCount, TeamSizeCount
+from dbops.ops.audit import HEAD_READABLE_SQL
 from dbops.ops.roles import DATA_FUNCTIONS
 
 __all__ = [
@@ -218,12 +219,6 @@ def _presence(conn: psycopg.Connection[Any], *, settings: Settings) -> _Present:
     return row
 
 
-#: The audit trail's last record id, when the trail exists and this role may read its head.
-AUDIT_READABLE_SQL = """
-SELECT to_regclass('audit.head') IS NOT NULL
-       AND has_schema_privilege('audit', 'USAGE')
-       AND has_table_privilege('audit.head', 'SELECT') AS readable
-"""
 AUDIT_HEAD_SQL = "SELECT last_id FROM audit.head"
 
 
@@ -240,7 +235,7 @@ class _AuditHead:
 def audit_last_id(conn: psycopg.Connection[Any], *, settings: Settings) -> int | None:
     """The id of the audit trail's last record; ``None``: no trail, or not readable."""
     timeout = settings.monitor_collector_timeout_ms
-    readable = fetch_one(conn, AUDIT_READABLE_SQL, _Readable, timeout_ms=timeout)
+    readable = fetch_one(conn, HEAD_READABLE_SQL, _Readable, timeout_ms=timeout)
     if readable is None or not readable.readable:
         return None
     head = fetch_one(conn, AUDIT_HEAD_SQL, _AuditHead, timeout_ms=timeout)

@@ -21,6 +21,7 @@ import psycopg
 from dbops.config import Settings
 from dbops.db.dsn import Dsn
 from dbops.errors import BackupError, translate_db_errors
+from dbops.ops.audit import HEAD_READABLE_SQL
 from dbops.ops.backup._common import (
     PRIVATE_DIR_MODE,
     Progress,
@@ -149,16 +150,11 @@ SELECT h.last_id, encode(h.last_hash, 'hex')
 FROM audit.head AS h
 WHERE h.last_id > 0
 """
-AUDIT_READABLE_SQL = """
-SELECT to_regclass('audit.head') IS NOT NULL
-       AND has_schema_privilege('audit', 'USAGE')
-       AND has_table_privilege('audit.head', 'SELECT')
-"""
 
 
 def _audit_anchor(conn: psycopg.Connection[Any]) -> str | None:
     """``SEQ:HASH`` of the last audit record in this snapshot (None: no trail, or no records)."""
-    readable = conn.execute(AUDIT_READABLE_SQL).fetchone()
+    readable = conn.execute(HEAD_READABLE_SQL).fetchone()
     if not (readable and readable[0]):
         return None
     row = conn.execute(AUDIT_HEAD_SQL).fetchone()
