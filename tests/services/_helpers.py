@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -15,6 +16,9 @@ from dbops.db.engine import ActorContext
 from dbops.db.roles import SYSTEM_ROLE
 from dbops.models import Role
 from dbops.services._base import Actor
+from dbops.services.invitations import InvitationService
+from dbops.services.teams import TeamService
+from dbops.services.users import UserService
 
 SYSTEM = Actor.system("tests")
 #: argon2id at its cheapest: the tests create many users; the real default is far slower.
@@ -178,3 +182,25 @@ def add_member(db: Database, team_id: uuid.UUID, user_id: uuid.UUID, role: Role)
     """Put a membership row in place directly (the membership service is tested elsewhere)."""
     with as_system(db) as conn:
         conn.execute(INSERT_MEMBER, {"team_id": team_id, "user_id": user_id, "role": role.value})
+
+
+@dataclass
+class World:
+    """The services, and Ada (a user actor) who owns team ``acme``: the input tests' start."""
+
+    users: UserService
+    teams: TeamService
+    invitations: InvitationService
+    me: Actor
+    user_id: uuid.UUID
+    team_id: uuid.UUID
+
+
+def make_world(db: Database) -> World:
+    """Ada (ada@example.com) and her team Acme (``acme``), through the services."""
+    users = UserService(db, hasher=FAST_HASHER)
+    teams = TeamService(db)
+    user = users.create(SYSTEM, email="ada@example.com", password=PASSWORD, display_name="Ada")
+    me = Actor.user(user.id)
+    team = teams.create(me, name="Acme", slug="acme")
+    return World(users, teams, InvitationService(db), me, user.id, team.id)

@@ -7,17 +7,11 @@ audit trail. Each is refused with InvalidInput naming the field, and nothing is 
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-
 import pytest
 
 from dbops.db import Database
 from dbops.errors import InvalidInput, NotFound
-from dbops.services._base import Actor
-from dbops.services.teams import TeamService
-from dbops.services.users import UserService
-from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import PASSWORD, SYSTEM, World, make_world
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -36,23 +30,9 @@ HOSTILE = [
 FINE = ["Ada Lovelace", "Zoë", "東京チーム", "👩\u200d💻 devs", "O'Brien & Co."]
 
 
-@dataclasses.dataclass
-class World:
-    users: UserService
-    teams: TeamService
-    me: Actor
-    user_id: uuid.UUID
-    team_id: uuid.UUID
-
-
 @pytest.fixture
 def world(clean_db: Database) -> World:
-    users = UserService(clean_db, hasher=FAST_HASHER)
-    teams = TeamService(clean_db)
-    user = users.create(SYSTEM, email="ada@example.com", password=PASSWORD, display_name="Ada")
-    me = Actor.user(user.id)
-    team = teams.create(me, name="Acme", slug="acme")
-    return World(users, teams, me, user.id, team.id)
+    return make_world(clean_db)
 
 
 @pytest.mark.parametrize("name", HOSTILE)

@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
 from dbops.db import Database
 from dbops.errors import InvalidInput
-from dbops.services._base import Actor
-from dbops.services.invitations import InvitationService
-from dbops.services.teams import TeamService
-from dbops.services.users import UserService
-from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
+from tests.services._helpers import PASSWORD, SYSTEM, World, make_world
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 SECRET = "Ada\x00Lovelace"
 
 
-@dataclass
-class World:
-    users: UserService
-    teams: TeamService
-    invitations: InvitationService
-    me: Actor
-    user_id: uuid.UUID
-    team_id: uuid.UUID
-
-
 @pytest.fixture
 def world(clean_db: Database) -> World:
-    users = UserService(clean_db, hasher=FAST_HASHER)
-    teams = TeamService(clean_db)
-    user = users.create(SYSTEM, email="ada@example.com", password=PASSWORD, display_name="Ada")
-    me = Actor.user(user.id)
-    team = teams.create(me, name="Acme", slug="acme")
-    return World(users, teams, InvitationService(clean_db), me, user.id, team.id)
+    return make_world(clean_db)
 
 
 Call = Callable[[World], object]
