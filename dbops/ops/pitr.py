@@ -284,6 +284,8 @@ def _write_config(settings: Settings, cluster: EmbeddedCluster) -> bool:
     conf = base / "pgbackrest.conf"
     text = _config_text(settings, cluster)
     if conf.exists() and conf.read_text() == text:
+        if conf.stat().st_mode & 0o077:  # an earlier version wrote it 0640
+            conf.chmod(0o600)
         return False
     tmp = conf.with_suffix(".tmp")
     tmp.write_text(text)

@@ -92,6 +92,20 @@ def test_setup_turns_archiving_on_with_one_restart(live: Live) -> None:
         assert str(first.config) in str(one(conn, "SHOW archive_command"))
 
 
+def test_the_repository_and_its_configuration_are_private(live: Live) -> None:
+    """Every base backup and WAL segment lies under the repository: no other local user."""
+    base = live.first_setup.config.parent
+    repo = pitr._repo(live.settings, live.cluster)
+    for path in (base, repo, base / "log", base / "spool", base / "lock"):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    assert live.first_setup.config.stat().st_mode & 0o777 == 0o600
+    repo.chmod(0o755)  # as an earlier version left them: the next command closes them again
+    live.first_setup.config.chmod(0o640)
+    pitr.setup(live.settings)
+    assert repo.stat().st_mode & 0o777 == 0o700
+    assert live.first_setup.config.stat().st_mode & 0o777 == 0o600
+
+
 def test_setup_again_changes_nothing_and_does_not_restart(live: Live) -> None:
     pid_before = live.cluster.status().pid
     again = pitr.setup(live.settings)
