@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ __all__ = [
     "find_backup",
     "make_private",
     "pg_tool",
+    "pipe_tools",
     "run_tool",
 ]
 
@@ -205,6 +208,100 @@ def run_tool(
     if code != 0:
         detail = first_error or next((t for t in reversed(tail) if t.strip()), "")
         raise BackupError(redact_dsn(f"{name} failed (exit code {code}): {detail}".strip()))
+
+
+def pipe_tools(
+    producer: Sequence[str],
+    consumer: Sequence[str],
+    env: dict[str, str],
+    *,
+    trailer: bytes,
+    phase: str,
+    total: int | None = None,
+    progress: Progress | None = None,
+    known_error: re.Pattern[str] | None = None,
+) -> None:
+    """Run ``producer | consumer``, then send ``trailer`` to the consumer; one-line errors.
+
+    The producer (pg_restore ``--file=-``) reports tables on stderr as in :func:`run_tool`;
+    the consumer (psql) stops at its first error. A consumer error matching ``known_error``
+    becomes that match's first group (a message of dbops' own SQL), else its first
+    ``ERROR:`` line.
+
+    Raises:
+        BackupError: either program exited non-zero.
+    """
+    producer_lines: deque[str] = deque(maxlen=50)
+    consumer_lines: deque[str] = deque(maxlen=50)
+    counted = [0]
+
+    def read_producer(stream: Any) -> None:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            producer_lines.append(line)
+            table = _VERBOSE_TABLE.search(line)
+            if table:
+                counted[0] += 1
+                _report(progress, Step(phase, f"{phase}: {table.group(1)}", counted[0], total))
+
+    def read_consumer(stream: Any) -> None:
+        for raw in stream:
+            consumer_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    with (
+        subprocess.Popen(
+            list(producer),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        ) as first,
+        subprocess.Popen(
+            list(consumer),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        ) as second,
+    ):
+        assert first.stdout is not None
+        assert first.stderr is not None
+        assert second.stdin is not None
+        assert second.stderr is not None
+        readers = [
+            threading.Thread(target=read_producer, args=(first.stderr,), daemon=True),
+            threading.Thread(target=read_consumer, args=(second.stderr,), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            shutil.copyfileobj(first.stdout, second.stdin, _CHUNK)
+            if first.wait() == 0:  # never the trailer (the check) after a partial script
+                second.stdin.write(trailer)
+            second.stdin.close()
+        except BrokenPipeError:  # the consumer stopped at an error: it says which
+            first.kill()
+        second_code = second.wait()
+        first_code = first.wait()
+        for reader in readers:
+            reader.join()
+    if second_code != 0:
+        text = "\n".join(consumer_lines)
+        known = known_error.search(text) if known_error is not None else None
+        if known is not None:
+            raise BackupError(known.group(1).strip())
+        error = next((m.group(1) for m in map(_PSQL_ERROR.search, consumer_lines) if m), None)
+        detail = error or next((t for t in reversed(consumer_lines) if t.strip()), "")
+        name = Path(consumer[0]).name
+        raise BackupError(redact_dsn(f"{name} failed (exit code {second_code}): {detail}"))
+    if first_code != 0:
+        error = next((m.group(1) for m in map(_ERROR.search, producer_lines) if m), None)
+        detail = error or next((t for t in reversed(producer_lines) if t.strip()), "")
+        name = Path(producer[0]).name
+        raise BackupError(redact_dsn(f"{name} failed (exit code {first_code}): {detail}"))
+
+
+_PSQL_ERROR = re.compile(r"\bERROR:\s*(.*)")
 
 
 # ------------------------------------------------------------------------- private files

@@ -10,6 +10,8 @@ as it was.
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from dbops.db.dsn import Dsn
 from dbops.db.roles import ALL_ROLES
 from dbops.errors import BackupError, RestoreRefused, translate_db_errors
 from dbops.ops.backup._common import (
+    TABLES_SQL,
     Progress,
     Step,
     _report,
@@ -32,6 +35,7 @@ from dbops.ops.backup._common import (
     count_rows,
     find_backup,
     pg_tool,
+    pipe_tools,
     run_tool,
 )
 from dbops.ops.backup.manifest import Manifest
@@ -154,6 +158,103 @@ def pg_restore_into(
         argv += ["--no-owner", "--no-privileges"]
     argv.append(str(backup / manifest.dump_path))
     run_tool(argv, env, phase="restore", total=len(manifest.tables), progress=progress)
+
+
+#: The row check of a restore into an existing empty database, run by psql in the restore's
+#: own transaction, after the data: a mismatch raises, and the whole restore rolls back.
+#: ``{expected}`` is a JSON array of ``[schema, table, rows]`` (from the manifest), ``{tables}``
+#: the query of every table a dump holds data of (:data:`TABLES_SQL`): the same problems, in
+#: the same words, as :func:`compare_rows`.
+ROW_CHECK_SQL = """
+DO $dbops_row_check$
+DECLARE
+  expected jsonb := $dbops_json${expected}$dbops_json$;
+  item jsonb;
+  found record;
+  n bigint;
+  problems text[] := '{{}}';
+BEGIN
+  FOR item IN SELECT value FROM pg_catalog.jsonb_array_elements(expected) ORDER BY 1 LOOP
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', item->>0, item->>1)) IS NULL THEN
+      problems := problems || pg_catalog.format('table %s.%s is missing', item->>0, item->>1);
+    ELSE
+      EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I', item->>0, item->>1) INTO n;
+      IF n <> (item->>2)::bigint THEN
+        problems := problems || pg_catalog.format(
+          '%s.%s has %s rows, the manifest %s', item->>0, item->>1,
+          pg_catalog.to_char(n, 'FM999,999,999,999,999,999'),
+          pg_catalog.to_char((item->>2)::bigint, 'FM999,999,999,999,999,999'));
+      END IF;
+    END IF;
+  END LOOP;
+  FOR found IN {tables} LOOP
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_catalog.jsonb_array_elements(expected) AS e
+        WHERE e.value->>0 = found.schema AND e.value->>1 = found."table") THEN
+      problems := problems || pg_catalog.format(
+        'table %s.%s is not in the manifest', found.schema, found."table");
+    END IF;
+  END LOOP;
+  IF pg_catalog.cardinality(problems) > 0 THEN
+    RAISE EXCEPTION 'dbops: restored rows differ from backup {backup_id}: %', pg_catalog.concat(
+      pg_catalog.array_to_string(problems[1:3], '; '),
+      CASE WHEN pg_catalog.cardinality(problems) > 3
+           THEN pg_catalog.format(' (and %s more)', pg_catalog.cardinality(problems) - 3)
+           ELSE '' END);
+  END IF;
+END
+$dbops_row_check$;
+"""
+_ROWS_DIFFER = re.compile(r"dbops: (restored rows differ from backup .*)")
+
+
+def row_check_sql(manifest: Manifest) -> str:
+    """:data:`ROW_CHECK_SQL` for ``manifest`` (names and counts as JSON, never spliced as SQL)."""
+    expected = json.dumps([[t.schema, t.table, t.rows] for t in manifest.tables])
+    if "$dbops_json$" in expected:  # a table name that would end the dollar quote
+        raise BackupError(f"backup {manifest.id}: a table name holds $dbops_json$")
+    return ROW_CHECK_SQL.format(expected=expected, tables=TABLES_SQL, backup_id=manifest.id)
+
+
+def restore_checked(
+    target: Dsn, backup: Path, manifest: Manifest, *, owners: bool, progress: Progress | None
+) -> None:
+    """Restore into ``target`` and check its rows in one transaction: all or nothing.
+
+    ``pg_restore --single-transaction`` commits before any row check could run, so a dump whose
+    rows differ from its manifest would stay restored. Instead pg_restore writes the SQL
+    script and psql runs it (``--single-transaction``, ``ON_ERROR_STOP``) followed by
+    :data:`ROW_CHECK_SQL`: any error, the row check's included, rolls everything back.
+
+    Raises:
+        BackupError: pg_restore or psql failed, or the rows differ (nothing was restored).
+    """
+    _ensure_role_names(target)
+    conninfo, env = client_env(target)
+    script = [pg_tool("pg_restore"), "--verbose", "--exit-on-error", "--file=-"]
+    if not owners:
+        script += ["--no-owner", "--no-privileges"]
+    script.append(str(backup / manifest.dump_path))
+    psql = [
+        pg_tool("psql"),
+        "--no-psqlrc",
+        "--quiet",
+        "--single-transaction",
+        "--set=ON_ERROR_STOP=1",
+        f"--dbname={conninfo}",
+        "--file=-",
+    ]
+    check = row_check_sql(manifest).encode()
+    pipe_tools(
+        script,
+        psql,
+        env,
+        trailer=check,
+        phase="restore",
+        total=len(manifest.tables),
+        progress=progress,
+        known_error=_ROWS_DIFFER,
+    )
 
 
 def compare_rows(
@@ -286,16 +387,19 @@ def _restore_in_one_transaction(
     try:
         how = "in one transaction" if exists else "(new database)"
         _report(progress, Step("restore", f"restore: into {name} {how}"))
-        pg_restore_into(
-            target,
-            backup,
-            manifest,
-            jobs=1 if exists else jobs or settings.backup_jobs,
-            single_transaction=exists,
-            owners=owners,
-            progress=progress,
-        )
-        _check_rows(settings, target, manifest, progress)
+        if exists:  # the row check inside the restore's transaction: all or nothing
+            restore_checked(target, backup, manifest, owners=owners, progress=progress)
+        else:
+            pg_restore_into(
+                target,
+                backup,
+                manifest,
+                jobs=jobs or settings.backup_jobs,
+                single_transaction=False,
+                owners=owners,
+                progress=progress,
+            )
+            _check_rows(settings, target, manifest, progress)
         done = True
     finally:
         if not done and not exists:  # it did not exist before: leave none behind

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbops.config import Settings
+from dbops.config import Settings, to_libpq_url
 from dbops.db import Dsn, EmbeddedCluster
 from dbops.errors import BackupCorrupt, BackupError, BackupNotFound, RestoreRefused
 from dbops.ops.backup import (
@@ -336,3 +336,38 @@ def test_backups_are_private_and_open_ones_are_tightened(
     drill = verify_backup(bk_settings, first.id, scratch=Dsn.parse(source_url))
     assert drill.ok
     assert {m & 0o077 for m in _modes(root).values()} == {0}  # the drill's manifest rewrite too
+
+
+def test_restore_into_an_existing_empty_database_with_wrong_rows_leaves_it_empty(
+    bk_settings: Settings,
+    source_url: str,
+    pg_cluster: EmbeddedCluster,
+    new_database_name: str,
+) -> None:
+    """The README promises all or nothing: the row check runs inside the restore's transaction.
+
+    The manifest says one more team than the dump holds: the restore fails on the row check,
+    and the target keeps zero relations (it used to keep all 74 restored ones).
+    """
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    backup = backup_root(bk_settings) / manifest.id
+    lying = tuple(
+        dataclasses.replace(t, rows=t.rows + 1) if (t.schema, t.table) == ("public", "teams") else t
+        for t in manifest.tables
+    )
+    write_manifest(backup, dataclasses.replace(manifest, tables=lying))
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{new_database_name}"')
+    target = pg_cluster.url(new_database_name)
+    with pytest.raises(BackupError) as err:
+        restore_backup(bk_settings, manifest.id, Dsn.parse(target))
+    assert err.value.message == (
+        f"restored rows differ from backup {manifest.id}: public.teams has 30 rows, the manifest 31"
+    )
+    with psycopg.connect(to_libpq_url(target)) as conn:
+        assert relation_count(conn) == 0
+    # The same backup with its true manifest restores into the same database.
+    write_manifest(backup, manifest)
+    result = restore_backup(bk_settings, manifest.id, Dsn.parse(target))
+    assert result.method == "single-transaction"
+    assert row_counts(target) == row_counts(source_url)
