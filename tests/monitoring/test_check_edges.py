@@ -1,0 +1,280 @@
+"""Every threshold of every check, on both sides, against values written out by hand.
+
+docs/checks.md says "≥" for warnings and criticals (and "below" for the cache hit ratio): each
+case puts a value just below a threshold, exactly on it, and between warning and critical, and
+names the severity a reader of the docs expects. A check that swaps `<` and `<=`, uses the
+warning threshold for critical, or reads only one of its inputs fails here. Thresholds are set
+to round numbers so that "exactly on it" is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from dbops.config import Settings
+from dbops.monitoring.checks import evaluate
+from dbops.monitoring.snapshot import (
+    AccessStat,
+    AppAccessStat,
+    BlockedPair,
+    PoolStat,
+    ReplicaStat,
+    SequenceStat,
+    ServerAccessStat,
+    Snapshot,
+    XidAgeStat,
+)
+from tests.fixtures.snapshots import _index, _query, _session, healthy_snapshot
+
+SETTINGS = Settings(
+    _env_file=None,
+    check_replication_lag_warning_s=10,
+    check_replication_lag_critical_s=60,
+    check_long_running_query_s=30,
+    check_long_running_query_critical_s=300,
+    check_idle_in_transaction_s=20,
+    check_cache_hit_warning=0.99,
+    check_cache_hit_critical=0.95,
+    check_cache_hit_min_blocks=10_000,
+    check_connections_warning=0.75,
+    check_connections_critical=0.875,
+    check_wraparound_warning=0.25,
+    check_wraparound_critical=0.5,
+    check_sequence_warning=0.75,
+    check_sequence_critical=0.875,
+    check_unused_index_min_bytes=1_000_000,
+    check_slow_query_ms=100,
+    check_slow_query_calls=10,
+    check_pool_saturation_warning=0.75,
+    check_statements_capacity=0.75,
+    check_failed_logins_warning=20,
+    backup_max_age_s=86_400,
+    backup_verified_max_age_s=691_200,
+)
+
+Build = Callable[[Snapshot, Any], Snapshot]
+
+
+def _db(snap: Snapshot, **changes: Any) -> Snapshot:
+    assert snap.database is not None
+    return dataclasses.replace(snap, database=dataclasses.replace(snap.database, **changes))
+
+
+def _act(snap: Snapshot, **changes: Any) -> Snapshot:
+    assert snap.activity is not None
+    return dataclasses.replace(snap, activity=dataclasses.replace(snap.activity, **changes))
+
+
+def _replica(lag: float) -> ReplicaStat:
+    return ReplicaStat("standby1", "10.0.0.9", "streaming", "async", 0, lag, lag, lag)
+
+
+def _sequence(ratio: float) -> SequenceStat:
+    return SequenceStat("public", "s", "bigint", 1, 1, 100, 1, None, None, ratio)
+
+
+def _pool(size: int, idle: int, waiting: int = 0, max_size: int = 8) -> PoolStat:
+    return PoolStat("app", 1, max_size, size, idle, waiting, 0, 0, 0, 0, 0, 0)
+
+
+def _blocks(hit: int, read: int) -> Callable[[Snapshot, Any], Snapshot]:
+    return lambda s, _v: _db(s, blks_hit=hit, blks_read=read)
+
+
+def _backups(snap: Snapshot, **changes: Any) -> Snapshot:
+    assert snap.backups is not None
+    return dataclasses.replace(snap, backups=dataclasses.replace(snap.backups, **changes))
+
+
+def _logins(app: int, server: int) -> AccessStat:
+    return AccessStat(
+        window_s=900.0,
+        app=AppAccessStat(app, 0, 0, 0, 0, app),
+        server=ServerAccessStat(server, 0, 0, server),
+    )
+
+
+#: (check, builder of the snapshot from a value, [(value, severities the check reports)]).
+#: An empty tuple of severities means the check is "ok" (one ok finding).
+CASES: list[tuple[str, Build, list[tuple[Any, tuple[str, ...]]]]] = [
+    (
+        "replication_lag",  # a replica's replay lag, as the primary sees it
+        lambda s, v: _db(s, replicas=(_replica(v),), replica_lag_s=None),
+        [(9.999, ()), (10, ("warning",)), (59.999, ("warning",)), (60, ("critical",))],
+    ),
+    (
+        "replication_lag",  # this server is a standby: its own replay lag
+        lambda s, v: _db(s, replicas=(), replica_lag_s=v),
+        [(9.999, ()), (10, ("warning",)), (59.999, ("warning",)), (60, ("critical",))],
+    ),
+    (
+        "long_running_queries",
+        lambda s, v: _act(s, sessions=(_session(7, "active", v, v),), blocked=()),
+        [(29.999, ()), (30, ("warning",)), (299.999, ("warning",)), (300, ("critical",))],
+    ),
+    (
+        "long_running_queries",  # an idle session's last statement is not running
+        lambda s, v: _act(s, sessions=(_session(7, "idle", v, v),), blocked=()),
+        [(10_000, ())],
+    ),
+    (
+        "idle_in_transaction",
+        lambda s, v: _act(s, sessions=(_session(8, "idle in transaction", None, v),), blocked=()),
+        [(19.999, ()), (20, ("warning",)), (10_000, ("warning",))],
+    ),
+    (
+        "idle_in_transaction",  # aborted transactions hold their locks too
+        lambda s, v: _act(
+            s, sessions=(_session(8, "idle in transaction (aborted)", None, v),), blocked=()
+        ),
+        [(19.999, ()), (20, ("warning",))],
+    ),
+    (
+        "idle_in_transaction",  # one that blocks another session is critical
+        lambda s, v: _act(
+            s,
+            sessions=(_session(8, "idle in transaction", None, v),),
+            blocked=(BlockedPair(9, "app", "UPDATE t", 5.0, "Lock", "tuple", 8, "app", "x", "y"),),
+        ),
+        [(19.999, ()), (20, ("critical",))],
+    ),
+    # Cache hit ratio: hit / (hit + read), warning below 0.99, critical below 0.95, judged
+    # from 10,000 block reads on.
+    ("cache_hit", _blocks(9_900, 100), [(None, ())]),  # exactly 0.99: ok
+    ("cache_hit", _blocks(9_899, 101), [(None, ("warning",))]),  # 0.9899
+    ("cache_hit", _blocks(9_500, 500), [(None, ("warning",))]),  # exactly 0.95: warning
+    ("cache_hit", _blocks(9_499, 501), [(None, ("critical",))]),  # 0.9499
+    ("cache_hit", _blocks(5_000, 4_999), [(None, ())]),  # 9,999 reads: too few to judge
+    ("cache_hit", _blocks(5_000, 5_000), [(None, ("critical",))]),  # 10,000 reads: judged
+    (
+        "connections",
+        lambda s, v: _act(s, total=v, max_connections=200),
+        [(149, ()), (150, ("warning",)), (174, ("warning",)), (175, ("critical",))],
+    ),
+    (
+        "wraparound",  # the transaction-ID age
+        lambda s, v: _db(s, xid_ages=(XidAgeStat("dbops", v, 0),)),
+        [(2**29 - 1, ()), (2**29, ("warning",)), (2**30 - 1, ("warning",)), (2**30, ("critical",))],
+    ),
+    (
+        "wraparound",  # the multixact age counts the same
+        lambda s, v: _db(s, xid_ages=(XidAgeStat("dbops", 1_000, v),)),
+        [(2**29 - 1, ()), (2**29, ("warning",)), (2**30 - 1, ("warning",)), (2**30, ("critical",))],
+    ),
+    (
+        "sequences",
+        lambda s, v: _db(s, sequences=(_sequence(v),)),
+        [(0.749, ()), (0.75, ("warning",)), (0.874, ("warning",)), (0.875, ("critical",))],
+    ),
+    (
+        "unused_indexes",
+        lambda s, v: dataclasses.replace(s, indexes=(_index("ix_idle", scans=0, size_bytes=v),)),
+        [(999_999, ()), (1_000_000, ("warning",))],
+    ),
+    (
+        "slow_queries",  # mean time at the threshold, enough calls
+        lambda s, v: _statements(s, _query(5, v, 10, "SELECT slow")),
+        [(99.999, ()), (100, ("warning",))],
+    ),
+    (
+        "slow_queries",  # slow, but called fewer times than the threshold
+        lambda s, v: _statements(s, _query(5, 500, v, "SELECT slow")),
+        [(9, ()), (10, ("warning",))],
+    ),
+    (
+        "pool_saturation",  # in use (size - idle) of max_size 8: 6/8 = 0.75
+        lambda s, v: dataclasses.replace(s, pool=_pool(size=8, idle=8 - v)),
+        [(5, ()), (6, ("warning",)), (8, ("warning",))],
+    ),
+    (
+        "pool_saturation",  # every connection in use and requests waiting
+        lambda s, v: dataclasses.replace(s, pool=_pool(size=8, idle=0, waiting=v)),
+        [(1, ("critical",))],
+    ),
+    (
+        "pool_saturation",  # waiting with room left is a warning
+        lambda s, v: dataclasses.replace(s, pool=_pool(size=4, idle=2, waiting=v)),
+        [(0, ()), (1, ("warning",))],
+    ),
+    (
+        "statements_capacity",
+        lambda s, v: _stats(s, entries=v, max_entries=1_000, dealloc=0),
+        [(749, ()), (750, ("warning",))],
+    ),
+    (
+        "statements_capacity",  # any eviction since the reset warns, however full
+        lambda s, v: _stats(s, entries=10, max_entries=1_000, dealloc=v),
+        [(0, ()), (1, ("warning",))],
+    ),
+    (
+        "failed_logins",  # per source: the application and the server
+        lambda s, v: dataclasses.replace(s, access=_logins(*v)),
+        [((19, 19), ()), ((20, 0), ("warning",)), ((0, 20), ("warning",))],
+    ),
+    (
+        "backup_stale",  # "older than" the limit: at the limit it is still fresh
+        lambda s, v: _backups(s, newest_age_s=v),
+        [(86_400, ()), (86_400.001, ("warning",))],
+    ),
+    (
+        "backup_unverified",
+        lambda s, v: _backups(s, verified_age_s=v, last_drill_ok=True),
+        [(691_200, ()), (691_200.001, ("warning",))],
+    ),
+    (
+        "backup_unverified",  # never verified, and the last drill failed: two findings
+        lambda s, v: _backups(
+            s, verified_id=None, verified_at=None, verified_age_s=v, last_drill_ok=False
+        ),
+        [(None, ("warning", "warning"))],
+    ),
+    (
+        "secret_statements",
+        lambda s, v: _stats(s, secret_texts=v),
+        [(0, ()), (1, ("critical",))],
+    ),
+]
+
+
+def _statements(snap: Snapshot, *top: Any) -> Snapshot:
+    assert snap.statements is not None
+    return dataclasses.replace(snap, statements=dataclasses.replace(snap.statements, top=top))
+
+
+def _stats(snap: Snapshot, **changes: Any) -> Snapshot:
+    assert snap.statements is not None
+    return dataclasses.replace(snap, statements=dataclasses.replace(snap.statements, **changes))
+
+
+def _ids() -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for check, _, _ in CASES:
+        seen[check] = seen.get(check, 0) + 1
+        out.append(f"{check}-{seen[check]}")
+    return out
+
+
+@pytest.mark.parametrize(("check", "build", "points"), CASES, ids=_ids())
+def test_each_threshold_on_both_sides(
+    check: str, build: Build, points: list[tuple[Any, tuple[str, ...]]]
+) -> None:
+    for value, expected in points:
+        snap = build(healthy_snapshot(), value)
+        found = [f for f in evaluate(snap, SETTINGS) if f.check == check]
+        got = tuple(str(f.severity) for f in found if str(f.severity) != "ok")
+        assert got == expected, f"{check} at {value!r}: {got} (expected {expected})"
+        if not expected:
+            assert [str(f.severity) for f in found] == ["ok"], f"{check} at {value!r}"
+
+
+def test_every_threshold_setting_has_an_edge_case() -> None:
+    """A new threshold setting needs its own cases above."""
+    thresholds = {
+        n for n in Settings.model_fields if n.startswith("check_") or n.endswith("_max_age_s")
+    }
+    assert thresholds - SETTINGS.model_fields_set == set()
