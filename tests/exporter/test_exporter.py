@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import threading
@@ -359,3 +360,29 @@ def test_alert_rules_check_and_unit_tests() -> None:
             [PROMTOOL, *args], cwd=folder, capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}"
+
+
+def test_whole_view_counters_come_from_the_summary_not_the_top_statements() -> None:
+    """``dbops_statements_*_total`` count every entry of this database, not the top N.
+
+    A sum over the top statements would go down when a statement leaves the top (a counter
+    must never decrease between resets), and would miss the long tail. The summary's numbers
+    are written here by hand, far from the top statement's, and in milliseconds: the
+    exporter's seconds are a thousandth of them.
+    """
+    base = healthy_snapshot()
+    assert base.statements is not None
+    top = dataclasses.replace(base.statements.top[0], calls=100, total_exec_time_ms=2_500.0)
+    snap = dataclasses.replace(
+        base,
+        statements=dataclasses.replace(
+            base.statements, top=(top,), total_calls=5_000_000, total_exec_time_ms=123_456.0
+        ),
+    )
+    reg = _registry(_source(snap))
+    assert _value(reg, "dbops_statements_calls_total") == 5_000_000.0
+    assert _value(reg, "dbops_statements_exec_seconds_total") == pytest.approx(123.456)
+    stmt = {"queryid": "1", "user": "app", "database": "dbops"}
+    assert _value(reg, "dbops_statement_calls_total", **stmt) == 100.0
+    assert _value(reg, "dbops_statement_exec_seconds_total", **stmt) == pytest.approx(2.5)
+    assert _value(reg, "dbops_statement_mean_exec_seconds", **stmt) == pytest.approx(0.025)

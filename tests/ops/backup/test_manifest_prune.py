@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from dbops.config import Settings
+from dbops.errors import BackupCorrupt
 from dbops.ops.backup import plan_prune, prune_backups, read_manifests
+from dbops.ops.backup._common import check_files, file_checksums
 from dbops.ops.backup.manifest import (
     BackupFile,
     BrokenManifest,
@@ -177,3 +180,32 @@ def test_prune_with_no_intact_verified_backup_keeps_none_as_proven(tmp_path: Pat
     assert [d.manifest.id for d in plan.decisions if d.keep] == [newest.id]
     assert [i for i, _ in plan.corrupt] == [only.id]
     assert "missing" in plan.corrupt[0][1]
+
+
+def test_a_byte_flipped_deep_inside_a_large_dump_is_found(tmp_path: Path) -> None:
+    """The checksum covers the whole file, not its first chunk (reads go 1 MiB at a time)."""
+    backup = tmp_path / "b"
+    backup.mkdir()
+    dump = backup / "dump.pgdump"
+    dump.write_bytes(bytes(range(256)) * (3 * 4096 + 17))  # ~3 MiB, not a multiple of 1 MiB
+    manifest = dataclasses.replace(_manifest(NOW), files=file_checksums(backup))
+    check_files(backup, manifest)  # intact
+    data = bytearray(dump.read_bytes())
+    data[len(data) - 5] ^= 0x01  # in the last, partial chunk
+    dump.write_bytes(bytes(data))
+    with pytest.raises(BackupCorrupt, match=r"dump\.pgdump does not match its sha256"):
+        check_files(backup, manifest)
+
+
+def test_prune_keeps_the_newest_verified_backup_not_the_newest_drilled_one() -> None:
+    """A backup whose drill failed was drilled, not verified: the older passing one is kept."""
+    verified = _manifest(NOW - timedelta(days=20), verified=True, suffix="ok")
+    failed = dataclasses.replace(
+        _manifest(NOW - timedelta(days=10), suffix="bad"),
+        drills=(Drill(NOW - timedelta(days=10), False, 2.0, "rows differ"),),
+    )
+    newest = _manifest(NOW, suffix="new")
+    plan = plan_prune([newest, failed, verified], keep_last=0, keep_daily=0, keep_weekly=0)
+    kept = {d.manifest.id: d.reasons for d in plan.decisions if d.keep}
+    assert kept == {newest.id: ("newest",), verified.id: ("newest verified",)}
+    assert failed.id in {m.id for m in plan.delete}
