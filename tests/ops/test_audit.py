@@ -343,6 +343,46 @@ def test_verify_names_a_record_rewritten_with_a_recomputed_hash(own: Audited) ->
     assert f"record {created[0]}, which was rewritten" in report.problem.message
 
 
+#: Each column of a record and an edit of it (record 2 of `_work`: the team's creation, whose
+#: old_row is NULL and new_row an object). Every column but the hash itself is in the hash.
+COLUMN_EDITS = {
+    "at": "at = at + interval '1 microsecond'",
+    "txid": "txid = (txid::text::bigint + 1)::text::xid8",
+    "actor_kind": "actor_kind = CASE actor_kind WHEN 'user' THEN 'system' ELSE 'user' END",
+    "actor_id": "actor_id = coalesce(actor_id, '') || 'x'",
+    "actor_name": "actor_name = coalesce(actor_name, '') || 'x'",
+    "db_role": "db_role = db_role || 'x'",
+    "table_name": "table_name = table_name || 'x'",
+    "op": "op = CASE op WHEN 'INSERT' THEN 'UPDATE' ELSE 'INSERT' END",
+    "row_key": "row_key = row_key || 'x'",
+    "old_row": "old_row = '{}'::jsonb",
+    "new_row": "new_row = new_row || '{\"forged\": true}'",
+}
+
+
+@pytest.mark.parametrize("column", list(COLUMN_EDITS))
+def test_every_column_of_a_record_is_in_its_hash(own: Audited, column: str) -> None:
+    _work(own.db)
+    assert audit.verify(own.db).ok
+    _tamper(own, f"UPDATE audit.record SET {COLUMN_EDITS[column]} WHERE id = 2")
+    report = audit.verify(own.db)
+    assert report.problem is not None, column
+    assert (report.problem.kind, report.problem.record_id) == ("edited", 2), column
+
+
+def test_a_head_with_another_hash_is_a_rewritten_chain(own: Audited) -> None:
+    """The head names the right record id but another hash: the chain was rebuilt."""
+    _work(own.db)
+    with psycopg.connect(own.libpq) as conn:
+        conn.execute("ALTER TABLE audit.head DISABLE TRIGGER USER")
+        conn.execute("UPDATE audit.head SET last_hash = sha256(last_hash)")
+        conn.execute("ALTER TABLE audit.head ENABLE TRIGGER USER")
+    report = audit.verify(own.db)
+    assert report.problem is not None
+    assert report.problem.kind == "relinked"
+    assert "the head's hash does not match record 5" in report.problem.message
+
+
 REWIND_HEAD = """
 UPDATE audit.head SET last_id = %(id)s,
        last_hash = (SELECT hash FROM audit.record WHERE id = %(id)s)
