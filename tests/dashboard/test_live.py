@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from dbops.config import to_libpq_url
-from dbops.db import Database
+from dbops.db import Database, EmbeddedCluster
 from dbops.ops.roles import ensure_readonly_role
 from dbops.services import Actor, TeamService, UserService
 from tests.dashboard.conftest import PAGES, app, texts
@@ -239,3 +239,26 @@ def test_the_dashboard_never_starts_an_embedded_cluster(
     assert not at.exception
     assert "no embedded cluster" in texts(at)
     assert not (home / "pgdata").exists()
+
+
+def test_the_embedded_dashboard_reads_as_the_readonly_role(
+    pg_cluster: EmbeddedCluster, migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No DATABASE_URL: the dashboard reads the embedded cluster as dbops_readonly, the role
+    without secret columns and without writes, not as the app role or the superuser."""
+    from dashboard import data
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DBOPS_HOME", str(pg_cluster.home))
+    monkeypatch.setenv("DBOPS_EMBEDDED_DATABASE", pg_cluster.database)
+    try:
+        database = data.get_database()
+        with database.read() as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("dbops_readonly",)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT password_hash FROM users LIMIT 1")
+        snap = data.load_snapshot()
+        assert snap.server is not None
+        assert snap.server.current_user == "dbops_readonly"
+    finally:
+        data.close_all()
