@@ -123,14 +123,20 @@ def test_calls_between_captures_are_the_delta(
     hist_db: Database, hist_settings: Settings, mon_conn: psycopg.Connection
 ) -> None:
     _run(mon_conn, 2)  # in the baseline: these two are never counted
+    before_first = time.monotonic()
     capture(hist_db, hist_settings)
+    after_first = time.monotonic()
     probe = _queryid(mon_conn)
 
+    time.sleep(0.3)
     _run(mon_conn, 5)
+    before_second = time.monotonic()
     second = capture(hist_db, hist_settings)
+    after_second = time.monotonic()
     assert second.baseline is False
+    # Seconds between the two captures, within what this process measured around them.
     assert second.interval_s is not None
-    assert second.interval_s > 0
+    assert before_second - after_first <= second.interval_s <= after_second - before_first
     assert _calls(mon_conn, second, probe) == 5
     assert second.new_statements >= 1
     text = mon_conn.execute(
@@ -175,13 +181,21 @@ def test_a_reset_of_the_whole_view_starts_a_new_baseline(
     capture(hist_db, hist_settings)
     probe = _queryid(mon_conn)
 
+    # The baseline made smaller than anything the entry will hold after the reset (a state
+    # built by hand): no counter goes down, so only the changed stats_reset can tell that the
+    # view was reset. Counted from zero that is 8 calls; from the baseline it would be 7.
+    mon_conn.execute(
+        "UPDATE dbops_monitor.baseline SET calls = 1, total_exec_time_ms = 0, rows = 1, "
+        "shared_blks_hit = 0, shared_blks_read = 0, temp_blks_written = 0, "
+        "total_plan_time_ms = 0 WHERE queryid = %s",
+        (probe,),
+    )
     mon_conn.execute("SELECT pg_stat_statements_reset()")
-    # More calls than the baseline holds: only the changed stats_reset tells it was reset.
     _run(mon_conn, 8)
     after_reset = capture(hist_db, hist_settings)
     assert after_reset.reset_detected is True
     assert after_reset.restarted >= 1
-    assert _calls(mon_conn, after_reset, probe) == 8  # counted from zero, not 8 - 5
+    assert _calls(mon_conn, after_reset, probe) == 8  # counted from zero, not 8 - 1
 
     _run(mon_conn, 2)
     later = capture(hist_db, hist_settings)
@@ -414,3 +428,35 @@ def test_without_the_history_schema_capture_says_to_migrate(mon_db: Database, mo
         capture(mon_db, monitor_settings(mon_url))
     with pytest.raises(PendingMigrations, match="dbops migrate"):
         statement_series(mon_db, 1)
+
+
+#: (seconds after the start, xact_commit, xact_rollback) of four captures built by hand: a
+#: pg_stat_reset() between the second and the third sends the counters back near zero.
+SERIES = [(0, 1_000, 10), (60, 1_600, 40), (120, 50, 0), (180, 350, 3)]
+
+
+def test_rates_are_per_second_and_unknown_across_a_counter_reset(
+    hist_db: Database, mon_conn: psycopg.Connection
+) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for offset, commits, rollbacks in SERIES:
+        at = start + timedelta(seconds=offset)
+        row = mon_conn.execute(
+            "INSERT INTO dbops_monitor.captures (captured_at, interval_s, entries, baseline) "
+            "VALUES (%s, 60, 0, false) RETURNING id",
+            (at,),
+        ).fetchone()
+        assert row is not None
+        mon_conn.execute(
+            "INSERT INTO dbops_monitor.database_samples (capture_id, captured_at, size_bytes, "
+            "numbackends, xact_commit, xact_rollback, temp_bytes, deadlocks, blks_hit, "
+            "blks_read) VALUES (%s, %s, 1, 1, %s, %s, 0, 0, 0, 0)",
+            (row[0], at, commits, rollbacks),
+        )
+    points = database_series(hist_db, since=start)
+    assert [(p.commits_per_s, p.rollbacks_per_s) for p in points] == [
+        (None, None),  # nothing before the first
+        (pytest.approx(10.0), pytest.approx(0.5)),  # 600 and 30 in 60 s
+        (None, None),  # the counters went down: reset, no rate (never negative)
+        (pytest.approx(5.0), pytest.approx(0.05)),  # 300 and 3 in 60 s, from the new start
+    ]
