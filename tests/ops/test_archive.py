@@ -500,3 +500,34 @@ def test_an_archived_phone_survives_rotation_and_restore(adb: Database) -> None:
     assert row is not None
     plain = only_new.decrypt(bytes(row[0]), table="users", column="phone", row_id=gone)
     assert plain == "+442079460000"
+
+
+def test_a_team_restored_after_the_candidate_scan_is_not_archived(adb: Database) -> None:
+    """Candidates are read once; each batch checks the cutoff again under its row lock.
+
+    Two old soft-deleted teams, one batch each. When the first batch commits, another session
+    restores the second team (as `dbops` restore or an owner would): its batch must leave it
+    live, and the archive must not hold it.
+    """
+    with adb.connection() as conn:
+        w = World(conn)
+        first, second = sorted([w.team("race-a", OLD), w.team("race-b", OLD)])
+
+    def restore_the_second(event: archive.ArchiveProgress) -> None:
+        if event.phase == "teams" and event.batches == 1:
+            with adb.connection() as other:
+                other.execute("UPDATE teams SET deleted_at = NULL WHERE id = %s", (second,))
+
+    report = archive.run(
+        adb, older_than=CUTOFF, apply=True, batch_size=1, progress=restore_the_second
+    )
+    assert report.moved.teams == 1
+    with adb.connection() as conn:
+        live = conn.execute(
+            "SELECT id, deleted_at IS NULL FROM teams WHERE id = ANY(%s)", ([first, second],)
+        ).fetchall()
+        archived = conn.execute(
+            "SELECT id FROM archive.teams WHERE id = ANY(%s)", ([first, second],)
+        ).fetchall()
+    assert live == [(second, True)]
+    assert archived == [(first,)]
