@@ -278,3 +278,35 @@ def test_every_threshold_setting_has_an_edge_case() -> None:
         n for n in Settings.model_fields if n.startswith("check_") or n.endswith("_max_age_s")
     }
     assert thresholds - SETTINGS.model_fields_set == set()
+
+
+@pytest.mark.parametrize(
+    ("check", "build"),
+    [
+        ("cache_hit", lambda s: _db(s, blks_hit=None)),
+        ("cache_hit", lambda s: _db(s, blks_read=None)),
+        ("backup_unverified", lambda s: _backups(s, count=0)),  # backup_missing says it
+        ("backup_stale", lambda s: _backups(s, newest_age_s=None)),
+        ("replication_lag", lambda s: _db(s, replicas=None, replica_lag_s=None)),
+        ("secret_statements", lambda s: _stats(s, secret_texts=None)),
+        ("role_defaults", lambda s: _db(s, role_defaults=None)),
+    ],
+)
+def test_an_unknown_input_gives_no_finding_not_ok(
+    check: str, build: Callable[[Snapshot], Snapshot]
+) -> None:
+    """Unknown is not ok (docs/checks.md): the check stays silent, collector_errors speaks."""
+    assert [f for f in evaluate(build(healthy_snapshot()), SETTINGS) if f.check == check] == []
+
+
+@pytest.mark.parametrize(
+    ("age_s", "says"), [(47 * 3600, "47.0 h"), (172_800, "2.0 days"), (3 * 86_400, "3.0 days")]
+)
+def test_backup_ages_read_in_hours_then_days(age_s: float, says: str) -> None:
+    snap = _backups(healthy_snapshot(), newest_age_s=age_s)
+    (finding,) = [
+        f
+        for f in evaluate(snap, SETTINGS.model_copy(update={"backup_max_age_s": 60}))
+        if f.check == "backup_stale"
+    ]
+    assert finding.message.endswith(f"is {says} old")
