@@ -73,7 +73,7 @@ def _replica(lag: float) -> ReplicaStat:
     return ReplicaStat("standby1", "10.0.0.9", "streaming", "async", 0, lag, lag, lag)
 
 
-def _sequence(ratio: float) -> SequenceStat:
+def _sequence(ratio: float | None) -> SequenceStat:
     return SequenceStat("public", "s", "bigint", 1, 1, 100, 1, None, None, ratio)
 
 
@@ -290,6 +290,7 @@ def test_every_threshold_setting_has_an_edge_case() -> None:
         ("replication_lag", lambda s: _db(s, replicas=None, replica_lag_s=None)),
         ("secret_statements", lambda s: _stats(s, secret_texts=None)),
         ("role_defaults", lambda s: _db(s, role_defaults=None)),
+        ("invalid_constraints", lambda s: _db(s, not_valid_constraints=None)),
     ],
 )
 def test_an_unknown_input_gives_no_finding_not_ok(
@@ -310,3 +311,108 @@ def test_backup_ages_read_in_hours_then_days(age_s: float, says: str) -> None:
         if f.check == "backup_stale"
     ]
     assert finding.message.endswith(f"is {says} old")
+
+
+def _one(snap: Snapshot, check: str, settings: Settings = SETTINGS) -> list[Any]:
+    return [f for f in evaluate(snap, settings) if f.check == check and str(f.severity) != "ok"]
+
+
+def test_messages_and_subjects_carry_the_numbers() -> None:
+    """What a reader sees: shares in percent, the subject named by what is known."""
+    base = healthy_snapshot()
+    (conn,) = _one(_act(base, total=150, max_connections=200), "connections")
+    assert conn.message == "150 of max_connections 200 in use (75.0%)"
+    idle = _session(8, "idle in transaction", None, 30)
+    (alone,) = _one(_act(base, sessions=(idle,), blocked=()), "idle_in_transaction")
+    assert "blocks others" not in alone.message
+    pair = BlockedPair(9, "app", "UPDATE t", 5.0, "Lock", "tuple", 8, "app", "x", "y")
+    (blocking,) = _one(_act(base, sessions=(idle,), blocked=(pair,)), "idle_in_transaction")
+    assert blocking.message.endswith("and blocks others")
+    (full,) = _one(_stats(base, entries=800, max_entries=1_000, dealloc=0), "statements_capacity")
+    assert full.message == "pg_stat_statements holds 800 of 1,000 entries (80.0%)"
+    (evicting,) = _one(
+        _stats(base, entries=10, max_entries=1_000, dealloc=5), "statements_capacity"
+    )
+    assert evicting.message.endswith("(1.0%); 5 entries evicted since the reset")
+    named = [
+        ReplicaStat(None, "10.0.0.9", "streaming", "async", 0, 90.0, 90.0, 90.0),
+        ReplicaStat(None, None, "streaming", "async", 0, 90.0, 90.0, 90.0),
+    ]
+    found = _one(_db(base, replicas=tuple(named), replica_lag_s=None), "replication_lag")
+    assert [f.subject for f in found] == ["10.0.0.9", "replica"]
+    (stale,) = _one(
+        _backups(base, newest_age_s=4_500),
+        "backup_stale",
+        SETTINGS.model_copy(update={"backup_max_age_s": 60}),
+    )
+    assert stale.message.endswith("is 1.2 h old")  # 4,500 s / 3,600
+
+
+@pytest.mark.parametrize(
+    ("check", "build"),
+    [
+        (
+            "long_running_queries",
+            lambda s: _act(
+                s,
+                sessions=(_session(1, "idle", 1e4, 1e4), _session(2, "active", 400, 400)),
+                blocked=(),
+            ),
+        ),
+        (
+            "long_running_queries",
+            lambda s: _act(
+                s,
+                sessions=(_session(1, "active", 1, 1), _session(2, "active", 400, 400)),
+                blocked=(),
+            ),
+        ),
+        (
+            "idle_in_transaction",
+            lambda s: _act(
+                s,
+                sessions=(
+                    _session(1, "active", 1, 1),
+                    _session(2, "idle in transaction", None, 400),
+                ),
+                blocked=(),
+            ),
+        ),
+        (
+            "idle_in_transaction",
+            lambda s: _act(
+                s,
+                sessions=(
+                    _session(1, "idle in transaction", None, 1),
+                    _session(2, "idle in transaction", None, 400),
+                ),
+                blocked=(),
+            ),
+        ),
+        (
+            "replication_lag",
+            lambda s: _db(s, replicas=(_replica(1), _replica(400)), replica_lag_s=None),
+        ),
+        (
+            "replication_lag",
+            lambda s: _db(
+                s,
+                replicas=(
+                    ReplicaStat("a", None, None, None, None, None, None, None),
+                    _replica(400),
+                ),
+                replica_lag_s=None,
+            ),
+        ),
+        (
+            "wraparound",
+            lambda s: _db(s, xid_ages=(XidAgeStat("a", 1, 1), XidAgeStat("b", 2**30, 0))),
+        ),
+        ("sequences", lambda s: _db(s, sequences=(_sequence(None), _sequence(0.9)))),
+        ("sequences", lambda s: _db(s, sequences=(_sequence(0.1), _sequence(0.9)))),
+    ],
+)
+def test_a_quiet_first_item_does_not_hide_a_later_one(
+    check: str, build: Callable[[Snapshot], Snapshot]
+) -> None:
+    assert len(_one(build(healthy_snapshot()), check)) == 1
