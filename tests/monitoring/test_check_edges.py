@@ -23,6 +23,7 @@ from dbops.monitoring.snapshot import (
     BlockedPair,
     PoolStat,
     ReplicaStat,
+    RoleDefault,
     SequenceStat,
     ServerAccessStat,
     Snapshot,
@@ -416,3 +417,52 @@ def test_a_quiet_first_item_does_not_hide_a_later_one(
     check: str, build: Callable[[Snapshot], Snapshot]
 ) -> None:
     assert len(_one(build(healthy_snapshot()), check)) == 1
+
+
+def test_more_messages_name_what_they_are_about() -> None:
+    base = healthy_snapshot()
+    idle = dataclasses.replace(
+        _session(8, "idle in transaction", None, 30), application="billing", user="app"
+    )
+    (finding,) = _one(_act(base, sessions=(idle,), blocked=()), "idle_in_transaction")
+    assert finding.message.startswith("pid 8 (billing) has been idle in a transaction for 30 s")
+    (missing,) = _one(_backups(base, count=0, broken=2), "backup_missing")
+    assert missing.message.endswith("(2 with an unreadable manifest)")
+    (none_broken,) = _one(_backups(base, count=0, broken=0), "backup_missing")
+    assert "unreadable" not in none_broken.message
+    defaults = (
+        RoleDefault("dbops_app", None, "role=dbops_system"),
+        RoleDefault("dbops_app", "dbops", "statement_timeout=1"),
+    )
+    found = _one(_db(base, role_defaults=defaults), "role_defaults")
+    assert [f.message.split(":")[0] for f in found] == [
+        "role dbops_app has the default role=dbops_system",
+        "role dbops_app has the default statement_timeout=1 in database dbops",
+    ]
+    logins = AccessStat(window_s=90.0, app=AppAccessStat(25, 0, 0, 0, 0, 25), server=None)
+    (burst,) = _one(dataclasses.replace(base, access=logins), "failed_logins")
+    assert burst.message.endswith("in the last 2 min")  # 90 s is 1.5 min, shown as 2
+    long_text = "SELECT " + "x, " * 100 + "1"
+    (slow,) = _one(_statements(base, _query(5, 500, 50, long_text)), "slow_queries")
+    assert slow.message.endswith(": " + long_text[:120])
+
+
+@pytest.mark.parametrize(
+    ("check", "build"),
+    [
+        ("long_running_queries", lambda s: _act(s, sessions=None)),
+        ("idle_in_transaction", lambda s: _act(s, sessions=None)),
+        ("connections", lambda s: _act(s, total=None)),
+        ("connections", lambda s: _act(s, max_connections=None)),
+    ],
+)
+def test_an_unknown_activity_part_gives_no_finding(
+    check: str, build: Callable[[Snapshot], Snapshot]
+) -> None:
+    assert [f for f in evaluate(build(healthy_snapshot()), SETTINGS) if f.check == check] == []
+
+
+def test_a_scanned_index_is_never_unused() -> None:
+    big = _index("ix_big", scans=1, size_bytes=10**9)
+    snap = dataclasses.replace(healthy_snapshot(), indexes=(big,))
+    assert _one(snap, "unused_indexes") == []
