@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dbops.config import Settings
-from dbops.errors import BackupCorrupt
+from dbops.errors import BackupCorrupt, BackupError
 from dbops.ops.backup import plan_prune, prune_backups, read_manifests
 from dbops.ops.backup._common import check_files, file_checksums
 from dbops.ops.backup.manifest import (
@@ -103,6 +103,12 @@ def test_prune_keeps_exactly_what_it_promises() -> None:
     weekly = [manifests[0].id, manifests[8].id, manifests[22].id]
     verified = next(m.id for m in manifests if m.verified_at is not None)
     assert set(kept) == {*last3, *daily, *weekly, verified}
+    # Each rule names every backup it keeps (one kept for two rules carries both reasons).
+    assert all("last" in kept[i] for i in last3)
+    assert all("daily" in kept[i] for i in daily)
+    assert all("weekly" in kept[i] for i in weekly)
+    assert sum("daily" in r for r in kept.values()) == 5
+    assert sum("weekly" in r for r in kept.values()) == 3
     assert "newest" in kept[newest.id]
     assert kept[verified] == ("newest verified",)
     assert len(plan.delete) == 40 - len(kept)
@@ -209,3 +215,28 @@ def test_prune_keeps_the_newest_verified_backup_not_the_newest_drilled_one() -> 
     kept = {d.manifest.id: d.reasons for d in plan.decisions if d.keep}
     assert kept == {newest.id: ("newest",), verified.id: ("newest verified",)}
     assert failed.id in {m.id for m in plan.delete}
+
+
+def test_only_the_newest_of_several_intact_verified_backups_is_the_proof() -> None:
+    older = _manifest(NOW - timedelta(days=30), verified=True, suffix="old")
+    newer = _manifest(NOW - timedelta(days=10), verified=True, suffix="new")
+    plan = plan_prune([newer, older], keep_last=0, keep_daily=0, keep_weekly=0)
+    assert {d.manifest.id: d.reasons for d in plan.decisions} == {
+        newer.id: ("newest", "newest verified"),
+        older.id: (),
+    }
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.decisions[0].reasons = ()  # type: ignore[misc]
+
+
+def test_a_backup_that_cannot_be_deleted_is_a_clear_error(tmp_path: Path) -> None:
+    manifests = [_manifest(NOW - timedelta(days=d)) for d in range(3)]
+    for m in manifests:
+        _store(tmp_path, m)
+    # Something already holds the name the oldest backup is renamed to before deletion.
+    blocker = tmp_path / f".deleting-{manifests[2].id}"
+    blocker.mkdir()
+    (blocker / "something").write_text("x")
+    with pytest.raises(BackupError, match=f"cannot delete backup {manifests[2].id}"):
+        prune_backups(_settings(tmp_path), apply=True)
+    assert manifests[2].id in {m.id for m in read_manifests(tmp_path)}  # nothing half-done
