@@ -227,6 +227,8 @@ def test_only_the_newest_of_several_intact_verified_backups_is_the_proof() -> No
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.decisions[0].reasons = ()  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.applied = True  # type: ignore[misc]
 
 
 def test_a_backup_that_cannot_be_deleted_is_a_clear_error(tmp_path: Path) -> None:
