@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dbops.config import Settings
-from dbops.monitoring.checks import evaluate
+from dbops.monitoring.checks import CHECKS, evaluate
 from dbops.monitoring.snapshot import (
     AccessStat,
     AppAccessStat,
@@ -292,6 +292,8 @@ def test_every_threshold_setting_has_an_edge_case() -> None:
         ("secret_statements", lambda s: _stats(s, secret_texts=None)),
         ("role_defaults", lambda s: _db(s, role_defaults=None)),
         ("invalid_constraints", lambda s: _db(s, not_valid_constraints=None)),
+        ("wraparound", lambda s: _db(s, xid_ages=None)),
+        ("sequences", lambda s: _db(s, sequences=None)),
     ],
 )
 def test_an_unknown_input_gives_no_finding_not_ok(
@@ -466,3 +468,50 @@ def test_a_scanned_index_is_never_unused() -> None:
     big = _index("ix_big", scans=1, size_bytes=10**9)
     snap = dataclasses.replace(healthy_snapshot(), indexes=(big,))
     assert _one(snap, "unused_indexes") == []
+
+
+@pytest.mark.parametrize(
+    ("age_s", "says"),
+    [
+        (180, "0.1 h"),  # 0.05 h rounds up: a divisor of 3,601 would say 0.0
+        (172_799.5, "48.0 h"),  # just below two days: still hours
+        (194_400, "2.2 days"),  # 2.25 exactly (round half to even)
+        (203_040, "2.4 days"),  # 2.35
+    ],
+)
+def test_backup_ages_at_the_rounding_edges(age_s: float, says: str) -> None:
+    snap = _backups(healthy_snapshot(), newest_age_s=age_s)
+    (finding,) = _one(snap, "backup_stale", SETTINGS.model_copy(update={"backup_max_age_s": 60}))
+    assert finding.message.endswith(f"is {says} old")
+
+
+def test_window_minutes_and_sequence_columns_in_messages() -> None:
+    base = healthy_snapshot()
+    logins = AccessStat(window_s=1_800.0, app=AppAccessStat(25, 0, 0, 0, 0, 25), server=None)
+    (burst,) = _one(dataclasses.replace(base, access=logins), "failed_logins")
+    assert burst.message.endswith("in the last 30 min")
+    owned = dataclasses.replace(_sequence(0.9), owned_by="jobs.id", column_type="integer")
+    (seq,) = _one(_db(base, sequences=(owned,)), "sequences")
+    assert "(column jobs.id is integer)" in seq.message
+    (bare,) = _one(_db(base, sequences=(_sequence(0.9),)), "sequences")
+    assert "column" not in bare.message
+
+
+def test_states_read_from_json_are_compared_by_value() -> None:
+    """Session states come from the server (or a JSON file): equal, not the same object."""
+    snap = _act(healthy_snapshot(), sessions=(_session(7, "active", 400, 400),), blocked=())
+    loaded = Snapshot.from_json(snap.to_json())
+    assert [str(f.severity) for f in _one(loaded, "long_running_queries")] == ["critical"]
+
+
+def test_no_drill_yet_is_not_a_failed_drill() -> None:
+    snap = _backups(healthy_snapshot(), last_drill_ok=None, last_drill_message=None)
+    assert _one(snap, "backup_unverified") == []
+
+
+def test_findings_and_checks_are_frozen() -> None:
+    (finding,) = evaluate(healthy_snapshot(), SETTINGS)[:1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        finding.message = "changed"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CHECKS[0].title = "changed"  # type: ignore[misc]
