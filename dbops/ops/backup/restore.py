@@ -364,6 +364,31 @@ def _check_rows(
         raise BackupError(f"restored rows differ from backup {manifest.id}: {problem}")
 
 
+def _restore_into_new(
+    settings: Settings,
+    target: Dsn,
+    backup: Path,
+    manifest: Manifest,
+    owners: bool,
+    jobs: int | None,
+    progress: Progress | None,
+) -> None:
+    """Restore into a database made for it (in parallel), then check its rows.
+
+    The caller drops the database when this raises: nothing to roll back inside it.
+    """
+    pg_restore_into(
+        target,
+        backup,
+        manifest,
+        jobs=jobs or settings.backup_jobs,
+        single_transaction=False,
+        owners=owners,
+        progress=progress,
+    )
+    _check_rows(settings, target, manifest, progress)
+
+
 def _restore_in_one_transaction(
     settings: Settings,
     backup: Path,
@@ -390,16 +415,7 @@ def _restore_in_one_transaction(
         if exists:  # the row check inside the restore's transaction: all or nothing
             restore_checked(target, backup, manifest, owners=owners, progress=progress)
         else:
-            pg_restore_into(
-                target,
-                backup,
-                manifest,
-                jobs=jobs or settings.backup_jobs,
-                single_transaction=False,
-                owners=owners,
-                progress=progress,
-            )
-            _check_rows(settings, target, manifest, progress)
+            _restore_into_new(settings, target, backup, manifest, owners, jobs, progress)
         done = True
     finally:
         if not done and not exists:  # it did not exist before: leave none behind
@@ -435,16 +451,9 @@ def _restore_beside_and_swap(
     swapped = False
     try:
         _report(progress, Step("restore", f"restore: into {side} beside {name}"))
-        pg_restore_into(
-            with_database(target, side),
-            backup,
-            manifest,
-            jobs=jobs or settings.backup_jobs,
-            single_transaction=False,
-            owners=owners,
-            progress=progress,
+        _restore_into_new(
+            settings, with_database(target, side), backup, manifest, owners, jobs, progress
         )
-        _check_rows(settings, with_database(target, side), manifest, progress)
         _report(progress, Step("swap", f"swap: {name} -> {kept}, {side} -> {name}"))
         with (
             translate_db_errors(),
