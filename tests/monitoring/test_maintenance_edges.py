@@ -1,0 +1,214 @@
+"""Every threshold of the maintenance plan on both sides, with values written out by hand.
+
+The module docstring of :mod:`dbops.monitoring.maintenance` says "at least" and "or more" for
+every rule: a value exactly on a threshold calls for the action, one just below does not.
+Thresholds are round numbers so that "exactly" is exact; the numbers an action reports (bytes
+to reclaim, shares in percent, days) are computed here by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from dbops.config import Settings
+from dbops.monitoring.maintenance import plan
+from dbops.monitoring.snapshot import IndexStat, SequenceStat, Snapshot, TableStat
+from dbops.ops.maintain import ActionKind
+from tests.fixtures.snapshots import TAKEN_AT, healthy_snapshot
+
+SETTINGS = Settings(
+    _env_file=None,
+    maintain_dead_rows_min=1_000,
+    maintain_dead_ratio=0.25,
+    maintain_vacuum_age_days=7,
+    maintain_analyze_rows_min=1_000,
+    maintain_analyze_ratio=0.5,
+    maintain_bloat_min_bytes=1_000_000,
+    maintain_bloat_ratio=0.25,
+    check_sequence_warning=0.75,
+)
+RECENT = TAKEN_AT - timedelta(hours=1)
+
+
+def _table(**kw: Any) -> TableStat:
+    base = {
+        "schema": "public",
+        "name": "t",
+        "live_rows": 3_000,
+        "dead_rows": 0,
+        "seq_scans": 1,
+        "seq_tuples_read": 1,
+        "index_scans": 1,
+        "table_bytes": 4_000_000,
+        "indexes_bytes": 0,
+        "toast_bytes": 0,
+        "total_bytes": 4_000_000,
+        "heap_blks_hit": 1,
+        "heap_blks_read": 1,
+        "modifications_since_analyze": 0,
+        "last_vacuum": RECENT,
+        "last_autovacuum": None,
+        "last_analyze": RECENT,
+        "last_autoanalyze": None,
+    }
+    return TableStat(**{**base, **kw})
+
+
+def _index(**kw: Any) -> IndexStat:
+    base = {
+        "schema": "public",
+        "table": "t",
+        "name": "ix_t",
+        "method": "btree",
+        "definition": "CREATE INDEX ix_t ON public.t USING btree (a)",
+        "size_bytes": 4_000_000,
+        "scans": 1,
+        "tuples_read": 1,
+        "is_unique": False,
+        "is_primary": False,
+        "is_valid": True,
+        "is_constraint": False,
+        "covered_by": None,
+        "bloat_bytes": 0,
+    }
+    return IndexStat(**{**base, **kw})
+
+
+def _kinds(snap: Snapshot, settings: Settings = SETTINGS) -> list[tuple[str, str]]:
+    return [(str(a.kind), a.reason) for a in plan(snap, settings).actions]
+
+
+def _with(tables: tuple[TableStat, ...] = (), indexes: tuple[IndexStat, ...] = ()) -> Snapshot:
+    base = healthy_snapshot()
+    assert base.database is not None
+    return dataclasses.replace(
+        base,
+        tables=tables,
+        indexes=indexes,
+        database=dataclasses.replace(base.database, sequences=()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("dead", "live", "expected"),
+    [
+        (999, 1, []),  # below the minimum count, whatever the share
+        (1_000, 3_000, ["vacuum: 1,000 dead rows (25.0% of rows)"]),  # exactly 25 %
+        (1_000, 3_001, []),  # just below 25 %, vacuumed recently
+    ],
+)
+def test_dead_rows_on_both_sides(dead: int, live: int, expected: list[str]) -> None:
+    snap = _with(tables=(_table(dead_rows=dead, live_rows=live),))
+    assert [f"{k}: {r}" for k, r in _kinds(snap)] == expected
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [
+        (timedelta(days=7), "vacuum: 1,000 dead rows (1.0%), last vacuum 7 days ago"),
+        (timedelta(days=7) - timedelta(seconds=1), None),
+    ],
+)
+def test_vacuum_age_on_both_sides(age: timedelta, expected: str | None) -> None:
+    table = _table(dead_rows=1_000, live_rows=99_000, last_vacuum=None, last_autovacuum=None)
+    never = _kinds(_with(tables=(table,)))
+    assert never == [("vacuum", "1,000 dead rows (1.0%), never vacuumed")]
+    # The newer of manual and auto vacuum counts.
+    table = dataclasses.replace(
+        table, last_vacuum=TAKEN_AT - timedelta(days=30), last_autovacuum=TAKEN_AT - age
+    )
+    got = [f"{k}: {r}" for k, r in _kinds(_with(tables=(table,)))]
+    assert got == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize(
+    ("modified", "live", "expected"),
+    [
+        (999, 1, None),  # below the minimum count
+        (1_000, 2_000, "1,000 rows modified since the last analyze (50.0% of live rows)"),
+        (1_000, 2_001, None),  # just below 50 %
+    ],
+)
+def test_analyze_on_both_sides(modified: int, live: int, expected: str | None) -> None:
+    snap = _with(tables=(_table(modifications_since_analyze=modified, live_rows=live),))
+    assert _kinds(snap) == ([("analyze", expected)] if expected else [])
+
+
+@pytest.mark.parametrize(("live", "expected"), [(999, []), (1_000, ["analyze"])])
+def test_never_analyzed_from_the_minimum_on(live: int, expected: list[str]) -> None:
+    table = _table(live_rows=live, last_analyze=None, last_autoanalyze=None)
+    assert [k for k, _ in _kinds(_with(tables=(table,)))] == expected
+    autoanalyzed = dataclasses.replace(table, last_autoanalyze=RECENT)
+    assert _kinds(_with(tables=(autoanalyzed,))) == []
+
+
+def test_both_needs_are_one_vacuum_analyze_with_the_bytes_to_reclaim() -> None:
+    table = _table(dead_rows=1_000, live_rows=3_000, modifications_since_analyze=3_000)
+    (action,) = plan(_with(tables=(table,)), SETTINGS).actions
+    assert action.kind is ActionKind.VACUUM_ANALYZE
+    assert action.reason == (
+        "1,000 dead rows (25.0% of rows); 3,000 rows modified since the last analyze "
+        "(100.0% of live rows)"
+    )
+    assert action.estimated_bytes == 1_000_000  # 1,000 of 4,000 rows of 4,000,000 bytes
+
+
+@pytest.mark.parametrize(
+    ("bloat", "size", "expected"),
+    [
+        (999_999, 3_000_000, None),  # below the minimum bytes
+        (1_000_000, 4_000_000, "estimated bloat 1,000,000 of 4,000,000 bytes (25.0%)"),
+        (1_000_000, 4_000_001, None),  # just below 25 %
+        (None, 4_000_000, None),  # unknown: nothing
+    ],
+)
+def test_bloat_on_both_sides(bloat: int | None, size: int, expected: str | None) -> None:
+    snap = _with(indexes=(_index(bloat_bytes=bloat, size_bytes=size),))
+    actions = plan(snap, SETTINGS).actions
+    assert [a.reason for a in actions] == ([expected] if expected else [])
+    if expected:
+        assert actions[0].estimated_bytes == bloat
+
+
+@pytest.mark.parametrize(("ratio", "advised"), [(0.749, False), (0.75, True)])
+def test_sequences_from_the_check_threshold(ratio: float, advised: bool) -> None:
+    seq = SequenceStat("public", "t_id_seq", "bigint", 1, 1, 100, 1, "t.id", "integer", ratio)
+    base = _with()
+    assert base.database is not None
+    snap = dataclasses.replace(base, database=dataclasses.replace(base.database, sequences=(seq,)))
+    actions = plan(snap, SETTINGS).actions
+    assert len(actions) == int(advised)
+    if advised:
+        (a,) = actions
+        assert (a.table, a.sequence) == ("t", "t_id_seq")
+        assert a.reason == "sequence has used 75.0% of its range (column t.id is integer)"
+        assert a.note == (
+            "ALTER SEQUENCE ... AS bigint and ALTER TABLE ... ALTER COLUMN id TYPE bigint "
+            "(a table rewrite: plan it)"
+        )
+        assert not a.runs
+
+
+def test_a_bigint_column_needs_only_the_sequence_change() -> None:
+    seq = SequenceStat("public", "s", "bigint", 1, 1, 100, 1, "t.id", "bigint", 0.9)
+    base = _with()
+    assert base.database is not None
+    snap = dataclasses.replace(base, database=dataclasses.replace(base.database, sequences=(seq,)))
+    (a,) = plan(snap, SETTINGS).actions
+    assert a.note == "ALTER SEQUENCE ... AS bigint"
+
+
+def test_order_within_a_rank_is_by_weight_then_name() -> None:
+    small = _table(name="small", dead_rows=1_000, live_rows=1_000, table_bytes=2_000)
+    big = _table(name="big", dead_rows=1_000, live_rows=1_000, table_bytes=8_000)
+    twin = _table(name="a_twin", dead_rows=1_000, live_rows=1_000, table_bytes=8_000)
+    actions = plan(_with(tables=(small, big, twin)), SETTINGS).actions
+    assert [(a.table, a.estimated_bytes) for a in actions] == [
+        ("a_twin", 4_000),
+        ("big", 4_000),
+        ("small", 1_000),
+    ]
