@@ -212,3 +212,25 @@ def test_order_within_a_rank_is_by_weight_then_name() -> None:
         ("big", 4_000),
         ("small", 1_000),
     ]
+
+
+def test_advisories_come_after_the_work_sequences_before_leftovers() -> None:
+    """Ranks: invalid indexes, then vacuums and bloat, analyzes, sequences, leftovers."""
+    leftover = _index(name="ix_t_ccnew", is_valid=False, size_bytes=10**9, bloat_bytes=None)
+    invalid = _index(name="ix_broken", is_valid=False, size_bytes=10, bloat_bytes=None)
+    bloated = _index(name="ix_bloated", bloat_bytes=3_000_000)
+    analyze = _table(name="stale", modifications_since_analyze=3_000)
+    vacuum = _table(name="dirty", dead_rows=1_000, live_rows=1_000)
+    seq = SequenceStat("public", "s", "bigint", 1, 1, 100, 1, None, None, 0.99)
+    base = _with(tables=(analyze, vacuum), indexes=(leftover, bloated, invalid))
+    assert base.database is not None
+    snap = dataclasses.replace(base, database=dataclasses.replace(base.database, sequences=(seq,)))
+    got = [(str(a.kind), a.index or a.sequence or a.table) for a in plan(snap, SETTINGS).actions]
+    assert got == [
+        ("reindex", "ix_broken"),
+        ("reindex", "ix_bloated"),  # 3,000,000 bytes to give back
+        ("vacuum", "dirty"),  # 2,000,000 bytes
+        ("analyze", "stale"),
+        ("advisory", "s"),
+        ("advisory", "ix_t_ccnew"),
+    ]
