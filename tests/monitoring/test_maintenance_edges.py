@@ -234,3 +234,28 @@ def test_advisories_come_after_the_work_sequences_before_leftovers() -> None:
         ("advisory", "s"),
         ("advisory", "ix_t_ccnew"),
     ]
+
+
+def test_unknown_modifications_count_as_none() -> None:
+    """``modifications_since_analyze`` unknown is zero rows modified, even at a minimum of 1."""
+    one = SETTINGS.model_copy(update={"maintain_analyze_rows_min": 1})
+    table = _table(live_rows=1, modifications_since_analyze=None)
+    assert _kinds(_with(tables=(table,)), one) == []
+
+
+def test_an_empty_table_divides_by_one_row() -> None:
+    table = _table(live_rows=0, modifications_since_analyze=1_000)
+    assert _kinds(_with(tables=(table,))) == [
+        ("analyze", "1,000 rows modified since the last analyze (100000.0% of live rows)")
+    ]
+
+
+def test_an_analyze_never_outranks_a_vacuum() -> None:
+    """Analyzes rank after vacuums even when the vacuum gives back no byte at all."""
+    empty_vacuum = _table(name="dirty", dead_rows=1_000, live_rows=1_000, table_bytes=0)
+    analyze = _table(name="stale", modifications_since_analyze=3_000)
+    actions = plan(_with(tables=(analyze, empty_vacuum)), SETTINGS).actions
+    assert [(str(a.kind), a.table, a.estimated_bytes) for a in actions] == [
+        ("vacuum", "dirty", 0),
+        ("analyze", "stale", None),
+    ]
