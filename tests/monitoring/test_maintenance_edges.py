@@ -219,7 +219,7 @@ def test_advisories_come_after_the_work_sequences_before_leftovers() -> None:
     leftover = _index(name="ix_t_ccnew", is_valid=False, size_bytes=10**9, bloat_bytes=None)
     invalid = _index(name="ix_broken", is_valid=False, size_bytes=10, bloat_bytes=None)
     bloated = _index(name="ix_bloated", bloat_bytes=3_000_000)
-    analyze = _table(name="stale", modifications_since_analyze=3_000)
+    analyze = _table(name="stale", modifications_since_analyze=1_600)  # 53.3 %
     vacuum = _table(name="dirty", dead_rows=1_000, live_rows=1_000)
     seq = SequenceStat("public", "s", "bigint", 1, 1, 100, 1, None, None, 0.99)
     base = _with(tables=(analyze, vacuum), indexes=(leftover, bloated, invalid))
@@ -259,3 +259,31 @@ def test_an_analyze_never_outranks_a_vacuum() -> None:
         ("vacuum", "dirty", 0),
         ("analyze", "stale", None),
     ]
+
+
+def test_days_round_and_bytes_stay_whole() -> None:
+    old = _table(
+        dead_rows=1_000, live_rows=99_000, last_vacuum=TAKEN_AT - timedelta(days=7, hours=14)
+    )
+    assert _kinds(_with(tables=(old,))) == [
+        ("vacuum", "1,000 dead rows (1.0%), last vacuum 8 days ago")  # 7.6 days
+    ]
+    odd = _table(dead_rows=1_000, live_rows=2_000, table_bytes=10)
+    (action,) = plan(_with(tables=(odd,)), SETTINGS).actions
+    assert action.estimated_bytes == 3  # 1,000 of 3,000 rows of 10 bytes, whole bytes
+    assert isinstance(action.estimated_bytes, int)
+
+
+def test_a_never_analyzed_table_weighs_as_100_percent_modified() -> None:
+    never = _table(name="never", live_rows=5_000, last_analyze=None, last_autoanalyze=None)
+    busy = _table(name="busy", live_rows=2_000, modifications_since_analyze=3_000)  # 150 %
+    calm = _table(name="calm", live_rows=2_000, modifications_since_analyze=1_200)  # 60 %
+    actions = plan(_with(tables=(calm, never, busy)), SETTINGS).actions
+    assert [a.table for a in actions] == ["busy", "never", "calm"]
+
+
+def test_the_plan_json_is_indented_and_the_plan_frozen() -> None:
+    result = plan(_with(tables=(_table(dead_rows=1_000, live_rows=1_000),)), SETTINGS)
+    assert result.to_json().startswith('{\n  "taken_at": ')
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.actions = ()  # type: ignore[misc]
