@@ -25,7 +25,6 @@ from dbops.errors import AuditUnavailable, InvalidInput, NotFound
 
 __all__ = [
     "GENESIS_HASH",
-    "HEAD_READABLE_SQL",
     "Anchor",
     "AuditProblem",
     "AuditVerifyReport",
@@ -33,6 +32,7 @@ __all__ = [
     "Version",
     "as_of",
     "history",
+    "read_head",
     "verify",
 ]
 
@@ -386,6 +386,19 @@ def verify(db: Database, anchor: Anchor | None = None) -> AuditVerifyReport:
 
 def _span(first: int, last: int) -> str:
     return f"record {first}" if first == last else f"records {first}-{last}"
+
+
+def read_head(conn: psycopg.Connection[Any]) -> Anchor | None:
+    """The trail's head as an :class:`Anchor` (id 0: no record yet), if this role may read it.
+
+    ``None`` when there is no trail or the role may not read its head. What the backup
+    manifest records and the exporter publishes as ``dbops_audit_head_id``.
+    """
+    readable = conn.execute(HEAD_READABLE_SQL).fetchone()
+    if not (readable and readable[0]):
+        return None
+    head = conn.cursor(row_factory=class_row(_Head)).execute(HEAD_SQL).fetchone()
+    return None if head is None else Anchor(head.last_id, head.last_hash)
 
 
 def _table_of(kind: str) -> str:

@@ -211,7 +211,8 @@ SELECT count(*) AS n FROM pg_available_extensions WHERE name = %(name)s
 
 CREATE_EXTENSION_SQL = sql.SQL("CREATE EXTENSION IF NOT EXISTS {name}")
 
-AUDIT_HEAD_EXISTS_SQL = "SELECT to_regclass('audit.head') IS NOT NULL"
+#: Whether a relation (``schema.name``) exists: a database not migrated that far has none.
+RELATION_EXISTS_SQL = "SELECT to_regclass(%(name)s) IS NOT NULL"
 
 EXISTING_SCHEMAS_SQL = """
 SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY(%(schemas)s)
@@ -397,7 +398,6 @@ REDACT_HISTORY_SQL = f"""
 UPDATE dbops_monitor.statements SET query = {redact_sql("query")}
 WHERE query ~* '{SECRET_PATTERN_SQL}'
 """
-HISTORY_TEXTS_SQL = "SELECT to_regclass('dbops_monitor.statements') IS NOT NULL"
 
 
 def purge_secret_statements(conn: psycopg.Connection[Any]) -> int:
@@ -420,7 +420,7 @@ def purge_secret_statements(conn: psycopg.Connection[Any]) -> int:
         for userid, dbid, queryid in entries:
             conn.execute(RESET_ENTRY_SQL, (userid, dbid, queryid))
         removed = len(entries)
-    row = conn.execute(HISTORY_TEXTS_SQL).fetchone()
+    row = conn.execute(RELATION_EXISTS_SQL, {"name": "dbops_monitor.statements"}).fetchone()
     if row and row[0]:
         conn.execute(REDACT_HISTORY_SQL)
     return removed
@@ -502,7 +502,7 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
         )
     # The audit trail's head (one row: the last record's id and hash, no row data): what the
     # exporter publishes as dbops_audit_head_id, so that Prometheus keeps an outside anchor.
-    head = conn.execute(AUDIT_HEAD_EXISTS_SQL).fetchone()
+    head = conn.execute(RELATION_EXISTS_SQL, {"name": "audit.head"}).fetchone()
     if head and head[0]:
         for role in (readonly, monitor):
             conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("audit"), role=role))

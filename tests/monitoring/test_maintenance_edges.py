@@ -16,9 +16,11 @@ import pytest
 
 from dbops.config import Settings
 from dbops.monitoring.maintenance import plan
-from dbops.monitoring.snapshot import IndexStat, SequenceStat, Snapshot, TableStat
+from dbops.monitoring.snapshot import SequenceStat, Snapshot, TableStat
 from dbops.ops.maintain import ActionKind
-from tests.fixtures.snapshots import TAKEN_AT, healthy_snapshot
+from tests.fixtures.snapshots import TAKEN_AT
+from tests.monitoring.test_maintenance import index
+from tests.monitoring.test_maintenance import snap as _with
 
 SETTINGS = Settings(
     _env_file=None,
@@ -58,39 +60,8 @@ def _table(**kw: Any) -> TableStat:
     return TableStat(**{**base, **kw})
 
 
-def _index(**kw: Any) -> IndexStat:
-    base = {
-        "schema": "public",
-        "table": "t",
-        "name": "ix_t",
-        "method": "btree",
-        "definition": "CREATE INDEX ix_t ON public.t USING btree (a)",
-        "size_bytes": 4_000_000,
-        "scans": 1,
-        "tuples_read": 1,
-        "is_unique": False,
-        "is_primary": False,
-        "is_valid": True,
-        "is_constraint": False,
-        "covered_by": None,
-        "bloat_bytes": 0,
-    }
-    return IndexStat(**{**base, **kw})
-
-
 def _kinds(snap: Snapshot, settings: Settings = SETTINGS) -> list[tuple[str, str]]:
     return [(str(a.kind), a.reason) for a in plan(snap, settings).actions]
-
-
-def _with(tables: tuple[TableStat, ...] = (), indexes: tuple[IndexStat, ...] = ()) -> Snapshot:
-    base = healthy_snapshot()
-    assert base.database is not None
-    return dataclasses.replace(
-        base,
-        tables=tables,
-        indexes=indexes,
-        database=dataclasses.replace(base.database, sequences=()),
-    )
 
 
 @pytest.mark.parametrize(
@@ -167,7 +138,7 @@ def test_both_needs_are_one_vacuum_analyze_with_the_bytes_to_reclaim() -> None:
     ],
 )
 def test_bloat_on_both_sides(bloat: int | None, size: int, expected: str | None) -> None:
-    snap = _with(indexes=(_index(bloat_bytes=bloat, size_bytes=size),))
+    snap = _with(indexes=(index("ix_t", bloat_bytes=bloat, size_bytes=size),))
     actions = plan(snap, SETTINGS).actions
     assert [a.reason for a in actions] == ([expected] if expected else [])
     if expected:
@@ -216,9 +187,9 @@ def test_order_within_a_rank_is_by_weight_then_name() -> None:
 
 def test_advisories_come_after_the_work_sequences_before_leftovers() -> None:
     """Ranks: invalid indexes, then vacuums and bloat, analyzes, sequences, leftovers."""
-    leftover = _index(name="ix_t_ccnew", is_valid=False, size_bytes=10**9, bloat_bytes=None)
-    invalid = _index(name="ix_broken", is_valid=False, size_bytes=10, bloat_bytes=None)
-    bloated = _index(name="ix_bloated", bloat_bytes=3_000_000)
+    leftover = index("ix_t_ccnew", is_valid=False, size_bytes=10**9, bloat_bytes=None)
+    invalid = index("ix_broken", is_valid=False, size_bytes=10, bloat_bytes=None)
+    bloated = index("ix_bloated", bloat_bytes=3_000_000, size_bytes=4_000_000)
     analyze = _table(name="stale", modifications_since_analyze=1_600)  # 53.3 %
     vacuum = _table(name="dirty", dead_rows=1_000, live_rows=1_000)
     seq = SequenceStat("public", "s", "bigint", 1, 1, 100, 1, None, None, 0.99)

@@ -19,7 +19,7 @@ import psycopg
 from dbops.config import Settings
 from dbops.monitoring._fetch import fetch, fetch_one
 from dbops.monitoring.snapshot import CountBy, DataStat, DayCount, TeamSizeCount
-from dbops.ops.audit import HEAD_READABLE_SQL
+from dbops.ops.audit import read_head
 from dbops.ops.roles import DATA_FUNCTIONS
 
 __all__ = [
@@ -219,29 +219,6 @@ def _presence(conn: psycopg.Connection[Any], *, settings: Settings) -> _Present:
     return row
 
 
-AUDIT_HEAD_SQL = "SELECT last_id FROM audit.head"
-
-
-@dataclass(frozen=True)
-class _Readable:
-    readable: bool
-
-
-@dataclass(frozen=True)
-class _AuditHead:
-    last_id: int
-
-
-def audit_last_id(conn: psycopg.Connection[Any], *, settings: Settings) -> int | None:
-    """The id of the audit trail's last record; ``None``: no trail, or not readable."""
-    timeout = settings.monitor_collector_timeout_ms
-    readable = fetch_one(conn, HEAD_READABLE_SQL, _Readable, timeout_ms=timeout)
-    if readable is None or not readable.readable:
-        return None
-    head = fetch_one(conn, AUDIT_HEAD_SQL, _AuditHead, timeout_ms=timeout)
-    return None if head is None else head.last_id
-
-
 def data_present(conn: psycopg.Connection[Any], *, settings: Settings) -> bool:
     """True when the dbops tables exist in this database."""
     return _presence(conn, settings=settings).present
@@ -345,5 +322,6 @@ def collect_data(
             team_sizes=tuple(team_sizes(conn, settings=settings, queries=queries)),
             zero_owner_teams=zero,
             zero_owner_team_sample=sample,
-            audit_last_id=audit_last_id(conn, settings=settings),
+            # In this transaction, under its statement timeout.
+            audit_last_id=head.record_id if (head := read_head(conn)) is not None else None,
         )

@@ -21,7 +21,7 @@ import psycopg
 from dbops.config import Settings
 from dbops.db.dsn import Dsn
 from dbops.errors import BackupError, translate_db_errors
-from dbops.ops.audit import HEAD_READABLE_SQL
+from dbops.ops.audit import read_head
 from dbops.ops.backup._common import (
     PRIVATE_DIR_MODE,
     Progress,
@@ -144,21 +144,10 @@ def create_backup(
     return manifest
 
 
-#: The audit trail's head in the backup's snapshot, when there is one and the role may read it.
-AUDIT_HEAD_SQL = """
-SELECT h.last_id, encode(h.last_hash, 'hex')
-FROM audit.head AS h
-WHERE h.last_id > 0
-"""
-
-
 def _audit_anchor(conn: psycopg.Connection[Any]) -> str | None:
     """``SEQ:HASH`` of the last audit record in this snapshot (None: no trail, or no records)."""
-    readable = conn.execute(HEAD_READABLE_SQL).fetchone()
-    if not (readable and readable[0]):
-        return None
-    row = conn.execute(AUDIT_HEAD_SQL).fetchone()
-    return None if row is None else f"{row[0]}:{row[1]}"
+    head = read_head(conn)
+    return str(head) if head is not None and head.record_id > 0 else None
 
 
 def _dump(
