@@ -1,0 +1,73 @@
+"""Run the tests that should notice the mutant cosmic-ray applied to the working tree.
+
+cosmic-ray runs one test command for a whole session; the sampled session spans many modules,
+each with its own tests, so this command asks git which module is mutated and runs that
+module's tests (stopping at the first failure: a killed mutant). Run it in a clone only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+#: Module -> the tests that exercise it (each runs against its own private cluster).
+TESTS: dict[str, tuple[str, ...]] = {
+    "dbops/monitoring/advice.py": ("tests/monitoring/test_advice.py",),
+    "dbops/monitoring/history.py": ("tests/monitoring/test_history.py",),
+    "dbops/monitoring/explain.py": ("tests/monitoring/test_explain.py",),
+    "dbops/monitoring/status.py": ("tests/monitoring/test_status.py",),
+    "dbops/monitoring/snapshot.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/collect.py": ("tests/monitoring/test_collect.py",),
+    "dbops/monitoring/_fetch.py": ("tests/monitoring/test_collect.py",),
+    "dbops/monitoring/collectors/access.py": ("tests/monitoring/test_access.py",),
+    "dbops/monitoring/collectors/activity.py": ("tests/monitoring/test_activity.py",),
+    "dbops/monitoring/collectors/backups.py": ("tests/monitoring/test_backups.py",),
+    "dbops/monitoring/collectors/data.py": ("tests/monitoring/test_data.py",),
+    "dbops/monitoring/collectors/database.py": ("tests/monitoring/test_database.py",),
+    "dbops/monitoring/collectors/indexes.py": ("tests/monitoring/test_indexes.py",),
+    "dbops/monitoring/collectors/pool.py": ("tests/monitoring/test_collect.py",),
+    "dbops/monitoring/collectors/resources.py": ("tests/monitoring/test_resources.py",),
+    "dbops/monitoring/collectors/statements.py": ("tests/monitoring/test_statements.py",),
+    "dbops/monitoring/collectors/tables.py": ("tests/monitoring/test_collect.py",),
+    "dbops/ops/audit.py": ("tests/ops/test_audit.py",),
+    "dbops/ops/archive.py": ("tests/ops/test_archive.py",),
+    "dbops/ops/roles.py": ("tests/ops/test_role_secrets.py", "tests/cli/test_roles.py"),
+    "dbops/ops/maintain.py": ("tests/ops/test_maintain.py",),
+    "dbops/ops/keys.py": ("tests/ops/test_keys.py",),
+    "dbops/ops/migrate.py": ("tests/ops/test_migrate.py",),
+    "dbops/ops/workload.py": ("tests/ops/test_workload.py",),
+    "dbops/ops/_bulk.py": ("tests/ops/test_bulk.py",),
+    "dbops/ops/backup/_common.py": ("tests/ops/backup/test_backup.py",),
+    "dbops/ops/backup/create.py": ("tests/ops/backup/test_backup.py",),
+    "dbops/ops/backup/verify.py": ("tests/ops/backup/test_backup.py",),
+    "dbops/ops/backup/restore.py": ("tests/ops/backup/test_backup.py",),
+    "dbops/ops/backup/manifest.py": (
+        "tests/ops/backup/test_manifest_prune.py",
+        "tests/ops/backup/test_backup.py",
+    ),
+    "dbops/ops/seed/__init__.py": ("tests/ops/seed",),
+    "dbops/ops/seed/_plan.py": ("tests/ops/seed",),
+    "dbops/ops/seed/_rows.py": ("tests/ops/seed",),
+    "dbops/ops/pitr.py": ("tests/ops/test_pitr.py",),
+}
+
+PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider")
+
+
+def main() -> int:
+    """Run the mutated module's tests; 0 = the mutant survived, anything else = killed."""
+    changed = subprocess.run(
+        ("git", "diff", "--name-only"), check=True, capture_output=True, text=True
+    ).stdout.split()
+    modules = [path for path in changed if path.startswith("dbops/")]
+    if len(modules) != 1 or modules[0] not in TESTS:
+        print(f"tests_for: expected one mapped module changed, got {modules}", file=sys.stderr)
+        return 2  # counted as killed: look at the report if this ever shows up
+    return subprocess.run((*PYTEST, *TESTS[modules[0]]), check=False).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
