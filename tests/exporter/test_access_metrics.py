@@ -123,3 +123,15 @@ def test_merge_families_keeps_the_first_of_a_name() -> None:
     ]
     assert merged[1] is alone
     assert len(first.samples) == 1  # the collectors' own families are left as they were
+
+
+def test_merge_families_drops_a_family_of_another_type_whichever_comes_first() -> None:
+    gauge = GaugeMetricFamily("z", "gauge first")
+    gauge.add_metric([], 1.0)
+    counter = CounterMetricFamily("z", "then a counter")
+    counter.add_metric([], 2.0)
+
+    merged = merge_families([gauge, counter])
+
+    assert merged == [gauge]
+    assert [s.value for s in merged[0].samples] == [1.0]

@@ -64,7 +64,9 @@ def role_db(pg_cluster: EmbeddedCluster, exporter_role: str) -> Iterator[Databas
 def test_exporter_role_reads_statistics_and_cannot_write(
     role_db: Database, pg_cluster: EmbeddedCluster, exporter_role: str
 ) -> None:
-    settings = role_db.settings.model_copy(update={"exporter_min_interval_s": 0.0})
+    # The server snapshots the database it is given, never the settings' URL (nothing listens
+    # on port 1): a server that opened its own would answer dbops_up 0.
+    settings = make_settings("postgresql://nobody@127.0.0.1:1/none", exporter_min_interval_s=0.0)
     with make_server(settings, port=0, db=role_db).start() as server:
         text = _scrape(server)
     assert "dbops_up 1.0" in text

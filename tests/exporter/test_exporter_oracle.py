@@ -1,0 +1,261 @@
+"""The exporter's numbers against values written out by hand, from a snapshot built for it.
+
+The canned snapshots have round numbers (a floor division or a lost unit conversion passes on
+them) and leave optional sections empty. This snapshot gives every field a distinct value
+with a fraction, two pg_stat_statements entries under one queryid, a standby, a NOT VALID
+constraint, log errors and an unnamed replica; each expected sample below is computed by hand
+from those inputs (ms -> s, sums, maxima), never read back from the code under test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from dbops.exporter import SnapshotCollector, SnapshotSource, _le, make_server
+from dbops.monitoring.snapshot import (
+    ActivityStat,
+    ConstraintStat,
+    CountBy,
+    QueryStat,
+    ReplicaStat,
+    ResourceStat,
+    SequenceStat,
+    ServerInfo,
+    SessionStat,
+    Snapshot,
+    StatementsStat,
+)
+from tests.fixtures.db import make_settings
+from tests.fixtures.snapshots import TAKEN_AT, healthy_snapshot
+
+SETTINGS = make_settings("postgresql://unused/none")
+_HEAVY = "SELECT heavy FROM t WHERE id = $1"
+_LIGHT = "SELECT light FROM t WHERE id = $1"
+
+
+def _entry(
+    query: str, total_ms: float, calls: int, max_ms: float, plan_ms: float | None
+) -> QueryStat:
+    return QueryStat(
+        queryid=-5424882176234291609,
+        query=query,
+        user="app",
+        database="dbops",
+        calls=calls,
+        total_exec_time_ms=total_ms,
+        mean_exec_time_ms=total_ms / calls,
+        max_exec_time_ms=max_ms,
+        stddev_exec_time_ms=0.0,
+        rows=calls * 3,
+        shared_blks_hit=calls * 7,
+        shared_blks_read=calls,
+        temp_blks_read=0,
+        temp_blks_written=calls * 2,
+        total_plan_time_ms=plan_ms,
+        blk_read_time_ms=None,
+        blk_write_time_ms=None,
+    )
+
+
+def _session(pid: int, state: str, query_s: float | None, state_s: float | None) -> SessionStat:
+    return SessionStat(
+        pid=pid,
+        user="app",
+        application="dbops",
+        database="dbops",
+        state=state,
+        query_s=query_s,
+        state_s=state_s,
+        transaction_s=state_s,
+        wait_event_type=None,
+        wait_event=None,
+        query="SELECT 1",
+    )
+
+
+def oracle_snapshot() -> Snapshot:
+    """The healthy snapshot with odd numbers, a standby, and every optional section present."""
+    base = healthy_snapshot()
+    assert base.database is not None
+    assert base.activity is not None
+    statements = StatementsStat(
+        # One queryid, two entries (top-level and nested): the heavier one comes second here.
+        top=(
+            _entry(_LIGHT, 250.25, 3, 120.5, 1.5),
+            _entry(_HEAVY, 1234.5, 4, 987.5, 0.75),
+        ),
+        entries=2,
+        max_entries=5_000,
+        total_exec_time_ms=98_765.4,
+        total_calls=4_321,
+        dealloc=17,
+        stats_reset=TAKEN_AT,
+        extension_version="1.10",
+        secret_texts=0,
+    )
+    activity = dataclasses.replace(
+        base.activity,
+        sessions=(
+            _session(1, "active", 2.5, 2.5),
+            _session(2, "active", 7.25, 7.25),
+            _session(3, "idle", None, 99.0),  # idle: neither a query nor idle in transaction
+        ),
+    )
+    database = dataclasses.replace(
+        base.database,
+        replica_lag_s=1.75,
+        sequences=(
+            SequenceStat("public", "jobs_id_seq", "integer", 5, 1, 2**31 - 1, 1, None, None, 0.375),
+        ),
+        not_valid_constraints=(ConstraintStat("public", "users", "ck_users_email", "CHECK"),),
+        replicas=(ReplicaStat(None, None, "streaming", "async", 4_096, 0.5, 0.625, 0.875),),
+    )
+    return dataclasses.replace(
+        base,
+        server=ServerInfo("15.8", 150008, "dbops", "dbops_monitor", True, TAKEN_AT),
+        statements=statements,
+        activity=activity,
+        database=database,
+        resources=ResourceStat(
+            wal_bytes=16_777_216,
+            volume_free_bytes=1_000_001,
+            volume_total_bytes=9_000_009,
+            cpu_seconds=12.34,
+            memory_rss_bytes=52_428_800,
+            processes=9,
+            log_errors=(CountBy("22", 3), CountBy(None, 2)),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def registry() -> CollectorRegistry:
+    snapshot = oracle_snapshot()
+    source = SnapshotSource(lambda: snapshot, budget_s=2.0, min_interval_s=0.0)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(SnapshotCollector(source, SETTINGS))
+    return reg
+
+
+QUERY = {"queryid": "-5424882176234291609", "user": "app", "database": "dbops"}
+
+#: (metric, labels) -> the value computed by hand from oracle_snapshot().
+EXPECTED: list[tuple[str, dict[str, str], float]] = [
+    ("dbops_in_recovery", {}, 1.0),
+    ("dbops_statements_exec_seconds_total", {}, 98.7654),
+    ("dbops_statements_calls_total", {}, 4_321.0),
+    ("dbops_statements_dealloc_total", {}, 17.0),
+    # the two entries of the queryid summed: 3 + 4 calls, 250.25 + 1234.5 ms
+    ("dbops_statement_calls_total", QUERY, 7.0),
+    ("dbops_statement_exec_seconds_total", QUERY, 1.48475),
+    ("dbops_statement_plan_seconds_total", QUERY, 0.00225),
+    ("dbops_statement_rows_total", QUERY, 21.0),
+    ("dbops_statement_shared_blocks_hit_total", QUERY, 49.0),
+    ("dbops_statement_shared_blocks_read_total", QUERY, 7.0),
+    ("dbops_statement_temp_blocks_written_total", QUERY, 14.0),
+    # 1484.75 ms / 7 calls, in seconds; the longest of the two maxima
+    ("dbops_statement_mean_exec_seconds", QUERY, 1.48475 / 7),
+    ("dbops_statement_max_exec_seconds", QUERY, 0.9875),
+    ("dbops_longest_query_seconds", {}, 7.25),
+    ("dbops_longest_idle_in_transaction_seconds", {}, 0.0),
+    ("dbops_standby_replay_lag_seconds", {}, 1.75),
+    ("dbops_sequence_used_ratio", {"schema": "public", "sequence": "jobs_id_seq"}, 0.375),
+    ("dbops_not_valid_constraints", {}, 1.0),
+    ("dbops_replication_lag_seconds", {"replica": "replica"}, 0.875),
+    ("dbops_replication_lag_bytes", {"replica": "replica"}, 4_096.0),
+    ("dbops_checkpoint_write_seconds_total", {}, 1.0005),
+    ("dbops_checkpoint_sync_seconds_total", {}, 0.02025),
+    ("dbops_wal_bytes", {}, 16_777_216.0),
+    ("dbops_volume_free_bytes", {}, 1_000_001.0),
+    ("dbops_volume_total_bytes", {}, 9_000_009.0),
+    ("dbops_server_cpu_seconds_total", {}, 12.34),
+    ("dbops_server_memory_rss_bytes", {}, 52_428_800.0),
+    ("dbops_server_log_errors_total", {"sqlstate_class": "22"}, 3.0),
+    ("dbops_server_log_errors_total", {"sqlstate_class": "other"}, 2.0),
+    # the healthy snapshot's pool waited 12 ms in all
+    ("dbops_pool_requests_wait_seconds_total", {"pool": "dbops"}, 0.012),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "labels", "expected"),
+    EXPECTED,
+    ids=[f"{name}{sorted(labels.items()) if labels else ''}" for name, labels, _ in EXPECTED],
+)
+def test_each_sample_is_the_hand_computed_value(
+    registry: CollectorRegistry, name: str, labels: dict[str, str], expected: float
+) -> None:
+    assert registry.get_sample_value(name, labels) == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_query_label_is_the_heaviest_entrys_text(registry: CollectorRegistry) -> None:
+    info = registry.get_sample_value("dbops_statement_info", {**QUERY, "query": _HEAVY})
+    assert info == 1.0
+    light = registry.get_sample_value("dbops_statement_info", {**QUERY, "query": _LIGHT})
+    assert light is None
+
+
+def test_no_idle_in_transaction_session_reads_zero_and_primary_reads_zero() -> None:
+    snapshot = dataclasses.replace(
+        oracle_snapshot(), server=ServerInfo("15.8", 150008, "dbops", "m", False, TAKEN_AT)
+    )
+    source = SnapshotSource(lambda: snapshot, budget_s=2.0, min_interval_s=0.0)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(SnapshotCollector(source, SETTINGS))
+    assert reg.get_sample_value("dbops_in_recovery") == 0.0
+    assert reg.get_sample_value("dbops_longest_idle_in_transaction_seconds") == 0.0
+
+
+def test_unknown_not_valid_constraints_are_absent_not_zero() -> None:
+    snapshot = oracle_snapshot()
+    assert snapshot.database is not None
+    unknown = dataclasses.replace(
+        snapshot, database=dataclasses.replace(snapshot.database, not_valid_constraints=None)
+    )
+    source = SnapshotSource(lambda: unknown, budget_s=2.0, min_interval_s=0.0)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(SnapshotCollector(source, SETTINGS))
+    assert reg.get_sample_value("dbops_not_valid_constraints") is None
+    assert (
+        reg.get_sample_value(
+            "dbops_sequence_used_ratio", {"schema": "public", "sequence": "jobs_id_seq"}
+        )
+        == 0.375
+    )
+
+
+def test_close_stops_the_serving_thread_and_the_port() -> None:
+    snapshot = oracle_snapshot()
+    source = SnapshotSource(lambda: snapshot, budget_s=2.0, min_interval_s=0.0)
+    server = make_server(SETTINGS, host="127.0.0.1", port=0, source=source).start()
+    url = server.url
+    with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+        assert response.status == 200
+    server.close()
+    assert not [t for t in threading.enumerate() if t.name == "dbops-exporter-http"]
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{url}/healthz", timeout=2)
+
+
+def test_activity_without_sessions_has_no_longest_query_series() -> None:
+    snapshot = oracle_snapshot()
+    assert snapshot.activity is not None
+    bare = dataclasses.replace(snapshot, activity=ActivityStat(100, 3, (), (), (), None, None, ()))
+    source = SnapshotSource(lambda: bare, budget_s=2.0, min_interval_s=0.0)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(SnapshotCollector(source, SETTINGS))
+    assert reg.get_sample_value("dbops_longest_query_seconds") is None
+    assert reg.get_sample_value("dbops_blocked_sessions") is None
+    assert reg.get_sample_value("dbops_connections") == 3.0
+
+
+def test_histogram_bounds_are_written_as_prometheus_reads_them() -> None:
+    assert _le(0.005) == "0.005"
+    assert _le(2) == "2.0"
+    assert _le(float("inf")) == "+Inf"
