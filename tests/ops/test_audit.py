@@ -313,6 +313,23 @@ def test_verify_names_a_deleted_record(own: Audited) -> None:
     assert report.problem.message.startswith(f"record {created[0]} deleted")
 
 
+def test_verify_names_the_one_deleted_record_wherever_it_is(own: Audited) -> None:
+    """Each of records 2-4 deleted in turn (then put back): "record N deleted", not a range."""
+    _work(own.db)
+    for record in (2, 3, 4):
+        _tamper(
+            own, "CREATE TABLE public.kept AS SELECT * FROM audit.record WHERE id = %s", (record,)
+        )
+        _tamper(own, "DELETE FROM audit.record WHERE id = %s", (record,))
+        report = audit.verify(own.db)
+        assert report.problem is not None
+        assert report.problem.kind == "deleted"
+        assert report.problem.message.startswith(f"record {record} deleted:"), record
+        _tamper(own, "INSERT INTO audit.record SELECT * FROM public.kept")
+        _tamper(own, "DROP TABLE public.kept")
+        assert audit.verify(own.db).ok, record
+
+
 def test_verify_names_records_deleted_at_the_end(own: Audited) -> None:
     _, _, _, team = _work(own.db)
     [_, _, last] = _records(own.db, "teams", team)

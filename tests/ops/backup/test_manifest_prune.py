@@ -71,6 +71,40 @@ def test_newer_manifest_version_is_refused() -> None:
         Manifest.from_json(json.dumps(data))
 
 
+#: A manifest as dbops 0.1 wrote it to disk (format version 1), kept literally: backups on
+#: disk outlive the code that wrote them, so every later dbops must read this one.
+STORED_V1 = """{
+  "id": "20261126T030000Z-a",
+  "created_at": "2026-11-26T03:00:00+00:00",
+  "database": "dbops",
+  "server_version": "15.8",
+  "revision": "0004",
+  "format": "custom",
+  "jobs": 1,
+  "duration_s": 0.5,
+  "files": [
+    {
+      "path": "dump.pgdump",
+      "size_bytes": 10,
+      "sha256": "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882"
+    }
+  ],
+  "tables": [{"schema": "public", "table": "users", "rows": 3}],
+  "pg_dump_version": "15.8",
+  "drills": [],
+  "version": 1
+}
+"""
+
+
+def test_a_stored_version_1_manifest_is_read_and_written_back_as_version_1() -> None:
+    manifest = Manifest.from_json(STORED_V1)
+    assert manifest == _manifest(NOW)
+    assert manifest.version == 1
+    assert json.loads(manifest.to_json())["version"] == 1
+    assert json.loads(_manifest(NOW).to_json())["version"] == 1
+
+
 def test_broken_manifest_is_skipped_and_reported(tmp_path: Path) -> None:
     good = _manifest(NOW)
     older = _manifest(NOW - timedelta(days=1))

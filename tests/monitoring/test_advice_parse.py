@@ -1,0 +1,229 @@
+"""The advisor's reading of a statement and its candidate columns, without a database.
+
+Each row is a statement as pg_stat_statements keeps it and what a person reading it sees:
+the one table, the columns compared with a value (equality or range), the ORDER BY prefix,
+the updated columns, or why the advisor must skip it. The database-bound half (hypopg, the
+planner's verdict, the write cost) is tested in test_advice.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dbops.monitoring.advice import _candidates, _parse, _Parsed, _Skip
+from dbops.monitoring.snapshot import QueryStat
+
+
+def _stat(query: str | None) -> QueryStat:
+    return QueryStat(
+        queryid=1,
+        query=query,
+        user="app",
+        database="dbops",
+        calls=10,
+        total_exec_time_ms=100.0,
+        mean_exec_time_ms=10.0,
+        max_exec_time_ms=20.0,
+        stddev_exec_time_ms=1.0,
+        rows=10,
+        shared_blks_hit=0,
+        shared_blks_read=0,
+        temp_blks_read=0,
+        temp_blks_written=0,
+        total_plan_time_ms=None,
+        blk_read_time_ms=None,
+        blk_write_time_ms=None,
+    )
+
+
+#: query -> (kind, schema, table, params, equality, ranges, order, updates)
+READS: list[tuple[str, tuple[object, ...]]] = [
+    (
+        "SELECT * FROM users WHERE email = $1",
+        ("select", None, "users", 1, ["email"], [], [], []),
+    ),
+    (
+        "SELECT * FROM public.users u WHERE u.team = $1 AND $2 < u.created_at "
+        "ORDER BY u.created_at, u.id",
+        ("select", "public", "users", 2, ["team"], ["created_at"], ["created_at", "id"], []),
+    ),
+    ("SELECT id FROM users WHERE $1 = email", ("select", None, "users", 1, ["email"], [], [], [])),
+    ("SELECT id FROM users WHERE $1 >= age", ("select", None, "users", 1, [], ["age"], [], [])),
+    ("SELECT id FROM users WHERE $1 <> age", ("select", None, "users", 1, [], [], [], [])),
+    ("SELECT id FROM users WHERE age <= 3", ("select", None, "users", 0, [], ["age"], [], [])),
+    ("SELECT id FROM users WHERE age > $1", ("select", None, "users", 1, [], ["age"], [], [])),
+    ("SELECT id FROM users WHERE age <> $1", ("select", None, "users", 1, [], [], [], [])),
+    ("SELECT id FROM users WHERE id = ANY($1)", ("select", None, "users", 1, ["id"], [], [], [])),
+    ("SELECT id FROM users WHERE id > ANY($1)", ("select", None, "users", 1, [], [], [], [])),
+    (
+        "SELECT id FROM users WHERE id IN ($1, $2, 3)",
+        ("select", None, "users", 2, ["id"], [], [], []),
+    ),
+    ("SELECT id FROM users WHERE id NOT IN ($1, $2)", ("select", None, "users", 2, [], [], [], [])),
+    (
+        "SELECT id FROM users WHERE id IN ($1, lower($2))",
+        ("select", None, "users", 2, [], [], [], []),
+    ),
+    (
+        "SELECT id FROM users WHERE created_at BETWEEN $1 AND $2",
+        ("select", None, "users", 2, [], ["created_at"], [], []),
+    ),
+    (
+        "SELECT id FROM users WHERE created_at NOT BETWEEN $1 AND $2",
+        ("select", None, "users", 2, [], [], [], []),
+    ),
+    (
+        "SELECT id FROM users WHERE created_at BETWEEN SYMMETRIC $1 AND $2",
+        ("select", None, "users", 2, [], [], [], []),
+    ),
+    (
+        "SELECT id FROM users WHERE created_at BETWEEN $1 AND now()",
+        ("select", None, "users", 1, [], [], [], []),
+    ),
+    (
+        "SELECT id FROM users WHERE deleted_at IS NULL",
+        ("select", None, "users", 0, ["deleted_at"], [], [], []),
+    ),
+    (
+        "SELECT id FROM users WHERE deleted_at IS NOT NULL",
+        ("select", None, "users", 0, [], [], [], []),
+    ),
+    (
+        "SELECT id FROM users WHERE lower(email) IS NULL",
+        ("select", None, "users", 0, [], [], [], []),
+    ),
+    ("SELECT id FROM users WHERE a = $1 OR b = $2", ("select", None, "users", 2, [], [], [], [])),
+    ("SELECT id FROM users WHERE NOT (a = $1)", ("select", None, "users", 1, [], [], [], [])),
+    ("SELECT id FROM users WHERE a = b", ("select", None, "users", 0, [], [], [], [])),
+    ("SELECT id FROM users WHERE a = $1::int", ("select", None, "users", 1, ["a"], [], [], [])),
+    (
+        "SELECT id FROM users WHERE a = $1::text::varchar",
+        ("select", None, "users", 1, ["a"], [], [], []),
+    ),
+    ("SELECT id FROM users WHERE a = lower($1)", ("select", None, "users", 1, [], [], [], [])),
+    ("SELECT id FROM users WHERE lower(email) = $1", ("select", None, "users", 1, [], [], [], [])),
+    ("SELECT id FROM users WHERE email LIKE $1", ("select", None, "users", 1, [], [], [], [])),
+    ("SELECT id FROM users WHERE x.a = $1", ("select", None, "users", 1, [], [], [], [])),
+    ("SELECT id FROM users WHERE users.a = $1", ("select", None, "users", 1, ["a"], [], [], [])),
+    ("SELECT id FROM users u WHERE users.a = $1", ("select", None, "users", 1, [], [], [], [])),
+    ("SELECT id FROM users WHERE s.users.a = $1", ("select", None, "users", 1, [], [], [], [])),
+    (
+        "SELECT id FROM users WHERE a = $3 AND b = $1",
+        ("select", None, "users", 3, ["a", "b"], [], [], []),
+    ),
+    (
+        "SELECT id FROM users WHERE a = $1 AND (b = $2 AND c > $3)",
+        ("select", None, "users", 3, ["a", "b"], ["c"], [], []),
+    ),
+    (
+        "SELECT id FROM users ORDER BY name, lower(email), id",
+        ("select", None, "users", 0, [], [], ["name"], []),
+    ),
+    (
+        "SELECT id FROM users ORDER BY lower(email), id",
+        ("select", None, "users", 0, [], [], [], []),
+    ),
+    (
+        "UPDATE users SET display_name = $1, updated_at = now() WHERE id = $2",
+        ("update", None, "users", 2, ["id"], [], [], ["display_name", "updated_at"]),
+    ),
+    (
+        "DELETE FROM app.sessions WHERE expires_at < $1",
+        ("delete", "app", "sessions", 1, [], ["expires_at"], [], []),
+    ),
+    ("DELETE FROM sessions s WHERE s.id = $1", ("delete", None, "sessions", 1, ["id"], [], [], [])),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), READS, ids=[q for q, _ in READS])
+def test_a_statement_is_read_as_a_person_reads_it(query: str, expected: tuple[object, ...]) -> None:
+    parsed = _parse(_stat(query))
+    got = (
+        parsed.kind,
+        parsed.schema,
+        parsed.table,
+        parsed.params,
+        parsed.equality,
+        parsed.ranges,
+        parsed.order,
+        parsed.updates,
+    )
+    assert got == expected
+
+
+def test_the_text_is_the_one_statement_re_deparsed() -> None:
+    parsed = _parse(_stat("select *   from users\n where email = $1 -- a comment"))
+    assert parsed.text == "SELECT * FROM users WHERE email = $1"
+
+
+SKIPS = [
+    (None, "no query text"),
+    ("", "no query text"),
+    ("SELEC * FROM users", "pglast cannot parse it"),
+    ("SELECT 1; SELECT 2", "not exactly one statement"),
+    ("SELECT a FROM t UNION SELECT a FROM u", "set operation (UNION/INTERSECT/EXCEPT)"),
+    ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH query"),
+    ("WITH x AS (SELECT 1) UPDATE t SET a = 1", "WITH query"),
+    ("WITH x AS (SELECT 1) DELETE FROM t", "WITH query"),
+    ("SELECT * FROM a, b", "not a single-table query"),
+    ("SELECT * FROM a JOIN b ON a.id = b.id", "not a single-table query"),
+    ("SELECT 1", "not a single-table query"),
+    ("SELECT * FROM (SELECT 1) s", "not a single-table query"),
+    ("UPDATE a SET x = 1 FROM b WHERE a.id = b.id", "not a single-table statement"),
+    ("DELETE FROM a USING b WHERE a.id = b.id", "not a single-table statement"),
+    ("INSERT INTO a VALUES ($1)", "InsertStmt is not SELECT, UPDATE or DELETE"),
+]
+
+
+@pytest.mark.parametrize(("query", "reason"), SKIPS, ids=[str(q) for q, _ in SKIPS])
+def test_a_statement_the_advisor_cannot_use_says_why(query: str | None, reason: str) -> None:
+    with pytest.raises(_Skip) as err:
+        _parse(_stat(query))
+    assert str(err.value).startswith(reason)
+
+
+def _parsed(equality: list[str], ranges: list[str], order: list[str]) -> _Parsed:
+    return _Parsed(
+        stat=_stat("SELECT 1"),
+        schema=None,
+        table="t",
+        text="",
+        params=0,
+        equality=list(equality),
+        ranges=list(ranges),
+        order=list(order),
+    )
+
+
+COLUMNS = {"a", "b", "c", "d", "e"}
+
+#: (equality, ranges, order, leading) -> candidates
+CANDIDATES: list[tuple[list[str], list[str], list[str], set[str], list[tuple[str, ...]]]] = [
+    # equality sorted by name, then the first range; the order as a second tail
+    (["b", "a"], ["c", "e"], ["d"], set(), [("a", "b", "c"), ("a", "b", "d")]),
+    # an order starting with the range adds nothing
+    (["a"], ["c"], ["c", "d"], set(), [("a", "c")]),
+    (["a"], ["c"], ["d", "c"], set(), [("a", "c"), ("a", "d", "c")]),
+    # columns the table does not have are dropped, duplicates counted once
+    (["a", "zz", "a"], ["yy"], [], set(), [("a",)]),
+    # a range or order column that is also an equality column is not repeated
+    (["a"], ["a", "c"], ["a", "d"], set(), [("a", "c"), ("a", "d")]),
+    # an existing index leading with the first column: the candidate starts after it
+    (["a", "b"], [], [], {"a"}, [("b",)]),
+    (["a", "b"], [], [], {"a", "b"}, []),
+    (["a", "b"], [], [], {"b"}, [("a", "b")]),
+    ([], [], [], set(), []),
+    ([], ["c"], [], set(), [("c",)]),
+    ([], [], ["d", "e"], set(), [("d", "e")]),
+]
+
+
+@pytest.mark.parametrize(("equality", "ranges", "order", "leading", "expected"), CANDIDATES)
+def test_candidates_are_equality_columns_then_one_range_or_the_order(
+    equality: list[str],
+    ranges: list[str],
+    order: list[str],
+    leading: set[str],
+    expected: list[tuple[str, ...]],
+) -> None:
+    assert _candidates(_parsed(equality, ranges, order), COLUMNS, leading) == expected

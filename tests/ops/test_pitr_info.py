@@ -1,0 +1,89 @@
+"""``pgbackrest info --output=json`` read into a PitrInfo, from a hand-written document.
+
+The live tests (test_pitr.py) see one archive and a few backups; this document has what a
+repository gains with time (a second archive range after a ``stanza-upgrade``, backups listed
+out of order, an incremental), and the expected values are read off the document by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dbops.errors import PitrError
+from dbops.ops.pitr import STANZA, _parse_info
+
+INFO = [
+    {"name": "other", "archive": [{"min": "X", "max": "Y"}], "backup": []},
+    {
+        "name": STANZA,
+        "status": {"code": 0, "message": "ok"},
+        "archive": [
+            {"id": "15-1", "min": "000000010000000000000003", "max": "000000010000000000000009"},
+            {"id": "15-2", "min": None, "max": None},
+            {"id": "15-3", "min": "000000020000000000000001", "max": "00000002000000000000000C"},
+        ],
+        "backup": [
+            {
+                "label": "20261126-020000F_20261126-030000I",
+                "type": "incr",
+                "timestamp": {"start": 1_795_662_000, "stop": 1_795_662_030},
+                "info": {"delta": 4_096, "size": 9_000_000, "repository": {"delta": 512}},
+                "archive": {
+                    "start": "000000010000000000000007",
+                    "stop": "000000010000000000000007",
+                },
+                "prior": "20261126-020000F",
+            },
+            {
+                "label": "20261126-020000F",
+                "type": "full",
+                "timestamp": {"start": 1_795_658_400, "stop": 1_795_658_460},
+                "info": {"size": 8_000_000, "repository": {"size": 1_000_000}},
+                "archive": {
+                    "start": "000000010000000000000003",
+                    "stop": "000000010000000000000004",
+                },
+                "prior": None,
+            },
+        ],
+    },
+]
+
+
+def test_info_reads_the_whole_archived_range_and_orders_the_backups() -> None:
+    info = _parse_info(json.dumps(INFO), Path("/repo"))
+    assert info.status == "ok"
+    # the first range's start, the last range's end; the empty range in between is skipped
+    assert info.wal_min == "000000010000000000000003"
+    assert info.wal_max == "00000002000000000000000C"
+    assert [b.label for b in info.backups] == [
+        "20261126-020000F",
+        "20261126-020000F_20261126-030000I",
+    ]
+    full, incr = info.backups
+    assert full.started_at == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+    assert full.finished_at == datetime(2026, 11, 26, 2, 1, tzinfo=UTC)
+    assert (full.size_bytes, full.repo_size_bytes) == (8_000_000, 1_000_000)
+    assert (incr.size_bytes, incr.repo_size_bytes) == (4_096, 512)
+    assert (incr.prior, full.prior) == ("20261126-020000F", None)
+    assert (full.wal_start, full.wal_stop) == (
+        "000000010000000000000003",
+        "000000010000000000000004",
+    )
+
+
+def test_a_repository_without_archives_has_no_range() -> None:
+    empty = [{"name": STANZA, "status": {"message": "no valid backups"}, "archive": []}]
+    info = _parse_info(json.dumps(empty), Path("/repo"))
+    assert (info.wal_min, info.wal_max, info.backups) == (None, None, ())
+    assert info.status == "no valid backups"
+
+
+@pytest.mark.parametrize("output", ["", "[]", "{}", '[{"name": "other"}]', "not json"])
+def test_unreadable_info_is_one_clear_error(output: str) -> None:
+    with pytest.raises(PitrError, match="cannot read `pgbackrest info` output"):
+        _parse_info(output, Path("/repo"))
