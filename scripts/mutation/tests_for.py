@@ -12,7 +12,10 @@ import sys
 
 #: Module -> the tests that exercise it (each runs against its own private cluster).
 TESTS: dict[str, tuple[str, ...]] = {
-    "dbops/monitoring/advice.py": ("tests/monitoring/test_advice.py",),
+    "dbops/monitoring/advice.py": (
+        "tests/monitoring/test_advice_parse.py",
+        "tests/monitoring/test_advice.py",
+    ),
     "dbops/monitoring/history.py": ("tests/monitoring/test_history.py",),
     "dbops/monitoring/explain.py": ("tests/monitoring/test_explain.py",),
     "dbops/monitoring/status.py": ("tests/monitoring/test_status.py",),
@@ -51,7 +54,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "dbops/ops/seed/__init__.py": ("tests/ops/seed",),
     "dbops/ops/seed/_plan.py": ("tests/ops/seed",),
     "dbops/ops/seed/_rows.py": ("tests/ops/seed",),
-    "dbops/ops/pitr.py": ("tests/ops/test_pitr.py",),
+    "dbops/ops/pitr.py": ("tests/ops/test_pitr_info.py", "tests/ops/test_pitr.py"),
 }
 
 PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider")

@@ -8,10 +8,13 @@ planner's verdict, the write cost) is tested in test_advice.py.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from dbops.monitoring.advice import _candidates, _parse, _Parsed, _Skip
+from dbops.monitoring.advice import _candidates, _parse, _Parsed, _Skip, _write_cost, _Writes
 from dbops.monitoring.snapshot import QueryStat
+from tests.fixtures.db import make_settings
 
 
 def _stat(query: str | None) -> QueryStat:
@@ -227,3 +230,47 @@ def test_candidates_are_equality_columns_then_one_range_or_the_order(
     expected: list[tuple[str, ...]],
 ) -> None:
     assert _candidates(_parsed(equality, ranges, order), COLUMNS, leading) == expected
+
+
+def _updater(query: str, queryid: int, calls: int, mean_ms: float) -> _Parsed:
+    stat = dataclasses.replace(
+        _stat(query), queryid=queryid, calls=calls, mean_exec_time_ms=mean_ms
+    )
+    return _parse(stat)
+
+
+SETTINGS = make_settings("postgresql://unused/none", advice_update_overhead=0.5)
+
+
+def test_write_cost_counts_only_the_updates_that_set_a_candidate_column() -> None:
+    updaters = [
+        _updater("UPDATE t SET a = $1 WHERE id = $2", 11, 3, 2.0),
+        _updater("UPDATE t SET b = $1, c = $2 WHERE id = $3", 12, 5, 4.0),
+        _updater("UPDATE t SET d = $1 WHERE id = $2", 13, 1_000, 9.0),  # sets no candidate column
+    ]
+    writes = _Writes(inserts=10, updates=8, hot_updates=6, deletes=2)
+    write_ms, note = _write_cost(("a", "c"), updaters, writes, SETTINGS)
+    # (3 calls x 2.0 ms + 5 calls x 4.0 ms) x 50 % overhead
+    assert write_ms == 13.0
+    assert note == (
+        "Write cost: UPDATE statements (11, 12; 8 calls) set a, c, so with this index those "
+        "updates can no longer be HOT and must write every index of the table (about 13 ms "
+        "more at 50% extra per update); the table had 8 updates (75% HOT), 10 inserts and "
+        "2 deletes since the statistics reset."
+    )
+
+
+def test_write_cost_without_a_touching_update() -> None:
+    updaters = [_updater("UPDATE t SET d = $1 WHERE id = $2", 13, 7, 9.0)]
+    busy = _Writes(inserts=4, updates=3, hot_updates=1, deletes=0)
+    assert _write_cost(("a",), updaters, busy, SETTINGS) == (
+        0.0,
+        "No workload UPDATE sets a; the table had 3 updates (33% HOT), 4 inserts and 0 deletes "
+        "since the statistics reset.",
+    )
+    quiet = _Writes(inserts=4, updates=0, hot_updates=0, deletes=1)
+    assert _write_cost(("a",), updaters, quiet, SETTINGS) == (0.0, None)
+    write_ms, note = _write_cost(("d",), updaters, quiet, SETTINGS)
+    assert write_ms == 31.5
+    assert note is not None
+    assert note.endswith("the table had 4 inserts and 1 deletes and no updates.")

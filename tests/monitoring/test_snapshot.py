@@ -17,6 +17,7 @@ from dbops.monitoring.snapshot import (
     Rejection,
     ResourceStat,
     ServerAccessStat,
+    SettingStat,
     StatementGain,
 )
 from tests.fixtures.monitoring import monitor_settings
@@ -129,3 +130,19 @@ def test_collected_round_trip_is_exact(mon_db: Database, mon_url: str) -> None:
     snap = collect_snapshot(mon_db, monitor_settings(mon_url))
     assert snap.errors == ()
     assert Snapshot.from_json(snap.to_json()) == snap
+
+
+def test_a_setting_is_looked_up_by_its_own_name() -> None:
+    database = healthy_snapshot().database
+    assert database is not None
+    two = dataclasses.replace(
+        database,
+        settings=(
+            SettingStat("max_connections", "100", None, "configuration file"),
+            SettingStat("work_mem", "4096", "kB", "default"),
+        ),
+    )
+    assert two.setting("work_mem") == "4096"
+    assert two.setting("max_connections") == "100"
+    assert two.setting("shared_buffers") is None
+    assert dataclasses.replace(database, settings=None).setting("work_mem") is None

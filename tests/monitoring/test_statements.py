@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 
 from dbops.config import to_libpq_url
-from dbops.db import Database, open_database
+from dbops.db import Database, EmbeddedCluster, open_database
 from dbops.monitoring import collect_snapshot
 from tests.fixtures.monitoring import monitor_settings
 
@@ -57,3 +59,30 @@ def test_missing_extension_is_a_section_error_with_hint(mon_url: str) -> None:
     assert [e.collector for e in snap.errors] == ["statements"]
     assert snap.indexes is not None
     assert snap.database is not None
+
+
+def test_extension_installed_but_not_preloaded_is_a_section_error_with_hint(
+    tmp_path: Path,
+) -> None:
+    """The server restarted without the library: the view raises, the section says why."""
+    cluster = EmbeddedCluster(tmp_path / "cluster", database="nopreload", durable=False)
+    url = cluster.ensure_running()
+    try:
+        with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'auto_explain'")
+        cluster.stop()
+        url = cluster.ensure_running()
+        settings = monitor_settings(url)
+        with open_database(settings, url) as db:
+            snap = collect_snapshot(db, settings)
+        assert snap.statements is None
+        err = snap.error("statements")
+        assert err is not None
+        assert err.message == "pg_stat_statements is installed but not loaded"
+        assert err.hint == (
+            "shared_preload_libraries = 'pg_stat_statements' (then restart the server)"
+        )
+        assert snap.database is not None
+    finally:
+        cluster.destroy()

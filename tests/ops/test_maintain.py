@@ -140,11 +140,16 @@ def test_dry_run_changes_nothing_and_apply_removes_dead_rows(
     assert not dry.failed
     assert not dry.applied_mode
 
+    before_run = time.monotonic()
     report = run(
         url, [VACUUM_CHURN], apply=True, lock_timeout_ms=LOCK_MS, statement_timeout_ms=STATEMENT_MS
     )
+    took = time.monotonic() - before_run
     (result,) = report.results
     assert result.outcome is Outcome.APPLIED, result.reason
+    # Durations in seconds, measured around the work: the action within the run, the run
+    # within what this test measured around it.
+    assert 0 < result.duration_s <= report.duration_s <= took
     assert result.after is not None
     assert result.after.dead_rows == 0
     assert result.after.last_vacuum is not None
