@@ -31,7 +31,8 @@ def main() -> None:
             """
         ).fetchall()
         jobs = [row[0] for row in pending]
-        keep = set(random.Random(args.seed).sample(jobs, min(args.count, len(jobs))))
+        sampler = random.Random(args.seed)  # noqa: S311 - a reproducible sample, not a secret
+        keep = set(sampler.sample(jobs, min(args.count, len(jobs))))
         conn.executemany(
             "INSERT INTO work_results (worker_outcome, output, job_id) "
             "VALUES ('SKIPPED', 'Not in the sample', ?)",

@@ -328,7 +328,8 @@ def test_backups_are_private_and_open_ones_are_tightened(
     backup = root / first.id
     backup.chmod(0o755)
     (backup / first.dump_path).chmod(0o644)
-    with pytest.raises(BackupCorrupt, match=r"\. is open to other users \(mode 0755; 2 paths\)") as err:
+    open_mode = r"\. is open to other users \(mode 0755; 2 paths\)"
+    with pytest.raises(BackupCorrupt, match=open_mode) as err:
         verify_backup(bk_settings, first.id, scratch=Dsn.parse(source_url))
     assert err.value.path == "."
     create_backup(bk_settings, Dsn.parse(source_url), backup_format=fmt)  # type: ignore[arg-type]
