@@ -12,7 +12,7 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
 from dbops.config import to_libpq_url, to_sqlalchemy_url
-from dbops.errors import MigrationError
+from dbops.errors import DatabaseUnavailable, MigrationError
 from dbops.ops.migrate import (
     create_index_concurrently,
     current_revision,
@@ -167,3 +167,19 @@ def test_current_revision_of_an_unmigrated_database_on_a_psycopg_connection(
 ) -> None:
     with psycopg.connect(to_libpq_url(empty_database)) as conn:
         assert current_revision(conn) is None
+
+
+def test_a_failing_step_is_a_migration_error_and_leaves_nothing(empty_database: str) -> None:
+    """A database error inside a step: one clear error; the transactional steps roll back."""
+    _query(empty_database, "CREATE TABLE users (id int)")
+    settings = make_settings(empty_database)
+    with pytest.raises(MigrationError, match=r'^migration failed: .*"users" already exists'):
+        upgrade(empty_database, settings, "head")
+    assert current_revision(empty_database) is None
+    assert _query(empty_database, "SELECT to_regclass('teams')") == [(None,)]
+
+
+def test_an_unreachable_database_is_database_unavailable_not_a_migration_error() -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    with pytest.raises(DatabaseUnavailable):
+        upgrade(url, make_settings(url, connect_timeout_s=2), "head")
