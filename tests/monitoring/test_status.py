@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +30,12 @@ def test_migrated_database_is_up_to_date(db: Database) -> None:
     assert report.up_to_date
     assert report.counts is not None
     assert report.url == db.dsn.redacted
+    text = report.to_json()
+    assert text.startswith('{\n  "url": ')  # indented for people, two spaces
+    data = json.loads(text)
+    assert data["up_to_date"] is True
+    assert data["current_revision"] == HEAD
+    assert data["pending"] == []
 
 
 def test_revision_is_read_through_the_pool(db: Database) -> None:
