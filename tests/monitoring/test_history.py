@@ -13,6 +13,7 @@ import pytest
 from dbops.config import Settings, to_libpq_url
 from dbops.db import Database, open_database
 from dbops.errors import InvalidInput, PendingMigrations
+from dbops.monitoring._fetch import CollectorUnavailable
 from dbops.monitoring.history import (
     CAPTURE_LOCK_KEY,
     capture,
@@ -421,6 +422,25 @@ def test_top_statement_samples_are_capped_per_capture(
     _run(mon_conn, 1, OTHER)
     third = capture(hist_db, settings)
     assert third.samples == 1
+
+
+def test_an_extension_left_at_an_old_version_says_to_update_it(
+    hist_db: Database, hist_settings: Settings, mon_conn: psycopg.Connection
+) -> None:
+    """After pg_upgrade the extension keeps its old version: 1.7 is refused, 1.8 captures."""
+    mon_conn.execute("DROP EXTENSION pg_stat_statements")
+    mon_conn.execute("CREATE EXTENSION pg_stat_statements VERSION '1.7'")
+    with pytest.raises(
+        CollectorUnavailable, match=r"pg_stat_statements 1\.7 is older than 1\.8"
+    ) as err:
+        capture(hist_db, hist_settings)
+    assert err.value.hint == "ALTER EXTENSION pg_stat_statements UPDATE;"
+    mon_conn.execute("ALTER EXTENSION pg_stat_statements UPDATE TO '1.8'")
+    first = capture(hist_db, hist_settings)  # 1.8 has no pg_stat_statements_info view
+    _run(mon_conn, 3)
+    second = capture(hist_db, hist_settings)
+    assert first.samples == 0
+    assert _calls(mon_conn, second, _queryid(mon_conn)) == 3
 
 
 def test_without_the_history_schema_capture_says_to_migrate(mon_db: Database, mon_url: str) -> None:

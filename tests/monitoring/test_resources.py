@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -47,6 +48,49 @@ def test_embedded_cluster_has_every_part(
     assert stat.processes is not None
     assert stat.processes >= 2
     assert stat.log_errors is not None
+
+
+def _proc_cpu_seconds(data_dir: Path) -> tuple[float, int]:
+    """CPU seconds and processes of the postmaster and its children, read from /proc by hand.
+
+    utime + stime + cutime + cstime of the postmaster (fields 14-17 of /proc/PID/stat: its
+    reaped children count there), utime + stime of each live child; in clock ticks.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+
+    def fields(p: int) -> list[str]:
+        stat = Path(f"/proc/{p}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+
+    own = fields(pid)
+    ticks = sum(int(v) for v in own[11:15])
+    children = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            theirs = fields(int(entry.name))
+        except (OSError, ValueError):
+            continue  # exited meanwhile
+        if int(theirs[1]) == pid:
+            ticks += int(theirs[11]) + int(theirs[12])
+            children += 1
+    return ticks / tick, children + 1
+
+
+def test_cpu_seconds_and_processes_match_proc(
+    mon_conn: psycopg.Connection[tuple[object, ...]], pg_cluster: EmbeddedCluster
+) -> None:
+    """The collector's figures against /proc read by hand just before and just after."""
+    mon_conn.execute("SELECT count(*) FROM generate_series(1, 300000)").fetchone()  # some CPU
+    before, _ = _proc_cpu_seconds(pg_cluster.datadir)
+    got = resources.server_processes(pg_cluster.datadir)
+    after, processes = _proc_cpu_seconds(pg_cluster.datadir)
+    assert got is not None
+    cpu, _rss, count = got
+    assert before - 0.02 <= cpu <= after + 0.02
+    assert abs(count - processes) <= 1  # a backend may come or go between the two reads
 
 
 def test_a_remote_server_has_only_wal(

@@ -66,3 +66,10 @@ def test_partly_migrated_and_unknown_revisions(empty_db: Database) -> None:
     assert report.current_revision == "from_the_future"
     assert report.pending == ()
     assert not report.up_to_date
+
+    # An unknown revision is never up to date, whichever way its name sorts against the head.
+    with empty_db.connection() as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0000_gone'")
+    report = collect_status(empty_db, head_revision=HEAD, revisions=REVISIONS)
+    assert report.pending == ()
+    assert not report.up_to_date
