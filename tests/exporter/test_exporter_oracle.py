@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from dbops.exporter import SnapshotCollector, SnapshotSource, _le, make_server
+from dbops.exporter import (
+    SnapshotCollector,
+    SnapshotSource,
+    _le,
+    app_statement_metrics,
+    make_app,
+    make_server,
+)
 from dbops.monitoring.snapshot import (
     ActivityStat,
+    AppStat,
     ConstraintStat,
     CountBy,
     QueryStat,
@@ -29,6 +38,7 @@ from dbops.monitoring.snapshot import (
     ServerInfo,
     SessionStat,
     Snapshot,
+    StatementLatency,
     StatementsStat,
 )
 from tests.fixtures.db import make_settings
@@ -87,6 +97,7 @@ def oracle_snapshot() -> Snapshot:
     statements = StatementsStat(
         # One queryid, two entries (top-level and nested): the heavier one comes second here.
         top=(
+            dataclasses.replace(_entry("SELECT hidden", 5_000.0, 1, 5_000.0, None), queryid=None),
             _entry(_LIGHT, 250.25, 3, 120.5, 1.5),
             _entry(_HEAVY, 1234.5, 4, 987.5, 0.75),
         ),
@@ -104,7 +115,8 @@ def oracle_snapshot() -> Snapshot:
         sessions=(
             _session(1, "active", 2.5, 2.5),
             _session(2, "active", 7.25, 7.25),
-            _session(3, "idle", None, 99.0),  # idle: neither a query nor idle in transaction
+            # idle: its last query started 99 s ago, but it runs nothing now
+            _session(3, "idle", 99.0, 99.0),
         ),
     )
     database = dataclasses.replace(
@@ -180,6 +192,9 @@ EXPECTED: list[tuple[str, dict[str, str], float]] = [
     ("dbops_server_log_errors_total", {"sqlstate_class": "other"}, 2.0),
     # the healthy snapshot's pool waited 12 ms in all
     ("dbops_pool_requests_wait_seconds_total", {"pool": "dbops"}, 0.012),
+    ("dbops_audit_head_id", {}, 1_234.0),
+    ("dbops_replication_slot_active", {"slot": "standby1"}, 1.0),
+    ("dbops_replication_slot_retained_bytes", {"slot": "standby1"}, 1_024.0),
 ]
 
 
@@ -259,3 +274,131 @@ def test_histogram_bounds_are_written_as_prometheus_reads_them() -> None:
     assert _le(0.005) == "0.005"
     assert _le(2) == "2.0"
     assert _le(float("inf")) == "+Inf"
+
+
+def _registry_of(snapshot: Snapshot, **source: object) -> CollectorRegistry:
+    src = SnapshotSource(
+        lambda: snapshot,
+        budget_s=2.0,
+        min_interval_s=float(source.get("min_interval_s", 0.0)),  # type: ignore[arg-type]
+    )
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(SnapshotCollector(src, SETTINGS))
+    return reg
+
+
+def test_no_active_session_reads_zero() -> None:
+    snapshot = oracle_snapshot()
+    assert snapshot.activity is not None
+    idle_only = dataclasses.replace(
+        snapshot,
+        activity=dataclasses.replace(
+            snapshot.activity, sessions=(_session(3, "idle", 99.0, 99.0),)
+        ),
+    )
+    assert _registry_of(idle_only).get_sample_value("dbops_longest_query_seconds") == 0.0
+
+
+def test_the_worst_finding_of_a_check_wins_whatever_its_place() -> None:
+    """Two sequences, the warning one listed first: the check's status is critical."""
+    snapshot = oracle_snapshot()
+    assert snapshot.database is not None
+    sequences = (
+        SequenceStat("public", "a_seq", "integer", 8, 1, 10, 1, None, None, 0.8),
+        SequenceStat("public", "b_seq", "integer", 10, 1, 10, 1, None, None, 0.95),
+    )
+    both = dataclasses.replace(
+        snapshot, database=dataclasses.replace(snapshot.database, sequences=sequences)
+    )
+    reg = _registry_of(both)
+    status = {
+        sev: reg.get_sample_value("dbops_check_status", {"check": "sequences", "severity": sev})
+        for sev in ("ok", "warning", "critical")
+    }
+    assert status == {"ok": 0.0, "warning": 0.0, "critical": 1.0}
+    findings = reg.get_sample_value(
+        "dbops_check_findings", {"check": "sequences", "severity": "warning"}
+    )
+    assert findings == 1.0
+
+
+class _Clock:
+    def __init__(self, *times: float) -> None:
+        self.times = list(times)
+
+    def __call__(self) -> float:
+        return self.times.pop(0) if len(self.times) > 1 else self.times[0]
+
+
+def test_snapshot_age_and_the_cache_boundary_follow_the_clock() -> None:
+    """Collected at t=50; read at t=175 (age 125 s); a cache of exactly 125 s collects again."""
+    collected: list[int] = []
+    snapshot = oracle_snapshot()
+
+    def collect() -> Snapshot:
+        collected.append(1)
+        return snapshot
+
+    # first read: now=10 (start), done at 50 (recorded), reading at 50; second read at 175
+    clock = _Clock(10.0, 50.0, 50.0, 175.0, 175.0, 175.0, 175.0)
+    source = SnapshotSource(collect, budget_s=2.0, min_interval_s=200.0, clock=clock)
+    first = source.read()
+    assert first.age_s == 0.0
+    cached = source.read()
+    assert len(collected) == 1
+    assert cached.age_s == 125.0
+
+    clock = _Clock(10.0, 50.0, 50.0, 175.0, 175.0, 175.0, 175.0)
+    source = SnapshotSource(collect, budget_s=2.0, min_interval_s=125.0, clock=clock)
+    source.read()
+    source.read()
+    assert len(collected) == 3  # 125 s old is not younger than 125 s: collected again
+
+
+def test_scrape_duration_is_the_seconds_the_scrape_took() -> None:
+    snapshot = oracle_snapshot()
+
+    def slow() -> Snapshot:
+        time.sleep(0.2)
+        return snapshot
+
+    source = SnapshotSource(slow, budget_s=5.0, min_interval_s=0.0)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(SnapshotCollector(source, SETTINGS))
+    started = time.perf_counter()
+    took = reg.get_sample_value("dbops_scrape_duration_seconds")
+    elapsed = time.perf_counter() - started
+    assert took is not None
+    assert 0.2 <= took <= elapsed
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/healthz", 200), ("/metrics", 200), ("/", 200), ("/favicon.ico", 404)]
+)
+def test_paths(path: str, status: int) -> None:
+    source = SnapshotSource(oracle_snapshot, budget_s=2.0, min_interval_s=0.0)
+    app = make_app(_registry_with(source))
+    seen: list[str] = []
+    body = b"".join(
+        app({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, lambda s, h, *a: seen.append(s))  # type: ignore[arg-type]
+    )
+    assert seen[0].startswith(str(status))
+    if path == "/healthz":
+        assert body == b"ok\n"
+    elif status == 200:
+        assert b"dbops_up 1.0" in body
+
+
+def _registry_with(source: SnapshotSource) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(SnapshotCollector(source, SETTINGS))
+    return reg
+
+
+def test_a_malformed_app_histogram_is_an_error_not_a_short_series() -> None:
+    app = AppStat(
+        buckets_s=(0.001, 0.01),
+        statements=(StatementLatency("users.get", 3, 0.5, (1,), ()),),
+    )
+    with pytest.raises(ValueError, match="zip"):
+        app_statement_metrics(app)
