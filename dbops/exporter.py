@@ -878,7 +878,7 @@ class _AppCollector(Collector):
         cache: CacheLike | None,
         *,
         statements: bool,
-        access: bool = True,
+        access: bool,
     ) -> None:
         self._pool = pool
         self._cache = cache

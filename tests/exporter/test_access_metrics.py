@@ -131,7 +131,10 @@ def test_merge_families_drops_a_family_of_another_type_whichever_comes_first() -
     counter = CounterMetricFamily("z", "then a counter")
     counter.add_metric([], 2.0)
 
-    merged = merge_families([gauge, counter])
+    later = GaugeMetricFamily("w", "a family after the mismatch")
+    later.add_metric([], 3.0)
 
-    assert merged == [gauge]
+    merged = merge_families([gauge, counter, later])
+
+    assert merged == [gauge, later]
     assert [s.value for s in merged[0].samples] == [1.0]

@@ -10,6 +10,7 @@ from those inputs (ms -> s, sums, maxima), never read back from the code under t
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import threading
 import time
 import urllib.error
@@ -25,6 +26,7 @@ from dbops.exporter import (
     app_statement_metrics,
     make_app,
     make_server,
+    serve,
 )
 from dbops.monitoring.snapshot import (
     ActivityStat,
@@ -402,3 +404,9 @@ def test_a_malformed_app_histogram_is_an_error_not_a_short_series() -> None:
     )
     with pytest.raises(ValueError, match="zip"):
         app_statement_metrics(app)
+
+
+def test_the_exporter_listens_on_postgres_exporters_port_by_default() -> None:
+    """9187, postgres_exporter's port, as the README and docs/settings.md say."""
+    assert inspect.signature(serve).parameters["port"].default == 9187
+    assert inspect.signature(make_server).parameters["port"].default == 9187
