@@ -71,3 +71,18 @@ def test_database_counters_and_cluster_facts(mon_db: Database, mon_url: str) -> 
     assert db.setting("pg_stat_statements.max") == "10000"
     assert snap.server.version_num >= 130000
     assert snap.server.in_recovery is False
+
+
+def test_stats_reset_is_when_the_statistics_were_reset(
+    mon_db: Database, mon_conn: psycopg.Connection, mon_url: str
+) -> None:
+    """pg_stat_reset() between two clock readings of the server: the snapshot says when."""
+    before = mon_conn.execute("SELECT clock_timestamp()").fetchone()
+    mon_conn.execute("SELECT pg_stat_reset()")
+    after = mon_conn.execute("SELECT clock_timestamp()").fetchone()
+    assert before is not None
+    assert after is not None
+    snap = collect_snapshot(mon_db, monitor_settings(mon_url))
+    assert snap.database is not None
+    assert snap.database.stats_reset is not None
+    assert before[0] <= snap.database.stats_reset <= after[0]

@@ -138,6 +138,8 @@ def test_calls_between_captures_are_the_delta(
     # Seconds between the two captures, within what this process measured around them.
     assert second.interval_s is not None
     assert before_second - after_first <= second.interval_s <= after_second - before_first
+    # Milliseconds the capture took, within what this process measured around it.
+    assert 0 < second.duration_ms <= (after_second - before_second) * 1000
     assert _calls(mon_conn, second, probe) == 5
     assert second.new_statements >= 1
     text = mon_conn.execute(

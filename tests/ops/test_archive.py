@@ -231,6 +231,8 @@ def test_run_moves_exactly_the_expected_rows_and_keeps_the_owner_rule(adb: Datab
     assert report.moved == expected
     assert dry.moved == expected
     assert not dry.applied
+    assert dry.batches == 0
+    assert dry.run_id is None
     assert [(s.user_id, s.team_slugs) for s in report.skipped] == [(k["s"], ["solo"])]
     assert [(s.user_id, s.team_slugs) for s in dry.skipped] == [(k["s"], ["solo"])]
     assert report.batches >= 2

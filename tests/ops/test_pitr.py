@@ -195,7 +195,11 @@ def test_target_past_the_archived_wal_fails_with_the_server_log(
 
 
 def test_incremental_backup_builds_on_the_last_one(live: Live) -> None:
-    full = pitr.base_backup(live.settings).backup
+    started = time.monotonic()
+    first = pitr.base_backup(live.settings)
+    took = time.monotonic() - started
+    assert 0 < first.seconds <= took  # seconds of this backup, measured around it
+    full = first.backup
     incr = pitr.base_backup(live.settings, incremental=True).backup
     assert (full.type, incr.type) == ("full", "incr")
     assert incr.prior == full.label

@@ -349,8 +349,16 @@ def restore_backup(
 
 
 def _pre_name(name: str, manifest: Manifest) -> str:
-    suffix = f"_pre_{manifest.id.lower().replace('-', '_')}"
-    return name[: _MAX_NAME - len(suffix)] + suffix
+    return suffixed_name(name, f"_pre_{manifest.id.lower().replace('-', '_')}")
+
+
+def suffixed_name(name: str, suffix: str) -> str:
+    """``name`` + ``suffix``, ``name`` cut so the whole fits PostgreSQL's 63-byte identifiers.
+
+    The server would silently truncate a longer name, cutting the suffix that makes it unique.
+    """
+    room = _MAX_NAME - len(suffix.encode())
+    return name.encode()[:room].decode(errors="ignore") + suffix
 
 
 def _check_rows(
@@ -438,8 +446,7 @@ def _restore_beside_and_swap(
 
     admin = with_database(target, "postgres")
     kwargs = connection_kwargs(settings)
-    suffix = f"_restore_{secrets.token_hex(4)}"
-    side = name[: _MAX_NAME - len(suffix)] + suffix
+    side = suffixed_name(name, f"_restore_{secrets.token_hex(4)}")
     kept = _pre_name(name, manifest)
     with translate_db_errors(), psycopg.connect(admin.libpq, autocommit=True, **kwargs) as conn:
         if conn.execute(DATABASE_EXISTS_SQL, {"name": kept}).fetchone() is not None:

@@ -102,6 +102,7 @@ def test_a_stored_version_1_manifest_is_read_and_written_back_as_version_1() -> 
     assert manifest == _manifest(NOW)
     assert manifest.version == 1
     assert json.loads(manifest.to_json())["version"] == 1
+    assert manifest.to_json().startswith('{\n  "id": "20261126T030000Z-a",\n  "created_at"')
     assert json.loads(_manifest(NOW).to_json())["version"] == 1
 
 
@@ -118,6 +119,19 @@ def test_broken_manifest_is_skipped_and_reported(tmp_path: Path) -> None:
     assert read_manifests(tmp_path, on_broken=broken.append) == [good, older]
     assert sorted(b.path.name for b in broken) == ["junk", "no-manifest"]
     assert read_manifests(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("folder", ["20261126T020000Z-a", "20261126T040000Z-a"])
+def test_a_manifest_in_another_backups_folder_is_broken(tmp_path: Path, folder: str) -> None:
+    """A copied or renamed folder (its name before or after the id): never read as that id."""
+    manifest = _manifest(NOW)
+    (tmp_path / folder).mkdir()
+    write_manifest(tmp_path / folder, manifest)
+    broken: list[BrokenManifest] = []
+    assert read_manifests(tmp_path, on_broken=broken.append) == []
+    assert [(b.path.name, b.reason) for b in broken] == [
+        (folder, "manifest id '20261126T030000Z-a' differs from its folder")
+    ]
 
 
 def test_prune_keeps_exactly_what_it_promises() -> None:

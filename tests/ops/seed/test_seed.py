@@ -230,6 +230,15 @@ def test_rows_have_realistic_shapes(seeded: tuple[Database, SeedResult]) -> None
     )
     assert {"locale", "timezone", "title", "seed"} <= {k for (k,) in profile_keys}
     assert _scalar(db, "SELECT count(*) FROM users WHERE cardinality(tags) > 0") > 0
+    # Three years of history (HISTORY_DAYS): sign-ups and teams spread over them, none later
+    # than the seed's "now".
+    span = _rows(
+        db,
+        "SELECT min(created_at) < now() - interval '2 years', "
+        "min(created_at) > now() - interval '3 years 1 day', max(created_at) <= now() "
+        "FROM users WHERE profile ? 'seed'",
+    )
+    assert span == [(True, True, True)]
     plans = _rows(db, "SELECT DISTINCT settings ->> 'plan' FROM teams ORDER BY 1")
     assert plans == [("enterprise",), ("free",), ("pro",)]
     assert (
