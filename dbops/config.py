@@ -68,6 +68,30 @@ class SecretFileError(ValueError):
     """
 
 
+#: Name of the embedded cluster's directory (``DBOPS_HOME`` unset).
+HOME_DIR_NAME = ".dbops"
+
+
+def default_home(start: Path | None = None, *, package_dir: Path | None = None) -> Path:
+    """Where the embedded cluster lives when ``DBOPS_HOME`` is not set.
+
+    The nearest ``.dbops`` directory in the working directory or one of its parents, the way
+    git finds ``.git``: ``jupyter lab notebooks/`` or a script in a subfolder of the checkout
+    finds the cluster ``make run`` started at its root. Else the checkout dbops itself runs from
+    (an editable install: its ``.dbops``, if there is one), so a notebook started from ``/``
+    finds it too. Else ``.dbops`` in the working directory, where ``dbops up`` creates it (an
+    installed wheel has no checkout: run it from the project's folder, or set ``DBOPS_HOME``).
+    """
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if (folder / HOME_DIR_NAME).is_dir():
+            return folder / HOME_DIR_NAME
+    checkout = (package_dir or Path(__file__).resolve().parent).parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / HOME_DIR_NAME).is_dir():
+        return checkout / HOME_DIR_NAME
+    return here / HOME_DIR_NAME
+
+
 def _is_secret(annotation: Any) -> bool:
     """True for ``SecretStr`` and ``SecretStr | None`` fields."""
     if annotation is SecretStr:
@@ -152,8 +176,11 @@ class Settings(BaseSettings):
         ),
     )
     home: Path = Field(
-        default=Path(".dbops"),
-        description="Directory of the embedded cluster (data, socket, logs, backups).",
+        default_factory=default_home,
+        description=(
+            "Directory of the embedded cluster (data, socket, logs, backups). Unset: the "
+            "nearest `.dbops` in the working directory or a parent, else `.dbops` here."
+        ),
     )
     embedded_database: str = Field(
         default="dbops", description="Database name created in the embedded cluster."

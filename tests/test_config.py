@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from dbops.config import (
     Settings,
+    default_home,
     load_settings,
     redact_dsn,
     to_libpq_url,
@@ -111,7 +112,7 @@ def test_defaults_are_the_seed_pool_numbers(
     assert settings.prepared_statements is True
     assert settings.database_url is None
     assert settings.embedded is True
-    assert settings.home == Path(".dbops")
+    assert settings.home == default_home(tmp_path)
     assert (settings.statement_timeout_ms, settings.lock_timeout_ms) == (30_000, 5_000)
     assert settings.idle_in_transaction_timeout_ms == 60_000
     assert settings.application_name == "dbops"
@@ -399,3 +400,44 @@ def test_a_secret_with_its_own_file_setting_is_left_to_that_setting(
     settings = Settings(_env_file=None)
     assert settings.encryption_keys_file == keys
     assert settings.encryption_keys is None
+
+
+def test_home_is_the_nearest_dbops_folder_like_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From any folder of a project, the project's .dbops; never a new one in the subfolder."""
+    project = tmp_path / "project"
+    (project / ".dbops").mkdir(parents=True)
+    (project / "notebooks" / "deep").mkdir(parents=True)
+    elsewhere = tmp_path / "package"  # a checkout without a cluster
+    (elsewhere / "dbops").mkdir(parents=True)
+    assert default_home(project / "notebooks", package_dir=elsewhere / "dbops") == (
+        project / ".dbops"
+    )
+    assert default_home(project / "notebooks" / "deep", package_dir=elsewhere / "dbops") == (
+        project / ".dbops"
+    )
+    assert default_home(project, package_dir=elsewhere / "dbops") == project / ".dbops"
+    # nothing above: here, where `dbops up` creates it
+    assert (
+        default_home(tmp_path / "x", package_dir=elsewhere / "dbops") == tmp_path / "x" / ".dbops"
+    )
+    # Settings use it when DBOPS_HOME is unset, and DBOPS_HOME wins when set
+    monkeypatch.chdir(project / "notebooks")
+    assert Settings(_env_file=None).home == project / ".dbops"  # type: ignore[call-arg]
+    monkeypatch.setenv("DBOPS_HOME", str(tmp_path / "explicit"))
+    assert Settings(_env_file=None).home == tmp_path / "explicit"  # type: ignore[call-arg]
+
+
+def test_home_falls_back_to_the_checkout_dbops_runs_from(tmp_path: Path) -> None:
+    """A notebook started from / finds the cluster of the checkout (editable install)."""
+    checkout = tmp_path / "checkout"
+    (checkout / "dbops").mkdir(parents=True)
+    (checkout / ".dbops").mkdir()
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'dbops'\n")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert default_home(outside, package_dir=checkout / "dbops") == checkout / ".dbops"
+    # site-packages (no pyproject.toml beside the package) is never taken for a checkout
+    (checkout / "pyproject.toml").unlink()
+    assert default_home(outside, package_dir=checkout / "dbops") == outside / ".dbops"

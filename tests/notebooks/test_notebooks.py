@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import nbformat
 import psycopg
@@ -224,3 +225,35 @@ def _check_runbook_effects(url: str, backups: Path) -> None:
                 assert manifest.rows("public", table) == count[0], table
     finally:
         db.close()
+
+
+@pytest.mark.slow
+def test_a_notebook_started_from_its_folder_reads_the_projects_running_cluster(
+    seeded_url: str, pg_cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    """`jupyter lab notebooks/`: the kernel starts in notebooks/, with no DATABASE_URL.
+
+    The project's .dbops (here: the test cluster's home, linked in) is found from the
+    subfolder; the notebook reads it as dbops_readonly and creates no cluster of its own.
+    """
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / ".dbops").symlink_to(pg_cluster.home, target_is_directory=True)
+    book = nbformat.read(NOTEBOOKS_DIR / "02_index_health.ipynb", as_version=4)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DBOPS_") and k not in ("DATABASE_URL", "PGHOST", "PGPORT")
+    }
+    env["DBOPS_EMBEDDED_DATABASE"] = urlsplit(seeded_url).path.lstrip("/")
+    client = NotebookClient(
+        book,
+        kernel_name="python3",
+        timeout=120,
+        resources={"metadata": {"path": str(project / "notebooks")}},
+    )
+    client.execute(env=env)
+    text = _outputs_text(book)
+    assert re.search(rf"unused indexes: [^\n]*public\.{UNUSED_INDEX}\b", text), text[:2000]
+    assert "dbops_readonly@" in text
+    assert sorted(p.name for p in (project / "notebooks").iterdir()) == []  # no .dbops there
