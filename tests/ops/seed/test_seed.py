@@ -239,6 +239,14 @@ def test_rows_have_realistic_shapes(seeded: tuple[Database, SeedResult]) -> None
         "FROM users WHERE profile ? 'seed'",
     )
     assert span == [(True, True, True)]
+    # ... at any time of day: minutes and seconds take all their values.
+    variety = _rows(
+        db,
+        "SELECT count(DISTINCT extract(minute FROM created_at)), "
+        "count(DISTINCT floor(extract(second FROM created_at))), "
+        "count(DISTINCT extract(hour FROM created_at)) FROM users WHERE profile ? 'seed'",
+    )
+    assert variety == [(60, 60, 24)]
     plans = _rows(db, "SELECT DISTINCT settings ->> 'plan' FROM teams ORDER BY 1")
     assert plans == [("enterprise",), ("free",), ("pro",)]
     assert (
@@ -265,6 +273,13 @@ def test_invitations_respect_their_rules(seeded: tuple[Database, SeedResult]) ->
         "OR invited_by IS NULL",
     )
     assert broken == 0
+    # Expired ones expired over the last weeks (up to 83 days), not all at once.
+    ages = _rows(
+        db,
+        "SELECT max(now() - expires_at) > interval '7 days', "
+        "max(now() - expires_at) <= interval '84 days' FROM invitations WHERE status = 'expired'",
+    )
+    assert ages == [(True, True)]
     inviter_is_member = _scalar(
         db,
         "SELECT bool_and(EXISTS (SELECT 1 FROM team_members tm "
