@@ -46,7 +46,13 @@ WHERE id IN (
 
 #: Patterns each notebook must print or render, beyond running without an error.
 EXPECTED: dict[str, tuple[str, ...]] = {
-    "01_query_performance.ipynb": ("total_ms", "mean_ms", r"captured interval\(s\)"),
+    "01_query_performance.ipynb": (
+        "total_ms",
+        "mean_ms",
+        r"captured interval\(s\)",
+        r"plan: total cost [\d.]+",  # EXPLAIN of the worst explainable statement
+        r"(Scan|Result|Aggregate|Limit|Sort)",
+    ),
     "02_index_health.ipynb": (rf"unused indexes: [^\n]*public\.{UNUSED_INDEX}\b", "would free"),
     "03_teams_and_users.ipynb": ("signups", "zero-owner check: OK"),
     "04_runbook.ipynb": (
