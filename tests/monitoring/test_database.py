@@ -82,7 +82,21 @@ def test_stats_reset_is_when_the_statistics_were_reset(
     after = mon_conn.execute("SELECT clock_timestamp()").fetchone()
     assert before is not None
     assert after is not None
+    mon_conn.execute("SELECT pg_stat_clear_snapshot()")
+    low = mon_conn.execute(BLOCKS).fetchone()
     snap = collect_snapshot(mon_db, monitor_settings(mon_url))
+    mon_conn.execute("SELECT pg_stat_clear_snapshot()")
+    high = mon_conn.execute(BLOCKS).fetchone()
     assert snap.database is not None
     assert snap.database.stats_reset is not None
     assert before[0] <= snap.database.stats_reset <= after[0]
+    # The block counters of pg_stat_database, read by hand just before and just after.
+    assert low is not None
+    assert high is not None
+    assert snap.database.blks_hit is not None
+    assert snap.database.blks_read is not None
+    assert low[0] <= snap.database.blks_hit <= high[0]
+    assert low[1] <= snap.database.blks_read <= high[1]
+
+
+BLOCKS = "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()"

@@ -86,3 +86,24 @@ def test_extension_installed_but_not_preloaded_is_a_section_error_with_hint(
         assert snap.database is not None
     finally:
         cluster.destroy()
+
+
+def test_an_extension_left_at_an_old_version_is_refused_below_1_8_only(
+    mon_url: str, mon_conn: psycopg.Connection
+) -> None:
+    """After pg_upgrade the extension keeps its version: 1.7 says to update, 1.8 collects."""
+    mon_conn.execute("DROP EXTENSION pg_stat_statements")
+    mon_conn.execute("CREATE EXTENSION pg_stat_statements VERSION '1.7'")
+    settings = monitor_settings(mon_url)
+    with open_database(settings, mon_url) as db:
+        old = collect_snapshot(db, settings)
+        err = old.error("statements")
+        assert err is not None
+        assert err.message == "pg_stat_statements 1.7 is older than 1.8"
+        assert err.hint == "ALTER EXTENSION pg_stat_statements UPDATE;"
+        mon_conn.execute("ALTER EXTENSION pg_stat_statements UPDATE TO '1.8'")
+        snap = collect_snapshot(db, settings)
+    assert snap.error("statements") is None
+    assert snap.statements is not None
+    assert snap.statements.extension_version == "1.8"
+    assert snap.statements.stats_reset is None  # pg_stat_statements_info arrived in 1.9
