@@ -228,9 +228,13 @@ def test_first_scrape_timing_out_serves_only_up_zero() -> None:
     )
     reg = _registry(source)
     assert _value(reg, "dbops_up") == 0.0
+    assert _value(reg, "dbops_snapshot_stale") == 0.0  # nothing served, so nothing stale
     assert _value(reg, "dbops_database_size_bytes", database="dbops") is None
-    release.set()
+    # close() does not wait for the collection still running (a scrape or Ctrl-C never hangs)
+    started = time.monotonic()
     source.close()
+    assert time.monotonic() - started < 1.0
+    release.set()
 
 
 def test_failing_collection_counts_and_serves_previous() -> None:

@@ -23,6 +23,7 @@ from dbops.exporter import (
     SnapshotCollector,
     SnapshotSource,
     _le,
+    _truncate,
     app_statement_metrics,
     make_app,
     make_server,
@@ -254,6 +255,8 @@ def test_close_stops_the_serving_thread_and_the_port() -> None:
     url = server.url
     with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
         assert response.status == 200
+    (serving,) = [t for t in threading.enumerate() if t.name == "dbops-exporter-http"]
+    assert serving.daemon  # never keeps a host process alive
     server.close()
     assert not [t for t in threading.enumerate() if t.name == "dbops-exporter-http"]
     with pytest.raises(urllib.error.URLError):
@@ -349,6 +352,7 @@ def test_snapshot_age_and_the_cache_boundary_follow_the_clock() -> None:
     cached = source.read()
     assert len(collected) == 1
     assert cached.age_s == 125.0
+    assert (cached.stale, cached.up) == (False, True)  # cached within the interval: not stale
 
     clock = _Clock(10.0, 50.0, 50.0, 175.0, 175.0, 175.0, 175.0)
     source = SnapshotSource(collect, budget_s=2.0, min_interval_s=125.0, clock=clock)
@@ -410,3 +414,13 @@ def test_the_exporter_listens_on_postgres_exporters_port_by_default() -> None:
     """9187, postgres_exporter's port, as the README and docs/settings.md say."""
     assert inspect.signature(serve).parameters["port"].default == 9187
     assert inspect.signature(make_server).parameters["port"].default == 9187
+
+
+def test_a_query_label_of_exactly_the_limit_is_kept_whole() -> None:
+    chars = SETTINGS.exporter_query_label_chars
+    exact, longer = "x" * chars, "y" * (chars + 1)
+    assert _truncate(exact, chars) == exact
+    assert _truncate(longer, chars) == "y" * (chars - 1) + "…"
+    assert len(_truncate(longer, chars)) == chars
+    assert _truncate("SELECT  1\n  FROM t", chars) == "SELECT 1 FROM t"
+    assert _truncate(None, chars) == ""
