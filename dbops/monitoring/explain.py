@@ -244,6 +244,19 @@ def _run(
             conn.execute(sql.SQL(DEALLOCATE_SQL).format(name), prepare=False)
 
 
+def _unplannable(sqlstate: str | None) -> bool:
+    """An error in the text itself, not in the server or the role.
+
+    Normalized texts from pg_stat_statements often cannot be planned as they are: a typed
+    literal became a parameter (``interval $2``: 42601), a parameter's type cannot be
+    inferred (42P18), the table is in another search path (42P01); ``NULL`` arguments of the
+    generic plan fail a data check (class 22); program limits (class 54: stack depth). A
+    missing privilege (42501) stays what it is.
+    """
+    state = sqlstate or ""
+    return state[:2] in {"22", "54"} or (state.startswith("42") and state != "42501")
+
+
 def explain(
     db: Database,
     sql_text: str,
@@ -282,8 +295,8 @@ def explain(
         try:
             text_rows = _run(conn, statement, analyze=analyze, json_format=False)
             json_rows = _run(conn, statement, analyze=analyze, json_format=True)
-        except psycopg.OperationalError as exc:
-            if not (exc.sqlstate or "").startswith("54"):  # program limit: stack depth, ...
+        except psycopg.Error as exc:
+            if not _unplannable(exc.sqlstate):
                 raise
             raise InvalidInput(
                 f"the server cannot plan this statement: {exc.diag.message_primary}", field="sql"

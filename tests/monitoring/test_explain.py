@@ -146,3 +146,26 @@ def test_volatile_function_refused_for_analyze(mon_db: Database, probe: psycopg.
     assert explain(mon_db, "SELECT ex_touch()", settings=mon_db.settings).total_cost >= 0
     result = explain(mon_db, "SELECT random()", settings=mon_db.settings, analyze=True)
     assert result.execution_ms is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "server_says"),
+    [
+        # pg_stat_statements turns interval '1 day' into interval $2: not SQL any more
+        ("SELECT id FROM ex_probe WHERE id > $1 AND now() - interval $2 < now()", "syntax error"),
+        ("SELECT id FROM ex_probe WHERE id = $1 + $2", "operator is not unique"),
+        ("SELECT id FROM no_such_table WHERE id = $1", "does not exist"),
+        ("SELECT no_such_column FROM ex_probe", "does not exist"),
+    ],
+)
+def test_a_normalized_text_the_server_cannot_plan_is_invalid_input(
+    mon_db: Database, probe: psycopg.Connection, text: str, server_says: str
+) -> None:
+    with pytest.raises(
+        InvalidInput, match=f"the server cannot plan this statement: .*{server_says}"
+    ):
+        explain(mon_db, text, settings=mon_db.settings)
+    # the pooled connection is usable afterwards, with no prepared statement left on it
+    with mon_db.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+    assert explain(mon_db, "SELECT 1", settings=mon_db.settings).total_cost >= 0
