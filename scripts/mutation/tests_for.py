@@ -48,6 +48,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "dbops/ops/_bulk.py": ("tests/ops/test_bulk.py",),
     "dbops/ops/backup/_common.py": (
         "tests/ops/backup/test_common.py",
+        "tests/ops/backup/test_manifest_prune.py",
         "tests/ops/backup/test_backup.py",
     ),
     "dbops/ops/backup/create.py": ("tests/ops/backup/test_backup.py",),

@@ -387,12 +387,20 @@ def test_every_column_of_a_record_is_in_its_hash(own: Audited, column: str) -> N
     assert (report.problem.kind, report.problem.record_id) == ("edited", 2), column
 
 
-def test_a_head_with_another_hash_is_a_rewritten_chain(own: Audited) -> None:
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "sha256(last_hash)",
+        "decode(repeat('00', 32), 'hex')",  # sorts before any real hash
+        "decode(repeat('ff', 32), 'hex')",  # sorts after any real hash
+    ],
+)
+def test_a_head_with_another_hash_is_a_rewritten_chain(own: Audited, forged: str) -> None:
     """The head names the right record id but another hash: the chain was rebuilt."""
     _work(own.db)
     with psycopg.connect(own.libpq) as conn:
         conn.execute("ALTER TABLE audit.head DISABLE TRIGGER USER")
-        conn.execute("UPDATE audit.head SET last_hash = sha256(last_hash)")
+        conn.execute(f"UPDATE audit.head SET last_hash = {forged}")
         conn.execute("ALTER TABLE audit.head ENABLE TRIGGER USER")
     report = audit.verify(own.db)
     assert report.problem is not None
