@@ -39,13 +39,12 @@ from dbops.monitoring.snapshot import (
     ResourceStat,
     SequenceStat,
     ServerInfo,
-    SessionStat,
     Snapshot,
     StatementLatency,
     StatementsStat,
 )
 from tests.fixtures.db import make_settings
-from tests.fixtures.snapshots import TAKEN_AT, healthy_snapshot
+from tests.fixtures.snapshots import TAKEN_AT, _session, healthy_snapshot
 
 SETTINGS = make_settings("postgresql://unused/none")
 _HEAVY = "SELECT heavy FROM t WHERE id = $1"
@@ -73,22 +72,6 @@ def _entry(
         total_plan_time_ms=plan_ms,
         blk_read_time_ms=None,
         blk_write_time_ms=None,
-    )
-
-
-def _session(pid: int, state: str, query_s: float | None, state_s: float | None) -> SessionStat:
-    return SessionStat(
-        pid=pid,
-        user="app",
-        application="dbops",
-        database="dbops",
-        state=state,
-        query_s=query_s,
-        state_s=state_s,
-        transaction_s=state_s,
-        wait_event_type=None,
-        wait_event=None,
-        query="SELECT 1",
     )
 
 
