@@ -72,23 +72,19 @@ class SecretFileError(ValueError):
 HOME_DIR_NAME = ".dbops"
 
 
-def default_home(start: Path | None = None, *, package_dir: Path | None = None) -> Path:
+def default_home(start: Path | None = None) -> Path:
     """Where the embedded cluster lives when ``DBOPS_HOME`` is not set.
 
     The nearest ``.dbops`` directory in the working directory or one of its parents, the way
-    git finds ``.git``: ``jupyter lab notebooks/`` or a script in a subfolder of the checkout
-    finds the cluster ``make run`` started at its root. Else the checkout dbops itself runs from
-    (an editable install: its ``.dbops``, if there is one), so a notebook started from ``/``
-    finds it too. Else ``.dbops`` in the working directory, where ``dbops up`` creates it (an
-    installed wheel has no checkout: run it from the project's folder, or set ``DBOPS_HOME``).
+    git finds ``.git``: ``jupyter lab notebooks/`` or a script in a subfolder of the project
+    finds the cluster ``make run`` started at its root. Else ``.dbops`` in the working
+    directory, where ``dbops up`` creates it. Outside the project (a notebook server started
+    in ``/``, an installed wheel run elsewhere) nothing is guessed: set ``DBOPS_HOME``.
     """
     here = (start or Path.cwd()).absolute()
     for folder in (here, *here.parents):
         if (folder / HOME_DIR_NAME).is_dir():
             return folder / HOME_DIR_NAME
-    checkout = (package_dir or Path(__file__).resolve().parent).parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / HOME_DIR_NAME).is_dir():
-        return checkout / HOME_DIR_NAME
     return here / HOME_DIR_NAME
 
 

@@ -19,7 +19,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
@@ -120,7 +120,7 @@ class SnapshotSource:
         self._min_interval_s = min_interval_s
         self._clock = clock
         self._lock = threading.RLock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbops-exporter")
+        self._closed = False
         self._inflight: Future[Snapshot] | None = None
         self._recorded: Future[Snapshot] | None = None
         self._last: Snapshot | None = None
@@ -147,7 +147,7 @@ class SnapshotSource:
                 return self._reading(last, stale=False, now=now)
             future = self._inflight
             if future is None:
-                future = self._inflight = self._executor.submit(self._collect)
+                future = self._inflight = self._start_collection()
                 # Runs at once, in this thread, when the collection already finished.
                 future.add_done_callback(self._done)
         try:
@@ -165,8 +165,31 @@ class SnapshotSource:
             return self._reading(snapshot, stale=False, now=self._clock())
 
     def close(self) -> None:
-        """Stop the worker (a collection in progress finishes in the background)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Start no more collections; one in progress is abandoned (its thread is a daemon)."""
+        with self._lock:
+            self._closed = True
+
+    def _start_collection(self) -> Future[Snapshot]:
+        """One collection in a daemon thread.
+
+        A collection stuck behind a lock (up to its collector timeouts) then never keeps the
+        process from exiting on Ctrl-C, as a thread pool's worker would (joined at exit).
+        """
+        future: Future[Snapshot] = Future()
+        if self._closed:
+            future.set_exception(RuntimeError("the snapshot source is closed"))
+            return future
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._collect())
+            except BaseException as exc:  # handed to the scrape that waits on it
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="dbops-exporter-collect", daemon=True).start()
+        return future
 
     def _done(self, future: Future[Snapshot]) -> None:
         # Called by the worker when the collection ends, and by read() once it has the result

@@ -409,35 +409,13 @@ def test_home_is_the_nearest_dbops_folder_like_git(
     project = tmp_path / "project"
     (project / ".dbops").mkdir(parents=True)
     (project / "notebooks" / "deep").mkdir(parents=True)
-    elsewhere = tmp_path / "package"  # a checkout without a cluster
-    (elsewhere / "dbops").mkdir(parents=True)
-    assert default_home(project / "notebooks", package_dir=elsewhere / "dbops") == (
-        project / ".dbops"
-    )
-    assert default_home(project / "notebooks" / "deep", package_dir=elsewhere / "dbops") == (
-        project / ".dbops"
-    )
-    assert default_home(project, package_dir=elsewhere / "dbops") == project / ".dbops"
-    # nothing above: here, where `dbops up` creates it
-    assert (
-        default_home(tmp_path / "x", package_dir=elsewhere / "dbops") == tmp_path / "x" / ".dbops"
-    )
+    assert default_home(project / "notebooks") == project / ".dbops"
+    assert default_home(project / "notebooks" / "deep") == project / ".dbops"
+    assert default_home(project) == project / ".dbops"
+    # nothing above: here, where `dbops up` creates it (never a guess outside the project)
+    assert default_home(tmp_path / "x") == tmp_path / "x" / ".dbops"
     # Settings use it when DBOPS_HOME is unset, and DBOPS_HOME wins when set
     monkeypatch.chdir(project / "notebooks")
     assert Settings(_env_file=None).home == project / ".dbops"  # type: ignore[call-arg]
     monkeypatch.setenv("DBOPS_HOME", str(tmp_path / "explicit"))
     assert Settings(_env_file=None).home == tmp_path / "explicit"  # type: ignore[call-arg]
-
-
-def test_home_falls_back_to_the_checkout_dbops_runs_from(tmp_path: Path) -> None:
-    """A notebook started from / finds the cluster of the checkout (editable install)."""
-    checkout = tmp_path / "checkout"
-    (checkout / "dbops").mkdir(parents=True)
-    (checkout / ".dbops").mkdir()
-    (checkout / "pyproject.toml").write_text("[project]\nname = 'dbops'\n")
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    assert default_home(outside, package_dir=checkout / "dbops") == checkout / ".dbops"
-    # site-packages (no pyproject.toml beside the package) is never taken for a checkout
-    (checkout / "pyproject.toml").unlink()
-    assert default_home(outside, package_dir=checkout / "dbops") == outside / ".dbops"

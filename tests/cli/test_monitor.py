@@ -56,6 +56,44 @@ def slow_workload(url: str) -> str:
 
 
 # -------------------------------------------------------------------------------- exporter
+def test_ctrl_c_stops_the_exporter_while_a_collection_waits_on_a_lock(url: str) -> None:
+    """A collection stuck behind a lock (up to its 30 s timeout) never delays Ctrl-C."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DBOPS_EXPORTER_SCRAPE_BUDGET_S": "0.5",
+        "DBOPS_EXPORTER_MIN_INTERVAL_S": "0",
+        "DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS": "30000",
+    }
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE cli_locked (id int)")
+    with (
+        subprocess.Popen(
+            [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as proc,
+        psycopg.connect(to_libpq_url(url)) as locker,
+    ):
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()
+            assert line.startswith("serving http://127.0.0.1:"), line
+            # The tables collector sizes every table: it waits behind this lock.
+            locker.execute("LOCK TABLE cli_locked IN ACCESS EXCLUSIVE MODE")
+            with urllib.request.urlopen(line.split()[1], timeout=10) as response:
+                body = response.read().decode()
+            assert "\ndbops_up 0.0\n" in body, body[:2000]  # the budget ran out
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=5) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            locker.rollback()
+
+
 def test_exporter_serves_metrics_until_interrupted(url: str) -> None:
     env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "240"}
     with subprocess.Popen(
