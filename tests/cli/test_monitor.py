@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -56,6 +57,25 @@ def slow_workload(url: str) -> str:
 
 
 # -------------------------------------------------------------------------------- exporter
+def _ctrl_c_works() -> None:
+    """In the child: SIGINT as a terminal gives it, whatever this test process inherited (a
+    suite started in the background by a shell without job control ignores SIGINT, and Python
+    then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _first_line_then_drain(proc: subprocess.Popen[str]) -> str:
+    """The first stderr line; the rest is read in the background.
+
+    An exporter that logs (warnings about the server log, access events) would otherwise fill
+    the unread pipe and block on its next write, at Ctrl-C for instance.
+    """
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    return first
+
+
 def test_ctrl_c_stops_the_exporter_while_a_collection_waits_on_a_lock(url: str) -> None:
     """A collection stuck behind a lock (up to its 30 s timeout) never delays Ctrl-C."""
     env = {
@@ -70,6 +90,7 @@ def test_ctrl_c_stops_the_exporter_while_a_collection_waits_on_a_lock(url: str) 
     with (
         subprocess.Popen(
             [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
+            preexec_fn=_ctrl_c_works,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -79,7 +100,7 @@ def test_ctrl_c_stops_the_exporter_while_a_collection_waits_on_a_lock(url: str) 
     ):
         try:
             assert proc.stderr is not None
-            line = proc.stderr.readline()
+            line = _first_line_then_drain(proc)
             assert line.startswith("serving http://127.0.0.1:"), line
             # The tables collector sizes every table: it waits behind this lock.
             locker.execute("LOCK TABLE cli_locked IN ACCESS EXCLUSIVE MODE")
@@ -98,6 +119,7 @@ def test_exporter_serves_metrics_until_interrupted(url: str) -> None:
     env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "240"}
     with subprocess.Popen(
         [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
+        preexec_fn=_ctrl_c_works,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -105,7 +127,7 @@ def test_exporter_serves_metrics_until_interrupted(url: str) -> None:
     ) as proc:
         try:
             assert proc.stderr is not None
-            line = proc.stderr.readline()  # "serving http://127.0.0.1:PORT/metrics (Ctrl-C ...)"
+            line = _first_line_then_drain(proc)  # "serving http://127.0.0.1:PORT/metrics ..."
             assert line.startswith("serving http://127.0.0.1:"), line
             with urllib.request.urlopen(line.split()[1], timeout=10) as response:
                 body = response.read().decode()
@@ -339,6 +361,7 @@ def test_the_exporter_reads_as_the_monitor_role_on_the_embedded_cluster(
     }
     with subprocess.Popen(
         [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
+        preexec_fn=_ctrl_c_works,
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
@@ -347,7 +370,7 @@ def test_the_exporter_reads_as_the_monitor_role_on_the_embedded_cluster(
     ) as proc:
         try:
             assert proc.stderr is not None
-            line = proc.stderr.readline()
+            line = _first_line_then_drain(proc)
             assert line.startswith("serving http://127.0.0.1:"), line
             with urllib.request.urlopen(line.split()[1], timeout=30) as response:
                 body = response.read().decode()
