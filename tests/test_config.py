@@ -416,6 +416,6 @@ def test_home_is_the_nearest_dbops_folder_like_git(
     assert default_home(tmp_path / "x") == tmp_path / "x" / ".dbops"
     # Settings use it when DBOPS_HOME is unset, and DBOPS_HOME wins when set
     monkeypatch.chdir(project / "notebooks")
-    assert Settings(_env_file=None).home == project / ".dbops"  # type: ignore[call-arg]
+    assert Settings(_env_file=None).home == project / ".dbops"
     monkeypatch.setenv("DBOPS_HOME", str(tmp_path / "explicit"))
-    assert Settings(_env_file=None).home == tmp_path / "explicit"  # type: ignore[call-arg]
+    assert Settings(_env_file=None).home == tmp_path / "explicit"
