@@ -57,6 +57,19 @@ def slow_workload(url: str) -> str:
 
 
 # -------------------------------------------------------------------------------- exporter
+def _exporter(env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    """`dbops exporter --port 0` as a user starts it in a terminal (stderr piped)."""
+    return subprocess.Popen(
+        [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
+        preexec_fn=_ctrl_c_works,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _ctrl_c_works() -> None:
     """In the child: SIGINT as a terminal gives it, whatever this test process inherited (a
     suite started in the background by a shell without job control ignores SIGINT, and Python
@@ -88,14 +101,7 @@ def test_ctrl_c_stops_the_exporter_while_a_collection_waits_on_a_lock(url: str) 
     with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
         conn.execute("CREATE TABLE cli_locked (id int)")
     with (
-        subprocess.Popen(
-            [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
-            preexec_fn=_ctrl_c_works,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as proc,
+        _exporter(env) as proc,
         psycopg.connect(to_libpq_url(url)) as locker,
     ):
         try:
@@ -117,14 +123,7 @@ def test_ctrl_c_stops_the_exporter_while_a_collection_waits_on_a_lock(url: str) 
 
 def test_exporter_serves_metrics_until_interrupted(url: str) -> None:
     env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "240"}
-    with subprocess.Popen(
-        [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
-        preexec_fn=_ctrl_c_works,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with _exporter(env) as proc:
         try:
             assert proc.stderr is not None
             line = _first_line_then_drain(proc)  # "serving http://127.0.0.1:PORT/metrics ..."
@@ -359,15 +358,7 @@ def test_the_exporter_reads_as_the_monitor_role_on_the_embedded_cluster(
         "DBOPS_EMBEDDED_DATABASE": pg_cluster.database,
         "COLUMNS": "240",
     }
-    with subprocess.Popen(
-        [str(DBOPS_SCRIPT), "exporter", "--port", "0"],
-        preexec_fn=_ctrl_c_works,
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with _exporter(env, cwd=tmp_path) as proc:
         try:
             assert proc.stderr is not None
             line = _first_line_then_drain(proc)

@@ -134,11 +134,7 @@ def oracle_snapshot() -> Snapshot:
 
 @pytest.fixture(scope="module")
 def registry() -> CollectorRegistry:
-    snapshot = oracle_snapshot()
-    source = SnapshotSource(lambda: snapshot, budget_s=2.0, min_interval_s=0.0)
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(SnapshotCollector(source, SETTINGS))
-    return reg
+    return _registry_of(oracle_snapshot())
 
 
 QUERY = {"queryid": "-5424882176234291609", "user": "app", "database": "dbops"}
@@ -206,9 +202,7 @@ def test_no_idle_in_transaction_session_reads_zero_and_primary_reads_zero() -> N
     snapshot = dataclasses.replace(
         oracle_snapshot(), server=ServerInfo("15.8", 150008, "dbops", "m", False, TAKEN_AT)
     )
-    source = SnapshotSource(lambda: snapshot, budget_s=2.0, min_interval_s=0.0)
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(SnapshotCollector(source, SETTINGS))
+    reg = _registry_of(snapshot)
     assert reg.get_sample_value("dbops_in_recovery") == 0.0
     assert reg.get_sample_value("dbops_longest_idle_in_transaction_seconds") == 0.0
 
@@ -219,9 +213,7 @@ def test_unknown_not_valid_constraints_are_absent_not_zero() -> None:
     unknown = dataclasses.replace(
         snapshot, database=dataclasses.replace(snapshot.database, not_valid_constraints=None)
     )
-    source = SnapshotSource(lambda: unknown, budget_s=2.0, min_interval_s=0.0)
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(SnapshotCollector(source, SETTINGS))
+    reg = _registry_of(unknown)
     assert reg.get_sample_value("dbops_not_valid_constraints") is None
     assert (
         reg.get_sample_value(
@@ -250,9 +242,7 @@ def test_activity_without_sessions_has_no_longest_query_series() -> None:
     snapshot = oracle_snapshot()
     assert snapshot.activity is not None
     bare = dataclasses.replace(snapshot, activity=ActivityStat(100, 3, (), (), (), None, None, ()))
-    source = SnapshotSource(lambda: bare, budget_s=2.0, min_interval_s=0.0)
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(SnapshotCollector(source, SETTINGS))
+    reg = _registry_of(bare)
     assert reg.get_sample_value("dbops_longest_query_seconds") is None
     assert reg.get_sample_value("dbops_blocked_sessions") is None
     assert reg.get_sample_value("dbops_connections") == 3.0
@@ -264,14 +254,15 @@ def test_histogram_bounds_are_written_as_prometheus_reads_them() -> None:
     assert _le(float("inf")) == "+Inf"
 
 
-def _registry_of(snapshot: Snapshot, **source: object) -> CollectorRegistry:
-    src = SnapshotSource(
-        lambda: snapshot,
-        budget_s=2.0,
-        min_interval_s=float(source.get("min_interval_s", 0.0)),  # type: ignore[arg-type]
-    )
+def _registry_of(snapshot: Snapshot | SnapshotSource) -> CollectorRegistry:
+    """A registry scraping ``snapshot`` (a fixed one, collected afresh each scrape)."""
+    if isinstance(snapshot, SnapshotSource):
+        source = snapshot
+    else:
+        fixed = snapshot
+        source = SnapshotSource(lambda: fixed, budget_s=2.0, min_interval_s=0.0)
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(SnapshotCollector(src, SETTINGS))
+    reg.register(SnapshotCollector(source, SETTINGS))
     return reg
 
 
@@ -351,9 +342,7 @@ def test_scrape_duration_is_the_seconds_the_scrape_took() -> None:
         time.sleep(0.2)
         return snapshot
 
-    source = SnapshotSource(slow, budget_s=5.0, min_interval_s=0.0)
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(SnapshotCollector(source, SETTINGS))
+    reg = _registry_of(SnapshotSource(slow, budget_s=5.0, min_interval_s=0.0))
     started = time.perf_counter()
     took = reg.get_sample_value("dbops_scrape_duration_seconds")
     elapsed = time.perf_counter() - started
@@ -366,7 +355,7 @@ def test_scrape_duration_is_the_seconds_the_scrape_took() -> None:
 )
 def test_paths(path: str, status: int) -> None:
     source = SnapshotSource(oracle_snapshot, budget_s=2.0, min_interval_s=0.0)
-    app = make_app(_registry_with(source))
+    app = make_app(_registry_of(source))
     seen: list[str] = []
     body = b"".join(
         app({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, lambda s, h, *a: seen.append(s))  # type: ignore[arg-type]
@@ -376,12 +365,6 @@ def test_paths(path: str, status: int) -> None:
         assert body == b"ok\n"
     elif status == 200:
         assert b"dbops_up 1.0" in body
-
-
-def _registry_with(source: SnapshotSource) -> CollectorRegistry:
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(SnapshotCollector(source, SETTINGS))
-    return reg
 
 
 def test_a_malformed_app_histogram_is_an_error_not_a_short_series() -> None:
