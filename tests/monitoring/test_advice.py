@@ -156,6 +156,22 @@ def test_two_statements_on_the_same_columns_share_one_suggestion(conn: Any, adv_
     assert suggestion.saved_ms == pytest.approx(sum(g.saved_ms for g in suggestion.statements))
 
 
+def test_a_wider_index_serves_the_statements_of_its_prefix(conn: Any, adv_url: str) -> None:
+    """(customer_id, status) is tried for the customer_id-only statement too: one index, not two."""
+    run(conn, "SELECT id FROM adv_orders WHERE customer_id = %s", *[[i] for i in range(6)])
+    run(
+        conn,
+        "SELECT id FROM adv_orders WHERE customer_id = %s AND status = %s",
+        *[[i, f"status_{i}"] for i in range(6)],
+    )
+    stats = workload(conn, adv_url)
+    assert len(stats) == 2
+    advice = timed("a prefix", conn, stats)
+    assert [(s.columns, set(s.queryids)) for s in advice.suggestions] == [
+        (("customer_id", "status"), {s.queryid for s in stats})
+    ]
+
+
 def test_a_candidate_that_does_not_cut_the_cost_is_dropped(conn: Any, adv_url: str) -> None:
     # flag has two values: the generic plan reads half the table, an index does not help.
     run(conn, "SELECT * FROM adv_orders WHERE flag = %s", [0], [1], [0])

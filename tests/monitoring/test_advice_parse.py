@@ -12,8 +12,17 @@ import dataclasses
 
 import pytest
 
-from dbops.monitoring.advice import _candidates, _parse, _Parsed, _Skip, _write_cost, _Writes
-from dbops.monitoring.snapshot import QueryStat
+from dbops.monitoring.advice import (
+    _candidates,
+    _parse,
+    _Parsed,
+    _Relation,
+    _select,
+    _Skip,
+    _write_cost,
+    _Writes,
+)
+from dbops.monitoring.snapshot import QueryStat, StatementGain
 from tests.fixtures.db import make_settings
 
 
@@ -274,3 +283,77 @@ def test_write_cost_without_a_touching_update() -> None:
     assert write_ms == 31.5
     assert note is not None
     assert note.endswith("the table had 4 inserts and 1 deletes and no updates.")
+
+
+# -- the greedy cover (pure: candidates with hand-made gains) ---------------------------------
+
+RELATION = _Relation(oid=1, schema="public", table="t")
+NO_WRITES = _Writes(inserts=0, updates=0, hot_updates=0, deletes=0)
+
+
+def _gain(queryid: int, saved_ms: float) -> StatementGain:
+    return StatementGain(
+        queryid=queryid,
+        calls=4,
+        mean_exec_time_ms=saved_ms,
+        cost_before=400.0,
+        cost_after=4.0,
+        saved_ms=saved_ms,
+    )
+
+
+def _pick(
+    evaluated: list[tuple[tuple[str, ...], dict[int, StatementGain]]],
+    updaters: list[_Parsed] = [],  # noqa: B006 - never mutated
+    writes: _Writes = NO_WRITES,
+) -> list[tuple[tuple[str, ...], tuple[int | None, ...], float]]:
+    chosen = _select(RELATION, evaluated, [], updaters, writes, SETTINGS)
+    return [(s.columns, s.queryids, s.saved_ms) for s in chosen]
+
+
+def test_the_cover_takes_the_biggest_net_saving_first_and_never_counts_a_statement_twice() -> None:
+    evaluated = [
+        (("a",), {0: _gain(10, 30.0), 1: _gain(11, 5.0)}),
+        (("b",), {1: _gain(11, 20.0), 2: _gain(12, 12.0)}),
+        (("c",), {2: _gain(12, 1.0)}),  # its one statement is served by b already
+    ]
+    # a saves 35 ms (10 and 11), b then only what 11 does not: 12 ms; c nothing new.
+    assert _pick(evaluated) == [(("a",), (10, 11), 35.0), (("b",), (12,), 12.0)]
+
+
+def test_a_tie_goes_to_more_statements_then_to_the_narrower_index() -> None:
+    wide = (("a", "b"), {0: _gain(10, 10.0)})
+    narrow = (("a",), {0: _gain(10, 10.0)})
+    assert _pick([wide, narrow]) == [(("a",), (10,), 10.0)]
+    assert _pick([narrow, wide]) == [(("a",), (10,), 10.0)]
+    two = (("a", "b"), {0: _gain(10, 6.0), 1: _gain(11, 4.0)})
+    assert _pick([narrow, two]) == [(("a", "b"), (10, 11), 10.0)]
+    assert _pick([two, narrow]) == [(("a", "b"), (10, 11), 10.0)]
+
+
+def test_a_candidate_whose_write_cost_eats_its_saving_is_not_suggested() -> None:
+    # 2 calls x 5 ms x 50 % overhead = 5 ms of extra writes for an index on a.
+    updaters = [_updater("UPDATE t SET a = $1 WHERE id = $2", 20, 2, 5.0)]
+    writes = _Writes(inserts=0, updates=2, hot_updates=2, deletes=0)
+    assert _pick([(("a",), {0: _gain(10, 5.0)})], updaters, writes) == []  # net 0: not worth it
+    picked = _select(RELATION, [(("a",), {0: _gain(10, 5.5)})], [], updaters, writes, SETTINGS)
+    assert [(s.saved_ms, s.write_ms) for s in picked] == [(5.5, 5.0)]
+    assert picked[0].reason.startswith(
+        "The planner uses a hypothetical btree on t (a) for 1 statement (10: cost 400 -> 4 over "
+        "4 calls); estimated 6 ms of execution time saved, 5 ms of extra write time. Write cost: "
+    )
+    # The write cost ranks too: a smaller saving without writes beats a bigger one with them.
+    evaluated = [(("a",), {0: _gain(10, 9.0)}), (("b",), {0: _gain(10, 7.0)})]
+    assert _pick(evaluated, updaters, writes) == [(("b",), (10,), 7.0)]
+
+
+def test_a_suggestion_reason_counts_its_statements() -> None:
+    two = _select(
+        RELATION, [(("a",), {0: _gain(10, 2.0), 1: _gain(11, 3.0)})], [], [], NO_WRITES, SETTINGS
+    )
+    assert two[0].reason == (
+        "The planner uses a hypothetical btree on t (a) for 2 statements (10: cost 400 -> 4 over "
+        "4 calls; 11: cost 400 -> 4 over 4 calls); estimated 5 ms of execution time saved."
+    )
+    assert two[0].create_sql == 'CREATE INDEX CONCURRENTLY "t_a_idx" ON "public"."t" USING btree ("a")'
+    assert _pick([(("a",), {0: _gain(10, 0.0)})]) == []

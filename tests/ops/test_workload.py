@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -12,7 +13,7 @@ from dbops.config import to_libpq_url
 from dbops.db import Database
 from dbops.errors import InvalidInput, NotFound
 from dbops.ops.seed import seed
-from dbops.ops.workload import KINDS, run_workload
+from dbops.ops.workload import KINDS, WorkloadResult, _Pacer, run_workload
 from dbops.services import MemoryCache
 
 STATEMENT_CALLS = (
@@ -130,3 +131,101 @@ def test_only_a_share_of_logins_use_a_wrong_password(seeded: Database, monkeypat
     assert logins >= 2
     assert failed < logins, (failed, logins)
     assert result.unexpected == {}
+
+
+class _Clock:
+    """A hand-driven monotonic clock for the pacer."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_pacer_spaces_slots_one_interval_apart_across_threads() -> None:
+    clock = _Clock(100.0)
+    pacer = _Pacer(4.0, clock)  # one slot every 0.25 s, whoever asks
+    assert [pacer.next_slot() for _ in range(5)] == [100.0, 100.25, 100.5, 100.75, 101.0]
+    clock.now = 100.6  # behind by less than a second: the backlog is served, no restart
+    assert pacer.next_slot() == 101.25
+
+
+def test_a_pacer_more_than_a_second_behind_restarts_from_now() -> None:
+    clock = _Clock(10.0)
+    pacer = _Pacer(2.0, clock)
+    assert pacer.next_slot() == 10.0  # next slot at 10.5
+    clock.now = 11.5  # exactly one second behind: still served in order
+    assert pacer.next_slot() == 10.5
+    clock.now = 13.0  # next slot 11.0 is two seconds behind: no burst, start again
+    assert pacer.next_slot() == 13.0
+    assert pacer.next_slot() == 13.5
+
+
+def _only(monkeypatch, kind: str) -> None:
+    monkeypatch.setattr("dbops.ops.workload.KINDS", {kind: 1})
+
+
+def test_a_tenth_of_email_lookups_miss(seeded: Database, monkeypatch) -> None:
+    _only(monkeypatch, "user_by_email")
+    result = run_workload(seeded, duration_s=1.0, rate=150, seed=8, threads=1)
+    n, missed = result.ops["user_by_email"], result.errors.get("user_by_email", 0)
+    assert n >= 100 and result.unexpected == {}, result
+    assert 0.02 <= missed / n <= 0.2, (missed, n)
+
+
+def test_half_the_role_checks_ask_about_an_owner(seeded: Database, monkeypatch) -> None:
+    """An owner always passes; a random one of 50 users is rarely in a 1-member team."""
+    _only(monkeypatch, "role_check")
+    result = run_workload(seeded, duration_s=1.0, rate=150, seed=9, threads=1)
+    n, refused = result.ops["role_check"], result.errors.get("role_check", 0)
+    assert n >= 100 and result.unexpected == {}, result
+    assert 0.3 <= refused / n <= 0.6, (refused, n)
+
+
+def test_invitations_are_accepted_six_times_in_ten_else_revoked(
+    seeded: Database, database_url: str, monkeypatch
+) -> None:
+    _only(monkeypatch, "invitation")
+    with psycopg.connect(to_libpq_url(database_url)) as conn:
+        conn.execute("DELETE FROM invitations")
+        conn.commit()
+    result = run_workload(seeded, duration_s=1.5, rate=60, seed=10, threads=1)
+    with psycopg.connect(to_libpq_url(database_url)) as conn:
+        rows = dict(conn.execute("SELECT status, count(*) FROM invitations GROUP BY 1").fetchall())
+    done = rows.get("accepted", 0) + rows.get("revoked", 0)
+    assert done >= 30, (rows, result)
+    assert set(rows) <= {"accepted", "revoked"}
+    assert 0.4 <= rows.get("accepted", 0) / done <= 0.8, rows
+
+
+def test_the_workload_keeps_its_five_newest_teams_until_the_end(
+    seeded: Database, database_url: str, monkeypatch
+) -> None:
+    """Older teams are deleted as new ones come; the five kept go at the end of the run.
+
+    Deleted after the newest team was created: the five kept, and the one its creation
+    pushed out.
+    """
+    _only(monkeypatch, "team_create")
+    result = run_workload(seeded, duration_s=0.6, rate=30, seed=11, threads=1)
+    assert result.ops["team_create"] >= 10 and result.unexpected == {}, result
+    with psycopg.connect(to_libpq_url(database_url)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE deleted_at > (SELECT max(created_at) FROM teams "
+            "WHERE slug LIKE 'wl-%')) FROM teams WHERE slug LIKE 'wl-%'"
+        ).fetchone()
+    assert row == (5 + 1,)
+
+
+def test_the_result_reports_rate_and_total() -> None:
+    result = WorkloadResult(
+        ops={"login": 3, "team_by_slug": 7},
+        errors={},
+        unexpected={},
+        last_unexpected=None,
+        duration_s=4.0,
+        target_rate=5.0,
+    )
+    assert (result.total, result.rate, result.threads) == (10, 2.5, 1)
+    assert replace(result, duration_s=0.0).rate == 0.0
