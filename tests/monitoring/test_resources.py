@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -226,3 +227,106 @@ def test_log_error_metric_has_one_sample_per_class() -> None:
     }
     assert samples == {"22": 2, "57": 1}
     assert "dbops_server_cpu_seconds" not in families  # unknown: no sample, not zero
+
+
+LINE = b"2026-01-01 00:00:00.000 UTC [7] 22012 ERROR:  division by zero\n"  # 65 bytes
+
+
+@pytest.fixture
+def fresh_tails() -> Iterator[None]:
+    resources._TAILS.clear()
+    yield
+    resources._TAILS.clear()
+
+
+def _read(path: Path) -> dict[str, int]:
+    counts = resources.read_log(path)
+    assert counts is not None
+    return dict(counts.errors)
+
+
+@pytest.mark.usefixtures("fresh_tails")
+def test_a_small_log_is_read_whole_on_the_first_read(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE * 3)
+    assert _read(log) == {"22": 3}  # the first line too: nothing is cut when reading from 0
+
+
+@pytest.mark.usefixtures("fresh_tails")
+def test_a_first_read_of_a_big_log_starts_at_the_next_whole_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resources, "MAX_LOG_READ_BYTES", 100)
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE * 4)  # 260 bytes: the last 100 start 30 bytes into line 3
+    assert _read(log) == {"22": 1}
+
+
+@pytest.mark.usefixtures("fresh_tails")
+def test_more_than_the_bound_appended_between_reads_counts_only_the_newest_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resources, "MAX_LOG_READ_BYTES", 140)
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE)
+    assert _read(log) == {"22": 1}
+    with log.open("ab") as fh:
+        fh.write(LINE * 5)  # 325 new bytes; the last 140 hold two whole lines and a part
+    assert _read(log) == {"22": 1 + 2}
+    with log.open("ab") as fh:
+        fh.write(LINE * 2)  # within the bound: both, from where the last read ended
+    assert _read(log) == {"22": 3 + 2}
+
+
+@pytest.mark.usefixtures("fresh_tails")
+def test_a_truncated_log_is_read_again_from_its_start(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE * 3)
+    assert _read(log) == {"22": 3}
+    with log.open("r+b") as fh:  # the same file (same inode), shorter: copytruncate
+        fh.truncate(0)
+        fh.write(LINE * 2)
+    assert os.stat(log).st_size < 3 * len(LINE)
+    assert _read(log) == {"22": 3 + 2}
+    assert _read(log) == {"22": 5}
+
+
+@pytest.mark.usefixtures("fresh_tails")
+def test_an_unreadable_log_is_unknown_not_an_error(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.log"
+    assert resources.read_log(missing) is None
+    assert resources._log_errors([missing]) is None
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE * 2)
+    assert resources._log_errors([missing, log]) == (CountBy(key="22", count=2),)
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    assert resources._log_errors([empty]) == ()  # read, and nothing in it
+
+
+def test_a_login_time_that_is_no_date_is_untimed() -> None:
+    def login(time: bytes) -> bytes:
+        return time + b' [9] 28P01 FATAL:  password authentication failed for user "x"'
+
+    counts = resources.count_log_lines(
+        [login(b"2026-01-02 03:04:05.678 UTC"), login(b"2026-13-45 03:04:05 UTC")]
+    )
+    assert counts.access == {"login_failed": 2}
+    assert counts.login_times == (datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC),)
+    assert counts.last_login_untimed is True
+    again = resources.count_log_lines(
+        [login(b"2026-13-45 03:04:05 UTC"), login(b"2026-01-02 03:04:05 GMT")]
+    )
+    assert again.last_login_untimed is False  # the latest one has a time
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(None, "no file"), ("", "empty"), ("not-a-pid\n/data\n", "garbage"), ("999999999\n", "dead")],
+)
+def test_a_server_that_is_not_running_here_has_no_processes(
+    tmp_path: Path, content: str | None, why: str
+) -> None:
+    if content is not None:
+        (tmp_path / "postmaster.pid").write_text(content)
+    assert resources.server_processes(tmp_path) is None, why
