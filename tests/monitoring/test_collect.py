@@ -81,6 +81,30 @@ def test_broken_collector_is_recorded_and_the_rest_runs(
     assert snap.server is not None
 
 
+@pytest.mark.parametrize("section", ["backups", "access"])
+def test_a_failing_section_outside_the_database_records_its_own_time(
+    mon_db: Database, mon_url: str, monkeypatch: pytest.MonkeyPatch, section: str
+) -> None:
+    """The backups and access sections read files and counters, not the database."""
+
+    def slow_failure(*_args: Any, **_kwargs: Any) -> None:
+        time.sleep(0.3)
+        raise OSError("disk went away")
+
+    module = {"backups": collect.backups, "access": collect.access}[section]
+    monkeypatch.setattr(module, f"collect_{section}", slow_failure)
+    started = time.perf_counter()
+    snap = collect_snapshot(mon_db, monitor_settings(mon_url))
+    total = time.perf_counter() - started
+    assert getattr(snap, section) is None
+    assert [e.collector for e in snap.errors] == [section]
+    err = snap.errors[0]
+    assert err.message == "OSError: disk went away"
+    # Its own time: from its start to its failure, not the snapshot's whole time (seconds).
+    assert 0.3 <= err.elapsed_s < min(total, 0.3 + 0.25)
+    assert snap.duration_s >= err.elapsed_s
+
+
 def test_pg_monitor_member_without_superuser_collects_everything(
     mon_db: Database, mon_conn: psycopg.Connection, mon_url: str, monitor_role: str
 ) -> None:

@@ -411,6 +411,44 @@ def test_series_and_totals_read_back_in_order(
     assert growth[0].growth_bytes >= growth[-1].growth_bytes
 
 
+def test_table_growth_ranks_a_hand_built_history_and_returns_twenty_by_default(
+    hist_db: Database, mon_conn: psycopg.Connection
+) -> None:
+    """25 tables, two samples each, table k grown by k * 1,000 bytes (k = 1..25)."""
+    base = datetime(2020, 1, 1, tzinfo=UTC)
+    captures = [
+        mon_conn.execute(
+            "INSERT INTO dbops_monitor.captures (captured_at, interval_s, stats_reset, entries,"
+            " dealloc, reset_detected, baseline) VALUES (%s, 60, NULL, 0, NULL, false, true)"
+            " RETURNING id",
+            (at,),
+        ).fetchone()[0]
+        for at in (base, base + timedelta(hours=1))
+    ]
+    for k in range(1, 26):
+        for capture_id, at, size in (
+            (captures[0], base, 10_000),
+            (captures[1], base + timedelta(hours=1), 10_000 + k * 1_000),
+        ):
+            mon_conn.execute(
+                "INSERT INTO dbops_monitor.table_samples (capture_id, captured_at, schema_name,"
+                " table_name, total_bytes, live_rows, dead_rows) VALUES (%s, %s, 'grown', %s, %s,"
+                " %s, %s)",
+                (capture_id, at, f"t{k:02d}", size, k, k // 2),
+            )
+    mon_conn.commit()
+    until = base + timedelta(hours=2)
+    growth = [g for g in table_growth(hist_db, since=base) if g.last_captured_at < until]
+    assert len(table_growth(hist_db, since=base)) == 20
+    assert [g.table for g in growth] == [f"t{k:02d}" for k in range(25, 25 - len(growth), -1)]
+    top = growth[0]
+    assert (top.first_bytes, top.last_bytes, top.growth_bytes) == (10_000, 35_000, 25_000)
+    assert (top.first_live_rows, top.last_live_rows, top.last_dead_rows) == (25, 25, 12)
+    assert (top.first_captured_at, top.last_captured_at) == (base, base + timedelta(hours=1))
+    later = table_growth(hist_db, since=base + timedelta(minutes=1), limit=100)
+    assert all(g.growth_bytes == 0 for g in later if g.schema == "grown")  # one sample: no growth
+
+
 def test_top_statement_samples_are_capped_per_capture(
     hist_db: Database, mon_url: str, mon_conn: psycopg.Connection
 ) -> None:

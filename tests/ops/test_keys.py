@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 import uuid
+from dataclasses import replace
 
 import psycopg
 import pytest
 
 from dbops.crypto import Keyring, generate_key
-from dbops.db import Database, EmbeddedCluster
+from dbops.db import Database, EmbeddedCluster, open_database
 from dbops.errors import DecryptionError
-from dbops.ops.keys import fill_phones, key_status, rotate
+from dbops.ops.keys import RotationResult, fill_phones, key_status, rotate
 from dbops.services.users import UserService
+from tests.fixtures.db import make_settings
 from tests.services._helpers import INSERT_USER, SYSTEM
 
 V1, V2, V3, BLIND = (generate_key() for _ in range(4))
@@ -168,3 +172,42 @@ def test_fill_phones_writes_what_the_service_reads(clean_db: Database) -> None:
         assert users.get_phone(SYSTEM, user_id) == f"+4420794609{i:02d}"
         assert [u.id for u in users.find_by_phone(SYSTEM, phones[user_id])] == [user_id]
     assert [(c.version, c.rows) for c in key_status(clean_db, keyring).counts] == [(4, 3)]
+
+
+def test_the_rotation_rate_is_rows_over_seconds() -> None:
+    result = RotationResult(current=2, rotated=10, batches=1, remaining=0, seconds=4.0)
+    assert result.rows_per_s == 2.5
+    assert replace(result, seconds=0.0).rows_per_s == 0.0
+
+
+def test_rotation_reports_its_own_duration_and_the_settings_batch_size(
+    clean_db: Database, phones: dict[uuid.UUID, str], database_url: str
+) -> None:
+    keyring = Keyring({1: V1, 2: V2}, BLIND)
+    settings = make_settings(database_url, keys_rotate_batch_size=7)
+    with open_database(settings, database_url) as db:
+        started = time.perf_counter()
+        result = rotate(db, keyring)
+        took = time.perf_counter() - started
+    assert (result.rotated, result.batches) == (N, math.ceil(N / 7))
+    assert 0 < result.seconds <= took
+
+
+def test_a_row_locked_throughout_gets_the_first_pass_and_five_more(
+    clean_db: Database,
+    phones: dict[uuid.UUID, str],
+    pg_cluster: EmbeddedCluster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    keyring = Keyring({1: V1, 2: V2}, BLIND)
+    with psycopg.connect(pg_cluster.libpq_url()) as holder:
+        holder.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (next(iter(phones)),))
+        with caplog.at_level(logging.INFO, logger="dbops.ops.keys"):
+            started = time.perf_counter()
+            result = rotate(clean_db, keyring, batch_size=BATCH)
+            took = time.perf_counter() - started
+        holder.rollback()
+    assert (result.rotated, result.remaining) == (N - 1, 1)
+    again = [r for r in caplog.records if "another pass" in r.getMessage()]
+    assert len(again) == 1 + 5
+    assert took >= 6 * 0.05  # a short pause between passes, not a busy loop
