@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.pool import NullPool
 
 from dbops.config import to_libpq_url, to_sqlalchemy_url
@@ -37,9 +38,19 @@ def _query(
 
 
 @pytest.fixture
-def run_op(empty_database: str) -> Iterator[Callable[..., None]]:
+def sent() -> list[str]:
+    """The SQL statements :func:`run_op` sent to the server, in order."""
+    return []
+
+
+@pytest.fixture
+def run_op(empty_database: str, sent: list[str]) -> Iterator[Callable[..., None]]:
     """Run a function as a revision would, with ``op`` bound to a connection of the database."""
     engine = create_engine(to_sqlalchemy_url(empty_database), poolclass=NullPool)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(" ".join(statement.split()))
 
     def run(fn: Callable[[], None], *, autocommit: bool = True) -> None:
         with engine.connect() as conn:
@@ -55,7 +66,7 @@ def run_op(empty_database: str) -> Iterator[Callable[..., None]]:
 
 
 def test_a_failed_unique_build_leaves_no_invalid_index_and_can_be_retried(
-    empty_database: str, run_op: Callable[..., None]
+    empty_database: str, run_op: Callable[..., None], sent: list[str]
 ) -> None:
     _query(empty_database, "CREATE TABLE t (a int)")
     _query(empty_database, "INSERT INTO t VALUES (1), (1), (2)")
@@ -69,16 +80,20 @@ def test_a_failed_unique_build_leaves_no_invalid_index_and_can_be_retried(
     assert _query(empty_database, INDEX_VALID, {"name": "uq_t_a"}) == []  # no INVALID leftover
 
     _query(empty_database, "DELETE FROM t WHERE ctid = (SELECT min(ctid) FROM t WHERE a = 1)")
+    sent.clear()
     run_op(build)
     assert _query(empty_database, INDEX_VALID, {"name": "uq_t_a"}) == [(True,)]
+    assert [s for s in sent if "INDEX" in s] == ["CREATE UNIQUE INDEX CONCURRENTLY uq_t_a ON t (a)"]
     run_op(build)  # built already: kept, no error
+    sent.clear()
     run_op(lambda: drop_index_concurrently("uq_t_a", "t"))
+    assert sent == ["DROP INDEX CONCURRENTLY IF EXISTS uq_t_a"]
     run_op(lambda: drop_index_concurrently("uq_t_a", "t"))  # IF EXISTS: retry-safe
     assert _query(empty_database, INDEX_VALID, {"name": "uq_t_a"}) == []
 
 
 def test_an_invalid_leftover_is_dropped_before_the_build(
-    empty_database: str, run_op: Callable[..., None]
+    empty_database: str, run_op: Callable[..., None], sent: list[str]
 ) -> None:
     _query(empty_database, "CREATE TABLE t (a int)")
     _query(empty_database, "CREATE INDEX ix_t_a ON t (a)")
@@ -88,6 +103,10 @@ def test_an_invalid_leftover_is_dropped_before_the_build(
     )
     run_op(lambda: create_index_concurrently("ix_t_a", "t", ["a"]))
     assert _query(empty_database, INDEX_VALID, {"name": "ix_t_a"}) == [(True,)]
+    assert [s for s in sent if "INDEX" in s] == [
+        "DROP INDEX CONCURRENTLY IF EXISTS ix_t_a",
+        "CREATE INDEX CONCURRENTLY ix_t_a ON t (a)",
+    ]
 
 
 def test_concurrent_helpers_refuse_to_run_inside_a_transaction(
@@ -123,6 +142,11 @@ def test_render_sql_base_to_head_has_the_tables_and_concurrent_indexes_outside_t
             assert not in_transaction, statement
             concurrent.append(statement)
     assert any("CREATE INDEX CONCURRENTLY ix_invitations_pending_expiry" in s for s in concurrent)
+    # Offline, every concurrent build first drops what an interrupted run may have left.
+    for at, statement in enumerate(concurrent):
+        if statement.startswith("CREATE INDEX CONCURRENTLY "):
+            name = statement.split()[3]
+            assert concurrent[at - 1] == f"DROP INDEX CONCURRENTLY IF EXISTS {name}", statement
     assert any("CREATE INDEX CONCURRENTLY ix_users_tags" in s for s in concurrent)
     assert "UPDATE alembic_version SET version_num='0003'" in sql
     assert not in_transaction  # ends committed
