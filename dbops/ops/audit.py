@@ -321,11 +321,7 @@ def verify(db: Database, anchor: Anchor | None = None) -> AuditVerifyReport:
         problem: AuditProblem | None = None
         for row in _chain(conn):
             if row.id != prev_id + 1:
-                missing = (
-                    f"record {prev_id + 1}"
-                    if row.id == prev_id + 2
-                    else f"records {prev_id + 1}-{row.id - 1}"
-                )
+                missing = _span(prev_id + 1, row.id - 1)
                 problem = _problem(
                     "deleted", row, f"{missing} deleted: the chain jumps to record {row.id}"
                 )
@@ -369,7 +365,7 @@ def verify(db: Database, anchor: Anchor | None = None) -> AuditVerifyReport:
                 None,
                 None,
                 None,
-                f"records {prev_id + 1}-{head.last_id} deleted: the head says the chain ends "
+                f"{_span(prev_id + 1, head.last_id)} deleted: the head says the chain ends "
                 f"at record {head.last_id}, the last one present is {prev_id}",
             )
         elif problem is None and head is not None and head.last_hash != prev_hash:

@@ -330,6 +330,28 @@ def test_verify_names_the_one_deleted_record_wherever_it_is(own: Audited) -> Non
         assert audit.verify(own.db).ok, record
 
 
+def test_verify_names_a_range_of_records_deleted_in_the_middle(own: Audited) -> None:
+    _work(own.db)
+    _tamper(own, "DELETE FROM audit.record WHERE id IN (3, 4)")
+    report = audit.verify(own.db)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.record_id, report.records) == ("deleted", 5, 2)
+    assert report.problem.message == "records 3-4 deleted: the chain jumps to record 5"
+
+
+def test_verify_names_the_one_record_deleted_at_the_end(own: Audited) -> None:
+    _work(own.db)
+    last = audit.verify(own.db).last_id
+    _tamper(own, "DELETE FROM audit.record WHERE id = %s", (last,))
+    report = audit.verify(own.db)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.record_id) == ("deleted", last)
+    assert report.problem.message == (
+        f"record {last} deleted: the head says the chain ends at record {last}, the last one "
+        f"present is {last - 1}"
+    )
+
+
 def test_verify_names_records_deleted_at_the_end(own: Audited) -> None:
     _, _, _, team = _work(own.db)
     [_, _, last] = _records(own.db, "teams", team)
@@ -337,7 +359,9 @@ def test_verify_names_records_deleted_at_the_end(own: Audited) -> None:
     report = audit.verify(own.db)
     assert report.problem is not None
     assert report.problem.kind == "deleted"
-    assert f"records {last[0]}-" in report.problem.message
+    head = report.problem.record_id
+    span = f"record {head}" if head == last[0] else f"records {last[0]}-{head}"
+    assert report.problem.message.startswith(f"{span} deleted: the head says"), span
 
 
 def test_verify_names_a_record_rewritten_with_a_recomputed_hash(own: Audited) -> None:
