@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -21,6 +23,7 @@ from dbops.ops.backup import (
 )
 from dbops.ops.backup._common import client_env, file_checksums
 from dbops.ops.backup.manifest import Manifest, read_manifest, write_manifest
+from dbops.ops.backup.create import new_backup_id
 from dbops.ops.backup.restore import relation_count
 from tests.ops.backup.conftest import databases_like, row_counts, schema_text
 
@@ -66,8 +69,14 @@ def test_round_trip_equals_the_source(
     new_database_name: str,
 ) -> None:
     steps: list[Step] = []
+    before, started = datetime.now(UTC), time.perf_counter()
     manifest = create_backup(bk_settings, Dsn.parse(source_url), progress=steps.append)
+    took = time.perf_counter() - started
     assert {s.phase for s in steps} >= {"snapshot", "count", "dump"}
+    # Its own duration in seconds (the dump takes a while: not 0, not ms) and start time.
+    assert 0.05 < manifest.duration_s <= took + 0.001
+    assert before <= manifest.created_at <= before + timedelta(seconds=took)
+    assert manifest.id[:17] == new_backup_id(manifest.created_at)[:17]  # + a random suffix
     source_rows = row_counts(source_url)
     assert {(t.schema, t.table): t.rows for t in manifest.tables} == source_rows
     assert manifest.rows("public", "users") == 303

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from dbops.db.dsn import Dsn
 from dbops.ops.audit import _span
-from dbops.ops.backup._common import client_env
+from dbops.errors import BackupError
+from dbops.ops.backup._common import Step, client_env, pipe_tools
 from dbops.ops.backup.restore import suffixed_name
 
 
@@ -62,3 +69,92 @@ def test_a_suffixed_name_fits_postgresql_and_keeps_its_suffix(
 )
 def test_a_span_of_records_reads_as_one_or_a_range(first: int, last: int, text: str) -> None:
     assert _span(first, last) == text
+
+
+# -- pipe_tools with stand-in programs (the pipe, not PostgreSQL, is under test) -------------
+
+PY = sys.executable
+
+
+def _producer(body: str) -> list[str]:
+    return [PY, "-c", "import sys\n" + body]
+
+
+def _consumer(tmp_path: Path, *, fail_after: int | None = None, known: str = "") -> list[str]:
+    """Copies stdin to ``got``; with ``fail_after``, stops after that many bytes with an error."""
+    out = tmp_path / "got"
+    if fail_after is None:
+        body = f"open({str(out)!r}, 'wb').write(sys.stdin.buffer.read())"
+    else:
+        body = (
+            f"sys.stdin.buffer.read({fail_after})\n"
+            f"print('psql:<stdin>:7: NOTICE:  fine', file=sys.stderr)\n"
+            f"print('psql:<stdin>:9: ERROR:  relation \"t\" does not exist{known}', file=sys.stderr)\n"
+            "sys.exit(3)"
+        )
+    return [PY, "-c", "import sys\n" + body]
+
+
+def test_a_pipe_delivers_every_byte_then_the_trailer_and_counts_tables(tmp_path: Path) -> None:
+    producer = _producer(
+        "sys.stderr.write('pg_restore: processing data for table \"public.a\"\\n')\n"
+        "sys.stdout.buffer.write(b'x' * 3_000_000)\n"
+        "sys.stderr.write('pg_restore: processing data for table \"public.b\"\\n')\n"
+        "sys.stdout.buffer.write(b'y')"
+    )
+    steps: list[Step] = []
+    pipe_tools(
+        producer,
+        _consumer(tmp_path),
+        dict(os.environ),
+        trailer=b"\\echo done\n",
+        phase="restore",
+        total=2,
+        progress=steps.append,
+    )
+    assert (tmp_path / "got").read_bytes() == b"x" * 3_000_000 + b"y" + b"\\echo done\n"
+    assert steps == [
+        Step("restore", "restore: public.a", 1, 2),
+        Step("restore", "restore: public.b", 2, 2),
+    ]
+
+
+def test_a_consumer_that_stops_at_an_error_stops_the_producer_and_names_the_error(
+    tmp_path: Path,
+) -> None:
+    endless = _producer("while True:\n    sys.stdout.buffer.write(b'z' * 65536)")
+    started = time.monotonic()
+    with pytest.raises(BackupError) as info:
+        pipe_tools(endless, _consumer(tmp_path, fail_after=10), {}, trailer=b"", phase="restore")
+    assert time.monotonic() - started < 10  # the producer was stopped, not waited for
+    assert str(info.value) == f'{Path(PY).name} failed (exit code 3): relation "t" does not exist'
+
+
+def test_a_known_error_of_the_consumer_is_its_own_message(tmp_path: Path) -> None:
+    producer = _producer("sys.stdout.buffer.write(b'q' * 100)")
+    consumer = _consumer(tmp_path, fail_after=100, known=" -- DBOPS: 3 rows differ --")
+    with pytest.raises(BackupError) as info:
+        pipe_tools(
+            producer,
+            consumer,
+            {},
+            trailer=b"",
+            phase="restore",
+            known_error=re.compile(r"DBOPS: (.*?) --"),
+        )
+    assert str(info.value) == "3 rows differ"
+
+
+def test_a_failing_producer_gets_no_trailer_and_names_its_error(tmp_path: Path) -> None:
+    producer = _producer(
+        "sys.stdout.buffer.write(b'partial')\n"
+        "sys.stderr.write('pg_restore: error: could not read input file: end of file\\n')\n"
+        "sys.stderr.write('pg_restore: warning: errors ignored on restore: 1\\n')\n"
+        "sys.exit(1)"
+    )
+    with pytest.raises(BackupError) as info:
+        pipe_tools(producer, _consumer(tmp_path), {}, trailer=b"CHECK", phase="restore")
+    assert str(info.value) == (
+        f"{Path(PY).name} failed (exit code 1): could not read input file: end of file"
+    )
+    assert (tmp_path / "got").read_bytes() == b"partial"  # never the check after a partial script
