@@ -147,6 +147,15 @@ def _outputs_text(book: Any) -> str:
     return "\n".join(parts)
 
 
+def _svgs(book: Any) -> list[str]:
+    return [
+        str(out.data["image/svg+xml"])
+        for cell in book.cells
+        for out in cell.get("outputs", [])
+        if out.output_type in ("execute_result", "display_data") and "image/svg+xml" in out.data
+    ]
+
+
 def _mimetypes(book: Any) -> set[str]:
     return {
         mime
@@ -191,18 +200,25 @@ def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
     if path.name in ("02_index_health.ipynb", "03_teams_and_users.ipynb"):
         assert "dbops_readonly@" in text  # the "database:" line names the role it read as
     assert "<table" in text, "no DataFrame rendered"
-    # Altair's default renderer is HTML with vega-embed (JupyterLab's mimetype renderer also counts)
-    charted = "vegaEmbed" in text or any(
-        m.startswith("application/vnd.vegalite") for m in _mimetypes(book)
-    )
-    assert charted, "no Altair chart rendered"
+    # Charts are static SVG (vl-convert renders them in the kernel): they show offline and in a
+    # saved notebook. Vega-embed would load JavaScript from a CDN: blank without internet.
+    svgs = _svgs(book)
+    assert svgs, "no chart rendered"
+    assert "image/svg+xml" in _mimetypes(book)
+    assert not any(m.startswith("application/vnd.vegalite") for m in _mimetypes(book))
+    for needs_network in ("vegaEmbed", "cdn.jsdelivr.net", "<script"):
+        assert needs_network not in text, needs_network
     for expected in EXPECTED[path.name]:
         assert re.search(expected, text), f"{path.name}: {expected!r} not in the outputs"
     if path.name == "01_query_performance.ipynb":
         # 64-bit queryids reach the browser as strings (a JavaScript number rounds them and
         # merges two statements into one bar).
-        assert re.search(r'"queryid": ?"-?\d{6,}"', text), "no queryid string in the charts"
-        assert not re.search(r'"queryid": ?-?\d', text), "a queryid sent as a number"
+        # The bars are labelled with the full queryids of the table (a queryid drawn as a
+        # number would round to ...000 and merge two statements into one bar).
+        drawn = {t for svg in svgs for t in re.findall(r">(-?\d{12,})<", svg)}
+        tabled = set(re.findall(r">(-?\d{12,})<", text))
+        assert drawn, "no queryid label in the charts"
+        assert drawn <= tabled, drawn - tabled
     if path.name == "04_runbook.ipynb":
         _check_runbook_effects(seeded_url, backups)
     # The notebook on disk is untouched (outputs stay stripped).
