@@ -560,7 +560,8 @@ def _dry_run(
         assert counts is not None
         if locations:
             located = conn.execute(DRY_RUN_LOCATIONS, params).fetchone()
-            counts = counts + TableCounts(team_locations=int(located[0]) if located else 0)
+            assert located is not None  # count(*) always returns a row
+            counts = counts + TableCounts(team_locations=int(located[0]))
         # The users a run would skip: the same last-owner rule the run applies.
         ids = [r[0] for r in conn.execute(CANDIDATE_USERS, params)]
         with conn.cursor(row_factory=_SKIPPED_ROW) as cur:

@@ -34,7 +34,10 @@ TESTS: dict[str, tuple[str, ...]] = {
     "dbops/monitoring/collectors/access.py": ("tests/monitoring/test_access.py",),
     "dbops/monitoring/collectors/activity.py": ("tests/monitoring/test_activity.py",),
     "dbops/monitoring/collectors/backups.py": ("tests/monitoring/test_backups.py",),
-    "dbops/monitoring/collectors/data.py": ("tests/monitoring/test_data.py",),
+    "dbops/monitoring/collectors/data.py": (
+        "tests/monitoring/test_data.py",
+        "tests/monitoring/test_monitor_role.py",
+    ),
     "dbops/monitoring/collectors/database.py": ("tests/monitoring/test_database.py",),
     "dbops/monitoring/collectors/indexes.py": ("tests/monitoring/test_indexes.py",),
     "dbops/monitoring/collectors/pool.py": ("tests/monitoring/test_collect.py",),

@@ -9,6 +9,7 @@ planner's verdict, the write cost) is tested in test_advice.py.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
 
@@ -303,11 +304,11 @@ def _gain(queryid: int, saved_ms: float) -> StatementGain:
 
 
 def _pick(
-    evaluated: list[tuple[tuple[str, ...], dict[int, StatementGain]]],
+    evaluated: Sequence[tuple[tuple[str, ...], dict[int, StatementGain]]],
     updaters: list[_Parsed] = [],  # noqa: B006 - never mutated
     writes: _Writes = NO_WRITES,
 ) -> list[tuple[tuple[str, ...], tuple[int | None, ...], float]]:
-    chosen = _select(RELATION, evaluated, [], updaters, writes, SETTINGS)
+    chosen = _select(RELATION, list(evaluated), [], updaters, writes, SETTINGS)
     return [(s.columns, s.queryids, s.saved_ms) for s in chosen]
 
 
@@ -355,5 +356,7 @@ def test_a_suggestion_reason_counts_its_statements() -> None:
         "The planner uses a hypothetical btree on t (a) for 2 statements (10: cost 400 -> 4 over "
         "4 calls; 11: cost 400 -> 4 over 4 calls); estimated 5 ms of execution time saved."
     )
-    assert two[0].create_sql == 'CREATE INDEX CONCURRENTLY "t_a_idx" ON "public"."t" USING btree ("a")'
+    assert (
+        two[0].create_sql == 'CREATE INDEX CONCURRENTLY "t_a_idx" ON "public"."t" USING btree ("a")'
+    )
     assert _pick([(("a",), {0: _gain(10, 0.0)})]) == []

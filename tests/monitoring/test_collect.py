@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from dbops.config import Settings, to_libpq_url
 from dbops.db import Database
-from dbops.monitoring import Snapshot, collect, collect_snapshot
+from dbops.monitoring import Snapshot, collect, collect_snapshot, collectors
 from dbops.monitoring._fetch import fetch
 from dbops.monitoring.collectors import indexes
 from dbops.services import MemoryCache
@@ -91,7 +91,7 @@ def test_a_failing_section_outside_the_database_records_its_own_time(
         time.sleep(0.3)
         raise OSError("disk went away")
 
-    module = {"backups": collect.backups, "access": collect.access}[section]
+    module = {"backups": collectors.backups, "access": collectors.access}[section]
     monkeypatch.setattr(module, f"collect_{section}", slow_failure)
     started = time.perf_counter()
     snap = collect_snapshot(mon_db, monitor_settings(mon_url))

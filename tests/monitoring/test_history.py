@@ -416,15 +416,16 @@ def test_table_growth_ranks_a_hand_built_history_and_returns_twenty_by_default(
 ) -> None:
     """25 tables, two samples each, table k grown by k * 1,000 bytes (k = 1..25)."""
     base = datetime(2020, 1, 1, tzinfo=UTC)
-    captures = [
-        mon_conn.execute(
+    captures = []
+    for at in (base, base + timedelta(hours=1)):
+        row = mon_conn.execute(
             "INSERT INTO dbops_monitor.captures (captured_at, interval_s, stats_reset, entries,"
             " dealloc, reset_detected, baseline) VALUES (%s, 60, NULL, 0, NULL, false, true)"
             " RETURNING id",
             (at,),
-        ).fetchone()[0]
-        for at in (base, base + timedelta(hours=1))
-    ]
+        ).fetchone()
+        assert row is not None
+        captures.append(row[0])
     for k in range(1, 26):
         for capture_id, at, size in (
             (captures[0], base, 10_000),

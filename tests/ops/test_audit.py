@@ -281,6 +281,28 @@ def test_verify_passes_on_an_untouched_chain(own: Audited) -> None:
     assert head == (report.last_id, report.last_hash)
 
 
+def test_verify_reads_one_read_only_snapshot_with_half_an_hour_to_walk(
+    own: Audited, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk's session settings, read on its connection just before the chain."""
+    _work(own.db)
+    seen: list[tuple[object, ...]] = []
+    walk = audit._chain
+
+    def observed(conn: psycopg.Connection[Any]) -> Iterator[Any]:
+        row = conn.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('transaction_isolation'),"
+            " current_setting('transaction_read_only')"
+        ).fetchone()
+        assert row is not None
+        seen.append(tuple(row))
+        yield from walk(conn)
+
+    monkeypatch.setattr(audit, "_chain", observed)
+    assert audit.verify(own.db).ok
+    assert seen == [("30min", "repeatable read", "on")]
+
+
 def test_verify_passes_on_the_shared_test_database(db: Database) -> None:
     """Every test so far wrote through the triggers: the session's chain must hold."""
     assert audit.verify(db).ok

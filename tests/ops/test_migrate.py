@@ -186,6 +186,21 @@ def test_current_revision_and_pending_on_caller_connections(empty_database: str)
         engine.dispose()
 
 
+def test_pending_on_a_database_at_an_unknown_revision_says_so(empty_database: str) -> None:
+    """A database migrated by a newer dbops: one clear error, not alembic's traceback."""
+    _query(empty_database, "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+    _query(empty_database, "INSERT INTO alembic_version VALUES ('9999')")
+    with (
+        psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn,
+        pytest.raises(MigrationError) as info,
+    ):
+        pending(conn)
+    assert str(info.value).startswith(
+        "the database is at revision '9999', which this version of dbops does not know "
+        "(was it migrated by a newer version?): "
+    )
+
+
 def test_current_revision_of_an_unmigrated_database_on_a_psycopg_connection(
     empty_database: str,
 ) -> None:

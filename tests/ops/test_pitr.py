@@ -17,7 +17,7 @@ import pytest
 
 from dbops.config import Settings
 from dbops.db import EmbeddedCluster
-from dbops.errors import PitrError
+from dbops.errors import EmbeddedClusterError, PitrError
 from dbops.ops import pitr
 
 pytestmark = pytest.mark.slow
@@ -230,6 +230,23 @@ def test_target_before_the_oldest_base_backup_is_refused(live: Live, tmp_path: P
     with pytest.raises(PitrError, match="before the oldest base backup"):
         pitr.restore_to(live.settings, oldest - timedelta(seconds=5), tmp_path / "early")
     assert not (tmp_path / "early").exists()
+
+
+def test_a_copy_that_cannot_be_laid_out_is_one_pitr_error(
+    live: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process took the directory between the checks and the layout, say."""
+    backed_up(live)
+
+    def taken(self: EmbeddedCluster, *, port: int, password: str | None) -> None:
+        raise EmbeddedClusterError(f"{self.datadir} holds a cluster already")
+
+    monkeypatch.setattr(EmbeddedCluster, "prepare_restore", taken)
+    home = tmp_path / "raced"
+    with pytest.raises(PitrError) as info:
+        pitr.restore_to(live.settings, datetime.now(UTC), home, start=False)
+    assert str(info.value).startswith(f"cannot lay out {home}: ")
+    assert str(info.value).endswith("holds a cluster already")
 
 
 def test_target_in_the_future_is_refused(live: Live, tmp_path: Path) -> None:

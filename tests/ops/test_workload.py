@@ -170,7 +170,8 @@ def test_a_tenth_of_email_lookups_miss(seeded: Database, monkeypatch) -> None:
     _only(monkeypatch, "user_by_email")
     result = run_workload(seeded, duration_s=1.0, rate=150, seed=8, threads=1)
     n, missed = result.ops["user_by_email"], result.errors.get("user_by_email", 0)
-    assert n >= 100 and result.unexpected == {}, result
+    assert result.unexpected == {}, result.last_unexpected
+    assert n >= 100, result
     assert 0.02 <= missed / n <= 0.2, (missed, n)
 
 
@@ -179,7 +180,8 @@ def test_half_the_role_checks_ask_about_an_owner(seeded: Database, monkeypatch) 
     _only(monkeypatch, "role_check")
     result = run_workload(seeded, duration_s=1.0, rate=150, seed=9, threads=1)
     n, refused = result.ops["role_check"], result.errors.get("role_check", 0)
-    assert n >= 100 and result.unexpected == {}, result
+    assert result.unexpected == {}, result.last_unexpected
+    assert n >= 100, result
     assert 0.3 <= refused / n <= 0.6, (refused, n)
 
 
@@ -190,13 +192,17 @@ def test_invitations_are_accepted_six_times_in_ten_else_revoked(
     with psycopg.connect(to_libpq_url(database_url)) as conn:
         conn.execute("DELETE FROM invitations")
         conn.commit()
-    result = run_workload(seeded, duration_s=1.5, rate=60, seed=10, threads=1)
+    result = run_workload(seeded, duration_s=2.0, rate=100, seed=10, threads=1)
     with psycopg.connect(to_libpq_url(database_url)) as conn:
-        rows = dict(conn.execute("SELECT status, count(*) FROM invitations GROUP BY 1").fetchall())
+        found = conn.execute("SELECT status::text, count(*) FROM invitations GROUP BY 1")
+        rows: dict[str, int] = {str(k): int(v) for k, v in found.fetchall()}
     done = rows.get("accepted", 0) + rows.get("revoked", 0)
-    assert done >= 30, (rows, result)
+    assert done >= 40, (rows, result)
     assert set(rows) <= {"accepted", "revoked"}
-    assert 0.4 <= rows.get("accepted", 0) / done <= 0.8, rows
+    # 60 % accepted. The seeded stream makes the draws the same on every run: the share of
+    # its first 40 to 161 invitations stays within 58-69 %, so the condition turned round
+    # (40 % accepted) fails whatever the machine's speed.
+    assert 0.5 < rows.get("accepted", 0) / done <= 0.75, rows
 
 
 def test_the_workload_keeps_its_five_newest_teams_until_the_end(
@@ -209,7 +215,8 @@ def test_the_workload_keeps_its_five_newest_teams_until_the_end(
     """
     _only(monkeypatch, "team_create")
     result = run_workload(seeded, duration_s=0.6, rate=30, seed=11, threads=1)
-    assert result.ops["team_create"] >= 10 and result.unexpected == {}, result
+    assert result.unexpected == {}, result.last_unexpected
+    assert result.ops["team_create"] >= 10, result
     with psycopg.connect(to_libpq_url(database_url)) as conn:
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE deleted_at > (SELECT max(created_at) FROM teams "

@@ -22,8 +22,8 @@ from dbops.ops.backup import (
     verify_backup,
 )
 from dbops.ops.backup._common import client_env, file_checksums
-from dbops.ops.backup.manifest import Manifest, read_manifest, write_manifest
 from dbops.ops.backup.create import new_backup_id
+from dbops.ops.backup.manifest import Manifest, read_manifest, write_manifest
 from dbops.ops.backup.restore import relation_count
 from tests.ops.backup.conftest import databases_like, row_counts, schema_text
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from dbops.db.dsn import Dsn
-from dbops.ops.audit import _span
 from dbops.errors import BackupError
-from dbops.ops.backup._common import Step, client_env, pipe_tools
+from dbops.ops.audit import _span
+from dbops.ops.backup._common import Step, client_env, pipe_tools, tool_version
 from dbops.ops.backup.restore import suffixed_name
 
 
@@ -89,7 +89,8 @@ def _consumer(tmp_path: Path, *, fail_after: int | None = None, known: str = "")
         body = (
             f"sys.stdin.buffer.read({fail_after})\n"
             f"print('psql:<stdin>:7: NOTICE:  fine', file=sys.stderr)\n"
-            f"print('psql:<stdin>:9: ERROR:  relation \"t\" does not exist{known}', file=sys.stderr)\n"
+            'print(\'psql:<stdin>:9: ERROR:  relation "t" does not exist'
+            f"{known}', file=sys.stderr)\n"
             "sys.exit(3)"
         )
     return [PY, "-c", "import sys\n" + body]
@@ -158,3 +159,18 @@ def test_a_failing_producer_gets_no_trailer_and_names_its_error(tmp_path: Path) 
         f"{Path(PY).name} failed (exit code 1): could not read input file: end of file"
     )
     assert (tmp_path / "got").read_bytes() == b"partial"  # never the check after a partial script
+
+
+def test_a_tool_version_is_its_number_and_a_failing_tool_has_none(tmp_path: Path) -> None:
+    fake = tmp_path / "pg_dump"
+    fake.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 15.8 (Debian 15.8-1.pgdg120+1)'\n")
+    fake.chmod(0o755)
+    assert tool_version(str(fake)) == "15.8"
+    broken = tmp_path / "pg_restore"
+    broken.write_text("#!/bin/sh\necho 'no such library' >&2\nexit 127\n")
+    broken.chmod(0o755)
+    assert tool_version(str(broken)) == ""
+    odd = tmp_path / "psql"
+    odd.write_text("#!/bin/sh\necho 'psql 16'\n")
+    odd.chmod(0o755)
+    assert tool_version(str(odd)) == "psql 16"  # no "(PostgreSQL) ": the whole line

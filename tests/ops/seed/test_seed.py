@@ -173,6 +173,16 @@ def test_other_arguments_replace_the_seed_and_keep_other_rows(clean_db: Database
     ) == [("real.person@corp.test", "real-team", "OWNER")]
 
 
+def test_a_seed_of_users_only_is_replaced_by_one_with_teams(clean_db: Database) -> None:
+    """Seeded users and no seeded team: the next run still removes the previous rows."""
+    users_only = seed(clean_db, users=40, teams=0, seed=3)
+    assert (users_only.users, users_only.teams) == (40 + len(PERSONAS), 0)
+    result = seed(clean_db, users=40, teams=4, seed=3)
+    assert result.created is True
+    assert result.replaced_rows == sum(_expected(users_only))
+    assert _counts(clean_db) == _expected(result)
+
+
 def test_personas_exist_with_their_memberships(seeded: tuple[Database, SeedResult]) -> None:
     db, _ = seeded
     rows = _rows(

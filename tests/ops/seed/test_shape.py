@@ -115,7 +115,8 @@ def test_users_are_named_from_the_vocabulary_with_a_numbered_email(tables: Table
     firsts, lasts = set(FIRST_NAMES), set(LAST_NAMES)
     for i, (_, email, _, name, role, *_) in enumerate(users, start=1):
         first, last = name.split(" ")
-        assert first in firsts and last in lasts
+        assert first in firsts
+        assert last in lasts
         assert email == f"{first.lower()}.{last.lower()}{i}@example.com"
         assert role == "MEMBER"
     # Every first and last name is used (the draws cover the whole vocabulary).
@@ -125,7 +126,7 @@ def test_users_are_named_from_the_vocabulary_with_a_numbered_email(tables: Table
 
 def test_user_profiles_pair_every_locale_with_every_title(tables: Tables) -> None:
     users = tables["users"][len(PERSONAS) :]
-    seen = Counter()
+    seen: Counter[tuple[str, str, str]] = Counter()
     for row in users:
         profile = json.loads(row[5])
         assert set(profile) == {"locale", "timezone", "title", "seed"}
@@ -145,11 +146,13 @@ def test_personas_live_in_london(tables: Tables) -> None:
 
 def test_user_tags_one_percent_none_then_one_two_or_three(tables: Tables) -> None:
     users = tables["users"][len(PERSONAS) :]
-    sizes = Counter()
+    sizes: Counter[int] = Counter()
     for row in users:
-        assert row[6].startswith("{") and row[6].endswith("}")
+        assert row[6].startswith("{")
+        assert row[6].endswith("}")
         tags = row[6][1:-1].split(",") if row[6] != "{}" else []
-        assert tags == sorted(set(tags)) and set(tags) <= set(TAGS)
+        assert tags == sorted(set(tags))
+        assert set(tags) <= set(TAGS)
         sizes[len(tags)] += 1
     # The pool: 4 empty sets, and 64 sets each of sizes 1, 1, 1, 1, 2, 2, 3 (452 entries).
     pool = 4 + 7 * 64
@@ -181,7 +184,8 @@ def test_team_plans_and_their_features(tables: Tables) -> None:
         assert settings["seed"] == 5
         plans[settings["plan"]] += 1
         chosen = settings["features"]
-        assert chosen == sorted(set(chosen)) and set(chosen) <= set(FEATURES)
+        assert chosen == sorted(set(chosen))
+        assert set(chosen) <= set(FEATURES)
         features.setdefault(settings["plan"], set()).add(len(chosen))
     # A pool of 100 draws weighted 70/25/5: shares near those (the pool itself varies).
     assert abs(plans["free"] / TEAMS - 0.70) < 0.12
@@ -190,7 +194,8 @@ def test_team_plans_and_their_features(tables: Tables) -> None:
     assert set(plans) == {"free", "pro", "enterprise"}
     assert (features["free"], features["pro"]) == ({0, 1}, {1, 2, 3})
     # About five enterprise entries in the pool: 3 features up to all seven.
-    assert features["enterprise"] <= set(range(3, 8)) and len(features["enterprise"]) >= 3
+    assert features["enterprise"] <= set(range(3, 8))
+    assert len(features["enterprise"]) >= 3
 
 
 def test_team_names_and_slugs(tables: Tables) -> None:
@@ -199,7 +204,8 @@ def test_team_names_and_slugs(tables: Tables) -> None:
         words, number = name.rsplit(" ", 1)
         assert number == str(j)
         parts = words.lower().split(" ")
-        assert parts[0] in TEAM_ADJECTIVES and parts[1] in TEAM_NOUNS
+        assert parts[0] in TEAM_ADJECTIVES
+        assert parts[1] in TEAM_NOUNS
         assert words == " ".join(p.capitalize() for p in parts)
         assert slug == "-".join(parts) + f"-{j}"
         suffixed += len(parts) == 3
@@ -234,7 +240,8 @@ def test_teams_of_eight_or_more_have_a_second_owner_three_times_in_ten(
 
 def test_membership_times_are_in_the_history_window(tables: Tables) -> None:
     days = {(TODAY - _ts(row[3]).date()).days for row in tables["team_members"]}
-    assert min(days) == 1 and max(days) == 3 * 365
+    assert min(days) == 1
+    assert max(days) == 3 * 365
 
 
 # -- invitations ---------------------------------------------------------------------------------
@@ -242,8 +249,10 @@ def test_membership_times_are_in_the_history_window(tables: Tables) -> None:
 
 @pytest.fixture(scope="module")
 def invitations(tables: Tables) -> list[dict[str, str]]:
-    columns = ("id", "team_id", "email", "role", "invited_by", "token_hash", "status")
-    columns += ("expires_at", "accepted_at", "created_at", "updated_at")
+    columns = (
+        *("id", "team_id", "email", "role", "invited_by", "token_hash", "status"),
+        *("expires_at", "accepted_at", "created_at", "updated_at"),
+    )
     return [dict(zip(columns, row, strict=True)) for row in tables["invitations"]]
 
 
@@ -286,11 +295,13 @@ def test_pending_invitations_are_still_valid_and_the_others_are_older(
         ages.setdefault(inv["status"], []).append((NOW - created).total_seconds())
     pending = ages.pop("pending")
     # Pending: 1 minute to 7 days - 1 hour old, so valid at least another hour.
-    assert 60 <= min(pending) < 60 + 3_600 and WEEK - 2 * 3_600 < max(pending) < WEEK - 3_600
+    assert 60 <= min(pending) < 60 + 3_600
+    assert WEEK - 2 * 3_600 < max(pending) < WEEK - 3_600
     assert _near(sum(a < WEEK / 2 for a in pending) / len(pending), 0.5, len(pending))
     # The others: 7 to 90 days old, uniformly.
     older = [a for values in ages.values() for a in values]
-    assert WEEK <= min(older) < WEEK + DAY and 89 * DAY < max(older) < 90 * DAY
+    assert WEEK <= min(older) < WEEK + DAY
+    assert 89 * DAY < max(older) < 90 * DAY
     middle = WEEK + 83 * DAY / 2
     assert _near(sum(a < middle for a in older) / len(older), 0.5, len(older))
 
@@ -308,7 +319,8 @@ def test_accepted_invitations_were_accepted_within_their_week(
         assert inv["updated_at"] == inv["accepted_at"]
         delays.append((accepted - created).total_seconds())
     # Accepted 1 minute to 7 days - 1 minute after the invitation, uniformly.
-    assert 60 <= min(delays) < 3_600 and WEEK - 3_600 < max(delays) <= WEEK - 60
+    assert 60 <= min(delays) < 3_600
+    assert WEEK - 3_600 < max(delays) <= WEEK - 60
     assert _near(sum(d < WEEK / 2 for d in delays) / len(delays), 0.5, len(delays))
 
 
