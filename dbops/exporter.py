@@ -1131,7 +1131,8 @@ def make_server(
 
     Args:
         settings: exporter budget, cache interval and series limits; the database when
-            neither ``db`` nor ``source`` is given (then the server opens and closes it).
+            neither ``db`` nor ``source`` is given (then the server opens it as the monitor
+            role, ``dsn_for(settings, "monitor")``, and closes it).
         host: listen address; loopback by default (put a proxy in front to expose it).
         port: listen port (9187 is postgres_exporter's; pass another to run both).
         db: an open database to snapshot (not closed by the server).
@@ -1140,7 +1141,7 @@ def make_server(
     owned: Database | None = None
     if source is None:
         if db is None:
-            db = owned = open_database(settings)
+            db = owned = open_database(settings, purpose="monitor")
         source = SnapshotSource.for_database(db, settings)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(source, settings))

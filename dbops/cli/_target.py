@@ -49,45 +49,38 @@ def settings() -> Settings:
 
 def cluster(settings: Settings) -> EmbeddedCluster:
     """The embedded cluster of ``settings`` (described, not started)."""
-    from dbops.db import EmbeddedCluster
-    from dbops.db.embedded import ServerOptions
+    from dbops.db.purpose import project_cluster
 
-    return EmbeddedCluster(
-        settings.home,
-        database=settings.embedded_database,
-        options=ServerOptions.from_settings(settings),
-    )
+    return project_cluster(settings)
 
 
 def dsn_to_read(settings: Settings) -> Dsn:
-    """``DATABASE_URL``, or the embedded cluster if it runs; never starts it.
+    """``DATABASE_URL``, or the embedded cluster's superuser if it runs; never starts it.
 
     Raises:
         ConfigError: ``DATABASE_URL`` is invalid.
         EmbeddedClusterError: no cluster yet and no PostgreSQL binaries to create one.
         DatabaseUnavailable: the embedded cluster does not exist yet or is stopped (exit 3).
     """
-    from dbops.db.engine import running_dsn
+    from dbops.db.purpose import dsn_for
 
-    return running_dsn(settings)
+    return dsn_for(settings, "admin")
 
 
-def as_role(settings: Settings, dsn: Dsn, role: RoleName) -> Dsn:
-    """``dsn`` as one of dbops' roles on the embedded cluster, else ``dsn`` unchanged.
+def as_role(settings: Settings, role: RoleName) -> Dsn:
+    """The URL of one of dbops' roles (``dsn_for``; the cluster runs already).
 
-    ``dbops up`` sets the roles up; over the cluster's socket no password is needed. With
-    ``DATABASE_URL`` the operator picks the role in the URL.
+    On the embedded cluster the role itself over its socket (``dbops up`` set the roles up; no
+    password is needed); with ``DATABASE_URL`` the operator picks the role in the URL.
     """
-    if not settings.embedded:
-        return dsn
-    from dbops.db.roles import ROLE_NAMES
+    from dbops.db.purpose import dsn_for
 
-    return dsn.as_user(ROLE_NAMES[role])
+    return dsn_for(settings, role)
 
 
 def dsn_to_change(settings: Settings) -> Dsn:
     """``DATABASE_URL``, or the embedded cluster, created and started first if needed."""
-    from dbops.db import configured_dsn, find_binaries, resolve_dsn
+    from dbops.db import configured_dsn, dsn_for, find_binaries
 
     if configured_dsn(settings) is None:
         embedded = cluster(settings)
@@ -95,7 +88,7 @@ def dsn_to_change(settings: Settings) -> Dsn:
             find_binaries()  # no binaries: fail with the install hint before saying anything
         if not embedded.running():
             note(f"starting the embedded cluster in {embedded.home} ...")
-    return resolve_dsn(settings)
+    return dsn_for(settings, "admin", start=True)
 
 
 @contextmanager
@@ -127,4 +120,4 @@ def monitor_dsn(settings: Settings, dsn: Dsn) -> Dsn:
     if not ready:
         note(NO_MONITOR_ROLE)
         return dsn
-    return as_role(settings, dsn, "monitor")
+    return as_role(settings, "monitor")

@@ -186,7 +186,7 @@ def up(
 
         with _target.database(settings, dsn) as admin:
             note_cleanup(setup_roles(admin, role_passwords(settings)[0]))
-        migrate_as = _target.as_role(settings, dsn, "owner")
+        migrate_as = _target.as_role(settings, "owner")
         say("roles: dbops_owner (migrations), dbops_app (services), dbops_readonly, dbops_monitor")
     head = ops_migrate.head_revision()
     pending = ops_migrate.pending(dsn.sqlalchemy)
@@ -276,7 +276,8 @@ def workload(
     from dbops.ops.workload import run_workload
 
     settings = _target.settings()
-    dsn = _target.as_role(settings, _target.dsn_to_change(settings), "app")
+    _target.dsn_to_change(settings)  # started if needed
+    dsn = _target.as_role(settings, "app")
     with _target.database(settings, dsn) as db:
         result = run_workload(
             db,

@@ -214,7 +214,7 @@ def dashboard_database_url(db: Database, settings: Settings, dsn: Dsn) -> str | 
         return None
     # `dbops up` set the roles up (dbops.ops.roles): the read-only role reads across tenants
     # (BYPASSRLS) without the secret columns.
-    return as_role(settings, dsn, "readonly").libpq
+    return as_role(settings, "readonly").libpq
 
 
 def _app_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
@@ -223,7 +223,7 @@ def _app_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
         return db
     from dbops.db import open_database
 
-    return open_database(settings, as_role(settings, dsn, "app"))
+    return open_database(settings, as_role(settings, "app"))
 
 
 def _monitor_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
@@ -237,7 +237,7 @@ def _monitor_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
         return db
     from dbops.db import open_database
 
-    return open_database(settings, as_role(settings, dsn, "monitor"))
+    return open_database(settings, as_role(settings, "monitor"))
 
 
 def dashboard_env(settings: Settings, dsn: Dsn, readonly_url: str | None) -> dict[str, str]:

@@ -21,20 +21,26 @@ if TYPE_CHECKING:
         readonly_dsn,
         resolve_dsn,
         resolve_url,
+        running_dsn,
     )
+    from dbops.db.purpose import PURPOSES, Purpose, dsn_for, project_cluster
 
 __all__ = [
+    "PURPOSES",
     "ClusterStatus",
     "Database",
     "Dsn",
     "EmbeddedCluster",
     "PgBinaries",
+    "Purpose",
     "configured_dsn",
     "connection_kwargs",
+    "dsn_for",
     "find_binaries",
     "make_engine",
     "make_pool",
     "open_database",
+    "project_cluster",
     "readonly_dsn",
     "resolve_dsn",
     "resolve_url",
@@ -58,6 +64,10 @@ _WHERE = {
     "resolve_dsn": "dbops.db.engine",
     "resolve_url": "dbops.db.engine",
     "running_dsn": "dbops.db.engine",
+    "PURPOSES": "dbops.db.purpose",
+    "Purpose": "dbops.db.purpose",
+    "dsn_for": "dbops.db.purpose",
+    "project_cluster": "dbops.db.purpose",
 }
 
 

@@ -22,9 +22,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from dbops.config import Settings, load_settings
-from dbops.db.dsn import Dsn, configured_dsn
-from dbops.db.roles import ROLE_NAMES, SYSTEM_ROLE
-from dbops.errors import DbopsError, translate_db_errors, translate_exception
+from dbops.db.dsn import Dsn
+from dbops.db.purpose import Purpose, dsn_for, role_of
+from dbops.db.roles import SYSTEM_ROLE
+from dbops.errors import (
+    DatabaseUnavailable,
+    DbopsError,
+    translate_db_errors,
+    translate_exception,
+)
 
 __all__ = [
     "NO_ACTOR",
@@ -37,70 +43,40 @@ __all__ = [
     "readonly_dsn",
     "resolve_dsn",
     "resolve_url",
+    "running_dsn",
     "send_actor",
 ]
 
 
 def resolve_dsn(settings: Settings) -> Dsn:
-    """The database to use: ``DATABASE_URL``, or the embedded cluster (started if needed)."""
-    dsn = configured_dsn(settings)
-    if dsn is not None:
-        return dsn
-    from dbops.db.embedded import EmbeddedCluster, ServerOptions
+    """The administrator's database: ``DATABASE_URL``, or the embedded cluster (started if needed).
 
-    cluster = EmbeddedCluster(
-        settings.home,
-        database=settings.embedded_database,
-        options=ServerOptions.from_settings(settings),
-    )
-    return Dsn.parse(cluster.ensure_running(), source="the embedded cluster's URL")
+    ``dsn_for(settings, "admin", start=True)``: see :mod:`dbops.db.purpose`.
+    """
+    return dsn_for(settings, "admin", start=True)
 
 
 def running_dsn(settings: Settings) -> Dsn:
-    """``DATABASE_URL``, or the embedded cluster if it runs; never creates or starts one.
+    """``DATABASE_URL``, or the embedded cluster's superuser if it runs; never starts one.
 
-    For everything that only reads: a stopped cluster is a clear error, not a side effect.
+    ``dsn_for(settings, "admin")``: for what only reads and needs the superuser (status).
 
     Raises:
         ConfigError: ``DATABASE_URL`` is invalid.
         EmbeddedClusterError: no cluster yet and no PostgreSQL binaries to create one.
         DatabaseUnavailable: the embedded cluster does not exist yet or is stopped.
     """
-    from dbops.db.embedded import EmbeddedCluster, ServerOptions, find_binaries
-    from dbops.errors import EMBEDDED_NOT_CREATED, EMBEDDED_STOPPED, DatabaseUnavailable
-
-    external = configured_dsn(settings)
-    if external is not None:
-        return external
-    cluster = EmbeddedCluster(
-        settings.home,
-        database=settings.embedded_database,
-        options=ServerOptions.from_settings(settings),
-    )
-    if not cluster.initialized():
-        find_binaries()  # no binaries: the install hint says more than "not created"
-        raise DatabaseUnavailable(EMBEDDED_NOT_CREATED.format(home=cluster.home))
-    if not cluster.running():
-        raise DatabaseUnavailable(EMBEDDED_STOPPED)
-    return Dsn.parse(cluster.url(), source="the embedded cluster's URL")
+    return dsn_for(settings, "admin")
 
 
 def readonly_dsn(settings: Settings) -> Dsn:
     """Where the dashboard and the notebooks read; never creates or starts a cluster.
 
-    ``DBOPS_DASHBOARD_DATABASE_URL`` when set; else, on the embedded cluster, its read-only role
-    ``dbops_readonly`` (``dbops up`` sets it up: it reads across tenants without the secret
-    columns and cannot write); else ``DATABASE_URL``.
+    ``dsn_for(settings, "readonly")``: ``DBOPS_DASHBOARD_DATABASE_URL`` when set; else, on the
+    embedded cluster, its read-only role ``dbops_readonly`` (it reads across tenants without the
+    secret columns and cannot write); else ``DATABASE_URL``.
     """
-    if settings.dashboard_database_url is not None:
-        return Dsn.parse(
-            settings.dashboard_database_url.get_secret_value(),
-            source="DBOPS_DASHBOARD_DATABASE_URL",
-        )
-    dsn = running_dsn(settings)
-    if configured_dsn(settings) is None:
-        return dsn.as_user(ROLE_NAMES["readonly"])
-    return dsn
+    return dsn_for(settings, "readonly")
 
 
 def resolve_url(settings: Settings) -> str:
@@ -186,6 +162,12 @@ def send_actor(conn: psycopg.Connection[Any], context: ActorContext, *, local: b
         SET_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role, "local": local}
     )
 
+
+#: The embedded cluster without dbops' roles (never set up): what to run.
+NO_ROLE_YET = (
+    "the embedded cluster has no role {role} yet: run `dbops up` (or `dbops roles setup`) "
+    "to create dbops' roles"
+)
 
 #: Whether the login role may and should switch to the system role for system actors: a
 #: member of it that does not bypass RLS by itself (a superuser keeps its own rights).
@@ -429,25 +411,40 @@ class Database:
         self.close()
 
 
-def open_database(settings: Settings | None = None, url: str | Dsn | None = None) -> Database:
-    """Open the pool and engine for ``settings`` (embedded cluster when no URL is set).
+def open_database(
+    settings: Settings | None = None, url: str | Dsn | None = None, *, purpose: Purpose = "app"
+) -> Database:
+    """Open the pool and engine for ``settings``.
 
     Args:
         settings: the settings (default: :func:`dbops.config.load_settings`).
-        url: the database, as a URL or a :class:`Dsn`; default :func:`resolve_dsn`.
+        url: the database, as a URL or a :class:`Dsn`; default ``dsn_for(settings, purpose,
+            start=True)``: ``DATABASE_URL``, or the embedded cluster (started if needed) as the
+            purpose's role.
+        purpose: who connects when no ``url`` is given (:mod:`dbops.db.purpose`). The default,
+            ``app``, is the application role: on the embedded cluster ``dbops_app``, under
+            row-level security, owning nothing.
 
     Raises:
         ConfigError: the URL is invalid (checked before any connection attempt).
-        DatabaseUnavailable: the server cannot be reached or refuses the credentials.
+        DatabaseUnavailable: the server cannot be reached or refuses the credentials; on the
+            embedded cluster, the purpose's role does not exist yet (run ``dbops up``).
     """
     settings = settings or load_settings()
     if isinstance(url, str):
         url = Dsn.parse(url, source="the database URL")
     with translate_db_errors():
-        dsn = url or resolve_dsn(settings)
+        dsn = url or dsn_for(settings, purpose, start=True)
         # One direct connection first: a wrong password or an unreachable host then surfaces as
         # its own error instead of a generic pool timeout.
-        with psycopg.connect(dsn.libpq, **connection_kwargs(settings)) as probe:
+        try:
+            probe = psycopg.connect(dsn.libpq, **connection_kwargs(settings))
+        except psycopg.OperationalError as exc:
+            role = role_of(purpose)
+            if url is None and role is not None and f'role "{role}" does not exist' in str(exc):
+                raise DatabaseUnavailable(NO_ROLE_YET.format(role=role)) from None
+            raise
+        with probe:
             row = probe.execute(SYSTEM_ROLE_SQL, {"role": SYSTEM_ROLE}).fetchone()
             system_role = SYSTEM_ROLE if row is not None and row[0] else None
         pool = make_pool(settings, dsn, open_now=False)

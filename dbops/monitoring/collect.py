@@ -178,9 +178,9 @@ def collect_snapshot(
     started = time.perf_counter()
     taken_at = datetime.now(UTC)
     if data_dir is None and settings.embedded:
-        from dbops.db.embedded import EmbeddedCluster
+        from dbops.db.purpose import project_cluster
 
-        data_dir = EmbeddedCluster(settings.home, database=settings.embedded_database).datadir
+        data_dir = project_cluster(settings).datadir
     pool = source.pool if isinstance(source, Database) else source
     errors: list[SectionError] = []
     pool_stat = pool_stats(pool)  # before borrowing, so our own checkout is not counted

@@ -190,7 +190,9 @@ class RestoreResult:
 def _cluster(settings: Settings) -> EmbeddedCluster:
     if not settings.embedded:
         raise PitrError(_EXTERNAL)
-    return EmbeddedCluster(settings.home, database=settings.embedded_database)
+    from dbops.db.purpose import project_cluster
+
+    return project_cluster(settings)  # with its server options: a restart keeps them
 
 
 def _pitr_dir(cluster: EmbeddedCluster) -> Path:
