@@ -10,6 +10,7 @@ import sys
 import threading
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -390,8 +391,11 @@ def test_monitor_dsn_keeps_the_superuser_without_the_role(
     from dbops.ops.roles import ROLE_NAMES
 
     dsn = Dsn.parse(pg_cluster.url())
-    embedded = Settings(_env_file=None, home=tmp_path / "home")
-    assert "dbops_monitor@" in _target.monitor_dsn(embedded, dsn).libpq
+    embedded = Settings(
+        _env_file=None, home=pg_cluster.home, embedded_database=urlsplit(migrated).path[1:]
+    )
+    monitor = _target.monitor_dsn(embedded, dsn)
+    assert "dbops_monitor@" in monitor.libpq
     external = Settings(_env_file=None, database_url=pg_cluster.url())
     assert _target.monitor_dsn(external, dsn) is dsn  # the operator's URL, the operator's role
     monkeypatch.setitem(ROLE_NAMES, "monitor", "dbops_monitor_never_created")

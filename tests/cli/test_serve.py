@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from typer.testing import CliRunner
@@ -437,17 +438,21 @@ def test_the_dashboard_of_serve_reads_through_the_read_only_role(
 
 
 def test_serve_on_the_embedded_cluster_reads_as_the_monitor_role(
-    clean_db: Database, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clean_db: Database,
+    database_url: str,
+    pg_cluster: EmbeddedCluster,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """On the embedded cluster the exporter's snapshots run as dbops_monitor, the workload as
     dbops_app; the data section still comes through (aggregate functions), and the page is
     valid: the pool families come once (the services' pool), not once more from the snapshot."""
     seed(clean_db, users=40, teams=4, seed=13)
     port = free_port()
-    home = tmp_path / "home"
     settings = Settings(
         _env_file=None,
-        home=home,
+        home=pg_cluster.home,  # the project's .dbops: the test cluster
+        embedded_database=urlsplit(database_url).path[1:],
         serve_exporter_port=port,
         serve_dashboard_app=tmp_path / "missing.py",
         workload_rate=50,
