@@ -49,3 +49,37 @@ def test_readme_service_example_runs(
     finally:
         load_settings.cache_clear()
     assert capsys.readouterr().out.split("\n")[:3] == ["OWNER", "['acme']", "['acme']"]
+
+
+#: kind of dbops.ops.workload.KINDS -> how README's workload paragraph names it.
+WORKLOAD_PHRASES = {
+    "role_check_cached": "cached role checks",
+    "teams_of_user": "teams-of-a-user lists",
+    "user_by_email": "user-by-email lookups",
+    "team_by_slug": "team-by-slug lookups",
+    "team_search": "team searches",
+    "role_check": "uncached role checks",
+    "profile_update": "profile updates",
+    "team_members": "member lists",
+    "invitation": "invitations",
+    "membership": "membership changes",
+    "login": "sign-ins",
+    "team_create": "team creations",
+}
+
+
+def test_readme_states_the_workload_mix_the_code_runs() -> None:
+    """The mix is a promise to whoever reads the dashboard during `make run`."""
+    from dbops.ops import workload
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    paragraph = readme.split("`dbops workload` (and `make run`) mixes, per 100 operations:", 1)[1]
+    paragraph = paragraph.split(".", 1)[0].strip()
+    assert set(WORKLOAD_PHRASES) == set(workload.KINDS)
+    assert sum(workload.KINDS.values()) == 100
+    for kind, phrase in WORKLOAD_PHRASES.items():
+        assert re.search(rf"(^|, |and ){workload.KINDS[kind]} {phrase}\b", paragraph), kind
+    assert "(1 in 10 misses)" in paragraph
+    assert "(1 in 5 with a wrong password" in paragraph
+    assert workload.WRONG_PASSWORD_SHARE == 1 / 5
+    assert workload.KEEP_CREATED_TEAMS == 5

@@ -221,8 +221,7 @@ class _Mix:
     def _team_search(self, rng: random.Random) -> None:
         word = rng.choice(self.pop.words)
         if len(word) > 4 and rng.random() < 0.3:  # a typo: trigram similarity still finds it
-            i = rng.randrange(1, len(word) - 1)
-            word = word[:i] + word[i + 1 :]
+            word = _typo(word, rng)
         self.teams.search_teams(Actor.user(self._user(rng)[0]), word, limit=10)
 
     def _team_members(self, rng: random.Random) -> None:
@@ -283,6 +282,12 @@ class _Mix:
         for team_id, owner_id in created:
             with contextlib.suppress(*EXPECTED_ERRORS):
                 self.teams.delete(Actor.user(owner_id), team_id)
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    """``word`` with one inner letter left out (the first and the last stay)."""
+    i = rng.randrange(1, len(word) - 1)
+    return word[:i] + word[i + 1 :]
 
 
 def _population(db: Database, cache: QueryCache) -> _Population:

@@ -55,7 +55,10 @@ TESTS: dict[str, tuple[str, ...]] = {
     "dbops/ops/maintain.py": ("tests/ops/test_maintain.py",),
     "dbops/ops/keys.py": ("tests/ops/test_keys.py",),
     "dbops/ops/migrate.py": ("tests/ops/test_migrate.py",),
-    "dbops/ops/workload.py": ("tests/ops/test_workload.py",),
+    "dbops/ops/workload.py": (
+        "tests/ops/test_workload.py",
+        "tests/test_docs.py::test_readme_states_the_workload_mix_the_code_runs",
+    ),
     "dbops/ops/_bulk.py": ("tests/ops/test_bulk.py",),
     "dbops/ops/backup/_common.py": (
         "tests/ops/backup/test_common.py",

@@ -32,7 +32,7 @@ WHO = (
 def _embedded(cluster: EmbeddedCluster, database: str, **extra: Any) -> Settings:
     """Settings of a project whose ``.dbops`` is the test cluster (no DATABASE_URL)."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         home=cluster.home,
         embedded_database=database,
         **extra,
@@ -91,7 +91,7 @@ def test_an_unknown_purpose_is_refused() -> None:
 
 
 def test_reading_never_creates_a_cluster(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, home=tmp_path / ".dbops")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, home=tmp_path / ".dbops")
     for purpose in PURPOSES:
         with pytest.raises(DatabaseUnavailable, match="dbops up"):
             dsn_for(settings, purpose)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg
 
 from dbops.db import Database
@@ -82,21 +84,44 @@ def test_stats_reset_is_when_the_statistics_were_reset(
     after = mon_conn.execute("SELECT clock_timestamp()").fetchone()
     assert before is not None
     assert after is not None
+    # A temporary file (a sort bigger than work_mem) and a rollback since the reset.
+    with mon_conn.transaction():
+        mon_conn.execute("SET LOCAL work_mem = '64kB'")
+        mon_conn.execute("SELECT g FROM generate_series(1, 200000) AS g ORDER BY g DESC").fetchone()
+    with contextlib.suppress(psycopg.errors.DivisionByZero), mon_conn.transaction():
+        mon_conn.execute("SELECT 1 / 0")
+    mon_conn.execute("SELECT pg_stat_force_next_flush()")  # a backend reports lazily (15+)
     mon_conn.execute("SELECT pg_stat_clear_snapshot()")
-    low = mon_conn.execute(BLOCKS).fetchone()
+    low = mon_conn.execute(COUNTERS).fetchone()
     snap = collect_snapshot(mon_db, monitor_settings(mon_url))
     mon_conn.execute("SELECT pg_stat_clear_snapshot()")
-    high = mon_conn.execute(BLOCKS).fetchone()
+    high = mon_conn.execute(COUNTERS).fetchone()
     assert snap.database is not None
     assert snap.database.stats_reset is not None
     assert before[0] <= snap.database.stats_reset <= after[0]
-    # The block counters of pg_stat_database, read by hand just before and just after.
+    # The counters of pg_stat_database, read by hand just before and just after.
     assert low is not None
     assert high is not None
-    assert snap.database.blks_hit is not None
-    assert snap.database.blks_read is not None
-    assert low[0] <= snap.database.blks_hit <= high[0]
-    assert low[1] <= snap.database.blks_read <= high[1]
+    got = [getattr(snap.database, name) for name in COUNTER_FIELDS]
+    for name, lo, value, hi in zip(COUNTER_FIELDS, low, got, high, strict=True):
+        assert value is not None, name
+        assert lo <= value <= hi, (name, lo, value, hi)
+    assert (snap.database.temp_files or 0) >= 1
+    assert (snap.database.rollbacks or 0) >= 1
 
 
-BLOCKS = "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()"
+#: Snapshot field -> the pg_stat_database column it comes from.
+COUNTERS_OF = {
+    "commits": "xact_commit",
+    "rollbacks": "xact_rollback",
+    "deadlocks": "deadlocks",
+    "temp_files": "temp_files",
+    "temp_bytes": "temp_bytes",
+    "blks_hit": "blks_hit",
+    "blks_read": "blks_read",
+}
+COUNTER_FIELDS = tuple(COUNTERS_OF)
+COUNTERS = (
+    f"SELECT {', '.join(COUNTERS_OF.values())} FROM pg_stat_database "
+    "WHERE datname = current_database()"
+)

@@ -145,3 +145,10 @@ def test_find_covering_rules() -> None:
     assert find_covering(twins) == {"public.uq_y": "uq_x"}
     # An invalid index covers nothing.
     assert find_covering([_row("c", [7]), _row("cd", [7, 8], is_valid=False)]) == {}
+    # Prefix use is a btree property: a wider index of any other method serves no prefix
+    # (brin sorts before btree, gist after it: both kinds of name are checked).
+    for method in ("brin", "gist", "gin", "hash", "spgist"):
+        same = [_row("m_a", [1], method=method), _row("m_ab", [1, 2], method=method)]
+        assert find_covering(same) == {}, method
+    # ... while the same keys in the same method still do.
+    assert find_covering([_row("m_a", [1], method="brin"), _row("m_a2", [1], method="brin")])

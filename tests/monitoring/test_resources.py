@@ -52,7 +52,13 @@ def test_embedded_cluster_has_every_part(
 
 
 def _proc_cpu_seconds(data_dir: Path) -> tuple[float, int]:
-    """CPU seconds and processes of the postmaster and its children, read from /proc by hand.
+    """CPU seconds and processes of the postmaster and its children, read from /proc by hand."""
+    total, _system, processes = _proc_cpu(data_dir)
+    return total, processes
+
+
+def _proc_cpu(data_dir: Path) -> tuple[float, float, int]:
+    """CPU seconds, of which system seconds of the live children, and processes, from /proc.
 
     utime + stime + cutime + cstime of the postmaster (fields 14-17 of /proc/PID/stat: its
     reaped children count there), utime + stime of each live child; in clock ticks.
@@ -66,6 +72,7 @@ def _proc_cpu_seconds(data_dir: Path) -> tuple[float, int]:
 
     own = fields(pid)
     ticks = sum(int(v) for v in own[11:15])
+    system = 0
     children = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -76,8 +83,9 @@ def _proc_cpu_seconds(data_dir: Path) -> tuple[float, int]:
             continue  # exited meanwhile
         if int(theirs[1]) == pid:
             ticks += int(theirs[11]) + int(theirs[12])
+            system += int(theirs[12])
             children += 1
-    return ticks / tick, children + 1
+    return ticks / tick, system / tick, children + 1
 
 
 def test_cpu_seconds_and_processes_match_proc(
@@ -85,11 +93,19 @@ def test_cpu_seconds_and_processes_match_proc(
 ) -> None:
     """The collector's figures against /proc read by hand just before and just after."""
     mon_conn.execute("SELECT count(*) FROM generate_series(1, 300000)").fetchone()  # some CPU
-    before, _ = _proc_cpu_seconds(pg_cluster.datadir)
+    # System time in a live backend (writing a temporary table): the sum must add it, not
+    # take it away, and the check below can tell.
+    mon_conn.execute(
+        "CREATE TEMP TABLE burn AS SELECT g, repeat('x', 300) AS pad "
+        "FROM generate_series(1, 300000) AS g"
+    )
+    mon_conn.execute("DROP TABLE burn")
+    before, system, _ = _proc_cpu(pg_cluster.datadir)
     got = resources.server_processes(pg_cluster.datadir)
     after, processes = _proc_cpu_seconds(pg_cluster.datadir)
     assert got is not None
     cpu, _rss, count = got
+    assert system > 0.03, system  # a sign error would be off by twice this: more than the slack
     assert before - 0.02 <= cpu <= after + 0.02
     assert abs(count - processes) <= 1  # a backend may come or go between the two reads
 

@@ -9,7 +9,8 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from dbops.db import Database, EmbeddedCluster
 from dbops.errors import ArchiveError, InvalidInput, NotFound
 from dbops.ops import archive
-from dbops.ops.archive import TableCounts
+from dbops.ops.archive import ArchiveReport, TableCounts
 
 OLD = timedelta(days=100)
 YOUNG = timedelta(days=10)
@@ -250,6 +251,27 @@ def test_run_moves_exactly_the_expected_rows_and_keeps_the_owner_rule(adb: Datab
     assert found.archived == expected
     assert (found.soft_deleted_users, found.soft_deleted_teams) == (2, 1)  # bob, sole; young
     assert found.last_archived_at is not None
+
+
+def test_every_batch_runs_under_a_one_minute_statement_and_five_second_lock_timeout(
+    adb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's own session, read on its connection each time it moves rows."""
+    build_scenario(adb)
+    seen: set[tuple[str, str]] = set()
+    move = archive._move
+
+    def observed(conn: psycopg.Connection[Any], *args: Any) -> int:
+        row = conn.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+        ).fetchone()
+        assert row is not None
+        seen.add((str(row[0]), str(row[1])))
+        return move(conn, *args)
+
+    monkeypatch.setattr(archive, "_move", observed)
+    archive.run(adb, older_than=CUTOFF, batch_size=2, apply=True)
+    assert seen == {("1min", "5s")}
 
 
 @pytest.mark.parametrize("order", ["user first", "team first"])
@@ -533,3 +555,19 @@ def test_a_team_restored_after_the_candidate_scan_is_not_archived(adb: Database)
         ).fetchall()
     assert live == [(second, True)]
     assert archived == [(first,)]
+
+
+def test_a_dry_or_instant_archive_run_has_no_rate() -> None:
+    moved = TableCounts(users=6, teams=2)
+    report = ArchiveReport(
+        applied=True,
+        run_id=None,
+        cutoff=datetime(2026, 1, 1, tzinfo=UTC),
+        moved=moved,
+        batches=1,
+        skipped=(),
+        seconds=2.0,
+    )
+    assert report.rows_per_s == 4.0
+    assert replace(report, applied=False).rows_per_s == 0.0
+    assert replace(report, seconds=0.0).rows_per_s == 0.0

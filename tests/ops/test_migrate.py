@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 from dbops.config import to_libpq_url, to_sqlalchemy_url
 from dbops.errors import DatabaseUnavailable, MigrationError
 from dbops.ops.migrate import (
+    _first_line,
     create_index_concurrently,
     current_revision,
     drop_index_concurrently,
@@ -199,6 +200,18 @@ def test_pending_on_a_database_at_an_unknown_revision_says_so(empty_database: st
         "the database is at revision '9999', which this version of dbops does not know "
         "(was it migrated by a newer version?): "
     )
+
+
+@pytest.mark.parametrize(
+    ("message", "line"),
+    [
+        ("first line\nDETAIL: second\nHINT: third", "first line"),
+        ("\n  only line  \n", "only line"),
+        ("", "RuntimeError"),
+    ],
+)
+def test_an_error_is_told_by_its_first_line(message: str, line: str) -> None:
+    assert _first_line(RuntimeError(message)) == line
 
 
 def test_current_revision_of_an_unmigrated_database_on_a_psycopg_connection(

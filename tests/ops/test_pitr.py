@@ -194,6 +194,25 @@ def test_target_past_the_archived_wal_fails_with_the_server_log(
         live.cluster.ensure_running()
 
 
+def test_setup_keeps_a_logical_wal_level(live: Live) -> None:
+    """Logical decoding archives too: setup must not take it away (and restart) for replica."""
+
+    def wal_level(value: str) -> None:
+        with psycopg.connect(live.cluster.libpq_url(), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET wal_level = '{value}'")
+        pitr._restart(live.settings, live.cluster)
+
+    wal_level("logical")
+    try:
+        again = pitr.setup(live.settings)
+        assert "wal_level" not in again.settings_changed
+        assert again.restarted is False
+        with psycopg.connect(live.cluster.libpq_url()) as conn:
+            assert one(conn, "SHOW wal_level") == "logical"
+    finally:
+        wal_level("replica")
+
+
 def test_incremental_backup_builds_on_the_last_one(live: Live) -> None:
     started = time.monotonic()
     first = pitr.base_backup(live.settings)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dbops.errors import PitrError
-from dbops.ops.pitr import STANZA, _parse_info
+from dbops.ops.pitr import _TAIL_LINES, STANZA, _log_tail, _parse_info
 
 INFO = [
     {"name": "other", "archive": [{"min": "X", "max": "Y"}], "backup": []},
@@ -87,3 +87,16 @@ def test_a_repository_without_archives_has_no_range() -> None:
 def test_unreadable_info_is_one_clear_error(output: str) -> None:
     with pytest.raises(PitrError, match="cannot read `pgbackrest info` output"):
         _parse_info(output, Path("/repo"))
+
+
+def test_a_log_tail_is_its_last_lines_on_one_line_or_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "postgresql.log"
+    log.write_text(
+        "\n".join(f"line {n}" for n in range(1, 21))
+        + "\n\n   \nFATAL:  password for postgresql://u:hunter2@h/db\n"
+    )
+    tail = _log_tail(log)
+    assert tail.endswith(" | line 20 | FATAL:  password for postgresql://u:***@h/db")
+    assert tail.count(" | ") == _TAIL_LINES - 1  # blank lines do not count
+    assert "hunter2" not in tail
+    assert _log_tail(tmp_path / "never-written.log") == ""

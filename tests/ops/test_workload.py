@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import replace
@@ -13,7 +14,7 @@ from dbops.config import to_libpq_url
 from dbops.db import Database
 from dbops.errors import InvalidInput, NotFound
 from dbops.ops.seed import seed
-from dbops.ops.workload import KINDS, WorkloadResult, _Pacer, run_workload
+from dbops.ops.workload import KINDS, WorkloadResult, _Pacer, _typo, run_workload
 from dbops.services import MemoryCache
 
 STATEMENT_CALLS = (
@@ -236,3 +237,9 @@ def test_the_result_reports_rate_and_total() -> None:
     )
     assert (result.total, result.rate, result.threads) == (10, 2.5, 1)
     assert replace(result, duration_s=0.0).rate == 0.0
+
+
+def test_a_typo_leaves_out_one_inner_letter_and_every_inner_letter_can_go() -> None:
+    rng = random.Random(1)
+    seen = {_typo("falcons", rng) for _ in range(300)}
+    assert seen == {"falcons"[:i] + "falcons"[i + 1 :] for i in range(1, 6)}

@@ -222,13 +222,18 @@ def write_manifest(backup: Path, manifest: Manifest) -> None:
     """
     target = backup / MANIFEST_NAME
     tmp = backup / f".{MANIFEST_NAME}.tmp"
+    text = manifest.to_json()  # a manifest that is no JSON fails here, before any file exists
     # Created 0600: only the backup's owner reads what it lists (tables, row counts).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w", encoding="utf-8") as fh:
-        fh.write(manifest.to_json())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    try:
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk, say: no stray temporary file
+        raise
     dir_fd = os.open(backup, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

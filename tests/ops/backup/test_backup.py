@@ -23,8 +23,8 @@ from dbops.ops.backup import (
 )
 from dbops.ops.backup._common import client_env, file_checksums
 from dbops.ops.backup.create import new_backup_id
-from dbops.ops.backup.manifest import Manifest, read_manifest, write_manifest
-from dbops.ops.backup.restore import relation_count
+from dbops.ops.backup.manifest import Manifest, TableRows, read_manifest, write_manifest
+from dbops.ops.backup.restore import compare_rows, relation_count
 from tests.ops.backup.conftest import databases_like, row_counts, schema_text
 
 
@@ -288,6 +288,52 @@ def test_password_goes_to_the_environment_never_the_command_line() -> None:
     assert env["PGPASSWORD"] == "s3cr3t-pw"
 
 
+def test_a_backup_never_writes_into_a_folder_another_run_is_filling(
+    bk_settings: Settings, source_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs drawing the same id (same second, same random suffix): the second stops."""
+    monkeypatch.setattr(
+        "dbops.ops.backup.create.new_backup_id", lambda _now: "20261206T120000Z-abcdef"
+    )
+    root = backup_root(bk_settings)
+    busy = root / ".partial-20261206T120000Z-abcdef"
+    busy.mkdir(parents=True)
+    (busy / "dump.pgdump").write_bytes(b"the other run's dump")
+    with pytest.raises(BackupError, match="cannot create the backup directory"):
+        create_backup(bk_settings, Dsn.parse(source_url))
+    assert (busy / "dump.pgdump").read_bytes() == b"the other run's dump"  # left alone
+    assert read_manifests(root) == []
+
+
+ACLS = """
+SELECT c.relname::text, c.relacl::text FROM pg_class AS c
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relacl IS NOT NULL
+  AND c.relname <> 'spatial_ref_sys'  -- PostGIS's own: CREATE EXTENSION grants it anyway
+ORDER BY 1
+"""
+
+
+def _acls(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(to_libpq_url(url)) as conn:
+        return [(str(r[0]), str(r[1])) for r in conn.execute(ACLS).fetchall()]
+
+
+def test_owners_and_privileges_are_restored_or_left_out_as_asked(
+    bk_settings: Settings, source_url: str, pg_cluster: EmbeddedCluster, new_database_name: str
+) -> None:
+    with psycopg.connect(to_libpq_url(source_url), autocommit=True) as conn:
+        conn.execute("GRANT SELECT ON teams TO PUBLIC")
+    granted = _acls(source_url)
+    assert [table for table, _ in granted] == ["teams"]
+    manifest = create_backup(bk_settings, Dsn.parse(source_url))
+    kept = pg_cluster.url(new_database_name + "_kept")
+    restore_backup(bk_settings, manifest.id, Dsn.parse(kept))
+    assert _acls(kept) == granted
+    bare = pg_cluster.url(new_database_name + "_bare")
+    restore_backup(bk_settings, manifest.id, Dsn.parse(bare), owners=False)
+    assert _acls(bare) == []
+
+
 def test_failed_create_leaves_no_backup(bk_settings: Settings, tmp_path: Path) -> None:
     from dbops.errors import DatabaseUnavailable
 
@@ -381,3 +427,54 @@ def test_restore_into_an_existing_empty_database_with_wrong_rows_leaves_it_empty
     result = restore_backup(bk_settings, manifest.id, Dsn.parse(target))
     assert result.method == "single-transaction"
     assert row_counts(target) == row_counts(source_url)
+
+
+def _manifest_of(tables: dict[str, int]) -> Manifest:
+    return Manifest(
+        id="20261206T120000Z-abcdef",
+        created_at=datetime(2026, 12, 6, 12, tzinfo=UTC),
+        database="x",
+        server_version="15",
+        revision=None,
+        format="custom",
+        jobs=1,
+        duration_s=1.0,
+        files=(),
+        tables=tuple(
+            TableRows(name.partition(".")[0], name.partition(".")[2], rows)
+            for name, rows in sorted(tables.items())
+        ),
+    )
+
+
+def test_restored_rows_are_compared_both_ways_and_told_three_at_a_time(
+    empty_database: str,
+) -> None:
+    """A hand-built database against hand-built manifests: missing, extra and changed tables."""
+    with psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn:
+        for table, rows in (("a", 2), ("b", 0), ("c", 1_500)):
+            conn.execute(f"CREATE TABLE {table} (id int)")
+            conn.execute(f"INSERT INTO {table} SELECT generate_series(1, {rows})")
+        conn.execute("CREATE TEMP TABLE scratch (id int)")  # never part of a backup
+
+        def compare(tables: dict[str, int]) -> str | None:
+            return compare_rows(conn, _manifest_of(tables))
+
+        assert compare({"public.a": 2, "public.b": 0, "public.c": 1_500}) is None
+        assert compare({"public.a": 2, "public.b": 0, "public.c": 1_501}) == (
+            "public.c has 1,500 rows, the manifest 1,501"
+        )
+        assert compare({"public.a": 2, "public.b": 0}) == "table public.c is not in the manifest"
+        assert compare({"public.a": 2, "public.b": 0, "public.c": 1_500, "public.d": 0}) == (
+            "table public.d is missing"
+        )
+        three = {"public.a": 3, "public.b": 0, "public.z": 1}
+        assert compare(three) == (
+            "table public.z is missing; table public.c is not in the manifest; "
+            "public.a has 2 rows, the manifest 3"
+        )
+        four = {"public.a": 3, "public.b": 1, "public.z": 1}
+        assert compare(four) == (
+            "table public.z is missing; table public.c is not in the manifest; "
+            "public.a has 2 rows, the manifest 3 (and 1 more)"
+        )

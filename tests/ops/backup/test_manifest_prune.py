@@ -64,6 +64,17 @@ def test_manifest_json_round_trip_and_atomic_write(tmp_path: Path) -> None:
     assert m.size_bytes == 10
 
 
+def test_a_manifest_is_strict_json_or_not_written(tmp_path: Path) -> None:
+    """A NaN duration would be written as ``NaN``: JSON other tools refuse to read."""
+    broken = dataclasses.replace(_manifest(NOW), duration_s=float("nan"))
+    with pytest.raises(ValueError, match="JSON compliant"):
+        broken.to_json()
+    (tmp_path / broken.id).mkdir()
+    with pytest.raises(ValueError, match="JSON compliant"):
+        write_manifest(tmp_path / broken.id, broken)
+    assert list((tmp_path / broken.id).iterdir()) == []  # nothing half-written
+
+
 def test_newer_manifest_version_is_refused() -> None:
     data = json.loads(_manifest(NOW).to_json())
     data["version"] = 99
