@@ -200,10 +200,13 @@ WHERE attrelid = to_regclass(%(table)s) AND attnum > 0 AND NOT attisdropped
 ORDER BY attnum
 """
 
-#: Extensions the migrations use, created here by the administrator when the server has them:
-#: none is a trusted extension the owner role could create itself (migration 0002 then finds
-#: them installed and leaves them alone, also on downgrade).
-EXTENSIONS = ("pg_trgm", "postgis")
+#: Extensions created here by the administrator when the server has them (none is a trusted
+#: extension the owner role could create itself): ``pg_trgm`` and ``postgis`` for the
+#: migrations (migration 0002 then finds them installed and leaves them alone, also on
+#: downgrade), ``hypopg`` for planner-verified index advice (``dbops monitor advice``, the
+#: dashboard's Indexes page): hypothetical indexes live in one session's memory and change
+#: nothing on disk.
+EXTENSIONS = ("pg_trgm", "postgis", "hypopg")
 
 AVAILABLE_EXTENSION_SQL = """
 SELECT count(*) AS n FROM pg_available_extensions WHERE name = %(name)s

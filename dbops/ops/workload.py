@@ -284,6 +284,11 @@ class _Mix:
                 self.teams.delete(Actor.user(owner_id), team_id)
 
 
+def _thread_seed(seed: int, index: int) -> int:
+    """Thread ``index``'s own stream of run ``seed`` (distinct for up to 1,000 threads)."""
+    return seed * 1_000 + index
+
+
 def _typo(word: str, rng: random.Random) -> str:
     """``word`` with one inner letter left out (the first and the last stay)."""
     i = rng.randrange(1, len(word) - 1)
@@ -363,7 +368,7 @@ def run_workload(
     deadline = None if duration_s is None else started + duration_s
 
     def worker(index: int) -> None:
-        rng = random.Random(None if seed is None else seed * 1_000 + index)  # noqa: S311
+        rng = random.Random(None if seed is None else _thread_seed(seed, index))  # noqa: S311
         while not stop.is_set():
             slot = pacer.next_slot()
             if deadline is not None and slot >= deadline:

@@ -10,6 +10,7 @@ import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
 from dbops.config import to_libpq_url, to_sqlalchemy_url
@@ -91,6 +92,16 @@ def test_a_failed_unique_build_leaves_no_invalid_index_and_can_be_retried(
     assert sent == ["DROP INDEX CONCURRENTLY IF EXISTS uq_t_a"]
     run_op(lambda: drop_index_concurrently("uq_t_a", "t"))  # IF EXISTS: retry-safe
     assert _query(empty_database, INDEX_VALID, {"name": "uq_t_a"}) == []
+
+
+def test_a_build_that_fails_before_creating_the_index_raises_the_database_error(
+    empty_database: str, run_op: Callable[..., None]
+) -> None:
+    """No index was made (an unknown column): the driver's error, nothing to clean up."""
+    _query(empty_database, "CREATE TABLE t (a int)")
+    with pytest.raises(sa_exc.ProgrammingError, match='column "zz" does not exist'):
+        run_op(lambda: create_index_concurrently("ix_t_zz", "t", ["zz"]))
+    assert _query(empty_database, INDEX_VALID, {"name": "ix_t_zz"}) == []
 
 
 def test_an_invalid_leftover_is_dropped_before_the_build(

@@ -76,6 +76,16 @@ def test_info_reads_the_whole_archived_range_and_orders_the_backups() -> None:
     )
 
 
+def test_a_backup_without_sizes_counts_zero_bytes() -> None:
+    """A backup whose info pgBackRest left empty (or null): no size, never a made-up one."""
+    bare = json.loads(json.dumps(INFO))
+    bare[1]["backup"][1]["info"] = {"size": None, "repository": {}}
+    bare[1]["backup"][0]["info"] = None
+    full, incr = _parse_info(json.dumps(bare), Path("/repo")).backups
+    assert (full.size_bytes, full.repo_size_bytes) == (0, 0)
+    assert (incr.size_bytes, incr.repo_size_bytes) == (0, 0)
+
+
 def test_a_repository_without_archives_has_no_range() -> None:
     empty = [{"name": STANZA, "status": {"message": "no valid backups"}, "archive": []}]
     info = _parse_info(json.dumps(empty), Path("/repo"))

@@ -14,7 +14,14 @@ from dbops.config import to_libpq_url
 from dbops.db import Database
 from dbops.errors import InvalidInput, NotFound
 from dbops.ops.seed import seed
-from dbops.ops.workload import KINDS, WorkloadResult, _Pacer, _typo, run_workload
+from dbops.ops.workload import (
+    KINDS,
+    WorkloadResult,
+    _Pacer,
+    _thread_seed,
+    _typo,
+    run_workload,
+)
 from dbops.services import MemoryCache
 
 STATEMENT_CALLS = (
@@ -243,3 +250,11 @@ def test_a_typo_leaves_out_one_inner_letter_and_every_inner_letter_can_go() -> N
     rng = random.Random(1)
     seen = {_typo("falcons", rng) for _ in range(300)}
     assert seen == {"falcons"[:i] + "falcons"[i + 1 :] for i in range(1, 6)}
+
+
+def test_every_thread_of_a_seeded_run_draws_its_own_stream() -> None:
+    for run_seed in (0, 1, 7, 12_345):
+        seeds = [_thread_seed(run_seed, i) for i in range(32)]
+        assert len(set(seeds)) == 32, run_seed
+    assert _thread_seed(3, 2) != _thread_seed(2, 3)
+    assert _thread_seed(1, 0) != _thread_seed(0, 1_000 - 1)

@@ -137,7 +137,6 @@ def pg_restore_into(
     manifest: Manifest,
     *,
     jobs: int,
-    single_transaction: bool,
     owners: bool,
     progress: Progress | None,
 ) -> None:
@@ -150,9 +149,7 @@ def pg_restore_into(
     _ensure_role_names(target)
     conninfo, env = client_env(target)
     argv = [pg_tool("pg_restore"), "--verbose", "--exit-on-error", f"--dbname={conninfo}"]
-    if single_transaction:
-        argv.append("--single-transaction")
-    elif jobs > 1:
+    if jobs > 1:
         argv.append(f"--jobs={jobs}")
     if not owners:
         argv += ["--no-owner", "--no-privileges"]
@@ -390,7 +387,6 @@ def _restore_into_new(
         backup,
         manifest,
         jobs=jobs or settings.backup_jobs,
-        single_transaction=False,
         owners=owners,
         progress=progress,
     )

@@ -95,7 +95,6 @@ def verify_backup(
                 backup,
                 manifest,
                 jobs=jobs or settings.backup_jobs,
-                single_transaction=False,
                 owners=False,
                 progress=progress,
             )

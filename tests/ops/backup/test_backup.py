@@ -6,6 +6,7 @@ import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -89,7 +90,9 @@ def test_round_trip_equals_the_source(
     assert "hot reads ok" in drill.message
 
     target = pg_cluster.url(new_database_name)
+    started = time.perf_counter()
     result = restore_backup(bk_settings, manifest.id, Dsn.parse(target))
+    assert 0.05 < result.duration_s <= time.perf_counter() - started + 0.001
     assert result.method == "new database"
     assert result.kept_as is None
     assert_same_schema(schema_text(target), schema_text(source_url))
@@ -332,6 +335,36 @@ def test_owners_and_privileges_are_restored_or_left_out_as_asked(
     bare = pg_cluster.url(new_database_name + "_bare")
     restore_backup(bk_settings, manifest.id, Dsn.parse(bare), owners=False)
     assert _acls(bare) == []
+
+
+def test_the_dump_snapshot_is_held_without_a_statement_or_idle_timeout(
+    bk_settings: Settings, source_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exporting transaction stays open for the whole dump: no timeout may end it.
+
+    The session's settings are read on that connection while the tables are counted; the
+    connection itself starts with the settings' statement timeout (not 0).
+    """
+    from dbops.ops.backup import _common, create
+
+    seen: list[tuple[str, str]] = []
+    counted = _common.count_rows
+
+    def observed(conn: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> Any:
+        row = conn.execute(
+            "SELECT current_setting('statement_timeout'), "
+            "current_setting('idle_in_transaction_session_timeout')"
+        ).fetchone()
+        assert row is not None
+        seen.append((str(row[0]), str(row[1])))
+        return counted(conn, *args, **kwargs)
+
+    monkeypatch.setattr(create, "count_rows", observed)
+    settings = bk_settings.model_copy(
+        update={"statement_timeout_ms": 5_000, "idle_in_transaction_timeout_ms": 5_000}
+    )
+    create_backup(settings, Dsn.parse(source_url))
+    assert seen == [("0", "0")]
 
 
 def test_failed_create_leaves_no_backup(bk_settings: Settings, tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ import json
 import re
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dbops.ops.seed._plan import MARKER_EMAIL, SeedPlan, make_plan
-from dbops.ops.seed._rows import CHUNK_ROWS, table_rows, uuid4_text
+from dbops.ops.seed._rows import CHUNK_ROWS, _Clock, table_rows, uuid4_text
 from dbops.ops.seed._vocabulary import CITIES, PERSONAS
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -140,3 +140,18 @@ def test_pure_generation_needs_tables_in_order(plan: SeedPlan) -> None:
     next(tables)  # teams, not consumed
     with pytest.raises(RuntimeError, match="consume"):
         next(tables)
+
+
+def test_the_clock_writes_every_second_of_the_day_and_the_days_before_today() -> None:
+    today = NOW.date()
+    clock = _Clock(today)
+    midnight = datetime(2000, 1, 1, tzinfo=UTC)
+    assert clock.times == [
+        (midnight + timedelta(seconds=s)).strftime("%H:%M:%S+00") for s in range(86_400)
+    ]
+    assert clock.days[0] == (today - timedelta(days=1)).isoformat()
+    assert clock.days[-1] == (today - timedelta(days=3 * 365)).isoformat()
+    assert len(clock.days) == 3 * 365
+    # r picks the day from its remainder and the second from the rest.
+    assert clock.pick(0) == f"{clock.days[0]} 00:00:00+00"
+    assert clock.pick(3 * 365 * 3_661 + 2) == f"{clock.days[2]} 01:01:01+00"
