@@ -80,6 +80,6 @@ def test_readme_states_the_workload_mix_the_code_runs() -> None:
     for kind, phrase in WORKLOAD_PHRASES.items():
         assert re.search(rf"(^|, |and ){workload.KINDS[kind]} {phrase}\b", paragraph), kind
     assert "(1 in 10 misses)" in paragraph
-    assert "(1 in 5 with a wrong password" in paragraph
-    assert workload.WRONG_PASSWORD_SHARE == 1 / 5
+    assert "(1 in 100 with a wrong password" in paragraph
+    assert workload.WRONG_PASSWORD_SHARE == 1 / 100
     assert workload.KEEP_CREATED_TEAMS == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -10,12 +11,13 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from dbops.config import to_libpq_url
+from dbops.config import Settings, to_libpq_url
 from dbops.db import Database
 from dbops.errors import InvalidInput, NotFound
 from dbops.ops.seed import seed
 from dbops.ops.workload import (
     KINDS,
+    WRONG_PASSWORD_SHARE,
     WorkloadResult,
     _Pacer,
     _thread_seed,
@@ -128,7 +130,7 @@ def test_a_rate_below_one_per_second_is_a_rate(seeded: Database) -> None:
 
 
 def test_only_a_share_of_logins_use_a_wrong_password(seeded: Database, monkeypatch) -> None:
-    """WRONG_PASSWORD_SHARE (20 %) of the logins fail on purpose, not all of them.
+    """WRONG_PASSWORD_SHARE (1 %) of the logins fail on purpose, not all of them.
 
     A login hashes a password (a few per second here); the seeded random stream makes the
     draws the same on every run, so a handful of logins is enough.
@@ -258,3 +260,18 @@ def test_every_thread_of_a_seeded_run_draws_its_own_stream() -> None:
         assert len(set(seeds)) == 32, run_seed
     assert _thread_seed(3, 2) != _thread_seed(2, 3)
     assert _thread_seed(1, 0) != _thread_seed(0, 1_000 - 1)
+
+
+def test_the_demo_workload_stays_under_the_failed_login_threshold() -> None:
+    """`make run` must be healthy by every consumer: its deliberate wrong passwords at the
+    default rate are a fraction of what the check and the alert warn about."""
+    settings = Settings(_env_file=None)
+    logins_per_s = settings.workload_rate * KINDS["login"] / sum(KINDS.values())
+    per_window = logins_per_s * WRONG_PASSWORD_SHARE * settings.monitor_access_window_s
+    assert per_window <= settings.check_failed_logins_warning / 2, per_window
+    # The Poisson tail: a window reaching the threshold by chance is rarer than 1 in 10,000.
+    tail = 1 - sum(
+        math.exp(-per_window) * per_window**k / math.factorial(k)
+        for k in range(settings.check_failed_logins_warning)
+    )
+    assert tail < 1e-4, tail
