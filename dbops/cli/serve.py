@@ -340,7 +340,7 @@ def scheduled_jobs(
         ),
         ScheduledJob(
             "maintain",
-            "maintenance",
+            "maintenance" if settings.serve_maintain_apply else "maintenance plan (not applied)",
             settings.serve_maintain_interval_s,
             FIRST_MAINTAIN_S,
             lambda: maintain_job(db, settings),
@@ -439,8 +439,14 @@ def start_scheduler(jobs: Sequence[ScheduledJob]) -> BackgroundScheduler | None:
             id=job.id,
         )
     scheduler.start()
-    say("scheduled: " + ", ".join(f"{job.name} every {_every(job.interval_s)}" for job in jobs))
+    say("scheduled: " + ", ".join(_when(job) for job in jobs))
     return scheduler
+
+
+def _when(job: ScheduledJob) -> str:
+    """``backup every 6 h (first in 30 s)``: what the startup line promises, as it will run."""
+    first = f" (first in {_every(job.first_run_s)})" if job.first_run_s > 0 else ""
+    return f"{job.name} every {_every(job.interval_s)}{first}"
 
 
 def _every(seconds: float) -> str:

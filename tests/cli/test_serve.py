@@ -279,7 +279,10 @@ def test_scheduler_runs_each_job_on_its_interval(capsys: pytest.CaptureFixture[s
     assert late.calls == 1, "the first run waits its delay, the next its interval"
     time.sleep(0.4)
     assert fast.calls == calls, "a job ran after shutdown"
-    assert "scheduled: history capture every 0.2 s, backup every 1 h" in capsys.readouterr().out
+    assert (
+        "scheduled: history capture every 0.2 s, backup every 1 h (first in 0.5 s)"
+        in capsys.readouterr().out
+    )
 
 
 def test_a_failing_job_is_a_note_and_the_schedule_goes_on(
@@ -314,6 +317,11 @@ def test_scheduled_jobs_follow_the_settings() -> None:
     assert [j.id for j in scheduled_jobs(object(), off)] == ["history_capture", "history_prune"]  # type: ignore[arg-type]
     backup = next(j for j in scheduled_jobs(object(), settings) if j.id == "backup")  # type: ignore[arg-type]
     assert (backup.interval_s, backup.first_run_s) == (settings.serve_backup_interval_s, 30.0)
+    # The startup line says the maintenance is only planned unless the setting applies it.
+    names = {j.id: j.name for j in scheduled_jobs(object(), settings)}  # type: ignore[arg-type]
+    assert names["maintain"] == "maintenance plan (not applied)"
+    applying = settings.model_copy(update={"serve_maintain_apply": True})
+    assert {j.id: j.name for j in scheduled_jobs(object(), applying)}["maintain"] == "maintenance"  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
