@@ -20,6 +20,7 @@ def _frame() -> pd.DataFrame:
         [
             {
                 "index": i.name,
+                "schema": i.schema,
                 "table": f"{i.schema}.{i.table}",
                 "scans": i.scans,
                 "size": i.size_bytes,
@@ -37,6 +38,7 @@ def _frame() -> pd.DataFrame:
         ],
         columns=[
             "index",
+            "schema",
             "table",
             "scans",
             "size",
@@ -60,8 +62,13 @@ def main() -> None:
     if df.empty:
         st.info("No indexes in the monitored schemas.")
         return
-    unused = df[(df["scans"] == 0) & ~df["unique"] & ~df["primary"]]
-    covered = df[df["covered_by"].notna()]
+    # The same findings as the checks, `dbops monitor checks` and the exporter: one definition.
+    found = data.findings()
+    unused_found = [f for f in found if f.check == "unused_indexes"]
+    covered_found = [f for f in found if f.check == "duplicate_indexes"]
+    qualified = df["schema"] + "." + df["index"]
+    unused = df[qualified.isin({f.subject for f in unused_found})]
+    covered = df[qualified.isin({f.subject for f in covered_found})]
     invalid = df[~df["valid"]]
     cols = st.columns(4)
     cols[0].metric("Indexes", len(df), help=c.size_fmt(float(df["size"].sum())))
@@ -72,15 +79,16 @@ def main() -> None:
     tabs = st.tabs(["Unused", "Duplicate", "Invalid", "Bloat", "Usage", "Suggestions"])
     shown = ["index", "table", "scans", "size_h", "definition"]
     with tabs[0]:
-        st.caption("Never scanned since the statistics reset (unique and primary keys left out).")
+        st.caption(
+            "The unused_indexes check: never scanned since the statistics reset, valid, at "
+            "least DBOPS_CHECK_UNUSED_INDEX_MIN_BYTES, not unique, primary or covered by "
+            "another (those are under Duplicate). Check replicas before dropping one."
+        )
         if unused.empty:
             st.success("No unused indexes.")
         else:
             st.dataframe(unused[shown], hide_index=True, width="stretch")
-            st.code(
-                "\n".join(f"DROP INDEX CONCURRENTLY {name};" for name in unused["index"]),
-                language="sql",
-            )
+            st.code("\n".join(f.hint or "" for f in unused_found), language="sql")
     with tabs[1]:
         if covered.empty:
             st.success("No duplicate or covered indexes.")
@@ -90,6 +98,7 @@ def main() -> None:
                 hide_index=True,
                 width="stretch",
             )
+            st.code("\n".join(f.hint or "" for f in covered_found), language="sql")
     with tabs[2]:
         if invalid.empty:
             st.success("No invalid indexes.")

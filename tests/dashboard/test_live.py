@@ -65,7 +65,11 @@ def test_pages_show_what_the_test_did(
 def test_unused_index_is_in_the_unused_tab(
     seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The page lists what the unused_indexes check finds: the same count, schema-qualified."""
+    from dashboard import data
+
     monkeypatch.setenv("DATABASE_URL", migrated)
+    monkeypatch.setenv("DBOPS_CHECK_UNUSED_INDEX_MIN_BYTES", "0")  # the test's index is tiny
     at = app()
     at.run()
     at.switch_page("pages/indexes.py").run()
@@ -73,7 +77,14 @@ def test_unused_index_is_in_the_unused_tab(
     unused_tab = at.tabs[0]
     frames = [df.value for df in unused_tab.dataframe]
     assert any(UNUSED_INDEX in set(df["index"]) for df in frames)
-    assert any(f"DROP INDEX CONCURRENTLY {UNUSED_INDEX};" in c.value for c in unused_tab.code)
+    drop = f'DROP INDEX CONCURRENTLY "public"."{UNUSED_INDEX}";'
+    assert any(drop in c.value for c in unused_tab.code)
+    checked = [f for f in data.findings() if f.check == "unused_indexes"]
+    assert f"public.{UNUSED_INDEX}" in {f.subject for f in checked}
+    shown = next(m for m in at.metric if m.label == "Unused")
+    assert int(shown.value) == len(checked)
+    code = "\n".join(c.value for c in unused_tab.code)
+    assert all(line.startswith('DROP INDEX CONCURRENTLY "') for line in code.splitlines())
 
 
 def test_emails_shown_when_the_setting_allows(
