@@ -25,7 +25,9 @@ def _frame() -> tuple[pd.DataFrame, float]:
     df = pd.DataFrame(
         [
             {
-                "queryid": q.queryid,
+                # A string: a browser's numbers round 64-bit queryids (two statements would
+                # share one label); int() of it gets the queryid back.
+                "queryid": None if q.queryid is None else str(q.queryid),
                 "query": " ".join((q.query or "").split()),
                 "total_ms": q.total_exec_time_ms,
                 "share": q.total_exec_time_ms / total,
@@ -118,14 +120,14 @@ def main() -> None:
             "mean_ms": st.column_config.NumberColumn("mean ms", format="%.2f"),
             "max_ms": st.column_config.NumberColumn("max ms", format="%.1f"),
             "cache_hit": st.column_config.NumberColumn("cache hit", format="percent"),
-            "queryid": st.column_config.NumberColumn("queryid", format="%d"),
+            "queryid": st.column_config.TextColumn("queryid"),
         },
     )
     selected = getattr(getattr(event, "selection", None), "rows", None) or []
-    options = [int(q) for q in df["queryid"].dropna()]
+    options = [str(q) for q in df["queryid"].dropna()]
     if not options:
         return
-    default = options.index(int(df.loc[selected[0], "queryid"])) if selected else 0
+    default = options.index(str(df.loc[selected[0], "queryid"])) if selected else 0
     chosen = st.selectbox(
         "Statement detail",
         options,

@@ -12,6 +12,7 @@ from dbops.monitoring.snapshot import AccessStat
 from tests.dashboard.conftest import PAGES, ROOT, app, texts, write_snapshot
 from tests.fixtures.snapshots import (
     HEALTHY_ACCESS,
+    _query,
     degraded_snapshot,
     healthy_snapshot,
     partial_snapshot,
@@ -155,3 +156,31 @@ def test_activity_says_what_access_is_unknown(
 ) -> None:
     snap = dataclasses.replace(healthy_snapshot(), access=access)
     assert expected in _activity(snap, tmp_path, monkeypatch)
+
+
+def test_queryids_reach_the_browser_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two 64-bit queryids a JavaScript number cannot tell apart stay two rows and two labels."""
+    snap = healthy_snapshot()
+    assert snap.statements is not None
+    a, b = -5_424_882_176_234_291_609, -5_424_882_176_234_291_001  # the same as doubles
+    assert float(a) == float(b)
+    top = (
+        _query(a, 3.0, 10, "SELECT 1 AS first_statement"),
+        _query(b, 2.0, 10, "SELECT 2 AS second_statement"),
+    )
+    snap = dataclasses.replace(snap, statements=dataclasses.replace(snap.statements, top=top))
+    monkeypatch.setenv(
+        "DBOPS_DASHBOARD_SNAPSHOT_FILE", str(write_snapshot(tmp_path / "s.json", snap))
+    )
+    at = app()
+    at.run()
+    at.switch_page("pages/queries.py").run()
+    assert not at.exception, at.exception
+    (frame,) = [df.value for df in at.dataframe]
+    assert list(frame["queryid"]) == [str(a), str(b)]  # text: no rounding on the way
+    (choice,) = at.selectbox
+    assert [str(o) for o in choice.options][:2] == [
+        f"{a}: SELECT 1 AS first_statement",
+        f"{b}: SELECT 2 AS second_statement",
+    ]
+    assert f"Statement {a}" in texts(at)
