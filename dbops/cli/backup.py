@@ -44,6 +44,12 @@ class BackupFormat(StrEnum):
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+WideOption = Annotated[
+    bool,
+    typer.Option("--wide", help="Every column (database, revision, format, drill time)."),
+]
+#: A terminal this wide gets every column without --wide.
+WIDE_COLUMNS = 120
 ProgressOption = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Show each step on a terminal (stderr).")
 ]
@@ -90,11 +96,13 @@ def _ago(at: datetime | None) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
-def _drill_text(manifest: Manifest) -> str:
+def _drill_text(manifest: Manifest, *, brief: bool = False) -> str:
     drill = manifest.last_drill
     if drill is None:
         return "never verified"
     state = "passed" if drill.ok else "FAILED"
+    if brief:
+        return f"{state} {_ago(drill.at)}"
     return f"{state} {_ago(drill.at)} in {drill.duration_s:.1f} s"
 
 
@@ -141,8 +149,12 @@ def create(
 
 
 @backup_app.command("list")
-def list_backups(as_json: JsonOption = False) -> None:
-    """Every backup, newest first, with its size, revision and last restore drill."""
+def list_backups(as_json: JsonOption = False, wide: WideOption = False) -> None:
+    """Every backup, newest first, with its age, size and last restore drill.
+
+    Fits 80 columns; --wide (or a terminal of 120 columns) adds the database, the revision,
+    the format and the drill's duration.
+    """
     from dbops.ops.backup import backup_root, read_manifests
 
     settings = _target.settings()
@@ -159,20 +171,30 @@ def list_backups(as_json: JsonOption = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"backups in {root}")
-    for column in ("id", "created", "database", "revision", "format", "size", "last drill"):
-        table.add_column(column, no_wrap=column in ("id", "size"))
-    for m in manifests:
-        table.add_row(
-            m.id,
-            f"{m.created_at:%Y-%m-%d %H:%M} UTC ({_ago(m.created_at)})",
-            m.database,
-            m.revision or "none",
-            m.format,
-            _size(m.size_bytes),
-            _drill_text(m),
-        )
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    if wide:  # every column whole: the terminal wraps the lines, nothing is cut
+        console = Console(highlight=False, width=max(console.width, 160))
+    wide = wide or console.width >= WIDE_COLUMNS
+    table = Table(title=f"backups in {root}", title_justify="left")
+    if wide:
+        for column in ("id", "created", "database", "revision", "format", "size", "last drill"):
+            table.add_column(column, no_wrap=column in ("id", "size"))
+        for m in manifests:
+            table.add_row(
+                m.id,
+                f"{m.created_at:%Y-%m-%d %H:%M} UTC ({_ago(m.created_at)})",
+                m.database,
+                m.revision or "none",
+                m.format,
+                _size(m.size_bytes),
+                _drill_text(m),
+            )
+    else:
+        for column in ("id", "created", "size", "last drill"):
+            table.add_column(column, no_wrap=True, justify="right" if column == "size" else "left")
+        for m in manifests:
+            table.add_row(m.id, _ago(m.created_at), _size(m.size_bytes), _drill_text(m, brief=True))
+    console.print(table)
 
 
 @backup_app.command("show")

@@ -107,7 +107,19 @@ def test_create_list_show_verify_restore_prune(
     verified = invoke("backup", "verify", "--scratch-url", scratch, "--no-progress")
     assert verified.exit_code == 0, verified.output
     assert "hot reads ok" in verified.stdout
-    assert "passed" in invoke("backup", "list").stdout
+    narrow = runner.invoke(app, ["backup", "list"], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    listed_text = narrow.stdout
+    assert "passed" in listed_text
+    # A standard terminal: 80 columns, nothing cut (rich marks a cut cell with "…"); --wide
+    # (or a terminal of 120 columns, as invoke()'s) has every column.
+    assert max(len(line) for line in listed_text.splitlines()) <= 80, listed_text
+    assert "…" not in listed_text
+    assert backup_id in listed_text
+    wide = runner.invoke(app, ["backup", "list", "--wide"], env={"COLUMNS": "80"}).stdout
+    assert source_db in wide
+    assert source_db in invoke("backup", "list").stdout
+    assert "custom" in wide
 
     target = pg_cluster.tcp_url(f"{source_db}_copy")
     restored = invoke("backup", "restore", backup_id, "--target", target)
