@@ -675,13 +675,14 @@ def _restore_user(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> RestoreR
     members = conn.execute(RESTORE_MEMBERS_OF_USER, params).rowcount
     senders = conn.execute(RESTORE_SENDERS_OF_USER, params).rowcount
     left = conn.execute(ARCHIVED_MEMBERS_OF_USER, params).fetchone()
+    assert left is not None  # count(*) always returns a row
     conn.execute(DELETE_ARCHIVED_USER, params)
     return RestoreReport(
         kind="user",
         id=user_id,
         name=email,
         restored=TableCounts(users=users, team_members=members, invitation_senders=senders),
-        left_in_archive=int(left[0]) if left else 0,
+        left_in_archive=int(left[0]),
     )
 
 
@@ -719,6 +720,7 @@ def _restore_team(
     invitations = conn.execute(RESTORE_INVITATIONS_OF_TEAM, params).rowcount
     located = conn.execute(RESTORE_LOCATION_OF_TEAM, params).rowcount if locations else 0
     left = conn.execute(ARCHIVED_MEMBERS_OF_TEAM, params).fetchone()
+    assert left is not None  # count(*) always returns a row
     conn.execute(DELETE_ARCHIVED_TEAM, params)
     return RestoreReport(
         kind="team",
@@ -727,7 +729,7 @@ def _restore_team(
         restored=TableCounts(
             teams=teams, team_members=members, invitations=invitations, team_locations=located
         ),
-        left_in_archive=int(left[0]) if left else 0,
+        left_in_archive=int(left[0]),
     )
 
 

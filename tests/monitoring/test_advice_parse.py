@@ -174,6 +174,8 @@ SKIPS = [
     ("", "no query text"),
     ("SELEC * FROM users", "pglast cannot parse it"),
     ("SELECT 1; SELECT 2", "not exactly one statement"),
+    (";", "not exactly one statement"),  # no statement at all
+    ("-- only a comment", "not exactly one statement"),
     ("SELECT a FROM t UNION SELECT a FROM u", "set operation (UNION/INTERSECT/EXCEPT)"),
     ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH query"),
     ("WITH x AS (SELECT 1) UPDATE t SET a = 1", "WITH query"),

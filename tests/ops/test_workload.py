@@ -275,3 +275,16 @@ def test_the_demo_workload_stays_under_the_failed_login_threshold() -> None:
         for k in range(settings.check_failed_logins_warning)
     )
     assert tail < 1e-4, tail
+
+
+def test_searches_use_the_words_of_the_teams_names(seeded: Database, database_url: str) -> None:
+    """Words of three letters or more of the live teams' names, lower case, once each."""
+    from dbops.ops.workload import _population
+
+    with psycopg.connect(to_libpq_url(database_url)) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM teams WHERE deleted_at IS NULL")]
+    expected = sorted({w.lower() for name in names for w in name.split() if len(w) >= 3})
+    population = _population(seeded, MemoryCache(ttl_s=30))
+    assert list(population.words) == expected
+    assert expected  # the seed's names have words: "team" is only the fallback
+    assert len(population.teams) == len(names)

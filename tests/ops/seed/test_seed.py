@@ -143,6 +143,22 @@ def test_missing_seeded_rows_are_restored(seeded: tuple[Database, SeedResult]) -
     assert _counts(db) == _expected(first)
 
 
+def test_an_extra_seeded_team_makes_the_next_run_replace_the_seed(
+    seeded: tuple[Database, SeedResult],
+) -> None:
+    """The counts must match both ways: a row that looks seeded but was not is noticed too."""
+    db, first = seeded
+    with db.connection() as conn:
+        conn.execute(
+            "INSERT INTO teams (name, slug, settings) VALUES "
+            "('Stray', 'stray-team', '{\"seed\": 42, \"plan\": \"free\"}')"
+        )
+    result = seed(db, **SMALL, replace=True)
+    assert result.created is True
+    assert _counts(db) == _expected(first)
+    assert _scalar(db, "SELECT count(*) FROM teams WHERE slug = 'stray-team'") == 0
+
+
 def test_other_arguments_replace_the_seed_and_keep_other_rows(clean_db: Database) -> None:
     with clean_db.connection() as conn:
         conn.execute(
