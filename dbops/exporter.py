@@ -74,6 +74,10 @@ __all__ = [
 
 #: Error counter key for a scrape that got no fresh snapshot within the budget.
 SCRAPE_TIMEOUT = "scrape_timeout"
+#: ``dbops_connections_by_client`` has a series for the busiest client addresses only, the
+#: others summed as ``client="other"``: a label per address is unbounded (every new pod or NAT
+#: port would be a new series), and the snapshot keeps every address for the dashboard.
+MAX_CLIENT_SERIES = 10
 #: Error counter key for a collection that raised as a whole (database unreachable).
 SNAPSHOT_FAILED = "snapshot"
 
@@ -552,13 +556,18 @@ def _activity_metrics(f: _Families, snap: Snapshot) -> None:
             item.count,
             user=item.key or "unknown",
         )
-    for item in act.by_client or ():
+    clients = sorted(act.by_client or (), key=lambda c: (-c.count, str(c.key)))
+    by_client_doc = (
+        f"Client connections by client address (local = unix socket; the {MAX_CLIENT_SERIES} "
+        'busiest addresses, the others summed as client="other").'
+    )
+    for item in clients[:MAX_CLIENT_SERIES]:
         f.gauge(
-            "dbops_connections_by_client",
-            "Client connections by client address (local = unix socket).",
-            item.count,
-            client=item.key or "unknown",
+            "dbops_connections_by_client", by_client_doc, item.count, client=item.key or "unknown"
         )
+    if len(clients) > MAX_CLIENT_SERIES:
+        rest = sum(c.count for c in clients[MAX_CLIENT_SERIES:])
+        f.gauge("dbops_connections_by_client", by_client_doc, rest, client="other")
     if act.sessions is not None:
         running = [s.query_s for s in act.sessions if s.state == "active" and s.query_s is not None]
         idle_tx = [

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from dbops.config import Settings
 from dbops.exporter import (
+    MAX_CLIENT_SERIES,
     SCRAPE_TIMEOUT,
     SNAPSHOT_FAILED,
     SnapshotCollector,
@@ -22,7 +23,7 @@ from dbops.exporter import (
     instrument,
     make_server,
 )
-from dbops.monitoring.snapshot import Snapshot
+from dbops.monitoring.snapshot import CountBy, Snapshot
 from tests.fixtures.db import make_settings
 from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
 
@@ -390,3 +391,28 @@ def test_whole_view_counters_come_from_the_summary_not_the_top_statements() -> N
     assert _value(reg, "dbops_statement_calls_total", **stmt) == 100.0
     assert _value(reg, "dbops_statement_exec_seconds_total", **stmt) == pytest.approx(2.5)
     assert _value(reg, "dbops_statement_mean_exec_seconds", **stmt) == pytest.approx(0.025)
+
+
+def test_client_addresses_are_a_bounded_label() -> None:
+    """40 addresses: the 10 busiest get a series each, the other 30 one sum; nothing lost."""
+    snap = healthy_snapshot()
+    activity = snap.activity
+    assert activity is not None
+    clients = tuple(CountBy(key=f"10.0.0.{n}", count=n) for n in range(1, 41))
+    snap = dataclasses.replace(snap, activity=dataclasses.replace(activity, by_client=clients))
+    reg = _registry(_source(snap))
+    samples = [
+        s
+        for family in reg.collect()
+        if family.name == "dbops_connections_by_client"
+        for s in family.samples
+    ]
+    assert len(samples) == MAX_CLIENT_SERIES + 1 == 11
+    shown = {s.labels["client"]: s.value for s in samples}
+    assert shown == {
+        **{f"10.0.0.{n}": float(n) for n in range(31, 41)},
+        "other": float(sum(range(1, 31))),
+    }
+    assert sum(shown.values()) == sum(range(1, 41))
+    few = dataclasses.replace(snap, activity=dataclasses.replace(activity, by_client=clients[:3]))
+    assert _value(_registry(_source(few)), "dbops_connections_by_client", client="other") is None
