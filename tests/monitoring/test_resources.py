@@ -178,7 +178,7 @@ def test_log_is_read_incrementally_and_bounded(
     log.parent.mkdir()
     line = b"2026-01-01 00:00:00.000 UTC [7] 22012 ERROR:  division by zero\n"
     ok = b"2026-01-01 00:00:00.000 UTC [7] 00000 LOG:  checkpoint starting: time\n"
-    log.write_bytes(line * 10)  # 650 bytes: the last 200 hold 3 whole lines
+    log.write_bytes(line * 10)  # 630 bytes: the last 200 hold 3 whole lines
     first = resources._log_errors(resources.default_log_files(data_dir))
     assert first == (CountBy(key="22", count=3),)
     with log.open("ab") as fh:
@@ -245,7 +245,7 @@ def test_log_error_metric_has_one_sample_per_class() -> None:
     assert "dbops_server_cpu_seconds" not in families  # unknown: no sample, not zero
 
 
-LINE = b"2026-01-01 00:00:00.000 UTC [7] 22012 ERROR:  division by zero\n"  # 65 bytes
+LINE = b"2026-01-01 00:00:00.000 UTC [7] 22012 ERROR:  division by zero\n"  # 63 bytes
 
 
 @pytest.fixture
@@ -274,7 +274,7 @@ def test_a_first_read_of_a_big_log_starts_at_the_next_whole_line(
 ) -> None:
     monkeypatch.setattr(resources, "MAX_LOG_READ_BYTES", 100)
     log = tmp_path / "a.log"
-    log.write_bytes(LINE * 4)  # 260 bytes: the last 100 start 30 bytes into line 3
+    log.write_bytes(LINE * 4)  # 252 bytes: the last 100 start 26 bytes into line 3
     assert _read(log) == {"22": 1}
 
 
@@ -287,11 +287,27 @@ def test_more_than_the_bound_appended_between_reads_counts_only_the_newest_lines
     log.write_bytes(LINE)
     assert _read(log) == {"22": 1}
     with log.open("ab") as fh:
-        fh.write(LINE * 5)  # 325 new bytes; the last 140 hold two whole lines and a part
+        fh.write(LINE * 5)  # 315 new bytes; the last 140 hold two whole lines and a part
     assert _read(log) == {"22": 1 + 2}
     with log.open("ab") as fh:
         fh.write(LINE * 2)  # within the bound: both, from where the last read ended
     assert _read(log) == {"22": 3 + 2}
+
+
+@pytest.mark.usefixtures("fresh_tails")
+def test_an_overrun_cut_inside_a_timestamp_still_skips_that_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tail of a line can look like a whole one (the time part is free text): skip it."""
+    assert len(LINE) == 63
+    monkeypatch.setattr(resources, "MAX_LOG_READ_BYTES", 184)
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE)
+    assert _read(log) == {"22": 1}
+    with log.open("ab") as fh:
+        fh.write(LINE * 5)  # 378 bytes: the last 184 start 5 bytes into the fourth line
+    assert LINE[5:].startswith(b"01-01 00:00:00.000 UTC [7] 22012 ERROR:")  # would match
+    assert _read(log) == {"22": 1 + 2}
 
 
 @pytest.mark.usefixtures("fresh_tails")

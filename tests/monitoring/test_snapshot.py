@@ -12,6 +12,7 @@ from dbops.monitoring import Snapshot, collect_snapshot
 from dbops.monitoring.snapshot import (
     AccessStat,
     Advice,
+    AppStat,
     CountBy,
     IndexSuggestion,
     Rejection,
@@ -19,6 +20,7 @@ from dbops.monitoring.snapshot import (
     ServerAccessStat,
     SettingStat,
     StatementGain,
+    StatementLatency,
 )
 from tests.fixtures.monitoring import monitor_settings
 from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
@@ -146,3 +148,21 @@ def test_a_setting_is_looked_up_by_its_own_name() -> None:
     assert two.setting("max_connections") == "100"
     assert two.setting("shared_buffers") is None
     assert dataclasses.replace(database, settings=None).setting("work_mem") is None
+    # Names read from the server or a JSON file are equal strings, not the same objects.
+    asked, literal = "".join(["work", "_", "mem"]), "work_mem"
+    assert asked is not literal
+    assert two.setting(asked) == "4096"
+    reread = Snapshot.from_json(dataclasses.replace(healthy_snapshot(), database=two).to_json())
+    assert reread.database is not None
+    assert reread.database.setting("max_connections") == "100"
+
+
+def test_a_service_statement_is_looked_up_by_its_own_name() -> None:
+    def latency(name: str) -> StatementLatency:
+        return StatementLatency(name, 1, 0.1, (1,), ())
+
+    app = AppStat(buckets_s=(1.0,), statements=(latency("a.get"), latency("b.get")))
+    assert app.statement("b.get") is app.statements[1]
+    assert app.statement("a.get") is app.statements[0]
+    assert app.statement("".join(["b", ".get"])) is app.statements[1]
+    assert app.statement("c.get") is None

@@ -213,6 +213,15 @@ def test_team_names_and_slugs(tables: Tables) -> None:
     assert _near(suffixed / TEAMS, 0.7, TEAMS)
 
 
+def test_teams_were_created_during_the_three_years_before_today(tables: Tables) -> None:
+    days = [(TODAY - _ts(row[4]).date()).days for row in tables["teams"]]
+    assert all(row[4] == row[5] for row in tables["teams"])
+    assert 1 <= min(days) <= 10
+    assert 3 * 365 - 10 <= max(days) <= 3 * 365
+    older = sum(d > 3 * 365 / 2 for d in days)
+    assert _near(older / TEAMS, 0.5, TEAMS)
+
+
 # -- memberships ---------------------------------------------------------------------------------
 
 
