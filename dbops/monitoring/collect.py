@@ -186,10 +186,12 @@ def collect_snapshot(
     pool_stat = pool_stats(pool)  # before borrowing, so our own checkout is not counted
     cache_stat = None
     if cache is not None:
+        cache_started = time.perf_counter()
         try:
             cache_stat = cache_stats(cache)
-        except Exception as exc:
-            errors.append(_section_error("cache", exc, 0.0, settings))
+        except Exception as exc:  # a Redis that went away: this section only
+            elapsed = time.perf_counter() - cache_started
+            errors.append(_section_error("cache", exc, elapsed, settings))
 
     with pool.connection() as conn:
         conn.autocommit = True  # every collector runs its own short transaction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,7 +90,10 @@ def test_slow_unindexed_query_gets_a_verified_suggestion(conn: Any, adv_url: str
     broken = QueryStat(
         **{**stats[0].__dict__, "queryid": -1, "query": "SELECT * FROM adv_orders WHERE"}
     )
+    started = time.perf_counter()
     advice = timed("one slow query", conn, [*stats, broken])
+    took_ms = (time.perf_counter() - started) * 1000
+    assert 1 < advice.elapsed_ms <= took_ms  # its own time, in milliseconds
 
     assert len(advice.suggestions) == 1
     suggestion = advice.suggestions[0]

@@ -362,3 +362,12 @@ def test_a_suggestion_reason_counts_its_statements() -> None:
         two[0].create_sql == 'CREATE INDEX CONCURRENTLY "t_a_idx" ON "public"."t" USING btree ("a")'
     )
     assert _pick([(("a",), {0: _gain(10, 0.0)})]) == []
+
+
+def test_a_suggested_index_name_fits_postgresql_s_63_bytes() -> None:
+    from dbops.monitoring.advice import _index_name
+
+    assert _index_name("t", ["a", "b"]) == "t_a_b_idx"
+    long = _index_name("team_members_archive", ["organization_id", "created_at", "deleted_at_x"])
+    assert long == "team_members_archive_organization_id_created_at_deleted_at_x_idx"[:63]
+    assert len(long) == 63

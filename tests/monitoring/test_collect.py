@@ -190,3 +190,18 @@ def test_index_advice_without_hypopg_is_a_recorded_error(mon_db: Database, mon_u
     # The other collectors ran.
     assert snap.statements is not None
     assert snap.indexes is not None
+
+
+def test_a_failing_cache_is_its_own_error_with_its_own_time(mon_db: Database, mon_url: str) -> None:
+    class GoneCache(MemoryCache):
+        def stats(self) -> Any:
+            time.sleep(0.2)
+            raise ConnectionError("redis went away")
+
+    snap = collect_snapshot(mon_db, monitor_settings(mon_url), cache=GoneCache(ttl_s=1))
+    assert snap.cache is None
+    assert [e.collector for e in snap.errors] == ["cache"]
+    err = snap.errors[0]
+    assert err.message == "ConnectionError: redis went away"
+    assert 0.2 <= err.elapsed_s < 0.2 + 0.25
+    assert snap.statements is not None  # the rest was collected

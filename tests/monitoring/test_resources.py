@@ -362,3 +362,19 @@ def test_a_server_that_is_not_running_here_has_no_processes(
     if content is not None:
         (tmp_path / "postmaster.pid").write_text(content)
     assert resources.server_processes(tmp_path) is None, why
+
+
+def test_only_42501_is_a_denial_other_class_42_errors_are_not() -> None:
+    def line(code: str, text: str) -> bytes:
+        return f"2026-01-02 03:04:05.000 UTC [9] {code} ERROR:  {text}".encode()
+
+    counts = resources.count_log_lines(
+        [
+            line("42601", 'syntax error at or near "SELEC"'),
+            line("42P01", 'relation "nope" does not exist'),
+            line("42501", "permission denied for table users"),
+            line("42501", 'new row violates row-level security policy for table "teams"'),
+        ]
+    )
+    assert counts.errors == {"42": 4}
+    assert counts.access == {"privilege_denied": 1, "rls_denied": 1}

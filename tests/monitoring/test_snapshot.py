@@ -17,6 +17,7 @@ from dbops.monitoring.snapshot import (
     IndexSuggestion,
     Rejection,
     ResourceStat,
+    SectionError,
     ServerAccessStat,
     SettingStat,
     StatementGain,
@@ -166,3 +167,23 @@ def test_a_service_statement_is_looked_up_by_its_own_name() -> None:
     assert app.statement("a.get") is app.statements[0]
     assert app.statement("".join(["b", ".get"])) is app.statements[1]
     assert app.statement("c.get") is None
+
+
+def test_a_section_error_is_found_by_its_collector_among_several() -> None:
+    errors = tuple(
+        SectionError(collector="".join(name), message=f"{''.join(name)} failed", elapsed_s=0.1)
+        for name in (["tab", "les"], ["ind", "exes"], ["acc", "ess"])
+    )
+    snap = dataclasses.replace(healthy_snapshot(), errors=errors)
+    assert snap.error("indexes") is errors[1]
+    assert snap.error("".join(["acc", "ess"])) is errors[2]
+    assert snap.error("tables") is errors[0]
+    assert snap.error("pool") is None
+
+
+def test_the_mean_checkout_wait_is_total_wait_over_queued_requests() -> None:
+    pool = healthy_snapshot().pool
+    assert pool is not None
+    waited = dataclasses.replace(pool, requests_wait_ms=150, requests_queued=4)
+    assert waited.mean_checkout_wait_ms() == 37.5
+    assert dataclasses.replace(pool, requests_queued=0).mean_checkout_wait_ms() is None

@@ -567,6 +567,27 @@ def test_history_lists_a_teams_versions_with_actor_and_changes(clean_db: Databas
     assert audit.history(clean_db, "team", f"{slug}-new")[-1].changed == ("slug",)
 
 
+def test_history_reads_one_snapshot_with_thirty_seconds(
+    clean_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, teams, _, team = _work(clean_db)
+    seen: list[tuple[object, ...]] = []
+    versions_of = audit._versions
+
+    def observed(conn: psycopg.Connection[Any], *args: Any) -> Any:
+        row = conn.execute(
+            "SELECT current_setting('statement_timeout'),"
+            " current_setting('transaction_isolation'), current_setting('transaction_read_only')"
+        ).fetchone()
+        assert row is not None
+        seen.append(tuple(row))
+        return versions_of(conn, *args)
+
+    monkeypatch.setattr(audit, "_versions", observed)
+    assert audit.history(clean_db, "team", teams.get(SYSTEM, team).slug)
+    assert seen == [("30s", "repeatable read", "on")]
+
+
 def test_history_of_a_user_by_email_in_any_case(clean_db: Database) -> None:
     users, _, owner, _ = _work(clean_db)
     users.rename(Actor.user(owner), owner, "Renamed")

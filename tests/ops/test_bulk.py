@@ -132,6 +132,13 @@ def test_indexes_stay_for_small_loads_and_tables_holding_more(
     assert len(defer_indexes(conn, {"bulk_scratch": 150}, min_rows=100)) == 2
 
 
+def test_loads_from_fifty_thousand_rows_defer_the_indexes_by_default(
+    conn: psycopg.Connection[Any],
+) -> None:
+    assert defer_indexes(conn, {"bulk_scratch": 49_999}) == []
+    assert len(defer_indexes(conn, {"bulk_scratch": 50_000})) == 2
+
+
 def test_a_failed_rebuild_fails_the_load(conn: psycopg.Connection[Any]) -> None:
     conn.execute("CREATE UNIQUE INDEX ix_bulk_scratch_note_unique ON bulk_scratch (note)")
     deferred = defer_indexes(conn, {"bulk_scratch": 10}, min_rows=1)

@@ -238,3 +238,40 @@ def test_setup_leaves_the_pooled_connection_tracked(db: Database) -> None:
             ).fetchone()
     assert row is not None
     assert row[0:2] == row[2:4]
+
+
+def test_role_status_is_what_pg_roles_says(db: Database) -> None:
+    """Each role's flags against pg_roles read by hand (the roles differ in each flag)."""
+    from dbops.ops.roles import RoleState, role_status
+
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT rolname::text, rolcanlogin, rolbypassrls, rolsuper FROM pg_roles "
+            "WHERE rolname = ANY(%s)",
+            (list(ROLE_NAMES.values()),),
+        ).fetchall()
+    by_name = {r[0]: r[1:] for r in rows}
+    assert role_status(db) == [
+        RoleState(role, name, True, *by_name[name]) for role, name in ROLE_NAMES.items()
+    ]
+    flags = {name: by_name[name] for name in ROLE_NAMES.values()}
+    assert flags["dbops_app"] == (True, False, False)
+    assert flags["dbops_readonly"] == (True, True, False)  # login and bypass differ here
+
+
+def test_the_readonly_role_is_created_once_then_kept(db: Database) -> None:
+    from dbops.ops.roles import ensure_readonly_role
+
+    name = f"ro_{uuid.uuid4().hex[:8]}"
+    try:
+        assert ensure_readonly_role(db, name, password="first-pw-123") == name
+        assert ensure_readonly_role(db, name, password="second-pw-456") == name  # updated
+        with db.connection() as conn:
+            row = conn.execute(
+                "SELECT rolcanlogin, rolconfig FROM pg_roles WHERE rolname = %s", (name,)
+            ).fetchone()
+        assert row == (True, ["default_transaction_read_only=on"])
+    finally:
+        with db.connection() as conn:
+            conn.execute(f'DROP OWNED BY "{name}"')
+            conn.execute(f'DROP ROLE IF EXISTS "{name}"')

@@ -20,6 +20,7 @@ from dbops.ops.workload import (
     WRONG_PASSWORD_SHARE,
     WorkloadResult,
     _Pacer,
+    _search_word,
     _thread_seed,
     _typo,
     run_workload,
@@ -288,3 +289,23 @@ def test_searches_use_the_words_of_the_teams_names(seeded: Database, database_ur
     assert list(population.words) == expected
     assert expected  # the seed's names have words: "team" is only the fallback
     assert len(population.teams) == len(names)
+
+
+def test_three_searches_in_ten_for_a_long_word_have_a_typo_short_words_none() -> None:
+    rng = random.Random(5)
+    typed = [_search_word("falcons", rng) for _ in range(2_000)]
+    share = sum(t != "falcons" for t in typed) / len(typed)
+    assert abs(share - 0.3) < 4 * math.sqrt(0.3 * 0.7 / 2_000), share
+    assert {len(t) for t in typed} == {6, 7}
+    for short in ("owls", "fox", "hawk"):  # four letters or fewer: always as they are
+        assert {_search_word(short, rng) for _ in range(200)} == {short}
+    assert any(_search_word("eagles", rng) != "eagles" for _ in range(200))  # five and up
+
+
+def test_a_paced_run_waits_for_its_slots(seeded: Database, monkeypatch) -> None:
+    """10 operations a second for a second: about ten, spread over the second, not a burst."""
+    monkeypatch.setattr("dbops.ops.workload.KINDS", {"team_by_slug": 1})
+    result = run_workload(seeded, duration_s=1.0, rate=10, seed=12, threads=1)
+    assert result.unexpected == {}, result.last_unexpected
+    assert 8 <= result.total <= 11, result.total
+    assert result.duration_s >= 0.85, result.duration_s  # a burst would end in a few ms

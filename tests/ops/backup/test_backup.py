@@ -158,13 +158,16 @@ def test_corrupted_file_fails_verify_naming_it_and_the_drill_is_recorded(
     backup = backup_root(bk_settings) / manifest.id
     _corrupt(backup / manifest.dump_path)
 
+    started = time.perf_counter()
     with pytest.raises(BackupCorrupt, match=r"file dump\.pgdump does not match its sha256") as err:
         verify_backup(bk_settings, manifest.id, scratch=Dsn.parse(source_url))
+    took = time.perf_counter() - started
     assert err.value.path == "dump.pgdump"
     assert "\n" not in err.value.message
     drill = read_manifest(backup).last_drill
     assert drill is not None
     assert not drill.ok
+    assert 0 <= drill.duration_s <= took + 0.001  # the failed drill's own seconds
     assert "dump.pgdump" in drill.message
     assert read_manifest(backup).verified_at is None
     # Restore refuses the corrupted backup before touching anything.
@@ -179,6 +182,15 @@ def test_missing_and_extra_files_are_named(bk_settings: Settings, source_url: st
     with pytest.raises(BackupCorrupt, match=r"file stray\.txt is not in the manifest"):
         verify_backup(bk_settings, scratch=Dsn.parse(source_url))
     (backup / "stray.txt").unlink()
+    dump = backup / manifest.dump_path
+    original = dump.read_bytes()
+    for changed in (original[:-10], original + b"extra"):  # smaller, bigger
+        dump.write_bytes(changed)
+        with pytest.raises(
+            BackupCorrupt, match=r"file dump\.pgdump has [\d,]+ bytes, the manifest"
+        ):
+            verify_backup(bk_settings, scratch=Dsn.parse(source_url))
+    dump.write_bytes(original)
     (backup / manifest.dump_path).unlink()
     with pytest.raises(BackupCorrupt, match=r"file dump\.pgdump is missing"):
         verify_backup(bk_settings, scratch=Dsn.parse(source_url))

@@ -13,7 +13,7 @@ import pytest
 from dbops.db.dsn import Dsn
 from dbops.errors import BackupError
 from dbops.ops.audit import _span
-from dbops.ops.backup._common import Step, client_env, pipe_tools, tool_version
+from dbops.ops.backup._common import Step, client_env, make_private, pipe_tools, tool_version
 from dbops.ops.backup.restore import suffixed_name
 
 
@@ -174,3 +174,17 @@ def test_a_tool_version_is_its_number_and_a_failing_tool_has_none(tmp_path: Path
     odd.write_text("#!/bin/sh\necho 'psql 16'\n")
     odd.chmod(0o755)
     assert tool_version(str(odd)) == "psql 16"  # no "(PostgreSQL) ": the whole line
+
+
+def test_make_private_counts_what_it_tightened(tmp_path: Path) -> None:
+    root = tmp_path / "backups"
+    (root / "a").mkdir(parents=True, mode=0o755)
+    root.chmod(0o700)
+    (root / "a" / "dump.pgdump").write_bytes(b"x")
+    (root / "a" / "dump.pgdump").chmod(0o644)
+    (root / "a" / "manifest.json").write_bytes(b"{}")
+    (root / "a" / "manifest.json").chmod(0o600)
+    assert make_private(root) == 2  # the folder and the dump; root and manifest were private
+    assert make_private(root) == 0
+    assert (root / "a").stat().st_mode & 0o777 == 0o700
+    assert (root / "a" / "dump.pgdump").stat().st_mode & 0o777 == 0o600

@@ -199,6 +199,15 @@ def test_a_seed_of_users_only_is_replaced_by_one_with_teams(clean_db: Database) 
     assert _counts(clean_db) == _expected(result)
 
 
+def test_the_default_seed_is_ten_thousand_users_in_a_thousand_teams(clean_db: Database) -> None:
+    """What `seed(db)` loads without arguments (the README's demo size), seed 42."""
+    result = seed(clean_db)
+    assert (result.users, result.teams) == (10_000 + len(PERSONAS), 1_000)
+    assert _scalar(clean_db, "SELECT count(*) FROM users") == 10_000 + len(PERSONAS)
+    again = seed(clean_db, users=10_000, teams=1_000, seed=42)
+    assert again.created is False  # the same arguments: nothing to do
+
+
 def test_personas_exist_with_their_memberships(seeded: tuple[Database, SeedResult]) -> None:
     db, _ = seeded
     rows = _rows(
