@@ -46,3 +46,22 @@ def test_no_dbops_tables_means_no_data_section(mon_db: Database, mon_url: str) -
     assert snap.data is None
     assert snap.error("data") is None
     assert "zero_owner_teams" not in {f.check for f in evaluate(snap, monitor_settings(mon_url))}
+
+
+def test_the_zero_owner_sample_holds_ten_of_twelve(clean_db: Database, database_url: str) -> None:
+    """Twelve teams without an owner: all counted, ten of their ids named (a bounded sample)."""
+    with clean_db.connection() as conn:
+        orphans = {
+            str(row[0])
+            for row in (
+                conn.execute(INSERT_TEAM, {"name": f"Orphan {k}", "slug": unique("orphan")})
+                .fetchone()
+                for k in range(12)
+            )
+            if row is not None
+        }
+    snap = collect_snapshot(clean_db, monitor_settings(database_url))
+    assert snap.data is not None
+    assert snap.data.zero_owner_teams == 12
+    assert len(snap.data.zero_owner_team_sample) == 10
+    assert set(snap.data.zero_owner_team_sample) <= orphans

@@ -152,3 +152,14 @@ def test_find_covering_rules() -> None:
         assert find_covering(same) == {}, method
     # ... while the same keys in the same method still do.
     assert find_covering([_row("m_a", [1], method="brin"), _row("m_a2", [1], method="brin")])
+
+
+def test_partial_indexes_with_the_same_predicate_text_cover_each_other() -> None:
+    """Predicates read from the server are equal strings, not the same object."""
+    same = "".join(["(deleted_at ", "IS NULL)"])
+    rows = [
+        _row("live_a", [1], predicate=same),
+        _row("live_ab", [1, 2], predicate="(deleted_at IS NULL)"),
+        _row("dead_a", [1], predicate="(deleted_at IS NOT NULL)"),
+    ]
+    assert find_covering(rows) == {"public.live_a": "live_ab"}

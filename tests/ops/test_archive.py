@@ -571,3 +571,10 @@ def test_a_dry_or_instant_archive_run_has_no_rate() -> None:
     assert report.rows_per_s == 4.0
     assert replace(report, applied=False).rows_per_s == 0.0
     assert replace(report, seconds=0.0).rows_per_s == 0.0
+
+
+def test_a_skipped_user_says_which_teams_it_still_owns() -> None:
+    from dbops.ops.archive import SkippedUser
+
+    skipped = SkippedUser(uuid.uuid4(), "ann@example.com", ["acme", "zenith"])
+    assert skipped.reason == "last owner of live team(s) acme, zenith"

@@ -695,3 +695,16 @@ def test_downgrade_removes_the_trail(own: Audited) -> None:
         ).fetchone()
     assert triggers == (0,)
     upgrade(own.url, make_settings(own.url))
+
+
+def test_the_head_is_read_only_by_roles_that_may(db: Database, app_db: Database) -> None:
+    """The superuser reads the head (an anchor); the app role may not, and gets None."""
+    with db.connection() as conn:
+        head = audit.read_head(conn)
+        row = conn.execute("SELECT last_id, last_hash FROM audit.head").fetchone()
+    assert row is not None
+    assert head is not None
+    assert (head.record_id, head.hash) == (row[0], bytes(row[1]))
+    with app_db.connection() as conn:
+        assert conn.execute(audit.HEAD_READABLE_SQL).fetchone() == (False,)
+        assert audit.read_head(conn) is None

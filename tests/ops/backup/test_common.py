@@ -188,3 +188,38 @@ def test_make_private_counts_what_it_tightened(tmp_path: Path) -> None:
     assert make_private(root) == 0
     assert (root / "a").stat().st_mode & 0o777 == 0o700
     assert (root / "a" / "dump.pgdump").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_backup_id_is_its_utc_second_and_six_hex_digits() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from dbops.ops.backup.create import new_backup_id
+
+    at = datetime(2026, 11, 26, 2, 50, 7, tzinfo=timezone(timedelta(hours=1)))
+    ids = {new_backup_id(at) for _ in range(200)}
+    assert all(re.fullmatch(r"20261126T015007Z-[0-9a-f]{6}", i) for i in ids), ids
+    assert len(ids) > 190  # the suffix is random: two runs in one second differ
+    assert new_backup_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)).startswith("20260102T030405Z-")
+
+
+def test_a_tool_s_progress_counts_its_tables_and_its_error_is_one_line(tmp_path: Path) -> None:
+    from dbops.ops.backup._common import run_tool
+
+    verbose = (
+        "import sys\n"
+        "for t in ('public.a', 'public.b', 'public.c'):\n"
+        "    print(f'pg_restore: processing data for table \\\"{t}\\\"', file=sys.stderr)\n"
+    )
+    steps: list[Step] = []
+    run_tool([PY, "-c", verbose], dict(os.environ), phase="restore", total=3, progress=steps.append)
+    assert steps == [
+        Step("restore", "restore: public.a", 1, 3),
+        Step("restore", "restore: public.b", 2, 3),
+        Step("restore", "restore: public.c", 3, 3),
+    ]
+    failing = (
+        "import sys\nprint('pg_dump: error: connection refused', file=sys.stderr)\nsys.exit(1)"
+    )
+    with pytest.raises(BackupError) as info:
+        run_tool([PY, "-c", failing], dict(os.environ), phase="dump")
+    assert str(info.value) == f"{Path(PY).name} failed (exit code 1): connection refused"

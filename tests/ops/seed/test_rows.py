@@ -155,3 +155,13 @@ def test_the_clock_writes_every_second_of_the_day_and_the_days_before_today() ->
     # r picks the day from its remainder and the second from the rest.
     assert clock.pick(0) == f"{clock.days[0]} 00:00:00+00"
     assert clock.pick(3 * 365 * 3_661 + 2) == f"{clock.days[2]} 01:01:01+00"
+
+
+def test_small_tables_come_in_one_chunk_each(plan: SeedPlan) -> None:
+    """Under CHUNK_ROWS rows a table is one COPY chunk (the personas are one of their own)."""
+    for rows in table_rows(plan, locations=True):
+        counts = [count for _, count in rows.chunks]
+        expected = (
+            [len(PERSONAS), rows.total - len(PERSONAS)] if rows.table == "users" else [rows.total]
+        )
+        assert counts == expected, rows.table
