@@ -54,8 +54,9 @@ def test_the_zero_owner_sample_holds_ten_of_twelve(clean_db: Database, database_
         orphans = {
             str(row[0])
             for row in (
-                conn.execute(INSERT_TEAM, {"name": f"Orphan {k}", "slug": unique("orphan")})
-                .fetchone()
+                conn.execute(
+                    INSERT_TEAM, {"name": f"Orphan {k}", "slug": unique("orphan")}
+                ).fetchone()
                 for k in range(12)
             )
             if row is not None
