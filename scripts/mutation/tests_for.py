@@ -28,6 +28,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     ),
     "dbops/monitoring/collect.py": (
         "tests/monitoring/test_collect.py",
+        "tests/monitoring/test_database.py",
         "tests/monitoring/test_monitor_role.py",
     ),
     "dbops/monitoring/_fetch.py": ("tests/monitoring/test_collect.py",),

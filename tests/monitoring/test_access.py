@@ -211,3 +211,23 @@ def test_collect_access_without_a_log_or_app(tmp_path: Path) -> None:
     assert (stat.window_s, stat.app, stat.server) == (60.0, None, None)
     assert collect_access(settings, now=now, data_dir=tmp_path / "absent").server is None
     assert collect_access(settings, now=now, app=True).app is not None
+
+
+def test_an_unreadable_log_does_not_hide_the_next_one(tmp_path: Path) -> None:
+    resources._TAILS.clear()
+    log = tmp_path / "b.log"
+    log.write_bytes(
+        b"2026-01-02 03:04:05.000 UTC [9] 28P01 FATAL:  password authentication failed for "
+        b'user "x"\n'
+    )
+    try:
+        stat = server_access(
+            [tmp_path / "gone.log", log],
+            now=datetime(2026, 1, 2, 3, 10, tzinfo=UTC),
+            window_s=900,
+        )
+    finally:
+        resources._TAILS.clear()
+    assert stat is not None
+    assert (stat.login_failed, stat.login_failed_recent) == (1, 1)
+    assert server_access([tmp_path / "gone.log"], now=datetime.now(UTC), window_s=900) is None

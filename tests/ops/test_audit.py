@@ -478,6 +478,7 @@ def test_deleting_the_newest_records_and_rewinding_the_head_fails_against_an_anc
     report = audit.verify(own.db, anchor)
     assert report.problem is not None
     assert report.problem.kind == "deleted"
+    assert report.problem.record_id == before.last_id - 1  # the first one missing
     assert report.problem.message.startswith(
         f"records {before.last_id - 1}-{before.last_id} deleted: the anchor names record "
         f"{before.last_id}"

@@ -167,7 +167,6 @@ def read_log(path: Path) -> LogCounts | None:
             inode = os.fstat(fh.fileno()).st_ino
             with _TAILS_LOCK:
                 tail = _TAILS.get(path)
-                fresh = tail is None
                 if tail is None:
                     tail = _TAILS[path] = _Tail(inode=inode, offset=0)
                 elif tail.inode != inode or size < tail.offset:
@@ -176,7 +175,7 @@ def read_log(path: Path) -> LogCounts | None:
                 fh.seek(start)
                 chunk = fh.read(size - start)
                 cut = 0
-                if start > tail.offset or (fresh and start > 0):  # mid-line: skip to the next
+                if start > tail.offset:  # mid-line (a first read starts at 0): skip to the next
                     cut = chunk.find(b"\n") + 1
                 body = chunk[cut:]
                 end = body.rfind(b"\n") + 1  # a line still being written waits for next time

@@ -223,3 +223,11 @@ def test_a_tool_s_progress_counts_its_tables_and_its_error_is_one_line(tmp_path:
     with pytest.raises(BackupError) as info:
         run_tool([PY, "-c", failing], dict(os.environ), phase="dump")
     assert str(info.value) == f"{Path(PY).name} failed (exit code 1): connection refused"
+
+
+def test_a_consumer_killed_by_a_signal_is_an_error(tmp_path: Path) -> None:
+    """A negative exit code (killed, e.g. by the OOM killer) is a failure too."""
+    producer = _producer("sys.stdout.buffer.write(b'q' * 10)")
+    killed = [PY, "-c", "import os, signal, sys\nsys.stdin.read()\nos.kill(os.getpid(), 9)"]
+    with pytest.raises(BackupError, match=r"failed \(exit code -9\)"):
+        pipe_tools(producer, killed, {}, trailer=b"", phase="restore")

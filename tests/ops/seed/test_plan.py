@@ -93,3 +93,9 @@ def test_arguments_at_the_limits_are_accepted() -> None:
     validate_arguments(MAX_USERS, MAX_USERS, 0)
     validate_arguments(0, 0, -1)
     validate_arguments(5, 5, 1)
+
+
+def test_the_documented_limit_is_ten_million_users() -> None:
+    validate_arguments(10_000_000, 10, 1)
+    with pytest.raises(InvalidInput, match="at most 10,000,000"):
+        validate_arguments(10_000_001, 10, 1)
