@@ -21,6 +21,7 @@ from dbops.db import Database, EmbeddedCluster
 from dbops.errors import ArchiveError, InvalidInput, NotFound
 from dbops.ops import archive
 from dbops.ops.archive import ArchiveReport, TableCounts
+from tests.fixtures.db import session_settings
 
 OLD = timedelta(days=100)
 YOUNG = timedelta(days=10)
@@ -258,15 +259,11 @@ def test_every_batch_runs_under_a_one_minute_statement_and_five_second_lock_time
 ) -> None:
     """The batch's own session, read on its connection each time it moves rows."""
     build_scenario(adb)
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     move = archive._move
 
     def observed(conn: psycopg.Connection[Any], *args: Any) -> int:
-        row = conn.execute(
-            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
-        ).fetchone()
-        assert row is not None
-        seen.add((str(row[0]), str(row[1])))
+        seen.add(session_settings(conn, "statement_timeout", "lock_timeout"))
         return move(conn, *args)
 
     monkeypatch.setattr(archive, "_move", observed)

@@ -27,7 +27,7 @@ from dbops.services._base import Actor
 from dbops.services.invitations import InvitationService
 from dbops.services.teams import TeamService
 from dbops.services.users import UserService
-from tests.fixtures.db import make_settings
+from tests.fixtures.db import make_settings, session_settings
 from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM
 
 RECORDS_OF = """
@@ -281,6 +281,10 @@ def test_verify_passes_on_an_untouched_chain(own: Audited) -> None:
     assert head == (report.last_id, report.last_hash)
 
 
+#: What the audit reads run under: a timeout and one read-only snapshot.
+READ_SESSION = ("statement_timeout", "transaction_isolation", "transaction_read_only")
+
+
 def test_verify_reads_one_read_only_snapshot_with_half_an_hour_to_walk(
     own: Audited, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,12 +294,7 @@ def test_verify_reads_one_read_only_snapshot_with_half_an_hour_to_walk(
     walk = audit._chain
 
     def observed(conn: psycopg.Connection[Any]) -> Iterator[Any]:
-        row = conn.execute(
-            "SELECT current_setting('statement_timeout'), current_setting('transaction_isolation'),"
-            " current_setting('transaction_read_only')"
-        ).fetchone()
-        assert row is not None
-        seen.append(tuple(row))
+        seen.append(session_settings(conn, *READ_SESSION))
         yield from walk(conn)
 
     monkeypatch.setattr(audit, "_chain", observed)
@@ -576,12 +575,7 @@ def test_history_reads_one_snapshot_with_thirty_seconds(
     versions_of = audit._versions
 
     def observed(conn: psycopg.Connection[Any], *args: Any) -> Any:
-        row = conn.execute(
-            "SELECT current_setting('statement_timeout'),"
-            " current_setting('transaction_isolation'), current_setting('transaction_read_only')"
-        ).fetchone()
-        assert row is not None
-        seen.append(tuple(row))
+        seen.append(session_settings(conn, *READ_SESSION))
         return versions_of(conn, *args)
 
     monkeypatch.setattr(audit, "_versions", observed)

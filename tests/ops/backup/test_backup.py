@@ -26,6 +26,7 @@ from dbops.ops.backup._common import client_env, file_checksums
 from dbops.ops.backup.create import new_backup_id
 from dbops.ops.backup.manifest import Manifest, TableRows, read_manifest, write_manifest
 from dbops.ops.backup.restore import compare_rows, relation_count
+from tests.fixtures.db import session_settings
 from tests.ops.backup.conftest import databases_like, row_counts, schema_text
 
 
@@ -359,16 +360,13 @@ def test_the_dump_snapshot_is_held_without_a_statement_or_idle_timeout(
     """
     from dbops.ops.backup import _common, create
 
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, ...]] = []
     counted = _common.count_rows
 
     def observed(conn: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> Any:
-        row = conn.execute(
-            "SELECT current_setting('statement_timeout'), "
-            "current_setting('idle_in_transaction_session_timeout')"
-        ).fetchone()
-        assert row is not None
-        seen.append((str(row[0]), str(row[1])))
+        seen.append(
+            session_settings(conn, "statement_timeout", "idle_in_transaction_session_timeout")
+        )
         return counted(conn, *args, **kwargs)
 
     monkeypatch.setattr(create, "count_rows", observed)
