@@ -63,7 +63,7 @@ def main() -> None:
         st.info("No indexes in the monitored schemas.")
         return
     # The same findings as the checks, `dbops monitor checks` and the exporter: one definition.
-    found = data.findings()
+    found = [f for f in data.findings() if f.severity.value != "ok"]  # not the "all fine" rows
     unused_found = [f for f in found if f.check == "unused_indexes"]
     covered_found = [f for f in found if f.check == "duplicate_indexes"]
     qualified = df["schema"] + "." + df["index"]

@@ -6,6 +6,7 @@ is printed, not when the command starts.
 
 from __future__ import annotations
 
+from collections import Counter
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -160,8 +161,15 @@ def _bytes(size: int | None) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def print_snapshot(snap: Snapshot, *, top: int = 5) -> None:
-    """The `dbops monitor snapshot` summary: key facts, top statements, index advice, errors."""
+def print_snapshot(
+    snap: Snapshot, findings: list[Finding], *, top: int = 5, wide: bool = False
+) -> None:
+    """The `dbops monitor snapshot` summary: key facts, top statements, index advice, errors.
+
+    ``findings`` are the checks' over ``snap``: the index counts are theirs, so the summary
+    says what `dbops monitor checks`, the dashboard and the exporter say. A query is one line
+    cut to the terminal unless ``wide``.
+    """
     from rich.table import Table
     from rich.text import Text
 
@@ -189,16 +197,10 @@ def print_snapshot(snap: Snapshot, *, top: int = 5) -> None:
         _row(table, "connections", "unknown")
     indexes = snap.indexes
     if indexes is not None:
-        invalid = sum(not ix.is_valid for ix in indexes)
-        duplicate = sum(ix.covered_by is not None for ix in indexes)
-        unused = sum(
-            ix.scans == 0
-            and ix.is_valid
-            and not ix.is_unique
-            and not ix.is_primary
-            and ix.covered_by is None
-            for ix in indexes
-        )
+        problems = Counter(f.check for f in findings if f.severity.value != "ok")
+        invalid = problems["invalid_indexes"]
+        duplicate = problems["duplicate_indexes"]
+        unused = problems["unused_indexes"]
         _row(
             table,
             "indexes",
@@ -220,14 +222,17 @@ def print_snapshot(snap: Snapshot, *, top: int = 5) -> None:
         statements = Table(title=f"top {top} statements by total time")
         for name in ("queryid", "calls", "total ms", "mean ms"):
             statements.add_column(name, justify="right", no_wrap=True)
-        statements.add_column("query", overflow="fold")
+        if wide:
+            statements.add_column("query", overflow="fold")
+        else:
+            statements.add_column("query", overflow="ellipsis", no_wrap=True, max_width=60)
         for q in snap.statements.top[:top]:
             statements.add_row(
                 str(q.queryid),
                 f"{q.calls:,}",
                 f"{q.total_exec_time_ms:,.1f}",
                 f"{q.mean_exec_time_ms:,.2f}",
-                Text(" ".join((q.query or "").split())[:200]),
+                Text(" ".join((q.query or "").split())[: None if wide else 200]),
             )
         out.print(statements)
     if snap.advice is not None and snap.advice.suggestions:

@@ -96,16 +96,25 @@ def _snapshot(settings: Settings, *, advice: bool) -> Snapshot:
 
 
 @monitor_app.command("snapshot")
-def snapshot(as_json: JsonOption = False, advice: AdviceOption = False) -> None:
+def snapshot(
+    as_json: JsonOption = False,
+    advice: AdviceOption = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Whole query texts (folded) instead of one line each.")
+    ] = False,
+) -> None:
     """One snapshot: server, size, connections, top statements, index findings, errors.
 
-    A failing collector is listed under errors; the command still exits 0.
+    A failing collector is listed under errors; the command still exits 0. Fits 80 columns.
     """
-    snap = _snapshot(_target.settings(), advice=advice)
+    from dbops.monitoring.checks import evaluate
+
+    settings = _target.settings()
+    snap = _snapshot(settings, advice=advice)
     if as_json:
         typer.echo(snap.to_json())
     else:
-        print_snapshot(snap)
+        print_snapshot(snap, evaluate(snap, settings), wide=wide)
 
 
 @monitor_app.command("checks")

@@ -185,6 +185,27 @@ def test_snapshot_text_summary(url: str) -> None:
     assert "1 duplicate, 0 invalid" in out
     assert "connections" in out
     assert "errors" in out
+    # The counts are the checks' (`dbops monitor checks` says the same).
+    checks = json.loads(invoke("monitor", "checks", "--json").stdout)["findings"]
+    problems = [f["check"] for f in checks if f["severity"] != "ok"]
+    duplicates, unused = problems.count("duplicate_indexes"), problems.count("unused_indexes")
+    assert f"{unused} unused, {duplicates} duplicate, 0 invalid" in out
+
+
+def test_snapshot_fits_80_columns_and_wide_shows_whole_queries(url: str) -> None:
+    columns = ", ".join(f"{n} AS column_number_{n}" for n in range(40))
+    long = f"SELECT pg_sleep(0.02), {columns}"  # slow enough to lead the top statements
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        for _ in range(20):
+            conn.execute(long)
+    narrow = runner.invoke(app, ["monitor", "snapshot"], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    lines = narrow.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, narrow.stdout
+    assert any("column_number_0" in line and "…" in line for line in lines)  # one line, cut
+    wide = runner.invoke(app, ["monitor", "snapshot", "--wide"], env={"COLUMNS": "80"})
+    assert wide.exit_code == 0, wide.output
+    assert "column_number_20" in wide.stdout  # folded over several lines, nothing cut
 
 
 def test_snapshot_with_advice_shows_the_verified_index(slow_workload: str) -> None:

@@ -184,3 +184,27 @@ def test_queryids_reach_the_browser_whole(tmp_path: Path, monkeypatch: pytest.Mo
         f"{b}: SELECT 2 AS second_statement",
     ]
     assert f"Statement {a}" in texts(at)
+
+
+@pytest.mark.parametrize("make", [healthy_snapshot, degraded_snapshot], ids=lambda f: f.__name__)
+def test_the_indexes_page_counts_what_the_checks_find(
+    make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "all fine" row of a check is not an unused or duplicate index."""
+    from dbops.config import Settings
+    from dbops.monitoring import evaluate
+
+    snap: Snapshot = make()
+    monkeypatch.setenv(
+        "DBOPS_DASHBOARD_SNAPSHOT_FILE", str(write_snapshot(tmp_path / "s.json", snap))
+    )
+    at = app()
+    at.run()
+    at.switch_page("pages/indexes.py").run()
+    assert not at.exception, at.exception
+    problems = [
+        f.check for f in evaluate(snap, Settings(_env_file=None)) if f.severity.value != "ok"
+    ]
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Unused"]) == problems.count("unused_indexes")
+    assert int(metrics["Duplicate / covered"]) == problems.count("duplicate_indexes")
