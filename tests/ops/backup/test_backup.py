@@ -13,6 +13,7 @@ import pytest
 
 from dbops.config import Settings, to_libpq_url
 from dbops.db import Dsn, EmbeddedCluster
+from dbops.db.roles import ALL_ROLES
 from dbops.errors import BackupCorrupt, BackupError, BackupNotFound, RestoreRefused
 from dbops.ops.backup import (
     Step,
@@ -26,7 +27,7 @@ from dbops.ops.backup._common import client_env, file_checksums
 from dbops.ops.backup.create import new_backup_id
 from dbops.ops.backup.manifest import Manifest, TableRows, read_manifest, write_manifest
 from dbops.ops.backup.restore import compare_rows, relation_count
-from tests.fixtures.db import session_settings
+from tests.fixtures.db import make_settings, session_settings
 from tests.ops.backup.conftest import databases_like, row_counts, schema_text
 
 
@@ -150,6 +151,24 @@ def test_directory_format_in_parallel_and_drill_in_a_private_cluster(
         "dump",
         "manifest.json",
     ]
+
+
+def test_a_database_set_up_as_dbops_up_does_passes_its_drill_in_a_fresh_cluster(
+    migrated: str, tmp_path: Path
+) -> None:
+    """The shared test database has dbops' roles (its system policies name dbops_system). A
+    fresh cluster has none of them; the restore creates them (NOLOGIN) first."""
+    settings = make_settings(migrated, backup_dir=tmp_path / "backups")
+    with psycopg.connect(to_libpq_url(migrated)) as conn:
+        named = conn.execute(
+            "SELECT count(*) FROM pg_policies WHERE roles::text[] && %s::text[]",
+            (list(ALL_ROLES),),
+        ).fetchone()
+    assert named is not None
+    assert named[0] > 0  # policies for dbops_system: the restore needs that role to exist
+    create_backup(settings, Dsn.parse(migrated))
+    drill = verify_backup(settings)  # a throwaway cluster of its own
+    assert drill.ok, drill.message
 
 
 def test_corrupted_file_fails_verify_naming_it_and_the_drill_is_recorded(
