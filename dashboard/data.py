@@ -22,6 +22,7 @@ from dbops.config import Settings
 from dbops.db import Database, open_database, readonly_dsn
 from dbops.errors import DbopsError
 from dbops.monitoring import Finding, Snapshot, collect_snapshot, evaluate
+from dbops.monitoring.checks import problems
 from dbops.ops.backup.manifest import BrokenManifest, default_backup_dir, read_manifests
 from dbops.services import Actor, MembershipService, TeamService
 
@@ -490,7 +491,7 @@ def backups(now: datetime | None = None) -> Backups | Note:
 
 def backup_findings() -> list[Finding]:
     """The backup checks' problems on the current snapshot (``backup_*``), worst first."""
-    return [f for f in findings() if f.check.startswith("backup_") and f.severity.value != "ok"]
+    return [f for f in problems(findings()) if f.check.startswith("backup_")]
 
 
 def maintenance_plan() -> pd.DataFrame | Note:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import components as c
 from dashboard import data
+from dbops.monitoring.checks import problems
 
 
 def _frame() -> pd.DataFrame:
@@ -63,9 +64,9 @@ def main() -> None:
         st.info("No indexes in the monitored schemas.")
         return
     # The same findings as the checks, `dbops monitor checks` and the exporter: one definition.
-    found = [f for f in data.findings() if f.severity.value != "ok"]  # not the "all fine" rows
-    unused_found = [f for f in found if f.check == "unused_indexes"]
-    covered_found = [f for f in found if f.check == "duplicate_indexes"]
+    found = data.findings()
+    unused_found = problems(found, "unused_indexes")
+    covered_found = problems(found, "duplicate_indexes")
     qualified = df["schema"] + "." + df["index"]
     unused = df[qualified.isin({f.subject for f in unused_found})]
     covered = df[qualified.isin({f.subject for f in covered_found})]

@@ -197,10 +197,12 @@ def print_snapshot(
         _row(table, "connections", "unknown")
     indexes = snap.indexes
     if indexes is not None:
-        problems = Counter(f.check for f in findings if f.severity.value != "ok")
-        invalid = problems["invalid_indexes"]
-        duplicate = problems["duplicate_indexes"]
-        unused = problems["unused_indexes"]
+        from dbops.monitoring.checks import problems
+
+        found = Counter(f.check for f in problems(findings))
+        invalid = found["invalid_indexes"]
+        duplicate = found["duplicate_indexes"]
+        unused = found["unused_indexes"]
         _row(
             table,
             "indexes",

@@ -17,12 +17,10 @@ from dbops.errors import EMBEDDED_NOT_CREATED, EMBEDDED_STOPPED
 if TYPE_CHECKING:
     from dbops.config import Settings
     from dbops.db import Database, Dsn, EmbeddedCluster
-    from dbops.db.roles import RoleName
 
 __all__ = [
     "EXTERNAL_NO_SERVER",
     "STOPPED",
-    "as_role",
     "cluster",
     "database",
     "dsn_to_change",
@@ -67,17 +65,6 @@ def dsn_to_read(settings: Settings) -> Dsn:
     return dsn_for(settings, "admin")
 
 
-def as_role(settings: Settings, role: RoleName) -> Dsn:
-    """The URL of one of dbops' roles (``dsn_for``; the cluster runs already).
-
-    On the embedded cluster the role itself over its socket (``dbops up`` set the roles up; no
-    password is needed); with ``DATABASE_URL`` the operator picks the role in the URL.
-    """
-    from dbops.db.purpose import dsn_for
-
-    return dsn_for(settings, role)
-
-
 def dsn_to_change(settings: Settings) -> Dsn:
     """``DATABASE_URL``, or the embedded cluster, created and started first if needed."""
     from dbops.db import configured_dsn, dsn_for, find_binaries
@@ -120,4 +107,6 @@ def monitor_dsn(settings: Settings, dsn: Dsn) -> Dsn:
     if not ready:
         note(NO_MONITOR_ROLE)
         return dsn
-    return as_role(settings, "monitor")
+    from dbops.db import dsn_for
+
+    return dsn_for(settings, "monitor")

@@ -186,7 +186,9 @@ def up(
 
         with _target.database(settings, dsn) as admin:
             note_cleanup(setup_roles(admin, role_passwords(settings)[0]))
-        migrate_as = _target.as_role(settings, "owner")
+        from dbops.db import dsn_for
+
+        migrate_as = dsn_for(settings, "owner")
         say("roles: dbops_owner (migrations), dbops_app (services), dbops_readonly, dbops_monitor")
     head = ops_migrate.head_revision()
     pending = ops_migrate.pending(dsn.sqlalchemy)
@@ -276,9 +278,10 @@ def workload(
     from dbops.ops.workload import run_workload
 
     settings = _target.settings()
-    _target.dsn_to_change(settings)  # started if needed
-    dsn = _target.as_role(settings, "app")
-    with _target.database(settings, dsn) as db:
+    from dbops.db import open_database
+
+    _target.dsn_to_change(settings)  # says so when it starts the embedded cluster
+    with open_database(settings, purpose="app") as db:
         result = run_workload(
             db,
             duration_s=duration,

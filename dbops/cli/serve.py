@@ -42,7 +42,6 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from dbops.cli._render import note, say
-from dbops.cli._target import as_role
 from dbops.db.roles import ROLE_NAMES
 from dbops.errors import ConfigError, DbopsError
 
@@ -201,32 +200,32 @@ class Dashboard:
 DASHBOARD_ROLE = ROLE_NAMES["readonly"]
 
 
-def dashboard_database_url(db: Database, settings: Settings, dsn: Dsn) -> str | None:
+def dashboard_database_url(settings: Settings) -> str | None:
     """A URL for the read-only dashboard role, or None when dbops does not own the server.
 
     On the embedded cluster: ``dbops_readonly`` over the socket (``dbops up`` created it); on
     a ``DATABASE_URL`` the operator chooses: ``DBOPS_DASHBOARD_DATABASE_URL``, else the main
     URL with ``default_transaction_read_only``.
     """
-    if settings.dashboard_database_url is not None:
-        return settings.dashboard_database_url.get_secret_value()
-    if not settings.embedded:
+    if settings.dashboard_database_url is None and not settings.embedded:
         return None
+    from dbops.db import dsn_for
+
     # `dbops up` set the roles up (dbops.ops.roles): the read-only role reads across tenants
     # (BYPASSRLS) without the secret columns.
-    return as_role(settings, "readonly").libpq
+    return dsn_for(settings, "readonly").libpq
 
 
-def _app_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
+def _app_database(db: Database, settings: Settings) -> Database:
     """The services' database: the app role on the embedded cluster (RLS applies), else ``db``."""
     if not settings.embedded:
         return db
     from dbops.db import open_database
 
-    return open_database(settings, as_role(settings, "app"))
+    return open_database(settings, purpose="app")
 
 
-def _monitor_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
+def _monitor_database(db: Database, settings: Settings) -> Database:
     """The exporter's and history's database: the monitor role on the embedded cluster, else ``db``.
 
     ``dbops_monitor`` (``dbops up`` set it up) reads the statistics views, writes the history
@@ -237,7 +236,7 @@ def _monitor_database(db: Database, settings: Settings, dsn: Dsn) -> Database:
         return db
     from dbops.db import open_database
 
-    return open_database(settings, as_role(settings, "monitor"))
+    return open_database(settings, purpose="monitor")
 
 
 def dashboard_env(settings: Settings, dsn: Dsn, readonly_url: str | None) -> dict[str, str]:
@@ -534,11 +533,11 @@ def serve(
         workload_stop = threading.Event()
         workload: threading.Thread | None = None
         try:
-            monitor_db = _monitor_database(db, settings, dsn)
-            app_db = _app_database(db, settings, dsn)
+            monitor_db = _monitor_database(db, settings)
+            app_db = _app_database(db, settings)
             exporter = start_exporter(monitor_db, settings, cache, app=app_db)
             dashboard = start_dashboard(
-                settings, dsn, readonly_url=dashboard_database_url(db, settings, dsn)
+                settings, dsn, readonly_url=dashboard_database_url(settings)
             )
             workload = _workload_thread(app_db, settings, cache, workload_stop)
             say(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from dbops.config import Settings
 from dbops.monitoring.snapshot import Snapshot
 
-__all__ = ["CHECKS", "Check", "Finding", "Severity", "evaluate", "worst"]
+__all__ = ["CHECKS", "Check", "Finding", "Severity", "evaluate", "problems", "worst"]
 
 #: Transaction IDs (and multixacts) wrap around at 2^31.
 WRAPAROUND_LIMIT = 2**31
@@ -764,6 +764,13 @@ def evaluate(snapshot: Snapshot, settings: Settings) -> list[Finding]:
             continue
         findings.extend(found or [Finding(check.id, Severity.OK, check.ok_message)])
     return findings
+
+
+def problems(findings: list[Finding], check: str | None = None) -> list[Finding]:
+    """The findings that are not a check's "all fine" row (of ``check`` only, when given)."""
+    return [
+        f for f in findings if f.severity is not Severity.OK and (check is None or f.check == check)
+    ]
 
 
 def worst(findings: list[Finding]) -> Severity:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -90,6 +91,16 @@ def _first_line_then_drain(proc: subprocess.Popen[str]) -> str:
     return first
 
 
+def _scrape(proc: subprocess.Popen[str], before: Callable[[], object] | None = None) -> str:
+    """The page at the URL the exporter announced on its first line ("serving URL ...")."""
+    line = _first_line_then_drain(proc)
+    assert line.startswith("serving http://127.0.0.1:"), line
+    if before is not None:
+        before()
+    with urllib.request.urlopen(line.split()[1], timeout=10) as response:
+        return str(response.read().decode())
+
+
 def test_ctrl_c_stops_the_exporter_while_a_collection_waits_on_a_lock(url: str) -> None:
     """A collection stuck behind a lock (up to its 30 s timeout) never delays Ctrl-C."""
     env = {
@@ -107,12 +118,11 @@ def test_ctrl_c_stops_the_exporter_while_a_collection_waits_on_a_lock(url: str) 
     ):
         try:
             assert proc.stderr is not None
-            line = _first_line_then_drain(proc)
-            assert line.startswith("serving http://127.0.0.1:"), line
             # The tables collector sizes every table: it waits behind this lock.
-            locker.execute("LOCK TABLE cli_locked IN ACCESS EXCLUSIVE MODE")
-            with urllib.request.urlopen(line.split()[1], timeout=10) as response:
-                body = response.read().decode()
+            body = _scrape(
+                proc,
+                before=lambda: locker.execute("LOCK TABLE cli_locked IN ACCESS EXCLUSIVE MODE"),
+            )
             assert "\ndbops_up 0.0\n" in body, body[:2000]  # the budget ran out
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=5) == 0
@@ -127,10 +137,7 @@ def test_exporter_serves_metrics_until_interrupted(url: str) -> None:
     with _exporter(env) as proc:
         try:
             assert proc.stderr is not None
-            line = _first_line_then_drain(proc)  # "serving http://127.0.0.1:PORT/metrics ..."
-            assert line.startswith("serving http://127.0.0.1:"), line
-            with urllib.request.urlopen(line.split()[1], timeout=10) as response:
-                body = response.read().decode()
+            body = _scrape(proc)
             assert "\ndbops_up 1.0\n" in body, body[:2000]
             assert "dbops_scrape_duration_seconds" in body
             proc.send_signal(signal.SIGINT)

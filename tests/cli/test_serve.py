@@ -431,7 +431,7 @@ def test_the_dashboard_of_serve_reads_through_the_read_only_role(
             upgrade(url, settings, "head")
             with db.connection() as conn:
                 grant_privileges(conn)
-            readonly = dashboard_database_url(db, settings, db.dsn)
+            readonly = dashboard_database_url(settings)
             assert readonly is not None
             # the dashboard reads it as DBOPS_DASHBOARD_DATABASE_URL: it must parse as a URL
             assert Dsn.parse(readonly).redacted.count(DASHBOARD_ROLE) == 1

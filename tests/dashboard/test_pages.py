@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,6 +159,17 @@ def test_activity_says_what_access_is_unknown(
     assert expected in _activity(snap, tmp_path, monkeypatch)
 
 
+def _page(snap: Snapshot, page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The app on ``snap`` (written to a file, as the dashboard reads it), switched to ``page``."""
+    snapshot_file = write_snapshot(tmp_path / "s.json", snap)
+    monkeypatch.setenv("DBOPS_DASHBOARD_SNAPSHOT_FILE", str(snapshot_file))
+    at = app()
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_queryids_reach_the_browser_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two 64-bit queryids a JavaScript number cannot tell apart stay two rows and two labels."""
     snap = healthy_snapshot()
@@ -169,13 +181,7 @@ def test_queryids_reach_the_browser_whole(tmp_path: Path, monkeypatch: pytest.Mo
         _query(b, 2.0, 10, "SELECT 2 AS second_statement"),
     )
     snap = dataclasses.replace(snap, statements=dataclasses.replace(snap.statements, top=top))
-    monkeypatch.setenv(
-        "DBOPS_DASHBOARD_SNAPSHOT_FILE", str(write_snapshot(tmp_path / "s.json", snap))
-    )
-    at = app()
-    at.run()
-    at.switch_page("pages/queries.py").run()
-    assert not at.exception, at.exception
+    at = _page(snap, "pages/queries.py", tmp_path, monkeypatch)
     (frame,) = [df.value for df in at.dataframe]
     assert list(frame["queryid"]) == [str(a), str(b)]  # text: no rounding on the way
     (choice,) = at.selectbox
@@ -195,13 +201,7 @@ def test_the_indexes_page_counts_what_the_checks_find(
     from dbops.monitoring import evaluate
 
     snap: Snapshot = make()
-    monkeypatch.setenv(
-        "DBOPS_DASHBOARD_SNAPSHOT_FILE", str(write_snapshot(tmp_path / "s.json", snap))
-    )
-    at = app()
-    at.run()
-    at.switch_page("pages/indexes.py").run()
-    assert not at.exception, at.exception
+    at = _page(snap, "pages/indexes.py", tmp_path, monkeypatch)
     problems = [
         f.check for f in evaluate(snap, Settings(_env_file=None)) if f.severity.value != "ok"
     ]

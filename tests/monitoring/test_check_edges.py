@@ -515,3 +515,18 @@ def test_findings_and_checks_are_frozen() -> None:
         finding.message = "changed"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         CHECKS[0].title = "changed"  # type: ignore[misc]
+
+
+def test_problems_leave_out_the_all_fine_rows() -> None:
+    from dbops.monitoring.checks import Finding, Severity, problems
+
+    found = [
+        Finding("unused_indexes", Severity.WARNING, "a", subject="public.a"),
+        Finding("unused_indexes", Severity.OK, "no unused index"),
+        Finding("duplicate_indexes", Severity.CRITICAL, "b", subject="public.b"),
+        Finding("cache_hit_ratio", Severity.OK, "fine"),
+    ]
+    assert problems(found) == [found[0], found[2]]
+    assert problems(found, "unused_indexes") == [found[0]]
+    assert problems(found, "cache_hit_ratio") == []
+    assert problems([]) == []
