@@ -46,6 +46,7 @@ __all__ = [
     "maintenance_plan",
     "mask_email",
     "previous_snapshot",
+    "process_series",
     "search_teams",
     "source",
     "statement_series",
@@ -59,6 +60,10 @@ ACTOR = Actor.system("dashboard")
 #: ``application_name`` of the dashboard's connections (shown on the Activity page).
 APPLICATION_NAME = "dbops-dashboard"
 
+NO_PROCESS_HISTORY = (
+    "No application process has reported in this window: a process that opens the app "
+    "database reports every DBOPS_PROCESS_REPORT_S seconds (`dbops up --serve`'s workload does)."
+)
 NO_HISTORY = (
     "No history captured yet: run `dbops monitor capture` "
     "(or `dbops up --serve`, which captures every minute)."
@@ -127,7 +132,7 @@ def get_database() -> Database:
     # The dashboard only reads: like `dbops status` it never creates or starts a cluster, and
     # a stopped one is a note on each panel. On the embedded cluster it reads as dbops_readonly.
     dsn = readonly_dsn(settings)
-    database = open_database(read_only, dsn)
+    database = open_database(read_only, dsn, purpose="readonly")
     _OPENED.append(database)
     return database
 
@@ -307,6 +312,44 @@ def statement_series(queryid: int, *, since: datetime | None = None) -> pd.DataF
             }
             for p in points
         ]
+    )
+
+
+#: Columns of :func:`process_series`.
+PROCESS_SERIES_COLUMNS = ["reported_at", "process", "in_use", "waiting", "size", "max_size"]
+
+
+def process_series(*, since: datetime) -> pd.DataFrame | Note:
+    """The application processes' pools over time, one row per process and sample.
+
+    Columns: ``reported_at``, ``process`` (its label), connections in use, waiting requests,
+    open connections and the pools' maximum.
+    """
+    note = _live_only()
+    if note is not None:
+        return note
+    history = _optional("dbops.monitoring.history")
+    if history is None:
+        return Note(NO_PROCESS_HISTORY)
+    try:
+        points = history.process_series(get_database(), since=since)
+    except Exception as exc:  # schema missing (migration 0011), no privilege
+        return Note(f"{NO_PROCESS_HISTORY} ({exc})")
+    if not points:
+        return Note(NO_PROCESS_HISTORY)
+    return pd.DataFrame(
+        [
+            {
+                "reported_at": p.reported_at,
+                "process": f"{p.name} (pid {p.pid})",
+                "in_use": p.in_use,
+                "waiting": p.waiting,
+                "size": p.size,
+                "max_size": p.max_size,
+            }
+            for p in points
+        ],
+        columns=PROCESS_SERIES_COLUMNS,
     )
 
 

@@ -207,6 +207,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Skip the pre-ping for a connection returned less than this long ago.",
     )
+    process_report_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often a process that opened the app database writes its pools, query "
+        "caches and service statements to `dbops_monitor` for the dashboard, notebooks and "
+        "exporter (decision 0009). 0 = never.",
+    )
+    process_name: str | None = Field(
+        default=None,
+        max_length=100,
+        description="What the dashboard calls this process in its report (default: the "
+        "program's name, e.g. `gunicorn`; never its arguments).",
+    )
     prepared_statements: bool = Field(
         default=True,
         description=(

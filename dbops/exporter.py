@@ -18,7 +18,7 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -46,7 +46,6 @@ from dbops.monitoring.checks import CHECKS, WRAPAROUND_LIMIT, Severity, evaluate
 from dbops.monitoring.collect import COLLECTORS, collect_snapshot
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
-    AccessStat,
     AppStat,
     BackupsStat,
     CacheStat,
@@ -368,22 +367,71 @@ def snapshot_metrics(snapshot: Snapshot, settings: Settings) -> list[Metric]:
     _table_metrics(f, snapshot)
     _activity_metrics(f, snapshot)
     _database_metrics(f, snapshot)
-    if snapshot.pool is not None:
-        _pool_metrics(f, snapshot.pool)
-    if snapshot.cache is not None:
-        _cache_metrics(f, snapshot.cache)
     _data_metrics(f, snapshot)
     if snapshot.resources is not None:
         _resource_metrics(f, snapshot.resources)
     if snapshot.backups is not None:
         _backup_metrics(f, snapshot.backups)
-    if snapshot.access is not None:
-        _access_metrics(f, snapshot.access)
+    if snapshot.access is not None and snapshot.access.server is not None:
+        counts = [(str(c.key), c.count) for c in snapshot.access.server.by_kind()]
+        _access_event_metrics(f, "server", counts, process="", pid="")
+    _process_metrics(f, snapshot)
     _check_metrics(f, snapshot, settings)
     families = f.all()
-    if snapshot.app is not None:
-        families.extend(app_statement_metrics(snapshot.app))
+    apps = [
+        (p.app, {"process": p.name, "pid": str(p.pid)})
+        for p in snapshot.live_processes()
+        if p.app is not None
+    ]
+    if apps:
+        families.extend(_statement_families(apps))
     return families
+
+
+def _process_metrics(f: _Families, snap: Snapshot) -> None:
+    """The application's processes: each live one's pools, caches and access events.
+
+    One route for these facts: the processes' reports (:mod:`dbops.db.report`), never the
+    pool of the process that took the snapshot (the exporter's own). Labels ``process`` (its
+    name) and ``pid``: a restarted process is a new series, as with a scraped target.
+    """
+    if snap.processes is None:
+        return
+    live = snap.live_processes()
+    f.gauge(
+        "dbops_processes",
+        "Application processes that reported within the last hour, by state (live: within "
+        "three of their report intervals).",
+        float(len(live)),
+        state="live",
+    )
+    for state in ("silent", "closed"):
+        f.gauge(
+            "dbops_processes",
+            "",
+            float(sum(1 for p in snap.processes if p.state() == state)),
+            state=state,
+        )
+    for process in live:
+        who = {"process": process.name, "pid": str(process.pid)}
+        f.gauge(
+            "dbops_process_report_age_seconds",
+            "Seconds since the process's last report (server clock).",
+            process.age_s,
+            **who,
+        )
+        f.timestamp(
+            "dbops_process_start_timestamp_seconds",
+            "When the process started (its counters count from then).",
+            process.started_at,
+            **who,
+        )
+        for pool in process.pools:
+            _pool_metrics(f, pool, **who)
+        for cache in process.caches:
+            _cache_metrics(f, cache, **who)
+        counts = [(str(c.key), c.count) for c in process.access]
+        _access_event_metrics(f, "app", counts, **who)
 
 
 def _statement_metrics(f: _Families, snap: Snapshot, settings: Settings) -> None:
@@ -728,21 +776,15 @@ ACCESS_EVENTS_DOC = (
 )
 
 
-def _access_metrics(f: _Families, access: AccessStat) -> None:
-    if access.server is not None:
-        counts = [(str(c.key), c.count) for c in access.server.by_kind()]
-        _access_event_metrics(f, "server", counts)
-    if access.app is not None:
-        _access_event_metrics(f, "app", [(str(c.key), c.count) for c in access.app.by_kind()])
-
-
-def _access_event_metrics(f: _Families, source: str, counts: Iterable[tuple[str, int]]) -> None:
+def _access_event_metrics(
+    f: _Families, source: str, counts: Iterable[tuple[str, int]], **who: str
+) -> None:
     for kind, count in counts:
-        f.counter("dbops_access_events", ACCESS_EVENTS_DOC, count, kind=kind, source=source)
+        f.counter("dbops_access_events", ACCESS_EVENTS_DOC, count, kind=kind, source=source, **who)
 
 
-def _pool_metrics(f: _Families, pool: PoolStat) -> None:
-    labels = {"pool": pool.name or ""}
+def _pool_metrics(f: _Families, pool: PoolStat, **who: str) -> None:
+    labels = {**who, "pool": pool.name or ""}
     f.gauge("dbops_pool_min_size", "Connections the pool keeps open.", pool.min_size, **labels)
     f.gauge("dbops_pool_max_size", "Most connections the pool opens.", pool.max_size, **labels)
     f.gauge("dbops_pool_size", "Connections open now.", pool.size, **labels)
@@ -771,8 +813,8 @@ def _pool_metrics(f: _Families, pool: PoolStat) -> None:
     )
 
 
-def _cache_metrics(f: _Families, cache: CacheStat) -> None:
-    labels = {"backend": cache.backend}
+def _cache_metrics(f: _Families, cache: CacheStat, **who: str) -> None:
+    labels = {**who, "backend": cache.backend}
     f.counter("dbops_cache_hits", "Query cache hits.", cache.hits, **labels)
     f.counter("dbops_cache_misses", "Query cache misses.", cache.misses, **labels)
     f.counter(
@@ -879,25 +921,33 @@ def app_statement_metrics(app: AppStat) -> list[Metric]:
     and ``dbops_app_statement_errors_total{statement, sqlstate_class}``. Label values are
     statement names and SQLSTATE classes only, both bounded sets.
     """
+    return _statement_families([(app, {})])
+
+
+def _statement_families(apps: Sequence[tuple[AppStat, dict[str, str]]]) -> list[Metric]:
+    """One histogram and one error family for ``apps``, each with its ``who`` labels."""
+    who_labels = list(apps[0][1]) if apps else []
     duration = HistogramMetricFamily(
         "dbops_app_statement_duration_seconds",
-        "Service statement latency in this process (failed calls included).",
-        labels=["statement"],
+        "Service statement latency in the application process (failed calls included).",
+        labels=[*who_labels, "statement"],
     )
     errors = CounterMetricFamily(
         "dbops_app_statement_errors",
         "Failed service statements by SQLSTATE class ('other': no SQLSTATE).",
-        labels=["statement", "sqlstate_class"],
+        labels=[*who_labels, "statement", "sqlstate_class"],
     )
-    for stmt in app.statements:
-        buckets = [
-            (_le(bound), float(n))
-            for bound, n in zip(app.buckets_s, stmt.bucket_counts, strict=True)
-        ]
-        buckets.append(("+Inf", float(stmt.count)))
-        duration.add_metric([stmt.name], buckets, stmt.sum_s)
-        for err in stmt.errors:
-            errors.add_metric([stmt.name, err.key or "other"], float(err.count))
+    for app, who in apps:
+        values = list(who.values())
+        for stmt in app.statements:
+            buckets = [
+                (_le(bound), float(n))
+                for bound, n in zip(app.buckets_s, stmt.bucket_counts, strict=True)
+            ]
+            buckets.append(("+Inf", float(stmt.count)))
+            duration.add_metric([*values, stmt.name], buckets, stmt.sum_s)
+            for err in stmt.errors:
+                errors.add_metric([*values, stmt.name, err.key or "other"], float(err.count))
     return [duration, errors]
 
 
@@ -961,51 +1011,16 @@ class _Collects(Protocol):
     def collect(self) -> Iterable[Metric]: ...
 
 
-def merge_families(families: Iterable[Metric]) -> list[Metric]:
-    """``families`` with one family per name: later samples join the first family of their name.
+class _Part(Metric):
+    """A family with only some of its samples (``/metrics?name[]=...``)."""
 
-    Two collectors on one registry can build the same family: with :func:`instrument` on the
-    exporter's registry (``dbops up --serve``) the snapshot gives
-    ``dbops_access_events_total{source="server"}`` and the app collector ``{source="app"}``.
-    The exposition format allows one HELP/TYPE block per name, so they are joined into a new
-    family (the collectors' own are left alone); a sample already there (same name and labels)
-    and a family of another type are dropped.
-    """
-    merged: dict[str, Metric] = {}
-    keys: dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]] = {}
-    for family in families:
-        first = merged.get(family.name)
-        if first is None:
-            merged[family.name] = family
-            keys[family.name] = {_sample_key(x) for x in family.samples}
-            continue
-        if first.type != family.type:
-            continue
-        if not isinstance(first, _Joined):
-            first = merged[family.name] = _Joined(first)
-        seen = keys[family.name]
-        for sample in family.samples:
-            key = _sample_key(sample)
-            if key not in seen:
-                seen.add(key)
-                first.samples.append(sample)
-    return list(merged.values())
-
-
-def _sample_key(sample: Sample) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return sample.name, tuple(sorted(sample.labels.items()))
-
-
-class _Joined(Metric):
-    """A copy of a family that :func:`merge_families` adds samples to."""
-
-    def __init__(self, family: Metric) -> None:
+    def __init__(self, family: Metric, samples: list[Sample]) -> None:
         super().__init__(family.name, family.documentation, family.type, family.unit)
-        self.samples = list(family.samples)
+        self.samples = samples
 
 
-class _MergedRegistry:
-    """What the exposition reads: the registry's families merged by name, optionally only some.
+class _Exposed:
+    """What the exposition reads: the registry's families, optionally only some samples.
 
     ``/metrics?name[]=...`` restricts by sample name here (prometheus_client's own restriction
     finds nothing: the collectors describe no names in advance).
@@ -1016,31 +1031,25 @@ class _MergedRegistry:
         self._names = names
 
     def collect(self) -> Iterable[Metric]:
-        """The families, merged by name (:func:`merge_families`), restricted to the names."""
-        families = merge_families(self._registry.collect())
+        """The families, restricted to the names asked for."""
+        families = list(self._registry.collect())
         if self._names is None:
             return families
         kept: list[Metric] = []
         for family in families:
             samples = [x for x in family.samples if x.name in self._names]
             if samples:
-                part = _Joined(family)
-                part.samples = samples
-                kept.append(part)
+                kept.append(_Part(family, samples))
         return kept
 
-    def restricted_registry(self, names: Iterable[str]) -> _MergedRegistry:
+    def restricted_registry(self, names: Iterable[str]) -> _Exposed:
         """Only the samples called ``names`` (``dbops_access_events_total``, ...)."""
-        return _MergedRegistry(self._registry, frozenset(names))
+        return _Exposed(self._registry, frozenset(names))
 
 
 def make_app(registry: CollectorRegistry) -> WSGIApplication:
-    """WSGI app: ``/metrics`` (and ``/``) from ``registry``, ``/healthz`` (no database).
-
-    Families of the same name built by different collectors are served as one
-    (:func:`merge_families`).
-    """
-    metrics = make_wsgi_app(_MergedRegistry(registry))
+    """WSGI app: ``/metrics`` (and ``/``) from ``registry``, ``/healthz`` (no database)."""
+    metrics = make_wsgi_app(_Exposed(registry))
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from dbops.config import Settings, load_settings
+from dbops.config import Settings, load_settings, to_libpq_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,12 +45,25 @@ def test_readme_service_example_runs(
         readme.split("## Using the service API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     )
     monkeypatch.setenv("DATABASE_URL", database_url)
+    with psycopg.connect(to_libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("DELETE FROM dbops_monitor.process_reports")  # other tests' processes
     load_settings.cache_clear()
     try:
         exec(compile(example, "README.md", "exec"), {})
     finally:
         load_settings.cache_clear()
     assert capsys.readouterr().out.split("\n")[:3] == ["OWNER", "['acme']", "['acme']"]
+    # The paragraph after the example: the process reported itself (and said it closed),
+    # with the service calls it made.
+    with psycopg.connect(to_libpq_url(database_url), autocommit=True) as conn:
+        rows = conn.execute(
+            "DELETE FROM dbops_monitor.process_reports "
+            "RETURNING pid, closed, report #> '{app,statements}'"
+        ).fetchall()
+        conn.execute("DELETE FROM dbops_monitor.process_samples")
+    ((pid, closed, statements),) = rows
+    assert (pid, closed) == (os.getpid(), True)
+    assert any(s["name"] == "users.create" and s["count"] >= 1 for s in statements)
 
 
 #: kind of dbops.ops.workload.KINDS -> how README's workload paragraph names it.

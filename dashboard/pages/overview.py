@@ -12,7 +12,8 @@ def main() -> None:
     """Render the page."""
     st.title("Overview")
     snap = c.current_snapshot()
-    db, act, pool = snap.database, snap.activity, snap.pool
+    db, act = snap.database, snap.activity
+    pools = snap.app_pools()  # the application's live processes, not the dashboard's pool
 
     cols = st.columns(6)
     with cols[0]:
@@ -33,8 +34,11 @@ def main() -> None:
         c.metric("Connections", f"{used if used is not None else '-'} / {most or '-'}")
     with cols[4]:
         c.metric(
-            "Pool in use / waiting",
-            "-" if pool is None else f"{pool.in_use()} / {pool.waiting}",
+            "App pool in use / waiting",
+            "-"
+            if not pools
+            else f"{sum(p.in_use() for p in pools)} / {sum(p.waiting for p in pools)}",
+            "Summed over the pools of the application's live processes (their reports).",
         )
     with cols[5]:
         top = snap.statements.top if snap.statements else ()

@@ -1,24 +1,52 @@
-"""Pool and app: the psycopg pool, the service cache and statement latency."""
+"""Pool and app: the application processes' pools, query caches and service statements.
+
+Each process that opens the app database reports them (``dbops.db.report``); this page reads
+those reports from the snapshot (``snapshot.processes``), never the dashboard's own pool.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import components as c
+from dashboard import data
+from dbops.monitoring.snapshot import ProcessReport, Snapshot
+
+#: How far back the pool chart goes.
+HISTORY_WINDOW = timedelta(hours=1)
 
 
-def main() -> None:
-    """Render the page."""
-    st.title("Pool and app")
-    snap = c.current_snapshot()
-    c.collector_note(snap, "pool", "cache")
-    pool = snap.pool
-    st.subheader("Connection pool")
-    st.caption("The pool of the process that took the snapshot (here: the dashboard itself).")
-    if pool is None:
-        st.info("No pool statistics: this snapshot was not taken inside an app process.")
-    else:
+def _process_table(snap: Snapshot) -> pd.DataFrame:
+    rows = []
+    for p in snap.processes or ():
+        hits = sum(x.hits for x in p.caches)
+        looked = hits + sum(x.misses for x in p.caches)
+        rows.append(
+            {
+                "process": p.label,
+                "state": p.state(),
+                "host": p.host,
+                "role": p.reported_by,
+                "started": p.started_at,
+                "report age s": round(p.age_s, 1),
+                "in use": sum(x.in_use() for x in p.pools),
+                "open": sum(x.size for x in p.pools),
+                "max": sum(x.max_size for x in p.pools),
+                "waiting": sum(x.waiting for x in p.pools),
+                "timeouts": sum(x.timeouts for x in p.pools),
+                "cache hit": f"{hits / looked:.1%}" if looked else "-",
+                "calls": sum(s.count for s in p.app.statements) if p.app else 0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _pools(process: ProcessReport) -> None:
+    for pool in process.pools:
         cols = st.columns(5)
         cols[0].metric("Size", f"{pool.size} ({pool.min_size}-{pool.max_size})")
         cols[1].metric("In use", pool.in_use())
@@ -27,51 +55,92 @@ def main() -> None:
         cols[4].metric("Timeouts", pool.timeouts)
         wait = pool.mean_checkout_wait_ms()
         st.caption(
-            f"{pool.requests:,} checkouts, {pool.requests_queued:,} queued"
+            f"pool {pool.name}: {pool.requests:,} checkouts, {pool.requests_queued:,} queued"
             + (f" (mean wait {wait:,.1f} ms)" if wait is not None else "")
             + f", {pool.connection_errors} connection errors, {pool.connections_lost} lost"
+            + " (counters since the process started)"
         )
-        c.bar_chart(
-            pd.DataFrame(
-                [
-                    {"state": "in use", "connections": pool.in_use()},
-                    {"state": "idle", "connections": pool.idle},
-                    {"state": "waiting", "connections": pool.waiting},
-                ]
-            ),
-            "connections",
-            "state",
-            title="Pool now",
-            sort="x",
-        )
-    st.subheader("Query cache")
-    cache = snap.cache
-    if cache is None:
-        st.info("No service cache counters in this snapshot.")
-    else:
+    for cache in process.caches:
         looked = cache.hits + cache.misses
         counters = st.columns(4)
-        counters[0].metric("Backend", cache.backend)
+        counters[0].metric("Cache", cache.backend)
         counters[1].metric("Hit ratio", f"{cache.hits / looked:.1%}" if looked else "-")
-        counters[2].metric("Invalidations", cache.invalidations)
-        counters[3].metric("Entries", "-" if cache.size is None else cache.size)
-    st.subheader("Statement latency")
-    if snap.statements is None:
-        c.collector_note(snap, "statements")
-    else:
-        top = sorted(snap.statements.top, key=lambda q: q.calls, reverse=True)[:15]
-        df = pd.DataFrame(
-            [
-                {
-                    "statement": " ".join((q.query or "").split())[:80],
-                    "mean_ms": q.mean_exec_time_ms,
-                    "calls": q.calls,
-                }
-                for q in top
-            ],
-            columns=["statement", "mean_ms", "calls"],
+        counters[2].metric("Invalidations", f"{cache.invalidations:,}")
+        counters[3].metric("Entries", "-" if cache.size is None else f"{cache.size:,}")
+    if not process.caches:
+        st.caption("No query cache in this process.")
+
+
+def _statements(process: ProcessReport) -> None:
+    app = process.app
+    if app is None or not app.statements:
+        st.info("No service call recorded by this process yet.")
+        return
+    df = pd.DataFrame(
+        [
+            {
+                "statement": s.name,
+                "calls": s.count,
+                "mean_ms": s.sum_s / s.count * 1000 if s.count else 0.0,
+                "errors": s.error_count(),
+            }
+            for s in sorted(app.statements, key=lambda s: s.count, reverse=True)
+        ]
+    )
+    st.dataframe(df, hide_index=True, width="stretch")
+    c.bar_chart(df.head(15), "mean_ms", "statement", title="Mean latency of service calls (ms)")
+
+
+def _history(snap: Snapshot) -> None:
+    series = data.process_series(since=snap.taken_at - HISTORY_WINDOW)
+    if isinstance(series, data.Note):
+        c.show_note(series)
+        return
+    long = series.melt(
+        id_vars=["reported_at", "process"],
+        value_vars=["in_use", "waiting"],
+        var_name="what",
+        value_name="connections",
+    )
+    chart = (
+        alt.Chart(long, title="Pool over the last hour (in use, waiting)")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("reported_at:T", title=None),
+            y=alt.Y("connections:Q"),
+            color=alt.Color("process:N"),
+            strokeDash=alt.StrokeDash("what:N"),
         )
-        c.bar_chart(df, "mean_ms", "statement", title="Mean latency of the busiest statements (ms)")
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def main() -> None:
+    """Render the page."""
+    st.title("Pool and app")
+    snap = c.current_snapshot()
+    c.collector_note(snap, "processes")
+    st.caption(
+        "The application's processes, from the reports each writes every "
+        "DBOPS_PROCESS_REPORT_S seconds (the dashboard's own pool is not shown)."
+    )
+    st.subheader("Application processes")
+    if not snap.processes:
+        st.info(data.NO_PROCESS_HISTORY)
+    else:
+        st.dataframe(_process_table(snap), hide_index=True, width="stretch")
+        choices = {p.label: p for p in snap.processes}
+        live = snap.live_processes()
+        chosen = st.selectbox(
+            "Process", list(choices), index=list(choices).index(live[0].label) if live else 0
+        )
+        process = choices[chosen]
+        st.subheader(f"{process.label}: connection pool and query cache")
+        _pools(process)
+        st.subheader("Service calls")
+        _statements(process)
+    st.subheader("History")
+    _history(snap)
 
 
 main()

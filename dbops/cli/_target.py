@@ -83,7 +83,7 @@ def database(settings: Settings, dsn: Dsn) -> Iterator[Database]:
     """An open :class:`Database` for the command, closed at the end."""
     from dbops.db import open_database
 
-    db = open_database(settings, dsn)
+    db = open_database(settings, dsn, purpose="admin")
     try:
         yield db
     finally:

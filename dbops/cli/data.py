@@ -275,13 +275,14 @@ def workload(
     Needs demo data (`dbops seed`). Expected errors (wrong passwords, races) are counted;
     exits 1 when any unexpected error happened.
     """
-    from dbops.ops.workload import run_workload
+    from dbops.ops.workload import WORKLOAD_PROCESS, run_workload
 
     settings = _target.settings()
     from dbops.db import open_database
 
     _target.dsn_to_change(settings)  # says so when it starts the embedded cluster
-    with open_database(settings, purpose="app") as db:
+    named = settings.model_copy(update={"process_name": settings.process_name or WORKLOAD_PROCESS})
+    with open_database(named, purpose="app") as db:
         result = run_workload(
             db,
             duration_s=duration,

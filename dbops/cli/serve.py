@@ -4,10 +4,12 @@ After `dbops up` has the database migrated and seeded, :func:`serve` starts, on 
 
 - a small realistic workload through the services (:func:`dbops.ops.workload.run_workload`),
   continuous at ``workload_rate`` until stopped, so the statements and pool panels have data;
-- the Prometheus exporter (:func:`dbops.exporter.make_server`) on ``serve_exporter_port``, with
-  the process's own pool and query-cache metrics next to the snapshot's; on the embedded
-  cluster it reads as the monitor role (``dbops_monitor``: statistics and the data section's
-  aggregate functions, no tenant row), like the history capture and prune;
+  its pool, query cache and service statements are reported like any application process's
+  (:mod:`dbops.db.report`, as "dbops workload"), which is how the dashboard and the exporter
+  see them;
+- the Prometheus exporter (:func:`dbops.exporter.make_server`) on ``serve_exporter_port``; on
+  the embedded cluster it reads as the monitor role (``dbops_monitor``: statistics and the data
+  section's aggregate functions, no tenant row), like the history capture and prune;
 - the Streamlit dashboard (``streamlit run serve_dashboard_app``) on ``serve_dashboard_port`` as
   a child process whose environment carries the database URL (skipped with a note when the app
   file or Streamlit is missing);
@@ -101,24 +103,19 @@ def _port_error(exc: OSError, port: int, what: str, setting: str, host: str) -> 
 
 
 # --------------------------------------------------------------------------- exporter
-def start_exporter(
-    db: Database, settings: Settings, cache: QueryCache, *, app: Database | None = None
-) -> ExporterServer:
-    """The exporter on ``serve_exporter_port``, serving in a thread, with app metrics too.
+def start_exporter(db: Database, settings: Settings) -> ExporterServer:
+    """The exporter on ``serve_exporter_port``, serving in a thread.
 
-    Snapshots are taken through ``db``; the pool metrics are ``app``'s (default ``db``), the
-    pool the services use, read live. The snapshot's own pool section (the exporter's pool) is
-    left out: both would be ``dbops_pool_*`` families, and a family given twice makes the page
-    invalid (promtool: "second HELP line").
+    Snapshots are taken through ``db``. The application's pool, cache and service statements
+    (the workload's here) come with them, from the processes' reports (:mod:`dbops.db.report`):
+    one route for each fact, whichever process runs the exporter.
     """
-    from dataclasses import replace
-
-    from dbops.exporter import SnapshotSource, instrument, make_server
+    from dbops.exporter import SnapshotSource, make_server
     from dbops.monitoring.collect import collect_snapshot
 
     port = settings.serve_exporter_port
     source = SnapshotSource(
-        lambda: replace(collect_snapshot(db, settings), pool=None),
+        lambda: collect_snapshot(db, settings),
         budget_s=settings.exporter_scrape_budget_s,
         min_interval_s=settings.exporter_min_interval_s,
     )
@@ -127,7 +124,6 @@ def start_exporter(
     except OSError as exc:
         source.close()
         raise _port_error(exc, port, "the exporter", "serve_exporter_port", HOST) from None
-    instrument(server.registry, db=app or db, cache=cache)
     return server.start()
 
 
@@ -217,12 +213,16 @@ def dashboard_database_url(settings: Settings) -> str | None:
 
 
 def _app_database(db: Database, settings: Settings) -> Database:
-    """The services' database: the app role on the embedded cluster (RLS applies), else ``db``."""
-    if not settings.embedded:
-        return db
-    from dbops.db import open_database
+    """The services' own database, as an application opens it (``purpose="app"``).
 
-    return open_database(settings, purpose="app")
+    The app role on the embedded cluster (RLS applies), else ``DATABASE_URL``; a pool of its
+    own, reported as the workload's process (:mod:`dbops.db.report`).
+    """
+    from dbops.db import open_database
+    from dbops.ops.workload import WORKLOAD_PROCESS
+
+    named = settings.model_copy(update={"process_name": settings.process_name or WORKLOAD_PROCESS})
+    return open_database(named, purpose="app")
 
 
 def _monitor_database(db: Database, settings: Settings) -> Database:
@@ -535,7 +535,7 @@ def serve(
         try:
             monitor_db = _monitor_database(db, settings)
             app_db = _app_database(db, settings)
-            exporter = start_exporter(monitor_db, settings, cache, app=app_db)
+            exporter = start_exporter(monitor_db, settings)
             dashboard = start_dashboard(
                 settings, dsn, readonly_url=dashboard_database_url(settings)
             )

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from dbops.config import Settings, load_settings
+from dbops.db import report
 from dbops.db.dsn import Dsn
 from dbops.db.purpose import Purpose, dsn_for, role_of
 from dbops.db.roles import SYSTEM_ROLE
@@ -400,7 +401,8 @@ class Database:
         return _ReadConnection(self.pool, actor)
 
     def close(self) -> None:
-        """Close the engine and every pooled connection."""
+        """Close the engine and every pooled connection (and this process's report, if last)."""
+        report.unwatch_pool(self.pool)
         self.engine.dispose()
         self.pool.close()
 
@@ -449,6 +451,18 @@ def open_database(
             system_role = SYSTEM_ROLE if row is not None and row[0] else None
         pool = make_pool(settings, dsn, open_now=False)
         pool.open(wait=False)
+    if purpose == "app" and settings.process_report_s > 0:
+        # The application's pool, reported for the dashboard and exporter (dbops.db.report);
+        # the reporter's own connection says so in pg_stat_activity.
+        kwargs = connection_kwargs(settings)
+        kwargs["application_name"] = f"{settings.application_name} report"[:63]
+        report.watch_pool(
+            pool,
+            dsn.libpq,
+            kwargs,
+            interval_s=settings.process_report_s,
+            name=settings.process_name,
+        )
     engine = make_engine(pool)
     sessions = sessionmaker(engine, expire_on_commit=False)
     return Database(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dbops.config import Settings
-from dbops.monitoring.snapshot import Snapshot
+from dbops.monitoring.snapshot import PoolStat, Snapshot
 
 __all__ = ["CHECKS", "Check", "Finding", "Severity", "evaluate", "problems", "worst"]
 
@@ -381,9 +381,18 @@ def _suggested_indexes(snap: Snapshot, s: Settings) -> list[Finding] | None:
 
 
 def _pool_saturation(snap: Snapshot, s: Settings) -> list[Finding] | None:
-    pool = snap.pool
-    if pool is None:
+    """The pools of the application's live processes (their reports), not the snapshot's own."""
+    if snap.processes is None:
         return None
+    out: list[Finding] = []
+    for process in snap.live_processes():
+        for pool in process.pools:
+            out.extend(_one_pool(process.label, pool, s))
+    return out
+
+
+def _one_pool(process: str, pool: PoolStat, s: Settings) -> list[Finding]:
+    where = f"{process} pool {pool.name}"
     ratio = pool.in_use() / pool.max_size if pool.max_size else 0.0
     out = []
     if pool.waiting and pool.in_use() >= pool.max_size:
@@ -391,10 +400,10 @@ def _pool_saturation(snap: Snapshot, s: Settings) -> list[Finding] | None:
             Finding(
                 "pool_saturation",
                 Severity.CRITICAL,
-                f"pool {pool.name}: all {pool.max_size} connections in use and "
+                f"{where}: all {pool.max_size} connections in use and "
                 f"{pool.waiting} requests waiting",
                 "raise DBOPS_POOL_MAX_SIZE or shorten transactions",
-                pool.name,
+                where,
             )
         )
     elif pool.waiting or ratio >= s.check_pool_saturation_warning:
@@ -402,10 +411,10 @@ def _pool_saturation(snap: Snapshot, s: Settings) -> list[Finding] | None:
             Finding(
                 "pool_saturation",
                 Severity.WARNING,
-                f"pool {pool.name}: {pool.in_use()} of {pool.max_size} connections in use "
+                f"{where}: {pool.in_use()} of {pool.max_size} connections in use "
                 f"({_pct(ratio)}), {pool.waiting} waiting",
                 "raise DBOPS_POOL_MAX_SIZE or shorten transactions",
-                pool.name,
+                where,
             )
         )
     if pool.timeouts:
@@ -413,9 +422,9 @@ def _pool_saturation(snap: Snapshot, s: Settings) -> list[Finding] | None:
             Finding(
                 "pool_saturation",
                 Severity.WARNING,
-                f"pool {pool.name}: {pool.timeouts} checkouts failed (timeout) since it opened",
+                f"{where}: {pool.timeouts} checkouts failed (timeout) since it opened",
                 "raise DBOPS_POOL_MAX_SIZE or DBOPS_POOL_TIMEOUT_S",
-                pool.name,
+                where,
             )
         )
     return out

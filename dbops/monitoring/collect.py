@@ -28,6 +28,7 @@ from dbops.monitoring.collectors import (
     data,
     database,
     indexes,
+    processes,
     resources,
     statements,
     tables,
@@ -91,6 +92,7 @@ COLLECTORS: dict[str, Collector] = {
     "data": data.collect_data,
     "resources": resources.collect_resources,
     "advice": index_advice.advise_report,
+    "processes": processes.collect_processes,
 }
 
 
@@ -227,6 +229,7 @@ def collect_snapshot(
             role_defaults=_tuple(run("database.role_defaults")),
         )
         data_stat = run("data")
+        process_list = run("processes")
         resource_stat = run("resources", data_dir=data_dir)
         advice_stat = run("advice", statements=stmts.top) if advice and stmts else None
 
@@ -274,4 +277,5 @@ def collect_snapshot(
         resources=resource_stat,
         backups=backups_stat,
         access=access_stat,
+        processes=_tuple(process_list),
     )

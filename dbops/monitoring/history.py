@@ -37,6 +37,7 @@ from dbops.monitoring.collectors.statements import INSTALL_HINT
 from dbops.monitoring.snapshot import (
     CaptureResult,
     DatabasePoint,
+    ProcessPoint,
     PruneResult,
     StatementPoint,
     StatementTotal,
@@ -49,6 +50,7 @@ __all__ = [
     "ORDERS",
     "capture",
     "database_series",
+    "process_series",
     "prune",
     "statement_series",
     "table_growth",
@@ -312,6 +314,37 @@ PRUNE_CAPTURES_SQL = """
 DELETE FROM dbops_monitor.captures
 WHERE captured_at < %(cutoff)s
   AND id <> (SELECT max(id) FROM dbops_monitor.captures)
+"""
+
+#: The processes' pool and cache samples (migration 0011), and reports of processes that
+#: have been silent since the cutoff.
+PRUNE_PROCESS_SAMPLES_SQL = """
+DELETE FROM dbops_monitor.process_samples WHERE reported_at < %(cutoff)s
+"""
+PRUNE_PROCESS_REPORTS_SQL = """
+DELETE FROM dbops_monitor.process_reports WHERE reported_at < %(cutoff)s
+"""
+
+#: One point per process sample from ``since``, oldest first; rates against the process's
+#: previous sample in the window (none for its first one, or if a counter went down).
+PROCESS_SERIES_SQL = """
+SELECT s.process, coalesce(r.name, '?') AS name, coalesce(r.pid, 0) AS pid, s.reported_at,
+       s.pool_size AS size, s.pool_idle AS idle, greatest(s.pool_size - s.pool_idle, 0) AS in_use,
+       s.pool_waiting AS waiting, s.pool_max AS max_size, s.requests, s.requests_wait_ms,
+       s.timeouts, s.cache_hits, s.cache_misses, s.calls, s.errors,
+       CASE WHEN s.calls >= lag(s.calls) OVER w
+            THEN (s.calls - lag(s.calls) OVER w)
+                 / nullif(extract(epoch FROM s.reported_at - lag(s.reported_at) OVER w), 0)
+       END::float8 AS calls_per_s,
+       CASE WHEN s.requests >= lag(s.requests) OVER w
+            THEN (s.requests - lag(s.requests) OVER w)
+                 / nullif(extract(epoch FROM s.reported_at - lag(s.reported_at) OVER w), 0)
+       END::float8 AS requests_per_s
+  FROM dbops_monitor.process_samples AS s
+  LEFT JOIN dbops_monitor.process_reports AS r USING (process)
+ WHERE s.reported_at >= %(since)s
+WINDOW w AS (PARTITION BY s.process ORDER BY s.reported_at)
+ ORDER BY s.reported_at, s.process
 """
 
 #: Texts no sample refers to any more.
@@ -629,6 +662,10 @@ def prune(db: Database, settings: Settings) -> PruneResult:
         table_samples = conn.execute(PRUNE_TABLE_SAMPLES_SQL, params).rowcount
         captures = conn.execute(PRUNE_CAPTURES_SQL, params).rowcount
         statements = conn.execute(PRUNE_STATEMENTS_SQL, params).rowcount
+        process_samples = process_reports = 0
+        if _exists(conn, "dbops_monitor.process_samples"):  # migration 0011
+            process_samples = conn.execute(PRUNE_PROCESS_SAMPLES_SQL, params).rowcount
+            process_reports = conn.execute(PRUNE_PROCESS_REPORTS_SQL, params).rowcount
     return PruneResult(
         cutoff=cutoff_row.cutoff,
         captures=captures,
@@ -636,7 +673,14 @@ def prune(db: Database, settings: Settings) -> PruneResult:
         database_samples=database_samples,
         table_samples=table_samples,
         statements=statements,
+        process_samples=process_samples,
+        process_reports=process_reports,
     )
+
+
+def _exists(conn: psycopg.Connection[Any], relation: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()
+    return bool(row and row[0])
 
 
 def _read(db: Database, query: str | sql.Composed, row_type: type[T], **params: Any) -> list[T]:
@@ -702,6 +746,15 @@ def top_statements(
 def database_series(db: Database, *, since: datetime) -> tuple[DatabasePoint, ...]:
     """Database size and counters at each capture from ``since``, oldest first."""
     return tuple(_read(db, DATABASE_SERIES_SQL, DatabasePoint, since=since))
+
+
+def process_series(db: Database, *, since: datetime) -> tuple[ProcessPoint, ...]:
+    """The application processes' pool and cache totals at each sample from ``since``.
+
+    One point per process and sample (at most one every 5 s a process, migration 0011),
+    oldest first; ``calls_per_s`` and ``requests_per_s`` against the process's previous point.
+    """
+    return tuple(_read(db, PROCESS_SERIES_SQL, ProcessPoint, since=since))
 
 
 def table_growth(db: Database, *, since: datetime, limit: int = 20) -> tuple[TableGrowth, ...]:

@@ -438,6 +438,55 @@ class CacheStat:
 
 
 @dataclass(frozen=True)
+class ProcessReport:
+    """One application process's last report (:mod:`dbops.db.report`): its own figures.
+
+    Counters are since the process started (``started_at``); ``age_s`` is how long ago the
+    report was written, by the server's clock. ``live`` is decided once, when the snapshot is
+    taken, so that every consumer agrees: the process did not say it closed and reported
+    within three of its own intervals (:data:`STALE_INTERVALS`, plus :data:`STALE_GRACE_S`).
+    """
+
+    process: str
+    name: str
+    host: str
+    pid: int
+    started_at: datetime
+    reported_at: datetime
+    reported_by: str
+    interval_s: float
+    age_s: float
+    live: bool
+    closed: bool
+    pools: tuple[PoolStat, ...]
+    caches: tuple[CacheStat, ...]
+    app: AppStat | None
+    access: tuple[CountBy, ...]
+
+    @property
+    def label(self) -> str:
+        """``name (pid N)``, what the dashboard and the exporter's ``process`` label show."""
+        return f"{self.name} (pid {self.pid})"
+
+    def state(self) -> str:
+        """``live``, ``closed`` (it said so) or ``silent`` (it stopped reporting)."""
+        if self.live:
+            return "live"
+        return "closed" if self.closed else "silent"
+
+
+#: A process is live while its last report is younger than this many of its intervals ...
+STALE_INTERVALS = 3
+#: ... plus this margin (a report's own write and a busy server's delay).
+STALE_GRACE_S = 5.0
+
+
+def is_live(*, closed: bool, age_s: float, interval_s: float) -> bool:
+    """The one rule for :attr:`ProcessReport.live`."""
+    return not closed and age_s <= STALE_INTERVALS * interval_s + STALE_GRACE_S
+
+
+@dataclass(frozen=True)
 class DayCount:
     """A count for one UTC day."""
 
@@ -674,7 +723,9 @@ class Snapshot:
     ``app`` (the collecting process's own statement latencies) is ``None`` unless asked for.
     ``resources`` is ``None`` when its collector failed. ``backups`` is ``None`` when the
     backup directory could not be read (or the snapshot predates backups). ``access`` is
-    ``None`` when its collector failed (or the snapshot predates it).
+    ``None`` when its collector failed (or the snapshot predates it). ``pool`` and ``cache``
+    are the collecting process's own (a dashboard's, an exporter's); the application's pools,
+    caches and statements are its processes' reports, ``processes`` (``None`` when unknown).
     """
 
     taken_at: datetime
@@ -695,6 +746,15 @@ class Snapshot:
     resources: ResourceStat | None = None
     backups: BackupsStat | None = None
     access: AccessStat | None = None
+    processes: tuple[ProcessReport, ...] | None = None
+
+    def live_processes(self) -> tuple[ProcessReport, ...]:
+        """The application processes reporting now (``()`` when unknown or none)."""
+        return tuple(p for p in self.processes or () if p.live)
+
+    def app_pools(self) -> tuple[PoolStat, ...]:
+        """The pools of the live application processes: the pools that serve the app."""
+        return tuple(pool for p in self.live_processes() for pool in p.pools)
 
     def error(self, collector: str) -> SectionError | None:
         """The error recorded for ``collector``, if any."""
@@ -794,6 +854,36 @@ class PruneResult:
     database_samples: int
     table_samples: int
     statements: int
+    process_samples: int = 0
+    process_reports: int = 0
+
+
+@dataclass(frozen=True)
+class ProcessPoint:
+    """An application process's pool and cache totals at one sample (its pools summed).
+
+    Counters are since the process started; ``*_per_s`` are rates since its previous point
+    (``None`` for its first point in a window).
+    """
+
+    process: str
+    name: str
+    pid: int
+    reported_at: datetime
+    size: int
+    idle: int
+    in_use: int
+    waiting: int
+    max_size: int
+    requests: int
+    requests_wait_ms: int
+    timeouts: int
+    cache_hits: int
+    cache_misses: int
+    calls: int
+    errors: int
+    calls_per_s: float | None
+    requests_per_s: float | None
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ from dbops.redact import SECRET_PATTERN_SQL, redact_sql
 __all__ = [
     "APP_TABLES",
     "DATA_FUNCTIONS",
+    "REPORT_FUNCTION",
     "ROLE_NAMES",
     "RoleName",
     "RoleState",
@@ -96,6 +97,11 @@ DATA_FUNCTIONS = (
     "dbops_monitor.data_signups_per_day(integer)",
     "dbops_monitor.data_team_sizes(integer)",
     "dbops_monitor.data_zero_owner_teams(integer)",
+)
+#: What every application process calls to report its pools, caches and statements
+#: (migration 0011, :mod:`dbops.db.report`): the app role's only privilege in ``dbops_monitor``.
+REPORT_FUNCTION = (
+    "dbops_monitor.report_process(text, text, text, integer, timestamp with time zone, jsonb)"
 )
 #: Schemas dbops creates (their objects move to the owner role).
 OWNED_SCHEMAS = ("public", "archive", "audit", "dbops_monitor")
@@ -513,6 +519,9 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
     for function in _existing_functions(conn, DATA_FUNCTIONS):  # none before migration 0009
         for role in (monitor, readonly):
             conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=role))
+    for function in _existing_functions(conn, (REPORT_FUNCTION,)):  # none before 0011
+        conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("dbops_monitor"), role=app))
+        conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=app))
 
 
 def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:

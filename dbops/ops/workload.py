@@ -41,7 +41,11 @@ from dbops.services import (
 if TYPE_CHECKING:
     from dbops.db import Database
 
-__all__ = ["KINDS", "WorkloadResult", "run_workload"]
+__all__ = ["KINDS", "WORKLOAD_PROCESS", "WorkloadResult", "run_workload"]
+
+#: What the dashboard and the exporter call the workload's process (its report,
+#: :mod:`dbops.db.report`), unless ``DBOPS_PROCESS_NAME`` says otherwise.
+WORKLOAD_PROCESS = "dbops workload"
 
 #: Operation kinds and their weights in the mix (reads dominate, as in a real app).
 KINDS: Mapping[str, int] = {

@@ -19,6 +19,8 @@ from typing import Any, Protocol, TypeVar
 
 from cachetools import TTLCache
 
+from dbops.db.report import watch_cache
+
 __all__ = ["CacheStats", "MemoryCache", "QueryCache", "RedisCache", "cached"]
 
 T = TypeVar("T")
@@ -90,6 +92,7 @@ class MemoryCache:
         self._generations: TTLCache[str, int] = TTLCache(maxsize=maxsize, ttl=ttl_s * 4)
         self._lock = threading.Lock()
         self._counters = _Counters()
+        watch_cache(self)  # its counters go into this process's report (dbops.db.report)
 
     def get(self, key: str) -> Any | None:
         with self._lock:
@@ -152,6 +155,7 @@ class RedisCache:
         self._prefix = prefix
         self._counters = _Counters()
         self._set_if = client.register_script(self._SET_IF_LUA)
+        watch_cache(self)
 
     def get(self, key: str) -> Any | None:
         raw = self._redis.get(self._prefix + key)

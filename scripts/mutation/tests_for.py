@@ -3,10 +3,20 @@
 cosmic-ray runs one test command for a whole session; the sampled session spans many modules,
 each with its own tests, so this command asks git which module is mutated and runs that
 module's tests (stopping at the first failure: a killed mutant). Run it in a clone only.
+
+With ``DBOPS_MUTATION_COVERAGE`` naming a map built by ``coverage_map.py`` (which test
+executes which line, from one run of the whole suite under coverage), a mutant the module's
+own tests miss then meets every other test that executes its line, the way mutmut picks
+tests: a mutant only a test elsewhere in the suite catches is killed by the suite, and the
+hand-written map alone would count it a survivor. That second run has a time budget; past
+it the mutant counts as a survivor (never as killed), so a slow run cannot inflate the score.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 
@@ -87,6 +97,36 @@ TESTS: dict[str, tuple[str, ...]] = {
 
 PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider")
 
+#: Seconds the covering tests may take (cosmic-ray's own timeout is 300 s a mutant, and a
+#: timeout there counts as killed): past this budget the mutant is reported as a survivor.
+COVERING_BUDGET = 200.0
+
+#: pytest's exit status when every selected test passed.
+PASSED = 0
+
+
+def changed_lines(module: str) -> set[int]:
+    """The original file's line numbers the mutant touches (from ``git diff -U0``)."""
+    diff = subprocess.run(
+        ("git", "diff", "-U0", "--", module), check=True, capture_output=True, text=True
+    ).stdout
+    lines: set[int] = set()
+    for start, count in re.findall(r"^@@ -(\d+)(?:,(\d+))? ", diff, flags=re.MULTILINE):
+        first, n = int(start), int(count) if count else 1
+        lines.update(range(first, first + max(n, 1)))
+    return lines
+
+
+def covering_tests(module: str, mapped: tuple[str, ...]) -> list[str]:
+    """Tests outside ``mapped`` that execute a changed line, per the coverage map (if any)."""
+    path = os.environ.get("DBOPS_MUTATION_COVERAGE")
+    if not path:
+        return []
+    with open(path, encoding="utf-8") as f:
+        by_line: dict[str, list[str]] = json.load(f).get(module, {})
+    tests = {t for line in changed_lines(module) for t in by_line.get(str(line), [])}
+    return sorted(t for t in tests if not any(t.startswith(m) for m in mapped))
+
 
 def main() -> int:
     """Run the mutated module's tests; 0 = the mutant survived, anything else = killed."""
@@ -97,7 +137,20 @@ def main() -> int:
     if len(modules) != 1 or modules[0] not in TESTS:
         print(f"tests_for: expected one mapped module changed, got {modules}", file=sys.stderr)
         return 2  # counted as killed: look at the report if this ever shows up
-    return subprocess.run((*PYTEST, *TESTS[modules[0]]), check=False).returncode
+    mapped = TESTS[modules[0]]
+    status = subprocess.run((*PYTEST, *mapped), check=False).returncode
+    others = covering_tests(modules[0], mapped) if status == PASSED else []
+    if not others:
+        return status
+    print(f"tests_for: the module's tests passed; {len(others)} covering tests next")
+    try:
+        status = subprocess.run((*PYTEST, *others), check=False, timeout=COVERING_BUDGET).returncode
+    except subprocess.TimeoutExpired:
+        print("tests_for: covering tests over budget; counted as a survivor")
+        return PASSED
+    if status != PASSED:
+        print("tests_for: KILLED BY A COVERING TEST outside the module's map")
+    return status
 
 
 if __name__ == "__main__":

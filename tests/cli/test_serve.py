@@ -149,8 +149,9 @@ def test_up_serve_runs_everything_and_stops_on_ctrl_c(serve_home: Path) -> None:
         status, body = get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200
         assert "dbops_up 1.0" in body
-        # The workload goes through this process's pool: its request counter moves.
-        assert 'dbops_pool_requests_total{pool="dbops"}' in body
+        # The workload's pool, from its report: labelled with the serving process's pid.
+        workload = f'pid="{proc.pid}",pool="dbops",process="dbops workload"'
+        assert f"dbops_pool_requests_total{{{workload}}}" in body
         # The exporter reads as dbops_monitor, and still has the data section (migration 0009).
         assert 'dbops_connections_by_user{user="dbops_monitor"}' in body
         assert 'dbops_data_users{state="live"} ' in body
@@ -376,6 +377,7 @@ def test_serve_in_process_until_stopped(
         serve_dashboard_app=tmp_path / "missing.py",
         workload_rate=50,
         exporter_min_interval_s=0,
+        process_report_s=0.2,
     )
     capture = _Counter()
     stop = threading.Event()
@@ -393,7 +395,10 @@ def test_serve_in_process_until_stopped(
     serve(clean_db, settings, Dsn.parse(database_url), stop=stop, jobs=jobs)
 
     assert "dbops_up 1.0" in answers[0]
-    assert "dbops_cache" in answers[0] or "dbops_pool" in answers[0]
+    # The workload's report (this process): its pool and its query cache.
+    workload = f'pid="{os.getpid()}",pool="dbops",process="dbops workload"'
+    assert f"dbops_pool_requests_total{{{workload}}}" in answers[0]
+    assert f'dbops_cache_hits_total{{backend="memory",pid="{os.getpid()}"' in answers[0]
     assert capture.calls >= 1
     captured = capsys.readouterr()
     assert f"metrics: http://127.0.0.1:{port}/metrics" in captured.out
@@ -454,7 +459,7 @@ def test_serve_on_the_embedded_cluster_reads_as_the_monitor_role(
 ) -> None:
     """On the embedded cluster the exporter's snapshots run as dbops_monitor, the workload as
     dbops_app; the data section still comes through (aggregate functions), and the page is
-    valid: the pool families come once (the services' pool), not once more from the snapshot."""
+    valid: the pool families come once, from the workload's report (not the exporter's pool)."""
     seed(clean_db, users=40, teams=4, seed=13)
     port = free_port()
     settings = Settings(
@@ -488,7 +493,8 @@ def test_serve_on_the_embedded_cluster_reads_as_the_monitor_role(
     assert 'dbops_connections_by_user{user="dbops_monitor"}' in body
     helps = [line for line in body.splitlines() if line.startswith("# HELP ")]
     assert len(helps) == len(set(helps)), "a metric family is given twice"
-    assert 'dbops_pool_requests_total{pool="dbops"}' in body
+    workload = f'pid="{os.getpid()}",pool="dbops",process="dbops workload"'
+    assert f"dbops_pool_requests_total{{{workload}}}" in body
     assert "0 unexpected" in capsys.readouterr().out
 
 

@@ -275,3 +275,41 @@ def test_the_embedded_dashboard_reads_as_the_readonly_role(
         assert snap.server.current_user == "dbops_readonly"
     finally:
         data.close_all()
+
+
+def test_the_pool_page_shows_the_applications_pool_not_its_own(
+    migrated: str, pg_cluster: EmbeddedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app process holding two connections: the Pool page and the Overview say 2 in use."""
+    import os
+    from contextlib import ExitStack
+
+    from dbops.db import open_database
+    from dbops.db import report as process_report
+    from tests.fixtures.db import make_settings, role_url
+
+    settings = make_settings(migrated, process_report_s=3600.0, process_name="dash-probe")
+    label = f"dash-probe (pid {os.getpid()})"
+    try:
+        with open_database(settings, role_url(pg_cluster, "app")) as app_db, ExitStack() as held:
+            for _ in range(2):
+                held.enter_context(app_db.pool.connection())
+            reporter = process_report.reporter()
+            assert reporter is not None
+            assert reporter.report_now()
+            monkeypatch.setenv("DATABASE_URL", migrated)
+            at = app()
+            at.run()
+            assert not at.exception, at.exception
+            overview = {m.label: m.value for m in at.metric}
+            assert overview["App pool in use / waiting"] == "2 / 0"
+            at.switch_page("pages/pool.py").run()
+            assert not at.exception, at.exception
+            table = at.dataframe[0].value
+            row = table[table["process"] == label].iloc[0]
+            assert (row["state"], row["in use"], row["waiting"]) == ("live", 2, 0)
+            assert {m.label: m.value for m in at.metric}["In use"] == "2"
+    finally:
+        with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
+            conn.execute("DELETE FROM dbops_monitor.process_samples")
+            conn.execute("DELETE FROM dbops_monitor.process_reports")

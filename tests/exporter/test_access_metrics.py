@@ -1,4 +1,4 @@
-"""``dbops_access_events_total{kind, source}``: from the snapshot and live from the app, once."""
+"""``dbops_access_events_total{kind, source}``: the server log's and the processes' reports."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ import subprocess
 import urllib.request
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from dbops.db.access import ACCESS
 from dbops.exporter import (
     SnapshotCollector,
     SnapshotSource,
-    instrument,
     make_server,
-    merge_families,
     snapshot_metrics,
 )
 from dbops.monitoring.snapshot import Snapshot
@@ -54,25 +50,25 @@ def test_snapshot_gives_one_counter_per_kind_and_source() -> None:
     }
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(_source(healthy_snapshot()), SETTINGS))
-    labels = {"kind": "login_failed", "source": "server"}
+    labels = {"kind": "login_failed", "source": "server", "process": "", "pid": ""}
     assert registry.get_sample_value("dbops_access_events_total", labels) == 4.0
 
 
 def test_unknown_sides_give_no_sample() -> None:
-    no_app = dataclasses.replace(
+    # The collecting process's own counters are never the app's: only reports are.
+    own = dataclasses.replace(
         healthy_snapshot(), access=dataclasses.replace(HEALTHY_ACCESS, app=None)
     )
-    assert {source for _, source in _samples(no_app)} == {"server"}
-    assert _samples(dataclasses.replace(healthy_snapshot(), access=None)) == {}
+    assert _samples(own) == _samples(healthy_snapshot())
+    no_processes = dataclasses.replace(healthy_snapshot(), processes=None)
+    assert {source for _, source in _samples(no_processes)} == {"server"}
+    no_server = dataclasses.replace(healthy_snapshot(), access=None)
+    assert {source for _, source in _samples(no_server)} == {"app"}
 
 
-def test_snapshot_and_app_collector_on_one_registry_serve_one_family() -> None:
-    """`dbops up --serve`: the snapshot's server counts and the live app counts, one family."""
-    snap = dataclasses.replace(
-        healthy_snapshot(), access=dataclasses.replace(HEALTHY_ACCESS, app=None)
-    )
-    server = make_server(SETTINGS, port=0, source=_source(snap))
-    instrument(server.registry, statements=False)
+def test_the_server_counts_and_each_live_process_counts_are_one_family() -> None:
+    """The server log's counts and the application processes' reports, one valid family."""
+    server = make_server(SETTINGS, port=0, source=_source(healthy_snapshot()))
     server.start()
     try:
         with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as resp:
@@ -83,13 +79,18 @@ def test_snapshot_and_app_collector_on_one_registry_serve_one_family() -> None:
             only = resp.read().decode()
     finally:
         server.close()
-    app_login = dict(ACCESS.counts())["login_failed"]
     for text in (body, only):
         assert text.count("# TYPE dbops_access_events_total counter") == 1
-        assert 'dbops_access_events_total{kind="login_failed",source="server"} 4.0' in text
         assert (
-            f'dbops_access_events_total{{kind="login_failed",source="app"}} {app_login:.1f}' in text
+            'dbops_access_events_total{kind="login_failed",pid="",process="",source="server"} 4.0'
+            in text
         )
+        # The workload's report (pid 4242); the silent process (pid 7) is not counted.
+        assert (
+            'dbops_access_events_total{kind="login_failed",pid="4242",'
+            'process="dbops workload",source="app"} 3.0' in text
+        )
+        assert 'pid="7"' not in text
     assert "dbops_up" not in only
     if PROMTOOL is not None:
         result = subprocess.run(
@@ -100,41 +101,3 @@ def test_snapshot_and_app_collector_on_one_registry_serve_one_family() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-
-
-def test_merge_families_keeps_the_first_of_a_name() -> None:
-    first = CounterMetricFamily("x_events", "first", labels=["source"])
-    first.add_metric(["server"], 1.0)
-    second = CounterMetricFamily("x_events", "second", labels=["source"])
-    second.add_metric(["app"], 2.0)
-    second.add_metric(["server"], 9.0)  # already there: the first one stays
-    other_type = GaugeMetricFamily("x_events", "a gauge of the same name")
-    other_type.add_metric([], 5.0)
-    alone = GaugeMetricFamily("y", "y")
-    alone.add_metric([], 1.0)
-
-    merged = merge_families([first, alone, second, other_type])
-
-    assert [m.name for m in merged] == ["x_events", "y"]
-    assert merged[0].documentation == "first"
-    assert [(s.labels["source"], s.value) for s in merged[0].samples] == [
-        ("server", 1.0),
-        ("app", 2.0),
-    ]
-    assert merged[1] is alone
-    assert len(first.samples) == 1  # the collectors' own families are left as they were
-
-
-def test_merge_families_drops_a_family_of_another_type_whichever_comes_first() -> None:
-    gauge = GaugeMetricFamily("z", "gauge first")
-    gauge.add_metric([], 1.0)
-    counter = CounterMetricFamily("z", "then a counter")
-    counter.add_metric([], 2.0)
-
-    later = GaugeMetricFamily("w", "a family after the mismatch")
-    later.add_metric([], 3.0)
-
-    merged = merge_families([gauge, counter, later])
-
-    assert merged == [gauge, later]
-    assert [s.value for s in merged[0].samples] == [1.0]

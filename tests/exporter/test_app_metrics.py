@@ -18,7 +18,7 @@ from dbops.monitoring.collectors.pool import app_stats
 from dbops.monitoring.snapshot import AppStat, CountBy, Snapshot, StatementLatency
 from dbops.services.users import UserService
 from tests.fixtures.db import make_settings
-from tests.fixtures.snapshots import healthy_snapshot
+from tests.fixtures.snapshots import HEALTHY_POOL, app_process, healthy_snapshot
 from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, unique
 
 PROMTOOL = shutil.which("promtool")
@@ -127,8 +127,11 @@ def test_promtool_check_metrics_on_the_app_scrape(clean_db: Database) -> None:
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
 
 
-def test_snapshot_app_section_becomes_the_same_metrics() -> None:
-    snapshot = dataclasses.replace(healthy_snapshot(), app=_app_stat())
+def test_a_process_reports_app_section_becomes_the_same_metrics() -> None:
+    """The application process's statements, labelled by process; never the exporter's own."""
+    workload = dataclasses.replace(app_process(HEALTHY_POOL), app=_app_stat())
+    own = AppStat(buckets_s=(0.001, 0.01, 0.1), statements=(_app_stat().statements[1],))
+    snapshot = dataclasses.replace(healthy_snapshot(), app=own, processes=(workload,))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         SnapshotCollector(
@@ -136,15 +139,19 @@ def test_snapshot_app_section_becomes_the_same_metrics() -> None:
             make_settings("postgresql://unused/none"),
         )
     )
-    labels = {"statement": "users.create"}
+    who = {"process": "dbops workload", "pid": "4242"}
+    assert _value(registry, f"{DURATION}_count", statement="memberships.role_of", **who) == 2.0
+    unlabelled = {"statement": "memberships.role_of"}
+    assert registry.get_sample_value(f"{DURATION}_count", unlabelled) is None
+    labels = {"statement": "users.create", **who}
     assert _value(registry, f"{DURATION}_bucket", le="0.001", **labels) == 1.0
     assert _value(registry, f"{DURATION}_bucket", le="0.01", **labels) == 3.0
     assert _value(registry, f"{DURATION}_bucket", le="0.1", **labels) == 4.0
     assert _value(registry, f"{DURATION}_bucket", le="+Inf", **labels) == 5.0
     assert _value(registry, f"{DURATION}_count", **labels) == 5.0
     assert _value(registry, f"{DURATION}_sum", **labels) == pytest.approx(0.123456789)
-    assert _value(registry, ERRORS, statement="users.create", sqlstate_class="other") == 1.0
-    assert registry.get_sample_value(ERRORS, {"statement": "memberships.role_of"}) is None
+    assert _value(registry, ERRORS, statement="users.create", sqlstate_class="other", **who) == 1.0
+    assert registry.get_sample_value(ERRORS, {"statement": "memberships.role_of", **who}) is None
 
 
 def test_app_section_json_round_trip_is_exact() -> None:

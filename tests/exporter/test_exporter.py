@@ -29,6 +29,8 @@ from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partia
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL = shutil.which("promtool")
+#: The labels of the workload process of the canned snapshots (tests.fixtures.snapshots).
+WORKLOAD = {"process": "dbops workload", "pid": "4242"}
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool missing: install Debian's prometheus (scripts/bootstrap.sh)"
 )
@@ -94,10 +96,10 @@ def test_healthy_snapshot_metrics() -> None:
     assert _value(reg, "dbops_connections_by_client", client="local") == 2.0
     assert _value(reg, "dbops_blocked_sessions") == 0.0
     assert _value(reg, "dbops_replication_lag_seconds", replica="standby1") == pytest.approx(0.1)
-    assert _value(reg, "dbops_pool_in_use", pool="dbops") == 1.0
-    assert _value(reg, "dbops_pool_max_size", pool="dbops") == 20.0
-    assert _value(reg, "dbops_pool_requests_wait_seconds_total", pool="dbops") == 0.012
-    assert _value(reg, "dbops_cache_hits_total", backend="memory") == 900.0
+    assert _value(reg, "dbops_pool_in_use", pool="dbops", **WORKLOAD) == 1.0
+    assert _value(reg, "dbops_pool_max_size", pool="dbops", **WORKLOAD) == 20.0
+    assert _value(reg, "dbops_pool_requests_wait_seconds_total", pool="dbops", **WORKLOAD) == 0.012
+    assert _value(reg, "dbops_cache_hits_total", backend="memory", **WORKLOAD) == 900.0
     assert _value(reg, "dbops_data_users", state="live") == 1000.0
     assert _value(reg, "dbops_data_memberships", role="OWNER") == 200.0
     assert _value(reg, "dbops_data_zero_owner_teams") == 0.0
@@ -115,7 +117,7 @@ def test_degraded_snapshot_reports_worst_severity_per_check() -> None:
     assert _value(reg, "dbops_blocked_sessions") == 1.0
     assert _value(reg, "dbops_longest_query_seconds") == 700.0
     assert _value(reg, "dbops_longest_idle_in_transaction_seconds") == 300.0
-    assert _value(reg, "dbops_pool_waiting", pool="dbops") == 3.0
+    assert _value(reg, "dbops_pool_waiting", pool="dbops", **WORKLOAD) == 3.0
     dup = {"schema": "public", "table": "users", "index": "ix_users_email_dup"}
     assert _value(reg, "dbops_index_redundant", **dup) == 1.0
     broken = {"schema": "public", "table": "users", "index": "ix_users_broken"}

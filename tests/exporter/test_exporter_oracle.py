@@ -138,6 +138,8 @@ def registry() -> CollectorRegistry:
 
 
 QUERY = {"queryid": "-5424882176234291609", "user": "app", "database": "dbops"}
+#: The workload process's labels (tests.fixtures.snapshots.app_process).
+WORKLOAD = {"process": "dbops workload", "pid": "4242"}
 
 #: (metric, labels) -> the value computed by hand from oracle_snapshot().
 EXPECTED: list[tuple[str, dict[str, str], float]] = [
@@ -173,7 +175,15 @@ EXPECTED: list[tuple[str, dict[str, str], float]] = [
     ("dbops_server_log_errors_total", {"sqlstate_class": "22"}, 3.0),
     ("dbops_server_log_errors_total", {"sqlstate_class": "other"}, 2.0),
     # the healthy snapshot's pool waited 12 ms in all
-    ("dbops_pool_requests_wait_seconds_total", {"pool": "dbops"}, 0.012),
+    ("dbops_pool_requests_wait_seconds_total", {"pool": "dbops", **WORKLOAD}, 0.012),
+    ("dbops_pool_in_use", {"pool": "dbops", **WORKLOAD}, 1.0),
+    ("dbops_cache_misses_total", {"backend": "memory", **WORKLOAD}, 100.0),
+    # one live process (the workload), one silent, none closed: the silent one exports nothing
+    ("dbops_processes", {"state": "live"}, 1.0),
+    ("dbops_processes", {"state": "silent"}, 1.0),
+    ("dbops_processes", {"state": "closed"}, 0.0),
+    ("dbops_process_report_age_seconds", WORKLOAD, 5.123),
+    ("dbops_process_start_timestamp_seconds", WORKLOAD, 1_795_690_800.0),
     ("dbops_audit_head_id", {}, 1_234.0),
     ("dbops_replication_slot_active", {"slot": "standby1"}, 1.0),
     ("dbops_replication_slot_retained_bytes", {"slot": "standby1"}, 1_024.0),

@@ -29,7 +29,7 @@ from dbops.monitoring.snapshot import (
     Snapshot,
     XidAgeStat,
 )
-from tests.fixtures.snapshots import _index, _query, _session, healthy_snapshot
+from tests.fixtures.snapshots import _index, _query, _session, app_process, healthy_snapshot
 
 SETTINGS = Settings(
     _env_file=None,
@@ -80,6 +80,11 @@ def _sequence(ratio: float | None) -> SequenceStat:
 
 def _pool(size: int, idle: int, waiting: int = 0, max_size: int = 8) -> PoolStat:
     return PoolStat("app", 1, max_size, size, idle, waiting, 0, 0, 0, 0, 0, 0)
+
+
+def _with_pool(snap: Snapshot, pool: PoolStat) -> Snapshot:
+    """``snap`` whose one live application process (its report) has ``pool``."""
+    return dataclasses.replace(snap, processes=(app_process(pool),))
 
 
 def _blocks(hit: int, read: int) -> Callable[[Snapshot, Any], Snapshot]:
@@ -188,17 +193,17 @@ CASES: list[tuple[str, Build, list[tuple[Any, tuple[str, ...]]]]] = [
     ),
     (
         "pool_saturation",  # in use (size - idle) of max_size 8: 6/8 = 0.75
-        lambda s, v: dataclasses.replace(s, pool=_pool(size=8, idle=8 - v)),
+        lambda s, v: _with_pool(s, _pool(size=8, idle=8 - v)),
         [(5, ()), (6, ("warning",)), (8, ("warning",))],
     ),
     (
         "pool_saturation",  # every connection in use and requests waiting
-        lambda s, v: dataclasses.replace(s, pool=_pool(size=8, idle=0, waiting=v)),
+        lambda s, v: _with_pool(s, _pool(size=8, idle=0, waiting=v)),
         [(1, ("critical",))],
     ),
     (
         "pool_saturation",  # waiting with room left is a warning
-        lambda s, v: dataclasses.replace(s, pool=_pool(size=4, idle=2, waiting=v)),
+        lambda s, v: _with_pool(s, _pool(size=4, idle=2, waiting=v)),
         [(0, ()), (1, ("warning",))],
     ),
     (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,8 @@ import pytest
 from nbclient import NotebookClient
 from psycopg import sql
 
-from dbops.db import EmbeddedCluster, open_database
+from dbops.db import Dsn, EmbeddedCluster, open_database
+from dbops.db import report as process_report
 from dbops.ops.migrate import upgrade
 from dbops.ops.roles import grant_privileges
 from dbops.ops.seed import seed
@@ -49,6 +51,10 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "01_query_performance.ipynb": (
         "total_ms",
         "mean_ms",
+        # The test's own app process (below), live, holding one connection of its pool.
+        r"1 live application process\(es\)",
+        rf"notebook-probe \(pid {os.getpid()}\)</td>\s*<td>live</td>\s*"
+        r"<td>[\d.]+</td>\s*<td>1</td>",
         r"captured interval\(s\)",
         r"plan: total cost [\d.]+",  # EXPLAIN of the worst explainable statement
         r"(Scan|Result|Aggregate|Limit|Sort)",
@@ -189,7 +195,19 @@ def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
         timeout=120,
         resources={"metadata": {"path": str(tmp_path)}},
     )
-    client.execute(env=env)  # raises CellExecutionError on the first failing cell
+    with contextlib.ExitStack() as app:
+        if path.name == "01_query_performance.ipynb":  # an application process, reporting
+            probe = make_settings(
+                seeded_url, process_report_s=3600.0, process_name="notebook-probe"
+            )
+            app_db = app.enter_context(
+                open_database(probe, Dsn.parse(seeded_url).as_user("dbops_app").libpq)
+            )
+            app.enter_context(app_db.pool.connection())
+            reporter = process_report.reporter()
+            assert reporter is not None
+            assert reporter.report_now()
+        client.execute(env=env)  # raises CellExecutionError on the first failing cell
 
     errors = [
         out for cell in book.cells for out in cell.get("outputs", []) if out.output_type == "error"

@@ -182,7 +182,7 @@ def hot_reads(settings: Settings, target: Dsn) -> str:
 
     actor = Actor.system("backup-verify")
     scratch_settings = settings.model_copy(update={"pool_min_size": 0, "pool_max_size": 2})
-    with open_database(scratch_settings, target) as db:
+    with open_database(scratch_settings, target, purpose="admin") as db:
         with db.connection() as conn:
             sample = conn.execute(SAMPLE_MEMBER_SQL).fetchone()
         if sample is None:
