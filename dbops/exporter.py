@@ -18,7 +18,7 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -50,6 +50,7 @@ from dbops.monitoring.snapshot import (
     BackupsStat,
     CacheStat,
     PoolStat,
+    QueryStat,
     ResourceStat,
     Snapshot,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "SnapshotCollector",
     "SnapshotSource",
     "app_statement_metrics",
+    "exported_statements",
     "instrument",
     "make_app",
     "make_server",
@@ -237,6 +239,8 @@ class SnapshotCollector(Collector):
     def __init__(self, source: SnapshotSource | Callable[[], Reading], settings: Settings) -> None:
         self._read = source.read if isinstance(source, SnapshotSource) else source
         self._settings = settings
+        #: The queryids the last scrape exported (:func:`exported_statements`).
+        self._exported: frozenset[str] = frozenset()
 
     def describe(self) -> Iterable[Metric]:
         """Nothing: registering must not take a snapshot (names vary with the database)."""
@@ -248,7 +252,11 @@ class SnapshotCollector(Collector):
         reading = self._read()
         families: list[Metric] = []
         if reading.snapshot is not None:
-            families.extend(snapshot_metrics(reading.snapshot, self._settings))
+            keep = self._exported
+            families.extend(snapshot_metrics(reading.snapshot, self._settings, keep=keep))
+            self._exported = frozenset(
+                str(q.queryid) for q in exported_statements(reading.snapshot, self._settings, keep)
+            )
         up = GaugeMetricFamily(
             "dbops_up", "1 when this scrape got a fresh snapshot and the database answered."
         )
@@ -340,8 +348,14 @@ def _truncate(text: str | None, chars: int) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-def snapshot_metrics(snapshot: Snapshot, settings: Settings) -> list[Metric]:
-    """Every metric family a snapshot gives (pure: same snapshot, same families)."""
+def snapshot_metrics(
+    snapshot: Snapshot, settings: Settings, *, keep: Collection[str] = ()
+) -> list[Metric]:
+    """Every metric family a snapshot gives (pure: same snapshot and ``keep``, same families).
+
+    ``keep``: queryids exported by the previous scrape (:func:`exported_statements`); they stay
+    while the snapshot still holds them, so that a statement's series do not come and go.
+    """
     f = _Families()
     f.gauge(
         "dbops_snapshot_duration_seconds", "Time the snapshot took to collect.", snapshot.duration_s
@@ -362,7 +376,7 @@ def snapshot_metrics(snapshot: Snapshot, settings: Settings) -> list[Metric]:
         f.gauge("dbops_server_version_num", "server_version_num.", server.version_num)
         f.gauge("dbops_in_recovery", "1 on a standby.", 1.0 if server.in_recovery else 0.0)
         f.timestamp("dbops_server_start_timestamp_seconds", "Postmaster start.", server.started_at)
-    _statement_metrics(f, snapshot, settings)
+    _statement_metrics(f, snapshot, settings, keep)
     _index_metrics(f, snapshot)
     _table_metrics(f, snapshot)
     _activity_metrics(f, snapshot)
@@ -434,26 +448,77 @@ def _process_metrics(f: _Families, snap: Snapshot) -> None:
         _access_event_metrics(f, "app", counts, **who)
 
 
-def _statement_metrics(f: _Families, snap: Snapshot, settings: Settings) -> None:
+#: A kept statement's series last while the kept set is at most this many times the top N.
+KEEP_FACTOR = 2
+
+
+def exported_statements(
+    snapshot: Snapshot, settings: Settings, keep: Collection[str] = ()
+) -> list[QueryStat]:
+    """The statements whose ``dbops_statement_*`` series a scrape exports.
+
+    The ``exporter_top_statements`` heaviest by total time, then those of ``keep`` (exported
+    before) that the snapshot still holds, heaviest first, up to ``KEEP_FACTOR`` times the top
+    N in all: a statement that drops a few places keeps its series (``rate()`` needs them),
+    one that leaves the snapshot's own top list ends them. Entries without a queryid (another
+    role's statement, hidden) are never exported.
+    """
+    limit = settings.exporter_top_statements
+    ranked = [
+        q
+        for q in sorted(snapshot.statements.top if snapshot.statements else (), key=_heaviest)
+        if q.queryid is not None
+    ]
+    ids: list[str] = []
+    for q in ranked:
+        if len(ids) >= limit:
+            break
+        if str(q.queryid) not in ids:
+            ids.append(str(q.queryid))
+    for q in ranked:
+        if len(ids) >= KEEP_FACTOR * limit:
+            break
+        if str(q.queryid) in keep and str(q.queryid) not in ids:
+            ids.append(str(q.queryid))
+    chosen = set(ids)
+    return [q for q in ranked if str(q.queryid) in chosen]
+
+
+def _heaviest(q: QueryStat) -> float:
+    return -q.total_exec_time_ms
+
+
+def _statement_metrics(
+    f: _Families, snap: Snapshot, settings: Settings, keep: Collection[str]
+) -> None:
     stmts = snap.statements
     if stmts is None:
         return
-    f.gauge("dbops_statements_entries", "Entries in pg_stat_statements.", stmts.entries)
-    f.gauge("dbops_statements_max_entries", "pg_stat_statements.max.", stmts.max_entries)
-    f.counter("dbops_statements_dealloc", "Entries evicted from pg_stat_statements.", stmts.dealloc)
-    f.counter("dbops_statements_calls", "Calls of all statements.", stmts.total_calls)
+    # The whole view: dbops_stat_statements_* (every entry of this database); one statement's
+    # series are dbops_statement_*{queryid} (the heaviest ones only).
+    f.gauge("dbops_stat_statements_entries", "Entries in pg_stat_statements.", stmts.entries)
+    f.gauge("dbops_stat_statements_max_entries", "pg_stat_statements.max.", stmts.max_entries)
     f.counter(
-        "dbops_statements_exec_seconds",
+        "dbops_stat_statements_dealloc", "Entries evicted from pg_stat_statements.", stmts.dealloc
+    )
+    f.counter(
+        "dbops_stat_statements_calls",
+        "Calls of every statement of this database in pg_stat_statements.",
+        stmts.total_calls,
+    )
+    f.counter(
+        "dbops_stat_statements_exec_seconds",
         "Execution time of all statements.",
         _s(stmts.total_exec_time_ms),
     )
-    f.timestamp("dbops_statements_reset_timestamp_seconds", "Last stats reset.", stmts.stats_reset)
+    f.timestamp(
+        "dbops_stat_statements_reset_timestamp_seconds",
+        "Last reset of pg_stat_statements.",
+        stmts.stats_reset,
+    )
     # Several entries may share a queryid (one per user, database, top level): sum them.
     merged: dict[tuple[str, str, str], list[Any]] = {}
-    top = sorted(stmts.top, key=lambda q: q.total_exec_time_ms, reverse=True)
-    for q in top[: settings.exporter_top_statements]:
-        if q.queryid is None:
-            continue
+    for q in exported_statements(snap, settings, keep):
         key = (str(q.queryid), q.user or "", q.database or "")
         merged.setdefault(key, []).append(q)
     for (queryid, user, database), entries in merged.items():
@@ -654,12 +719,18 @@ def _database_metrics(f: _Families, snap: Snapshot) -> None:
     f.counter(
         "dbops_database_temp_bytes", "Bytes written to temporary files.", db.temp_bytes, **labels
     )
-    f.counter("dbops_database_blocks_hit", "Shared buffer hits.", db.blks_hit, **labels)
-    f.counter("dbops_database_blocks_read", "Blocks read.", db.blks_read, **labels)
-    f.gauge(
-        "dbops_database_cache_hit_ratio",
-        "Share of block reads served from shared buffers since the stats reset.",
-        db.cache_hit_ratio(),
+    # The hit ratio is a PromQL ratio of rates (recording rule dbops:database_cache_hit:ratio5m
+    # in deploy/prometheus/alerts.yml); a ratio since the stats reset would barely move.
+    f.counter(
+        "dbops_database_blocks_hit",
+        "Block reads served from shared buffers.",
+        db.blks_hit,
+        **labels,
+    )
+    f.counter(
+        "dbops_database_blocks_read",
+        "Block reads that went to the OS (page cache or disk).",
+        db.blks_read,
         **labels,
     )
     f.gauge(
@@ -724,8 +795,8 @@ def _database_metrics(f: _Families, snap: Snapshot) -> None:
         )
     if db.checkpoints is not None:
         cp = db.checkpoints
-        f.counter("dbops_checkpoints_timed", "Scheduled checkpoints.", cp.timed)
-        f.counter("dbops_checkpoints_requested", "Requested checkpoints.", cp.requested)
+        f.counter("dbops_checkpoint_timed", "Scheduled checkpoints.", cp.timed)
+        f.counter("dbops_checkpoint_requested", "Requested checkpoints.", cp.requested)
         f.counter(
             "dbops_checkpoint_write_seconds", "Time writing checkpoint files.", _s(cp.write_time_ms)
         )
@@ -801,7 +872,12 @@ def _pool_metrics(f: _Families, pool: PoolStat, **who: str) -> None:
         pool.requests_wait_ms / 1000.0,
         **labels,
     )
-    f.counter("dbops_pool_timeouts", "Requests that ended in an error.", pool.timeouts, **labels)
+    f.counter(
+        "dbops_pool_request_errors",
+        "Connection requests that failed: timed out waiting, or refused with the queue full.",
+        pool.timeouts,
+        **labels,
+    )
     f.counter(
         "dbops_pool_connection_errors",
         "Failed connection attempts.",
@@ -855,7 +931,9 @@ def _data_metrics(f: _Families, snap: Snapshot) -> None:
 
 
 def _backup_metrics(f: _Families, b: BackupsStat) -> None:
-    f.gauge("dbops_backups", "Backups in the backup directory (readable manifests).", b.count)
+    f.gauge(
+        "dbops_backup_manifests", "Backups in the backup directory (readable manifests).", b.count
+    )
     f.gauge("dbops_backup_size_bytes", "Bytes of every backup in the directory.", b.total_bytes)
     f.gauge("dbops_backup_broken", "Backup folders whose manifest cannot be read.", b.broken)
     f.gauge(

@@ -10,7 +10,7 @@ from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot
 
 def test_healthy_backup_metrics() -> None:
     reg = _registry(_source(healthy_snapshot()))
-    assert _value(reg, "dbops_backups") == 3.0
+    assert _value(reg, "dbops_backup_manifests") == 3.0
     assert _value(reg, "dbops_backup_size_bytes") == 3_000_000.0
     assert _value(reg, "dbops_backup_broken") == 0.0
     assert _value(reg, "dbops_backup_newest_age_seconds") == 10_800.123
@@ -51,11 +51,11 @@ def test_no_backup_gives_counts_but_no_ages() -> None:
         last_drill_message=None,
     )
     reg = _registry(_source(dataclasses.replace(snap, backups=empty)))
-    assert _value(reg, "dbops_backups") == 0.0
+    assert _value(reg, "dbops_backup_manifests") == 0.0
     assert _value(reg, "dbops_backup_newest_age_seconds") is None
     assert _value(reg, "dbops_backup_verified_newest_age_seconds") is None
     assert _value(reg, "dbops_backup_last_drill_success") is None
     assert _value(reg, "dbops_check_status", check="backup_missing", severity="warning") == 1.0
     # Backups unknown (reading the directory failed): no backup series at all.
     reg = _registry(_source(dataclasses.replace(snap, backups=None)))
-    assert _value(reg, "dbops_backups") is None
+    assert _value(reg, "dbops_backup_manifests") is None

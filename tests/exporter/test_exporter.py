@@ -85,7 +85,10 @@ def test_healthy_snapshot_metrics() -> None:
     assert _value(reg, "dbops_database_size_bytes", **d) == 50_000_000.0
     assert _value(reg, "dbops_database_commits_total", **d) == 1_000_000.0
     assert _value(reg, "dbops_database_deadlocks_total", **d) == 0.0
-    assert _value(reg, "dbops_database_cache_hit_ratio", **d) == pytest.approx(0.999)
+    # Counters, not a ratio since the reset: Prometheus takes the ratio of their rates.
+    assert _value(reg, "dbops_database_blocks_hit_total", **d) == 9_990_000.0
+    assert _value(reg, "dbops_database_blocks_read_total", **d) == 10_000.0
+    assert _value(reg, "dbops_database_cache_hit_ratio", **d) is None
     assert _value(reg, "dbops_database_xid_age", **d) == 1_000_000.0
     assert _value(reg, "dbops_database_wraparound_ratio", **d) == pytest.approx(1e6 / 2**31)
     assert _value(reg, "dbops_connections") == 12.0
@@ -370,7 +373,7 @@ def test_alert_rules_check_and_unit_tests() -> None:
 
 
 def test_whole_view_counters_come_from_the_summary_not_the_top_statements() -> None:
-    """``dbops_statements_*_total`` count every entry of this database, not the top N.
+    """``dbops_stat_statements_*_total`` count every entry of this database, not the top N.
 
     A sum over the top statements would go down when a statement leaves the top (a counter
     must never decrease between resets), and would miss the long tail. The summary's numbers
@@ -387,8 +390,8 @@ def test_whole_view_counters_come_from_the_summary_not_the_top_statements() -> N
         ),
     )
     reg = _registry(_source(snap))
-    assert _value(reg, "dbops_statements_calls_total") == 5_000_000.0
-    assert _value(reg, "dbops_statements_exec_seconds_total") == pytest.approx(123.456)
+    assert _value(reg, "dbops_stat_statements_calls_total") == 5_000_000.0
+    assert _value(reg, "dbops_stat_statements_exec_seconds_total") == pytest.approx(123.456)
     stmt = {"queryid": "1", "user": "app", "database": "dbops"}
     assert _value(reg, "dbops_statement_calls_total", **stmt) == 100.0
     assert _value(reg, "dbops_statement_exec_seconds_total", **stmt) == pytest.approx(2.5)

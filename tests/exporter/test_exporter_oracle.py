@@ -144,9 +144,9 @@ WORKLOAD = {"process": "dbops workload", "pid": "4242"}
 #: (metric, labels) -> the value computed by hand from oracle_snapshot().
 EXPECTED: list[tuple[str, dict[str, str], float]] = [
     ("dbops_in_recovery", {}, 1.0),
-    ("dbops_statements_exec_seconds_total", {}, 98.7654),
-    ("dbops_statements_calls_total", {}, 4_321.0),
-    ("dbops_statements_dealloc_total", {}, 17.0),
+    ("dbops_stat_statements_exec_seconds_total", {}, 98.7654),
+    ("dbops_stat_statements_calls_total", {}, 4_321.0),
+    ("dbops_stat_statements_dealloc_total", {}, 17.0),
     # the two entries of the queryid summed: 3 + 4 calls, 250.25 + 1234.5 ms
     ("dbops_statement_calls_total", QUERY, 7.0),
     ("dbops_statement_exec_seconds_total", QUERY, 1.48475),
