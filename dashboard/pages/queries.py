@@ -22,6 +22,14 @@ def _frame() -> tuple[pd.DataFrame, float]:
         st.stop()
     stats = snap.statements
     total = stats.total_exec_time_ms or 1.0
+    roles = ", ".join(sorted(snap.app_roles()))
+    everyone = st.toggle(
+        "Include dbops' own statements",
+        value=False,
+        help=f"Off: only the application's roles ({roles}); on: setup, migrations, backups "
+        "and monitoring too (the owner, read-only, monitor and administrator roles).",
+    )
+    shown = stats.top if everyone else snap.app_statements()
     df = pd.DataFrame(
         [
             {
@@ -42,7 +50,7 @@ def _frame() -> tuple[pd.DataFrame, float]:
                 ),
                 "user": q.user,
             }
-            for q in stats.top
+            for q in shown
         ],
         columns=[
             "queryid",
@@ -102,7 +110,10 @@ def main() -> None:
     st.title("Queries")
     df, _ = _frame()
     if df.empty:
-        st.info("No statements recorded yet (pg_stat_statements is empty).")
+        st.info(
+            "No statement of the application's roles in pg_stat_statements yet; "
+            'turn on "Include dbops\' own statements" for setup and monitoring.'
+        )
         return
     sort = st.radio("Sort by", list(SORTS), horizontal=True)
     df = df.sort_values(SORTS[sort or "Total time"], ascending=False).reset_index(drop=True)

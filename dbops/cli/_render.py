@@ -162,13 +162,19 @@ def _bytes(size: int | None) -> str:
 
 
 def print_snapshot(
-    snap: Snapshot, findings: list[Finding], *, top: int = 5, wide: bool = False
+    snap: Snapshot,
+    findings: list[Finding],
+    *,
+    top: int = 5,
+    wide: bool = False,
+    everyone: bool = False,
 ) -> None:
     """The `dbops monitor snapshot` summary: key facts, top statements, index advice, errors.
 
     ``findings`` are the checks' over ``snap``: the index counts are theirs, so the summary
     says what `dbops monitor checks`, the dashboard and the exporter say. A query is one line
-    cut to the terminal unless ``wide``.
+    cut to the terminal unless ``wide``. The top statements are the application's
+    (:meth:`Snapshot.app_statements`, as on the dashboard) unless ``everyone``.
     """
     from rich.table import Table
     from rich.text import Text
@@ -220,15 +226,17 @@ def print_snapshot(
     out = _out()
     out.print(table)
 
-    if snap.statements is not None and snap.statements.top:
-        statements = Table(title=f"top {top} statements by total time")
+    shown = snap.statements.top if everyone and snap.statements else snap.app_statements()
+    if shown:
+        whose = "statements" if everyone else "application statements"
+        statements = Table(title=f"top {top} {whose} by total time")
         for name in ("queryid", "calls", "total ms", "mean ms"):
             statements.add_column(name, justify="right", no_wrap=True)
         if wide:
             statements.add_column("query", overflow="fold")
         else:
             statements.add_column("query", overflow="ellipsis", no_wrap=True, max_width=60)
-        for q in snap.statements.top[:top]:
+        for q in shown[:top]:
             statements.add_row(
                 str(q.queryid),
                 f"{q.calls:,}",

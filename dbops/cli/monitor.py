@@ -102,6 +102,12 @@ def snapshot(
     wide: Annotated[
         bool, typer.Option("--wide", help="Whole query texts (folded) instead of one line each.")
     ] = False,
+    everyone: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Top statements of every role, dbops' own (setup, monitoring) too."
+        ),
+    ] = False,
 ) -> None:
     """One snapshot: server, size, connections, top statements, index findings, errors.
 
@@ -114,7 +120,7 @@ def snapshot(
     if as_json:
         typer.echo(snap.to_json())
     else:
-        print_snapshot(snap, evaluate(snap, settings), wide=wide)
+        print_snapshot(snap, evaluate(snap, settings), wide=wide, everyone=everyone)
 
 
 @monitor_app.command("checks")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from dbops.db.roles import ROLE_NAMES, SYSTEM_ROLE
 from dbops.redact import redact
 
 __all__ = [
@@ -475,6 +476,9 @@ class ProcessReport:
         return "closed" if self.closed else "silent"
 
 
+#: The roles dbops' services run as (the app role, and the system role for a system actor).
+APP_ROLES = frozenset({ROLE_NAMES["app"], SYSTEM_ROLE})
+
 #: A process is live while its last report is younger than this many of its intervals ...
 STALE_INTERVALS = 3
 #: ... plus this margin (a report's own write and a busy server's delay).
@@ -751,6 +755,22 @@ class Snapshot:
     def live_processes(self) -> tuple[ProcessReport, ...]:
         """The application processes reporting now (``()`` when unknown or none)."""
         return tuple(p for p in self.processes or () if p.live)
+
+    def app_roles(self) -> frozenset[str]:
+        """The roles whose statements are the application's, not dbops' own work.
+
+        dbops' app role and the system role its services switch to (:data:`APP_ROLES`), and
+        the role each reporting process connects as (a ``DATABASE_URL`` user). Setup,
+        migrations, backups and monitoring run as the other roles (the owner, the read-only
+        and monitor roles, an administrator).
+        """
+        return APP_ROLES | {p.reported_by for p in self.processes or ()}
+
+    def app_statements(self) -> tuple[QueryStat, ...]:
+        """The top statements run by one of :meth:`app_roles` (``()`` when unknown or none)."""
+        roles = self.app_roles()
+        top = self.statements.top if self.statements is not None else ()
+        return tuple(q for q in top if q.user in roles)
 
     def app_pools(self) -> tuple[PoolStat, ...]:
         """The pools of the live application processes: the pools that serve the app."""

@@ -188,7 +188,10 @@ def test_snapshot_text_summary(url: str) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "PostgreSQL " in out
-    assert "top 5 statements by total time" in out
+    # Only the superuser ran statements here: no application statement to list by default.
+    assert "top 5 application statements" not in out
+    everyone = invoke("monitor", "snapshot", "--all").stdout
+    assert "top 5 statements by total time" in everyone
     assert "1 duplicate, 0 invalid" in out
     assert "connections" in out
     assert "errors" in out
@@ -205,12 +208,13 @@ def test_snapshot_fits_80_columns_and_wide_shows_whole_queries(url: str) -> None
     with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
         for _ in range(20):
             conn.execute(long)
-    narrow = runner.invoke(app, ["monitor", "snapshot"], env={"COLUMNS": "80"})
+    # --all: the superuser's statements are no application's.
+    narrow = runner.invoke(app, ["monitor", "snapshot", "--all"], env={"COLUMNS": "80"})
     assert narrow.exit_code == 0, narrow.output
     lines = narrow.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80, narrow.stdout
     assert any("column_number_0" in line and "…" in line for line in lines)  # one line, cut
-    wide = runner.invoke(app, ["monitor", "snapshot", "--wide"], env={"COLUMNS": "80"})
+    wide = runner.invoke(app, ["monitor", "snapshot", "--all", "--wide"], env={"COLUMNS": "80"})
     assert wide.exit_code == 0, wide.output
     assert "column_number_20" in wide.stdout  # folded over several lines, nothing cut
 

@@ -50,7 +50,12 @@ def test_pages_show_what_the_test_did(
         at.run()
         assert not at.exception, (page, at.exception)
         shown[page] = texts(at)
-    assert "dashboard_probe" in shown["pages/queries.py"]
+    # The probe ran as the superuser: dbops' own side, shown once the toggle includes it.
+    assert "dashboard_probe" not in shown["pages/queries.py"]
+    at.switch_page("pages/queries.py").run()
+    at.toggle[0].set_value(True).run()
+    assert not at.exception, at.exception
+    assert "dashboard_probe" in texts(at)
     assert UNUSED_INDEX in shown["pages/indexes.py"]
 
     at.switch_page("pages/teams.py").run()
@@ -206,6 +211,7 @@ def test_history_and_explain_contracts_feed_the_statement_detail(
     at = app()
     at.run()
     at.switch_page("pages/queries.py").run()
+    at.toggle[0].set_value(True).run()  # the shared test database's statements are dbops' own
     assert not at.exception
     assert isinstance(seen["queryid"], int)
     assert not any("No history captured" in i.value for i in at.info)
@@ -234,6 +240,8 @@ def test_missing_history_is_a_note(
     at.run()
     for page in ("pages/queries.py", "pages/tables.py"):
         at.switch_page(page).run()
+        if page == "pages/queries.py":
+            at.toggle[0].set_value(True).run()  # the superuser's statements: dbops' own side
         assert not at.exception
         assert any("No history captured yet" in i.value for i in at.info), page
 

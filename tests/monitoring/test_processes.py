@@ -247,3 +247,23 @@ def test_reports_run_in_the_background_at_the_interval(scratch: str) -> None:
                 break
             threading.Event().wait(0.1)
     assert done.is_set(), "three reports within 5 s at a 0.2 s interval"
+
+
+def test_the_applications_statements_are_its_roles_not_dbops_own(
+    app: Database, scratch: str
+) -> None:
+    """A statement of the app role and one of the monitor role: only the first is the app's."""
+    with psycopg.connect(_as(scratch, "app"), autocommit=True) as conn:
+        conn.execute("SELECT pg_sleep(0.3), 1")
+    with psycopg.connect(_as(scratch, "monitor"), autocommit=True) as conn:
+        conn.execute("SELECT pg_sleep(0.3), 'two', 2")  # another shape: another queryid
+    snap = _monitor_snapshot(scratch)
+    assert snap.statements is not None
+    users = {q.user for q in snap.statements.top if "pg_sleep" in (q.query or "")}
+    assert users == {ROLE_NAMES["app"], ROLE_NAMES["monitor"]}
+    mine = [q for q in snap.app_statements() if "pg_sleep" in (q.query or "")]
+    assert [q.user for q in mine] == [ROLE_NAMES["app"]]
+    assert {q.user for q in snap.app_statements()} <= snap.app_roles()
+    # The role a reporting process connects as counts as the application's too.
+    assert ROLE_NAMES["app"] in snap.app_roles()
+    assert ROLE_NAMES["monitor"] not in snap.app_roles()
