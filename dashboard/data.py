@@ -1,7 +1,8 @@
-"""The dashboard's only link to dbops: cached database handle, snapshot, findings and reads.
+"""The dashboard's link to the database: cached handle, snapshot, findings and reads.
 
 Pages call these functions and get frozen dataclasses or pandas DataFrames back; none of them
-holds SQL or opens a connection. A failing read never raises into a page: it comes back as a
+holds SQL or opens a connection (they import dbops' types and pure helpers only, such as the
+snapshot's dataclasses). A failing read never raises into a page: it comes back as a
 :class:`Note` the page shows on its panel.
 """
 

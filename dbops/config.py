@@ -358,6 +358,13 @@ class Settings(BaseSettings):
         ge=0,
         description="An index without scans is reported unused from this size on.",
     )
+    check_unused_index_min_stats_age_s: float = Field(
+        default=7 * 86_400.0,
+        ge=0,
+        description="An index is called unused only once the statistics have counted this "
+        "long: since their reset, or (never reset) since the server started, a lower bound. "
+        "Minutes after setup every index is unused.",
+    )
     check_slow_query_ms: float = Field(
         default=20.0, gt=0, description="Mean execution time (ms) that makes a statement slow."
     )

@@ -1,6 +1,6 @@
 """The `dbops` Typer app: the root options and the command tree, wired in one place.
 
-Each command group lives in its own module of plain functions (db, schema, data, monitor) and
+Each command group lives in its own module of plain functions (``dbops.cli`` lists them) and
 imports what it needs inside the command, so ``dbops --help`` loads neither SQLAlchemy nor
 alembic nor the pool.
 """

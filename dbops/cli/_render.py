@@ -230,17 +230,23 @@ def print_snapshot(
     if shown:
         whose = "statements" if everyone else "application statements"
         statements = Table(title=f"top {top} {whose} by total time")
-        for name in ("queryid", "calls", "total ms", "mean ms"):
-            statements.add_column(name, justify="right", no_wrap=True)
+        # The numbers keep their width (a 64-bit queryid has up to 20 characters); the query
+        # takes what is left of the terminal, one line cut with an ellipsis unless wide.
+        numbers = (("queryid", 20), ("calls", 7), ("total s", 8), ("mean ms", 8))
+        for name, width in numbers:
+            statements.add_column(name, justify="right", no_wrap=True, min_width=width)
+        rest = out.width - sum(w for _, w in numbers) - 3 * (len(numbers) + 1) - 1
         if wide:
-            statements.add_column("query", overflow="fold")
+            statements.add_column("query", overflow="fold", min_width=12, max_width=max(rest, 12))
         else:
-            statements.add_column("query", overflow="ellipsis", no_wrap=True, max_width=60)
+            statements.add_column(
+                "query", overflow="ellipsis", no_wrap=True, max_width=max(rest, 12)
+            )
         for q in shown[:top]:
             statements.add_row(
                 str(q.queryid),
                 f"{q.calls:,}",
-                f"{q.total_exec_time_ms:,.1f}",
+                f"{q.total_exec_time_ms / 1000:,.1f}",
                 f"{q.mean_exec_time_ms:,.2f}",
                 Text(" ".join((q.query or "").split())[: None if wide else 200]),
             )

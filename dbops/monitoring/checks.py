@@ -74,6 +74,15 @@ def _pct(ratio: float) -> str:
     return f"{ratio * 100:.1f}%"
 
 
+def _duration(seconds: float) -> str:
+    """``90`` -> ``1.5 min``, ``7200`` -> ``2.0 h``, ``604800`` -> ``7.0 days``."""
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 86_400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
+
+
 # ------------------------------------------------------------------------------------ rules
 def _collector_errors(snap: Snapshot, s: Settings) -> list[Finding]:
     return [
@@ -326,6 +335,17 @@ def _duplicate_indexes(snap: Snapshot, s: Settings) -> list[Finding] | None:
 def _unused_indexes(snap: Snapshot, s: Settings) -> list[Finding] | None:
     if snap.indexes is None:
         return None
+    age = snap.stats_age_s()
+    if age is not None and age < s.check_unused_index_min_stats_age_s:
+        return [
+            Finding(
+                "unused_indexes",
+                Severity.OK,
+                f"statistics have counted for {_duration(age)} only: too soon to call an "
+                f"index unused (DBOPS_CHECK_UNUSED_INDEX_MIN_STATS_AGE_S = "
+                f"{_duration(s.check_unused_index_min_stats_age_s)})",
+            )
+        ]
     return [
         Finding(
             "unused_indexes",

@@ -752,6 +752,17 @@ class Snapshot:
     access: AccessStat | None = None
     processes: tuple[ProcessReport, ...] | None = None
 
+    def stats_age_s(self) -> float | None:
+        """How long the database's statistics have counted, at ``taken_at``.
+
+        Since ``pg_stat_database.stats_reset``; never reset, since the server started (a lower
+        bound: PostgreSQL 15 keeps the counters over a clean restart). ``None`` when unknown.
+        """
+        since = self.database.stats_reset if self.database is not None else None
+        if since is None and self.server is not None:
+            since = self.server.started_at
+        return None if since is None else (self.taken_at - since).total_seconds()
+
     def live_processes(self) -> tuple[ProcessReport, ...]:
         """The application processes reporting now (``()`` when unknown or none)."""
         return tuple(p for p in self.processes or () if p.live)

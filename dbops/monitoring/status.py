@@ -1,8 +1,8 @@
 """`dbops status`: server, size, schema revision, row counts and pool settings in one report.
 
 Read-only, and through the pool only. The migration history (head and the list of revisions)
-is the caller's input: reading migration scripts is :mod:`dbops.ops.migrate`'s job, and
-monitoring does not depend on ops.
+is the caller's input (the CLI reads it with :mod:`dbops.ops.migrate`), so that a report can
+be built for any list of revisions without the migration scripts.
 """
 
 from __future__ import annotations

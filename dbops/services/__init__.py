@@ -1,4 +1,7 @@
-"""The service API: typed, validated, transactional access to the domain. Owns all domain SQL.
+"""The service API: typed, validated, transactional access to the domain.
+
+It owns the domain's reads and writes as the application runs them (monitoring counts rows
+through migration 0009's aggregate functions; ops moves rows in bulk for seed and archive).
 
 Every call names its :class:`Actor`. Reads return frozen dataclasses; errors are
 :mod:`dbops.errors` types. Give the services of one process the same cache instance (or the

@@ -75,6 +75,7 @@ def test_unused_index_is_in_the_unused_tab(
 
     monkeypatch.setenv("DATABASE_URL", migrated)
     monkeypatch.setenv("DBOPS_CHECK_UNUSED_INDEX_MIN_BYTES", "0")  # the test's index is tiny
+    monkeypatch.setenv("DBOPS_CHECK_UNUSED_INDEX_MIN_STATS_AGE_S", "0")  # a fresh cluster
     at = app()
     at.run()
     at.switch_page("pages/indexes.py").run()

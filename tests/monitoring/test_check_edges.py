@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -48,6 +49,7 @@ SETTINGS = Settings(
     check_sequence_warning=0.75,
     check_sequence_critical=0.875,
     check_unused_index_min_bytes=1_000_000,
+    check_unused_index_min_stats_age_s=86_400,
     check_slow_query_ms=100,
     check_slow_query_calls=10,
     check_pool_saturation_warning=0.75,
@@ -80,6 +82,22 @@ def _sequence(ratio: float | None) -> SequenceStat:
 
 def _pool(size: int, idle: int, waiting: int = 0, max_size: int = 8) -> PoolStat:
     return PoolStat("app", 1, max_size, size, idle, waiting, 0, 0, 0, 0, 0, 0)
+
+
+def _stats_since(
+    snap: Snapshot, *, reset_ago_s: float | None, started_ago_s: float = 10 * 86_400.0
+) -> Snapshot:
+    """``snap`` with one large unused index, statistics reset and server started that long ago."""
+    assert snap.database is not None
+    assert snap.server is not None
+    reset = None if reset_ago_s is None else snap.taken_at - timedelta(seconds=reset_ago_s)
+    started = snap.taken_at - timedelta(seconds=started_ago_s)
+    return dataclasses.replace(
+        snap,
+        indexes=(_index("ix_idle", scans=0, size_bytes=2_000_000),),
+        database=dataclasses.replace(snap.database, stats_reset=reset),
+        server=dataclasses.replace(snap.server, started_at=started),
+    )
 
 
 def _with_pool(snap: Snapshot, pool: PoolStat) -> Snapshot:
@@ -180,6 +198,16 @@ CASES: list[tuple[str, Build, list[tuple[Any, tuple[str, ...]]]]] = [
         "unused_indexes",
         lambda s, v: dataclasses.replace(s, indexes=(_index("ix_idle", scans=0, size_bytes=v),)),
         [(999_999, ()), (1_000_000, ("warning",))],
+    ),
+    (
+        "unused_indexes",  # statistics counting for v seconds since their reset (1 day needed)
+        lambda s, v: _stats_since(s, reset_ago_s=v),
+        [(86_399.0, ()), (86_400.0, ("warning",))],
+    ),
+    (
+        "unused_indexes",  # never reset: counted from the server's start (a lower bound)
+        lambda s, v: _stats_since(s, reset_ago_s=None, started_ago_s=v),
+        [(86_399.0, ()), (86_400.0, ("warning",))],
     ),
     (
         "slow_queries",  # mean time at the threshold, enough calls

@@ -74,6 +74,13 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: The unused_indexes check on a cluster minutes old, for an index of a few kB (the notebook
+#: lists the check's findings).
+YOUNG_CLUSTER = {
+    "DBOPS_CHECK_UNUSED_INDEX_MIN_BYTES": "0",
+    "DBOPS_CHECK_UNUSED_INDEX_MIN_STATS_AGE_S": "0",
+}
+
 #: Parameters the test sets (papermill style: a cell injected after the ``parameters`` cell).
 INJECTED = {"04_runbook.ipynb": "backup_dir = {backups!r}"}
 
@@ -183,6 +190,7 @@ def test_notebook_runs(path: Path, seeded_url: str, tmp_path: Path) -> None:
         injected.metadata["tags"] = ["injected-parameters"]
         book.cells.insert(at + 1, injected)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
+    env.update(YOUNG_CLUSTER)
     env["DATABASE_URL"] = seeded_url
     # The read-only notebooks (02, 03) read as dbops_readonly (dbops.db.readonly_dsn), as they
     # do on the embedded default; 01 (captures history, may run a workload) and the runbook
@@ -291,6 +299,7 @@ def test_a_notebook_started_from_its_folder_reads_the_projects_running_cluster(
         if not k.startswith("DBOPS_") and k not in ("DATABASE_URL", "PGHOST", "PGPORT")
     }
     env["DBOPS_EMBEDDED_DATABASE"] = urlsplit(seeded_url).path.lstrip("/")
+    env.update(YOUNG_CLUSTER)
     client = NotebookClient(
         book,
         kernel_name="python3",
