@@ -143,6 +143,14 @@ def test_find_covering_rules() -> None:
         _row("uq_y", [5], is_unique=True),
     ]
     assert find_covering(twins) == {"public.uq_y": "uq_x"}
+    # ... identical INCLUDE columns too: other ones (or none beside some) are another index.
+    included = [
+        _row("uq_k_b", [1, 2], key_count=1, is_unique=True),
+        _row("uq_k_c", [1, 3], key_count=1, is_unique=True),
+        _row("uq_k", [1], is_unique=True, table="v"),
+        _row("uq_k_d", [1, 4], key_count=1, is_unique=True, table="v"),
+    ]
+    assert find_covering(included) == {}
     # An invalid index covers nothing.
     assert find_covering([_row("c", [7]), _row("cd", [7, 8], is_valid=False)]) == {}
     # Prefix use is a btree property: a wider index of any other method serves no prefix

@@ -703,3 +703,33 @@ def test_the_head_is_read_only_by_roles_that_may(db: Database, app_db: Database)
     with app_db.connection() as conn:
         assert conn.execute(audit.HEAD_READABLE_SQL).fetchone() == (False,)
         assert audit.read_head(conn) is None
+
+
+def _version(at: datetime, before: dict[str, Any] | None) -> audit.Version:
+    return audit.Version(
+        record_id=1,
+        at=at,
+        op="UPDATE",
+        actor_kind="system",
+        actor_id=None,
+        actor_name="test",
+        changed=("name",),
+        row={"name": "after"},
+        before=before,
+    )
+
+
+@pytest.mark.parametrize(
+    ("created_after_s", "exists"),
+    [(-1.0, True), (0.0, True), (0.000001, False), (1.0, False)],
+)
+def test_a_row_loaded_in_bulk_exists_from_its_created_at_on(
+    created_after_s: float, exists: bool
+) -> None:
+    """Its first record is a later change: before ``at``'s time it existed if it was created
+    at or before ``at`` (the instant itself included), not after."""
+    at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    created = at + timedelta(seconds=created_after_s)
+    before = {"name": "before", "created_at": created.isoformat()}
+    state = audit._state_at([_version(at + timedelta(hours=1), before)], at)
+    assert state == (before if exists else None)

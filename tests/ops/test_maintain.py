@@ -19,6 +19,8 @@ from dbops.errors import InvalidInput
 from dbops.ops.maintain import (
     Action,
     ActionKind,
+    ActionResult,
+    Facts,
     Outcome,
     ProgressEvent,
     is_reindex_leftover,
@@ -426,3 +428,20 @@ def test_an_unreachable_database_is_recorded_per_action() -> None:
     reason = report.results[0].reason
     assert reason is not None
     assert reason.startswith("cannot connect:")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "saved"),
+    [
+        (Facts(index_bytes=8_192), Facts(index_bytes=4_096), 4_096),
+        (Facts(index_bytes=8_192), Facts(index_bytes=None), None),  # the index is gone
+        (Facts(index_bytes=None), Facts(index_bytes=4_096), None),  # unknown before
+        (Facts(dead_rows=10), Facts(dead_rows=None), None),
+    ],
+)
+def test_a_saving_needs_both_sides_known(before: Facts, after: Facts, saved: int | None) -> None:
+    """Either side unknown is no number (not a crash on ``None - int``)."""
+    result = ActionResult(REINDEX_ITEMS, Outcome.APPLIED, 0.1, before, after)
+    assert result.index_bytes_saved == saved
+    dead = None if before.dead_rows is None or after.dead_rows is None else 0
+    assert result.dead_rows_removed == dead
