@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,7 +88,7 @@ def _pool(snap: Snapshot, in_use: int, *, waiting: int = 0, errors: int = 0) -> 
     return dataclasses.replace(snap, processes=(app_process(pool),))
 
 
-def _backups(snap: Snapshot, **changes: object) -> Snapshot:
+def _backups(snap: Snapshot, **changes: Any) -> Snapshot:
     assert snap.backups is not None
     return dataclasses.replace(snap, backups=dataclasses.replace(snap.backups, **changes))
 
