@@ -462,6 +462,7 @@ def open_database(
             kwargs,
             interval_s=settings.process_report_s,
             name=settings.process_name,
+            access_window_s=settings.monitor_access_window_s,
         )
     engine = make_engine(pool)
     sessions = sessionmaker(engine, expire_on_commit=False)

@@ -108,12 +108,20 @@ def _cache_report(cache: _Cache) -> dict[str, Any]:
 
 
 def build_report(
-    pools: list[ConnectionPool], caches: list[_Cache], *, interval_s: float, closed: bool = False
+    pools: list[ConnectionPool],
+    caches: list[_Cache],
+    *,
+    interval_s: float,
+    access_window_s: float = 900.0,
+    closed: bool = False,
 ) -> dict[str, Any]:
     """The report's JSON object, from in-process counters only (nothing touches the database).
 
     ``interval_s`` goes with it: a reader calls the process silent after three intervals.
+    ``access_window_s``: the window of the recent failed sign-ins (the ``failed_logins``
+    check's, ``monitor_access_window_s``).
     """
+    recent = ACCESS.snapshot(access_window_s)
     return {
         "interval_s": interval_s,
         "pools": [_pool_report(p) for p in pools],
@@ -131,7 +139,8 @@ def build_report(
                 for s in statement_stats()
             ],
         },
-        "access": dict(ACCESS.counts()),
+        "access": dict(recent.counts),
+        "login_failed_recent": {"count": recent.login_failed_recent, "window_s": access_window_s},
         "closed": closed,
     }
 
@@ -165,11 +174,13 @@ class ProcessReporter:
         *,
         interval_s: float,
         name: str,
+        access_window_s: float = 900.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._conninfo = conninfo
         self._kwargs = dict(connect_kwargs)
         self.interval_s = interval_s
+        self.access_window_s = access_window_s
         self.name = name
         self.started_at = clock()
         self.process = process_identity(self.started_at)
@@ -207,7 +218,15 @@ class ProcessReporter:
             "host": socket.gethostname()[:255],
             "pid": os.getpid(),
             "started_at": self.started_at,
-            "report": Jsonb(build_report(pools, caches, interval_s=self.interval_s, closed=closed)),
+            "report": Jsonb(
+                build_report(
+                    pools,
+                    caches,
+                    interval_s=self.interval_s,
+                    access_window_s=self.access_window_s,
+                    closed=closed,
+                )
+            ),
         }
         with self._write:
             return self._send(params)
@@ -291,13 +310,18 @@ def watch_pool(
     *,
     interval_s: float,
     name: str | None,
+    access_window_s: float = 900.0,
 ) -> ProcessReporter:
     """Report ``pool``: the first call starts this process's reporter (one per process)."""
     global _REPORTER
     with _LOCK:
         if _REPORTER is None:
             _REPORTER = ProcessReporter(
-                conninfo, connect_kwargs, interval_s=interval_s, name=name or default_name()
+                conninfo,
+                connect_kwargs,
+                interval_s=interval_s,
+                name=name or default_name(),
+                access_window_s=access_window_s,
             )
             _REPORTER.watch_pool(pool)
             _REPORTER.start()

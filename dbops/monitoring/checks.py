@@ -568,6 +568,20 @@ def _backup_unverified(snap: Snapshot, s: Settings) -> list[Finding] | None:
     return out
 
 
+def _app_login_failures(snap: Snapshot) -> int | None:
+    """Refused sign-ins of the window in the application: its live processes' reports.
+
+    Without reports (``snap.processes`` unknown, or no live process that says), the collecting
+    process's own count, for a snapshot taken inside the application (``app=True``).
+    """
+    counts = [p.login_failed_recent for p in snap.live_processes()]
+    known = [n for n in counts if n is not None]
+    if known:
+        return sum(known)
+    acc = snap.access
+    return acc.app.login_failed_recent if acc is not None and acc.app is not None else None
+
+
 def _failed_logins(snap: Snapshot, s: Settings) -> list[Finding] | None:
     acc = snap.access
     if acc is None:
@@ -575,7 +589,7 @@ def _failed_logins(snap: Snapshot, s: Settings) -> list[Finding] | None:
     sources = [
         (
             "app",
-            acc.app.login_failed_recent if acc.app else None,
+            _app_login_failures(snap),
             "sign-ins refused by UserService.authenticate",
             "see the WARNING records of logger dbops.access (statement, actor); throttle or "
             "lock the account under attack",

@@ -463,6 +463,8 @@ class ProcessReport:
     caches: tuple[CacheStat, ...]
     app: AppStat | None
     access: tuple[CountBy, ...]
+    #: Sign-ins refused in the process's last ``monitor_access_window_s`` (``None``: unknown).
+    login_failed_recent: int | None = None
 
     @property
     def label(self) -> str:

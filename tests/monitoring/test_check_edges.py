@@ -114,6 +114,18 @@ def _backups(snap: Snapshot, **changes: Any) -> Snapshot:
     return dataclasses.replace(snap, backups=dataclasses.replace(snap.backups, **changes))
 
 
+def _reported_logins(snap: Snapshot, first: int, second: int, silent: int) -> Snapshot:
+    """Two live processes and a silent one report refused sign-ins of the window; the
+    collecting process itself saw none (its own count is not the application's)."""
+    pool = PoolStat("app", 1, 8, 1, 1, 0, 0, 0, 0, 0, 0, 0)
+    processes = (
+        dataclasses.replace(app_process(pool, pid=1), login_failed_recent=first),
+        dataclasses.replace(app_process(pool, pid=2), login_failed_recent=second),
+        dataclasses.replace(app_process(pool, pid=3, live=False), login_failed_recent=silent),
+    )
+    return dataclasses.replace(snap, access=_logins(0, 0), processes=processes)
+
+
 def _logins(app: int, server: int) -> AccessStat:
     return AccessStat(
         window_s=900.0,
@@ -248,6 +260,11 @@ CASES: list[tuple[str, Build, list[tuple[Any, tuple[str, ...]]]]] = [
         "failed_logins",  # per source: the application and the server
         lambda s, v: dataclasses.replace(s, access=_logins(*v)),
         [((19, 19), ()), ((20, 0), ("warning",)), ((0, 20), ("warning",))],
+    ),
+    (
+        "failed_logins",  # the application's side from its live processes' reports, summed
+        lambda s, v: _reported_logins(s, *v),
+        [((10, 9, 500), ()), ((10, 10, 500), ("warning",))],
     ),
     (
         "backup_stale",  # "older than" the limit: at the limit it is still fresh

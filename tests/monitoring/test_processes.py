@@ -267,3 +267,25 @@ def test_the_applications_statements_are_its_roles_not_dbops_own(
     # The role a reporting process connects as counts as the application's too.
     assert ROLE_NAMES["app"] in snap.app_roles()
     assert ROLE_NAMES["monitor"] not in snap.app_roles()
+
+
+def test_refused_sign_ins_reach_the_failed_logins_check_through_the_report(
+    app: Database, scratch: str
+) -> None:
+    """The check's application side is what the app processes saw, not the collector's own."""
+    from dbops.db.access import ACCESS
+    from dbops.monitoring.checks import evaluate, problems
+
+    settings = monitor_settings(scratch, check_failed_logins_warning=1)
+    before = ACCESS.snapshot(settings.monitor_access_window_s).login_failed_recent
+    ACCESS.record("login_failed", statement="test.processes.sign_in", actor_kind="user")
+    reporter = process_report.reporter()
+    assert reporter is not None
+    assert reporter.report_now()
+    snap = _monitor_snapshot(scratch)
+    (proc,) = snap.processes or ()
+    assert proc.login_failed_recent == before + 1
+    assert proc.access and dict((c.key, c.count) for c in proc.access)["login_failed"] >= 1
+    (finding,) = problems(evaluate(snap, settings), "failed_logins")
+    assert finding.subject == "app"
+    assert finding.message.startswith(f"{before + 1} sign-ins refused")

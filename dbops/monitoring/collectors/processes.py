@@ -164,6 +164,8 @@ def collect_processes(
         interval = row.report.get("interval_s")
         interval_s = float(interval) if isinstance(interval, int | float) else 10.0
         pools, caches, app, access = parse_report(row.report)
+        recent = row.report.get("login_failed_recent")
+        login_failed_recent = _int(recent.get("count")) if isinstance(recent, dict) else None
         reports.append(
             ProcessReport(
                 process=row.process,
@@ -181,6 +183,7 @@ def collect_processes(
                 caches=caches,
                 app=app,
                 access=access,
+                login_failed_recent=login_failed_recent,
             )
         )
     reports.sort(key=lambda r: (not r.live, r.age_s))
