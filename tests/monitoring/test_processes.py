@@ -285,7 +285,8 @@ def test_refused_sign_ins_reach_the_failed_logins_check_through_the_report(
     snap = _monitor_snapshot(scratch)
     (proc,) = snap.processes or ()
     assert proc.login_failed_recent == before + 1
-    assert proc.access and dict((c.key, c.count) for c in proc.access)["login_failed"] >= 1
+    assert proc.access
+    assert dict((c.key, c.count) for c in proc.access)["login_failed"] >= 1
     (finding,) = problems(evaluate(snap, settings), "failed_logins")
     assert finding.subject == "app"
     assert finding.message.startswith(f"{before + 1} sign-ins refused")
