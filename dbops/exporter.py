@@ -42,7 +42,7 @@ from prometheus_client.samples import Sample
 from dbops.config import Settings
 from dbops.db import Database, open_database
 from dbops.db.access import ACCESS
-from dbops.monitoring.checks import CHECKS, WRAPAROUND_LIMIT, Severity, evaluate
+from dbops.monitoring.checks import CHECKS, Severity, evaluate
 from dbops.monitoring.collect import COLLECTORS, collect_snapshot
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
@@ -751,7 +751,7 @@ def _database_metrics(f: _Families, snap: Snapshot) -> None:
         f.gauge(
             "dbops_database_wraparound_ratio",
             "Transaction-ID age as a share of the 2^31 wraparound limit.",
-            max(x.xid_age, x.multixact_age) / WRAPAROUND_LIMIT,
+            x.wraparound_ratio(),
             database=x.database,
         )
     for seq in db.sequences or ():

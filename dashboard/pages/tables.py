@@ -30,9 +30,7 @@ def main() -> None:
                 "table": f"{t.schema}.{t.name}",
                 "rows": t.live_rows,
                 "dead_rows": t.dead_rows,
-                "dead_share": t.dead_rows / (t.live_rows + t.dead_rows)
-                if t.live_rows + t.dead_rows
-                else 0.0,
+                "dead_share": t.dead_share(),
                 "total": t.total_bytes,
                 "total_mb": t.total_bytes / 2**20,
                 "total_h": c.size_fmt(t.total_bytes),

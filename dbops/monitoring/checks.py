@@ -19,8 +19,6 @@ from dbops.monitoring.snapshot import PoolStat, Snapshot
 
 __all__ = ["CHECKS", "Check", "Finding", "Severity", "evaluate", "problems", "worst"]
 
-#: Transaction IDs (and multixacts) wrap around at 2^31.
-WRAPAROUND_LIMIT = 2**31
 
 
 class Severity(enum.StrEnum):
@@ -231,8 +229,7 @@ def _wraparound(snap: Snapshot, s: Settings) -> list[Finding] | None:
         return None
     out = []
     for item in snap.database.xid_ages:
-        age = max(item.xid_age, item.multixact_age)
-        ratio = age / WRAPAROUND_LIMIT
+        ratio = item.wraparound_ratio()
         if ratio >= s.check_wraparound_critical:
             severity = Severity.CRITICAL
         elif ratio >= s.check_wraparound_warning:
@@ -244,7 +241,7 @@ def _wraparound(snap: Snapshot, s: Settings) -> list[Finding] | None:
                 "wraparound",
                 severity,
                 f"database {item.database} is at {_pct(ratio)} of transaction-ID wraparound "
-                f"(age {age:,})",
+                f"(age {max(item.xid_age, item.multixact_age):,})",
                 f"VACUUM (FREEZE, VERBOSE) in database {_q(item.database)}; look for old "
                 "transactions, prepared transactions and stale replication slots",
                 item.database,

@@ -163,8 +163,7 @@ def _pct(ratio: float) -> str:
 def _vacuum_reason(t: TableStat, taken_at: datetime, s: Settings) -> str | None:
     if t.dead_rows < s.maintain_dead_rows_min:
         return None
-    total = t.live_rows + t.dead_rows
-    ratio = t.dead_rows / total if total else 0.0
+    ratio = t.dead_share()
     if ratio >= s.maintain_dead_ratio:
         return f"{t.dead_rows:,} dead rows ({_pct(ratio)} of rows)"
     vacuumed = [v for v in (t.last_vacuum, t.last_autovacuum) if v is not None]

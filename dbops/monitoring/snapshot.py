@@ -197,6 +197,11 @@ class TableStat:
     last_analyze: datetime | None
     last_autoanalyze: datetime | None
 
+    def dead_share(self) -> float:
+        """Dead rows over live plus dead (0 for an empty table): maintenance plan, pages."""
+        total = self.live_rows + self.dead_rows
+        return self.dead_rows / total if total else 0.0
+
 
 # ------------------------------------------------------------------------------- activity
 @dataclass(frozen=True)
@@ -268,6 +273,10 @@ class XidAgeStat:
     database: str
     xid_age: int
     multixact_age: int
+
+    def wraparound_ratio(self) -> float:
+        """The older of the two ages as a share of the 2^31 limit (the check, exporter, pages)."""
+        return max(self.xid_age, self.multixact_age) / WRAPAROUND_LIMIT
 
 
 @dataclass(frozen=True)
@@ -477,6 +486,9 @@ class ProcessReport:
             return "live"
         return "closed" if self.closed else "silent"
 
+
+#: Transaction IDs (and multixacts) wrap around at 2^31.
+WRAPAROUND_LIMIT = 2**31
 
 #: The roles dbops' services run as (the app role, and the system role for a system actor).
 APP_ROLES = frozenset({ROLE_NAMES["app"], SYSTEM_ROLE})

@@ -29,6 +29,9 @@ def seeded(clean_db: Database, migrated: str) -> Iterator[dict[str, str]]:
     )
     team = teams.create(ADMIN, name="Zanzibar Dashboards", slug="zanzibar-dash", owner_id=owner.id)
     with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
+        # Earlier tests' processes may have reported as the superuser, which would make the
+        # superuser's statements the application's (Snapshot.app_roles).
+        conn.execute("DELETE FROM dbops_monitor.process_reports")
         conn.execute(f"CREATE INDEX {UNUSED_INDEX} ON teams (updated_at, name)")
         for _ in range(3):
             conn.execute("SELECT pg_sleep(0.1) FROM (VALUES (1)) AS dashboard_probe (x)")
