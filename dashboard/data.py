@@ -23,7 +23,7 @@ from dbops.config import Settings
 from dbops.db import Database, open_database, readonly_dsn
 from dbops.errors import DbopsError
 from dbops.monitoring import Finding, Snapshot, collect_snapshot, evaluate
-from dbops.monitoring.checks import problems
+from dbops.monitoring.checks import problems, worst_first
 from dbops.ops.backup.manifest import BrokenManifest, default_backup_dir, read_manifests
 from dbops.services import Actor, MembershipService, TeamService
 
@@ -215,7 +215,7 @@ def xact_rate(current: Snapshot) -> float | None:
 def findings() -> list[Finding]:
     """The health findings of the current snapshot, worst first."""
     found = evaluate(load_snapshot(), get_settings())
-    return sorted(found, key=lambda f: -f.severity.rank)
+    return worst_first(found)
 
 
 # ---------------------------------------------------------------------------- privacy

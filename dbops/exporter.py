@@ -43,6 +43,7 @@ from dbops.config import Settings
 from dbops.db import Database, open_database
 from dbops.db.access import ACCESS
 from dbops.monitoring.checks import CHECKS, Severity, evaluate
+from dbops.monitoring.checks import worst as worst_of
 from dbops.monitoring.collect import COLLECTORS, collect_snapshot
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
@@ -959,13 +960,12 @@ def _backup_metrics(f: _Families, b: BackupsStat) -> None:
 
 
 def _check_metrics(f: _Families, snap: Snapshot, settings: Settings) -> None:
-    worst: dict[str, Severity] = {}
-    counts: collections.Counter[tuple[str, Severity]] = collections.Counter()
-    for finding in evaluate(snap, settings):
-        counts[(finding.check, finding.severity)] += 1
-        current = worst.get(finding.check)
-        if current is None or finding.severity.rank > current.rank:
-            worst[finding.check] = finding.severity
+    findings = evaluate(snap, settings)
+    counts = collections.Counter((finding.check, finding.severity) for finding in findings)
+    worst = {
+        check: worst_of([x for x in findings if x.check == check])
+        for check in {x.check for x in findings}
+    }
     # A check whose input is unknown has no findings and no series (collector errors say why).
     for check in CHECKS:
         if check.id not in worst:

@@ -27,7 +27,7 @@ import pytest
 
 from dbops.config import Settings
 from dbops.exporter import snapshot_metrics
-from dbops.monitoring.checks import Finding, Severity, evaluate, problems
+from dbops.monitoring.checks import Finding, Severity, evaluate, problems, worst_first
 from dbops.monitoring.snapshot import PoolStat, ReplicaStat, Snapshot, XidAgeStat
 from tests.fixtures.snapshots import app_process, degraded_snapshot, healthy_snapshot
 
@@ -228,6 +228,10 @@ def test_the_dashboard_and_the_cli_say_what_the_checks_say(
         assert not at.exception, at.exception
         table = at.dataframe[0].value
         assert Counter(zip(table["check"], table["severity"], strict=True)) == shown
+        # Worst first, in the checks' order within a severity (checks.worst_first).
+        rows = list(zip(table["severity"], table["check"], table["message"], strict=True))
+        ordered = worst_first(problems(findings))
+        assert rows == [(f.severity.value, f.check, f.message) for f in ordered]
         pools = snap.app_pools()
         metrics = {m.label: m.value for m in at.metric}
         in_use, waiting = sum(p.in_use() for p in pools), sum(p.waiting for p in pools)

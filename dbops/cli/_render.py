@@ -277,12 +277,14 @@ def print_findings(findings: list[Finding]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from dbops.monitoring.checks import worst_first
+
     table = Table(title="dbops checks")
     table.add_column("severity", no_wrap=True)
     table.add_column("check", no_wrap=True)
     table.add_column("message", overflow="fold")
     table.add_column("hint", overflow="fold")
-    for f in sorted(findings, key=lambda f: -f.severity.rank):
+    for f in worst_first(findings):
         severity = str(f.severity)
         table.add_row(
             Text(severity, style=_SEVERITY_STYLE.get(severity, "")),

@@ -17,8 +17,16 @@ from dataclasses import dataclass
 from dbops.config import Settings
 from dbops.monitoring.snapshot import PoolStat, Snapshot
 
-__all__ = ["CHECKS", "Check", "Finding", "Severity", "evaluate", "problems", "worst"]
-
+__all__ = [
+    "CHECKS",
+    "Check",
+    "Finding",
+    "Severity",
+    "evaluate",
+    "problems",
+    "worst",
+    "worst_first",
+]
 
 
 class Severity(enum.StrEnum):
@@ -816,3 +824,8 @@ def problems(findings: list[Finding], check: str | None = None) -> list[Finding]
 def worst(findings: list[Finding]) -> Severity:
     """The highest severity among ``findings`` (``ok`` for none)."""
     return max((f.severity for f in findings), key=lambda s: s.rank, default=Severity.OK)
+
+
+def worst_first(findings: list[Finding]) -> list[Finding]:
+    """``findings`` critical first, then warnings, then ok; the checks' order within each."""
+    return sorted(findings, key=lambda f: -f.severity.rank)
