@@ -14,20 +14,23 @@ REFRESH_CHOICES: dict[str, float | None] = {"off": None, "5 s": 5.0, "15 s": 15.
 st.set_option("client.showErrorDetails", False)
 st.set_page_config(page_title="dbops", page_icon=":material/database:", layout="wide")
 
+# The pages live in views/, not pages/: Streamlit serves a pages/ folder next to the main
+# script as pages of their own, and a deep link (http://.../pool) then ran the page without
+# this frame (no navigation, no refresh, no page config).
 PAGES = {
     "Monitor": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("pages/queries.py", title="Queries", icon=":material/timer:"),
-        st.Page("pages/indexes.py", title="Indexes", icon=":material/account_tree:"),
-        st.Page("pages/tables.py", title="Tables and space", icon=":material/storage:"),
-        st.Page("pages/activity.py", title="Activity", icon=":material/cable:"),
-        st.Page("pages/pool.py", title="Pool and app", icon=":material/hub:"),
+        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("views/queries.py", title="Queries", icon=":material/timer:"),
+        st.Page("views/indexes.py", title="Indexes", icon=":material/account_tree:"),
+        st.Page("views/tables.py", title="Tables and space", icon=":material/storage:"),
+        st.Page("views/activity.py", title="Activity", icon=":material/cable:"),
+        st.Page("views/pool.py", title="Pool and app", icon=":material/hub:"),
     ],
     "Data": [
-        st.Page("pages/teams.py", title="Teams and users", icon=":material/group:"),
+        st.Page("views/teams.py", title="Teams and users", icon=":material/group:"),
     ],
     "Ops": [
-        st.Page("pages/backups.py", title="Backups", icon=":material/backup:"),
+        st.Page("views/backups.py", title="Backups", icon=":material/backup:"),
     ],
 }
 

@@ -15,14 +15,14 @@ APP = ROOT / "dashboard" / "app.py"
 
 #: Every page of the navigation, by its script path relative to app.py.
 PAGES = (
-    "pages/overview.py",
-    "pages/queries.py",
-    "pages/indexes.py",
-    "pages/tables.py",
-    "pages/activity.py",
-    "pages/pool.py",
-    "pages/teams.py",
-    "pages/backups.py",
+    "views/overview.py",
+    "views/queries.py",
+    "views/indexes.py",
+    "views/tables.py",
+    "views/activity.py",
+    "views/pool.py",
+    "views/teams.py",
+    "views/backups.py",
 )
 
 

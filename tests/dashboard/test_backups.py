@@ -16,7 +16,7 @@ from tests.dashboard.conftest import app, texts, write_snapshot
 from tests.fixtures.db import make_settings
 from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot
 
-PAGE = "pages/backups.py"
+PAGE = "views/backups.py"
 ADMIN = Actor.system("dashboard-backup-test")
 
 

@@ -39,14 +39,16 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-#: URL path, the title the page shows, and the screenshot name.
+#: URL path, the title the page shows, and the screenshot name. The first is a deep link: a
+#: bookmark opened first after the server started (Streamlit then served a pages/ folder's
+#: script bare, without the app's frame).
 PAGES = (
+    ("pool", "Pool and app", "pool"),
     ("", "Overview", "overview"),
     ("queries", "Queries", "queries"),
     ("indexes", "Indexes", "indexes"),
     ("tables", "Tables and space", "tables"),
     ("activity", "Activity", "activity"),
-    ("pool", "Pool and app", "pool"),
     ("teams", "Teams and users", "teams"),
     ("backups", "Backups", "backups"),
 )
@@ -158,6 +160,11 @@ def test_every_page_loads_in_chromium(server: str, tmp_path: Path) -> None:
                 page.wait_for_timeout(1500)  # charts draw after the script finished
                 timings[name] = time.perf_counter() - started
                 assert page.locator('[data-testid="stException"]').count() == 0, name
+                # Opened by its own URL, the page is inside the app's frame: the navigation's
+                # titles and the refresh control (a pages/ folder would serve it bare).
+                sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+                assert "Auto-refresh" in sidebar, (name, sidebar[:200])
+                assert "Tables and space" in sidebar, (name, sidebar[:200])
                 page.screenshot(path=str(out / f"dashboard-{name}.png"), full_page=True)
             _auto_refresh_reruns(page, server)
         finally:

@@ -54,14 +54,14 @@ def test_pages_show_what_the_test_did(
         assert not at.exception, (page, at.exception)
         shown[page] = texts(at)
     # The probe ran as the superuser: dbops' own side, shown once the toggle includes it.
-    assert "dashboard_probe" not in shown["pages/queries.py"]
-    at.switch_page("pages/queries.py").run()
+    assert "dashboard_probe" not in shown["views/queries.py"]
+    at.switch_page("views/queries.py").run()
     at.toggle[0].set_value(True).run()
     assert not at.exception, at.exception
     assert "dashboard_probe" in texts(at)
-    assert UNUSED_INDEX in shown["pages/indexes.py"]
+    assert UNUSED_INDEX in shown["views/indexes.py"]
 
-    at.switch_page("pages/teams.py").run()
+    at.switch_page("views/teams.py").run()
     at.text_input(key="team-q").input("Zanzibar").run()
     assert not at.exception, at.exception
     page = texts(at)
@@ -81,7 +81,7 @@ def test_unused_index_is_in_the_unused_tab(
     monkeypatch.setenv("DBOPS_CHECK_UNUSED_INDEX_MIN_STATS_AGE_S", "0")  # a fresh cluster
     at = app()
     at.run()
-    at.switch_page("pages/indexes.py").run()
+    at.switch_page("views/indexes.py").run()
     assert not at.exception
     unused_tab = at.tabs[0]
     frames = [df.value for df in unused_tab.dataframe]
@@ -214,7 +214,7 @@ def test_history_and_explain_contracts_feed_the_statement_detail(
     monkeypatch.setenv("DATABASE_URL", migrated)
     at = app()
     at.run()
-    at.switch_page("pages/queries.py").run()
+    at.switch_page("views/queries.py").run()
     at.toggle[0].set_value(True).run()  # the shared test database's statements are dbops' own
     assert not at.exception
     assert isinstance(seen["queryid"], int)
@@ -242,9 +242,9 @@ def test_missing_history_is_a_note(
     monkeypatch.setenv("DATABASE_URL", migrated)
     at = app()
     at.run()
-    for page in ("pages/queries.py", "pages/tables.py"):
+    for page in ("views/queries.py", "views/tables.py"):
         at.switch_page(page).run()
-        if page == "pages/queries.py":
+        if page == "views/queries.py":
             at.toggle[0].set_value(True).run()  # the superuser's statements: dbops' own side
         assert not at.exception
         assert any("No history captured yet" in i.value for i in at.info), page
@@ -315,7 +315,7 @@ def test_the_pool_page_shows_the_applications_pool_not_its_own(
             assert not at.exception, at.exception
             overview = {m.label: m.value for m in at.metric}
             assert overview["App pool in use / waiting"] == "2 / 0"
-            at.switch_page("pages/pool.py").run()
+            at.switch_page("views/pool.py").run()
             assert not at.exception, at.exception
             table = at.dataframe[0].value
             row = table[table["process"] == label].iloc[0]

@@ -48,8 +48,8 @@ def test_healthy_overview_says_all_checks_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown = _render_all(write_snapshot(tmp_path / "s.json", healthy_snapshot()), monkeypatch)
-    assert "All checks pass." in shown["pages/overview.py"]
-    assert "SELECT * FROM users WHERE id = $1" in shown["pages/queries.py"]
+    assert "All checks pass." in shown["views/overview.py"]
+    assert "SELECT * FROM users WHERE id = $1" in shown["views/queries.py"]
 
 
 def test_degraded_overview_lists_findings_with_hints(
@@ -57,7 +57,7 @@ def test_degraded_overview_lists_findings_with_hints(
 ) -> None:
     snap = degraded_snapshot()
     shown = _render_all(write_snapshot(tmp_path / "s.json", snap), monkeypatch)
-    overview = shown["pages/overview.py"]
+    overview = shown["views/overview.py"]
     assert "critical" in overview
     assert "zero_owner_teams" in overview
     assert "All checks pass." not in overview
@@ -67,10 +67,10 @@ def test_failed_collectors_are_notes_on_their_panels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown = _render_all(write_snapshot(tmp_path / "s.json", partial_snapshot()), monkeypatch)
-    assert "pg_stat_statements is not installed" in shown["pages/queries.py"]
-    assert "CREATE EXTENSION pg_stat_statements;" in shown["pages/queries.py"]
-    assert "timed out after 5 ms" in shown["pages/indexes.py"]
-    assert "Collector `statements` failed" in shown["pages/overview.py"]
+    assert "pg_stat_statements is not installed" in shown["views/queries.py"]
+    assert "CREATE EXTENSION pg_stat_statements;" in shown["views/queries.py"]
+    assert "timed out after 5 ms" in shown["views/indexes.py"]
+    assert "Collector `statements` failed" in shown["views/overview.py"]
 
 
 def test_missing_snapshot_file_is_an_error_note(
@@ -92,7 +92,7 @@ def test_live_only_panels_say_so_on_a_snapshot_file(
     )
     at = app()
     at.run()
-    at.switch_page("pages/teams.py")
+    at.switch_page("views/teams.py")
     at.run()
     at.text_input(key="team-q").input("acme").run()
     assert not at.exception
@@ -125,7 +125,7 @@ def _activity(snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     at = app()
     at.run()
-    at.switch_page("pages/activity.py")
+    at.switch_page("views/activity.py")
     at.run()
     assert not at.exception, at.exception
     return texts(at)
@@ -181,10 +181,10 @@ def test_queryids_reach_the_browser_whole(tmp_path: Path, monkeypatch: pytest.Mo
         _query(b, 2.0, 10, "SELECT 2 AS second_statement"),
     )
     snap = dataclasses.replace(snap, statements=dataclasses.replace(snap.statements, top=top))
-    at = _page(snap, "pages/queries.py", tmp_path, monkeypatch)
+    at = _page(snap, "views/queries.py", tmp_path, monkeypatch)
     (frame,) = [df.value for df in at.dataframe]
     assert list(frame["queryid"]) == [str(a), str(b)]  # text: no rounding on the way
-    (choice,) = at.selectbox
+    (choice,) = [s for s in at.selectbox if s.label == "Statement detail"]
     assert [str(o) for o in choice.options][:2] == [
         f"{a}: SELECT 1 AS first_statement",
         f"{b}: SELECT 2 AS second_statement",
@@ -201,7 +201,7 @@ def test_the_indexes_page_counts_what_the_checks_find(
     from dbops.monitoring import evaluate
 
     snap: Snapshot = make()
-    at = _page(snap, "pages/indexes.py", tmp_path, monkeypatch)
+    at = _page(snap, "views/indexes.py", tmp_path, monkeypatch)
     problems = [
         f.check for f in evaluate(snap, Settings(_env_file=None)) if f.severity.value != "ok"
     ]
