@@ -378,3 +378,19 @@ def test_only_42501_is_a_denial_other_class_42_errors_are_not() -> None:
     )
     assert counts.errors == {"42": 4}
     assert counts.access == {"privilege_denied": 1, "rls_denied": 1}
+
+
+@pytest.mark.usefixtures("fresh_tails")
+def test_a_log_replaced_by_a_longer_one_is_read_from_its_start(tmp_path: Path) -> None:
+    """Rotation by rename: another file (another inode) at the path, already longer than
+    where the last read ended. Its first lines are new, not skipped."""
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE * 2)
+    assert _read(log) == {"22": 2}
+    fresh = tmp_path / "a.log.new"
+    fresh.write_bytes(LINE * 5)
+    old_inode = os.stat(log).st_ino
+    fresh.replace(log)
+    assert os.stat(log).st_ino != old_inode
+    assert os.stat(log).st_size > 2 * len(LINE)
+    assert _read(log) == {"22": 2 + 5}

@@ -445,3 +445,19 @@ def test_a_saving_needs_both_sides_known(before: Facts, after: Facts, saved: int
     assert result.index_bytes_saved == saved
     dead = None if before.dead_rows is None or after.dead_rows is None else 0
     assert result.dead_rows_removed == dead
+
+
+@pytest.mark.parametrize(
+    ("error", "why"),
+    [
+        (ValueError("bad value"), "ValueError: bad value"),
+        (OSError("first line\nsecond line"), "OSError: first line"),
+        (RuntimeError(), "RuntimeError: "),
+    ],
+)
+def test_a_failure_without_a_sqlstate_is_its_type_and_first_line(
+    error: BaseException, why: str
+) -> None:
+    from dbops.ops.maintain import _why
+
+    assert _why(error, LOCK_MS, STATEMENT_MS) == why

@@ -165,3 +165,21 @@ def test_small_tables_come_in_one_chunk_each(plan: SeedPlan) -> None:
             [len(PERSONAS), rows.total - len(PERSONAS)] if rows.table == "users" else [rows.total]
         )
         assert counts == expected, rows.table
+
+
+def test_invited_addresses_draw_first_and_last_names_from_the_whole_vocabulary(
+    tables: Tables,
+) -> None:
+    """Each part of ``first.lastN@example.org`` varies: a name that never changes (an index
+    computed wrongly, a shift for a modulo) would make every invitee a namesake."""
+    from dbops.ops.seed._vocabulary import FIRST_NAMES, LAST_NAMES
+
+    parts = [row[2].split("@")[0] for row in tables["invitations"]]
+    firsts = {p.split(".")[0] for p in parts}
+    lasts = {re.sub(r"\d+$", "", p.split(".", 1)[1]) for p in parts}
+    assert len(parts) > 150
+    assert firsts <= {n.lower() for n in FIRST_NAMES}
+    assert lasts <= {n.lower() for n in LAST_NAMES}
+    # Uniform draws: 186 invitations over 64-69 names leave about 3 of them out.
+    assert len(firsts) >= min(len(FIRST_NAMES), len(parts)) * 0.8
+    assert len(lasts) >= min(len(LAST_NAMES), len(parts)) * 0.8

@@ -550,3 +550,37 @@ def test_without_team_locations_the_seed_skips_them(empty_database: str) -> None
         assert result.locations == 0
         assert _scalar(db, "SELECT count(*) FROM teams") == 30
         assert seed(db, users=300, teams=30).created is False
+
+
+def test_the_seed_transaction_runs_with_its_own_timeouts(
+    clean_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read on the seed's own connection, inside its transaction, once the lock is taken:
+    15 minutes for a statement and for idle in transaction (the session's 30 s would cut a
+    million-row load), 256 MB to build the indexes."""
+    from dbops.ops import seed as seed_module
+    from tests.fixtures.db import session_settings
+
+    seen: list[tuple[str, ...]] = []
+    execute = psycopg.Connection.execute
+
+    def spying(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        result = execute(self, query, *args, **kwargs)
+        if query == seed_module.TAKE_SEED_LOCK:
+            seen.append(
+                session_settings(
+                    self,
+                    "statement_timeout",
+                    "idle_in_transaction_session_timeout",
+                    "maintenance_work_mem",
+                )
+            )
+        return result
+
+    monkeypatch.setattr(psycopg.Connection, "execute", spying)
+    seed(clean_db, users=20, teams=2, seed=5)
+    assert seen == [("15min", "15min", "256MB")]
+    # ... and nothing of it is left on the pooled connection afterwards.
+    with clean_db.connection() as conn:
+        after = session_settings(conn, "statement_timeout", "maintenance_work_mem")
+    assert after == (f"{clean_db.settings.statement_timeout_ms // 1000}s", "64MB")
