@@ -37,8 +37,11 @@ from dbops.db.metrics import STATEMENTS, statement_stats
 
 __all__ = [
     "REPORT_SQL",
+    "CacheLike",
     "ProcessReporter",
     "build_report",
+    "cache_figures",
+    "pool_figures",
     "process_identity",
     "reporter",
     "unwatch_pool",
@@ -57,6 +60,8 @@ REPORT_TIMEOUT_MS = 5_000
 
 
 class _CacheCounters(Protocol):
+    """Read-only counters (the services' ``CacheStats`` is a frozen dataclass)."""
+
     @property
     def backend(self) -> str: ...
     @property
@@ -69,11 +74,15 @@ class _CacheCounters(Protocol):
     def size(self) -> int | None: ...
 
 
-class _Cache(Protocol):
-    def stats(self) -> _CacheCounters: ...
+class CacheLike(Protocol):
+    """Anything with ``stats()`` like the service layer's query caches."""
+
+    def stats(self) -> _CacheCounters:
+        """Hit/miss/invalidation counters."""
+        ...
 
 
-def _pool_report(pool: ConnectionPool) -> dict[str, Any]:
+def pool_figures(pool: ConnectionPool) -> dict[str, Any]:
     """``pool.get_stats()`` under the names of :class:`dbops.monitoring.snapshot.PoolStat`.
 
     psycopg_pool leaves a counter out while it is 0; a request that ends in an error (timeout,
@@ -96,7 +105,8 @@ def _pool_report(pool: ConnectionPool) -> dict[str, Any]:
     }
 
 
-def _cache_report(cache: _Cache) -> dict[str, Any]:
+def cache_figures(cache: CacheLike) -> dict[str, Any]:
+    """The cache's counters under the names of :class:`dbops.monitoring.snapshot.CacheStat`."""
     stats = cache.stats()
     return {
         "backend": stats.backend,
@@ -109,7 +119,7 @@ def _cache_report(cache: _Cache) -> dict[str, Any]:
 
 def build_report(
     pools: list[ConnectionPool],
-    caches: list[_Cache],
+    caches: list[CacheLike],
     *,
     interval_s: float,
     access_window_s: float = 900.0,
@@ -124,8 +134,8 @@ def build_report(
     recent = ACCESS.snapshot(access_window_s)
     return {
         "interval_s": interval_s,
-        "pools": [_pool_report(p) for p in pools],
-        "caches": [_cache_report(c) for c in caches],
+        "pools": [pool_figures(p) for p in pools],
+        "caches": [cache_figures(c) for c in caches],
         "app": {
             "buckets_s": list(STATEMENTS.buckets_s),
             "statements": [
@@ -341,7 +351,7 @@ def unwatch_pool(pool: ConnectionPool) -> None:
     current.close()
 
 
-def watch_cache(cache: _Cache) -> None:
+def watch_cache(cache: CacheLike) -> None:
     """Report ``cache``'s counters with this process's pools (held weakly)."""
     with _CACHES_LOCK:
         _CACHES.add(cache)
