@@ -55,7 +55,7 @@ REPORT_SQL = (
     "SELECT dbops_monitor.report_process(%(process)s, %(name)s, %(host)s, %(pid)s, "
     "%(started_at)s, %(report)s)"
 )
-#: The report's own statement may not hold a connection long (a report is a few kB).
+#: How long :meth:`ProcessReporter.close` waits for a report in flight.
 REPORT_TIMEOUT_MS = 5_000
 
 
@@ -244,8 +244,9 @@ class ProcessReporter:
     def _send(self, params: dict[str, Any]) -> bool:
         try:
             if self._conn is None or self._conn.closed:
+                # The pool's connection settings (statement and lock timeouts in ``options``);
+                # no session SET, which a transaction-pooling PgBouncer would hand on.
                 self._conn = psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
-                self._conn.execute(f"SET statement_timeout = {REPORT_TIMEOUT_MS}")
             self._conn.execute(REPORT_SQL, params)
         except psycopg.Error as exc:
             self._failed(exc)
