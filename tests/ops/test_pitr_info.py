@@ -110,3 +110,17 @@ def test_a_log_tail_is_its_last_lines_on_one_line_or_nothing(tmp_path: Path) -> 
     assert tail.count(" | ") == _TAIL_LINES - 1  # blank lines do not count
     assert "hunter2" not in tail
     assert _log_tail(tmp_path / "never-written.log") == ""
+
+
+@pytest.mark.parametrize("mode", [0o701, 0o710, 0o702, 0o720, 0o704, 0o740, 0o777])
+def test_an_existing_repository_folder_loses_every_group_and_other_bit(
+    tmp_path: Path, mode: int
+) -> None:
+    """Each of the six bits alone is one too many (other's execute as much as group's read)."""
+    from dbops.ops.pitr import _make_dir
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    repo.chmod(mode)
+    _make_dir(repo)
+    assert repo.stat().st_mode & 0o777 == 0o700
