@@ -159,3 +159,24 @@ def test_table_exists_and_analyze(conn: psycopg.Connection[Any]) -> None:
         "SELECT reltuples FROM pg_class WHERE relname = 'bulk_scratch' AND relpersistence = 't'"
     ).fetchone()
     assert stats == (50.0,)
+
+
+@pytest.mark.parametrize("count", [1, 37, 10_001])
+def test_the_last_progress_call_reports_every_row(
+    conn: psycopg.Connection[Any], count: int
+) -> None:
+    """Whatever the count (fewer rows than a progress step, or one more than a step), the
+    last call says all of them: the loader's bar ends full."""
+    calls: list[tuple[str, int, int]] = []
+    stats = copy_rows(
+        conn,
+        "bulk_scratch",
+        ["id", "name", "note"],
+        ((i, f"n{i}", None) for i in range(count)),
+        total=count,
+        progress=lambda *c: calls.append(c),
+    )
+    assert stats.rows == count
+    assert calls[0] == ("bulk_scratch", 0, count)
+    assert calls[-1] == ("bulk_scratch", count, count)
+    assert [c[1] for c in calls] == sorted({c[1] for c in calls})  # no step reported twice

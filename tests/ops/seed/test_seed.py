@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,8 +78,13 @@ def test_counts_match_and_every_table_is_logged(
     clean_db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="dbops.ops.seed"):
+        started = time.perf_counter()
         result = seed(clean_db, **SMALL)
+        took = time.perf_counter() - started
     assert result.created is True
+    # The ANALYZE's duration in the log lies within the whole run's.
+    (analyzed,) = [r.getMessage() for r in caplog.records if "analyzed in" in r.getMessage()]
+    assert 0 <= float(analyzed.split("analyzed in ")[1].split(" s")[0]) <= took
     assert result.users == SMALL["users"] + len(PERSONAS)
     assert result.teams == SMALL["teams"]
     assert result.memberships >= SMALL["teams"]  # at least the owners
