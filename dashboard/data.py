@@ -288,20 +288,30 @@ def _optional(module: str) -> Any | None:
         return None
 
 
-def statement_series(queryid: int, *, since: datetime | None = None) -> pd.DataFrame | Note:
-    """A statement's captured history: ``captured_at``, calls/s, mean latency (ms), rows."""
+def _history(read: str, empty: str, *args: Any, **kwargs: Any) -> tuple[Any, ...] | Note:
+    """``dbops.monitoring.history.<read>(db, ...)``'s points, or a note saying why there are none.
+
+    A page never gets an exception: history not captured yet, its schema missing (a migration
+    to run), no privilege or the module absent are each a note on the panel.
+    """
     note = _live_only()
     if note is not None:
         return note
     history = _optional("dbops.monitoring.history")
     if history is None:
-        return Note(NO_HISTORY)
+        return Note(empty)
     try:
-        points = history.statement_series(get_database(), queryid, since=since)
-    except Exception as exc:  # history not captured yet, schema missing, feature off
-        return Note(f"{NO_HISTORY} ({exc})")
-    if not points:
-        return Note(NO_HISTORY)
+        points = getattr(history, read)(get_database(), *args, **kwargs)
+    except Exception as exc:  # any failure of the read is the panel's note, never a traceback
+        return Note(f"{empty} ({exc})")
+    return tuple(points) if points else Note(empty)
+
+
+def statement_series(queryid: int, *, since: datetime | None = None) -> pd.DataFrame | Note:
+    """A statement's captured history: ``captured_at``, calls/s, mean latency (ms), rows."""
+    points = _history("statement_series", NO_HISTORY, queryid, since=since)
+    if isinstance(points, Note):
+        return points
     return pd.DataFrame(
         [
             {
@@ -326,18 +336,9 @@ def process_series(*, since: datetime) -> pd.DataFrame | Note:
     Columns: ``reported_at``, ``process`` (its label), connections in use, waiting requests,
     open connections and the pools' maximum.
     """
-    note = _live_only()
-    if note is not None:
-        return note
-    history = _optional("dbops.monitoring.history")
-    if history is None:
-        return Note(NO_PROCESS_HISTORY)
-    try:
-        points = history.process_series(get_database(), since=since)
-    except Exception as exc:  # schema missing (migration 0011), no privilege
-        return Note(f"{NO_PROCESS_HISTORY} ({exc})")
-    if not points:
-        return Note(NO_PROCESS_HISTORY)
+    points = _history("process_series", NO_PROCESS_HISTORY, since=since)
+    if isinstance(points, Note):
+        return points
     return pd.DataFrame(
         [
             {
@@ -356,18 +357,9 @@ def process_series(*, since: datetime) -> pd.DataFrame | Note:
 
 def table_growth(*, since: datetime | None = None, limit: int = 10) -> pd.DataFrame | Note:
     """Table sizes over time from the history (``captured_at``, ``table``, ``total_bytes``)."""
-    note = _live_only()
-    if note is not None:
-        return note
-    history = _optional("dbops.monitoring.history")
-    if history is None:
-        return Note(NO_HISTORY)
-    try:
-        points = history.table_growth(get_database(), since=since, limit=limit)
-    except Exception as exc:  # history not captured yet, schema missing, feature off
-        return Note(f"{NO_HISTORY} ({exc})")
-    if not points:
-        return Note(NO_HISTORY)
+    points = _history("table_growth", NO_HISTORY, since=since, limit=limit)
+    if isinstance(points, Note):
+        return points
     return pd.DataFrame([_as_dict(p) for p in points])
 
 
