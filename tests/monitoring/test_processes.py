@@ -1,27 +1,31 @@
 """The application's processes report their pools, caches and statements (migration 0011).
 
-Each test works in a scratch database migrated with dbops' grants: the process writes as the
-app role (``dbops_app``), the snapshot reads as the monitor role, the numbers are checked
-against what the test did by hand (connections held, cache hits, service calls).
+The tests share one scratch database migrated with dbops' grants (emptied of reports before
+each test): the process writes as the app role (``dbops_app``), the snapshot reads as the
+monitor role, the numbers are checked against what the test did by hand (connections held,
+cache hits, service calls).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 
 import psycopg
 import pytest
 from psycopg import errors as pg_errors
+from psycopg import sql
 
 from dbops.config import to_libpq_url
-from dbops.db import Database, Dsn, open_database
+from dbops.db import Database, Dsn, EmbeddedCluster, open_database
 from dbops.db import report as process_report
 from dbops.monitoring import collect_snapshot
 from dbops.monitoring.snapshot import STALE_GRACE_S, STALE_INTERVALS, Snapshot, is_live
-from dbops.ops.roles import REPORT_FUNCTION, ROLE_NAMES
+from dbops.ops.migrate import upgrade
+from dbops.ops.roles import REPORT_FUNCTION, ROLE_NAMES, grant_privileges
 from dbops.services import MemoryCache
 from tests.fixtures.monitoring import monitor_settings
 
@@ -32,10 +36,31 @@ def _as(url: str, role: str) -> str:
     return Dsn.parse(url).as_user(ROLE_NAMES[role]).libpq  # type: ignore[index]
 
 
+@pytest.fixture(scope="module")
+def shared_scratch(pg_cluster: EmbeddedCluster, migrated: str) -> Iterator[str]:
+    """A database of this module's (pg_stat_statements, migrated, dbops' grants); its URL."""
+    name = f"t_proc_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = pg_cluster.url(name)
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    upgrade(url, monitor_settings(url))
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        grant_privileges(conn)
+    yield url
+    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
 @pytest.fixture
-def scratch(monitor_history_url: str, mon_url: str) -> str:
-    """The migrated scratch database's superuser URL (the fixture also granted the roles)."""
-    return mon_url
+def scratch(shared_scratch: str) -> str:
+    """The module's database with no process report or sample (the superuser's URL)."""
+    with psycopg.connect(to_libpq_url(shared_scratch), autocommit=True) as conn:
+        conn.execute("TRUNCATE dbops_monitor.process_reports, dbops_monitor.process_samples")
+    return shared_scratch
 
 
 @pytest.fixture
@@ -223,13 +248,17 @@ def test_a_report_that_cannot_be_written_never_reaches_the_app(
     with psycopg.connect(to_libpq_url(scratch), autocommit=True) as conn:
         conn.execute(f"REVOKE EXECUTE ON FUNCTION {REPORT_FUNCTION} FROM dbops_app")
     settings = monitor_settings(scratch, process_report_s=3600.0)
-    with open_database(settings, _as(scratch, "app")) as app:
-        reporter = process_report.reporter()
-        assert reporter is not None
-        assert not reporter.report_now()
-        assert not reporter.report_now()
-        with app.connection() as conn:  # the app itself goes on
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+    try:
+        with open_database(settings, _as(scratch, "app")) as app:
+            reporter = process_report.reporter()
+            assert reporter is not None
+            assert not reporter.report_now()
+            assert not reporter.report_now()
+            with app.connection() as conn:  # the app itself goes on
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        with psycopg.connect(to_libpq_url(scratch), autocommit=True) as conn:
+            conn.execute(f"GRANT EXECUTE ON FUNCTION {REPORT_FUNCTION} TO dbops_app")
     warnings = [r for r in caplog.records if r.name == "dbops.report"]
     assert len(warnings) == 1
     assert "permission denied" in warnings[0].getMessage()
