@@ -412,22 +412,16 @@ def _process_metrics(f: _Families, snap: Snapshot) -> None:
     """
     if snap.processes is None:
         return
-    live = snap.live_processes()
-    f.gauge(
-        "dbops_processes",
-        "Application processes that reported within the last hour, by state (live: within "
-        "three of their report intervals).",
-        float(len(live)),
-        state="live",
-    )
-    for state in ("silent", "closed"):
+    states = collections.Counter(p.state() for p in snap.processes)
+    for state in ("live", "silent", "closed"):
         f.gauge(
             "dbops_processes",
-            "",
-            float(sum(1 for p in snap.processes if p.state() == state)),
+            "Application processes that reported within the last hour, by state (live: within "
+            "three of their report intervals).",
+            float(states[state]),
             state=state,
         )
-    for process in live:
+    for process in snap.live_processes():
         who = {"process": process.name, "pid": str(process.pid)}
         f.gauge(
             "dbops_process_report_age_seconds",

@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,8 +55,8 @@ REPORT_SQL = (
     "SELECT dbops_monitor.report_process(%(process)s, %(name)s, %(host)s, %(pid)s, "
     "%(started_at)s, %(report)s)"
 )
-#: How long :meth:`ProcessReporter.close` waits for a report in flight.
-REPORT_TIMEOUT_MS = 5_000
+#: How long :meth:`ProcessReporter.close` waits for a report in flight, in seconds.
+CLOSE_WAIT_S = 6.0
 
 
 class _CacheCounters(Protocol):
@@ -155,15 +155,16 @@ def build_report(
     }
 
 
-def process_identity(started_at: datetime, *, pid: int | None = None) -> str:
+def process_identity(started_at: datetime) -> str:
     """``host:pid:start`` (microseconds since the epoch): a restarted pid is another process."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()[:120]}:{pid}:{int(started_at.timestamp() * 1_000_000)}"
+    started_us = int(started_at.timestamp() * 1_000_000)
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{started_us}"
 
 
 def default_name() -> str:
     """The program's name (``gunicorn``, ``dbops``): never its arguments, which may hold secrets."""
-    return (Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python")[:100] or "python"
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return program[:100] or "python"
 
 
 class ProcessReporter:
@@ -185,14 +186,13 @@ class ProcessReporter:
         interval_s: float,
         name: str,
         access_window_s: float = 900.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._conninfo = conninfo
         self._kwargs = dict(connect_kwargs)
         self.interval_s = interval_s
         self.access_window_s = access_window_s
         self.name = name
-        self.started_at = clock()
+        self.started_at = datetime.now(UTC)
         self.process = process_identity(self.started_at)
         self._pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -201,7 +201,7 @@ class ProcessReporter:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._failures: set[str] = set()
-        #: Reports written so far (tests and the startup line read it).
+        #: Reports written so far.
         self.written = 0
 
     # ---------------------------------------------------------------- what it reports
@@ -288,7 +288,7 @@ class ProcessReporter:
         """Stop the thread, write a last report marked closed, close the connection."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=REPORT_TIMEOUT_MS / 1000 + 1)
+            self._thread.join(timeout=CLOSE_WAIT_S)
             self._thread = None
         self.report_now(closed=True)
         if self._conn is not None:

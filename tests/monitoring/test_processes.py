@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 
 import psycopg
 import pytest
 from psycopg import errors as pg_errors
-from psycopg import sql
 
 from dbops.config import to_libpq_url
 from dbops.db import Database, Dsn, EmbeddedCluster, open_database
@@ -27,6 +25,7 @@ from dbops.monitoring.snapshot import STALE_GRACE_S, STALE_INTERVALS, Snapshot, 
 from dbops.ops.migrate import upgrade
 from dbops.ops.roles import REPORT_FUNCTION, ROLE_NAMES, grant_privileges
 from dbops.services import MemoryCache
+from tests.fixtures.db import scratch_database
 from tests.fixtures.monitoring import monitor_settings
 
 pytestmark = pytest.mark.slow
@@ -39,20 +38,13 @@ def _as(url: str, role: str) -> str:
 @pytest.fixture(scope="module")
 def shared_scratch(pg_cluster: EmbeddedCluster, migrated: str) -> Iterator[str]:
     """A database of this module's (pg_stat_statements, migrated, dbops' grants); its URL."""
-    name = f"t_proc_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = pg_cluster.url(name)
-    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    upgrade(url, monitor_settings(url))
-    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
-        grant_privileges(conn)
-    yield url
-    with psycopg.connect(pg_cluster.libpq_url("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with scratch_database(pg_cluster, "t_proc") as url:
+        with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        upgrade(url, monitor_settings(url))
+        with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+            grant_privileges(conn)
+        yield url
 
 
 @pytest.fixture
@@ -121,7 +113,7 @@ def test_a_reported_service_call_is_counted_once_with_its_error_class(
 ) -> None:
     from dbops.db.metrics import STATEMENTS
 
-    series = STATEMENTS.series("test.processes.call")
+    series = STATEMENTS.series("processes_test.call")
     series.observe(2_000_000, None)  # 2 ms, succeeded
     series.observe(30_000_000, "23")  # 30 ms, integrity error
     reporter = process_report.reporter()
@@ -130,7 +122,7 @@ def test_a_reported_service_call_is_counted_once_with_its_error_class(
     snap = _monitor_snapshot(scratch)
     (proc,) = snap.processes or ()
     assert proc.app is not None
-    stmt = proc.app.statement("test.processes.call")
+    stmt = proc.app.statement("processes_test.call")
     assert stmt is not None
     assert (stmt.count, stmt.error_count()) == (2, 1)
     assert stmt.sum_s == pytest.approx(0.032)
