@@ -84,16 +84,38 @@ LIST_TEAMS_SETTINGS_SQL = (
     + ORDER_TEAMS_SQL
 )
 
-#: A user with at least 3 live teams, drawn at random (seeded) among such users.
+#: Users with at least 3 live teams, all of them at most ``max_size`` members, or one of them
+#: the team ``big`` (the actors are drawn at random, seeded, among them).
 CANDIDATE_ACTORS = """
+WITH sizes AS (SELECT team_id, count(*) AS n FROM team_members GROUP BY team_id)
 SELECT m.user_id
 FROM team_members AS m
 JOIN teams AS t ON t.id = m.team_id AND t.deleted_at IS NULL
 JOIN users AS u ON u.id = m.user_id AND u.deleted_at IS NULL
+JOIN sizes AS s ON s.team_id = m.team_id
 GROUP BY m.user_id
 HAVING count(*) >= 3
+   AND (max(s.n) <= %(max_size)s OR bool_or(m.team_id = %(big)s))
+   AND (%(big)s::uuid IS NULL OR bool_or(m.team_id = %(big)s))
 ORDER BY m.user_id
 """
+#: The largest live team, topped up to ``n`` members with users not in it (random, seeded by
+#: ``setseed``): a company-wide team, normal in a team product.
+BIGGEST_TEAM = """
+SELECT m.team_id FROM team_members AS m JOIN teams AS t ON t.id = m.team_id
+WHERE t.deleted_at IS NULL GROUP BY m.team_id ORDER BY count(*) DESC, m.team_id LIMIT 1
+"""
+TOP_UP_TEAM = """
+INSERT INTO team_members (team_id, user_id, role)
+SELECT %(team)s, u.id, 'MEMBER'
+FROM users AS u
+WHERE u.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM team_members AS m WHERE m.team_id = %(team)s AND m.user_id = u.id)
+ORDER BY random()
+LIMIT greatest(0, %(n)s - (SELECT count(*) FROM team_members WHERE team_id = %(team)s))
+"""
+#: Small teams: at most this many members, for the actor "in small teams".
+SMALL_TEAM = 50
 #: What the actor may see: their live teams, and their live teammates (themselves included).
 ACTOR_TEAMS = """
 SELECT t.id, t.slug, t.name
@@ -176,10 +198,27 @@ class Inputs:
     all_team_sizes: tuple[int, int, int]
 
 
-def pick_inputs(data: Dataset, seed_value: int) -> Inputs:
-    """A random user with ≥ 3 live teams; the e-mails, slugs and memberships they can see."""
+def make_big_team(data: Dataset, size: int, seed_value: int) -> uuid.UUID:
+    """The largest live team, topped up to ``size`` members; then ``VACUUM (ANALYZE)``."""
     with psycopg.connect(to_libpq_url(data.url), autocommit=True) as conn:
-        candidates = [r[0] for r in conn.execute(CANDIDATE_ACTORS)]
+        row = conn.execute(BIGGEST_TEAM).fetchone()
+        assert row is not None
+        team: uuid.UUID = row[0]
+        conn.execute("SELECT setseed(%s)", (((seed_value % 1000) / 1000.0),))
+        conn.execute(TOP_UP_TEAM, {"team": team, "n": size})
+        conn.execute("VACUUM (ANALYZE) team_members")
+    return team
+
+
+def pick_inputs(data: Dataset, seed_value: int, big: uuid.UUID | None) -> Inputs:
+    """A random user with ≥ 3 live teams, one of them ``big`` (else all small); the e-mails,
+    slugs and memberships they can see."""
+    with psycopg.connect(to_libpq_url(data.url), autocommit=True) as conn:
+        candidates = [
+            r[0] for r in conn.execute(CANDIDATE_ACTORS, {"max_size": SMALL_TEAM, "big": big})
+        ]
+        if not candidates:
+            raise SystemExit("no user with 3 live teams of that shape: seed more users")
         user_id = random.Random(seed_value).choice(candidates)
         teams = conn.execute(ACTOR_TEAMS, {"user_id": user_id}).fetchall()
         mates = conn.execute(ACTOR_TEAMMATES, {"user_id": user_id}).fetchall()
@@ -433,6 +472,10 @@ def explain_all(
     ):
         for name, statement, params, actor in statements:
             send_actor(app, actor, local=False)
+            # The second plan of each: the first call of a policy function in a session also
+            # compiles it and reads the catalog (hundreds of buffers, milliseconds).
+            explain(app, statement, params)
+            explain(su, statement, params)
             plans[name] = (explain(app, statement, params), explain(su, statement, params))
     return plans
 
@@ -454,16 +497,10 @@ def _index_note(plan: Plan) -> str:
     return "; ".join(dict.fromkeys(plan.scans))
 
 
-def render(
-    data: Dataset,
-    inputs: Inputs,
-    latency: dict[str, dict[str, Latency]],
-    sizes: dict[str, dict[str, int]],
-    plans: dict[str, tuple[Plan, Plan]],
-    args: argparse.Namespace,
-    server: str,
-    command: str,
+def render_header(
+    data: Dataset, args: argparse.Namespace, server: str, command: str, big_size: int
 ) -> str:
+    """Machine, data and the sides: what both actors' tables share."""
     out: list[str] = []
     out.append(
         f"Machine: {machine()}; shared with other jobs during the run (2 cores: medians move "
@@ -474,17 +511,14 @@ def render(
     out.append(
         f"Data: {data.users:,} users, {data.teams:,} teams, {data.memberships:,} memberships "
         f"(seeded by `dbops.ops.seed`, topped up to ~{MEMBERSHIPS_PER_USER} per user as in the "
-        "service bench), `VACUUM (ANALYZE)`. Cluster set up as the tests do: `setup_roles` as "
-        "the superuser, migrations as `dbops_owner`, `grant_privileges`. Actor: one user drawn "
-        f"at random (seed {args.seed}) among users with ≥ 3 live teams: {inputs.teams} teams "
-        f"of {', '.join(str(n) for n in inputs.team_sizes)} members, {inputs.teammates:,} "
-        "distinct teammates (themselves included); team sizes over all live teams: median "
-        f"{inputs.all_team_sizes[0]}, p99 {inputs.all_team_sizes[1]}, max "
-        f"{inputs.all_team_sizes[2]} (the seeder's Pareto sizes plus the uniform top-up). "
-        "Inputs, the same for every side: "
-        f"the {len(inputs.emails)} e-mails of those teammates, the {len(inputs.slugs)} slugs of "
-        f"their teams, the {len(inputs.pairs)} (team, member) pairs of their teams, the actor "
-        "for `teams_of_user`, the first page (50) for `list_teams`."
+        f"service bench), then the largest team topped up to {big_size:,} members (a "
+        "company-wide team), `VACUUM (ANALYZE)`. Cluster set up as the tests do: `setup_roles` "
+        "as the superuser, migrations as `dbops_owner`, `grant_privileges`. Two actors, each "
+        f"drawn at random (seed {args.seed}) among users with ≥ 3 live teams: one whose teams "
+        f"all have at most {SMALL_TEAM} members, one who is a member of the big team. Inputs "
+        "per actor, the same for every side: the e-mails of their teammates, the slugs of "
+        "their teams, the (team, member) pairs of their teams, the actor for "
+        "`teams_of_user`, the first page (50) for `list_teams`."
     )
     out.append(
         "Sides: **(a) raw** = the services' own statement (`dbops.services.statements`, and "
@@ -501,6 +535,26 @@ def render(
         f"Up to {args.calls:,} timed calls per side (fewer when the slowest side of an "
         f"operation would run longer than {args.side_seconds:g} s: column `calls`) after "
         "min(300, calls / 10) warm-up calls, in 20 rounds whose side order rotates."
+    )
+    return "\n\n".join(out)
+
+
+def render_actor(
+    label: str,
+    inputs: Inputs,
+    latency: dict[str, dict[str, Latency]],
+    sizes: dict[str, dict[str, int]],
+    plans: dict[str, tuple[Plan, Plan]],
+) -> str:
+    """One actor's latency table, target check, plans and reading."""
+    out: list[str] = [f"### Actor {label}"]
+    out.append(
+        f"{inputs.teams} live teams of {', '.join(f'{n:,}' for n in inputs.team_sizes)} "
+        f"members, {inputs.teammates:,} distinct teammates (themselves included); team sizes "
+        f"over all live teams: median {inputs.all_team_sizes[0]}, p99 "
+        f"{inputs.all_team_sizes[1]}, max {inputs.all_team_sizes[2]:,}. Inputs: "
+        f"{len(inputs.emails):,} e-mails, {len(inputs.slugs)} slugs, {len(inputs.pairs):,} "
+        "(team, member) pairs."
     )
     rows: list[list[object]] = []
     checks: list[list[object]] = []
@@ -531,20 +585,20 @@ def render(
                 "met" if ratio <= RATIO_TARGET else "**MISSED**",
             ]
         )
-    out.append("### Latency (single thread)")
+    out.append("#### Latency (single thread)")
     out.append(
         markdown_table(
             ["operation: side", "median", "p99", "vs (a) raw", "vs (b)", "rows", "calls"],
             rows,
         )
     )
-    out.append(f"### Target: service vs raw ≤ {RATIO_TARGET}x with RLS on")
+    out.append(f"#### Target: service vs raw ≤ {RATIO_TARGET}x with RLS on")
     out.append(
         markdown_table(
             ["operation", "(b)/(a)", "(c)/(a)", "(d)/(a)", f"(b) ≤ {RATIO_TARGET}x"], checks
         )
     )
-    out.append("### Plans as `dbops_app` with a user actor (EXPLAIN ANALYZE, BUFFERS)")
+    out.append("#### Plans as `dbops_app` with this actor (EXPLAIN ANALYZE, BUFFERS)")
     prow = []
     for name, (app, su) in plans.items():
         prow.append(
@@ -555,10 +609,9 @@ def render(
             ["statement", "scans as superuser", "time", "scans as dbops_app (RLS)", "time"], prow
         )
     )
-    out.append("### Reading")
+    out.append("#### Reading")
     out.append(reading(latency, plans))
-    out.append(CAUSES)
-    out.append("<details><summary>Full plans as dbops_app</summary>\n")
+    out.append(f"<details><summary>Full plans as dbops_app, actor {label}</summary>\n")
     for name, (app, _) in plans.items():
         out.append(f"{name}:\n\n```\n{app.text}\n```\n")
     out.append("</details>")
@@ -615,30 +668,34 @@ def reading(latency: dict[str, dict[str, Latency]], plans: dict[str, tuple[Plan,
 
 #: Why, from the plans (structural: holds for any data size; the numbers above scale with it).
 CAUSES = """\
-Causes, from the plans below (reproduce: `uv run python -m bench.bench_rls`, or `--quick` for
-20,000 users and 1,000 calls):
+### Causes
 
-1. **The policies drive the scan** (decision 0007). Each policy compares the key with the
-   actor's ids as an array computed once per statement (an InitPlan: `id = ANY ($0)`), so
-   `users.get_by_email` for a user is a bitmap scan of `pk_users` over the actor and their
-   teammates, with `lower(email)` (not LEAKPROOF, so only allowed after the policy) as a
-   filter on those few rows; `list_teams`, the `settings_contains` filter and
-   `search_teams` read only the actor's teams through `pk_teams`. A first version of the
-   policies (`IS_SYSTEM OR id IN (SELECT set-returning function)`) could not be an index
-   condition: `get_by_email` was a sequential scan of every user (44.8 ms, 1138x raw at this
-   size) and `list_teams` walked all teams (26x).
-2. **System actors switch to the BYPASSRLS role `dbops_system`**, so their statements plan
-   as without RLS (`users.get_by_email (system actor)` below uses `uq_users_email_live`):
-   sign-in (`authenticate`) keeps its index.
-3. **What remains is a fixed cost per RLS table in a statement**: one call of a `SECURITY
-   DEFINER` plpgsql function (about 7 to 19 µs each on an idle server: the teammates'
-   array joins `team_members` twice) and the InitPlan. `role_of` references three RLS tables
-   (team_members, teams, users), `teams_of_user` two. On reads that take 30 to 40 µs raw,
-   that is why the 1.5x target is missed; the misses are bounded (they do not grow with the
-   table), and the cache (`role_of`, `get_by_slug`) absorbs the hottest ones.
-4. **The actor round trip (c)** is one extra statement per read whenever the pooled
+From the plans above (reproduce: `uv run python -m bench.bench_rls`, or `--quick` for 20,000
+users and 1,000 calls; `--big-team N` sets the company-wide team's size):
+
+1. **Nothing grows with the actor's teams any more** (migration 0012). The `users` read
+   policy used to compare each row with all the actor's teammates, an array built for every
+   statement that touched `users`: 2-9 ms per statement for a member of a 3,712-member team
+   (98x raw for `get_by_email`, 34x for `get_by_slug`, 50x for `role_of` on 2026-12-06,
+   before 0012). It now checks the row by its own key (the actor, or `EXISTS` a membership of
+   that user in one of the actor's teams: one `ix_team_members_user_id` probe a row), so the
+   two actors' ratios above are the same within noise.
+2. **The e-mail lookup keeps its index under RLS**: `email = $1` on the lowercase column is
+   LEAKPROOF, so `uq_users_email_live` drives the scan and the policy checks the one row
+   found. (`lower(email) = $1`, before 0012, could only filter rows after the policy.) The
+   team policies compare `team_id`/`id` with the actor's few teams, an InitPlan array, so
+   `list_teams` and `search_teams` read only the actor's teams through `pk_teams`.
+3. **System actors switch to the BYPASSRLS role `dbops_system`**, so their statements plan
+   as without RLS (`users.get_by_email (system actor)` uses `uq_users_email_live`).
+4. **What remains is fixed, per statement and per call**: a `SECURITY DEFINER` plpgsql policy
+   function per RLS table in the statement (`rls_actor_team_ids()`, and the visibility
+   `EXISTS` the services fold into their user-actor reads on top of the policy); the
+   service's own cost over a raw prepared read (side d: about 2x on reads that take 30-60 µs
+   raw); `role_of` about someone else, uncached, is two statements (the actor's own role
+   first). These are the next levers (issue 19).
+5. **The actor round trip (c)** is one extra statement per read whenever the pooled
    connection last served another actor; a multi-user server under load pays it on most
-   reads. Pool affinity per actor is the next lever.
+   reads. Pool affinity per actor is the lever.
 """
 
 
@@ -656,6 +713,9 @@ def main() -> None:
         default=20.0,
         help="fewer calls for an op whose slowest side would take longer than this",
     )
+    parser.add_argument(
+        "--big-team", type=int, default=10_000, help="members of the big actor's largest team"
+    )
     parser.add_argument("--no-docs", action="store_true", help="print only, keep docs as is")
     args = parser.parse_args()
     if args.quick:
@@ -665,43 +725,54 @@ def main() -> None:
 
     with databases(["bench_rls"]) as urls:
         url = urls["bench_rls"]
-        settings = Settings(_env_file=None, database_url=url)
+        settings = Settings(_env_file=None, database_url=url, process_report_s=0)
         role_urls = setup_cluster(url, settings)
         # Already migrated as the owner: prepare()'s upgrade finds head and does nothing.
         data = seed_dataset(url, args.users, teams, args.seed)
-        inputs = pick_inputs(data, args.seed)
+        big_size = min(args.big_team, args.users - 1)
+        big_team = make_big_team(data, big_size, args.seed)
         with psycopg.connect(to_libpq_url(url)) as conn:
             row = conn.execute(SERVER_VERSION).fetchone()
         server = str(row[0]) if row else "?"
-        app_settings = Settings(_env_file=None, database_url=role_urls["app"])
-        with (
-            open_database(app_settings, role_urls["app"]) as app_db,
-            open_database(app_settings, role_urls["app"]) as app_db_changing,
-            open_database(settings, url) as su_db,
-            psycopg.connect(to_libpq_url(url), autocommit=True) as raw,
-        ):
-            with app_db.read() as conn:
-                who = conn.execute(CURRENT_ROLE_SQL).fetchone()
-            if who is None or who[0] != ROLE_NAMES["app"] or who[1]:
-                raise SystemExit(f"the app side does not run as a NOBYPASSRLS dbops_app: {who}")
-            ops = operations(
-                inputs,
-                raw,
-                ServiceSet.on(app_db),
-                ServiceSet.on(app_db_changing),
-                ServiceSet.on(su_db),
-            )
-            sizes = check_answers(ops)
-            latency: dict[str, dict[str, Latency]] = {}
-            for op in ops:
-                calls = calls_for(op, args.calls, args.side_seconds)
-                print(f"timing {op.name} ({calls:,} calls/side) ...", file=sys.stderr, flush=True)
-                latency[op.name] = measure_pair(
-                    op.sides, op.inputs, calls=calls, warmup=min(300, max(20, calls // 10))
+        app_settings = Settings(_env_file=None, database_url=role_urls["app"], process_report_s=0)
+        sections = [render_header(data, args, server, command, big_size)]
+        actors = [("in small teams", None), (f"in a {big_size:,}-member team", big_team)]
+        for label, big in actors:
+            inputs = pick_inputs(data, args.seed, big)
+            with (
+                open_database(app_settings, role_urls["app"]) as app_db,
+                open_database(app_settings, role_urls["app"]) as app_db_changing,
+                open_database(settings, url) as su_db,
+                psycopg.connect(to_libpq_url(url), autocommit=True) as raw,
+            ):
+                with app_db.read() as conn:
+                    who = conn.execute(CURRENT_ROLE_SQL).fetchone()
+                if who is None or who[0] != ROLE_NAMES["app"] or who[1]:
+                    raise SystemExit(f"the app side is not a NOBYPASSRLS dbops_app: {who}")
+                ops = operations(
+                    inputs,
+                    raw,
+                    ServiceSet.on(app_db),
+                    ServiceSet.on(app_db_changing),
+                    ServiceSet.on(su_db),
                 )
-        print("EXPLAIN ...", file=sys.stderr, flush=True)
-        plans = explain_all(role_urls, data, inputs, ops)
-    report = render(data, inputs, latency, sizes, plans, args, server, command)
+                sizes = check_answers(ops)
+                latency: dict[str, dict[str, Latency]] = {}
+                for op in ops:
+                    calls = calls_for(op, args.calls, args.side_seconds)
+                    print(
+                        f"actor {label}: timing {op.name} ({calls:,} calls/side) ...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    latency[op.name] = measure_pair(
+                        op.sides, op.inputs, calls=calls, warmup=min(300, max(20, calls // 10))
+                    )
+            print("EXPLAIN ...", file=sys.stderr, flush=True)
+            plans = explain_all(role_urls, data, inputs, ops)
+            sections.append(render_actor(label, inputs, latency, sizes, plans))
+    sections.append(CAUSES)
+    report = "\n\n".join(sections)
     print(report)
     if not args.no_docs:
         write_section(DOCS, SECTION, report)

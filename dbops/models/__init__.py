@@ -53,6 +53,7 @@ UNIQUE_CONSTRAINTS.update(
 CHECK_CONSTRAINTS.update(
     {
         "ck_users_email_format": ("email", "email must look like name@domain"),
+        "ck_users_email_lowercase": ("email", "email must be stored lowercase"),
         "ck_users_display_name_length": ("display_name", "display name must be 1-200 characters"),
         "ck_users_profile_is_object": ("profile", "profile must be a JSON object"),
         "ck_users_password_hash_present": ("password", "password hash is missing"),

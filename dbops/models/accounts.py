@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from dbops.models.base import (
     EMPTY_JSON_OBJECT,
@@ -91,15 +91,23 @@ class User(UuidPkMixin, TimestampMixin, SoftDeleteMixin, Base):
         back_populates="user", passive_deletes=True
     )
 
+    @validates("email")
+    def _lowercase_email(self, _key: str, value: str) -> str:
+        """Stored lowercase, as the services store it (``ck_users_email_lowercase``)."""
+        return value.lower()
+
     __table_args__ = (
-        # Case-insensitive uniqueness among live users only: a soft-deleted user frees the email.
-        # It also serves every lookup by lower(email); a second plain index would only slow writes.
+        # One live user per email (a soft-deleted user frees it), case-insensitively: every
+        # email is stored lowercase (the CHECK below). A plain column index, not lower(email):
+        # ``email = $1`` may use it under row-level security, where the non-LEAKPROOF lower()
+        # may not run before the policy (migration 0012).
         Index(
             "uq_users_email_live",
-            func.lower(text("email")),
+            "email",
             unique=True,
             postgresql_where=text("deleted_at IS NULL"),
         ),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint(
             "char_length(email) BETWEEN 3 AND 320 AND email ~ '^[^@\\s]+@[^@\\s]+$'",
             name="email_format",

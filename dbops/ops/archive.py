@@ -232,7 +232,7 @@ SELECT id, email FROM archive.users WHERE id = %(id)s FOR UPDATE
 """
 LIVE_USER_WITH_EMAIL = """
 SELECT EXISTS (
-    SELECT 1 FROM users WHERE lower(email) = lower(%(email)s) AND deleted_at IS NULL
+    SELECT 1 FROM users WHERE email = lower(%(email)s) AND deleted_at IS NULL
 )
 """
 #: The team lock (services/_ownership.py), in id order, of the teams memberships return to.

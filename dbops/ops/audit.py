@@ -81,7 +81,7 @@ SELECT id::text AS row_key FROM teams WHERE slug = %(key)s
 ORDER BY deleted_at IS NULL DESC, updated_at DESC LIMIT 1
 """
 LIVE_USER_SQL = """
-SELECT id::text AS row_key FROM users WHERE lower(email) = lower(%(key)s)
+SELECT id::text AS row_key FROM users WHERE email = lower(%(key)s)
 ORDER BY deleted_at IS NULL DESC, updated_at DESC LIMIT 1
 """
 #: A row no longer in its table (hard-deleted): the newest record that carried the key.

@@ -326,7 +326,8 @@ ALTER_SYSTEM_ROLE_SQL = sql.SQL(
 )
 GRANT_ROLE_SQL = sql.SQL("GRANT {role} TO {member}")
 
-#: The functions behind the tenant policies (migrations 0008, 0010): they belong to the policy
+#: The functions behind the tenant policies (migrations 0008, 0010; ``rls_actor_user_ids`` only
+#: from 0008 to 0011, dropped by 0012): they belong to the policy
 #: role, which bypasses RLS and which the app cannot become; dbops' roles may call them.
 RLS_FUNCTIONS = ("rls_actor_team_ids()", "rls_actor_user_ids()", "rls_actor_owned_team_ids()")
 

@@ -65,7 +65,7 @@ SELECT m.user_id
 FROM team_members AS m
 JOIN users AS u ON u.id = m.user_id
 WHERE m.team_id = %(team_id)s
-  AND lower(u.email) = %(email)s
+  AND u.email = %(email)s
   AND u.deleted_at IS NULL
 """
 

@@ -51,7 +51,7 @@ NO_DELETED_USER = "no deleted user with this id"
 _USER_COLUMNS = "id, email, display_name, role, profile, tags, created_at, updated_at, deleted_at"
 
 SELECT_USER_BY_EMAIL_SQL = (
-    "SELECT " + _USER_COLUMNS + " FROM users WHERE lower(email) = %(email)s AND deleted_at IS NULL"
+    "SELECT " + _USER_COLUMNS + " FROM users WHERE email = %(email)s AND deleted_at IS NULL"
 )
 SELECT_USER_SQL = "SELECT " + _USER_COLUMNS + " FROM users WHERE id = %(id)s"
 # The same reads for a user actor: the row only if it is the actor or a teammate of it
@@ -59,14 +59,14 @@ SELECT_USER_SQL = "SELECT " + _USER_COLUMNS + " FROM users WHERE id = %(id)s"
 SELECT_VISIBLE_USER_BY_EMAIL_SQL = (
     "SELECT "
     + _USER_COLUMNS
-    + " FROM users AS u WHERE lower(u.email) = %(email)s AND u.deleted_at IS NULL AND "
+    + " FROM users AS u WHERE u.email = %(email)s AND u.deleted_at IS NULL AND "
     + VISIBLE_USER
 )
 SELECT_VISIBLE_USER_SQL = (
     "SELECT " + _USER_COLUMNS + " FROM users AS u WHERE u.id = %(id)s AND " + VISIBLE_USER
 )
 SELECT_CREDENTIALS_SQL = """
-SELECT id, password_hash FROM users WHERE lower(email) = %(email)s AND deleted_at IS NULL
+SELECT id, password_hash FROM users WHERE email = %(email)s AND deleted_at IS NULL
 """
 INSERT_USER_SQL = (
     """

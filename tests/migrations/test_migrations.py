@@ -415,3 +415,51 @@ def test_no_index_duplicates_another(empty_database: str) -> None:
     """The seed's idx_users_email/idx_teams_slug copied what the unique constraints build."""
     upgrade(empty_database, make_settings(empty_database))
     assert _query(empty_database, DUPLICATE_INDEXES) == []
+
+
+USERS_EMAIL_STATE = """
+SELECT pg_get_indexdef('uq_users_email_live'::regclass),
+       (SELECT convalidated FROM pg_constraint WHERE conname = 'ck_users_email_lowercase'),
+       to_regprocedure('rls_actor_user_ids()') IS NOT NULL
+"""
+INSERT_USER = """
+INSERT INTO users (email, password_hash, display_name)
+VALUES (%(email)s, 'x', 'someone') RETURNING id
+"""
+
+
+def test_0012_lowercases_stored_emails_and_makes_it_the_rule(empty_database: str) -> None:
+    """Rows written around dbops with capitals (0011 allowed them) come out lowercase, the CHECK
+    refuses new ones, and the unique index on ``email`` stays case-insensitive in effect."""
+    settings = make_settings(empty_database)
+    upgrade(empty_database, settings, "0011")
+    with psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn:
+        mixed = conn.execute(INSERT_USER, {"email": "Ada.Lovelace@Example.COM"}).fetchone()
+        plain = conn.execute(INSERT_USER, {"email": "grace@example.com"}).fetchone()
+        conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (plain[0],))
+        gone = conn.execute(INSERT_USER, {"email": "GRACE@example.com"}).fetchone()
+        conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (gone[0],))
+    assert _query(empty_database, USERS_EMAIL_STATE)[0][1:] == (None, True)
+
+    assert upgrade(empty_database, settings, "0012").applied == ("0012",)
+    index, validated, teammates_function = _query(empty_database, USERS_EMAIL_STATE)[0]
+    assert "(email) WHERE (deleted_at IS NULL)" in str(index)
+    assert "lower" not in str(index)
+    assert (validated, teammates_function) == (True, False)
+    emails = dict(_query(empty_database, "SELECT id, email FROM users"))
+    # Two soft-deleted rows may share an address once lowercased; the live one is unique.
+    assert emails == {
+        mixed[0]: "ada.lovelace@example.com",
+        plain[0]: "grace@example.com",
+        gone[0]: "grace@example.com",
+    }
+    with psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation, match="ck_users_email_lowercase"):
+            conn.execute(INSERT_USER, {"email": "New@example.com"})
+        with pytest.raises(psycopg.errors.UniqueViolation, match="uq_users_email_live"):
+            conn.execute(INSERT_USER, {"email": "ada.lovelace@example.com"})
+
+    downgrade(empty_database, settings, "0011")
+    index, validated, teammates_function = _query(empty_database, USERS_EMAIL_STATE)[0]
+    assert "(lower(email)) WHERE (deleted_at IS NULL)" in str(index)
+    assert (validated, teammates_function) == (None, True)

@@ -145,7 +145,7 @@ def test_user_crud_with_server_defaults(clean_db: Database) -> None:
     with clean_db.session() as session:
         loaded = session.get(User, user.id)
         assert loaded is not None
-        assert loaded.email == "Ada@Example.com", "email is stored as given (case kept)"
+        assert loaded.email == "ada@example.com", "email is stored lowercase (migration 0012)"
         assert loaded.profile == {
             "theme": "dark",
             "langs": ["en", "fr"],

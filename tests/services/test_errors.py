@@ -77,7 +77,7 @@ def test_unique_violation_23505_is_conflict_naming_the_field(
         run(
             clean_db,
             "INSERT INTO users (email, password_hash, display_name) VALUES (%(e)s, 'h', 'x')",
-            {"e": "OWNER@example.com"},
+            {"e": "owner@example.com"},
         )
     assert err.value.field == "email"
     assert isinstance(err.value.__cause__, psycopg.errors.UniqueViolation)
@@ -92,6 +92,7 @@ def test_unique_violation_23505_is_conflict_naming_the_field(
         "UPDATE teams SET settings = '[1, 2]'",
         "UPDATE users SET profile = '\"text\"'",
         "UPDATE users SET email = 'no-at-sign'",
+        "UPDATE users SET email = 'Capital@example.com'",
     ],
 )
 def test_check_violation_23514_is_invalid_input(

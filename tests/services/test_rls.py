@@ -451,6 +451,8 @@ def test_a_strangers_read_never_poisons_or_leaks_through_the_cache(
     [
         ("teams.SELECT_TEAM_BY_SLUG_SQL", "teams"),
         ("_ownership.SELECT_ROLE_SQL", "team_members"),
+        ("users.SELECT_USER_BY_EMAIL_SQL", "users"),
+        ("users.SELECT_VISIBLE_USER_BY_EMAIL_SQL", "users"),
     ],
 )
 def test_a_user_actors_hot_read_is_an_index_scan_driven_by_the_policy(
@@ -458,8 +460,9 @@ def test_a_user_actors_hot_read_is_an_index_scan_driven_by_the_policy(
 ) -> None:
     """Under RLS the key lookups stay index lookups (``=`` on text and uuid is LEAKPROOF).
 
-    ``lower(email)`` is not LEAKPROOF: on a table this small the planner picks any index, so
-    the e-mail lookup's plan is checked at 100k users by ``bench/bench_rls.py`` instead.
+    The e-mail lookup compares the stored (lowercase) column, not ``lower(email)``: ``lower()``
+    is not LEAKPROOF, so under a per-row policy it could only filter a scan of every user
+    (migration 0012).
     """
     import importlib
 
@@ -472,6 +475,7 @@ def test_a_user_actors_hot_read_is_an_index_scan_driven_by_the_policy(
         "team_id": tenants.team_a,
         "user_id": tenants.alice,
         "id": tenants.alice,
+        "actor_id": tenants.alice,
     }
     app = as_role("app")
     _act(app, "user", tenants.alice)
@@ -480,3 +484,72 @@ def test_a_user_actors_hot_read_is_an_index_scan_driven_by_the_policy(
         plan = "\n".join(str(r[0]) for r in app.execute("EXPLAIN " + query, params))
     assert f"Seq Scan on {table}" not in plan, plan
     assert "Index Cond" in plan, plan
+
+
+# -- cost: a user row's visibility does not grow with the actor's teams ------------------------
+
+BIG_TEAM = 1_500
+
+#: ``n`` users (lowercase e-mails ``big<i>@example.com``) made members of ``team``, in one go.
+ADD_BIG_TEAM = """
+WITH added AS (
+    INSERT INTO users (email, password_hash, display_name)
+    SELECT 'big' || i || '@example.com', 'x', 'Big ' || i FROM generate_series(1, %(n)s) AS i
+    RETURNING id
+)
+INSERT INTO team_members (team_id, user_id, role)
+SELECT %(team)s, id, 'MEMBER' FROM added
+"""
+#: Index entries and heap rows read from team_members so far in this transaction (the
+#: backend's pending counters: nothing is flushed inside a transaction block).
+MEMBERSHIP_ROWS_READ = """
+SELECT sum(pg_stat_get_xact_tuples_returned(c.oid) + pg_stat_get_xact_tuples_fetched(c.oid))
+FROM pg_class AS c
+WHERE c.oid = 'team_members'::regclass
+   OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'team_members'::regclass)
+"""
+
+
+def _membership_rows_read(app: psycopg.Connection[Any], actor: uuid.UUID, email: str) -> int:
+    """How many membership rows one user-by-email lookup by ``actor`` reads."""
+    from dbops.services.users import SELECT_VISIBLE_USER_BY_EMAIL_SQL
+
+    _act(app, "user", actor)
+    params = {"email": email, "actor_id": actor}
+    with app.transaction(force_rollback=True):
+        before = app.execute(MEMBERSHIP_ROWS_READ).fetchone()
+        found = app.execute(SELECT_VISIBLE_USER_BY_EMAIL_SQL, params).fetchall()
+        after = app.execute(MEMBERSHIP_ROWS_READ).fetchone()
+    assert len(found) == 1
+    assert before is not None
+    assert after is not None
+    return int(after[0]) - int(before[0])
+
+
+def test_a_user_lookup_reads_as_few_memberships_for_a_member_of_a_big_team(
+    tenants: Tenants, as_role: Any, clean_db: Database, raw_conn: psycopg.Connection[Any]
+) -> None:
+    """The oracle is the same lookup by an actor whose only team has two members.
+
+    0008's policy built the actor's teammates as an array for every statement: for a member
+    of a 1,500-member team it read all 1,500 memberships before the one row the lookup wants
+    (and then compared the row with each). Keyed by the row (0012), the check reads that
+    user's own memberships, whatever the team sizes: the counts must be equal.
+    """
+    small_mate = make_user(clean_db, email=f"mate{uuid.uuid4().hex[:8]}@example.com")
+    add_member(clean_db, tenants.team_b, small_mate, Role.MEMBER)
+    raw_conn.execute(ADD_BIG_TEAM, {"n": BIG_TEAM, "team": tenants.team_a})
+    row = raw_conn.execute("SELECT email FROM users WHERE id = %s", (small_mate,)).fetchone()
+    raw_conn.commit()
+    assert row is not None
+    app = as_role("app")
+
+    small = _membership_rows_read(app, tenants.bob, str(row[0]))
+    big = _membership_rows_read(app, tenants.alice, f"big{BIG_TEAM // 2}@example.com")
+    assert 0 < small < 20
+    assert big == small
+    # Not blind: an actor who shares no team with the row finds nothing.
+    _act(app, "user", tenants.bob)
+    from dbops.services.users import SELECT_USER_BY_EMAIL_SQL
+
+    assert app.execute(SELECT_USER_BY_EMAIL_SQL, {"email": "big1@example.com"}).fetchall() == []

@@ -197,8 +197,8 @@ def test_no_role_the_app_can_become_owns_an_object(db: Database) -> None:
         "DROP FUNCTION rls_actor_team_ids() CASCADE",
         "ALTER FUNCTION rls_actor_team_ids() SECURITY INVOKER",
         "ALTER FUNCTION rls_actor_owned_team_ids() OWNER TO dbops_system",
-        "CREATE OR REPLACE FUNCTION rls_actor_user_ids() RETURNS uuid[] LANGUAGE sql "
-        "AS 'SELECT array_agg(id) FROM users'",
+        "CREATE OR REPLACE FUNCTION rls_actor_team_ids() RETURNS uuid[] LANGUAGE sql "
+        "AS 'SELECT array_agg(id) FROM teams'",
         "DROP POLICY tenant_select ON users",
         "ALTER TABLE users NO FORCE ROW LEVEL SECURITY",
     ],

