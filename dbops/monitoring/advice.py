@@ -44,6 +44,7 @@ __all__ = [
     "StatementGain",
     "advise",
     "advise_report",
+    "cuts_enough",
 ]
 
 INSTALL_HINT = (
@@ -128,6 +129,15 @@ class _Version:
 @dataclass(frozen=True)
 class _ServerVersion:
     version_num: int
+
+
+def cuts_enough(before: float, after: float, factor: float) -> bool:
+    """Whether a plan cost falling from ``before`` to ``after`` is a cut by ``factor`` or more.
+
+    "At least this factor" (``advice_min_cost_factor``): a cut of exactly ``factor`` counts.
+    A non-positive cost after is no measurement, never a cut.
+    """
+    return after > 0 and before / after >= factor
 
 
 @dataclass(frozen=True)
@@ -556,7 +566,7 @@ def _verify(
                 )
                 continue
             cost_before = before[i]
-            if after <= 0 or cost_before / after < settings.advice_min_cost_factor:
+            if not cuts_enough(cost_before, after, settings.advice_min_cost_factor):
                 rejected.append(
                     Rejection(
                         item.stat.queryid,

@@ -22,6 +22,7 @@ from dbops.monitoring.advice import (
     _Skip,
     _write_cost,
     _Writes,
+    cuts_enough,
 )
 from dbops.monitoring.snapshot import QueryStat, StatementGain
 from tests.fixtures.db import make_settings
@@ -371,3 +372,20 @@ def test_a_suggested_index_name_fits_postgresql_s_63_bytes() -> None:
     long = _index_name("team_members_archive", ["organization_id", "created_at", "deleted_at_x"])
     assert long == "team_members_archive_organization_id_created_at_deleted_at_x_idx"[:63]
     assert len(long) == 63
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "factor", "kept"),
+    [
+        (10.0, 5.0, 2.0, True),  # exactly the factor: "at least" (docs/settings.md)
+        (10.0, 5.01, 2.0, False),  # just short of it
+        (10.0, 4.99, 2.0, True),
+        (9.0, 6.0, 1.5, True),
+        (10.0, 0.0, 2.0, False),  # no cost after: no measurement, never a cut
+        (10.0, -1.0, 2.0, False),
+    ],
+)
+def test_a_cost_cut_counts_from_exactly_the_factor(
+    before: float, after: float, factor: float, kept: bool
+) -> None:
+    assert cuts_enough(before, after, factor) is kept

@@ -103,6 +103,20 @@ def test_copy_rows_adapts_values(
     assert conn.execute("SELECT id, name, note FROM bulk_scratch ORDER BY id").fetchall() == rows
 
 
+def test_a_row_count_on_a_progress_step_is_reported_once(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4 rows with a step of 2: the last step is already the end, no second call for it."""
+    monkeypatch.setattr("dbops.ops._bulk.ROWS_PER_PROGRESS", 2)
+    calls: list[tuple[str, int, int]] = []
+    rows = [(i, f"n{i}", None) for i in range(1, 5)]
+    stats = copy_rows(
+        conn, "bulk_scratch", ["id", "name", "note"], iter(rows), progress=lambda *c: calls.append(c)
+    )
+    assert stats.rows == 4
+    assert calls == [("bulk_scratch", 0, 0), ("bulk_scratch", 2, 0), ("bulk_scratch", 4, 0)]
+
+
 def test_deferred_indexes_are_rebuilt_identically_with_comments(
     conn: psycopg.Connection[Any],
 ) -> None:

@@ -122,6 +122,9 @@ def test_personas_are_present_with_their_teams(plan: SeedPlan, tables: Tables) -
     marker = json.loads(by_email[MARKER_EMAIL][5])["seed_run"]
     assert marker == plan.marker(locations=True)
     assert marker["locations"] == plan.locations > 0
+    # One user carries the run's marker: the first persona (it sorts before the others).
+    marked = [row[1] for row in tables["users"] if "seed_run" in json.loads(row[5])]
+    assert marked == [MARKER_EMAIL]
 
 
 def test_locations_are_points_near_a_city_for_planned_teams(plan: SeedPlan, tables: Tables) -> None:
