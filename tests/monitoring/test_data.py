@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from dbops.db import Database
 from dbops.monitoring import Severity, collect_snapshot, evaluate
 from tests.fixtures.monitoring import monitor_settings
@@ -39,6 +41,42 @@ def test_zero_owner_team_is_detected(clean_db: Database, database_url: str) -> N
     snap = collect_snapshot(clean_db, settings)
     assert snap.data is not None
     assert snap.data.zero_owner_teams == 2
+
+
+SET_CREATED = """
+UPDATE users SET created_at = (%(day)s::date + %(at)s::interval)::timestamp AT TIME ZONE 'UTC'
+WHERE id = %(id)s
+"""
+TODAY_UTC = "SELECT (now() AT TIME ZONE 'UTC')::date"
+
+
+def _today(db: Database) -> date:
+    with db.connection() as conn:
+        row = conn.execute(TODAY_UTC).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_signups_cover_thirty_utc_days_today_included(
+    clean_db: Database, database_url: str
+) -> None:
+    """The window's first instant counts, the last second before it does not (hand-set times)."""
+    first, before = make_user(clean_db), make_user(clean_db)
+    make_user(clean_db)  # created now: today counts
+    settings = monitor_settings(database_url)
+    for _ in range(3):  # a run across midnight UTC moves the window: measure again
+        today = _today(clean_db)
+        with clean_db.connection() as conn:
+            day29 = {"day": today - timedelta(days=29), "at": "0 seconds", "id": first}
+            conn.execute(SET_CREATED, day29)
+            day30 = {"day": today - timedelta(days=30), "at": "23:59:59.999", "id": before}
+            conn.execute(SET_CREATED, day30)
+        snap = collect_snapshot(clean_db, settings)
+        if _today(clean_db) == today:
+            break
+    assert snap.data is not None
+    days = {d.day: d.count for d in snap.data.signups_per_day}
+    assert days == {today - timedelta(days=29): 1, today: 1}, days
 
 
 def test_no_dbops_tables_means_no_data_section(mon_db: Database, mon_url: str) -> None:

@@ -512,6 +512,15 @@ def test_malformed_anchors_are_invalid_input(text: str) -> None:
         audit.Anchor.parse(text)
 
 
+@pytest.mark.parametrize("record_id", [1, 2, 10**12])
+def test_an_anchor_at_any_record_from_the_first_parses(record_id: int) -> None:
+    """Record ids start at 1: the first record is a valid anchor, 0 (above) is not."""
+    digest = bytes(range(32))
+    anchor = audit.Anchor.parse(f" {record_id}:{digest.hex()}\n")
+    assert (anchor.record_id, anchor.hash) == (record_id, digest)
+    assert str(anchor) == f"{record_id}:{digest.hex()}"
+
+
 def test_verify_says_when_the_trail_is_not_installed(empty_database: str) -> None:
     settings = make_settings(empty_database)
     upgrade(empty_database, settings, "0004")
