@@ -111,7 +111,11 @@ def test_a_row_count_on_a_progress_step_is_reported_once(
     calls: list[tuple[str, int, int]] = []
     rows = [(i, f"n{i}", None) for i in range(1, 5)]
     stats = copy_rows(
-        conn, "bulk_scratch", ["id", "name", "note"], iter(rows), progress=lambda *c: calls.append(c)
+        conn,
+        "bulk_scratch",
+        ["id", "name", "note"],
+        iter(rows),
+        progress=lambda *c: calls.append(c),
     )
     assert stats.rows == 4
     assert calls == [("bulk_scratch", 0, 0), ("bulk_scratch", 2, 0), ("bulk_scratch", 4, 0)]
