@@ -295,6 +295,18 @@ def test_more_than_the_bound_appended_between_reads_counts_only_the_newest_lines
 
 
 @pytest.mark.usefixtures("fresh_tails")
+def test_a_first_read_that_starts_on_a_line_end_counts_every_line_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound lands on the newline of line 1: the skip is that one byte, lines 2-4 count."""
+    monkeypatch.setattr(resources, "MAX_LOG_READ_BYTES", len(LINE) * 3 + 1)
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE * 4)  # the last 190 bytes start at the "\n" that ends line 1
+    assert (LINE * 4)[len(LINE) - 1 : len(LINE)] == b"\n"
+    assert _read(log) == {"22": 3}
+
+
+@pytest.mark.usefixtures("fresh_tails")
 def test_an_overrun_cut_inside_a_timestamp_still_skips_that_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

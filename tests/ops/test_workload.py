@@ -291,6 +291,33 @@ def test_searches_use_the_words_of_the_teams_names(seeded: Database, database_ur
     assert len(population.teams) == len(names)
 
 
+FIRST_TEAMS_WITH_AN_OWNER = """
+SELECT t.id FROM (
+    SELECT id FROM teams WHERE deleted_at IS NULL ORDER BY created_at, id LIMIT %(n)s
+) AS t
+WHERE EXISTS (SELECT 1 FROM team_members AS m WHERE m.team_id = t.id AND m.role = 'OWNER')
+"""
+
+
+def test_the_population_is_the_owned_teams_among_the_first_sixty(
+    seeded: Database, database_url: str
+) -> None:
+    """With 75 live teams the workload reads the first 60 (the services' order) and keeps
+    those that have an owner (someone can act as one)."""
+    from dbops.ops.workload import _population
+    from tests.services._helpers import make_teams_owned_by, make_user
+
+    make_teams_owned_by(seeded, 70, [make_user(seeded)])
+    with psycopg.connect(to_libpq_url(database_url)) as conn:
+        expected = [r[0] for r in conn.execute(FIRST_TEAMS_WITH_AN_OWNER, {"n": 60})]
+        live = conn.execute("SELECT count(*) FROM teams WHERE deleted_at IS NULL").fetchone()
+    assert live is not None
+    assert live[0] == 75
+    population = _population(seeded, MemoryCache(ttl_s=30))
+    assert [t.id for t in population.teams] == expected
+    assert len(expected) > 50
+
+
 def test_three_searches_in_ten_for_a_long_word_have_a_typo_short_words_none() -> None:
     rng = random.Random(5)
     typed = [_search_word("falcons", rng) for _ in range(2_000)]
