@@ -350,6 +350,10 @@ def test_restore_errors(adb: Database) -> None:
         archive.restore(adb, team_id=uuid.uuid4())
     with pytest.raises(InvalidInput, match="batch_size"):
         archive.run(adb, older_than=CUTOFF, batch_size=0)
+    # A negative age would reach rows deleted in the future: refused; zero is every deleted row.
+    with pytest.raises(InvalidInput, match="older_than must not be negative"):
+        archive.run(adb, older_than=-timedelta(microseconds=1))
+    assert archive.run(adb, older_than=timedelta(0)).applied is False  # a dry run, accepted
 
 
 def test_an_email_archived_twice_is_restored_by_id(adb: Database) -> None:
