@@ -60,6 +60,10 @@ SQUAWK_IGNORE = {
         "a statement_timeout would abort a CONCURRENTLY build or the validation scan on a big "
         "table halfway; waits are bounded by the run's lock_timeout (decision 0003)"
     ),
+    "ban-drop-function": (
+        "rls_actor_user_ids() served only the users policy this revision replaces in the same "
+        "transaction: a policy's helper, not an interface of clients (decision 0007)"
+    ),
 }
 
 INDEX = "uq_users_email_live"
