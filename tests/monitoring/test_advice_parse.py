@@ -219,6 +219,7 @@ CANDIDATES: list[tuple[list[str], list[str], list[str], set[str], list[tuple[str
     (["b", "a"], ["c", "e"], ["d"], set(), [("a", "b", "c"), ("a", "b", "d")]),
     # an order starting with the range adds nothing
     (["a"], ["c"], ["c", "d"], set(), [("a", "c")]),
+    (["a"], ["c", "e"], ["c", "d"], set(), [("a", "c")]),  # only the first range counts
     (["a"], ["c"], ["d", "c"], set(), [("a", "c"), ("a", "d", "c")]),
     # columns the table does not have are dropped, duplicates counted once
     (["a", "zz", "a"], ["yy"], [], set(), [("a",)]),
