@@ -120,7 +120,7 @@ def test_an_unregistered_unique_constraint_gives_the_column_only(
     with pytest.raises(Conflict) as err, unit_of_work(clean_db, SYSTEM) as uow:
         uow.conn.execute(
             "INSERT INTO users (email, password_hash, display_name) VALUES (%s, 'h', 'x')",
-            ("ALICE.PRIVATE@example.com",),
+            ("alice.private@example.com",),
         )
     assert (str(err.value), err.value.field) == ("email is already taken", "email")
     assert_detail_hidden(err.value, "alice.private@example.com")
