@@ -85,12 +85,26 @@ def test_copy_text_loads_chunks_and_reports_progress(conn: psycopg.Connection[An
     assert conn.execute("SELECT note FROM bulk_scratch WHERE id = 7").fetchone() == ("tab\there 7",)
 
 
-def test_copy_rows_adapts_values(
-    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+TRICKY_ROWS = [(1, "a", None), (2, "b\tc", "x\ny"), (3, "d", "")]
+
+
+@pytest.mark.parametrize(
+    ("rows", "reported"),
+    [
+        (TRICKY_ROWS, [0, 2, 3]),
+        # 4 rows with a step of 2: the last step is already the end, not reported twice
+        ([*TRICKY_ROWS, (4, "e", "f")], [0, 2, 4]),
+    ],
+    ids=["3 rows", "4 rows"],
+)
+def test_copy_rows_adapts_values_and_reports_each_step_once(
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[tuple[int, str, str | None]],
+    reported: list[int],
 ) -> None:
     monkeypatch.setattr("dbops.ops._bulk.ROWS_PER_PROGRESS", 2)
     calls: list[tuple[str, int, int]] = []
-    rows = [(1, "a", None), (2, "b\tc", "x\ny"), (3, "d", "")]
     stats = copy_rows(
         conn,
         "bulk_scratch",
@@ -98,27 +112,9 @@ def test_copy_rows_adapts_values(
         iter(rows),
         progress=lambda *c: calls.append(c),
     )
-    assert stats.rows == 3
-    assert calls == [("bulk_scratch", 0, 0), ("bulk_scratch", 2, 0), ("bulk_scratch", 3, 0)]
+    assert stats.rows == len(rows)
+    assert calls == [("bulk_scratch", done, 0) for done in reported]
     assert conn.execute("SELECT id, name, note FROM bulk_scratch ORDER BY id").fetchall() == rows
-
-
-def test_a_row_count_on_a_progress_step_is_reported_once(
-    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """4 rows with a step of 2: the last step is already the end, no second call for it."""
-    monkeypatch.setattr("dbops.ops._bulk.ROWS_PER_PROGRESS", 2)
-    calls: list[tuple[str, int, int]] = []
-    rows = [(i, f"n{i}", None) for i in range(1, 5)]
-    stats = copy_rows(
-        conn,
-        "bulk_scratch",
-        ["id", "name", "note"],
-        iter(rows),
-        progress=lambda *c: calls.append(c),
-    )
-    assert stats.rows == 4
-    assert calls == [("bulk_scratch", 0, 0), ("bulk_scratch", 2, 0), ("bulk_scratch", 4, 0)]
 
 
 def test_deferred_indexes_are_rebuilt_identically_with_comments(
