@@ -433,12 +433,11 @@ def test_0012_lowercases_stored_emails_and_makes_it_the_rule(empty_database: str
     refuses new ones, and the unique index on ``email`` stays case-insensitive in effect."""
     settings = make_settings(empty_database)
     upgrade(empty_database, settings, "0011")
-    with psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn:
-        mixed = conn.execute(INSERT_USER, {"email": "Ada.Lovelace@Example.COM"}).fetchone()
-        plain = conn.execute(INSERT_USER, {"email": "grace@example.com"}).fetchone()
-        conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (plain[0],))
-        gone = conn.execute(INSERT_USER, {"email": "GRACE@example.com"}).fetchone()
-        conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (gone[0],))
+    mixed = _query(empty_database, INSERT_USER, {"email": "Ada.Lovelace@Example.COM"})[0][0]
+    plain = _query(empty_database, INSERT_USER, {"email": "grace@example.com"})[0][0]
+    _query(empty_database, "UPDATE users SET deleted_at = now() WHERE id = %(id)s", {"id": plain})
+    gone = _query(empty_database, INSERT_USER, {"email": "GRACE@example.com"})[0][0]
+    _query(empty_database, "UPDATE users SET deleted_at = now() WHERE id = %(id)s", {"id": gone})
     assert _query(empty_database, USERS_EMAIL_STATE)[0][1:] == (None, True)
 
     assert upgrade(empty_database, settings, "0012").applied == ("0012",)
@@ -446,12 +445,12 @@ def test_0012_lowercases_stored_emails_and_makes_it_the_rule(empty_database: str
     assert "(email) WHERE (deleted_at IS NULL)" in str(index)
     assert "lower" not in str(index)
     assert (validated, teammates_function) == (True, False)
-    emails = dict(_query(empty_database, "SELECT id, email FROM users"))
+    emails = {row[0]: row[1] for row in _query(empty_database, "SELECT id, email FROM users")}
     # Two soft-deleted rows may share an address once lowercased; the live one is unique.
     assert emails == {
-        mixed[0]: "ada.lovelace@example.com",
-        plain[0]: "grace@example.com",
-        gone[0]: "grace@example.com",
+        mixed: "ada.lovelace@example.com",
+        plain: "grace@example.com",
+        gone: "grace@example.com",
     }
     with psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn:
         with pytest.raises(psycopg.errors.CheckViolation, match="ck_users_email_lowercase"):
