@@ -21,7 +21,7 @@ from cachetools import TTLCache
 
 from dbops.db.report import watch_cache
 
-__all__ = ["CacheStats", "MemoryCache", "QueryCache", "RedisCache", "cached"]
+__all__ = ["CacheStats", "MemoryCache", "QueryCache", "RedisCache", "cached", "keep", "peek"]
 
 T = TypeVar("T")
 
@@ -198,6 +198,27 @@ class RedisCache:
         )
 
 
+def peek(cache: QueryCache, key: str, decode: Callable[[Any], T]) -> tuple[bool, T | None]:
+    """What ``key`` holds: ``(True, answer)`` (``None``: the row is absent) or ``(False, None)``.
+
+    Nothing is loaded.
+    """
+    stored = cache.get(key)
+    if stored is None:
+        return False, None
+    return True, None if stored == _ABSENT else decode(stored)
+
+
+def keep(
+    cache: QueryCache, key: str, value: T | None, encode: Callable[[T], Any], generation: int
+) -> None:
+    """Store a loaded answer (``None``: absent) unless ``key`` was invalidated since then.
+
+    ``generation`` is taken before the load: a write that committed meanwhile wins.
+    """
+    cache.set_if(key, _ABSENT if value is None else encode(value), generation)
+
+
 def cached(
     cache: QueryCache | None,
     key: str,
@@ -217,11 +238,11 @@ def cached(
     """
     if cache is None:
         return load()
-    stored = cache.get(key)
-    if stored is not None:
-        return None if stored == _ABSENT else decode(stored)
+    found, answer = peek(cache, key, decode)
+    if found:
+        return answer
     generation = cache.generation(key)
     value = load()
     if value is not None or store_absent:
-        cache.set_if(key, _ABSENT if value is None else encode(value), generation)
+        keep(cache, key, value, encode, generation)
     return value

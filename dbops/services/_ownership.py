@@ -27,7 +27,7 @@ from dbops.db.engine import Database
 from dbops.errors import Conflict, Forbidden, NotFound
 from dbops.models.base import Role
 from dbops.services._base import Actor, reading
-from dbops.services._cache import QueryCache, cached
+from dbops.services._cache import QueryCache, cached, keep, peek
 from dbops.services._keys import role_key
 from dbops.services._query import fetch_all, fetch_one
 from dbops.services._visibility import TEAM_NOT_FOUND
@@ -43,6 +43,7 @@ __all__ = [
     "ensure_not_last_owner_anywhere",
     "insert_member",
     "load_role",
+    "load_role_seen_by",
     "lock_team",
     "remove_user_memberships",
     "require_role",
@@ -59,6 +60,16 @@ WHERE m.team_id = %(team_id)s
   AND t.deleted_at IS NULL
   AND u.deleted_at IS NULL
 """
+
+#: A user actor's own role and another user's role in the same team, in one round trip: two
+#: independent sub-selects, each :data:`SELECT_ROLE_SQL` (the first for ``actor_id``).
+SELECT_OWN_AND_ROLE_SQL = (
+    "SELECT ("
+    + SELECT_ROLE_SQL.replace("%(user_id)s", "%(actor_id)s")
+    + ") AS own, ("
+    + SELECT_ROLE_SQL
+    + ") AS theirs"
+)
 
 #: The one team lock: first statement of every change of a team (live or soft-deleted).
 LOCK_TEAM_SQL = """
@@ -285,6 +296,41 @@ def load_role(
     if cache is None:
         return load()
     return cached(cache, role_key(team_id, user_id), load, str, Role)
+
+
+def load_role_seen_by(
+    db: Database, cache: QueryCache | None, actor: Actor, team_id: uuid.UUID, user_id: uuid.UUID
+) -> Role | None:
+    """The role of ``user_id`` in ``team_id`` as the user ``actor`` may learn it.
+
+    None unless the actor is itself a live member of the team (a non-member learns nothing).
+
+    Both answers go through ``cache`` under :func:`role_key`. With the actor's own role cached
+    this is :func:`load_role` for ``user_id``; without it one statement reads both (one round
+    trip where two reads took two). The other user's role is stored only when the actor is a
+    member: under row-level security a non-member reads no membership of the team, so its
+    "absent" is not everyone's answer.
+    """
+    own_id = actor.user_id
+    if own_id is None:
+        raise ValueError("load_role_seen_by is for user actors")
+    own_key, their_key = role_key(team_id, own_id), role_key(team_id, user_id)
+    generations = (0, 0)
+    if cache is not None:
+        found, own = peek(cache, own_key, Role)
+        if found:
+            return None if own is None else load_role(db, cache, actor, team_id, user_id)
+        generations = (cache.generation(own_key), cache.generation(their_key))
+    params = {"team_id": team_id, "actor_id": own_id, "user_id": user_id}
+    with reading(db, actor) as conn:
+        row = conn.execute(SELECT_OWN_AND_ROLE_SQL, params).fetchone()
+    own = None if row is None or row[0] is None else Role(row[0])
+    theirs = None if row is None or row[1] is None else Role(row[1])
+    if cache is not None:
+        keep(cache, own_key, own, str, generations[0])
+        if own is not None:
+            keep(cache, their_key, theirs, str, generations[1])
+    return None if own is None else theirs
 
 
 def require_role(

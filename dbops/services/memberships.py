@@ -51,6 +51,7 @@ from dbops.services._ownership import (
     conflict_if_member,
     insert_member,
     load_role,
+    load_role_seen_by,
     lock_team,
     require_role,
 )
@@ -140,17 +141,14 @@ class MembershipService:
         This is the authorization primitive other services call on every request: one round
         trip on a miss and none on a hit. A user actor asking about someone else must be a
         member of the team itself, else the answer is None, whatever the team holds (a
-        non-member learns nothing of a team); that check is one more cached role lookup.
+        non-member learns nothing of a team); that check is one more cached role lookup, read
+        in the same statement when it is not cached (one round trip either way).
         """
         check_actor(actor)
         team_id = _as_uuid(team_id, "team_id")
         user_id = _as_uuid(user_id, "user_id")
-        if (
-            actor.user_id is not None
-            and actor.user_id != user_id
-            and load_role(self._db, self._cache, actor, team_id, actor.user_id) is None
-        ):
-            return None
+        if actor.user_id is not None and actor.user_id != user_id:
+            return load_role_seen_by(self._db, self._cache, actor, team_id, user_id)
         return load_role(self._db, self._cache, actor, team_id, user_id)
 
     def require_role(self, actor: Actor, team_id: uuid.UUID, minimum: Role = Role.MEMBER) -> Role:

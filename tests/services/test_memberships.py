@@ -7,11 +7,14 @@ import uuid
 import psycopg
 import pytest
 
+from dbops.config import to_libpq_url
 from dbops.db import Database
 from dbops.errors import Conflict, DbopsError, Forbidden, InvalidInput, NotFound
 from dbops.models import Role
+from dbops.services import MemoryCache
 from dbops.services import memberships as memberships_module
 from dbops.services._base import Actor, unit_of_work
+from dbops.services._keys import role_key
 from dbops.services._ownership import (
     SELECT_ROLE_SQL,
     ensure_not_last_owner_anywhere,
@@ -27,6 +30,7 @@ from tests.services._helpers import (
     role_in_table,
     soft_delete_team,
     soft_delete_user,
+    statement_calls,
 )
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -101,6 +105,40 @@ def test_role_of_is_one_prepared_statement(
             rows = conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
             prepared += sum(" ".join(r[0].split()) == expected for r in rows)
     assert prepared >= 1
+
+
+def test_role_of_someone_else_is_one_statement_and_caches_both_roles(
+    clean_db: Database, team
+) -> None:
+    """A member asking about another member: its own role and the other's in one round trip,
+    both stored; the next questions about either are answered without the database."""
+    team_id, owner, member, _ = team
+    cache = MemoryCache(ttl_s=60)
+    svc = MembershipService(clean_db, cache)
+    MembershipService(clean_db).role_of(SYSTEM, team_id, owner)  # the connection's last actor
+    with psycopg.connect(to_libpq_url(clean_db.url), autocommit=True) as probe:
+        before = statement_calls(probe, actor_settings=False)
+        assert svc.role_of(Actor.user(member), team_id, owner) is Role.OWNER
+        assert statement_calls(probe, actor_settings=False) - before == 1
+        assert svc.role_of(Actor.user(member), team_id, member) is Role.MEMBER
+        assert svc.role_of(Actor.user(member), team_id, owner) is Role.OWNER
+        assert statement_calls(probe, actor_settings=False) - before == 1
+    assert cache.get(role_key(team_id, member)) == "MEMBER"
+    assert cache.get(role_key(team_id, owner)) == "OWNER"
+
+
+def test_a_non_members_question_stores_only_its_own_absence(clean_db: Database, team) -> None:
+    """Under row-level security a non-member reads no membership of the team: its "none" about
+    another user is its own answer, not everyone's, so only its own role (absent) is kept."""
+    team_id, _, member, outsider = team
+    cache = MemoryCache(ttl_s=60)
+    svc = MembershipService(clean_db, cache)
+    assert svc.role_of(Actor.user(outsider), team_id, member) is None
+    assert cache.get(role_key(team_id, member)) is None
+    assert cache.get(role_key(team_id, outsider)) is not None  # stored: absent
+    assert svc.role_of(Actor.user(outsider), team_id, outsider) is None
+    # The member's own answer is untouched by the outsider's question.
+    assert svc.role_of(Actor.user(member), team_id, member) is Role.MEMBER
 
 
 def test_require_role(svc: MembershipService, team) -> None:
