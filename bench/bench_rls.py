@@ -327,6 +327,7 @@ def operations(
         """The statement the service sends: its own role alone, or its own and the other's."""
         same = params["user_id"] == params["actor_id"]
         return (raw_own_role if same else raw_other_role)(params)
+
     raw_teams = _raw(raw, SELECT_TEAMS_OF_USER_SQL, True)
     raw_list = _raw(raw, LIST_TEAMS_SQL, True)
     return [
