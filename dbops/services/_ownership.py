@@ -324,8 +324,8 @@ def load_role_seen_by(
     params = {"team_id": team_id, "actor_id": own_id, "user_id": user_id}
     with reading(db, actor) as conn:
         row = conn.execute(SELECT_OWN_AND_ROLE_SQL, params).fetchone()
-    own = None if row is None or row[0] is None else Role(row[0])
-    theirs = None if row is None or row[1] is None else Role(row[1])
+    assert row is not None  # two scalar sub-selects: always one row
+    own, theirs = (None if value is None else Role(value) for value in row)
     if cache is not None:
         keep(cache, own_key, own, str, generations[0])
         if own is not None:

@@ -22,6 +22,7 @@ from dbops.errors import InvalidInput
 from dbops.models import Role
 from dbops.ops.roles import ROLE_NAMES, RoleName
 from dbops.services._base import Actor, reading, unit_of_work
+from dbops.services.users import SELECT_USER_BY_EMAIL_SQL, SELECT_VISIBLE_USER_BY_EMAIL_SQL
 from tests.fixtures.db import make_settings, role_url
 from tests.services._helpers import add_member, make_team, make_user
 
@@ -512,8 +513,6 @@ WHERE c.oid = 'team_members'::regclass
 
 def _membership_rows_read(app: psycopg.Connection[Any], actor: uuid.UUID, email: str) -> int:
     """How many membership rows one user-by-email lookup by ``actor`` reads."""
-    from dbops.services.users import SELECT_VISIBLE_USER_BY_EMAIL_SQL
-
     _act(app, "user", actor)
     params = {"email": email, "actor_id": actor}
     with app.transaction(force_rollback=True):
@@ -536,20 +535,16 @@ def test_a_user_lookup_reads_as_few_memberships_for_a_member_of_a_big_team(
     (and then compared the row with each). Keyed by the row (0012), the check reads that
     user's own memberships, whatever the team sizes: the counts must be equal.
     """
-    small_mate = make_user(clean_db, email=f"mate{uuid.uuid4().hex[:8]}@example.com")
-    add_member(clean_db, tenants.team_b, small_mate, Role.MEMBER)
+    mate_email = f"mate{uuid.uuid4().hex[:8]}@example.com"
+    add_member(clean_db, tenants.team_b, make_user(clean_db, email=mate_email), Role.MEMBER)
     raw_conn.execute(ADD_BIG_TEAM, {"n": BIG_TEAM, "team": tenants.team_a})
-    row = raw_conn.execute("SELECT email FROM users WHERE id = %s", (small_mate,)).fetchone()
     raw_conn.commit()
-    assert row is not None
     app = as_role("app")
 
-    small = _membership_rows_read(app, tenants.bob, str(row[0]))
+    small = _membership_rows_read(app, tenants.bob, mate_email)
     big = _membership_rows_read(app, tenants.alice, f"big{BIG_TEAM // 2}@example.com")
     assert 0 < small < 20
     assert big == small
     # Not blind: an actor who shares no team with the row finds nothing.
     _act(app, "user", tenants.bob)
-    from dbops.services.users import SELECT_USER_BY_EMAIL_SQL
-
     assert app.execute(SELECT_USER_BY_EMAIL_SQL, {"email": "big1@example.com"}).fetchall() == []
