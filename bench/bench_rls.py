@@ -96,8 +96,8 @@ JOIN users AS u ON u.id = m.user_id AND u.deleted_at IS NULL
 JOIN sizes AS s ON s.team_id = m.team_id
 GROUP BY m.user_id
 HAVING count(*) >= 3
-   AND (max(s.n) <= %(max_size)s OR bool_or(m.team_id = %(big)s))
-   AND (%(big)s::uuid IS NULL OR bool_or(m.team_id = %(big)s))
+   AND CASE WHEN %(big)s::uuid IS NULL THEN max(s.n) <= %(max_size)s
+            ELSE bool_or(m.team_id = %(big)s) END
 ORDER BY m.user_id
 """
 #: The largest live team, topped up to ``n`` members with users not in it (random, seeded by
