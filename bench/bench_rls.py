@@ -10,8 +10,9 @@ dbops' roles as the superuser (``setup_roles``), the migrations as ``dbops_owner
 tops memberships up to ~3 per user (``bench.bench_services.prepare``'s data set). Then times
 each hot read on four sides, alternating them in rounds:
 
-(a) ``raw``: the services' own statement on a raw autocommit psycopg connection as the
-    superuser (``prepare=True``, tuple rows; RLS does not apply to a superuser): the baseline;
+(a) ``raw``: the statement the service sends for this user actor (its visibility rule folded
+    in, same parameters, same answer) on a raw autocommit psycopg connection as the superuser
+    (``prepare=True``, tuple rows; RLS does not apply to a superuser): the baseline;
 (b) ``rls, same actor``: the public service method on ``open_database()`` as ``dbops_app``,
     with one user actor on every call (the pooled connection carries it: no extra statement);
 (c) ``rls, actor changes``: as (b), but the actor's context alternates every call, so each
@@ -58,17 +59,19 @@ from dbops.services import Actor, MembershipService, TeamService, UserService
 from dbops.services.statements import (
     SELECT_OWN_AND_ROLE_SQL,
     SELECT_ROLE_SQL,
-    SELECT_TEAM_BY_SLUG_SQL,
     SELECT_TEAMS_OF_USER_SQL,
     SELECT_USER_BY_EMAIL_SQL,
 )
 from dbops.services.teams import (
     ORDER_TEAMS_SQL,
     SEARCH_TEAMS_SQL,
+    SELECT_MEMBER_TEAM_BY_SLUG_SQL,
     SELECT_TEAMS_SQL,
     WHERE_LIVE,
+    WHERE_MEMBER,
     WHERE_SETTINGS_CONTAIN,
 )
+from dbops.services.users import SELECT_VISIBLE_USER_BY_EMAIL_SQL
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "Row-level security"
@@ -77,8 +80,11 @@ SUPERUSER = "superuser, same actor"
 #: First page of ``TeamService.list_teams`` (its default limit, plus the look-ahead row).
 PAGE = 50
 
-#: The list read as the service builds it (first page, live teams, no filter).
-LIST_TEAMS_SQL = SELECT_TEAMS_SQL.format(where=WHERE_LIVE) + ORDER_TEAMS_SQL
+#: The list read as the service builds it for a user actor (first page, its live teams).
+LIST_MEMBER_TEAMS_SQL = (
+    SELECT_TEAMS_SQL.format(where=sql.SQL(" AND ").join([WHERE_MEMBER, WHERE_LIVE]))
+    + ORDER_TEAMS_SQL
+)
 #: The list read with a settings filter (``@>``, GIN index ix_teams_settings): EXPLAIN only.
 LIST_TEAMS_SETTINGS_SQL = (
     SELECT_TEAMS_SQL.format(where=sql.SQL(" AND ").join([WHERE_LIVE, WHERE_SETTINGS_CONTAIN]))
@@ -304,10 +310,10 @@ def operations(
         }
 
     def email_params(e: str) -> dict[str, Any]:
-        return {"email": e}
+        return {"email": e, "actor_id": inputs.user_id}
 
     def slug_params(s: str) -> dict[str, Any]:
-        return {"slug": s}
+        return {"slug": s, "actor_id": inputs.user_id}
 
     def pair_params(p: tuple[uuid.UUID, uuid.UUID]) -> dict[str, Any]:
         return {"team_id": p[0], "user_id": p[1], "actor_id": inputs.user_id}
@@ -316,10 +322,10 @@ def operations(
         return {"user_id": u}
 
     def page_params(_: object) -> dict[str, Any]:
-        return {"limit": PAGE + 1}
+        return {"limit": PAGE + 1, "actor_id": inputs.user_id}
 
-    raw_email = _raw(raw, SELECT_USER_BY_EMAIL_SQL, False)
-    raw_slug = _raw(raw, SELECT_TEAM_BY_SLUG_SQL, False)
+    raw_email = _raw(raw, SELECT_VISIBLE_USER_BY_EMAIL_SQL, False)
+    raw_slug = _raw(raw, SELECT_MEMBER_TEAM_BY_SLUG_SQL, False)
     raw_own_role = _raw(raw, SELECT_ROLE_SQL, False)
     raw_other_role = _raw(raw, SELECT_OWN_AND_ROLE_SQL, False)
 
@@ -329,7 +335,7 @@ def operations(
         return (raw_own_role if same else raw_other_role)(params)
 
     raw_teams = _raw(raw, SELECT_TEAMS_OF_USER_SQL, True)
-    raw_list = _raw(raw, LIST_TEAMS_SQL, True)
+    raw_list = _raw(raw, LIST_MEMBER_TEAMS_SQL, True)
     return [
         Op(
             "users.get_by_email",
@@ -338,7 +344,7 @@ def operations(
                 lambda e: raw_email(email_params(e)),
                 lambda s, a, e: s.users.get_by_email(a, e),
             ),
-            SELECT_USER_BY_EMAIL_SQL,
+            SELECT_VISIBLE_USER_BY_EMAIL_SQL,
             email_params,
         ),
         Op(
@@ -348,7 +354,7 @@ def operations(
                 lambda x: raw_slug(slug_params(x)),
                 lambda s, a, x: s.teams.get_by_slug(a, x),
             ),
-            SELECT_TEAM_BY_SLUG_SQL,
+            SELECT_MEMBER_TEAM_BY_SLUG_SQL,
             slug_params,
         ),
         Op(
@@ -378,7 +384,7 @@ def operations(
                 lambda x: raw_list(page_params(x)),
                 lambda s, a, _: list(s.teams.list_teams(a, limit=PAGE).items),
             ),
-            LIST_TEAMS_SQL,
+            LIST_MEMBER_TEAMS_SQL,
             page_params,
         ),
     ]
@@ -529,10 +535,13 @@ def render_header(
         "`teams_of_user`, the first page (50) for `list_teams`."
     )
     out.append(
-        "Sides: **(a) raw** = the services' own statement (`dbops.services.statements`, and "
-        "the `list_teams` text built from `dbops.services.teams`' constants) on one raw "
+        "Sides: **(a) raw** = the very statement the service sends for a user actor, its "
+        "visibility rule folded in (`SELECT_VISIBLE_USER_BY_EMAIL_SQL`, "
+        "`SELECT_MEMBER_TEAM_BY_SLUG_SQL`, the role statements, `SELECT_TEAMS_OF_USER_SQL`, "
+        "the `list_teams` text with `WHERE_MEMBER`), with the same parameters, on one raw "
         "autocommit psycopg connection as the superuser, `prepare=True`, tuple rows: RLS does "
-        "not apply. **(b) rls, same actor** = the public service method (no cache) on "
+        "not apply, the answer is the service's. **(b) rls, same actor** = the public "
+        "service method (no cache) on "
         "`open_database()` as `dbops_app`, the same user actor on every call, so the pooled "
         "connection carries it and no `set_config` is sent. **(c) rls, actor changes** = as "
         "(b) on its own Database, but the actor context alternates every call between two "

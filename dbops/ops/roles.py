@@ -21,7 +21,8 @@ dbops_system     NOLOGIN, BYPASSRLS, granted to dbops_app: the services switch t
                  explicit system actor (``SET ROLE``), so system statements plan without the
                  tenant policies. It owns nothing: the app role can become it.
 dbops_policy     NOLOGIN, BYPASSRLS, granted to the owner only: owns the policies' functions
-                 (migrations 0008, 0010), which no role the application can become may alter.
+                 and views (migrations 0008, 0010, 0013; :mod:`dbops.ops.policy_role`), which
+                 no role the application can become may alter.
 ===============  =========================================================================
 
 Role-level defaults (``ALTER ROLE ... SET``) are removed from every dbops role on each setup
@@ -44,7 +45,7 @@ anyone's ``ALTER ROLE ... PASSWORD``) are removed (:func:`purge_secret_statement
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,6 +63,7 @@ from dbops.db.roles import (
     SYSTEM_ROLE,
     RoleName,
 )
+from dbops.ops.policy_role import existing_functions, hand_to_policy_role
 from dbops.redact import SECRET_PATTERN_SQL, redact_sql
 
 __all__ = [
@@ -227,13 +229,7 @@ EXISTING_SCHEMAS_SQL = """
 SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY(%(schemas)s)
 """
 
-#: Which of ``functions`` exist (a database not migrated that far has none of them).
-EXISTING_FUNCTIONS_SQL = """
-SELECT f AS identity FROM unnest(%(functions)s::text[]) AS f WHERE to_regprocedure(f) IS NOT NULL
-"""
-
-#: ``{function}`` is one of :data:`DATA_FUNCTIONS` or :data:`RLS_FUNCTIONS` (constants, checked
-#: by ``to_regprocedure``).
+#: ``{function}`` is one of :data:`DATA_FUNCTIONS` (constants, checked by ``to_regprocedure``).
 GRANT_EXECUTE_SQL = sql.SQL("GRANT EXECUTE ON FUNCTION {function} TO {role}")
 
 
@@ -326,23 +322,10 @@ ALTER_SYSTEM_ROLE_SQL = sql.SQL(
 )
 GRANT_ROLE_SQL = sql.SQL("GRANT {role} TO {member}")
 
-#: The functions behind the tenant policies (migrations 0008, 0010; ``rls_actor_user_ids`` only
-#: from 0008 to 0011, dropped by 0012): they belong to the policy
-#: role, which bypasses RLS and which the app cannot become; dbops' roles may call them.
-RLS_FUNCTIONS = ("rls_actor_team_ids()", "rls_actor_user_ids()", "rls_actor_owned_team_ids()")
-
 SYSTEM_POLICIES_SQL = """
 SELECT tablename::text FROM pg_policies
 WHERE schemaname = 'public' AND policyname = 'a_system_all'
 """
-
-FUNCTION_OWNER_SQL = sql.SQL("ALTER FUNCTION {function} OWNER TO {role}")
-
-
-def _existing_functions(conn: psycopg.Connection[Any], functions: Sequence[str]) -> list[str]:
-    """Those of ``functions`` (signatures) the database has: migrated far enough."""
-    rows = conn.execute(EXISTING_FUNCTIONS_SQL, {"functions": list(functions)})
-    return [r[0] for r in rows]
 
 
 def _ensure_nologin_role(conn: psycopg.Connection[Any], name: str, member: str) -> None:
@@ -486,11 +469,7 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
     conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("public"), role=policy))
     if "team_members" in tables:  # what the policy functions read, and nothing else
         conn.execute(sql.SQL("GRANT SELECT ON team_members TO {role}").format(role=policy))
-    for signature in _existing_functions(conn, RLS_FUNCTIONS):  # none before migration 0008
-        rls_function = sql.SQL(signature)  # a fixed name from RLS_FUNCTIONS
-        conn.execute(FUNCTION_OWNER_SQL.format(function=rls_function, role=policy))
-        for role in (owner, app, readonly):
-            conn.execute(GRANT_EXECUTE_SQL.format(function=rls_function, role=role))
+    hand_to_policy_role(conn, (owner, app, readonly))
     for role in (readonly, monitor):
         conn.execute(GRANT_MONITOR_SQL.format(role=role))
     conn.execute(READ_ONLY_DEFAULT_SQL.format(role=readonly))
@@ -517,10 +496,10 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
         for role in (readonly, monitor):
             conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("audit"), role=role))
             conn.execute(sql.SQL("GRANT SELECT ON audit.head TO {role}").format(role=role))
-    for function in _existing_functions(conn, DATA_FUNCTIONS):  # none before migration 0009
+    for function in existing_functions(conn, DATA_FUNCTIONS):  # none before migration 0009
         for role in (monitor, readonly):
             conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=role))
-    for function in _existing_functions(conn, (REPORT_FUNCTION,)):  # none before 0011
+    for function in existing_functions(conn, (REPORT_FUNCTION,)):  # none before 0011
         conn.execute(GRANT_USAGE_SQL.format(schema=sql.Identifier("dbops_monitor"), role=app))
         conn.execute(GRANT_EXECUTE_SQL.format(function=sql.SQL(function), role=app))
 

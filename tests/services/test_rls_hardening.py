@@ -7,8 +7,10 @@ defaults that the connections ignore, the setup removes and a check reports.
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,6 +20,7 @@ from dbops.config import to_libpq_url
 from dbops.db import Database, EmbeddedCluster, open_database
 from dbops.db.roles import ALL_ROLES, POLICY_ROLE, SYSTEM_ROLE
 from dbops.monitoring import collect_snapshot, evaluate
+from dbops.ops.policy_role import POLICY_VIEWS
 from dbops.ops.roles import ROLE_NAMES, RoleName, setup_roles
 from tests.fixtures.db import ROLE_PASSWORDS, make_settings, role_url
 from tests.services._helpers import make_team, make_user
@@ -26,6 +29,7 @@ ACTOR = """
 SELECT set_config('app.actor_kind', 'user', false), set_config('app.actor_id', %(id)s, false)
 """
 DBOPS_SCHEMAS = ["public", "archive", "audit", "dbops_monitor"]
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 
 
 @pytest.fixture
@@ -185,6 +189,11 @@ def test_no_role_the_app_can_become_owns_an_object(db: Database) -> None:
             "SELECT DISTINCT proowner::regrole::text FROM pg_proc WHERE proname LIKE 'rls\\_%%'"
         ).fetchall()
         assert owners == [(POLICY_ROLE,)]
+        view_owners = conn.execute(
+            "SELECT relname::text, relowner::regrole::text FROM pg_class "
+            "WHERE relname LIKE 'rls\\_%%' AND relkind = 'v' ORDER BY 1"
+        ).fetchall()
+        assert view_owners == [(name, POLICY_ROLE) for name in sorted(POLICY_VIEWS)]
         can_become_policy = conn.execute(
             "SELECT pg_has_role('dbops_app', %s, 'MEMBER')", (POLICY_ROLE,)
         ).fetchone()
@@ -200,6 +209,9 @@ def test_no_role_the_app_can_become_owns_an_object(db: Database) -> None:
         "CREATE OR REPLACE FUNCTION rls_actor_team_ids() RETURNS uuid[] LANGUAGE sql "
         "AS 'SELECT array_agg(id) FROM teams'",
         "DROP POLICY tenant_select ON users",
+        "DROP VIEW rls_actor_teams CASCADE",
+        "CREATE OR REPLACE VIEW rls_actor_teams AS SELECT id AS team_id FROM teams",
+        "ALTER VIEW rls_actor_team_memberships SET (security_barrier = false)",
         "ALTER TABLE users NO FORCE ROW LEVEL SECURITY",
     ],
 )
@@ -215,6 +227,82 @@ def test_the_app_cannot_touch_the_policies_even_as_the_system_role(
 
 
 # -- role defaults -----------------------------------------------------------------------------
+LEAK = """
+CREATE FUNCTION pg_temp.leak(value uuid) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
+BEGIN
+  RAISE NOTICE 'seen %', value;
+  RETURN true;
+END
+$$
+"""
+
+
+def test_the_policy_views_show_only_the_actors_own_world_even_to_a_leaky_function(
+    team: dict[str, Any], as_role: Any, clean_db: Database
+) -> None:
+    """The views are readable by every role (the policies run as the caller): what they show is
+    the actor's teams and the memberships in them, and ``security_barrier`` keeps a caller's
+    cheap function from seeing the rows they filter out."""
+    make_team(clean_db, owners=[team["outsider"]])  # a team the member must not see
+    member = as_role("app", team["member"])
+    seen: list[str] = []
+    member.add_notice_handler(lambda notice: seen.append(str(notice.message_primary)))
+    member.execute(LEAK)
+    teams = member.execute("SELECT team_id FROM rls_actor_teams WHERE pg_temp.leak(team_id)")
+    assert [r[0] for r in teams] == [team["team"]]
+    rows = member.execute(
+        "SELECT user_id FROM rls_actor_team_memberships WHERE pg_temp.leak(user_id)"
+    ).fetchall()
+    assert {r[0] for r in rows} == {team["owner"], team["member"], team["other"]}
+    assert len(seen) == 1 + 3  # the function saw the visible rows and nothing else
+
+
+def _portable_views() -> list[str]:
+    """Migration 0013's own CREATE VIEW statements, as CREATE OR REPLACE."""
+    path = MIGRATIONS / "2026_12_07_0200-0013_policy_views.py"
+    spec = importlib.util.spec_from_file_location("policy_views_0013", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    views = [v for v in module.VIEWS if "CREATE VIEW" in v]
+    assert len(views) == len(POLICY_VIEWS)
+    return [v.replace("CREATE VIEW", "CREATE OR REPLACE VIEW") for v in views]
+
+
+VISIBLE = """
+SELECT (SELECT array_agg(id ORDER BY id) FROM users), (SELECT array_agg(id ORDER BY id) FROM teams),
+       (SELECT array_agg((team_id, user_id)::text ORDER BY team_id, user_id) FROM team_members)
+"""
+
+
+def test_the_portable_views_a_migration_creates_give_the_same_rows_without_recursion(
+    team: dict[str, Any], clean_db: Database, raw_conn: psycopg.Connection[Any]
+) -> None:
+    """Migration 0013's views before roles setup hands them over: owned by the migrating role,
+    which is under RLS, they must not recurse into team_members' policy and must show what the
+    planned form shows (one transaction as the superuser, rolled back)."""
+    make_team(clean_db, owners=[team["outsider"]])
+    conn = raw_conn  # the superuser, in a transaction rolled back at the end
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL ROLE dbops_app")
+        conn.execute(ACTOR.replace("false", "true"), {"id": str(team["member"])})
+        planned = conn.execute(VISIBLE).fetchone()
+        conn.execute("RESET ROLE")
+        for name in POLICY_VIEWS:
+            conn.execute(f"ALTER VIEW {name} OWNER TO {ROLE_NAMES['owner']}")
+        for statement in _portable_views():
+            conn.execute(statement)
+        conn.execute("SET LOCAL ROLE dbops_app")
+        portable = conn.execute(VISIBLE).fetchone()
+        conn.execute(f"SET LOCAL ROLE {ROLE_NAMES['owner']}")  # the owner itself: no recursion
+        as_owner = conn.execute(VISIBLE).fetchone()
+    assert planned is not None
+    assert planned[1] == [team["team"]]
+    assert sorted(planned[0]) == sorted([team["owner"], team["member"], team["other"]])
+    assert portable == planned == as_owner
+
+
 @pytest.fixture
 def restore_roles(db: Database) -> Iterator[None]:
     yield
