@@ -61,15 +61,21 @@ WHERE m.team_id = %(team_id)s
   AND u.deleted_at IS NULL
 """
 
-#: A user actor's own role and another user's role in the same team, in one round trip: two
-#: independent sub-selects, each :data:`SELECT_ROLE_SQL` (the first for ``actor_id``).
-SELECT_OWN_AND_ROLE_SQL = (
-    "SELECT ("
-    + SELECT_ROLE_SQL.replace("%(user_id)s", "%(actor_id)s")
-    + ") AS own, ("
-    + SELECT_ROLE_SQL
-    + ") AS theirs"
-)
+#: A user actor's own role and another user's role in the same team, in one round trip and one
+#: scan: the two memberships through pk_team_members, each table read once (under row-level
+#: security each table reference costs its policy: two sub-selects paid them twice). Always
+#: one row; a role is NULL where that membership (live team, live user) does not exist.
+SELECT_OWN_AND_ROLE_SQL = """
+SELECT max(m.role) FILTER (WHERE m.user_id = %(actor_id)s) AS own,
+       max(m.role) FILTER (WHERE m.user_id = %(user_id)s) AS theirs
+FROM team_members AS m
+JOIN teams AS t ON t.id = m.team_id
+JOIN users AS u ON u.id = m.user_id
+WHERE m.team_id = %(team_id)s
+  AND m.user_id = ANY (ARRAY[%(actor_id)s, %(user_id)s])
+  AND t.deleted_at IS NULL
+  AND u.deleted_at IS NULL
+"""
 
 #: The one team lock: first statement of every change of a team (live or soft-deleted).
 LOCK_TEAM_SQL = """
@@ -324,7 +330,7 @@ def load_role_seen_by(
     params = {"team_id": team_id, "actor_id": own_id, "user_id": user_id}
     with reading(db, actor) as conn:
         row = conn.execute(SELECT_OWN_AND_ROLE_SQL, params).fetchone()
-    assert row is not None  # two scalar sub-selects: always one row
+    assert row is not None  # an aggregate without GROUP BY: always one row
     own, theirs = (None if value is None else Role(value) for value in row)
     if cache is not None:
         keep(cache, own_key, own, str, generations[0])

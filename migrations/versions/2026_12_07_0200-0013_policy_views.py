@@ -28,9 +28,15 @@ recursion while their owner is subject to RLS (the migrating role, a single-role
 form**, which reads ``team_members`` directly (``dbops.ops.roles.POLICY_VIEWS``): no function
 call left in any read policy. The write checks keep ``rls_actor_owned_team_ids()``.
 
-Catalog changes only (``CREATE VIEW``, ``ALTER POLICY``: brief ``ACCESS EXCLUSIVE`` locks,
-bounded by the run's lock_timeout, decision 0003). The downgrade puts 0008/0010/0012's policy
-expressions back and drops the views.
+Every policy starts from the actor's teams, so that lookup should touch no table row:
+``ix_team_members_user_id`` becomes ``(user_id, team_id)``, the same leading column (every
+query it served before, it serves) with the team in the index, so the probe is an index-only
+scan. ``team_members`` exists and takes writes: the new index is built ``CONCURRENTLY`` under a
+temporary name, the old one dropped ``CONCURRENTLY``, the new one renamed (one autocommit
+block, each step rerun-safe, decision 0003). The rest are catalog changes (``CREATE VIEW``,
+``ALTER POLICY``: brief ``ACCESS EXCLUSIVE`` locks, bounded by the run's lock_timeout). The
+downgrade puts 0008/0010/0012's policy expressions back, drops the views and rebuilds the
+one-column index.
 
 Revision ID: 0013
 Revises: 0012
@@ -43,6 +49,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from dbops.ops.migrate import create_index_concurrently, drop_index_concurrently
+
 revision: str = "0013"
 down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
@@ -51,10 +59,28 @@ depends_on: str | Sequence[str] | None = None
 #: Rules squawk may skip for this revision's SQL (scripts/lint_migrations.py), with the reason.
 SQUAWK_IGNORE = {
     "require-statement-timeout": (
-        "catalog-only changes (views, policy expressions): no scan, no rewrite; waits are "
-        "bounded by the run's lock_timeout (decision 0003)"
+        "a statement_timeout would abort the CONCURRENTLY build halfway on a big table; the "
+        "rest are catalog-only changes (views, policy expressions); waits are bounded by the "
+        "run's lock_timeout (decision 0003)"
+    ),
+    "prefer-robust-stmts": (
+        "create_index_concurrently is rerun-safe without IF NOT EXISTS (it keeps a valid index "
+        "and drops an INVALID one); the rename runs only while the temporary name exists"
     ),
 }
+
+INDEX = "ix_team_members_user_id"
+BUILDING = "ix_team_members_user_id_building"
+#: The temporary index gets its final name once the old one is gone (rerun-safe).
+RENAME_BUILT = f"""
+DO $$
+BEGIN
+    IF to_regclass('public.{BUILDING}') IS NOT NULL THEN
+        ALTER INDEX {BUILDING} RENAME TO {INDEX};
+    END IF;
+END
+$$
+"""
 
 ACTOR_ID = "NULLIF(current_setting('app.actor_id', true), '')::uuid"
 
@@ -140,7 +166,15 @@ def _policies(teams: str, users: str) -> None:
     op.execute(_alter("users", "tenant_select", users))
 
 
+def _swap_index(columns: list[str]) -> None:
+    with op.get_context().autocommit_block():
+        create_index_concurrently(BUILDING, "team_members", columns)
+        drop_index_concurrently(INDEX, "team_members")
+        op.execute(RENAME_BUILT)
+
+
 def upgrade() -> None:
+    _swap_index(["user_id", "team_id"])
     for statement in VIEWS:
         op.execute(statement)
     _policies(NEW_TEAMS, NEW_USERS)
@@ -149,3 +183,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     _policies(OLD_TEAMS, OLD_USERS)
     op.execute(DROP_VIEWS)
+    _swap_index(["user_id"])
