@@ -704,16 +704,24 @@ users and 1,000 calls; `--big-team N` sets the company-wide team's size):
    `list_teams` and `search_teams` read only the actor's teams through `pk_teams`.
 3. **System actors switch to the BYPASSRLS role `dbops_system`**, so their statements plan
    as without RLS (`users.get_by_email (system actor)` uses `uq_users_email_live`).
-4. **What remains is fixed, per statement and per call**: a `SECURITY DEFINER` plpgsql policy
-   function per RLS table in the statement (`rls_actor_team_ids()`, and the visibility
-   `EXISTS` the services fold into their user-actor reads on top of the policy); the
-   service's own cost over a raw prepared read (side d: about 1.4-3x on reads that take
-   30-150 µs raw). These are the next levers (issue 19). `role_of` about someone else reads
-   the actor's own role and the other's in one statement (`SELECT_OWN_AND_ROLE_SQL`, the raw
-   side runs the same; it was two round trips before 2026-12-07).
-5. **The actor round trip (c)** is one extra statement per read whenever the pooled
+4. **No function call in any read policy** (migration 0013). The policies used to ask a
+   `SECURITY DEFINER` plpgsql function for the actor's teams once per RLS table in the
+   statement: opaque to the planner, its query ran through SPI with its own executor start,
+   locks and plan check, 60-130 µs per statement here. They now read two `security_barrier`
+   views owned by `dbops_policy` (`rls_actor_teams`, `rls_actor_team_memberships`) that the
+   planner inlines: the actor's teams are an index-only probe of `ix_team_members_user_id`
+   (now `(user_id, team_id)`) in the statement's own plan (the `Index Only Scan ... m_1`
+   lines above). `role_of` about someone else reads both memberships in one scan
+   (`SELECT_OWN_AND_ROLE_SQL`: each table once, so each policy once).
+5. **What remains is fixed**: one index-only probe per RLS table in the statement, the
+   per-row `EXISTS` of `users`' policy, and the service's own cost over a raw prepared read
+   (side d). The raw side runs the very statement the service sends for a user actor (its
+   visibility rule folded in), so (b)/(a) is what RLS and the service layer add to it.
+6. **The actor round trip (c)** is one extra statement per read whenever the pooled
    connection last served another actor; a multi-user server under load pays it on most
-   reads. Pool affinity per actor is the lever.
+   reads. Sending it in the same pipeline as the read saves nothing measurable here (the
+   `set_config` statement's server work, not the network, is the cost on loopback); pool
+   affinity per actor is the lever.
 """
 
 

@@ -12,6 +12,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from dbops.errors import (
 __all__ = [
     "NO_ACTOR",
     "ActorContext",
+    "ActorPool",
     "Database",
     "connection_kwargs",
     "make_engine",
@@ -120,11 +122,11 @@ class _PrePing:
         self._used[conn] = now
 
 
-def make_pool(settings: Settings, url: str | Dsn, *, open_now: bool = True) -> ConnectionPool:
+def make_pool(settings: Settings, url: str | Dsn, *, open_now: bool = True) -> ActorPool:
     """A psycopg pool with the seed's defaults: 20 connections, 30 s idle, 2 s wait, pre-ping."""
     dsn = url if isinstance(url, Dsn) else Dsn.parse(url, source="the database URL")
     ping = _PrePing(settings.pool_pre_ping_bypass_s) if settings.pool_pre_ping else None
-    return ConnectionPool(
+    return ActorPool(
         dsn.libpq,
         kwargs=connection_kwargs(settings),
         min_size=min(settings.pool_min_size, settings.pool_max_size),
@@ -211,10 +213,51 @@ class _Carried:
         else:
             self._by_conn[conn] = context
 
+    def carries(self, conn: psycopg.Connection[Any], context: ActorContext) -> bool:
+        """Whether ``conn`` carries ``context`` now (a read by it would send nothing)."""
+        return self._by_conn.get(conn, NO_ACTOR) == context
+
 
 #: One registry per process: pools of several Database objects never share connections, and
 #: the weak keys drop closed connections.
 CARRIED = _Carried()
+
+#: The actor the current thread's checkout would like its connection to carry.
+_WANTED: ContextVar[ActorContext | None] = ContextVar("dbops_wanted_actor", default=None)
+
+
+class ActorPool(ConnectionPool):
+    """psycopg_pool's pool, handing a read the idle connection that already carries its actor.
+
+    psycopg_pool hands idle connections out in rotation, so with many users most reads got a
+    connection last used by someone else and paid one ``set_config`` statement first (as much
+    server work as the read itself: bench/bench_rls.py, side c). :meth:`getconn_carrying`
+    prefers, among the idle connections, one that carries the actor already (actor affinity,
+    see :class:`_Carried`); when none does, it takes the next one in rotation as before. Only
+    the choice among idle connections changes: sizes, waiting, checks and stats are the pool's.
+
+    The choice is made in ``_get_ready_connection``, the pool's own critical section; if a
+    psycopg_pool release renamed it, reads would simply lose the preference (correctness does
+    not depend on it), and ``tests/db/test_pool.py`` would fail on the extra ``set_config``.
+    """
+
+    def getconn_carrying(self, context: ActorContext) -> psycopg.Connection[Any]:
+        """:meth:`getconn`, preferring an idle connection that carries ``context``."""
+        token = _WANTED.set(context)
+        try:
+            return self.getconn()
+        finally:
+            _WANTED.reset(token)
+
+    def _get_ready_connection(self, timeout: float | None) -> psycopg.Connection[Any] | None:
+        wanted = _WANTED.get()
+        if wanted is not None and self._pool and (timeout is None or timeout > 0.0):
+            for index, conn in enumerate(self._pool):
+                if CARRIED.carries(conn, wanted):
+                    del self._pool[index]
+                    self._nconns_min = min(self._nconns_min, len(self._pool))
+                    return conn
+        return super()._get_ready_connection(timeout)
 
 
 def _in_transaction_mode(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
@@ -274,8 +317,12 @@ class _ReadConnection:
         self._conn: psycopg.Connection[Any] | None = None
 
     def __enter__(self) -> psycopg.Connection[Any]:
+        pool = self._pool
         try:
-            conn = self._pool.getconn()
+            if isinstance(pool, ActorPool):
+                conn = pool.getconn_carrying(self._context)
+            else:
+                conn = pool.getconn()
         except Exception as exc:
             raise (translate_exception(exc) or exc) from exc
         try:

@@ -238,3 +238,39 @@ def test_an_autocommit_read_sends_the_actor_only_when_it_changes(
         with unit_of_work(one_connection, alice):
             pass
         assert statement_calls(probe) - before >= 3  # the unit of work did send it
+
+
+def test_reads_by_alternating_actors_each_get_the_connection_that_carries_them(
+    migrated: str,
+) -> None:
+    """Actor affinity (``ActorPool``): with three idle connections, reads alternating between
+    alice and bob each get the one that already carries their actor, so after the first read of
+    each no ``set_config`` is sent. In rotation (psycopg_pool's own order: the oldest idle
+    connection first) every one of these reads would send one."""
+    from dbops.config import to_libpq_url
+    from dbops.db import open_database
+    from tests.fixtures.db import make_settings
+    from tests.services._helpers import statement_calls
+
+    two = open_database(make_settings(migrated, pool_min_size=3, pool_max_size=3), migrated)
+    try:
+        two.pool.wait()
+        alice, bob = Actor.user(uuid.uuid4()), Actor.user(uuid.uuid4())
+        used: dict[uuid.UUID | None, set[int]] = {alice.user_id: set(), bob.user_id: set()}
+        for actor in (alice, bob):  # one set_config each, on two of the connections
+            with reading(two, actor) as conn:
+                used[actor.user_id].add(id(conn))
+        reads = 20
+        with psycopg.connect(to_libpq_url(two.url), autocommit=True) as probe:
+            before = statement_calls(probe)
+            for turn in range(reads):
+                actor = (alice, bob)[turn % 2]
+                with reading(two, actor) as conn:
+                    row = conn.execute(ACTOR_SETTINGS).fetchone()
+                    assert row == ("user", str(actor.user_id), "")
+                    used[actor.user_id].add(id(conn))
+            assert statement_calls(probe) - before == reads  # the reads alone: no set_config
+        assert len(used[alice.user_id]) == len(used[bob.user_id]) == 1
+        assert used[alice.user_id] != used[bob.user_id]
+    finally:
+        two.close()
