@@ -409,6 +409,15 @@ class Settings(BaseSettings):
             "(stops scrape storms; 0 collects on every scrape)."
         ),
     )
+    exporter_slow_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "The exporter refreshes its expensive collectors (statements, indexes and bloat, "
+            "tables, data) in the background at most this often and serves their latest parts "
+            "in between, with `dbops_collector_age_seconds` (0 refreshes them on every scrape)."
+        ),
+    )
     exporter_top_statements: int = Field(
         default=20,
         ge=0,

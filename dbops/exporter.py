@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -50,6 +51,7 @@ from dbops.monitoring.snapshot import (
     AppStat,
     BackupsStat,
     CacheStat,
+    CarriedSection,
     PoolStat,
     QueryStat,
     ResourceStat,
@@ -82,6 +84,12 @@ SCRAPE_TIMEOUT = "scrape_timeout"
 MAX_CLIENT_SERIES = 10
 #: Error counter key for a collection that raised as a whole (database unreachable).
 SNAPSHOT_FAILED = "snapshot"
+#: The expensive collectors: the exporter runs them on their own cadence
+#: (``exporter_slow_interval_s``) in the background and carries their latest parts into every
+#: scrape's snapshot, with their age (``dbops_collector_age_seconds``). pg_stat_statements
+#: with thousands of entries and the bloat estimate cost ten times the rest of a snapshot; the
+#: others are counts and catalog rows a scrape reads in a few milliseconds.
+SLOW_COLLECTORS = ("statements", "indexes.bloat", "indexes", "tables", "data")
 
 
 # ------------------------------------------------------------------------------- source
@@ -98,6 +106,74 @@ class Reading:
     stale: bool
     age_s: float | None
     errors_total: dict[str, int]
+
+
+class SlowSections:
+    """The parts of :data:`SLOW_COLLECTORS`, refreshed in the background at their own cadence.
+
+    :meth:`complete` gives a scrape's snapshot (taken without them) their latest parts, as
+    :class:`~dbops.monitoring.snapshot.CarriedSection` entries with the time they were taken.
+    The first call collects them in the caller's thread (the first scrape is whole); later,
+    when the parts are older than ``interval_s``, one refresh runs in a daemon thread and the
+    scrape goes on with the parts it has: a scrape never waits for them again. A refresh that
+    fails keeps the previous parts, whose age then grows (what an alert on
+    ``dbops_collector_age_seconds`` sees); its errors are in the parts it carries.
+
+    Args:
+        collect: takes a snapshot of the slow collectors only.
+        interval_s: refresh when the parts are at least this old.
+        clock: monotonic clock (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        collect: Callable[[], Snapshot],
+        *,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._collect = collect
+        self._interval_s = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._parts: Snapshot | None = None
+        self._parts_at = 0.0
+        self._refreshing = False
+
+    def complete(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` with the slow parts it lacks: the latest ones, marked as carried."""
+        with self._lock:
+            parts, due = self._parts, self._clock() - self._parts_at >= self._interval_s
+            start = parts is not None and due and not self._refreshing
+            if start:
+                self._refreshing = True
+        if parts is None:
+            parts = self._refresh()
+        elif start:
+            threading.Thread(target=self._refresh, name="dbops-exporter-slow", daemon=True).start()
+        if parts is None:
+            return snapshot
+        errors = tuple(e for e in parts.errors if e.collector in SLOW_COLLECTORS)
+        return dataclasses.replace(
+            snapshot,
+            statements=parts.statements,
+            indexes=parts.indexes,
+            tables=parts.tables,
+            data=parts.data,
+            errors=snapshot.errors + errors,
+            carried=tuple(CarriedSection(name, parts.taken_at) for name in SLOW_COLLECTORS),
+        )
+
+    def _refresh(self) -> Snapshot | None:
+        try:
+            parts = self._collect()
+        except Exception:  # the database went away: keep the old parts, their age shows it
+            parts = None
+        with self._lock:
+            self._refreshing = False
+            if parts is not None:
+                self._parts, self._parts_at = parts, self._clock()
+            return self._parts
 
 
 class SnapshotSource:
@@ -134,12 +210,23 @@ class SnapshotSource:
         self._errors: collections.Counter[str] = collections.Counter(
             {name: 0 for name in (*COLLECTORS, SNAPSHOT_FAILED, SCRAPE_TIMEOUT)}
         )
+        #: When the part behind each error counted last was taken (carried parts: once each).
+        self._counted: dict[str, datetime] = {}
 
     @classmethod
     def for_database(cls, db: Database, settings: Settings) -> SnapshotSource:
-        """A source that snapshots ``db`` with the exporter settings of ``settings``."""
+        """A source that snapshots ``db`` with the exporter settings of ``settings``.
+
+        Each collection runs the cheap collectors; :data:`SLOW_COLLECTORS` come from a
+        :class:`SlowSections` refreshed every ``exporter_slow_interval_s``.
+        """
+        fast = tuple(name for name in COLLECTORS if name not in SLOW_COLLECTORS)
+        slow = SlowSections(
+            lambda: collect_snapshot(db, settings, skip=fast),
+            interval_s=settings.exporter_slow_interval_s,
+        )
         return cls(
-            lambda: collect_snapshot(db, settings),
+            lambda: slow.complete(collect_snapshot(db, settings, skip=SLOW_COLLECTORS)),
             budget_s=settings.exporter_scrape_budget_s,
             min_interval_s=settings.exporter_min_interval_s,
         )
@@ -212,8 +299,14 @@ class SnapshotSource:
                 return
             snapshot = future.result()
             self._last, self._last_at = snapshot, self._clock()
+            carried = {part.collector: part.taken_at for part in snapshot.carried}
             for error in snapshot.errors:
-                self._errors[error.collector] += 1
+                # A carried part's error is counted once, for the collection that made it.
+                made_at = carried.get(error.collector)
+                if made_at is None or self._counted.get(error.collector) != made_at:
+                    self._errors[error.collector] += 1
+                if made_at is not None:
+                    self._counted[error.collector] = made_at
 
     def _stale(self) -> Reading:
         if self._last is None:
@@ -367,6 +460,14 @@ def snapshot_metrics(
     f.gauge(
         "dbops_snapshot_errors", "Collectors that failed in this snapshot.", len(snapshot.errors)
     )
+    for name in SLOW_COLLECTORS:
+        f.gauge(
+            "dbops_collector_age_seconds",
+            "How much older than the snapshot this collector's part is (the exporter refreshes "
+            "the expensive ones every exporter_slow_interval_s; 0: taken with the snapshot).",
+            (snapshot.taken_at - snapshot.collected_at(name)).total_seconds(),
+            collector=name,
+        )
     if snapshot.server is not None:
         server = snapshot.server
         f.info(

@@ -111,14 +111,9 @@ def start_exporter(db: Database, settings: Settings) -> ExporterServer:
     one route for each fact, whichever process runs the exporter.
     """
     from dbops.exporter import SnapshotSource, make_server
-    from dbops.monitoring.collect import collect_snapshot
 
     port = settings.serve_exporter_port
-    source = SnapshotSource(
-        lambda: collect_snapshot(db, settings),
-        budget_s=settings.exporter_scrape_budget_s,
-        min_interval_s=settings.exporter_min_interval_s,
-    )
+    source = SnapshotSource.for_database(db, settings)
     try:
         server = make_server(settings, host=HOST, port=port, source=source)
     except OSError as exc:

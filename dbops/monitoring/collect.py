@@ -7,7 +7,7 @@ or times out is recorded in ``Snapshot.errors`` and its part stays ``None``, the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from dbops.config import Settings
 from dbops.db import Database
 from dbops.monitoring import advice as index_advice
-from dbops.monitoring._fetch import CollectorUnavailable, fetch_one
+from dbops.monitoring._fetch import CollectorUnavailable, fetch_one, one_round_trip_each
 from dbops.monitoring.collectors import (
     access,
     activity,
@@ -104,8 +104,11 @@ class _Run:
     settings: Settings
     timeouts_ms: Mapping[str, int]
     errors: list[SectionError]
+    skip: Collection[str] = ()
 
     def __call__(self, name: str, **kwargs: Any) -> Any:
+        if name in self.skip:
+            return None
         settings = self.settings
         if name in self.timeouts_ms:
             settings = settings.model_copy(
@@ -153,6 +156,7 @@ def collect_snapshot(
     advice: bool = False,
     app: bool = False,
     data_dir: Path | None = None,
+    skip: Collection[str] = (),
 ) -> Snapshot:
     """Collect one :class:`Snapshot` of the database behind ``source`` and of this process.
 
@@ -173,6 +177,8 @@ def collect_snapshot(
             CPU, memory and log errors to ``snapshot.resources``, and its log's refused logins
             and denials to ``snapshot.access.server``. Defaults to the embedded cluster's when
             ``settings`` point at it (no ``DATABASE_URL``).
+        skip: names of :data:`COLLECTORS` not to run: their parts stay ``None``, with no error
+            (the exporter collects its expensive ones on their own cadence).
 
     Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
     that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
@@ -195,9 +201,9 @@ def collect_snapshot(
             elapsed = time.perf_counter() - cache_started
             errors.append(_section_error("cache", exc, elapsed, settings))
 
-    with pool.connection() as conn:
-        conn.autocommit = True  # every collector runs its own short transaction
-        run = _Run(conn, settings, timeouts_ms or {}, errors)
+    # Every query its own short transaction, one round trip each (no BEGIN/COMMIT).
+    with pool.connection() as conn, one_round_trip_each(conn):
+        run = _Run(conn, settings, timeouts_ms or {}, errors, skip)
         server = run("server")
         stmts = run("statements")
         bloat = run("indexes.bloat")

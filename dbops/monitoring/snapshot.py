@@ -29,6 +29,7 @@ __all__ = [
     "BlockedPair",
     "CacheStat",
     "CaptureResult",
+    "CarriedSection",
     "CheckpointStat",
     "ConstraintStat",
     "CountBy",
@@ -550,6 +551,18 @@ class SectionError:
     hint: str | None = None
 
 
+@dataclass(frozen=True)
+class CarriedSection:
+    """A collector's part of a snapshot taken by an earlier collection, at ``taken_at`` (UTC).
+
+    The exporter refreshes its expensive collectors on their own cadence and carries their
+    latest parts into each scrape's snapshot (``dbops.exporter.SLOW_COLLECTORS``).
+    """
+
+    collector: str
+    taken_at: datetime
+
+
 # --------------------------------------------------------------------------- index advice
 @dataclass(frozen=True)
 class StatementGain:
@@ -744,6 +757,7 @@ class Snapshot:
     ``None`` when its collector failed (or the snapshot predates it). ``pool`` and ``cache``
     are the collecting process's own (a dashboard's, an exporter's); the application's pools,
     caches and statements are its processes' reports, ``processes`` (``None`` when unknown).
+    ``carried`` names the parts an earlier collection took (the exporter's slow cadence).
     """
 
     taken_at: datetime
@@ -765,6 +779,12 @@ class Snapshot:
     backups: BackupsStat | None = None
     access: AccessStat | None = None
     processes: tuple[ProcessReport, ...] | None = None
+    #: Parts taken by an earlier collection (empty: every part is from ``taken_at``).
+    carried: tuple[CarriedSection, ...] = ()
+
+    def collected_at(self, collector: str) -> datetime:
+        """When ``collector``'s part was taken: ``taken_at`` unless it is carried."""
+        return next((c.taken_at for c in self.carried if c.collector == collector), self.taken_at)
 
     def stats_age_s(self) -> float | None:
         """How long the database's statistics have counted, at ``taken_at``.

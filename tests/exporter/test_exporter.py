@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import shutil
 import subprocess
 import threading
@@ -14,16 +15,21 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from dbops.config import Settings
+from dbops.db import Database
 from dbops.exporter import (
     MAX_CLIENT_SERIES,
     SCRAPE_TIMEOUT,
+    SLOW_COLLECTORS,
     SNAPSHOT_FAILED,
+    SlowSections,
     SnapshotCollector,
     SnapshotSource,
     instrument,
     make_server,
+    snapshot_metrics,
 )
-from dbops.monitoring.snapshot import CountBy, Snapshot
+from dbops.monitoring.collect import collect_snapshot
+from dbops.monitoring.snapshot import CountBy, SectionError, Snapshot
 from tests.fixtures.db import make_settings
 from tests.fixtures.snapshots import degraded_snapshot, healthy_snapshot, partial_snapshot
 
@@ -421,3 +427,131 @@ def test_client_addresses_are_a_bounded_label() -> None:
     assert sum(shown.values()) == sum(range(1, 41))
     few = dataclasses.replace(snap, activity=dataclasses.replace(activity, by_client=clients[:3]))
     assert _value(_registry(_source(few)), "dbops_connections_by_client", client="other") is None
+
+
+# -- the slow cadence (SlowSections) ------------------------------------------------------------
+def _slow_parts(at: int, *, failing: bool = False) -> Snapshot:
+    """What a slow collection returns: the expensive parts, taken ``at`` seconds past base."""
+    base = healthy_snapshot()
+    taken = base.taken_at + dt.timedelta(seconds=at)
+    if failing:
+        errors = (SectionError("statements", "timed out after 5 ms", 0.006),)
+        return dataclasses.replace(base, taken_at=taken, statements=None, errors=errors)
+    return dataclasses.replace(base, taken_at=taken)
+
+
+def _fast(at: int) -> Snapshot:
+    """A scrape's snapshot: the expensive parts left out (``skip``)."""
+    base = healthy_snapshot()
+    taken = base.taken_at + dt.timedelta(seconds=at)
+    return dataclasses.replace(
+        base, taken_at=taken, statements=None, indexes=None, tables=None, data=None
+    )
+
+
+def test_slow_parts_are_collected_once_then_carried_with_their_age() -> None:
+    now = [0.0]
+    calls: list[int] = []
+
+    def collect() -> Snapshot:
+        calls.append(1)
+        return _slow_parts(at=0)
+
+    slow = SlowSections(collect, interval_s=60.0, clock=lambda: now[0])
+    first = slow.complete(_fast(at=0))  # no parts yet: collected in this thread
+    assert calls == [1]
+    assert first.statements == healthy_snapshot().statements
+    now[0] = 59.9
+    later = slow.complete(_fast(at=30))
+    assert calls == [1]  # younger than the interval: carried, not collected
+    assert {c.collector for c in later.carried} == set(SLOW_COLLECTORS)
+    assert later.collected_at("tables") == healthy_snapshot().taken_at
+    assert later.collected_at("activity.connections") == later.taken_at
+    families = {m.name: m for m in snapshot_metrics(later, _settings())}
+    ages = {s.labels["collector"]: s.value for s in families["dbops_collector_age_seconds"].samples}
+    assert ages == dict.fromkeys(SLOW_COLLECTORS, 30.0)
+
+
+def test_a_due_refresh_runs_in_the_background_and_the_scrape_does_not_wait() -> None:
+    now = [0.0]
+    release = threading.Event()
+    started = threading.Event()
+    results = [_slow_parts(at=0), _slow_parts(at=100)]
+
+    def collect() -> Snapshot:
+        if len(results) == 1:  # the refresh: blocks until released
+            started.set()
+            assert release.wait(5)
+        return results.pop(0)
+
+    slow = SlowSections(collect, interval_s=60.0, clock=lambda: now[0])
+    slow.complete(_fast(at=0))
+    now[0] = 60.0  # exactly the interval: due
+    begun = time.perf_counter()
+    during = slow.complete(_fast(at=60))
+    assert time.perf_counter() - begun < 1.0
+    assert started.wait(5)
+    assert during.collected_at("statements") == healthy_snapshot().taken_at  # the old parts
+    again = slow.complete(_fast(at=61))  # one refresh at a time: none started here
+    assert again.collected_at("statements") == healthy_snapshot().taken_at
+    release.set()
+    deadline = time.monotonic() + 5
+    while slow.complete(_fast(at=62)).collected_at("statements") == healthy_snapshot().taken_at:
+        assert time.monotonic() < deadline, "the background refresh never landed"
+        time.sleep(0.01)
+
+
+def test_a_failed_refresh_keeps_the_old_parts_and_their_age_grows() -> None:
+    now = [0.0]
+    outcomes: list[Snapshot | Exception] = [_slow_parts(at=0), RuntimeError("server gone")]
+
+    def collect() -> Snapshot:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    slow = SlowSections(collect, interval_s=10.0, clock=lambda: now[0])
+    slow.complete(_fast(at=0))
+    now[0] = 10.0
+    slow.complete(_fast(at=10))  # starts the refresh, which fails
+    deadline = time.monotonic() + 5
+    while outcomes:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.05)
+    kept = slow.complete(_fast(at=500))
+    assert kept.statements == healthy_snapshot().statements
+    assert (kept.taken_at - kept.collected_at("statements")).total_seconds() == 500.0
+
+
+def test_a_carried_error_is_counted_once_per_slow_collection() -> None:
+    """The statements collector failed in one slow collection: every scrape carries that error
+    (checks see the part is unknown), the errors counter counts it once; a new failing slow
+    collection counts again."""
+    now = [0.0]
+    slow = SlowSections(
+        lambda: _slow_parts(at=int(now[0]), failing=True), interval_s=1e9, clock=lambda: now[0]
+    )
+    reg = _registry(
+        SnapshotSource(lambda: slow.complete(_fast(at=0)), budget_s=2.0, min_interval_s=0.0)
+    )
+    for _ in range(3):
+        assert _value(reg, "dbops_collector_errors_total", collector="statements") == 1.0
+        assert _value(reg, "dbops_snapshot_errors") == 1.0
+    now[0] = 5.0
+    slow._parts = None  # a new slow collection (taken at 5 s) with the same failure
+    assert _value(reg, "dbops_collector_errors_total", collector="statements") == 2.0
+    assert _value(reg, "dbops_collector_errors_total", collector="statements") == 2.0
+
+
+def test_collect_snapshot_skips_the_named_collectors_without_an_error(db: Database) -> None:
+    snapshot = collect_snapshot(db, db.settings, skip=SLOW_COLLECTORS)
+    assert snapshot.statements is None
+    assert snapshot.indexes is None
+    assert snapshot.tables is None
+    assert snapshot.data is None
+    assert snapshot.errors == ()
+    assert snapshot.activity is not None
+    assert snapshot.database is not None
+    assert snapshot.database.size_bytes

@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,6 +22,7 @@ from psycopg import sql
 from dbops.config import Settings
 from dbops.db import Database, EmbeddedCluster, open_database
 from dbops.exporter import SCRAPE_TIMEOUT, ExporterServer, make_server
+from dbops.monitoring.collect import COLLECTORS
 from tests.fixtures.db import DOMAIN_TABLES, make_settings
 
 PROMTOOL = shutil.which("promtool")
@@ -86,9 +88,11 @@ def test_exporter_role_reads_statistics_and_cannot_write(
         assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query <> ''").fetchone()
 
 
-def test_locked_database_answers_within_the_budget(
-    db: Database, pg_cluster: EmbeddedCluster
+def test_a_slow_database_answers_within_the_budget(
+    db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A per-scrape collector that waits on the server (2 s) cannot hold a scrape past its
+    0.5 s budget: the scrape answers ``dbops_up 0`` with the previous snapshot, stale."""
     settings = db.settings.model_copy(
         update={
             "exporter_scrape_budget_s": 0.5,
@@ -96,15 +100,19 @@ def test_locked_database_answers_within_the_budget(
             "monitor_collector_timeout_ms": 5_000,
         }
     )
+    original = COLLECTORS["activity.connections"]
+
+    def waits(conn: psycopg.Connection[Any], **kwargs: Any) -> Any:
+        conn.execute("SELECT pg_sleep(2)")
+        return original(conn, **kwargs)
+
     with make_server(settings, port=0, db=db).start() as server:
         assert "dbops_up 1.0" in _scrape(server)
-        with psycopg.connect(pg_cluster.libpq_url()) as locker:
-            # The data collector reads users: it waits behind this lock up to its 5 s timeout.
-            locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-            started = time.perf_counter()
-            text = _scrape(server)
-            elapsed = time.perf_counter() - started
-            locker.rollback()
+        monkeypatch.setitem(COLLECTORS, "activity.connections", waits)
+        started = time.perf_counter()
+        text = _scrape(server)
+        elapsed = time.perf_counter() - started
+        monkeypatch.undo()
         assert elapsed < 1.5, f"scrape took {elapsed:.2f} s with a 0.5 s budget"
         assert "dbops_up 0.0" in text
         assert "dbops_snapshot_stale 1.0" in text
@@ -112,7 +120,53 @@ def test_locked_database_answers_within_the_budget(
         assert "dbops_database_size_bytes{" in text  # the previous snapshot, marked stale
         deadline = time.monotonic() + 10
         while "dbops_up 1.0" not in _scrape(server):
-            assert time.monotonic() < deadline, "exporter did not recover after the lock"
+            assert time.monotonic() < deadline, "exporter did not recover"
+            time.sleep(0.1)
+
+
+def _age(text: str, collector: str) -> float:
+    prefix = f'dbops_collector_age_seconds{{collector="{collector}"}} '
+    line = next(line for line in text.splitlines() if line.startswith(prefix))
+    return float(line.removeprefix(prefix))
+
+
+def test_a_locked_table_ages_the_slow_parts_and_leaves_the_scrape_up(
+    db: Database, pg_cluster: EmbeddedCluster
+) -> None:
+    """The data collector (a slow one, refreshed in the background) waits behind a lock on
+    ``users``: scrapes stay fast and up, serving its last part with a growing age; once the
+    lock goes, a refresh brings the age back down."""
+    settings = db.settings.model_copy(
+        update={
+            "exporter_scrape_budget_s": 0.5,
+            "exporter_min_interval_s": 0.0,
+            "exporter_slow_interval_s": 0.2,
+            "monitor_collector_timeout_ms": 5_000,
+        }
+    )
+    with make_server(settings, port=0, db=db).start() as server:
+        first = _scrape(server)
+        assert "dbops_up 1.0" in first
+        assert _age(first, "data") < 0.2
+        assert "dbops_data_users{" in first
+        with psycopg.connect(pg_cluster.libpq_url()) as locker:
+            locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            time.sleep(0.3)
+            ages = []
+            for _ in range(4):
+                started = time.perf_counter()
+                text = _scrape(server)
+                assert time.perf_counter() - started < 1.0
+                assert "dbops_up 1.0" in text
+                assert "dbops_data_users{" in text  # the carried part
+                ages.append(_age(text, "data"))
+                time.sleep(0.2)
+            locker.rollback()
+        assert ages == sorted(ages)
+        assert ages[-1] > 0.8
+        deadline = time.monotonic() + 10
+        while _age(_scrape(server), "data") > 0.5:
+            assert time.monotonic() < deadline, "the slow parts were not refreshed after the lock"
             time.sleep(0.1)
 
 
