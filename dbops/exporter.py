@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import gzip
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.simple_server import make_server as _wsgi_server
 
@@ -37,6 +39,7 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -63,8 +66,11 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 __all__ = [
+    "SLOW_COLLECTORS",
     "ExporterServer",
     "Reading",
+    "Scrape",
+    "SlowSections",
     "SnapshotCollector",
     "SnapshotSource",
     "app_statement_metrics",
@@ -73,6 +79,7 @@ __all__ = [
     "make_app",
     "make_server",
     "serve",
+    "slow_part_metrics",
     "snapshot_metrics",
 ]
 
@@ -84,12 +91,36 @@ SCRAPE_TIMEOUT = "scrape_timeout"
 MAX_CLIENT_SERIES = 10
 #: Error counter key for a collection that raised as a whole (database unreachable).
 SNAPSHOT_FAILED = "snapshot"
-#: The expensive collectors: the exporter runs them on their own cadence
-#: (``exporter_slow_interval_s``) in the background and carries their latest parts into every
-#: scrape's snapshot, with their age (``dbops_collector_age_seconds``). pg_stat_statements
-#: with thousands of entries and the bloat estimate cost ten times the rest of a snapshot; the
-#: others are counts and catalog rows a scrape reads in a few milliseconds.
-SLOW_COLLECTORS = ("statements", "indexes.bloat", "indexes", "tables", "data")
+#: The collectors the exporter runs on their own cadence (``exporter_slow_interval_s``) in the
+#: background, carrying their latest parts into every scrape's snapshot with their age
+#: (``dbops_collector_age_seconds``), as pgwatch schedules metrics by interval: the expensive
+#: ones (pg_stat_statements with thousands of entries and the bloat estimate cost ten times
+#: the rest of a snapshot; per-table and per-index rows are most of the series) and catalog
+#: state that changes slowly (settings, role defaults, NOT VALID constraints, sequences, xid
+#: ages). Each scrape collects the rest: activity, counters, replication, checkpoints,
+#: resources, the processes' reports.
+SLOW_COLLECTORS = (
+    "statements",
+    "indexes.bloat",
+    "indexes",
+    "tables",
+    "data",
+    "database.xid_ages",
+    "database.sequences",
+    "database.constraints",
+    "database.settings",
+    "database.role_defaults",
+)
+#: Where each slow collector's part sits: a field of the snapshot, or of ``snapshot.database``
+#: (``indexes.bloat`` is inside ``indexes``).
+_SNAPSHOT_PARTS = ("statements", "indexes", "tables", "data")
+_DATABASE_PARTS = {
+    "database.xid_ages": "xid_ages",
+    "database.sequences": "sequences",
+    "database.constraints": "not_valid_constraints",
+    "database.settings": "settings",
+    "database.role_defaults": "role_defaults",
+}
 
 
 # ------------------------------------------------------------------------------- source
@@ -154,12 +185,16 @@ class SlowSections:
         if parts is None:
             return snapshot
         errors = tuple(e for e in parts.errors if e.collector in SLOW_COLLECTORS)
+        database = snapshot.database
+        if database is not None and parts.database is not None:
+            database = dataclasses.replace(
+                database,
+                **{field: getattr(parts.database, field) for field in _DATABASE_PARTS.values()},
+            )
         return dataclasses.replace(
             snapshot,
-            statements=parts.statements,
-            indexes=parts.indexes,
-            tables=parts.tables,
-            data=parts.data,
+            **{field: getattr(parts, field) for field in _SNAPSHOT_PARTS},
+            database=database,
             errors=snapshot.errors + errors,
             carried=tuple(CarriedSection(name, parts.taken_at) for name in SLOW_COLLECTORS),
         )
@@ -327,6 +362,20 @@ class SnapshotSource:
 
 
 # ---------------------------------------------------------------------------- collector
+@dataclass(frozen=True)
+class Scrape:
+    """One scrape's families: ``slow`` are :func:`slow_part_metrics`, ``fast`` the rest.
+
+    ``slow_key`` identifies the slow parts when they are carried (the same key, the same
+    ``slow`` families: their rendering may be reused); None when they were collected with
+    the snapshot. ``slow`` is None when the caller said it holds them already.
+    """
+
+    fast: list[Metric]
+    slow: list[Metric] | None
+    slow_key: object
+
+
 class SnapshotCollector(Collector):
     """A prometheus_client collector: one :meth:`SnapshotSource.read` per scrape."""
 
@@ -342,15 +391,32 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         """Metric families of this scrape's snapshot, plus up/staleness/error counters."""
+        scrape = self.collect_parts()
+        return [*scrape.fast, *(scrape.slow or ())]
+
+    def collect_parts(self, have: object = None) -> Scrape:
+        """This scrape's families, the slow parts' apart (see :class:`Scrape`).
+
+        ``have``: the ``slow_key`` of slow families the caller already holds; when this
+        scrape's is the same, they are not built again (``slow`` is None).
+        """
         started = time.perf_counter()
         reading = self._read()
         families: list[Metric] = []
+        slow: list[Metric] | None = []
+        slow_key: object = None
         if reading.snapshot is not None:
-            keep = self._exported
-            families.extend(snapshot_metrics(reading.snapshot, self._settings, keep=keep))
+            snapshot, keep = reading.snapshot, self._exported
+            families.extend(snapshot_metrics(snapshot, self._settings, keep=keep, slow=False))
             self._exported = frozenset(
-                str(q.queryid) for q in exported_statements(reading.snapshot, self._settings, keep)
+                str(q.queryid) for q in exported_statements(snapshot, self._settings, keep)
             )
+            if snapshot.carried:  # the same parts and statements: the same slow families
+                slow_key = (tuple(snapshot.carried), self._exported)
+            if slow_key is None or slow_key != have:
+                slow = slow_part_metrics(snapshot, self._settings, keep=keep)
+            else:
+                slow = None
         up = GaugeMetricFamily(
             "dbops_up", "1 when this scrape got a fresh snapshot and the database answered."
         )
@@ -380,7 +446,7 @@ class SnapshotCollector(Collector):
                 time.perf_counter() - started,
             )
         )
-        return families
+        return Scrape(families, slow, slow_key)
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -443,12 +509,13 @@ def _truncate(text: str | None, chars: int) -> str:
 
 
 def snapshot_metrics(
-    snapshot: Snapshot, settings: Settings, *, keep: Collection[str] = ()
+    snapshot: Snapshot, settings: Settings, *, keep: Collection[str] = (), slow: bool = True
 ) -> list[Metric]:
     """Every metric family a snapshot gives (pure: same snapshot and ``keep``, same families).
 
     ``keep``: queryids exported by the previous scrape (:func:`exported_statements`); they stay
     while the snapshot still holds them, so that a statement's series do not come and go.
+    ``slow`` false leaves out :func:`slow_part_metrics`.
     """
     f = _Families()
     f.gauge(
@@ -478,12 +545,8 @@ def snapshot_metrics(
         f.gauge("dbops_server_version_num", "server_version_num.", server.version_num)
         f.gauge("dbops_in_recovery", "1 on a standby.", 1.0 if server.in_recovery else 0.0)
         f.timestamp("dbops_server_start_timestamp_seconds", "Postmaster start.", server.started_at)
-    _statement_metrics(f, snapshot, settings, keep)
-    _index_metrics(f, snapshot)
-    _table_metrics(f, snapshot)
     _activity_metrics(f, snapshot)
     _database_metrics(f, snapshot)
-    _data_metrics(f, snapshot)
     if snapshot.resources is not None:
         _resource_metrics(f, snapshot.resources)
     if snapshot.backups is not None:
@@ -501,7 +564,25 @@ def snapshot_metrics(
     ]
     if apps:
         families.extend(_statement_families(apps))
+    if slow:
+        families.extend(slow_part_metrics(snapshot, settings, keep=keep))
     return families
+
+
+def slow_part_metrics(
+    snapshot: Snapshot, settings: Settings, *, keep: Collection[str] = ()
+) -> list[Metric]:
+    """The families of the :data:`SLOW_COLLECTORS`' parts: statements, indexes, tables, data.
+
+    They depend on those parts alone (and ``keep``), so while the parts are carried unchanged
+    the exporter serves them rendered once (:class:`_MetricsApp`): they are most of the series.
+    """
+    f = _Families()
+    _statement_metrics(f, snapshot, settings, keep)
+    _index_metrics(f, snapshot)
+    _table_metrics(f, snapshot)
+    _data_metrics(f, snapshot)
+    return f.all()
 
 
 def _process_metrics(f: _Families, snap: Snapshot) -> None:
@@ -1220,9 +1301,86 @@ class _Exposed:
         return _Exposed(self._registry, frozenset(names))
 
 
-def make_app(registry: CollectorRegistry) -> WSGIApplication:
-    """WSGI app: ``/metrics`` (and ``/``) from ``registry``, ``/healthz`` (no database)."""
-    metrics = make_wsgi_app(_Exposed(registry))
+class _Static:
+    """Families already built, as the encoders want them (something with ``collect``)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+#: The end marker of the OpenMetrics format: once, at the end of the whole body.
+_EOF = b"# EOF\n"
+
+
+class _MetricsApp:
+    """``GET /metrics``: the families of one scrape, the carried slow ones rendered once.
+
+    Rendering is most of a scrape's cost in Python (prometheus_client formats and checks every
+    sample), and the slow parts' families (statements, indexes, tables, data) are most of the
+    samples. While their parts are carried unchanged (the same :attr:`Scrape.slow_key`), their
+    bytes in the negotiated format are reused; everything else is rendered per scrape. The
+    body is the one prometheus_client would give, families in another order. Restricted
+    scrapes (``name[]``) and other methods go to prometheus_client's own app.
+    """
+
+    def __init__(self, collector: SnapshotCollector, fallback: WSGIApplication) -> None:
+        self._collector = collector
+        self._fallback = fallback
+        self._rendered: tuple[object, str, bytes] | None = None
+        #: How many times the slow families were rendered (tests).
+        self.slow_renders = 0
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "GET" or "name[]" in parse_qs(
+            environ.get("QUERY_STRING", "")
+        ):
+            body: Iterable[bytes] = self._fallback(environ, start_response)
+            return body
+        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        rendered = self._rendered
+        held = rendered[0] if rendered is not None and rendered[1] == content_type else None
+        scrape = self._collector.collect_parts(have=held)
+        head = encoder(_Static(scrape.fast))
+        tail = self._slow(scrape, encoder, content_type)
+        if head.endswith(_EOF) and tail.endswith(_EOF):
+            head = head[: -len(_EOF)]
+        output = head + tail
+        headers = [("Content-Type", content_type)]
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            output = gzip.compress(output)
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [output]
+
+    def _slow(self, scrape: Scrape, encoder: Callable[[Any], bytes], content_type: str) -> bytes:
+        rendered = self._rendered
+        if scrape.slow_key is not None and rendered is not None:
+            key, kind, output = rendered
+            if key == scrape.slow_key and kind == content_type:
+                return output
+        if scrape.slow is None:  # held by a render another scrape replaced meanwhile
+            scrape = self._collector.collect_parts()
+        output = encoder(_Static(scrape.slow or []))
+        self.slow_renders += 1
+        if scrape.slow_key is not None:
+            self._rendered = (scrape.slow_key, content_type, output)
+        return output
+
+
+def make_app(
+    registry: CollectorRegistry, collector: SnapshotCollector | None = None
+) -> WSGIApplication:
+    """WSGI app: ``/metrics`` (and ``/``) from ``registry``, ``/healthz`` (no database).
+
+    With ``collector`` (the registry's snapshot collector), full scrapes go through
+    :class:`_MetricsApp`, which renders the carried slow families once.
+    """
+    metrics: WSGIApplication = make_wsgi_app(_Exposed(registry))
+    if collector is not None:
+        metrics = _MetricsApp(collector, metrics)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -1335,9 +1493,14 @@ def make_server(
             db = owned = open_database(settings, purpose="monitor")
         source = SnapshotSource.for_database(db, settings)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(source, settings))
+    collector = SnapshotCollector(source, settings)
+    registry.register(collector)
     server = _wsgi_server(
-        host, port, make_app(registry), server_class=_ThreadingServer, handler_class=_QuietHandler
+        host,
+        port,
+        make_app(registry, collector),
+        server_class=_ThreadingServer,
+        handler_class=_QuietHandler,
     )
     return ExporterServer(server, registry, source=source, db=owned)
 

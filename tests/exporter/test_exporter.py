@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gzip
 import shutil
 import subprocess
 import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
+from prometheus_client.exposition import choose_encoder
 
 from dbops.config import Settings
 from dbops.db import Database
@@ -24,7 +27,9 @@ from dbops.exporter import (
     SlowSections,
     SnapshotCollector,
     SnapshotSource,
+    _MetricsApp,
     instrument,
+    make_app,
     make_server,
     snapshot_metrics,
 )
@@ -555,3 +560,71 @@ def test_collect_snapshot_skips_the_named_collectors_without_an_error(db: Databa
     assert snapshot.activity is not None
     assert snapshot.database is not None
     assert snapshot.database.size_bytes
+
+
+# -- serving: the carried slow families rendered once ------------------------------------------
+def _samples(body: bytes) -> list[str]:
+    """Sample lines, without the per-scrape timings (they differ between two scrapes)."""
+    skip = ("dbops_scrape_duration_seconds", "dbops_snapshot_age_seconds")
+    return sorted(
+        line
+        for line in body.decode().splitlines()
+        if line and not line.startswith("#") and not line.startswith(skip)
+    )
+
+
+def _wsgi(app: Any, accept: str, encoding: str = "") -> tuple[dict[str, str], bytes]:
+    got: dict[str, str] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        got.update(headers, status=status)
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/metrics",
+        "QUERY_STRING": "",
+        "HTTP_ACCEPT": accept,
+        "HTTP_ACCEPT_ENCODING": encoding,
+    }
+    return got, b"".join(app(environ, start_response))
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["text/plain; version=0.0.4", "application/openmetrics-text; version=1.0.0"],
+)
+def test_the_served_body_is_the_registrys_with_slow_families_rendered_once(accept: str) -> None:
+    now = [0.0]
+    slow = SlowSections(lambda: _slow_parts(at=int(now[0])), interval_s=60.0, clock=lambda: now[0])
+    source = SnapshotSource(lambda: slow.complete(_fast(at=5)), budget_s=2.0, min_interval_s=0.0)
+    collector = SnapshotCollector(source, _settings())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    app = _MetricsApp(collector, make_wsgi_app(registry))
+    headers, first = _wsgi(app, accept)
+    assert headers["status"] == "200 OK"
+    encoder, content_type = choose_encoder(accept)
+    assert headers["Content-Type"] == content_type
+    expected = encoder(registry)  # prometheus_client's own rendering of every family
+    assert _samples(first) == _samples(expected)
+    assert first.count(b"# EOF") == expected.count(b"# EOF")  # 1 in OpenMetrics, else 0
+    assert first.count(b"# TYPE ") == expected.count(b"# TYPE ")
+    for _ in range(3):
+        _, again = _wsgi(app, accept)
+        assert _samples(again) == _samples(first)
+    assert app.slow_renders == 1
+    now[0] = 60.0  # due: the slow parts are refreshed (the same rows, taken later)
+    deadline = time.monotonic() + 5
+    while app.slow_renders == 1:
+        _wsgi(app, accept)
+        assert time.monotonic() < deadline, "new slow parts were never rendered"
+        time.sleep(0.01)
+
+
+def test_a_served_body_is_gzipped_when_asked() -> None:
+    collector = SnapshotCollector(_source(healthy_snapshot()), _settings())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    headers, body = _wsgi(make_app(registry, collector), "text/plain", encoding="gzip")
+    assert headers["Content-Encoding"] == "gzip"
+    assert _samples(gzip.decompress(body)) == _samples(generate_latest(registry))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -12,7 +13,12 @@ from psycopg_pool import ConnectionPool
 from dbops.config import Settings, to_libpq_url
 from dbops.db import Database
 from dbops.monitoring import Snapshot, collect, collect_snapshot, collectors
-from dbops.monitoring._fetch import fetch
+from dbops.monitoring._fetch import (
+    RESET_TIMEOUT_SQL,
+    SET_SESSION_TIMEOUT_SQL,
+    fetch,
+    one_round_trip_each,
+)
 from dbops.monitoring.collectors import indexes
 from dbops.services import MemoryCache
 from tests.fixtures.monitoring import monitor_settings
@@ -64,6 +70,43 @@ def test_collector_timeouts_do_not_leak_into_the_pooled_connection(mon_url: str)
         assert snap.errors == ()
         with pool.connection() as conn:
             assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
+
+
+class _Counting(psycopg.Connection[Any]):
+    """Counts what goes through ``execute`` (the timeout settings; queries use a cursor)."""
+
+    sent: list[str]
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append(str(query))
+        return super().execute(query, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class _One:
+    one: int
+
+
+def test_one_round_trip_each_sends_the_timeout_only_when_it_changes(mon_url: str) -> None:
+    """Inside ``one_round_trip_each`` a fetch is its query alone (no BEGIN/COMMIT), preceded by
+    the session timeout only when it differs from the last one sent; the timeout still cancels;
+    on exit the connection has its own timeout back."""
+    with _Counting.connect(to_libpq_url(mon_url), options="-c statement_timeout=30000") as conn:
+        conn.sent = []
+        with one_round_trip_each(conn):
+            for _ in range(3):
+                assert fetch(conn, "SELECT 1 AS one", _One, timeout_ms=1234) == [_One(1)]
+            assert conn.sent == [SET_SESSION_TIMEOUT_SQL]
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            with conn.cursor() as cur:
+                assert cur.execute("SHOW statement_timeout").fetchone() == ("1234ms",)
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                fetch(conn, "SELECT 1 AS one FROM pg_sleep(1)", _One, timeout_ms=50)
+            assert fetch(conn, "SELECT 1 AS one", _One, timeout_ms=1234) == [_One(1)]
+            assert len(conn.sent) == 3  # 1234, 50, 1234 again
+        assert conn.sent[-1] == RESET_TIMEOUT_SQL
+        with conn.cursor() as cur:
+            assert cur.execute("SHOW statement_timeout").fetchone() == ("30s",)
 
 
 def test_broken_collector_is_recorded_and_the_rest_runs(
