@@ -414,8 +414,10 @@ class Settings(BaseSettings):
         ge=0,
         description=(
             "The exporter refreshes its expensive collectors (statements, indexes and bloat, "
-            "tables, data) in the background at most this often and serves their latest parts "
-            "in between, with `dbops_collector_age_seconds` (0 refreshes them on every scrape)."
+            "tables, data) and slowly changing catalog state (settings, role defaults, NOT VALID "
+            "constraints, sequences, xid ages) in the background at most this often and serves "
+            "their latest parts in between, with `dbops_collector_age_seconds` (0 refreshes "
+            "them on every scrape)."
         ),
     )
     exporter_top_statements: int = Field(
