@@ -166,6 +166,7 @@ JOIN pg_namespace AS n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s)
   AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
   AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+  AND NOT (c.relkind = 'v' AND c.relname LIKE 'rls\_%%')  -- the policies' views: policy role
   AND NOT EXISTS (
     SELECT 1 FROM pg_depend AS d
     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('e', 'a', 'i')
@@ -176,7 +177,7 @@ FROM pg_proc AS p
 JOIN pg_namespace AS n ON n.oid = p.pronamespace
 WHERE n.nspname = ANY(%(schemas)s)
   AND p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
-  AND NOT p.proname LIKE 'rls\_%%'  -- the policies' functions belong to the system role
+  AND NOT p.proname LIKE 'rls\_%%'  -- the policies' functions belong to the policy role
   AND NOT EXISTS (
     SELECT 1 FROM pg_depend AS d
     WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
