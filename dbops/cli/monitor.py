@@ -67,10 +67,9 @@ AdviceOption = Annotated[
 def collect(db: Database) -> StatusReport:
     """The status report of ``db`` against this code's migration history."""
     from dbops.monitoring.status import collect_status
-    from dbops.ops import migrate as ops_migrate
+    from dbops.ops.revisions import code_head, revision_chain
 
-    oldest_first = [info.revision for info in reversed(ops_migrate.history())]
-    return collect_status(db, head_revision=ops_migrate.head_revision(), revisions=oldest_first)
+    return collect_status(db, head_revision=code_head(), revisions=revision_chain())
 
 
 def status(

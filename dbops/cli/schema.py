@@ -100,11 +100,14 @@ def history() -> None:
 
 def require_head(dsn: Dsn) -> None:
     """Raise :class:`PendingMigrations` unless the database is at the code's head revision."""
-    from dbops.errors import PendingMigrations
-    from dbops.ops import migrate as ops_migrate
+    import psycopg
 
-    revision = ops_migrate.current_revision(dsn.sqlalchemy)
-    head = ops_migrate.head_revision()
+    from dbops.errors import PendingMigrations, translate_db_errors
+    from dbops.ops.revisions import code_head, database_revision
+
+    with translate_db_errors(), psycopg.connect(dsn.libpq) as conn:
+        revision = database_revision(conn)
+    head = code_head()
     if revision != head:
         raise PendingMigrations(
             f"database is at {revision or 'no revision'}, code expects {head}: run `dbops migrate`"

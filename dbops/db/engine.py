@@ -8,19 +8,17 @@ set of limits, timeouts and pool statistics. docs/decisions/0001-connection-pool
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from dbops.config import Settings, load_settings
 from dbops.db import report
@@ -33,6 +31,10 @@ from dbops.errors import (
     translate_db_errors,
     translate_exception,
 )
+
+if TYPE_CHECKING:  # SQLAlchemy is imported on first use of the engine (Database.engine)
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "NO_ACTOR",
@@ -275,6 +277,8 @@ def _in_transaction_mode(conn: psycopg.Connection[Any]) -> psycopg.Connection[An
 
 def make_engine(pool: ConnectionPool) -> Engine:
     """A SQLAlchemy engine that takes its connections from ``pool`` and gives them back."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import NullPool
 
     def transactional() -> psycopg.Connection[Any]:
         conn = pool.getconn()
@@ -393,16 +397,41 @@ class _TransactionRead:
 
 @dataclass
 class Database:
-    """The connection pool, engine and session factory of one process."""
+    """The connection pool, engine and session factory of one process.
+
+    The SQLAlchemy engine and session factory are made on first use (:attr:`engine`,
+    :attr:`sessions`): the raw and read paths never need them, and importing SQLAlchemy is
+    most of a read-only CLI command's start-up (bench/bench_cli.py).
+    """
 
     settings: Settings
     dsn: Dsn
     pool: ConnectionPool
-    engine: Engine
-    sessions: sessionmaker[Session]
     #: The role system actors switch to (``dbops_system``), or None where the login role may
     #: not or need not (a superuser, or no such role: policies then use ``app.actor_kind``).
     system_role: str | None = None
+    _engine: Engine | None = field(default=None, repr=False)
+    _sessions: sessionmaker[Session] | None = field(default=None, repr=False)
+    _orm_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine over :attr:`pool` (made on first use)."""
+        with self._orm_lock:
+            if self._engine is None:
+                self._engine = make_engine(self.pool)
+            return self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory over :attr:`engine` (made on first use)."""
+        engine = self.engine
+        with self._orm_lock:
+            if self._sessions is None:
+                from sqlalchemy.orm import sessionmaker
+
+                self._sessions = sessionmaker(engine, expire_on_commit=False)
+            return self._sessions
 
     @property
     def url(self) -> str:
@@ -450,7 +479,10 @@ class Database:
     def close(self) -> None:
         """Close the engine and every pooled connection (and this process's report, if last)."""
         report.unwatch_pool(self.pool)
-        self.engine.dispose()
+        with self._orm_lock:
+            engine = self._engine
+        if engine is not None:
+            engine.dispose()
         self.pool.close()
 
     def __enter__(self) -> Database:
@@ -511,13 +543,4 @@ def open_database(
             name=settings.process_name,
             access_window_s=settings.monitor_access_window_s,
         )
-    engine = make_engine(pool)
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    return Database(
-        settings=settings,
-        dsn=dsn,
-        pool=pool,
-        engine=engine,
-        sessions=sessions,
-        system_role=system_role,
-    )
+    return Database(settings=settings, dsn=dsn, pool=pool, system_role=system_role)

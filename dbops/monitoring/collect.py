@@ -7,7 +7,7 @@ or times out is recorded in ``Snapshot.errors`` and its part stays ``None``, the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,6 @@ from psycopg_pool import ConnectionPool
 
 from dbops.config import Settings
 from dbops.db import Database
-from dbops.monitoring import advice as index_advice
 from dbops.monitoring._fetch import CollectorUnavailable, fetch_one, one_round_trip_each
 from dbops.monitoring.collectors import (
     access,
@@ -36,7 +35,9 @@ from dbops.monitoring.collectors import (
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
     ActivityStat,
+    Advice,
     DatabaseStat,
+    QueryStat,
     SectionError,
     ServerInfo,
     Snapshot,
@@ -70,6 +71,19 @@ def server_info(conn: psycopg.Connection[Any], *, settings: Settings) -> ServerI
     return row
 
 
+def _advice(
+    conn: psycopg.Connection[Any], statements: Sequence[QueryStat], *, settings: Settings
+) -> Advice:
+    """The ``advice`` collector: :func:`dbops.monitoring.advice.advise_report`.
+
+    Imported when advice is asked for: its SQL parser, pglast, was a fifth of a monitoring
+    command's start-up.
+    """
+    from dbops.monitoring.advice import advise_report
+
+    return advise_report(conn, statements, settings=settings)
+
+
 #: Every database collector by the name its errors are recorded under (tests may replace one).
 COLLECTORS: dict[str, Collector] = {
     "server": server_info,
@@ -91,7 +105,7 @@ COLLECTORS: dict[str, Collector] = {
     "database.role_defaults": database.role_defaults,
     "data": data.collect_data,
     "resources": resources.collect_resources,
-    "advice": index_advice.advise_report,
+    "advice": _advice,
     "processes": processes.collect_processes,
 }
 

@@ -16,8 +16,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -42,6 +40,7 @@ from dbops.errors import (
     OperationTimeout,
     translate_exception,
 )
+from dbops.ops.revisions import MIGRATIONS_DIR, database_revision
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -63,20 +62,6 @@ __all__ = [
 _log = logging.getLogger("alembic.runtime.migration")
 
 
-def _find_migrations_dir() -> Path:
-    """The alembic script directory: shipped in the wheel, else ``migrations/`` of a checkout.
-
-    The wheel carries the top-level ``migrations/`` as ``dbops/_migrations`` (hatch
-    ``force-include`` in pyproject.toml); a checkout or an editable install has only the source.
-    """
-    shipped = Path(str(resources.files("dbops").joinpath("_migrations")))
-    if (shipped / "env.py").is_file():
-        return shipped
-    return Path(__file__).resolve().parents[2] / "migrations"
-
-
-#: The alembic script directory (see :func:`_find_migrations_dir`).
-MIGRATIONS_DIR = _find_migrations_dir()
 #: Key of the advisory lock that serializes migration runs (any constant 64-bit number).
 MIGRATION_LOCK_KEY = 0x64626F70_73_6D6967  # "dbops" "mig"
 
@@ -91,9 +76,6 @@ INDEX_IS_VALID = sa.text(
     "SELECT i.indisvalid FROM pg_index AS i "
     "WHERE i.indexrelid = to_regclass(:index) AND i.indrelid = to_regclass(:table)"
 )
-#: Both for a psycopg connection handed to :func:`current_revision` (no alembic there).
-VERSION_TABLE_EXISTS = "SELECT to_regclass('alembic_version') IS NOT NULL AS migrated"
-READ_VERSION = "SELECT version_num FROM alembic_version"
 
 #: Where :func:`current_revision` can read the revision from.
 RevisionSource = str | Connection | psycopg.Connection[Any]
@@ -170,7 +152,7 @@ def current_revision(source: RevisionSource) -> str | None:
         with _translate_migration_errors(None, settings=None):
             return MigrationContext.configure(source).get_current_revision()
     if isinstance(source, psycopg.Connection):
-        return _current_revision_psycopg(source)
+        return database_revision(source)
     engine = create_engine(to_sqlalchemy_url(source), poolclass=NullPool)
     try:
         with _translate_migration_errors(None, settings=None), engine.connect() as conn:
@@ -327,19 +309,6 @@ def _require_autocommit(index_name: str) -> None:
         raise MigrationError(
             f"index {index_name}: CONCURRENTLY needs op.get_context().autocommit_block()"
         )
-
-
-def _current_revision_psycopg(conn: psycopg.Connection[Any]) -> str | None:
-    try:
-        with conn.cursor() as cur:
-            migrated = cur.execute(VERSION_TABLE_EXISTS).fetchone()
-            if not migrated or not migrated[0]:
-                return None
-            row = cur.execute(READ_VERSION).fetchone()
-    except psycopg.Error as exc:
-        translated = translate_exception(exc)
-        raise (translated or MigrationError(f"cannot read the revision: {exc}")) from exc
-    return None if row is None else str(row[0])
 
 
 def _is_downgrade(script: ScriptDirectory, start: str, end: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -250,3 +251,29 @@ def test_an_unreachable_database_is_database_unavailable_not_a_migration_error()
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
     with pytest.raises(DatabaseUnavailable):
         upgrade(url, make_settings(url, connect_timeout_s=2), "head")
+
+
+def test_the_revision_chain_read_without_alembic_is_alembics(tmp_path: Path) -> None:
+    """``dbops.ops.revisions`` parses the files (read-only commands skip importing alembic):
+    the same ids in the same order as alembic's history, the same head; a branch is refused."""
+    from dbops.ops import revisions
+
+    assert list(revisions.revision_chain()) == [r.revision for r in reversed(history())]
+    assert revisions.code_head() == head_revision()
+    (tmp_path / "versions").mkdir()
+    for name, revision, down in (("a", "0001", None), ("b", "0002", "0001"), ("c", "0003", "0001")):
+        (tmp_path / "versions" / f"{name}.py").write_text(
+            f"revision: str = {revision!r}\ndown_revision: str | None = {down!r}\n"
+        )
+    revisions.revision_chain.cache_clear()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(revisions, "MIGRATIONS_DIR", tmp_path)
+            with pytest.raises(MigrationError, match="branches at 0001"):
+                revisions.revision_chain()
+            (tmp_path / "versions" / "c.py").write_text(
+                "revision = '0003'\ndown_revision = '0002'\n"
+            )
+            assert revisions.revision_chain() == ("0001", "0002", "0003")
+    finally:
+        revisions.revision_chain.cache_clear()
