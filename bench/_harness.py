@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -193,3 +194,11 @@ def replace_section(path: Path, heading: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+
+
+def publish(body: str, path: Path, heading: str, *, write: bool) -> None:
+    """Print a benchmark's report and, when ``write``, put it in ``path`` as ``## heading``."""
+    print(body)
+    if write:
+        replace_section(path, heading, body)
+        print(f"wrote section {heading!r} of {path}", file=sys.stderr)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._harness import machine, markdown_table, replace_section
+from bench._harness import machine, markdown_table, publish
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "CLI read latency"
@@ -114,10 +114,7 @@ output discarded, {args.runs} rounds alternating with the baseline; medians). Ba
 
 {table}
 """
-    print(body)
-    if not args.no_docs:
-        replace_section(DOCS, SECTION, body)
-        print(f"wrote section {SECTION!r} of {DOCS}", file=sys.stderr)
+    publish(body, DOCS, SECTION, write=not args.no_docs)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from typing import Any
 
 import psycopg
 
-from bench._harness import databases, machine, markdown_table, replace_section, throughput
+from bench._harness import databases, machine, markdown_table, publish, throughput
 from bench.bench_rls import pick_inputs, setup_cluster
 from bench.bench_services import prepare as seed_dataset
 from dbops.config import Settings, to_libpq_url
@@ -274,10 +274,7 @@ def main() -> None:
 
         rates = measure(make_jobs, counts, args.threads, args.seconds, args.rounds)
     body = report(rates, args, actor_line)
-    print(body)
-    if not args.no_docs:
-        replace_section(DOCS, SECTION, body)
-        print(f"wrote section {SECTION!r} of {DOCS}", file=sys.stderr)
+    publish(body, DOCS, SECTION, write=not args.no_docs)
 
 
 if __name__ == "__main__":

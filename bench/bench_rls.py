@@ -8,7 +8,7 @@ passwords and its seeded rows are replaced) and sets it up as ``tests/fixtures/d
 dbops' roles as the superuser (``setup_roles``), the migrations as ``dbops_owner``,
 ``grant_privileges``; seeds with ``dbops.ops.seed.seed`` and
 tops memberships up to ~3 per user (``bench.bench_services.prepare``'s data set). Then times
-each hot read on four sides, alternating them in rounds:
+each hot read on five sides, alternating them in rounds:
 
 (a) ``raw``: the statement the service sends for this user actor (its visibility rule folded
     in, same parameters, same answer) on a raw autocommit psycopg connection as the superuser
@@ -18,7 +18,9 @@ each hot read on four sides, alternating them in rounds:
 (c) ``rls, actor changes``: as (b), but the actor's context alternates every call, so each
     read first sends one ``set_config`` statement (one more round trip);
 (d) ``superuser, same actor``: the service of (b) on a Database opened as the superuser (RLS
-    bypassed, actor carried): (b) / (d) is the policies' own cost.
+    bypassed, actor carried): (b) / (d) is the policies' own cost;
+(e) ``rls, actor changes, 2 connections``: (c)'s alternation on a pool of two connections:
+    actor affinity (``dbops.db.engine.ActorPool``) gives each actor the one that carries it.
 
 It also runs ``EXPLAIN (ANALYZE, BUFFERS)`` of every hot statement as ``dbops_app`` with the
 user actor set (and as the superuser, to compare the scans), prints a markdown report and
@@ -77,6 +79,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "Row-level security"
 RATIO_TARGET = 1.5
 SUPERUSER = "superuser, same actor"
+AFFINITY = "rls, actor changes, 2 connections"
 #: First page of ``TeamService.list_teams`` (its default limit, plus the look-ahead row).
 PAGE = 50
 
@@ -283,13 +286,16 @@ def operations(
     app: ServiceSet,
     app_changing: ServiceSet,
     superuser: ServiceSet,
+    app_two: ServiceSet,
 ) -> list[Op]:
-    """The five hot reads with their four sides; (c) alternates between two actor contexts.
+    """The five hot reads with their five sides; (c) and (e) alternate two actor contexts.
 
     (c)'s two actors are the same user with a different ``name`` (``Actor(kind="user",
     user_id=..., name="a"|"b")``): the context differs, so the pooled connection never carries
     the one a call needs and every call sends ``set_config`` first, while the policies, rows
-    and plans are exactly those of (b).
+    and plans are exactly those of (b). (e) alternates them the same way on a pool of two
+    connections: actor affinity (``dbops.db.engine.ActorPool``) hands each the one that
+    carries it.
     """
     actor = Actor.user(inputs.user_id)
     flip = [Actor("user", inputs.user_id, "a"), Actor("user", inputs.user_id, "b")]
@@ -307,6 +313,7 @@ def operations(
             "rls, same actor": lambda x: service(app, actor, x),
             "rls, actor changes": lambda x: service(app_changing, changing(), x),
             "superuser, same actor": lambda x: service(superuser, actor, x),
+            AFFINITY: lambda x: service(app_two, changing(), x),
         }
 
     def email_params(e: str) -> dict[str, Any]:
@@ -548,7 +555,11 @@ def render_header(
         "contexts of the same user (`name` 'a'/'b'), so each call first sends the session "
         "`set_config` (one round trip more) while rows and plans stay those of (b). "
         "**(d) superuser, same actor** = the service of (b) on a Database opened as the "
-        "superuser: RLS bypassed, no actor round trip. "
+        "superuser: RLS bypassed, no actor round trip. **(e) rls, actor changes, 2 "
+        "connections** = (c)'s alternation on a Database whose pool holds two connections: "
+        "actor affinity (`ActorPool`) gives each context the idle connection that carries it, "
+        "so no `set_config` is sent (the common case of a few active users per worker; more "
+        "active actors than idle connections pay (c)'s round trip). "
         f"Up to {args.calls:,} timed calls per side (fewer when the slowest side of an "
         f"operation would run longer than {args.side_seconds:g} s: column `calls`) after "
         "min(300, calls / 10) warm-up calls, in 20 rounds whose side order rotates."
@@ -599,6 +610,7 @@ def render_actor(
                 f"{ratio:.2f}x",
                 f"{changing:.2f}x",
                 f"{sides['superuser, same actor'].median_us / base:.2f}x",
+                f"{sides[AFFINITY].median_us / base:.2f}x",
                 "met" if ratio <= RATIO_TARGET else "**MISSED**",
             ]
         )
@@ -612,7 +624,8 @@ def render_actor(
     out.append(f"#### Target: service vs raw ≤ {RATIO_TARGET}x with RLS on")
     out.append(
         markdown_table(
-            ["operation", "(b)/(a)", "(c)/(a)", "(d)/(a)", f"(b) ≤ {RATIO_TARGET}x"], checks
+            ["operation", "(b)/(a)", "(c)/(a)", "(d)/(a)", "(e)/(a)", f"(b) ≤ {RATIO_TARGET}x"],
+            checks,
         )
     )
     out.append("#### Plans as `dbops_app` with this actor (EXPLAIN ANALYZE, BUFFERS)")
@@ -664,8 +677,13 @@ def reading(latency: dict[str, dict[str, Latency]], plans: dict[str, tuple[Plan,
         f"{name} {_us(sides['rls, actor changes'].median_us - sides['rls, same actor'].median_us)}"
         for name, sides in latency.items()
     )
+    affinity = ", ".join(
+        f"{name} {_us(sides[AFFINITY].median_us - sides['rls, same actor'].median_us)}"
+        for name, sides in latency.items()
+    )
     parts.append(
-        f"Policy cost per call, (b) - (d): {policy}. Actor round trip, (c) - (b): {trip} "
+        f"Policy cost per call, (b) - (d): {policy}. Actor round trip, (c) - (b): {trip}; "
+        f"with actor affinity, (e) - (b): {affinity} "
         "(the machine was loaded: differences under ~50 µs, or negative, are noise)."
     )
     index_lost = [
@@ -718,10 +736,11 @@ users and 1,000 calls; `--big-team N` sets the company-wide team's size):
    (side d). The raw side runs the very statement the service sends for a user actor (its
    visibility rule folded in), so (b)/(a) is what RLS and the service layer add to it.
 6. **The actor round trip (c)** is one extra statement per read whenever the pooled
-   connection last served another actor; a multi-user server under load pays it on most
-   reads. Sending it in the same pipeline as the read saves nothing measurable here (the
-   `set_config` statement's server work, not the network, is the cost on loopback); pool
-   affinity per actor is the lever.
+   connection last served another actor. Sending it in the same pipeline as the read saves
+   nothing measurable here (the `set_config` statement's server work, not the network, is
+   the cost on loopback). **Actor affinity (e)**: the pool (`ActorPool`) hands a read the
+   idle connection that already carries its actor, so alternating actors cost what one
+   actor costs while there are as many idle connections as active actors.
 """
 
 
@@ -761,6 +780,7 @@ def main() -> None:
             row = conn.execute(SERVER_VERSION).fetchone()
         server = str(row[0]) if row else "?"
         app_settings = Settings(_env_file=None, database_url=role_urls["app"], process_report_s=0)
+        two_settings = app_settings.model_copy(update={"pool_min_size": 2, "pool_max_size": 2})
         sections = [render_header(data, args, server, command, big_size)]
         actors = [("in small teams", None), (f"in a {big_size:,}-member team", big_team)]
         for label, big in actors:
@@ -768,6 +788,7 @@ def main() -> None:
             with (
                 open_database(app_settings, role_urls["app"]) as app_db,
                 open_database(app_settings, role_urls["app"]) as app_db_changing,
+                open_database(two_settings, role_urls["app"]) as app_db_two,
                 open_database(settings, url) as su_db,
                 psycopg.connect(to_libpq_url(url), autocommit=True) as raw,
             ):
@@ -781,6 +802,7 @@ def main() -> None:
                     ServiceSet.on(app_db),
                     ServiceSet.on(app_db_changing),
                     ServiceSet.on(su_db),
+                    ServiceSet.on(app_db_two),
                 )
                 sizes = check_answers(ops)
                 latency: dict[str, dict[str, Latency]] = {}
