@@ -257,7 +257,9 @@ class ActorPool(ConnectionPool):
             for index, conn in enumerate(self._pool):
                 if CARRIED.carries(conn, wanted):
                     del self._pool[index]
-                    self._nconns_min = min(self._nconns_min, len(self._pool))
+                    # The pool's low-water mark, kept as its own _get_ready_connection does.
+                    if len(self._pool) < getattr(self, "_nconns_min", len(self._pool)):
+                        self._nconns_min = len(self._pool)
                     return conn
         return super()._get_ready_connection(timeout)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -83,3 +84,38 @@ def test_seed_help_names_the_personas_on_top_of_users() -> None:
     assert len(PERSONAS) == HELP_PERSONAS
     result = CliRunner().invoke(app, ["seed", "--help"], env={"COLUMNS": "200"})
     assert f"N+{len(PERSONAS)} users in all" in " ".join(result.output.split())
+
+
+#: What a read-only command must not load: the ORM, the migration tool, the SQL parser of the
+#: index advice. They were most of `dbops status`'s 4 s (bench/bench_cli.py).
+NOT_FOR_READS = {"sqlalchemy", "alembic", "pglast"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["status"], ["monitor", "checks"], ["monitor", "snapshot", "--json"], ["audit", "verify"]],
+)
+def test_read_only_commands_run_without_the_orm_alembic_or_the_sql_parser(
+    argv: list[str], migrated: str
+) -> None:
+    """The command as a user runs it (a fresh process, against the test database): it answers,
+    and the ORM, alembic and pglast were never imported."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['dbops', *{argv!r}]\n"
+        "from dbops.cli import main\n"
+        "code = 0\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code or 0\n"
+        "print('LOADED', ' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+        "print('EXIT', code)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBOPS_")}
+    env["DATABASE_URL"] = migrated
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    lines = out.stdout.splitlines()
+    exit_line = next(line for line in lines if line.startswith("EXIT "))
+    assert exit_line in ("EXIT 0", "EXIT 4"), out.stdout + out.stderr  # 4: a critical finding
+    loaded = set(next(line for line in lines if line.startswith("LOADED ")).split()[1:])
+    assert not loaded & NOT_FOR_READS, argv
