@@ -255,7 +255,8 @@ class SnapshotSource:
         Each collection runs the cheap collectors; :data:`SLOW_COLLECTORS` come from a
         :class:`SlowSections` refreshed every ``exporter_slow_interval_s``.
         """
-        fast = tuple(name for name in COLLECTORS if name not in SLOW_COLLECTORS)
+        # The slow refresh reads its parts only: not the manifests or the server log again.
+        fast = (*(name for name in COLLECTORS if name not in SLOW_COLLECTORS), "backups", "access")
         slow = SlowSections(
             lambda: collect_snapshot(db, settings, skip=fast),
             interval_s=settings.exporter_slow_interval_s,

@@ -240,7 +240,8 @@ class ActorPool(ConnectionPool):
 
     The choice is made in ``_get_ready_connection``, the pool's own critical section; if a
     psycopg_pool release renamed it, reads would simply lose the preference (correctness does
-    not depend on it), and ``tests/db/test_pool.py`` would fail on the extra ``set_config``.
+    not depend on it), and ``tests/services/test_actor.py`` would fail on the extra
+    ``set_config``.
     """
 
     def getconn_carrying(self, context: ActorContext) -> psycopg.Connection[Any]:
@@ -419,6 +420,8 @@ class Database:
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine over :attr:`pool` (made on first use)."""
+        if self._engine is not None:  # every unit of work asks: no lock once it exists
+            return self._engine
         with self._orm_lock:
             if self._engine is None:
                 self._engine = make_engine(self.pool)
@@ -427,6 +430,8 @@ class Database:
     @property
     def sessions(self) -> sessionmaker[Session]:
         """The session factory over :attr:`engine` (made on first use)."""
+        if self._sessions is not None:
+            return self._sessions
         engine = self.engine
         with self._orm_lock:
             if self._sessions is None:

@@ -191,8 +191,9 @@ def collect_snapshot(
             CPU, memory and log errors to ``snapshot.resources``, and its log's refused logins
             and denials to ``snapshot.access.server``. Defaults to the embedded cluster's when
             ``settings`` point at it (no ``DATABASE_URL``).
-        skip: names of :data:`COLLECTORS` not to run: their parts stay ``None``, with no error
-            (the exporter collects its expensive ones on their own cadence).
+        skip: names of :data:`COLLECTORS` (or ``backups``, ``access``) not to run: their parts
+            stay ``None``, with no error (the exporter collects its expensive ones on their own
+            cadence).
 
     Never raises for a failing collector: the failure is in ``snapshot.errors``. Only a pool
     that cannot hand out a connection at all raises (from :mod:`dbops.errors`).
@@ -256,7 +257,8 @@ def collect_snapshot(
     backups_stat = None
     backups_started = time.perf_counter()
     try:  # manifests on disk, no database: outside the connection
-        backups_stat = backups.collect_backups(settings, now=taken_at)
+        if "backups" not in skip:
+            backups_stat = backups.collect_backups(settings, now=taken_at)
     except Exception as exc:
         elapsed = time.perf_counter() - backups_started
         errors.append(_section_error("backups", exc, elapsed, settings))
@@ -264,7 +266,8 @@ def collect_snapshot(
     access_stat = None
     access_started = time.perf_counter()
     try:  # in-process counters and the server log, no database
-        access_stat = access.collect_access(settings, now=taken_at, app=app, data_dir=data_dir)
+        if "access" not in skip:
+            access_stat = access.collect_access(settings, now=taken_at, app=app, data_dir=data_dir)
     except Exception as exc:
         elapsed = time.perf_counter() - access_started
         errors.append(_section_error("access", exc, elapsed, settings))

@@ -560,6 +560,13 @@ def test_collect_snapshot_skips_the_named_collectors_without_an_error(db: Databa
     assert snapshot.activity is not None
     assert snapshot.database is not None
     assert snapshot.database.size_bytes
+    assert snapshot.backups is not None
+    skipped = collect_snapshot(db, db.settings, skip=("activity.connections", "backups", "access"))
+    assert skipped.backups is None
+    assert skipped.access is None
+    assert skipped.activity is not None
+    assert skipped.activity.total is None
+    assert skipped.errors == ()
 
 
 # -- serving: the carried slow families rendered once ------------------------------------------
