@@ -31,15 +31,26 @@ RLS_FUNCTIONS = ("rls_actor_team_ids()", "rls_actor_user_ids()", "rls_actor_owne
 
 ACTOR_ID = "NULLIF(current_setting('app.actor_id', true), '')::uuid"
 
+#: Rows only for a caller that may read ``team_members`` itself. The views are ``SELECT`` to
+#: ``PUBLIC`` (every role a policy judges reads them: the app, the read-only role, an operator's
+#: own reporting role) and answer for whatever ``app.actor_id`` a session sets; without this
+#: the monitor role (no tenant table) could set anyone's id and read their teams and teammates.
+#: A caller with ``SELECT`` on ``team_members`` sees the same rows through its policy anyway.
+#: Inside a view ``current_user`` is still the caller; the ``regclass`` literal is stored as an
+#: OID, and a qual without columns is one filter per execution, not per row.
+MAY_READ_MEMBERSHIPS = "has_table_privilege('public.team_members'::regclass, 'SELECT')"
+
 #: The planned form of migration 0013's views: same columns, same rows, no function call.
 POLICY_VIEWS: dict[str, str] = {
     "rls_actor_teams": (
-        f"SELECT m.team_id FROM public.team_members AS m WHERE m.user_id = {ACTOR_ID}"
+        "SELECT m.team_id FROM public.team_members AS m "
+        f"WHERE m.user_id = {ACTOR_ID} AND {MAY_READ_MEMBERSHIPS}"
     ),
     "rls_actor_team_memberships": (
         "SELECT o.user_id, o.team_id FROM public.team_members AS o "
         "WHERE o.team_id = ANY (ARRAY("
-        f"SELECT m.team_id FROM public.team_members AS m WHERE m.user_id = {ACTOR_ID}))"
+        f"SELECT m.team_id FROM public.team_members AS m WHERE m.user_id = {ACTOR_ID})) "
+        f"AND {MAY_READ_MEMBERSHIPS}"
     ),
 }
 
@@ -51,6 +62,7 @@ SELECT v FROM unnest(%(views)s::text[]) AS v WHERE to_regclass('public.' || v) I
 """
 FUNCTION_OWNER_SQL = sql.SQL("ALTER FUNCTION {function} OWNER TO {role}")
 GRANT_EXECUTE_SQL = sql.SQL("GRANT EXECUTE ON FUNCTION {function} TO {role}")
+REVOKE_EXECUTE_SQL = sql.SQL("REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC")
 VIEW_OWNER_SQL = sql.SQL("ALTER VIEW {view} OWNER TO {role}")
 #: ``{query}`` is one of :data:`POLICY_VIEWS` (constants).
 PLANNED_VIEW_SQL = sql.SQL("CREATE OR REPLACE VIEW {view} WITH (security_barrier) AS {query}")
@@ -65,12 +77,17 @@ def existing_functions(conn: psycopg.Connection[Any], functions: Sequence[str]) 
 def hand_to_policy_role(conn: psycopg.Connection[Any], callers: Sequence[sql.Identifier]) -> None:
     """Give the policies' functions and views to ``dbops_policy``; the views get their planned form.
 
-    ``callers`` may execute the functions. Idempotent; the owner change comes first, so a view
-    never runs its planned query under an owner subject to RLS.
+    Only ``callers`` (the roles whose writes the policies judge: owner, app, read-only) may
+    execute the functions: they answer for whatever ``app.actor_id`` a session sets, and the
+    migrations left them to ``PUBLIC`` (enough for a single-role deployment), so the monitor
+    role could set anyone's id and read their teams. No read policy calls them any more (0013);
+    the views stay ``PUBLIC`` and guard themselves (:data:`MAY_READ_MEMBERSHIPS`). Idempotent;
+    the owner change comes first, so a view never runs its planned query under an owner subject
+    to RLS.
     """
     policy = sql.Identifier(POLICY_ROLE)
-    for signature in existing_functions(conn, RLS_FUNCTIONS):  # none before migration 0008
-        function = sql.SQL(signature)  # a fixed name from RLS_FUNCTIONS
+    functions = [sql.SQL(f) for f in existing_functions(conn, RLS_FUNCTIONS)]  # fixed names
+    for function in functions:  # none before migration 0008
         conn.execute(FUNCTION_OWNER_SQL.format(function=function, role=policy))
         for role in callers:
             conn.execute(GRANT_EXECUTE_SQL.format(function=function, role=role))
@@ -80,3 +97,6 @@ def hand_to_policy_role(conn: psycopg.Connection[Any], callers: Sequence[sql.Ide
         conn.execute(VIEW_OWNER_SQL.format(view=view, role=policy))
         query = sql.SQL(POLICY_VIEWS[name])  # a constant of this module
         conn.execute(PLANNED_VIEW_SQL.format(view=view, query=query))
+    # Last: before the swap, a portable view still calls them for every role that reads it.
+    for function in functions:
+        conn.execute(REVOKE_EXECUTE_SQL.format(function=function))

@@ -257,6 +257,41 @@ def test_the_policy_views_show_only_the_actors_own_world_even_to_a_leaky_functio
     assert len(seen) == 1 + 3  # the function saw the visible rows and nothing else
 
 
+@pytest.mark.parametrize("function", ["rls_actor_team_ids()", "rls_actor_owned_team_ids()"])
+def test_a_role_without_tenant_tables_reads_nobodys_teams_through_the_policy_objects(
+    team: dict[str, Any], as_role: Any, pg_cluster: EmbeddedCluster, function: str
+) -> None:
+    """The policies' views and functions answer for whatever ``app.actor_id`` a session sets,
+    and any role may set it. The monitor role (no tenant table) setting a member's id gets no
+    row from the views and may not call the functions; a role that may read ``team_members``
+    sees through the views what that table's own policy shows it, no more."""
+    expected_teams = [(team["team"],)]
+    expected_members = {team["owner"], team["member"], team["other"]}
+    monitor = as_role("monitor", team["member"])
+    assert monitor.execute("SELECT team_id FROM rls_actor_teams").fetchall() == []
+    assert monitor.execute("SELECT * FROM rls_actor_team_memberships").fetchall() == []
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+        monitor.execute(f"SELECT {function}")
+    app = as_role("app", team["member"])
+    assert app.execute("SELECT team_id FROM rls_actor_teams").fetchall() == expected_teams
+    assert app.execute(f"SELECT {function}").fetchone() is not None  # the app's writes use them
+    reporter = f"rep_{uuid.uuid4().hex[:10]}"  # an operator's own role, granted one table
+    with psycopg.connect(pg_cluster.libpq_url(), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {reporter}")
+        admin.execute(f"GRANT SELECT ON team_members TO {reporter}")
+        try:
+            with admin.transaction(force_rollback=True):
+                admin.execute(f"SET LOCAL ROLE {reporter}")
+                admin.execute(ACTOR.replace("false", "true"), {"id": str(team["member"])})
+                through_view = admin.execute("SELECT user_id FROM rls_actor_team_memberships")
+                assert {r[0] for r in through_view} == expected_members
+                direct = admin.execute("SELECT user_id FROM team_members")
+                assert {r[0] for r in direct} == expected_members
+        finally:
+            admin.execute(f"DROP OWNED BY {reporter}")
+            admin.execute(f"DROP ROLE {reporter}")
+
+
 def _portable_views() -> list[str]:
     """Migration 0013's own CREATE VIEW statements, as CREATE OR REPLACE."""
     path = MIGRATIONS / "2026_12_07_0200-0013_policy_views.py"
