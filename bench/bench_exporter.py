@@ -28,7 +28,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from bench._harness import databases, machine, markdown_table
 from dbops.config import Settings, to_libpq_url
 from dbops.db import Database, open_database
-from dbops.exporter import SLOW_COLLECTORS, make_server
+from dbops.exporter import make_server
+from dbops.monitoring.cadence import SLOW_COLLECTORS
 from dbops.monitoring.collect import COLLECTORS, collect_snapshot
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed

@@ -50,8 +50,14 @@ def _sidebar() -> float | None:
                 f"Snapshot: {snap.taken_at:%Y-%m-%d %H:%M:%S} UTC "
                 f"({snap.duration_s * 1000:.0f} ms, {len(snap.errors)} collector errors)"
             )
+            if snap.carried:
+                slow_at = min(c.taken_at for c in snap.carried)
+                st.caption(
+                    f"Statements, tables, indexes and data counts: {slow_at:%H:%M:%S} UTC "
+                    f"({(snap.taken_at - slow_at).total_seconds():.0f} s earlier)"
+                )
         if st.button("Refresh now"):
-            st.cache_data.clear()
+            data.refresh_now()
     return REFRESH_CHOICES[choice or "off"]
 
 

@@ -22,7 +22,8 @@ import streamlit as st
 from dbops.config import Settings
 from dbops.db import Database, open_database, readonly_dsn
 from dbops.errors import DbopsError
-from dbops.monitoring import Finding, Snapshot, collect_snapshot, evaluate
+from dbops.monitoring import Finding, Snapshot, evaluate
+from dbops.monitoring.cadence import Cadence
 from dbops.monitoring.checks import problems, worst_first
 from dbops.ops.backup.manifest import BrokenManifest, default_backup_dir, read_manifests
 from dbops.services import Actor, MembershipService, TeamService
@@ -161,9 +162,27 @@ def _snapshot_from_file(path: str, mtime: float) -> Snapshot:
     return Snapshot.from_json(Path(path).read_text(encoding="utf-8"))
 
 
+@st.cache_resource
+def _cadence() -> Cadence:
+    """The process's snapshots: cheap collectors per page view, the slow ones carried.
+
+    At 1M users the slow collectors (statements, bloat, tables, data counts) are most of a
+    snapshot's 2-3 s; refreshed in the background every ``dashboard_slow_interval_s``, a page
+    waits for the rest only (the exporter does the same, :mod:`dbops.monitoring.cadence`).
+    """
+    settings = get_settings()
+    return Cadence(get_database(), settings, interval_s=settings.dashboard_slow_interval_s)
+
+
+def refresh_now() -> None:
+    """Forget the cached snapshot; the next one collects the slow parts too, while one waits."""
+    _cadence().expire()
+    st.cache_data.clear()
+
+
 @st.cache_data(max_entries=2, show_spinner="Collecting a snapshot…")
 def _collect(bucket: int) -> Snapshot:
-    snap = collect_snapshot(get_database(), get_settings())
+    snap = _cadence()()
     kept = _history_of_snapshots()
     if "current" in kept:
         kept["previous"] = kept["current"]

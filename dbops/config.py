@@ -492,6 +492,16 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a collected snapshot is reused by every dashboard page and viewer.",
     )
+    dashboard_slow_interval_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "The dashboard refreshes the expensive parts of its snapshot (statements, indexes "
+            "and bloat, tables, data, slowly changing catalog state) in the background at most "
+            "this often while someone views it, and shows their latest parts in between with "
+            'their time; a page never waits for them after the first ("Refresh now" does).'
+        ),
+    )
     dashboard_show_emails: bool = Field(
         default=False,
         description="Show e-mail addresses in full; off: masked as `a***@example.com`.",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import gzip
 import threading
 import time
@@ -46,15 +45,15 @@ from prometheus_client.samples import Sample
 from dbops.config import Settings
 from dbops.db import Database, open_database
 from dbops.db.access import ACCESS
+from dbops.monitoring.cadence import SLOW_COLLECTORS, Cadence
 from dbops.monitoring.checks import CHECKS, Severity, evaluate
 from dbops.monitoring.checks import worst as worst_of
-from dbops.monitoring.collect import COLLECTORS, collect_snapshot
+from dbops.monitoring.collect import COLLECTORS
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
     AppStat,
     BackupsStat,
     CacheStat,
-    CarriedSection,
     PoolStat,
     QueryStat,
     ResourceStat,
@@ -66,11 +65,9 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 __all__ = [
-    "SLOW_COLLECTORS",
     "ExporterServer",
     "Reading",
     "Scrape",
-    "SlowSections",
     "SnapshotCollector",
     "SnapshotSource",
     "app_statement_metrics",
@@ -91,36 +88,6 @@ SCRAPE_TIMEOUT = "scrape_timeout"
 MAX_CLIENT_SERIES = 10
 #: Error counter key for a collection that raised as a whole (database unreachable).
 SNAPSHOT_FAILED = "snapshot"
-#: The collectors the exporter runs on their own cadence (``exporter_slow_interval_s``) in the
-#: background, carrying their latest parts into every scrape's snapshot with their age
-#: (``dbops_collector_age_seconds``), as pgwatch schedules metrics by interval: the expensive
-#: ones (pg_stat_statements with thousands of entries and the bloat estimate cost ten times
-#: the rest of a snapshot; per-table and per-index rows are most of the series) and catalog
-#: state that changes slowly (settings, role defaults, NOT VALID constraints, sequences, xid
-#: ages). Each scrape collects the rest: activity, counters, replication, checkpoints,
-#: resources, the processes' reports.
-SLOW_COLLECTORS = (
-    "statements",
-    "indexes.bloat",
-    "indexes",
-    "tables",
-    "data",
-    "database.xid_ages",
-    "database.sequences",
-    "database.constraints",
-    "database.settings",
-    "database.role_defaults",
-)
-#: Where each slow collector's part sits: a field of the snapshot, or of ``snapshot.database``
-#: (``indexes.bloat`` is inside ``indexes``).
-_SNAPSHOT_PARTS = ("statements", "indexes", "tables", "data")
-_DATABASE_PARTS = {
-    "database.xid_ages": "xid_ages",
-    "database.sequences": "sequences",
-    "database.constraints": "not_valid_constraints",
-    "database.settings": "settings",
-    "database.role_defaults": "role_defaults",
-}
 
 
 # ------------------------------------------------------------------------------- source
@@ -137,78 +104,6 @@ class Reading:
     stale: bool
     age_s: float | None
     errors_total: dict[str, int]
-
-
-class SlowSections:
-    """The parts of :data:`SLOW_COLLECTORS`, refreshed in the background at their own cadence.
-
-    :meth:`complete` gives a scrape's snapshot (taken without them) their latest parts, as
-    :class:`~dbops.monitoring.snapshot.CarriedSection` entries with the time they were taken.
-    The first call collects them in the caller's thread (the first scrape is whole); later,
-    when the parts are older than ``interval_s``, one refresh runs in a daemon thread and the
-    scrape goes on with the parts it has: a scrape never waits for them again. A refresh that
-    fails keeps the previous parts, whose age then grows (what an alert on
-    ``dbops_collector_age_seconds`` sees); its errors are in the parts it carries.
-
-    Args:
-        collect: takes a snapshot of the slow collectors only.
-        interval_s: refresh when the parts are at least this old.
-        clock: monotonic clock (tests pass their own).
-    """
-
-    def __init__(
-        self,
-        collect: Callable[[], Snapshot],
-        *,
-        interval_s: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._collect = collect
-        self._interval_s = interval_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._parts: Snapshot | None = None
-        self._parts_at = 0.0
-        self._refreshing = False
-
-    def complete(self, snapshot: Snapshot) -> Snapshot:
-        """``snapshot`` with the slow parts it lacks: the latest ones, marked as carried."""
-        with self._lock:
-            parts, due = self._parts, self._clock() - self._parts_at >= self._interval_s
-            start = parts is not None and due and not self._refreshing
-            if start:
-                self._refreshing = True
-        if parts is None:
-            parts = self._refresh()
-        elif start:
-            threading.Thread(target=self._refresh, name="dbops-exporter-slow", daemon=True).start()
-        if parts is None:
-            return snapshot
-        errors = tuple(e for e in parts.errors if e.collector in SLOW_COLLECTORS)
-        database = snapshot.database
-        if database is not None and parts.database is not None:
-            database = dataclasses.replace(
-                database,
-                **{field: getattr(parts.database, field) for field in _DATABASE_PARTS.values()},
-            )
-        return dataclasses.replace(
-            snapshot,
-            **{field: getattr(parts, field) for field in _SNAPSHOT_PARTS},
-            database=database,
-            errors=snapshot.errors + errors,
-            carried=tuple(CarriedSection(name, parts.taken_at) for name in SLOW_COLLECTORS),
-        )
-
-    def _refresh(self) -> Snapshot | None:
-        try:
-            parts = self._collect()
-        except Exception:  # the database went away: keep the old parts, their age shows it
-            parts = None
-        with self._lock:
-            self._refreshing = False
-            if parts is not None:
-                self._parts, self._parts_at = parts, self._clock()
-            return self._parts
 
 
 class SnapshotSource:
@@ -252,17 +147,12 @@ class SnapshotSource:
     def for_database(cls, db: Database, settings: Settings) -> SnapshotSource:
         """A source that snapshots ``db`` with the exporter settings of ``settings``.
 
-        Each collection runs the cheap collectors; :data:`SLOW_COLLECTORS` come from a
-        :class:`SlowSections` refreshed every ``exporter_slow_interval_s``.
+        Each collection runs the cheap collectors; :data:`SLOW_COLLECTORS` are carried
+        (:class:`~dbops.monitoring.cadence.Cadence`), refreshed every
+        ``exporter_slow_interval_s``.
         """
-        # The slow refresh reads its parts only: not the manifests or the server log again.
-        fast = (*(name for name in COLLECTORS if name not in SLOW_COLLECTORS), "backups", "access")
-        slow = SlowSections(
-            lambda: collect_snapshot(db, settings, skip=fast),
-            interval_s=settings.exporter_slow_interval_s,
-        )
         return cls(
-            lambda: slow.complete(collect_snapshot(db, settings, skip=SLOW_COLLECTORS)),
+            Cadence(db, settings, interval_s=settings.exporter_slow_interval_s),
             budget_s=settings.exporter_scrape_budget_s,
             min_interval_s=settings.exporter_min_interval_s,
         )

@@ -556,7 +556,7 @@ class CarriedSection:
     """A collector's part of a snapshot taken by an earlier collection, at ``taken_at`` (UTC).
 
     The exporter refreshes its expensive collectors on their own cadence and carries their
-    latest parts into each scrape's snapshot (``dbops.exporter.SLOW_COLLECTORS``).
+    latest parts into each scrape's snapshot (``dbops.monitoring.cadence.SLOW_COLLECTORS``).
     """
 
     collector: str

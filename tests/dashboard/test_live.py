@@ -325,3 +325,31 @@ def test_the_pool_page_shows_the_applications_pool_not_its_own(
         with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
             conn.execute("DELETE FROM dbops_monitor.process_samples")
             conn.execute("DELETE FROM dbops_monitor.process_reports")
+
+
+def test_slow_parts_are_carried_with_their_time_until_refresh_now(
+    seeded: dict[str, str], migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page view collects the cheap parts only: a new index (the slow ``indexes`` part)
+    shows after "Refresh now", not before, and the sidebar says when the slow parts were
+    taken."""
+    monkeypatch.setenv("DATABASE_URL", migrated)
+    monkeypatch.setenv("DBOPS_DASHBOARD_CACHE_TTL_S", "0")  # every run takes a snapshot
+    late = "dash_probe_late_idx"
+    at = app()
+    at.switch_page("views/indexes.py").run()
+    assert not at.exception, at.exception
+    assert UNUSED_INDEX in texts(at)
+    assert any("Statements, tables, indexes and data counts:" in c.value for c in at.caption)
+    with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
+        conn.execute(f"CREATE INDEX {late} ON teams (name, updated_at)")
+    try:
+        at.run()
+        assert not at.exception, at.exception
+        assert late not in texts(at)  # carried: the slow parts are younger than 30 s
+        next(b for b in at.button if b.label == "Refresh now").click().run()
+        assert not at.exception, at.exception
+        assert late in texts(at)
+    finally:
+        with psycopg.connect(to_libpq_url(migrated), autocommit=True) as conn:
+            conn.execute(f"DROP INDEX IF EXISTS {late}")

@@ -22,9 +22,7 @@ from dbops.db import Database
 from dbops.exporter import (
     MAX_CLIENT_SERIES,
     SCRAPE_TIMEOUT,
-    SLOW_COLLECTORS,
     SNAPSHOT_FAILED,
-    SlowSections,
     SnapshotCollector,
     SnapshotSource,
     _MetricsApp,
@@ -33,6 +31,7 @@ from dbops.exporter import (
     make_server,
     snapshot_metrics,
 )
+from dbops.monitoring.cadence import SLOW_COLLECTORS, SlowSections
 from dbops.monitoring.collect import collect_snapshot
 from dbops.monitoring.snapshot import CountBy, SectionError, Snapshot
 from tests.fixtures.db import make_settings
@@ -504,6 +503,23 @@ def test_a_due_refresh_runs_in_the_background_and_the_scrape_does_not_wait() -> 
     while slow.complete(_fast(at=62)).collected_at("statements") == healthy_snapshot().taken_at:
         assert time.monotonic() < deadline, "the background refresh never landed"
         time.sleep(0.01)
+
+
+def test_expired_parts_are_collected_in_the_callers_thread_once() -> None:
+    """ "Refresh now" on the dashboard: the next call waits for fresh slow parts even though
+    they are younger than the interval; the call after it carries them again."""
+    now = [0.0]
+    results = [_slow_parts(at=0), _slow_parts(at=5)]
+    slow = SlowSections(lambda: results.pop(0), interval_s=60.0, clock=lambda: now[0])
+    slow.complete(_fast(at=0))
+    now[0] = 5.0
+    slow.expire()
+    fresh = slow.complete(_fast(at=5))
+    assert results == []  # collected in this call, not in a thread
+    assert fresh.collected_at("statements") == fresh.taken_at
+    now[0] = 6.0
+    carried = slow.complete(_fast(at=6))
+    assert (carried.taken_at - carried.collected_at("statements")).total_seconds() == 1.0
 
 
 def test_a_failed_refresh_keeps_the_old_parts_and_their_age_grows() -> None:
