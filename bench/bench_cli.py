@@ -72,10 +72,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, default=None, help="demo directory to (re)use")
     parser.add_argument("--no-docs", action="store_true", help="print only, keep docs as is")
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE as the environment has it (every process compiles "
+        "every module it imports from source)",
+    )
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBOPS_", "DATABASE_URL"))}
     where = args.keep or Path(tempfile.mkdtemp(dir="/var/tmp", prefix="dbops-cli-"))
     where.mkdir(parents=True, exist_ok=True)
+    if not args.no_bytecode:
+        # As on a user's machine: modules compiled once, then loaded from their bytecode. This
+        # machine sets PYTHONDONTWRITEBYTECODE, so each process would compile every module it
+        # imports, the command's and the baseline's. The caches go beside the demo, not into
+        # the source tree or the virtualenv.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(where / "pycache")
     dbops = [str(Path(sys.executable).with_name("dbops"))]  # the console script a user runs
     try:
         print(f"setting the demo up in {where} ...", file=sys.stderr, flush=True)
@@ -106,11 +119,21 @@ def main() -> None:
         verdict = "" if name.startswith("bare") else ("met" if ratio <= TARGET else "**MISSED**")
         rows.append([name, f"{median * 1000:.0f} ms", f"{ratio:.1f}x", verdict])
     table = markdown_table(["command", "median", "vs bare query", f"≤ {TARGET:g}x"], rows)
+    bytecode = (
+        "Every process compiles the modules it imports "
+        "(`PYTHONDONTWRITEBYTECODE`, `--no-bytecode`)."
+        if args.no_bytecode
+        else "Bytecode caches on, as on a user's machine (`PYTHONPYCACHEPREFIX` beside the demo; "
+        "this machine sets `PYTHONDONTWRITEBYTECODE`, which makes every process compile every "
+        "module it imports: `--no-bytecode` measures that)."
+    )
+    flag = " --no-bytecode" if args.no_bytecode else ""
     body = f"""Machine: {machine()}.
-Command: `uv run python -m bench.bench_cli --runs {args.runs}` (a demo set up by `dbops up` in an
-empty directory, plus one `dbops backup create`; each command a fresh process from that directory,
-output discarded, {args.runs} rounds alternating with the baseline; medians). Baseline: a fresh
-`python -c` that imports psycopg, connects to the same cluster and runs one query.
+Command: `uv run python -m bench.bench_cli --runs {args.runs}{flag}` (a demo set up by
+`dbops up` in an empty directory, plus one `dbops backup create`; each command a fresh
+process from that directory, output discarded, {args.runs} rounds alternating with the
+baseline; medians). Baseline: a fresh `python -c` that imports psycopg, connects to the
+same cluster and runs one query. {bytecode}
 
 {table}
 """
