@@ -51,11 +51,7 @@ def _sidebar() -> float | None:
                 f"({snap.duration_s * 1000:.0f} ms, {len(snap.errors)} collector errors)"
             )
             if snap.carried:
-                slow_at = min(c.taken_at for c in snap.carried)
-                st.caption(
-                    f"Statements, tables, indexes and data counts: {slow_at:%H:%M:%S} UTC "
-                    f"({(snap.taken_at - slow_at).total_seconds():.0f} s earlier)"
-                )
+                st.caption(data.carried_note(snap))
         if st.button("Refresh now"):
             data.refresh_now()
     return REFRESH_CHOICES[choice or "off"]

@@ -180,6 +180,15 @@ def refresh_now() -> None:
     st.cache_data.clear()
 
 
+def carried_note(snap: Snapshot) -> str:
+    """When the slow parts of ``snap`` were taken, for the sidebar."""
+    slow_at = min(c.taken_at for c in snap.carried)
+    note = f"Statements, tables, indexes and data counts: {slow_at:%H:%M:%S} UTC"
+    # Taken with the snapshot (the first one, "Refresh now"), they are a moment younger.
+    older_s = (snap.taken_at - slow_at).total_seconds()
+    return note + (f", {older_s:,.0f} s before the snapshot" if older_s >= 1 else "")
+
+
 @st.cache_data(max_entries=2, show_spinner="Collecting a snapshot…")
 def _collect(bucket: int) -> Snapshot:
     snap = _cadence()()

@@ -276,6 +276,15 @@ class Settings(BaseSettings):
         ge=1,
         description="`statement_timeout` of each monitoring collector query.",
     )
+    monitor_slow_collector_timeout_ms: int = Field(
+        default=10_000,
+        ge=1,
+        description="`statement_timeout` of the collector queries the exporter and the dashboard "
+        "refresh in the background (statements, indexes and bloat, tables, data, slowly "
+        "changing catalog state): they hold up no scrape and no page, and at a million users "
+        "on a busy server the data counts can take longer than "
+        "`DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS`.",
+    )
     monitor_top_statements: int = Field(
         default=50, ge=1, description="Statements kept in a snapshot (top by total time)."
     )

@@ -140,15 +140,20 @@ class SlowSections:
 class Cadence:
     """Snapshots of ``db``: the cheap collectors on each call, the slow ones carried.
 
-    The slow parts come from one :class:`SlowSections` refreshed every ``interval_s``.
+    The slow parts come from one :class:`SlowSections` refreshed every ``interval_s``, their
+    queries under ``monitor_slow_collector_timeout_ms``.
     """
 
     def __init__(self, db: Database, settings: Settings, *, interval_s: float) -> None:
         self._db, self._settings = db, settings
         # The slow refresh reads its parts only: not the manifests or the server log again.
         fast = (*(name for name in COLLECTORS if name not in SLOW_COLLECTORS), "backups", "access")
+        # In the background nobody waits on them: their own, longer statement timeout.
+        patient = settings.model_copy(
+            update={"monitor_collector_timeout_ms": settings.monitor_slow_collector_timeout_ms}
+        )
         self.slow = SlowSections(
-            lambda: collect_snapshot(db, settings, skip=fast), interval_s=interval_s
+            lambda: collect_snapshot(db, patient, skip=fast), interval_s=interval_s
         )
 
     def __call__(self) -> Snapshot:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dbops.monitoring import Snapshot
-from dbops.monitoring.snapshot import AccessStat
+from dbops.monitoring.cadence import SLOW_COLLECTORS
+from dbops.monitoring.snapshot import AccessStat, CarriedSection
 from tests.dashboard.conftest import PAGES, ROOT, app, texts, write_snapshot
 from tests.fixtures.snapshots import (
     HEALTHY_ACCESS,
@@ -208,3 +210,26 @@ def test_the_indexes_page_counts_what_the_checks_find(
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Unused"]) == problems.count("unused_indexes")
     assert int(metrics["Duplicate / covered"]) == problems.count("duplicate_indexes")
+
+
+@pytest.mark.parametrize(
+    ("offset_s", "expected"),
+    [(-42.0, ", 42 s before the snapshot"), (0.3, "")],
+)
+def test_the_sidebar_says_when_the_slow_parts_were_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offset_s: float, expected: str
+) -> None:
+    """Carried parts 42 s old say so; parts taken with the snapshot (a moment after its start:
+    the first one, "Refresh now") say no age, and never a negative one."""
+    snap = healthy_snapshot()
+    at_time = snap.taken_at + dt.timedelta(seconds=offset_s)
+    carried = tuple(CarriedSection(name, at_time) for name in SLOW_COLLECTORS)
+    path = write_snapshot(tmp_path / "snap.json", dataclasses.replace(snap, carried=carried))
+    monkeypatch.setenv("DBOPS_DASHBOARD_SNAPSHOT_FILE", str(path))
+    at = app()
+    at.run()
+    assert not at.exception, at.exception
+    notes = [c.value for c in at.sidebar.caption if "data counts" in c.value]
+    assert notes == [
+        f"Statements, tables, indexes and data counts: {at_time:%H:%M:%S} UTC{expected}"
+    ]
