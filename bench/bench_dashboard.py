@@ -83,6 +83,10 @@ def _done(page: Page, title: str, started: float) -> float:
     errors = page.locator('[data-testid="stException"]').count()
     if errors:
         raise SystemExit(f"{title}: {errors} exception(s) on the page")
+    # A page whose collector failed draws a note instead of its charts: faster, and not the page.
+    failed = page.locator('[data-testid="stAlert"]').filter(has_text="failed").all_inner_texts()
+    if failed:
+        raise SystemExit(f"{title}: {failed[0]}")
     return elapsed
 
 
