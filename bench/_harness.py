@@ -6,6 +6,7 @@ import gc
 import os
 import platform
 import re
+import socket
 import statistics
 import sys
 import tempfile
@@ -202,3 +203,10 @@ def publish(body: str, path: Path, heading: str, *, write: bool) -> None:
     if write:
         replace_section(path, heading, body)
         print(f"wrote section {heading!r} of {path}", file=sys.stderr)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

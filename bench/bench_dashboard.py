@@ -23,7 +23,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from bench._harness import machine, markdown_table, publish
+from bench._harness import free_port, machine, markdown_table, publish
 from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, PAGES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +51,6 @@ def home() -> None:
 
 st.navigation([st.Page(home, title="Baseline")]).run()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float) -> float:
@@ -137,7 +130,7 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="print only, keep docs as is")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBOPS_", "DATABASE_URL"))}
-    dashboard_port, exporter_port, baseline_port = _free_port(), _free_port(), _free_port()
+    dashboard_port, exporter_port, baseline_port = free_port(), free_port(), free_port()
     env["DBOPS_SERVE_DASHBOARD_PORT"] = str(dashboard_port)
     env["DBOPS_SERVE_EXPORTER_PORT"] = str(exporter_port)
     env["DBOPS_SERVE_DASHBOARD_APP"] = str(ROOT / "dashboard" / "app.py")  # `make run`'s app

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import time
@@ -25,7 +24,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bench._harness import databases, machine, markdown_table
+from bench._harness import databases, free_port, machine, markdown_table
 from dbops.config import Settings, to_libpq_url
 from dbops.db import Database, open_database
 from dbops.exporter import make_server
@@ -92,12 +91,6 @@ COVERAGE = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=30) as resp:
         return str(resp.read().decode())
@@ -118,7 +111,7 @@ def _postgres_exporter(libpq: str) -> Iterator[str]:
         raise SystemExit("prometheus-postgres-exporter missing: run scripts/bootstrap.sh")
     parts = conninfo_to_dict(libpq)
     parts["sslmode"] = "disable"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATA_SOURCE_NAME": make_conninfo(**parts)}  # type: ignore[arg-type]
     proc = subprocess.Popen(
         [binary, f"--web.listen-address=127.0.0.1:{port}"],

@@ -98,11 +98,11 @@ class SlowSections:
         """``snapshot`` with the slow parts it lacks: the latest ones, marked as carried."""
         with self._lock:
             parts, due = self._parts, self._clock() - self._parts_at >= self._interval_s
-            now, self._expired = parts is None or self._expired, False
-            start = not now and due and not self._refreshing
+            here, self._expired = parts is None or self._expired, False
+            start = not here and due and not self._refreshing
             if start:
                 self._refreshing = True
-        if now:
+        if here:
             parts = self._refresh() or parts
         elif start:
             threading.Thread(
@@ -149,17 +149,16 @@ class Cadence:
         # The slow refresh reads its parts only: not the manifests or the server log again.
         fast = (*(name for name in COLLECTORS if name not in SLOW_COLLECTORS), "backups", "access")
         # In the background nobody waits on them: their own, longer statement timeout.
-        patient = settings.model_copy(
-            update={"monitor_collector_timeout_ms": settings.monitor_slow_collector_timeout_ms}
-        )
-        self.slow = SlowSections(
-            lambda: collect_snapshot(db, patient, skip=fast), interval_s=interval_s
+        patient = dict.fromkeys(SLOW_COLLECTORS, settings.monitor_slow_collector_timeout_ms)
+        self._slow = SlowSections(
+            lambda: collect_snapshot(db, settings, skip=fast, timeouts_ms=patient),
+            interval_s=interval_s,
         )
 
     def __call__(self) -> Snapshot:
         """A snapshot: the cheap collectors now, the slow parts as last refreshed."""
-        return self.slow.complete(collect_snapshot(self._db, self._settings, skip=SLOW_COLLECTORS))
+        return self._slow.complete(collect_snapshot(self._db, self._settings, skip=SLOW_COLLECTORS))
 
     def expire(self) -> None:
         """The next call collects the slow parts too, in the caller's thread."""
-        self.slow.expire()
+        self._slow.expire()

@@ -143,7 +143,11 @@ def _section_error(name: str, exc: Exception, elapsed: float, settings: Settings
         message, hint = exc.message, exc.hint
     elif isinstance(exc, pg_errors.QueryCanceled):
         message = f"timed out after {settings.monitor_collector_timeout_ms} ms"
-        hint = "raise DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS, or find what slows the catalog query"
+        hint = (
+            "raise DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS (DBOPS_MONITOR_SLOW_COLLECTOR_TIMEOUT_MS "
+            "for the parts the exporter and the dashboard refresh in the background), or find "
+            "what slows the catalog query"
+        )
     elif isinstance(exc, pg_errors.InsufficientPrivilege):
         message = _first_line(exc)
         hint = PRIVILEGE_HINT

@@ -64,7 +64,12 @@ from dbops.db.roles import (
     SYSTEM_ROLE,
     RoleName,
 )
-from dbops.ops.policy_role import existing_functions, hand_to_policy_role
+from dbops.ops.policy_role import (
+    FUNCTION_OWNER_SQL,
+    GRANT_EXECUTE_SQL,
+    existing_functions,
+    hand_to_policy_role,
+)
 from dbops.redact import SECRET_PATTERN_SQL, redact_sql
 
 __all__ = [
@@ -236,9 +241,6 @@ SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY(%(schemas)s)
 DATA_TABLES_TO_POLICY_SQL = sql.SQL(
     "GRANT SELECT ON public.users, public.teams, public.team_members, public.invitations TO {role}"
 )
-FUNCTION_OWNER_SQL = sql.SQL("ALTER FUNCTION {function} OWNER TO {role}")
-#: ``{function}`` is one of :data:`DATA_FUNCTIONS` (constants, checked by ``to_regprocedure``).
-GRANT_EXECUTE_SQL = sql.SQL("GRANT EXECUTE ON FUNCTION {function} TO {role}")
 
 
 @dataclass(frozen=True)
