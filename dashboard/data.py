@@ -182,10 +182,9 @@ def refresh_now() -> None:
 
 def carried_note(snap: Snapshot) -> str:
     """When the slow parts of ``snap`` were taken, for the sidebar."""
-    slow_at = min(c.taken_at for c in snap.carried)
-    note = f"Statements, tables, indexes and data counts: {slow_at:%H:%M:%S} UTC"
-    # Taken with the snapshot (the first one, "Refresh now"), they are a moment younger.
-    older_s = (snap.taken_at - slow_at).total_seconds()
+    part = snap.carried[0].collector  # the slow parts are refreshed together
+    note = f"Statements, tables, indexes and data counts: {snap.collected_at(part):%H:%M:%S} UTC"
+    older_s = snap.part_age_s(part)
     return note + (f", {older_s:,.0f} s before the snapshot" if older_s >= 1 else "")
 
 

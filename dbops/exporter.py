@@ -423,7 +423,7 @@ def snapshot_metrics(
             "dbops_collector_age_seconds",
             "How much older than the snapshot this collector's part is (the exporter refreshes "
             "the expensive ones every exporter_slow_interval_s; 0: taken with the snapshot).",
-            (snapshot.taken_at - snapshot.collected_at(name)).total_seconds(),
+            snapshot.part_age_s(name),
             collector=name,
         )
     if snapshot.server is not None:

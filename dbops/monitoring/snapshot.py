@@ -786,6 +786,14 @@ class Snapshot:
         """When ``collector``'s part was taken: ``taken_at`` unless it is carried."""
         return next((c.taken_at for c in self.carried if c.collector == collector), self.taken_at)
 
+    def part_age_s(self, collector: str) -> float:
+        """How much older than the snapshot ``collector``'s part is, in seconds (0 or more).
+
+        Parts collected in the same call as the snapshot (the first, "Refresh now") started a
+        moment after it: their age is 0, not a few negative milliseconds.
+        """
+        return max(0.0, (self.taken_at - self.collected_at(collector)).total_seconds())
+
     def stats_age_s(self) -> float | None:
         """How long the database's statistics have counted, at ``taken_at``.
 

@@ -522,6 +522,18 @@ def test_expired_parts_are_collected_in_the_callers_thread_once() -> None:
     assert (carried.taken_at - carried.collected_at("statements")).total_seconds() == 1.0
 
 
+def test_parts_collected_after_the_snapshot_began_have_age_zero_not_negative() -> None:
+    """The first call (and "Refresh now") collects the parts after the cheap snapshot began:
+    a few ms younger than it. Their age is 0, never negative (seen as -0.016 on a live
+    scrape)."""
+    slow = SlowSections(lambda: _slow_parts(at=1), interval_s=60.0, clock=lambda: 0.0)
+    first = slow.complete(_fast(at=0))
+    assert first.collected_at("statements") > first.taken_at  # when they really were taken
+    families = {m.name: m for m in snapshot_metrics(first, _settings())}
+    ages = {s.labels["collector"]: s.value for s in families["dbops_collector_age_seconds"].samples}
+    assert ages == dict.fromkeys(SLOW_COLLECTORS, 0.0)
+
+
 def test_a_failed_refresh_keeps_the_old_parts_and_their_age_grows() -> None:
     now = [0.0]
     outcomes: list[Snapshot | Exception] = [_slow_parts(at=0), RuntimeError("server gone")]
