@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dbops.errors import CHECK_CONSTRAINTS, UNIQUE_CONSTRAINTS
-from dbops.models.accounts import Invitation, InvitationStatus, Team, TeamMember, User
+from dbops.models.accounts import (
+    Invitation,
+    InvitationStatus,
+    Team,
+    TeamMember,
+    TeamMemberCount,
+    User,
+)
 from dbops.models.base import Base, Role
 
 if TYPE_CHECKING:
@@ -19,6 +26,7 @@ __all__ = [
     "Team",
     "TeamLocation",
     "TeamMember",
+    "TeamMemberCount",
     "User",
 ]
 

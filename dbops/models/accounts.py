@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Computed,
     Enum,
@@ -37,6 +38,7 @@ __all__ = [
     "InvitationStatus",
     "Team",
     "TeamMember",
+    "TeamMemberCount",
     "User",
     "role_enum",
 ]
@@ -181,6 +183,21 @@ class TeamMember(TimestampMixin, Base):
         # teams every tenant policy starts from are an index-only scan (migration 0013).
         Index("ix_team_members_user_id", "user_id", "team_id"),
     )
+
+
+class TeamMemberCount(Base):
+    """A team's number of memberships, kept by triggers on ``team_members`` (migration 0014).
+
+    Written only by the trigger function (the application role may read it); a team that never
+    had a member has no row (count 0).
+    """
+
+    __tablename__ = "team_member_counts"
+
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    members: Mapped[int] = mapped_column(BigInteger)
 
 
 class Invitation(UuidPkMixin, TimestampMixin, Base):

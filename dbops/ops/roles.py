@@ -22,8 +22,9 @@ dbops_system     NOLOGIN, BYPASSRLS, granted to dbops_app: the services switch t
                  tenant policies. It owns nothing: the app role can become it.
 dbops_policy     NOLOGIN, BYPASSRLS, granted to the owner only: owns the policies' functions
                  and views (migrations 0008, 0010, 0013; :mod:`dbops.ops.policy_role`) and the
-                 data aggregates (:data:`DATA_FUNCTIONS`, which read past RLS), which no role
-                 the application can become may alter.
+                 data aggregates (:data:`DATA_FUNCTIONS`, which read past RLS) and the
+                 member counter's trigger function (migration 0014), which no role the
+                 application can become may alter.
 ===============  =========================================================================
 
 Role-level defaults (``ALTER ROLE ... SET``) are removed from every dbops role on each setup
@@ -185,6 +186,7 @@ WHERE n.nspname = ANY(%(schemas)s)
   AND p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
   AND NOT p.proname LIKE 'rls\_%%'  -- the policies' functions belong to the policy role
   AND NOT (n.nspname = 'dbops_monitor' AND p.proname LIKE 'data\_%%')  -- so do the aggregates
+  AND NOT (n.nspname = 'public' AND p.proname = 'count_team_members')  -- and the counter
   AND NOT EXISTS (
     SELECT 1 FROM pg_depend AS d
     WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
@@ -236,6 +238,9 @@ RELATION_EXISTS_SQL = "SELECT to_regclass(%(name)s) IS NOT NULL"
 EXISTING_SCHEMAS_SQL = """
 SELECT nspname::text AS name FROM pg_namespace WHERE nspname = ANY(%(schemas)s)
 """
+
+#: The trigger function that keeps ``team_member_counts`` (migration 0014).
+COUNT_FUNCTION = "public.count_team_members()"
 
 #: What the data aggregates (:data:`DATA_FUNCTIONS`) read, for their owner, the policy role.
 DATA_TABLES_TO_POLICY_SQL = sql.SQL(
@@ -480,6 +485,18 @@ def grant_privileges(conn: psycopg.Connection[Any]) -> None:
     if "team_members" in tables:  # what the policy functions read, and nothing else
         conn.execute(sql.SQL("GRANT SELECT ON team_members TO {role}").format(role=policy))
     hand_to_policy_role(conn, (owner, app, readonly))
+    counts = conn.execute(RELATION_EXISTS_SQL, {"name": "public.team_member_counts"}).fetchone()
+    if counts and counts[0]:  # migration 0014
+        # Read by the services and the operator; written only by the trigger function, which
+        # the policy role (BYPASSRLS; the app cannot become it) owns from now on.
+        for role in (app, system, readonly):
+            conn.execute(sql.SQL("GRANT SELECT ON team_member_counts TO {role}").format(role=role))
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON team_member_counts TO {role}").format(
+                role=policy
+            )
+        )
+        conn.execute(FUNCTION_OWNER_SQL.format(function=sql.SQL(COUNT_FUNCTION), role=policy))
     for role in (readonly, monitor):
         conn.execute(GRANT_MONITOR_SQL.format(role=role))
     conn.execute(READ_ONLY_DEFAULT_SQL.format(role=readonly))

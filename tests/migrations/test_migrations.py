@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from dbops.config import to_libpq_url
-from dbops.db.embedded import find_binaries
+from dbops.db.embedded import EmbeddedCluster, find_binaries
 from dbops.errors import LockTimeout, MigrationError
 from dbops.ops.migrate import (
     MIGRATION_LOCK_KEY,
@@ -462,3 +462,58 @@ def test_0012_lowercases_stored_emails_and_makes_it_the_rule(empty_database: str
     index, validated, teammates_function = _query(empty_database, USERS_EMAIL_STATE)[0]
     assert "(lower(email)) WHERE (deleted_at IS NULL)" in str(index)
     assert (validated, teammates_function) == (None, True)
+
+
+MEMBER_COUNTS_ORACLE = """
+SELECT t.slug, coalesce(c.members, -1), (SELECT count(*) FROM team_members AS m
+                                         WHERE m.team_id = t.id)
+FROM teams AS t LEFT JOIN team_member_counts AS c ON c.team_id = t.id ORDER BY t.slug
+"""
+SEED_TEAMS = """
+WITH u AS (
+  INSERT INTO users (email, password_hash, display_name)
+  SELECT 'm' || i || '@example.com', 'x', 'm' || i FROM generate_series(1, 30) AS i RETURNING id
+), t AS (
+  INSERT INTO teams (name, slug) VALUES ('Big', 'big'), ('Small', 'small'), ('Empty', 'empty')
+  RETURNING id, slug
+)
+INSERT INTO team_members (team_id, user_id, role)
+SELECT t.id, u.id, 'MEMBER' FROM t, u
+WHERE t.slug = 'big' OR (t.slug = 'small' AND u.id IN (SELECT id FROM u ORDER BY id LIMIT 3))
+"""
+
+
+def test_0014_counts_the_members_there_are_as_the_owner_under_rls(
+    empty_database: str, pg_cluster: EmbeddedCluster, migrated: str
+) -> None:
+    """The backfill counts what 0013 left, run as the owner role (forced RLS, the policy
+    functions still its own: 0013's portable views recursed while planning any read of
+    ``team_members`` then); the downgrade drops the counts and leaves the views readable.
+    (``migrated``: dbops' roles exist.)"""
+    name = str(_query(empty_database, "SELECT current_database()")[0][0])
+    _query(empty_database, f'ALTER DATABASE "{name}" OWNER TO dbops_owner')
+    _query(empty_database, "ALTER SCHEMA public OWNER TO dbops_owner")
+    owner = pg_cluster.url(name, user="dbops_owner")
+    settings = make_settings(owner)
+    upgrade(owner, settings, "0013")
+    _query(empty_database, SEED_TEAMS)  # the superuser: no policy
+
+    assert upgrade(owner, settings, "0014").applied == ("0014",)
+    assert _query(empty_database, MEMBER_COUNTS_ORACLE) == [
+        ("big", 30, 30),
+        ("empty", -1, 0),  # never had a member: no row, read as 0
+        ("small", 3, 3),
+    ]
+    # The owner, as a system actor, reads the tables again (0013's views made it recurse).
+    with psycopg.connect(to_libpq_url(owner), autocommit=True) as conn:
+        conn.execute("SELECT set_config('app.actor_kind', 'system', false)")
+        assert conn.execute("SELECT count(*) FROM team_members").fetchone() == (33,)
+
+    downgrade(owner, settings, "0013")
+    assert _query(empty_database, "SELECT to_regclass('public.team_member_counts')") == [(None,)]
+    views = _query(
+        empty_database,
+        "SELECT pg_get_viewdef('public.rls_actor_teams'::regclass), "
+        "pg_get_viewdef('public.rls_actor_team_memberships'::regclass)",
+    )[0]
+    assert all("rls_actor_team_ids()" in str(v) and "SELECT rls_actor" not in str(v) for v in views)
