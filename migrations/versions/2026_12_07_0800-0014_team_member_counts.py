@@ -24,6 +24,9 @@ team's size, no tenant content). The table is under **forced** row-level securit
 tables it summarizes: a user actor reads the counts of their own teams (the ``teams`` read
 rule), a system actor all of them.
 
+The monitor's ``dbops_monitor.data_team_sizes`` (0009) reads the counts instead of grouping
+every membership row.
+
 Backfill: the triggers are created and the counts computed under ``SHARE ROW EXCLUSIVE`` on
 ``team_members`` (membership writes wait, reads go on; one grouped scan: about a second per
 million memberships), in the revision's transaction, so no change falls between the two.
@@ -151,6 +154,51 @@ def _portable(views: dict[str, str]) -> list[str]:
     ]
 
 
+#: The monitor's team-size aggregate (migration 0009) reads the counts too: it grouped every
+#: membership row (a second full scan of ``team_members`` in each data snapshot).
+#: ``CREATE OR REPLACE`` keeps the function's owner (``dbops_policy``) and grants.
+_AS_SYSTEM = """
+    #variable_conflict use_column
+    DECLARE
+      caller text := coalesce(current_setting('app.actor_kind', true), '');
+    BEGIN
+      PERFORM set_config('app.actor_kind', 'system', true);
+      RETURN QUERY {query};
+      PERFORM set_config('app.actor_kind', caller, true);
+    END
+"""
+TEAM_SIZES = """
+      SELECT least(coalesce(m.members, 0), least(greatest(size_cap, 1), 100)), count(*)
+      FROM public.teams AS t
+      LEFT JOIN public.team_member_counts AS m ON m.team_id = t.id
+      WHERE t.deleted_at IS NULL
+      GROUP BY 1
+      ORDER BY 1"""
+#: 0009's query, for the downgrade.
+OLD_TEAM_SIZES = """
+      SELECT least(coalesce(m.members, 0), least(greatest(size_cap, 1), 100)), count(*)
+      FROM public.teams AS t
+      LEFT JOIN (
+        SELECT x.team_id, count(*) AS members FROM public.team_members AS x GROUP BY x.team_id
+      ) AS m ON m.team_id = t.id
+      WHERE t.deleted_at IS NULL
+      GROUP BY 1
+      ORDER BY 1"""
+
+
+def _team_sizes(query: str) -> str:
+    # The body's layout is 0009's to the byte: a downgrade must give back the same function.
+    return f"""
+            CREATE OR REPLACE FUNCTION dbops_monitor.data_team_sizes(size_cap integer)
+            RETURNS TABLE (members bigint, teams bigint)
+            LANGUAGE plpgsql STABLE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS $$
+            {_AS_SYSTEM.format(query=query)}
+            $$
+            """
+
+
 UPGRADE = (
     *_portable(PORTABLE_VIEWS),
     """
@@ -200,9 +248,11 @@ UPGRADE = (
     INSERT INTO public.team_member_counts (team_id, members)
     SELECT team_id, count(*) FROM public.team_members GROUP BY team_id ORDER BY team_id
     """,
+    _team_sizes(TEAM_SIZES),
 )
 
 DOWNGRADE = (
+    _team_sizes(OLD_TEAM_SIZES),
     "DROP TRIGGER count_members_moved ON public.team_members",
     "DROP TRIGGER count_members_truncated ON public.team_members",
     "DROP TRIGGER count_members_deleted ON public.team_members",

@@ -104,13 +104,12 @@ ORDER BY 1
 
 #: Live teams by number of members (the last bucket holds "cap or more"). Membership rows
 #: only, no join to users: deleting a user removes its memberships in the same transaction
-#: (services), and hashing every user doubled the cost on 1M users.
+#: (services). The counts kept with the memberships (migration 0014): one row per team instead
+#: of grouping every membership.
 TEAM_SIZES_SQL = """
 SELECT least(coalesce(m.members, 0), %(cap)s) AS members, count(*) AS teams
 FROM teams AS t
-LEFT JOIN (
-  SELECT team_id, count(*) AS members FROM team_members GROUP BY team_id
-) AS m ON m.team_id = t.id
+LEFT JOIN team_member_counts AS m ON m.team_id = t.id
 WHERE t.deleted_at IS NULL
 GROUP BY 1
 ORDER BY 1
