@@ -104,12 +104,15 @@ ORDER BY 1
 
 #: Live teams by number of members (the last bucket holds "cap or more"). Membership rows
 #: only, no join to users: deleting a user removes its memberships in the same transaction
-#: (services). The counts kept with the memberships (migration 0014): one row per team instead
-#: of grouping every membership.
+#: (services). This form is for a role with ``SELECT`` on the four tables only (an operator's
+#: own exporter role); dbops' roles run ``data_team_sizes``, which reads the counts kept with
+#: the memberships since migration 0014 instead of grouping every membership.
 TEAM_SIZES_SQL = """
 SELECT least(coalesce(m.members, 0), %(cap)s) AS members, count(*) AS teams
 FROM teams AS t
-LEFT JOIN team_member_counts AS m ON m.team_id = t.id
+LEFT JOIN (
+  SELECT team_id, count(*) AS members FROM team_members GROUP BY team_id
+) AS m ON m.team_id = t.id
 WHERE t.deleted_at IS NULL
 GROUP BY 1
 ORDER BY 1
