@@ -7,7 +7,6 @@ alembic nor the pool.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated, NoReturn
 
@@ -72,14 +71,7 @@ app.add_typer(audit.audit_app, name="audit")
 
 
 def main() -> NoReturn:
-    """Entry point of the ``dbops`` script.
-
-    Pydantic plugins stay off in the command's process unless ``PYDANTIC_DISABLE_PLUGINS`` is
-    set: finding them scans the entry points of every installed distribution on the first
-    model (the settings), 30-60 ms of every command (bench/bench_cli.py), for plugins that
-    instrument an application's models, not a command's settings.
-    """
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    """Entry point of the ``dbops`` script."""
     try:
         app(prog_name="dbops")
     except SystemExit:
