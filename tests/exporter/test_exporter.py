@@ -25,12 +25,12 @@ from dbops.exporter import (
     SNAPSHOT_FAILED,
     SnapshotCollector,
     SnapshotSource,
-    _MetricsApp,
     instrument,
     make_app,
     make_server,
     snapshot_metrics,
 )
+from dbops.exporter.server import _MetricsApp
 from dbops.monitoring.cadence import SLOW_COLLECTORS, SlowSections
 from dbops.monitoring.collect import collect_snapshot
 from dbops.monitoring.snapshot import CountBy, SectionError, Snapshot

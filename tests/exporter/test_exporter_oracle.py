@@ -22,13 +22,13 @@ from prometheus_client import CollectorRegistry
 from dbops.exporter import (
     SnapshotCollector,
     SnapshotSource,
-    _le,
-    _truncate,
     app_statement_metrics,
     make_app,
     make_server,
     serve,
 )
+from dbops.exporter.families._base import truncate
+from dbops.exporter.families.app import le_label
 from dbops.monitoring.snapshot import (
     ActivityStat,
     AppStat,
@@ -259,9 +259,9 @@ def test_activity_without_sessions_has_no_longest_query_series() -> None:
 
 
 def test_histogram_bounds_are_written_as_prometheus_reads_them() -> None:
-    assert _le(0.005) == "0.005"
-    assert _le(2) == "2.0"
-    assert _le(float("inf")) == "+Inf"
+    assert le_label(0.005) == "0.005"
+    assert le_label(2) == "2.0"
+    assert le_label(float("inf")) == "+Inf"
 
 
 def _registry_of(snapshot: Snapshot | SnapshotSource) -> CollectorRegistry:
@@ -395,8 +395,8 @@ def test_the_exporter_listens_on_postgres_exporters_port_by_default() -> None:
 def test_a_query_label_of_exactly_the_limit_is_kept_whole() -> None:
     chars = SETTINGS.exporter_query_label_chars
     exact, longer = "x" * chars, "y" * (chars + 1)
-    assert _truncate(exact, chars) == exact
-    assert _truncate(longer, chars) == "y" * (chars - 1) + "…"
-    assert len(_truncate(longer, chars)) == chars
-    assert _truncate("SELECT  1\n  FROM t", chars) == "SELECT 1 FROM t"
-    assert _truncate(None, chars) == ""
+    assert truncate(exact, chars) == exact
+    assert truncate(longer, chars) == "y" * (chars - 1) + "…"
+    assert len(truncate(longer, chars)) == chars
+    assert truncate("SELECT  1\n  FROM t", chars) == "SELECT 1 FROM t"
+    assert truncate(None, chars) == ""
