@@ -16,7 +16,7 @@ from dbops.monitoring.snapshot import (
 
 
 def le_label(bound: float) -> str:
-    """A histogram bucket's ``le`` label as the Prometheus client writes it (``+Inf``, ``0.005``)."""
+    """A histogram bucket's ``le`` label as the Prometheus client writes it (``+Inf``)."""
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
