@@ -1,17 +1,19 @@
 """``collect_snapshot``: run every collector on one connection, each with its own timeout.
 
-Each collector runs in its own transaction under its own ``statement_timeout``; one that fails
-or times out is recorded in ``Snapshot.errors`` and its part stays ``None``, the others go on.
+The collectors are the parts of :data:`SECTIONS`, which each module under ``collectors/``
+declares for itself (:mod:`dbops.monitoring.collectors._section`). Each part runs in its own
+transaction under its own ``statement_timeout``; one that fails or times out is recorded in
+``Snapshot.errors`` and its result is ``None``, the others go on.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -32,21 +34,17 @@ from dbops.monitoring.collectors import (
     statements,
     tables,
 )
+from dbops.monitoring.collectors._section import Collector, Context, Part, Section, only
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
 from dbops.monitoring.snapshot import (
-    ActivityStat,
     Advice,
-    DatabaseStat,
     QueryStat,
     SectionError,
     ServerInfo,
     Snapshot,
 )
 
-__all__ = ["COLLECTORS", "collect_snapshot", "server_info"]
-
-T = TypeVar("T")
-Collector = Callable[..., Any]
+__all__ = ["COLLECTORS", "SECTIONS", "collect_snapshot", "server_info"]
 
 SERVER_SQL = """
 SELECT current_setting('server_version') AS version,
@@ -84,29 +82,37 @@ def _advice(
     return advise_report(conn, statements, settings=settings)
 
 
-#: Every database collector by the name its errors are recorded under (tests may replace one).
+def _advice_needs(ctx: Context) -> dict[str, Any]:
+    return {"statements": ctx.results["statements"].top}
+
+
+def _advice_wanted(ctx: Context) -> bool:
+    return ctx.advice and ctx.results.get("statements") is not None
+
+
+#: The sections collected on the snapshot's connection, in this order (each module under
+#: ``collectors/`` declares its own; ``server`` and ``advice`` are declared here).
+SECTIONS: tuple[Section, ...] = (
+    Section("server", (Part("server", server_info),), only("server")),
+    statements.SECTION,
+    indexes.SECTION,
+    tables.SECTION,
+    activity.SECTION,
+    database.SECTION,
+    data.SECTION,
+    processes.SECTION,
+    resources.SECTION,
+    Section(
+        "advice",
+        (Part("advice", _advice, needs=_advice_needs, when=_advice_wanted),),
+        only("advice"),
+    ),
+)
+
+#: Every database collector by the name its errors are recorded under (tests may replace one:
+#: a run looks its function up here).
 COLLECTORS: dict[str, Collector] = {
-    "server": server_info,
-    "statements": statements.collect_statements,
-    "indexes.bloat": indexes.index_bloat,
-    "indexes": indexes.collect_indexes,
-    "tables": tables.collect_tables,
-    "activity.connections": activity.connection_counts,
-    "activity.sessions": activity.open_sessions,
-    "activity.blocked": activity.blocked_pairs,
-    "database.counters": database.database_counters,
-    "database.xid_ages": database.xid_ages,
-    "database.sequences": database.sequences,
-    "database.constraints": database.not_valid_constraints,
-    "database.replicas": database.replicas,
-    "database.slots": database.replication_slots,
-    "database.checkpoints": database.checkpoints,
-    "database.settings": database.key_settings,
-    "database.role_defaults": database.role_defaults,
-    "data": data.collect_data,
-    "resources": resources.collect_resources,
-    "advice": _advice,
-    "processes": processes.collect_processes,
+    part.name: part.collect for section in SECTIONS for part in section.parts
 }
 
 
@@ -159,10 +165,6 @@ def _section_error(name: str, exc: Exception, elapsed: float, settings: Settings
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _tuple(rows: list[T] | None) -> tuple[T, ...] | None:
-    return None if rows is None else tuple(rows)
 
 
 def collect_snapshot(
@@ -221,42 +223,16 @@ def collect_snapshot(
             errors.append(_section_error("cache", exc, elapsed, settings))
 
     # Every query its own short transaction, one round trip each (no BEGIN/COMMIT).
+    context = Context(data_dir=data_dir, advice=advice)
+    sections: dict[str, Any] = {}
     with pool.connection() as conn, one_round_trip_each(conn):
         run = _Run(conn, settings, timeouts_ms or {}, errors, skip)
-        server = run("server")
-        stmts = run("statements")
-        bloat = run("indexes.bloat")
-        index_list = run("indexes", bloat=bloat)
-        table_list = run("tables")
-        counts: activity.ConnectionCounts | None = run("activity.connections")
-        sessions = run("activity.sessions")
-        blocked = run("activity.blocked")
-        counters: database.DatabaseCounters | None = run("database.counters")
-        db_stat = DatabaseStat(
-            name=counters.name if counters else None,
-            size_bytes=counters.size_bytes if counters else None,
-            commits=counters.commits if counters else None,
-            rollbacks=counters.rollbacks if counters else None,
-            deadlocks=counters.deadlocks if counters else None,
-            temp_files=counters.temp_files if counters else None,
-            temp_bytes=counters.temp_bytes if counters else None,
-            blks_hit=counters.blks_hit if counters else None,
-            blks_read=counters.blks_read if counters else None,
-            stats_reset=counters.stats_reset if counters else None,
-            replica_lag_s=counters.replica_lag_s if counters else None,
-            xid_ages=_tuple(run("database.xid_ages")),
-            sequences=_tuple(run("database.sequences")),
-            not_valid_constraints=_tuple(run("database.constraints")),
-            replicas=_tuple(run("database.replicas")),
-            slots=_tuple(run("database.slots")),
-            checkpoints=run("database.checkpoints"),
-            settings=_tuple(run("database.settings")),
-            role_defaults=_tuple(run("database.role_defaults")),
-        )
-        data_stat = run("data")
-        process_list = run("processes")
-        resource_stat = run("resources", data_dir=data_dir)
-        advice_stat = run("advice", statements=stmts.top) if advice and stmts else None
+        for section in SECTIONS:
+            for part in section.parts:
+                wanted = part.when is None or part.when(context)
+                needs = part.needs(context) if wanted and part.needs is not None else {}
+                context.results[part.name] = run(part.name, **needs) if wanted else None
+            sections[section.field] = section.build(context.results)
 
     backups_stat = None
     backups_started = time.perf_counter()
@@ -276,33 +252,14 @@ def collect_snapshot(
         elapsed = time.perf_counter() - access_started
         errors.append(_section_error("access", exc, elapsed, settings))
 
-    activity_stat = ActivityStat(
-        max_connections=counts.max_connections if counts else None,
-        total=counts.total if counts else None,
-        by_state=counts.by_state if counts else None,
-        by_application=counts.by_application if counts else None,
-        by_user=counts.by_user if counts else None,
-        sessions=_tuple(sessions),
-        blocked=_tuple(blocked),
-        by_client=counts.by_client if counts else None,
-    )
     return Snapshot(
         taken_at=taken_at,
-        server=server,
-        statements=stmts,
-        indexes=_tuple(index_list),
-        tables=_tuple(table_list),
-        activity=activity_stat,
-        database=db_stat,
         pool=pool_stat,
         cache=cache_stat,
-        data=data_stat,
         errors=tuple(errors),
         duration_s=time.perf_counter() - started,
-        advice=advice_stat,
         app=app_stats() if app else None,
-        resources=resource_stat,
         backups=backups_stat,
         access=access_stat,
-        processes=_tuple(process_list),
+        **sections,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,9 +10,10 @@ import psycopg
 
 from dbops.config import Settings
 from dbops.monitoring._fetch import fetch
-from dbops.monitoring.snapshot import BlockedPair, CountBy, SessionStat
+from dbops.monitoring.collectors._section import Part, Section
+from dbops.monitoring.snapshot import ActivityStat, BlockedPair, CountBy, SessionStat
 
-__all__ = ["ConnectionCounts", "blocked_pairs", "connection_counts", "open_sessions"]
+__all__ = ["SECTION", "ConnectionCounts", "blocked_pairs", "connection_counts", "open_sessions"]
 
 #: Client backends of the whole cluster, counted four ways at once (GROUPING SETS); the
 #: ``GROUPING()`` bitmask says which: 7 = by state, 11 = by application, 13 = by user (role),
@@ -124,3 +126,31 @@ def blocked_pairs(conn: psycopg.Connection[Any], *, settings: Settings) -> list[
         {"chars": settings.monitor_query_text_chars, "limit": settings.monitor_max_sessions},
         timeout_ms=settings.monitor_collector_timeout_ms,
     )
+
+
+def _activity(results: Mapping[str, Any]) -> ActivityStat:
+    counts: ConnectionCounts | None = results.get("activity.connections")
+    sessions = results.get("activity.sessions")
+    blocked = results.get("activity.blocked")
+    return ActivityStat(
+        max_connections=counts.max_connections if counts else None,
+        total=counts.total if counts else None,
+        by_state=counts.by_state if counts else None,
+        by_application=counts.by_application if counts else None,
+        by_user=counts.by_user if counts else None,
+        sessions=None if sessions is None else tuple(sessions),
+        blocked=None if blocked is None else tuple(blocked),
+        by_client=counts.by_client if counts else None,
+    )
+
+
+#: The snapshot's ``activity``: connection counts, open sessions, lock waits.
+SECTION = Section(
+    "activity",
+    (
+        Part("activity.connections", connection_counts),
+        Part("activity.sessions", open_sessions),
+        Part("activity.blocked", blocked_pairs),
+    ),
+    _activity,
+)

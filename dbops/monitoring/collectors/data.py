@@ -18,12 +18,14 @@ import psycopg
 
 from dbops.config import Settings
 from dbops.monitoring._fetch import fetch, fetch_one
+from dbops.monitoring.collectors._section import Part, Section, only
 from dbops.monitoring.snapshot import CountBy, DataStat, DayCount, TeamSizeCount
 from dbops.ops.audit import read_head
 from dbops.ops.roles import DATA_FUNCTIONS
 
 __all__ = [
     "ON_TABLES",
+    "SECTION",
     "SIGNUP_DAYS",
     "TEAM_SIZE_CAP",
     "THROUGH_FUNCTIONS",
@@ -327,3 +329,7 @@ def collect_data(
             # In this transaction, under its statement timeout.
             audit_last_id=head.record_id if (head := read_head(conn)) is not None else None,
         )
+
+
+#: The snapshot's ``data``: aggregates of the domain tables.
+SECTION = Section("data", (Part("data", collect_data),), only("data"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,9 +12,11 @@ import psycopg
 from dbops.config import Settings
 from dbops.db.roles import ALL_ROLES, EXPECTED_ROLE_DEFAULTS, ROLE_DEFAULTS_SQL
 from dbops.monitoring._fetch import fetch, fetch_one
+from dbops.monitoring.collectors._section import Part, Section
 from dbops.monitoring.snapshot import (
     CheckpointStat,
     ConstraintStat,
+    DatabaseStat,
     ReplicaStat,
     RoleDefault,
     SequenceStat,
@@ -24,6 +27,7 @@ from dbops.monitoring.snapshot import (
 
 __all__ = [
     "KEY_SETTINGS",
+    "SECTION",
     "DatabaseCounters",
     "checkpoints",
     "database_counters",
@@ -289,3 +293,57 @@ def role_defaults(conn: psycopg.Connection[Any], *, settings: Settings) -> list[
         timeout_ms=settings.monitor_collector_timeout_ms,
     )
     return [r for r in rows if (r.role, r.database, r.setting) not in EXPECTED_ROLE_DEFAULTS]
+
+
+#: The :class:`DatabaseStat` field each list part fills (``database.counters`` fills the rest).
+_LIST_PARTS = {
+    "database.xid_ages": "xid_ages",
+    "database.sequences": "sequences",
+    "database.constraints": "not_valid_constraints",
+    "database.replicas": "replicas",
+    "database.slots": "slots",
+    "database.settings": "settings",
+    "database.role_defaults": "role_defaults",
+}
+
+
+def _database(results: Mapping[str, Any]) -> DatabaseStat:
+    counters: DatabaseCounters | None = results.get("database.counters")
+    lists = {
+        field: None if results.get(part) is None else tuple(results[part])
+        for part, field in _LIST_PARTS.items()
+    }
+    return DatabaseStat(
+        name=counters.name if counters else None,
+        size_bytes=counters.size_bytes if counters else None,
+        commits=counters.commits if counters else None,
+        rollbacks=counters.rollbacks if counters else None,
+        deadlocks=counters.deadlocks if counters else None,
+        temp_files=counters.temp_files if counters else None,
+        temp_bytes=counters.temp_bytes if counters else None,
+        blks_hit=counters.blks_hit if counters else None,
+        blks_read=counters.blks_read if counters else None,
+        stats_reset=counters.stats_reset if counters else None,
+        replica_lag_s=counters.replica_lag_s if counters else None,
+        checkpoints=results.get("database.checkpoints"),
+        **lists,
+    )
+
+
+#: The snapshot's ``database``: size and counters, wraparound, sequences, constraints not
+#: validated, replication, checkpoints, key settings, role defaults.
+SECTION = Section(
+    "database",
+    (
+        Part("database.counters", database_counters),
+        Part("database.xid_ages", xid_ages),
+        Part("database.sequences", sequences),
+        Part("database.constraints", not_valid_constraints),
+        Part("database.replicas", replicas),
+        Part("database.slots", replication_slots),
+        Part("database.checkpoints", checkpoints),
+        Part("database.settings", key_settings),
+        Part("database.role_defaults", role_defaults),
+    ),
+    _database,
+)

@@ -10,9 +10,10 @@ import psycopg
 
 from dbops.config import Settings
 from dbops.monitoring._fetch import fetch
+from dbops.monitoring.collectors._section import Part, Section, rows
 from dbops.monitoring.snapshot import IndexStat
 
-__all__ = ["IndexRow", "collect_indexes", "find_covering", "index_bloat", "index_rows"]
+__all__ = ["SECTION", "IndexRow", "collect_indexes", "find_covering", "index_bloat", "index_rows"]
 
 #: Every index outside the system schemas, with what redundancy checks compare.
 INDEXES_SQL = """
@@ -227,3 +228,15 @@ def collect_indexes(
         )
         for r in rows
     ]
+
+
+#: The snapshot's ``indexes``: the bloat estimate first (a slow part the exporter and the
+#: dashboard carry), then every index with it.
+SECTION = Section(
+    "indexes",
+    (
+        Part("indexes.bloat", index_bloat),
+        Part("indexes", collect_indexes, needs=lambda ctx: {"bloat": ctx.results["indexes.bloat"]}),
+    ),
+    rows("indexes"),
+)

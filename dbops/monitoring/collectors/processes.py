@@ -16,6 +16,7 @@ import psycopg
 
 from dbops.config import Settings
 from dbops.monitoring._fetch import CollectorUnavailable, fetch
+from dbops.monitoring.collectors._section import Part, Section, rows
 from dbops.monitoring.snapshot import (
     AppStat,
     CacheStat,
@@ -26,7 +27,7 @@ from dbops.monitoring.snapshot import (
     is_live,
 )
 
-__all__ = ["KEEP_S", "MAX_PROCESSES", "collect_processes", "parse_report"]
+__all__ = ["KEEP_S", "MAX_PROCESSES", "SECTION", "collect_processes", "parse_report"]
 
 #: Processes that reported within this many seconds are shown (ended ones included).
 KEEP_S = 3_600.0
@@ -188,3 +189,7 @@ def collect_processes(
         )
     reports.sort(key=lambda r: (not r.live, r.age_s))
     return reports
+
+
+#: The snapshot's ``processes``: the application processes that report to the database.
+SECTION = Section("processes", (Part("processes", collect_processes),), rows("processes"))

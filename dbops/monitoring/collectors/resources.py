@@ -18,11 +18,13 @@ import psycopg
 
 from dbops.config import Settings
 from dbops.monitoring._fetch import fetch_one
+from dbops.monitoring.collectors._section import Part, Section, only
 from dbops.monitoring.snapshot import CountBy, ResourceStat
 
 __all__ = [
     "MAX_LOG_READ_BYTES",
     "MAX_RECENT_LOGINS",
+    "SECTION",
     "LogCounts",
     "collect_resources",
     "count_log_errors",
@@ -289,3 +291,11 @@ def collect_resources(
         processes=procs[2] if procs else None,
         log_errors=_log_errors(files),
     )
+
+
+#: The snapshot's ``resources``: WAL, and the host's volume, CPU, memory, log when local.
+SECTION = Section(
+    "resources",
+    (Part("resources", collect_resources, needs=lambda ctx: {"data_dir": ctx.data_dir}),),
+    only("resources"),
+)

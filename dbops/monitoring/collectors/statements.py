@@ -17,10 +17,17 @@ from psycopg import errors as pg_errors
 
 from dbops.config import Settings
 from dbops.monitoring._fetch import CollectorUnavailable, fetch, fetch_one, version_tuple
+from dbops.monitoring.collectors._section import Part, Section, only
 from dbops.monitoring.snapshot import QueryStat, StatementsStat
 from dbops.redact import SECRET_PATTERN_SQL, redact_sql
 
-__all__ = ["collect_statements", "extension_version", "statement_summary", "top_statements"]
+__all__ = [
+    "SECTION",
+    "collect_statements",
+    "extension_version",
+    "statement_summary",
+    "top_statements",
+]
 
 INSTALL_HINT = (
     "CREATE EXTENSION pg_stat_statements; (the server also needs "
@@ -57,8 +64,10 @@ FROM pg_stat_statements(false) AS s
 CROSS JOIN (SELECT oid FROM pg_database WHERE datname = current_database()) AS d
 """
 
-#: Top N of this database by total execution time, without the text (1.8 to 1.10).
-TOP_SQL = """
+#: Top N of this database by total execution time, without the text. ``{blk}`` names the I/O
+#: timing columns: ``blk_`` up to pg_stat_statements 1.10, ``shared_blk_`` from 1.11
+#: (PostgreSQL 17). ``%(limit)s`` is the driver's placeholder (``str.format`` leaves it).
+_TOP_TEMPLATE = """
 SELECT s.queryid,
        NULL::text AS query,
        r.rolname::text AS user,
@@ -74,40 +83,16 @@ SELECT s.queryid,
        s.temp_blks_read,
        s.temp_blks_written,
        s.total_plan_time AS total_plan_time_ms,
-       s.blk_read_time AS blk_read_time_ms,
-       s.blk_write_time AS blk_write_time_ms
+       s.{blk}read_time AS blk_read_time_ms,
+       s.{blk}write_time AS blk_write_time_ms
 FROM pg_stat_statements(false) AS s
 LEFT JOIN pg_roles AS r ON r.oid = s.userid
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 ORDER BY s.total_exec_time DESC
 LIMIT %(limit)s
 """
-
-#: The same for 1.11+ (PostgreSQL 17), where the I/O timings are ``shared_blk_*_time``.
-TOP_17_SQL = """
-SELECT s.queryid,
-       NULL::text AS query,
-       r.rolname::text AS user,
-       current_database()::text AS database,
-       s.calls,
-       s.total_exec_time AS total_exec_time_ms,
-       s.mean_exec_time AS mean_exec_time_ms,
-       s.max_exec_time AS max_exec_time_ms,
-       s.stddev_exec_time AS stddev_exec_time_ms,
-       s.rows,
-       s.shared_blks_hit,
-       s.shared_blks_read,
-       s.temp_blks_read,
-       s.temp_blks_written,
-       s.total_plan_time AS total_plan_time_ms,
-       s.shared_blk_read_time AS blk_read_time_ms,
-       s.shared_blk_write_time AS blk_write_time_ms
-FROM pg_stat_statements(false) AS s
-LEFT JOIN pg_roles AS r ON r.oid = s.userid
-WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-ORDER BY s.total_exec_time DESC
-LIMIT %(limit)s
-"""
+TOP_SQL = _TOP_TEMPLATE.format(blk="blk_")
+TOP_17_SQL = _TOP_TEMPLATE.format(blk="shared_blk_")
 
 #: Text of the chosen query ids, redacted then cut on the server (one text per id is enough;
 #: redacted first, so a cut cannot leave half a literal the pattern misses).
@@ -234,3 +219,7 @@ def collect_statements(conn: psycopg.Connection[Any], *, settings: Settings) -> 
         extension_version=version,
         secret_texts=secrets.n if secrets else None,
     )
+
+
+#: The snapshot's ``statements``: the summary and the top statements with their texts.
+SECTION = Section("statements", (Part("statements", collect_statements),), only("statements"))

@@ -8,9 +8,10 @@ import psycopg
 
 from dbops.config import Settings
 from dbops.monitoring._fetch import fetch
+from dbops.monitoring.collectors._section import Part, Section, rows
 from dbops.monitoring.snapshot import TableStat
 
-__all__ = ["collect_tables"]
+__all__ = ["SECTION", "collect_tables"]
 
 #: User tables, largest first (``monitor_max_tables`` of them).
 TABLES_SQL = """
@@ -49,3 +50,7 @@ def collect_tables(conn: psycopg.Connection[Any], *, settings: Settings) -> list
         {"limit": settings.monitor_max_tables},
         timeout_ms=settings.monitor_collector_timeout_ms,
     )
+
+
+#: The snapshot's ``tables``.
+SECTION = Section("tables", (Part("tables", collect_tables),), rows("tables"))
