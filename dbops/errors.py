@@ -17,11 +17,18 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
+    "ArchiveError",
+    "AuditUnavailable",
     "AuthenticationFailed",
+    "BackupCorrupt",
+    "BackupError",
+    "BackupNotFound",
+    "BackupVerifyFailed",
     "ConfigError",
     "Conflict",
     "DatabaseUnavailable",
     "DbopsError",
+    "DecryptionError",
     "EmbeddedClusterError",
     "FeatureUnavailable",
     "Forbidden",
@@ -32,7 +39,10 @@ __all__ = [
     "NotFound",
     "OperationTimeout",
     "PendingMigrations",
+    "PitrError",
+    "RestoreRefused",
     "RetryableConflict",
+    "WouldReplaceData",
     "translate_db_errors",
     "translate_exception",
 ]
@@ -130,10 +140,6 @@ class FeatureUnavailable(DbopsError):
 class RetryableConflict(DbopsError):
     """A serialization failure or deadlock: the transaction can be retried as a whole."""
 
-
-for _cls in list(globals().values()):
-    if isinstance(_cls, type) and issubclass(_cls, DbopsError):
-        _cls.__module__ = "dbops.errors"
 
 #: Constraint name -> (field, human message) for unique violations. Filled by the model layer.
 UNIQUE_CONSTRAINTS: dict[str, tuple[str, str]] = {}
@@ -284,16 +290,8 @@ class WouldReplaceData(Conflict):
         self.new_rows = new_rows
 
 
-WouldReplaceData.__module__ = "dbops.errors"
-__all__ += ["WouldReplaceData"]
-
-
 class ArchiveError(DbopsError):
     """Archiving or restoring stopped: nothing of the batch (or restore) was changed."""
-
-
-ArchiveError.__module__ = "dbops.errors"
-__all__ += ["ArchiveError"]
 
 
 # ------------------------------------------------------------------ backups (dbops.ops.backup)
@@ -325,17 +323,6 @@ class RestoreRefused(BackupError):
     """The restore target holds data and ``force`` was not given: nothing was changed."""
 
 
-for _cls in (BackupError, BackupNotFound, BackupCorrupt, BackupVerifyFailed, RestoreRefused):
-    _cls.__module__ = "dbops.errors"
-__all__ += [
-    "BackupCorrupt",
-    "BackupError",
-    "BackupNotFound",
-    "BackupVerifyFailed",
-    "RestoreRefused",
-]
-
-
 class DecryptionError(DbopsError):
     """An encrypted value cannot be decrypted: unknown key version, altered, or out of place.
 
@@ -343,21 +330,9 @@ class DecryptionError(DbopsError):
     """
 
 
-DecryptionError.__module__ = "dbops.errors"
-__all__ += ["DecryptionError"]
-
-
 class PitrError(DbopsError):
     """Point-in-time recovery (pgBackRest) cannot be set up, back up or restore."""
 
 
-PitrError.__module__ = "dbops.errors"
-__all__ += ["PitrError"]
-
-
 class AuditUnavailable(MigrationError):
     """The database has no audit trail (migration 0006 is not applied): run ``dbops migrate``."""
-
-
-AuditUnavailable.__module__ = "dbops.errors"
-__all__ += ["AuditUnavailable"]

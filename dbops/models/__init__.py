@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from dbops._lazy import lazy_exports
 from dbops.errors import CHECK_CONSTRAINTS, UNIQUE_CONSTRAINTS
 from dbops.models.accounts import (
     Invitation,
@@ -37,13 +38,8 @@ UPDATED_AT_TABLES = tuple(
 )
 
 
-def __getattr__(name: str) -> Any:
-    """``TeamLocation`` loads the optional GeoAlchemy2 model only when it is asked for."""
-    if name == "TeamLocation":
-        from dbops.models.geo import TeamLocation
-
-        return TeamLocation
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``TeamLocation`` loads the optional GeoAlchemy2 model only when it is asked for.
+__getattr__, __dir__ = lazy_exports(__name__, {"TeamLocation": "dbops.models.geo"})
 
 
 UNIQUE_CONSTRAINTS.update(

@@ -38,7 +38,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     ),
     "dbops/monitoring/collect.py": (
         "tests/monitoring/test_collect.py",
-        "tests/monitoring/test_database.py",
+        "tests/monitoring/collectors/test_database.py",
         "tests/monitoring/test_monitor_role.py",
         # Default arguments run at import, under no test's context: the coverage map cannot
         # pick the tests of ``app=False`` by itself.
@@ -46,19 +46,19 @@ TESTS: dict[str, tuple[str, ...]] = {
         "test_collect_snapshot_in_the_app_process_includes_the_app_section",
     ),
     "dbops/monitoring/_fetch.py": ("tests/monitoring/test_collect.py",),
-    "dbops/monitoring/collectors/access.py": ("tests/monitoring/test_access.py",),
-    "dbops/monitoring/collectors/activity.py": ("tests/monitoring/test_activity.py",),
-    "dbops/monitoring/collectors/backups.py": ("tests/monitoring/test_backups.py",),
+    "dbops/monitoring/collectors/access.py": ("tests/monitoring/collectors/test_access.py",),
+    "dbops/monitoring/collectors/activity.py": ("tests/monitoring/collectors/test_activity.py",),
+    "dbops/monitoring/collectors/backups.py": ("tests/monitoring/collectors/test_backups.py",),
     "dbops/monitoring/collectors/data.py": (
-        "tests/monitoring/test_data.py",
+        "tests/monitoring/collectors/test_data.py",
         "tests/monitoring/test_monitor_role.py",
     ),
-    "dbops/monitoring/collectors/database.py": ("tests/monitoring/test_database.py",),
-    "dbops/monitoring/collectors/indexes.py": ("tests/monitoring/test_indexes.py",),
-    "dbops/monitoring/collectors/pool.py": ("tests/monitoring/test_collect.py",),
-    "dbops/monitoring/collectors/resources.py": ("tests/monitoring/test_resources.py",),
-    "dbops/monitoring/collectors/statements.py": ("tests/monitoring/test_statements.py",),
-    "dbops/monitoring/collectors/tables.py": ("tests/monitoring/test_collect.py",),
+    "dbops/monitoring/collectors/database.py": ("tests/monitoring/collectors/test_database.py",),
+    "dbops/monitoring/collectors/indexes.py": ("tests/monitoring/collectors/test_indexes.py",),
+    "dbops/monitoring/collectors/pool.py": ("tests/monitoring/collectors/test_pool.py",),
+    "dbops/monitoring/collectors/resources.py": ("tests/monitoring/collectors/test_resources.py",),
+    "dbops/monitoring/collectors/statements.py": ("tests/monitoring/collectors/test_statements.py",),
+    "dbops/monitoring/collectors/tables.py": ("tests/monitoring/collectors/test_tables.py",),
     "dbops/ops/audit.py": ("tests/ops/backup/test_common.py", "tests/ops/test_audit.py"),
     "dbops/ops/archive.py": ("tests/ops/test_archive.py",),
     "dbops/ops/roles.py": (

@@ -248,16 +248,3 @@ def test_a_failing_cache_is_its_own_error_with_its_own_time(mon_db: Database, mo
     assert err.message == "ConnectionError: redis went away"
     assert 0.2 <= err.elapsed_s < 0.2 + 0.25
     assert snap.statements is not None  # the rest was collected
-
-
-def test_a_fresh_pool_has_lost_no_connection(mon_url: str) -> None:
-    """psycopg_pool leaves counters that are still 0 out of get_stats(): they read as 0."""
-    from dbops.monitoring.collectors.pool import pool_stats
-
-    with ConnectionPool(to_libpq_url(mon_url), min_size=1, max_size=2, open=True) as pool:
-        pool.wait()
-        assert "connections_lost" not in pool.get_stats()
-        stat = pool_stats(pool)
-    assert (stat.connections_lost, stat.connection_errors, stat.timeouts) == (0, 0, 0)
-    assert (stat.requests_queued, stat.requests_wait_ms, stat.waiting) == (0, 0, 0)
-    assert (stat.min_size, stat.max_size) == (1, 2)
