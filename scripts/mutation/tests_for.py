@@ -57,7 +57,9 @@ TESTS: dict[str, tuple[str, ...]] = {
     "dbops/monitoring/collectors/indexes.py": ("tests/monitoring/collectors/test_indexes.py",),
     "dbops/monitoring/collectors/pool.py": ("tests/monitoring/collectors/test_pool.py",),
     "dbops/monitoring/collectors/resources.py": ("tests/monitoring/collectors/test_resources.py",),
-    "dbops/monitoring/collectors/statements.py": ("tests/monitoring/collectors/test_statements.py",),
+    "dbops/monitoring/collectors/statements.py": (
+        "tests/monitoring/collectors/test_statements.py",
+    ),
     "dbops/monitoring/collectors/tables.py": ("tests/monitoring/collectors/test_tables.py",),
     "dbops/ops/audit.py": ("tests/ops/backup/test_common.py", "tests/ops/test_audit.py"),
     "dbops/ops/archive.py": ("tests/ops/test_archive.py",),
