@@ -20,22 +20,9 @@ __all__ = [
     "findings_table",
     "frame",
     "show_note",
-    "size_fmt",
 ]
 
 _SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "ok": "🟢"}
-
-
-def size_fmt(num: float | None) -> str:
-    """Bytes as ``1.5 MB`` (binary units); ``-`` when unknown."""
-    if num is None:
-        return "-"
-    value = float(num)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"  # pragma: no cover - loop always returns
 
 
 def age_s(when: datetime | None, now: datetime) -> float | None:

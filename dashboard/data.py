@@ -25,7 +25,12 @@ from dbops.errors import DbopsError
 from dbops.monitoring import Finding, Snapshot, evaluate
 from dbops.monitoring.cadence import Cadence
 from dbops.monitoring.checks import problems, worst_first
-from dbops.ops.backup.manifest import BrokenManifest, default_backup_dir, read_manifests
+from dbops.ops.backup.manifest import (
+    BrokenManifest,
+    default_backup_dir,
+    drill_label,
+    read_manifests,
+)
 from dbops.services import Actor, MembershipService, TeamService
 
 __all__ = [
@@ -528,7 +533,7 @@ def backups(now: datetime | None = None) -> Backups | Note:
                 "revision": m.revision or "none",
                 "tables": len(m.tables),
                 "rows": sum(t.rows for t in m.tables),
-                "last_drill": "never" if last is None else ("passed" if last.ok else "FAILED"),
+                "last_drill": drill_label(last),
                 "drill_s": None if last is None else last.duration_s,
                 "drill_message": "" if last is None else last.message,
                 "verified": m.verified_at is not None,
@@ -538,7 +543,7 @@ def backups(now: datetime | None = None) -> Backups | Note:
             {
                 "backup": m.id,
                 "at": d.at,
-                "result": "passed" if d.ok else "FAILED",
+                "result": d.label,
                 "duration_s": d.duration_s,
                 "message": d.message,
             }

@@ -10,6 +10,8 @@ from dashboard import components as c
 from dashboard import data
 from dbops.errors import DbopsError
 from dbops.monitoring import Snapshot
+from dbops.ops.backup.manifest import DRILL_LABELS
+from dbops.units import format_bytes
 
 
 def _hours(value: float | None) -> str:
@@ -26,7 +28,7 @@ def _headline(found: data.Backups | data.Note) -> None:
         cols[0].metric("Newest backup", "none")
         cols[1].metric("Newest verified", "none")
         cols[2].metric("Backups", "0")
-        cols[3].metric("Total size", c.size_fmt(0))
+        cols[3].metric("Total size", format_bytes(0))
         return
     table = found.table
     verified = table[table["verified"]]
@@ -37,7 +39,7 @@ def _headline(found: data.Backups | data.Note) -> None:
         help="Age of the newest backup that passed a restore drill (`dbops backup verify`).",
     )
     cols[2].metric("Backups", str(len(table)))
-    cols[3].metric("Total size", c.size_fmt(float(table["size_bytes"].sum())))
+    cols[3].metric("Total size", format_bytes(float(table["size_bytes"].sum())))
 
 
 def _charts(found: data.Backups) -> None:
@@ -66,7 +68,7 @@ def _charts(found: data.Backups) -> None:
                 y=alt.Y("duration_s:Q", title="seconds"),
                 color=alt.Color(
                     "result:N",
-                    scale=alt.Scale(domain=["passed", "FAILED"], range=["#2e7d32", "#c62828"]),
+                    scale=alt.Scale(domain=list(DRILL_LABELS), range=["#2e7d32", "#c62828"]),
                 ),
                 tooltip=["backup:N", "at:T", "result:N", "duration_s:Q", "message:N"],
             ),
@@ -87,7 +89,7 @@ def _plan() -> None:
     runnable = int(upkeep["runs"].sum())
     st.caption(f"{runnable} action(s) to run, {len(upkeep) - runnable} advisory (run by hand).")
     st.dataframe(
-        upkeep.assign(gives_back=[c.size_fmt(n) if n else "" for n in upkeep["estimated_bytes"]]),
+        upkeep.assign(gives_back=[format_bytes(n) if n else "" for n in upkeep["estimated_bytes"]]),
         hide_index=True,
         width="stretch",
         column_order=["kind", "target", "reason", "gives_back", "runs", "sql", "note"],
@@ -129,7 +131,7 @@ def main() -> None:
         for problem in found.broken:
             st.warning(f"Skipped a backup folder with an unreadable manifest: {problem}")
         shown = found.table.assign(
-            size=[c.size_fmt(n) for n in found.table["size_bytes"]],
+            size=[format_bytes(n) for n in found.table["size_bytes"]],
             age=[_hours(h) for h in found.table["age_h"]],
         )
         st.dataframe(

@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import components as c
 from dashboard import data
 from dbops.monitoring.checks import problems
+from dbops.units import format_bytes
 
 
 def _frame() -> pd.DataFrame:
@@ -26,9 +27,9 @@ def _frame() -> pd.DataFrame:
                 "scans": i.scans,
                 "size": i.size_bytes,
                 "size_mb": i.size_bytes / 2**20,
-                "size_h": c.size_fmt(i.size_bytes),
+                "size_h": format_bytes(i.size_bytes),
                 "bloat": i.bloat_bytes,
-                "bloat_h": c.size_fmt(i.bloat_bytes),
+                "bloat_h": format_bytes(i.bloat_bytes),
                 "unique": i.is_unique,
                 "primary": i.is_primary,
                 "valid": i.is_valid,
@@ -72,8 +73,8 @@ def main() -> None:
     covered = df[qualified.isin({f.subject for f in covered_found})]
     invalid = df[~df["valid"]]
     cols = st.columns(4)
-    cols[0].metric("Indexes", len(df), help=c.size_fmt(float(df["size"].sum())))
-    cols[1].metric("Unused", len(unused), help=c.size_fmt(float(unused["size"].sum())))
+    cols[0].metric("Indexes", len(df), help=format_bytes(float(df["size"].sum())))
+    cols[1].metric("Unused", len(unused), help=format_bytes(float(unused["size"].sum())))
     cols[2].metric("Duplicate / covered", len(covered))
     cols[3].metric("Invalid", len(invalid))
 

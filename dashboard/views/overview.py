@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import components as c
 from dashboard import data
+from dbops.units import format_bytes
 
 
 def main() -> None:
@@ -17,7 +18,7 @@ def main() -> None:
 
     cols = st.columns(6)
     with cols[0]:
-        c.metric("Database size", c.size_fmt(db.size_bytes if db else None))
+        c.metric("Database size", format_bytes(db.size_bytes if db else None))
     with cols[1]:
         rate = data.xact_rate(snap)
         c.metric(

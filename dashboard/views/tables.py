@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import components as c
 from dashboard import data
+from dbops.units import format_bytes
 
 
 def main() -> None:
@@ -19,7 +20,7 @@ def main() -> None:
     c.collector_note(snap, "tables")
     db = snap.database
     if db is not None and db.size_bytes is not None:
-        st.metric("Database size", c.size_fmt(db.size_bytes))
+        st.metric("Database size", format_bytes(db.size_bytes))
     if snap.tables is None:
         st.info("No table statistics in this snapshot.")
         return
@@ -33,9 +34,9 @@ def main() -> None:
                 "dead_share": t.dead_share(),
                 "total": t.total_bytes,
                 "total_mb": t.total_bytes / 2**20,
-                "total_h": c.size_fmt(t.total_bytes),
-                "table_h": c.size_fmt(t.table_bytes),
-                "indexes_h": c.size_fmt(t.indexes_bytes),
+                "total_h": format_bytes(t.total_bytes),
+                "table_h": format_bytes(t.table_bytes),
+                "indexes_h": format_bytes(t.indexes_bytes),
                 "seq_scans": t.seq_scans,
                 "index_scans": t.index_scans,
                 "vacuum_age_h": _hours(max_time(t.last_vacuum, t.last_autovacuum), now),

@@ -10,6 +10,8 @@ from collections import Counter
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from dbops.units import format_bytes
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -150,17 +152,6 @@ def tls_line(tls: ConnectionSecurity) -> str:
     return "off (unix socket: local only)" if tls.unix_socket else "off: connection not encrypted"
 
 
-def _bytes(size: int | None) -> str:
-    if size is None:
-        return "unknown"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def print_snapshot(
     snap: Snapshot,
     findings: list[Finding],
@@ -191,7 +182,7 @@ def print_snapshot(
     else:
         _row(table, "server", "unknown")
     database = snap.database
-    _row(table, "size", _bytes(database.size_bytes if database else None))
+    _row(table, "size", format_bytes(database.size_bytes if database else None, unknown="unknown"))
     activity = snap.activity
     if activity is not None and activity.total is not None:
         limit = f" of {activity.max_connections:,}" if activity.max_connections else ""

@@ -21,6 +21,7 @@ import typer
 
 from dbops.cli import _target
 from dbops.cli._render import note, print_kv, say
+from dbops.units import format_bytes
 
 if TYPE_CHECKING:
     from dbops.ops.backup import Manifest, Step
@@ -74,15 +75,6 @@ def _steps(enabled: bool) -> Iterator[Any]:
         yield update
 
 
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover - the loop always returns
-
-
 def _ago(at: datetime | None) -> str:
     if at is None:
         return "never"
@@ -97,13 +89,14 @@ def _ago(at: datetime | None) -> str:
 
 
 def _drill_text(manifest: Manifest, *, brief: bool = False) -> str:
+    from dbops.ops.backup.manifest import drill_label
+
     drill = manifest.last_drill
     if drill is None:
-        return "never verified"
-    state = "passed" if drill.ok else "FAILED"
+        return drill_label(None)
     if brief:
-        return f"{state} {_ago(drill.at)}"
-    return f"{state} {_ago(drill.at)} in {drill.duration_s:.1f} s"
+        return f"{drill.label} {_ago(drill.at)}"
+    return f"{drill.label} {_ago(drill.at)} in {drill.duration_s:.1f} s"
 
 
 @backup_app.command("create")
@@ -142,7 +135,7 @@ def create(
     rows = sum(t.rows for t in manifest.tables)
     say(
         f"backup {manifest.id}: {manifest.database} at revision {manifest.revision or 'none'}, "
-        f"{len(manifest.tables)} tables, {rows:,} rows, {_size(manifest.size_bytes)} "
+        f"{len(manifest.tables)} tables, {rows:,} rows, {format_bytes(manifest.size_bytes)} "
         f"({manifest.format}) in {manifest.duration_s:.1f} s"
     )
     note("prove it restores: dbops backup verify " + manifest.id)
@@ -186,14 +179,16 @@ def list_backups(as_json: JsonOption = False, wide: WideOption = False) -> None:
                 m.database,
                 m.revision or "none",
                 m.format,
-                _size(m.size_bytes),
+                format_bytes(m.size_bytes),
                 _drill_text(m),
             )
     else:
         for column in ("id", "created", "size", "last drill"):
             table.add_column(column, no_wrap=True, justify="right" if column == "size" else "left")
         for m in manifests:
-            table.add_row(m.id, _ago(m.created_at), _size(m.size_bytes), _drill_text(m, brief=True))
+            table.add_row(
+                m.id, _ago(m.created_at), format_bytes(m.size_bytes), _drill_text(m, brief=True)
+            )
     console.print(table)
 
 
@@ -218,13 +213,12 @@ def show(
         ("revision", m.revision or "none"),
         ("format", f"{m.format} (pg_dump {m.pg_dump_version}, jobs {m.jobs})"),
         ("audit anchor", m.audit_anchor or "none (no audit trail, or no record yet)"),
-        ("size", f"{_size(m.size_bytes)} in {len(m.files)} files"),
+        ("size", f"{format_bytes(m.size_bytes)} in {len(m.files)} files"),
         ("took", f"{m.duration_s:.1f} s"),
     ]
     rows += [(f"rows {t.schema}.{t.table}", f"{t.rows:,}") for t in m.tables]
     for drill in m.drills:
-        state = "passed" if drill.ok else "FAILED"
-        rows.append((f"drill {drill.at:%Y-%m-%d %H:%M:%S}", f"{state} ({drill.message})"))
+        rows.append((f"drill {drill.at:%Y-%m-%d %H:%M:%S}", f"{drill.label} ({drill.message})"))
     print_kv(f"backup {m.id}", rows)
 
 
@@ -350,13 +344,16 @@ def prune(
         if decision.keep:
             say(f"keep    {m.id}  ({', '.join(decision.reasons)})")
         else:
-            say(f"{'deleted' if plan.applied else 'delete '} {m.id}  ({_size(m.size_bytes)})")
+            say(
+                f"{'deleted' if plan.applied else 'delete '} {m.id}  ({format_bytes(m.size_bytes)})"
+            )
     for backup_id, problem in plan.corrupt:
         note(f"verified backup {backup_id} is no longer intact, not kept as proven: {problem}")
     verb = "deleted" if plan.applied else "would delete"
     say(
         f"{verb} {len(plan.delete)} of {len(plan.decisions)} backups, "
-        f"{_size(plan.freed_bytes)}" + ("" if plan.applied or not plan.delete else "; --apply")
+        f"{format_bytes(plan.freed_bytes)}"
+        + ("" if plan.applied or not plan.delete else "; --apply")
     )
 
 

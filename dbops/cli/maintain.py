@@ -16,6 +16,7 @@ import typer
 
 from dbops.cli import _target
 from dbops.cli._render import note
+from dbops.units import format_bytes
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -120,15 +121,6 @@ def run(
 
 
 # ------------------------------------------------------------------------------- drawing
-def _bytes(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(value) < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
 
 
 def print_plan(maintenance: MaintenancePlan) -> None:
@@ -155,7 +147,7 @@ def print_plan(maintenance: MaintenancePlan) -> None:
                 str(a.kind),
                 Text(a.target),
                 Text(a.reason),
-                _bytes(a.estimated_bytes),
+                format_bytes(a.estimated_bytes, unknown=""),
                 Text(sql),
             )
         out.print(table)
@@ -200,10 +192,10 @@ def _facts_change(kind: str, before: Facts | None, after: Facts | None) -> str:
             parts.append(
                 _change(
                     "size",
-                    _bytes(before.index_bytes),
+                    format_bytes(before.index_bytes, unknown=""),
                     None
                     if after is None or after.index_bytes is None
-                    else _bytes(after.index_bytes),
+                    else format_bytes(after.index_bytes, unknown=""),
                 )
             )
         if before.index_valid is not None:
@@ -257,7 +249,8 @@ def print_report(report: MaintenanceReport) -> None:
         f"{report.count(Outcome.APPLIED)} applied, {report.count(Outcome.SKIPPED)} skipped, "
         f"{report.count(Outcome.FAILED)} failed in {report.duration_s:.1f} s; "
         f"dead rows removed {report.dead_rows_removed:,}, index bytes saved "
-        f"{_bytes(report.index_bytes_saved) or '0 B'} (lock_timeout {report.lock_timeout_ms} ms, "
+        f"{format_bytes(report.index_bytes_saved, unknown='0 B')} "
+        f"(lock_timeout {report.lock_timeout_ms} ms, "
         f"statement_timeout {report.statement_timeout_ms} ms)",
         markup=False,
         soft_wrap=True,

@@ -14,17 +14,9 @@ import typer
 
 from dbops.cli import _target
 from dbops.cli._render import note, print_kv, say
+from dbops.units import format_bytes
 
 __all__ = ["pitr_base", "pitr_info", "pitr_restore", "pitr_setup", "register"]
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover - the loop returns
 
 
 def _when(moment: datetime) -> str:
@@ -62,8 +54,8 @@ def pitr_base(
     result = base_backup(_target.settings(), incremental=incremental, progress=note)
     b = result.backup
     say(
-        f"base backup {b.label} ({b.type}): {_size(b.size_bytes)} copied, "
-        f"{_size(b.repo_size_bytes)} in the repository, {result.seconds:.1f} s; "
+        f"base backup {b.label} ({b.type}): {format_bytes(b.size_bytes)} copied, "
+        f"{format_bytes(b.repo_size_bytes)} in the repository, {result.seconds:.1f} s; "
         f"restorable from {_when(b.finished_at)}"
     )
 
@@ -87,7 +79,7 @@ def pitr_info() -> None:
             (
                 b.label,
                 f"{b.type}, {_when(b.started_at)} .. {_when(b.finished_at)}, "
-                f"{_size(b.size_bytes)} copied, {_size(b.repo_size_bytes)} stored",
+                f"{format_bytes(b.size_bytes)} copied, {format_bytes(b.repo_size_bytes)} stored",
             )
         )
     print_kv(f"pgBackRest stanza {result.stanza}", rows)

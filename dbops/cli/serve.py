@@ -367,7 +367,7 @@ def verify_job(settings: Settings) -> str:
     except BackupNotFound:
         line = "restore drill: no backup yet"
     else:
-        line = f"restore drill: {'passed' if drill.ok else 'FAILED'} in {drill.duration_s:.1f} s"
+        line = f"restore drill: {drill.label} in {drill.duration_s:.1f} s"
     say(line)
     return line
 

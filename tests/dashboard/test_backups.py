@@ -129,7 +129,7 @@ def test_failed_drill_and_broken_manifest_are_shown(
     assert "Backup checks pass" not in shown
     table = _backups_table(at)
     assert list(table["id"]) == ["20261125T000000Z-bbbbbb", "20261120T000000Z-aaaaaa"]
-    assert list(table["last_drill"]) == ["FAILED", "never"]
+    assert list(table["last_drill"]) == ["FAILED", "never verified"]
     assert not table["verified"].any()
 
 

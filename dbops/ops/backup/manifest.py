@@ -20,14 +20,19 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DRILL_FAILED",
+    "DRILL_LABELS",
+    "DRILL_PASSED",
     "MANIFEST_NAME",
     "MANIFEST_VERSION",
+    "NEVER_DRILLED",
     "BackupFile",
     "BrokenManifest",
     "Drill",
     "Manifest",
     "TableRows",
     "default_backup_dir",
+    "drill_label",
     "read_manifest",
     "read_manifests",
     "write_manifest",
@@ -67,6 +72,23 @@ class Drill:
     ok: bool
     duration_s: float
     message: str
+
+    @property
+    def label(self) -> str:
+        """The outcome as every consumer writes it (:data:`DRILL_LABELS`)."""
+        return DRILL_PASSED if self.ok else DRILL_FAILED
+
+
+#: How a drill's outcome reads in the CLI, the scheduler's log and the dashboard.
+DRILL_PASSED = "passed"
+DRILL_FAILED = "FAILED"
+NEVER_DRILLED = "never verified"
+DRILL_LABELS = (DRILL_PASSED, DRILL_FAILED)
+
+
+def drill_label(drill: Drill | None) -> str:
+    """A backup's last drill as a word: passed, FAILED, or never verified."""
+    return NEVER_DRILLED if drill is None else drill.label
 
 
 @dataclass(frozen=True)
