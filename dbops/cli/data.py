@@ -9,7 +9,7 @@ import typer
 
 from dbops.cli import _target
 from dbops.cli._render import SeedProgress, print_status, say
-from dbops.cli.monitor import collect
+from dbops.cli.monitor import status_report
 from dbops.cli.schema import require_head, upgrade
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def up(
             say("demo data skipped (--no-demo-data)")
         else:
             say("demo data skipped (DATABASE_URL is set; pass --demo-data to load it)")
-        report = collect(db)
+        report = status_report(db)
         print_status(report)
         if serve:
             from dbops.cli.serve import serve as run_serve

@@ -33,13 +33,13 @@ __all__ = [
     "CRITICAL_EXIT",
     "capture",
     "checks",
-    "collect",
     "explain",
     "exporter",
     "monitor_app",
     "prune",
     "snapshot",
     "status",
+    "status_report",
 ]
 
 #: Exit code of `dbops monitor checks` when a finding is critical (1-3 are dbops errors).
@@ -64,7 +64,7 @@ AdviceOption = Annotated[
 ]
 
 
-def collect(db: Database) -> StatusReport:
+def status_report(db: Database) -> StatusReport:
     """The status report of ``db`` against this code's migration history."""
     from dbops.monitoring.status import collect_status
     from dbops.ops.revisions import code_head, revision_chain
@@ -79,7 +79,7 @@ def status(
     settings = _target.settings()
     dsn = _target.dsn_to_read(settings)
     with _target.database(settings, dsn) as db:
-        report = collect(db)
+        report = status_report(db)
     if as_json:
         typer.echo(report.to_json())
     else:

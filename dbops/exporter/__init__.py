@@ -29,7 +29,7 @@ from dbops.exporter.families.activity import MAX_CLIENT_SERIES
 from dbops.exporter.families.app import app_statement_metrics
 from dbops.exporter.families.statements import KEEP_FACTOR, exported_statements
 from dbops.exporter.instrument import instrument
-from dbops.exporter.server import ExporterServer, make_app, make_server, serve
+from dbops.exporter.server import ExporterServer, make_app, make_server, serve_exporter
 from dbops.exporter.source import SCRAPE_TIMEOUT, SNAPSHOT_FAILED, Reading, Scrape, SnapshotSource
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
     "instrument",
     "make_app",
     "make_server",
-    "serve",
+    "serve_exporter",
     "slow_part_metrics",
     "snapshot_metrics",
 ]

@@ -272,7 +272,7 @@ def make_server(
     return ExporterServer(server, registry, source=source, db=owned)
 
 
-def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 9187) -> None:
+def serve_exporter(settings: Settings, *, host: str = "127.0.0.1", port: int = 9187) -> None:
     """Serve ``/metrics`` and ``/healthz`` until interrupted (blocking; ``dbops exporter``)."""
     with (
         make_server(settings, host=host, port=port) as server,

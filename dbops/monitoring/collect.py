@@ -117,7 +117,7 @@ COLLECTORS: dict[str, Collector] = {
 
 
 @dataclass
-class _Run:
+class _CollectorRun:
     """Runs collectors on one connection and keeps their errors."""
 
     conn: psycopg.Connection[Any]
@@ -226,7 +226,7 @@ def collect_snapshot(
     context = Context(data_dir=data_dir, advice=advice)
     sections: dict[str, Any] = {}
     with pool.connection() as conn, one_round_trip_each(conn):
-        run = _Run(conn, settings, timeouts_ms or {}, errors, skip)
+        run = _CollectorRun(conn, settings, timeouts_ms or {}, errors, skip)
         for section in SECTIONS:
             for part in section.parts:
                 wanted = part.when is None or part.when(context)

@@ -21,7 +21,7 @@ __all__ = [
     "InvitationCount",
     "PoolSettings",
     "RowCounts",
-    "ServerInfo",
+    "ServerSummary",
     "StatusReport",
     "collect_status",
     "current_revision",
@@ -81,7 +81,7 @@ ORDER BY s.status
 
 
 @dataclass(frozen=True)
-class ServerInfo:
+class ServerSummary:
     """Version of the server, and name and size of the current database."""
 
     server_version: str
@@ -154,7 +154,7 @@ class StatusReport:
 
     url: str
     embedded: bool
-    server: ServerInfo
+    server: ServerSummary
     current_revision: str | None
     head_revision: str
     pending: tuple[str, ...]
@@ -174,8 +174,8 @@ class StatusReport:
         return json.dumps(data, indent=2)
 
 
-def _server_info(db: Database) -> ServerInfo:
-    with db.read() as conn, conn.cursor(row_factory=class_row(ServerInfo)) as cur:
+def _server_summary(db: Database) -> ServerSummary:
+    with db.read() as conn, conn.cursor(row_factory=class_row(ServerSummary)) as cur:
         row = cur.execute(SERVER_INFO_SQL).fetchone()
     assert row is not None
     return row
@@ -260,7 +260,7 @@ def collect_status(db: Database, *, head_revision: str, revisions: Sequence[str]
     return StatusReport(
         url=db.dsn.redacted,
         embedded=db.settings.embedded,
-        server=_server_info(db),
+        server=_server_summary(db),
         current_revision=current,
         head_revision=head_revision,
         pending=_pending(current, revisions),

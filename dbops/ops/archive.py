@@ -431,7 +431,7 @@ class ArchiveStatus:
 
 
 @dataclass
-class _Run:
+class _ArchiveRun:
     """The state of one run across its batches."""
 
     run_id: uuid.UUID
@@ -490,7 +490,7 @@ def _candidates(
 
 
 def _teams_batch(
-    db: Database, state: _Run, candidates: list[uuid.UUID], lock_timeout_ms: int
+    db: Database, state: _ArchiveRun, candidates: list[uuid.UUID], lock_timeout_ms: int
 ) -> None:
     """Move the teams of ``candidates`` that are still old enough and not locked elsewhere."""
     with db.connection() as conn:
@@ -519,7 +519,7 @@ def _teams_batch(
 
 
 def _users_batch(
-    db: Database, state: _Run, candidates: list[uuid.UUID], lock_timeout_ms: int
+    db: Database, state: _ArchiveRun, candidates: list[uuid.UUID], lock_timeout_ms: int
 ) -> None:
     """Move the users of ``candidates`` still old enough and free, except last owners."""
     with db.connection() as conn:
@@ -615,7 +615,7 @@ def run(
             skipped=tuple(skipped),
             seconds=time.perf_counter() - started,
         )
-    state = _Run(uuid.uuid4(), cutoff, batch_size, locations, progress)
+    state = _ArchiveRun(uuid.uuid4(), cutoff, batch_size, locations, progress)
     for candidates in _candidates(db, CANDIDATE_TEAMS, cutoff, batch_size):
         _teams_batch(db, state, candidates, lock_timeout_ms)
     for candidates in _candidates(db, CANDIDATE_USERS, cutoff, batch_size):

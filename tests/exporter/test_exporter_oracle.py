@@ -25,7 +25,7 @@ from dbops.exporter import (
     app_statement_metrics,
     make_app,
     make_server,
-    serve,
+    serve_exporter,
 )
 from dbops.exporter.families._base import truncate
 from dbops.exporter.families.app import le_label
@@ -388,7 +388,7 @@ def test_a_malformed_app_histogram_is_an_error_not_a_short_series() -> None:
 
 def test_the_exporter_listens_on_postgres_exporters_port_by_default() -> None:
     """9187, postgres_exporter's port, as the README and docs/settings.md say."""
-    assert inspect.signature(serve).parameters["port"].default == 9187
+    assert inspect.signature(serve_exporter).parameters["port"].default == 9187
     assert inspect.signature(make_server).parameters["port"].default == 9187
 
 
