@@ -20,17 +20,17 @@ import pandas as pd
 import streamlit as st
 
 from dbops.config import Settings
-from dbops.db import Database, open_database, readonly_dsn
-from dbops.errors import DbopsError
-from dbops.monitoring import Finding, Snapshot, evaluate
-from dbops.monitoring.cadence import Cadence
-from dbops.monitoring.checks import problems, worst_first
-from dbops.ops.backup.manifest import (
+from dbops.core.manifest import (
     BrokenManifest,
     default_backup_dir,
     drill_label,
     read_manifests,
 )
+from dbops.db import Database, open_database, readonly_dsn
+from dbops.errors import DbopsError
+from dbops.monitoring import Finding, Snapshot, evaluate
+from dbops.monitoring.cadence import Cadence
+from dbops.monitoring.checks import problems, worst_first
 from dbops.services import Actor, MembershipService, TeamService
 
 __all__ = [

@@ -516,7 +516,7 @@ class Settings(BaseSettings):
         description="Show e-mail addresses in full; off: masked as `a***@example.com`.",
     )
 
-    # The main job's long-running mode (`dbops up --serve`) and the workload (dbops.ops.workload).
+    # The main job's long-running mode (`dbops up --serve`) and the workload (dbops.workload).
     serve_exporter_port: int = Field(
         default=9187,
         ge=1,

@@ -66,7 +66,7 @@ def test_readme_service_example_runs(
     assert any(s["name"] == "users.create" and s["count"] >= 1 for s in statements)
 
 
-#: kind of dbops.ops.workload.KINDS -> how README's workload paragraph names it.
+#: kind of dbops.workload.KINDS -> how README's workload paragraph names it.
 WORKLOAD_PHRASES = {
     "role_check_cached": "cached role checks",
     "teams_of_user": "teams-of-a-user lists",
@@ -85,7 +85,7 @@ WORKLOAD_PHRASES = {
 
 def test_readme_states_the_workload_mix_the_code_runs() -> None:
     """The mix is a promise to whoever reads the dashboard during `make run`."""
-    from dbops.ops import workload
+    from dbops import workload
 
     readme = " ".join((ROOT / "README.md").read_text().split())
     paragraph = readme.split("`dbops workload` (and `make run`) mixes, per 100 operations:", 1)[1]

@@ -8,9 +8,9 @@ import streamlit as st
 
 from dashboard import components as c
 from dashboard import data
+from dbops.core.manifest import DRILL_LABELS
 from dbops.errors import DbopsError
 from dbops.monitoring import Snapshot
-from dbops.ops.backup.manifest import DRILL_LABELS
 from dbops.units import format_bytes
 
 

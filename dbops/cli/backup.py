@@ -89,7 +89,7 @@ def _ago(at: datetime | None) -> str:
 
 
 def _drill_text(manifest: Manifest, *, brief: bool = False) -> str:
-    from dbops.ops.backup.manifest import drill_label
+    from dbops.core.manifest import drill_label
 
     drill = manifest.last_drill
     if drill is None:
@@ -246,12 +246,12 @@ def verify(
     from dataclasses import asdict
 
     from dbops.db import Dsn
-    from dbops.ops.backup import verify_backup
+    from dbops.workflows.drill import restore_drill
 
     settings = _target.settings()
     scratch = Dsn.parse(scratch_url, source="--scratch-url") if scratch_url else None
     with _steps(progress and not as_json) as update:
-        drill = verify_backup(settings, backup_id, scratch=scratch, progress=update)
+        drill = restore_drill(settings, backup_id, scratch=scratch, progress=update)
     if as_json:
         typer.echo(json.dumps(asdict(drill), default=str, indent=2))
         return

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dbops.db import Database
     from dbops.errors import WouldReplaceData
     from dbops.ops.seed import SeedResult
-    from dbops.ops.workload import WorkloadResult
+    from dbops.workload import WorkloadResult
 
 __all__ = ["seed", "up", "workload"]
 
@@ -275,7 +275,7 @@ def workload(
     Needs demo data (`dbops seed`). Expected errors (wrong passwords, races) are counted;
     exits 1 when any unexpected error happened.
     """
-    from dbops.ops.workload import WORKLOAD_PROCESS, run_workload
+    from dbops.workload import WORKLOAD_PROCESS, run_workload
 
     settings = _target.settings()
     from dbops.db import open_database

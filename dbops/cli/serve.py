@@ -2,7 +2,7 @@
 
 After `dbops up` has the database migrated and seeded, :func:`serve` starts, on 127.0.0.1:
 
-- a small realistic workload through the services (:func:`dbops.ops.workload.run_workload`),
+- a small realistic workload through the services (:func:`dbops.workload.run_workload`),
   continuous at ``workload_rate`` until stopped, so the statements and pool panels have data;
   its pool, query cache and service statements are reported like any application process's
   (:mod:`dbops.db.report`, as "dbops workload"), which is how the dashboard and the exporter
@@ -214,7 +214,7 @@ def _app_database(db: Database, settings: Settings) -> Database:
     own, reported as the workload's process (:mod:`dbops.db.report`).
     """
     from dbops.db import open_database
-    from dbops.ops.workload import WORKLOAD_PROCESS
+    from dbops.workload import WORKLOAD_PROCESS
 
     named = settings.model_copy(update={"process_name": settings.process_name or WORKLOAD_PROCESS})
     return open_database(named, purpose="app")
@@ -360,10 +360,10 @@ def backup_job(db: Database, settings: Settings) -> str:
 def verify_job(settings: Settings) -> str:
     """Prove the newest backup by restoring it into a throwaway cluster; return the result."""
     from dbops.errors import BackupNotFound
-    from dbops.ops.backup import verify_backup
+    from dbops.workflows.drill import restore_drill
 
     try:
-        drill = verify_backup(settings)
+        drill = restore_drill(settings)
     except BackupNotFound:
         line = "restore drill: no backup yet"
     else:
@@ -470,7 +470,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def _workload_thread(
     db: Database, settings: Settings, cache: QueryCache, stop: threading.Event
 ) -> threading.Thread:
-    from dbops.ops.workload import run_workload
+    from dbops.workload import run_workload
 
     def run() -> None:
         try:

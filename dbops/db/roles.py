@@ -6,6 +6,7 @@ from typing import Literal
 
 __all__ = [
     "ALL_ROLES",
+    "DATA_FUNCTIONS",
     "EXPECTED_ROLE_DEFAULTS",
     "POLICY_ROLE",
     "ROLE_DEFAULTS_SQL",
@@ -54,3 +55,13 @@ CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
 WHERE r.rolname = ANY(%(names)s)
 ORDER BY 1, 2 NULLS FIRST, 3
 """
+
+#: The SECURITY DEFINER aggregate functions of the data section (migration 0009), in schema
+#: ``dbops_monitor``, by their identity (argument types only), as ``to_regprocedure`` takes them.
+DATA_FUNCTIONS = (
+    "dbops_monitor.data_counts()",
+    "dbops_monitor.data_memberships_by_role()",
+    "dbops_monitor.data_signups_per_day(integer)",
+    "dbops_monitor.data_team_sizes(integer)",
+    "dbops_monitor.data_zero_owner_teams(integer)",
+)

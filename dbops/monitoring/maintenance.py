@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dbops.config import Settings
+from dbops.core.maintenance import Action, ActionKind, is_reindex_leftover
 from dbops.errors import InvalidInput
 from dbops.monitoring.snapshot import IndexStat, SequenceStat, Snapshot, TableStat
-from dbops.ops.maintain import Action, ActionKind, is_reindex_leftover
 
 __all__ = ["MaintenancePlan", "plan"]
 

@@ -35,9 +35,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row, scalar_row
 
+from dbops.core.ownership import SOLE_OWNERS_SQL
 from dbops.db.engine import Database
 from dbops.errors import ArchiveError, InvalidInput, NotFound
-from dbops.services.statements import SOLE_OWNERS_SQL
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

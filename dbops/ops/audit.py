@@ -20,6 +20,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import class_row
 
+from dbops.core.audit_head import HEAD_SQL, Anchor, HeadRow, read_head
 from dbops.db import Database
 from dbops.errors import AuditUnavailable, InvalidInput, NotFound
 
@@ -55,17 +56,6 @@ SET_TIMEOUT_SQL = "SELECT set_config('statement_timeout', %(timeout)s, true)"
 #: One snapshot for the head and every record.
 REPEATABLE_READ_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 AUDIT_INSTALLED_SQL = "SELECT to_regclass('audit.record') IS NOT NULL AS installed"
-HEAD_SQL = "SELECT last_id, last_hash FROM audit.head"
-#: Whether the trail exists and this role may read its head (by oid: resolving the name
-#: ``audit.head`` without USAGE on the schema is itself an error). The backup manifest's
-#: anchor and the exporter's ``dbops_audit_head_id`` read the head only then.
-HEAD_READABLE_SQL = """
-SELECT coalesce((
-  SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
-  FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-  WHERE n.nspname = 'audit' AND c.relname = 'head'
-), false) AS readable
-"""
 #: The canonical text of a record: the same expression as ``audit.canonical_text`` (0006).
 CHAIN_SQL = """
 SELECT id, at, table_name, row_key, prev_hash, hash,
@@ -114,40 +104,6 @@ LIMIT 1
 
 
 # ---------------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class Anchor:
-    """A record of the chain known from outside the database: its id and its hash.
-
-    What an earlier verify printed, what a backup's manifest recorded, or what Prometheus kept
-    of ``dbops_audit_head_id``: deleting the newest records and rewinding ``audit.head`` leaves
-    a chain that holds by itself, but not one that still reaches this record unchanged.
-    """
-
-    record_id: int
-    hash: bytes
-
-    def __str__(self) -> str:
-        return f"{self.record_id}:{self.hash.hex()}"
-
-    @classmethod
-    def parse(cls, text: str) -> Anchor:
-        """``SEQ:HASH`` (the record id and its sha256 in hex, as verify prints them).
-
-        Raises:
-            InvalidInput: not of that form.
-        """
-        seq, sep, digest = text.strip().partition(":")
-        try:
-            record_id, value = int(seq), bytes.fromhex(digest)
-        except ValueError:
-            record_id, value = 0, b""
-        if not sep or record_id < 1 or len(value) != 32:
-            raise InvalidInput(
-                "anchor: expected SEQ:HASH, a record id and its 64-hex-digit sha256 "
-                "(as `dbops audit verify` prints it)",
-                field="anchor",
-            )
-        return cls(record_id, value)
 
 
 @dataclass(frozen=True)
@@ -235,12 +191,6 @@ class _ChainRow:
 
 
 @dataclass(frozen=True)
-class _Head:
-    last_id: int
-    last_hash: bytes
-
-
-@dataclass(frozen=True)
 class _Installed:
     installed: bool
 
@@ -316,7 +266,7 @@ def verify(db: Database, anchor: Anchor | None = None) -> AuditVerifyReport:
     """
     with db.connection() as conn:
         _begin(conn, VERIFY_TIMEOUT_MS)
-        head = conn.cursor(row_factory=class_row(_Head)).execute(HEAD_SQL).fetchone()
+        head = conn.cursor(row_factory=class_row(HeadRow)).execute(HEAD_SQL).fetchone()
         prev_hash, prev_id, count = GENESIS_HASH, 0, 0
         problem: AuditProblem | None = None
         for row in _chain(conn):
@@ -382,19 +332,6 @@ def verify(db: Database, anchor: Anchor | None = None) -> AuditVerifyReport:
 
 def _span(first: int, last: int) -> str:
     return f"record {first}" if first == last else f"records {first}-{last}"
-
-
-def read_head(conn: psycopg.Connection[Any]) -> Anchor | None:
-    """The trail's head as an :class:`Anchor` (id 0: no record yet), if this role may read it.
-
-    ``None`` when there is no trail or the role may not read its head. What the backup
-    manifest records and the exporter publishes as ``dbops_audit_head_id``.
-    """
-    readable = conn.execute(HEAD_READABLE_SQL).fetchone()
-    if not (readable and readable[0]):
-        return None
-    head = conn.cursor(row_factory=class_row(_Head)).execute(HEAD_SQL).fetchone()
-    return None if head is None else Anchor(head.last_id, head.last_hash)
 
 
 def _table_of(kind: str) -> str:

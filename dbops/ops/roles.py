@@ -58,6 +58,7 @@ from dbops.config import Settings
 from dbops.db import Database
 from dbops.db.roles import (
     ALL_ROLES,
+    DATA_FUNCTIONS,
     EXPECTED_ROLE_DEFAULTS,
     POLICY_ROLE,
     ROLE_DEFAULTS_SQL,
@@ -98,15 +99,6 @@ SECRET_COLUMNS = {
     "users": ("password_hash", "phone_ciphertext", "phone_blind_index"),
     "invitations": ("token_hash",),
 }
-#: The SECURITY DEFINER aggregate functions of the data section (migration 0009), in schema
-#: ``dbops_monitor``, by their identity (argument types only), as ``to_regprocedure`` takes them.
-DATA_FUNCTIONS = (
-    "dbops_monitor.data_counts()",
-    "dbops_monitor.data_memberships_by_role()",
-    "dbops_monitor.data_signups_per_day(integer)",
-    "dbops_monitor.data_team_sizes(integer)",
-    "dbops_monitor.data_zero_owner_teams(integer)",
-)
 #: What every application process calls to report its pools, caches and statements
 #: (migration 0011, :mod:`dbops.db.report`): the app role's only privilege in ``dbops_monitor``.
 REPORT_FUNCTION = (

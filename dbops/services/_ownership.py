@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row, scalar_row
 
+from dbops.core.ownership import SOLE_OWNERS_SQL
 from dbops.db.engine import Database
 from dbops.errors import Conflict, Forbidden, NotFound
 from dbops.models.base import Role
@@ -113,29 +114,6 @@ ORDER BY t.id
 FOR UPDATE OF t
 """
 
-#: The last-owner rule in one statement: of the users ``ids``, those holding an OWNER row of a
-#: live team with no other live owner, with those teams' slugs. Deleting a user (here) and
-#: archiving users (dbops.ops.archive) both refuse exactly these.
-SOLE_OWNERS_SQL = """
-SELECT m.user_id, u.email, array_agg(t.slug ORDER BY t.slug) AS team_slugs
-FROM team_members AS m
-JOIN teams AS t ON t.id = m.team_id
-JOIN users AS u ON u.id = m.user_id
-WHERE m.user_id = ANY(%(ids)s::uuid[])
-  AND m.role = 'OWNER'
-  AND t.deleted_at IS NULL
-  AND NOT EXISTS (
-    SELECT 1
-    FROM team_members AS o
-    JOIN users AS ou ON ou.id = o.user_id
-    WHERE o.team_id = m.team_id
-      AND o.role = 'OWNER'
-      AND o.user_id <> m.user_id
-      AND ou.deleted_at IS NULL
-  )
-GROUP BY m.user_id, u.email
-ORDER BY m.user_id
-"""
 
 DELETE_MEMBERSHIPS_OF_USER_SQL = """
 DELETE FROM team_members WHERE user_id = %(user_id)s RETURNING team_id

@@ -7,7 +7,8 @@ over the very same SQL; they are the texts the services prepare on their connect
 
 from __future__ import annotations
 
-from dbops.services._ownership import SELECT_OWN_AND_ROLE_SQL, SELECT_ROLE_SQL, SOLE_OWNERS_SQL
+from dbops.core.ownership import SOLE_OWNERS_SQL
+from dbops.services._ownership import SELECT_OWN_AND_ROLE_SQL, SELECT_ROLE_SQL
 from dbops.services.teams import SELECT_TEAM_BY_SLUG_SQL, SELECT_TEAMS_OF_USER_SQL
 from dbops.services.users import SELECT_USER_BY_EMAIL_SQL
 

@@ -72,8 +72,8 @@ TESTS: dict[str, tuple[str, ...]] = {
     "dbops/ops/maintain.py": ("tests/ops/test_maintain.py",),
     "dbops/ops/keys.py": ("tests/ops/test_keys.py",),
     "dbops/ops/migrate.py": ("tests/ops/test_migrate.py",),
-    "dbops/ops/workload.py": (
-        "tests/ops/test_workload.py",
+    "dbops/workload.py": (
+        "tests/test_workload.py",
         "tests/test_docs.py::test_readme_states_the_workload_mix_the_code_runs",
     ),
     "dbops/ops/_bulk.py": ("tests/ops/test_bulk.py",),
@@ -88,7 +88,7 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/ops/backup/test_common.py",
         "tests/ops/backup/test_backup.py",
     ),
-    "dbops/ops/backup/manifest.py": (
+    "dbops/core/manifest.py": (
         "tests/ops/backup/test_manifest_prune.py",
         "tests/ops/backup/test_backup.py",
     ),

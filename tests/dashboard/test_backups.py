@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from dbops.core.manifest import Drill, Manifest, TableRows, write_manifest
 from dbops.db import Database, Dsn
 from dbops.ops.backup import create_backup, verify_backup
-from dbops.ops.backup.manifest import Drill, Manifest, TableRows, write_manifest
 from dbops.services import Actor, TeamService, UserService
 from tests.dashboard.conftest import app, texts, write_snapshot
 from tests.fixtures.db import make_settings

@@ -16,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from dbops.config import to_libpq_url
+from dbops.core import audit_head
 from dbops.db import Database, Dsn, EmbeddedCluster, open_database
 from dbops.errors import AuditUnavailable, InvalidInput, NotFound
 from dbops.ops import audit
@@ -710,7 +711,7 @@ def test_the_head_is_read_only_by_roles_that_may(db: Database, app_db: Database)
     assert head is not None
     assert (head.record_id, head.hash) == (row[0], bytes(row[1]))
     with app_db.connection() as conn:
-        assert conn.execute(audit.HEAD_READABLE_SQL).fetchone() == (False,)
+        assert conn.execute(audit_head.HEAD_READABLE_SQL).fetchone() == (False,)
         assert audit.read_head(conn) is None
 
 

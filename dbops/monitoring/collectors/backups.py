@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from dbops.config import Settings
+from dbops.core.manifest import BrokenManifest, default_backup_dir, read_manifests
 from dbops.monitoring.snapshot import BackupsStat
-from dbops.ops.backup.manifest import BrokenManifest, default_backup_dir, read_manifests
 
 __all__ = ["collect_backups"]
 

@@ -17,11 +17,11 @@ from typing import Any
 import psycopg
 
 from dbops.config import Settings
+from dbops.core.audit_head import read_head
+from dbops.db.roles import DATA_FUNCTIONS
 from dbops.monitoring._fetch import fetch, fetch_one
 from dbops.monitoring.collectors._section import Part, Section, only
 from dbops.monitoring.snapshot import CountBy, DataStat, DayCount, TeamSizeCount
-from dbops.ops.audit import read_head
-from dbops.ops.roles import DATA_FUNCTIONS
 
 __all__ = [
     "ON_TABLES",

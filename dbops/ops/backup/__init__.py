@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dbops._lazy import lazy_exports
-from dbops.ops.backup.manifest import (
+from dbops.core.manifest import (
     MANIFEST_VERSION,
     BackupFile,
     BrokenManifest,

@@ -22,9 +22,7 @@ import psycopg
 from psycopg import sql
 
 from dbops.config import Settings, redact_dsn
-from dbops.db.dsn import Dsn
-from dbops.errors import BackupCorrupt, BackupError, BackupNotFound, EmbeddedClusterError
-from dbops.ops.backup.manifest import (
+from dbops.core.manifest import (
     MANIFEST_NAME,
     BackupFile,
     Manifest,
@@ -32,6 +30,8 @@ from dbops.ops.backup.manifest import (
     default_backup_dir,
     read_manifests,
 )
+from dbops.db.dsn import Dsn
+from dbops.errors import BackupCorrupt, BackupError, BackupNotFound, EmbeddedClusterError
 
 __all__ = [
     "Progress",

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import psycopg
 
 from dbops.config import Settings
+from dbops.core.manifest import Manifest, write_manifest
 from dbops.db.dsn import Dsn
 from dbops.errors import BackupError, translate_db_errors
 from dbops.ops.audit import read_head
@@ -36,7 +37,6 @@ from dbops.ops.backup._common import (
     run_tool,
     tool_version,
 )
-from dbops.ops.backup.manifest import Manifest, write_manifest
 
 __all__ = ["create_backup", "new_backup_id"]
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbops.config import Settings
+from dbops.core.manifest import Manifest, read_manifests
 from dbops.errors import BackupCorrupt, BackupError
 from dbops.ops.backup._common import backup_root, check_files
-from dbops.ops.backup.manifest import Manifest, read_manifests
 
 __all__ = ["PruneDecision", "PrunePlan", "plan_prune", "prune_backups"]
 

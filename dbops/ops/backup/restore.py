@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from dbops.config import Settings
+from dbops.core.manifest import Manifest
 from dbops.db.dsn import Dsn
 from dbops.db.roles import ALL_ROLES
 from dbops.errors import BackupError, RestoreRefused, translate_db_errors
@@ -38,7 +39,6 @@ from dbops.ops.backup._common import (
     pipe_tools,
     run_tool,
 )
-from dbops.ops.backup.manifest import Manifest
 
 __all__ = [
     "RestoreResult",

@@ -3,8 +3,9 @@
 A drill checks the files against their sha256, restores the backup into a private scratch
 cluster (dbops' own :class:`~dbops.db.EmbeddedCluster` in a temporary directory, fsync off),
 or into a scratch database on a server you name, and checks there: the migration revision,
-the exact row count of every table, and that the application's hot reads answer on a real
-user and team of the restored data. The result (time, pass/fail, duration, message) is
+the exact row count of every table, and (given a check: the restore drill workflow,
+:mod:`dbops.workflows.drill`, passes the services' hot reads) that the application answers on
+a real user and team of the restored data. The result (time, pass/fail, duration, message) is
 appended to the manifest, written atomically.
 """
 
@@ -14,7 +15,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from dbops.config import Settings
+from dbops.core.manifest import Drill, Manifest, read_manifest, write_manifest
 from dbops.db.dsn import Dsn
 from dbops.errors import (
     BackupCorrupt,
@@ -39,19 +41,15 @@ from dbops.ops.backup._common import (
     check_private,
     find_backup,
 )
-from dbops.ops.backup.manifest import Drill, Manifest, read_manifest, write_manifest
 from dbops.ops.backup.restore import compare_rows, pg_restore_into, with_database
 
-__all__ = ["hot_reads", "verify_backup"]
+__all__ = ["DataCheck", "verify_backup"]
 
-#: A live user who belongs to a live team: the subject of the hot reads.
-SAMPLE_MEMBER_SQL = """
-SELECT u.id AS user_id, u.email AS email, t.id AS team_id, t.slug AS slug
-FROM team_members AS m
-JOIN users AS u ON u.id = m.user_id AND u.deleted_at IS NULL
-JOIN teams AS t ON t.id = m.team_id AND t.deleted_at IS NULL
-LIMIT 1
-"""
+#: A check of the restored data beyond counts: ``check(settings, target)`` returns a one-line
+#: summary or raises a :class:`DbopsError` (the services' hot reads:
+#: :func:`dbops.workflows.drill.hot_reads`, which ops cannot import).
+DataCheck = Callable[[Settings, Dsn], str]
+
 HAS_DOMAIN_SQL = "SELECT to_regclass('public.team_members') IS NOT NULL AS has_domain"
 CREATE_DATABASE = sql.SQL("CREATE DATABASE {}")
 DROP_DATABASE = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
@@ -64,6 +62,7 @@ def verify_backup(
     scratch: Dsn | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    reads: DataCheck | None = None,
 ) -> Drill:
     """Run a restore drill on backup ``backup_id`` (``None``: the newest) and record it.
 
@@ -74,6 +73,8 @@ def verify_backup(
             of the server will do as the URL's); ``None``: a private throwaway cluster.
         jobs: pg_restore workers; default ``backup_jobs``.
         progress: called with a :class:`Step` as the drill advances.
+        reads: run on the restored data after the counts (the application's hot reads:
+            :func:`dbops.workflows.drill.restore_drill` passes them); ``None``: counts only.
 
     Returns:
         The passing drill, as recorded in the manifest.
@@ -98,7 +99,7 @@ def verify_backup(
                 owners=False,
                 progress=progress,
             )
-            message = _check(settings, target, manifest, progress)
+            message = _check(settings, target, manifest, progress, reads)
     except DbopsError as exc:
         drill = Drill(at, False, round(time.perf_counter() - started, 3), exc.message)
         _record(backup, drill)
@@ -146,8 +147,14 @@ def _scratch_database(
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _check(settings: Settings, target: Dsn, manifest: Manifest, progress: Progress | None) -> str:
-    """Revision, row counts and hot reads on the restored data; a one-line summary."""
+def _check(
+    settings: Settings,
+    target: Dsn,
+    manifest: Manifest,
+    progress: Progress | None,
+    reads: DataCheck | None,
+) -> str:
+    """Revision, row counts and ``reads`` on the restored data; a one-line summary."""
     from dbops.db.engine import connection_kwargs
     from dbops.ops.migrate import current_revision
 
@@ -166,38 +173,9 @@ def _check(settings: Settings, target: Dsn, manifest: Manifest, progress: Progre
         has_domain = bool(c.execute(HAS_DOMAIN_SQL).fetchone()[0])  # type: ignore[index]
     rows = sum(t.rows for t in manifest.tables)
     summary = f"{len(manifest.tables)} tables, {rows:,} rows, revision {revision or 'none'}"
+    if reads is None:
+        return summary
     if not has_domain:
         return f"{summary}; no dbops tables: hot reads skipped"
     _report(progress, Step("check", "check: hot reads through the services"))
-    return f"{summary}; {hot_reads(settings, target)}"
-
-
-def hot_reads(settings: Settings, target: Dsn) -> str:
-    """Run the services' hot reads on a real member of a real team of ``target``.
-
-    Returns a one-line summary; raises a :class:`DbopsError` when a read fails.
-    """
-    from dbops.db.engine import open_database
-    from dbops.services import Actor, MembershipService, TeamService, UserService
-
-    actor = Actor.system("backup-verify")
-    scratch_settings = settings.model_copy(update={"pool_min_size": 0, "pool_max_size": 2})
-    with open_database(scratch_settings, target, purpose="admin") as db:
-        with db.connection() as conn:
-            sample = conn.execute(SAMPLE_MEMBER_SQL).fetchone()
-        if sample is None:
-            return "no live member of a live team: hot reads skipped"
-        user_id, email, team_id, slug = sample
-        users, teams = UserService(db), TeamService(db)
-        user = users.get(actor, user_id)
-        if users.get_by_email(actor, email).id != user.id:
-            raise BackupError("hot read get_by_email found another user")
-        mine = teams.teams_of_user(actor, user_id)
-        if team_id not in {t.team_id for t in mine}:
-            raise BackupError("hot read teams_of_user misses the user's team")
-        if teams.get_by_slug(actor, slug).id != team_id:
-            raise BackupError("hot read get_by_slug found another team")
-        members = MembershipService(db).members(actor, team_id)
-        if user_id not in {m.user_id for m in members}:
-            raise BackupError("hot read members misses the user")
-    return f"hot reads ok on user {user_id} and team {slug}"
+    return f"{summary}; {reads(settings, target)}"

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dbops.config import Settings
+from dbops.core.manifest import BackupFile, Drill, Manifest, TableRows, write_manifest
 from dbops.db import Database
 from dbops.monitoring import Severity, Snapshot, collect_snapshot, evaluate
 from dbops.monitoring.collectors.backups import collect_backups
 from dbops.monitoring.snapshot import BackupsStat
-from dbops.ops.backup.manifest import BackupFile, Drill, Manifest, TableRows, write_manifest
 from tests.fixtures.monitoring import monitor_settings
 from tests.fixtures.snapshots import healthy_snapshot
 

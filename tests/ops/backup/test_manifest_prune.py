@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 
 from dbops.config import Settings
-from dbops.errors import BackupCorrupt, BackupError
-from dbops.ops.backup import plan_prune, prune_backups, read_manifests
-from dbops.ops.backup._common import check_files, file_checksums
-from dbops.ops.backup.manifest import (
+from dbops.core.manifest import (
     BackupFile,
     BrokenManifest,
     Drill,
@@ -23,6 +20,9 @@ from dbops.ops.backup.manifest import (
     read_manifest,
     write_manifest,
 )
+from dbops.errors import BackupCorrupt, BackupError
+from dbops.ops.backup import plan_prune, prune_backups, read_manifests
+from dbops.ops.backup._common import check_files, file_checksums
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)  # a Thursday
 #: The synthetic backups' dump (its checksum is in their manifests).

@@ -15,7 +15,8 @@ from dbops.config import Settings, to_libpq_url
 from dbops.db import Database
 from dbops.errors import InvalidInput, NotFound
 from dbops.ops.seed import seed
-from dbops.ops.workload import (
+from dbops.services import MemoryCache
+from dbops.workload import (
     KINDS,
     WRONG_PASSWORD_SHARE,
     WorkloadResult,
@@ -25,7 +26,6 @@ from dbops.ops.workload import (
     _typo,
     run_workload,
 )
-from dbops.services import MemoryCache
 
 STATEMENT_CALLS = (
     "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
@@ -83,8 +83,8 @@ def test_stop_event_ends_an_open_ended_run(seeded: Database) -> None:
 
 
 def test_wrong_passwords_are_expected_errors(seeded: Database, monkeypatch) -> None:
-    monkeypatch.setattr("dbops.ops.workload.KINDS", {"login": 1})
-    monkeypatch.setattr("dbops.ops.workload.WRONG_PASSWORD_SHARE", 1.0)
+    monkeypatch.setattr("dbops.workload.KINDS", {"login": 1})
+    monkeypatch.setattr("dbops.workload.WRONG_PASSWORD_SHARE", 1.0)
     result = run_workload(seeded, duration_s=0.5, rate=20, seed=2, threads=1)
     assert result.ops["login"] > 0
     assert result.errors == {"login": result.ops["login"]}
@@ -92,7 +92,7 @@ def test_wrong_passwords_are_expected_errors(seeded: Database, monkeypatch) -> N
 
 
 def test_created_teams_are_deleted_again(seeded: Database, database_url: str, monkeypatch) -> None:
-    monkeypatch.setattr("dbops.ops.workload.KINDS", {"team_create": 1})
+    monkeypatch.setattr("dbops.workload.KINDS", {"team_create": 1})
     result = run_workload(seeded, duration_s=0.5, rate=30, seed=4, threads=1)
     assert result.ops["team_create"] >= 5
     assert result.unexpected == {}, result.last_unexpected
@@ -136,7 +136,7 @@ def test_only_a_share_of_logins_use_a_wrong_password(seeded: Database, monkeypat
     A login hashes a password (a few per second here); the seeded random stream makes the
     draws the same on every run, so a handful of logins is enough.
     """
-    monkeypatch.setattr("dbops.ops.workload.KINDS", {"login": 1})
+    monkeypatch.setattr("dbops.workload.KINDS", {"login": 1})
     result = run_workload(seeded, duration_s=1.5, rate=40, seed=6, threads=1)
     logins, failed = result.ops["login"], result.errors.get("login", 0)
     assert logins >= 2
@@ -174,7 +174,7 @@ def test_a_pacer_more_than_a_second_behind_restarts_from_now() -> None:
 
 
 def _only(monkeypatch, kind: str) -> None:
-    monkeypatch.setattr("dbops.ops.workload.KINDS", {kind: 1})
+    monkeypatch.setattr("dbops.workload.KINDS", {kind: 1})
 
 
 def test_a_tenth_of_email_lookups_miss(seeded: Database, monkeypatch) -> None:
@@ -280,7 +280,7 @@ def test_the_demo_workload_stays_under_the_failed_login_threshold() -> None:
 
 def test_searches_use_the_words_of_the_teams_names(seeded: Database, database_url: str) -> None:
     """Words of three letters or more of the live teams' names, lower case, once each."""
-    from dbops.ops.workload import _population
+    from dbops.workload import _population
 
     with psycopg.connect(to_libpq_url(database_url)) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM teams WHERE deleted_at IS NULL")]
@@ -304,7 +304,7 @@ def test_the_population_is_the_owned_teams_among_the_first_sixty(
 ) -> None:
     """With 75 live teams the workload reads the first 60 (the services' order) and keeps
     those that have an owner (someone can act as one)."""
-    from dbops.ops.workload import _population
+    from dbops.workload import _population
     from tests.services._helpers import make_teams_owned_by, make_user
 
     make_teams_owned_by(seeded, 70, [make_user(seeded)])
@@ -331,7 +331,7 @@ def test_three_searches_in_ten_for_a_long_word_have_a_typo_short_words_none() ->
 
 def test_a_paced_run_waits_for_its_slots(seeded: Database, monkeypatch) -> None:
     """10 operations a second for a second: about ten, spread over the second, not a burst."""
-    monkeypatch.setattr("dbops.ops.workload.KINDS", {"team_by_slug": 1})
+    monkeypatch.setattr("dbops.workload.KINDS", {"team_by_slug": 1})
     result = run_workload(seeded, duration_s=1.0, rate=10, seed=12, threads=1)
     assert result.unexpected == {}, result.last_unexpected
     assert 8 <= result.total <= 11, result.total

@@ -1,0 +1,6 @@
+"""Multi-step routines as plain functions, above ops and services.
+
+The CLI, the scheduler of ``dbops up --serve`` and the notebooks call them and only render.
+
+- :mod:`dbops.workflows.drill`: the restore drill (restore, counts, the services' hot reads).
+"""
