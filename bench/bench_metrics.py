@@ -1,4 +1,4 @@
-"""What the statement metrics recorder costs one service call (dbops/db/metrics.py).
+"""What the statement metrics recorder costs one service call (dbops/telemetry/metrics.py).
 
 ``uv run python -m bench.bench_metrics [--calls 200000] [--rounds 7]``
 
@@ -15,7 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from dbops.db.metrics import StatementMetrics, timed
+from dbops.telemetry.metrics import StatementMetrics, timed
 
 
 def _per_call_ns(fn: Callable[[int], object], calls: int) -> float:

@@ -129,7 +129,7 @@ class LoginFailed(Forbidden):
     """A sign-in was refused: the message never says whether the e-mail or the password was wrong.
 
     A :class:`Forbidden`, so callers that catch that keep working; the access monitor
-    (:mod:`dbops.db.access`) counts it as a failed login rather than a denial.
+    (:mod:`dbops.telemetry.access`) counts it as a failed login rather than a denial.
     """
 
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "WORKLOAD_PROCESS", "WorkloadResult", "run_workload"]
 
 #: What the dashboard and the exporter call the workload's process (its report,
-#: :mod:`dbops.db.report`), unless ``DBOPS_PROCESS_NAME`` says otherwise.
+#: :mod:`dbops.telemetry.report`), unless ``DBOPS_PROCESS_NAME`` says otherwise.
 WORKLOAD_PROCESS = "dbops workload"
 
 #: Operation kinds and their weights in the mix (reads dominate, as in a real app).

@@ -1,6 +1,6 @@
 """Pool and app: the application processes' pools, query caches and service statements.
 
-Each process that opens the app database reports them (``dbops.db.report``); this page reads
+Each process that opens the app database reports them (``dbops.telemetry.report``); this page reads
 those reports from the snapshot (``snapshot.processes``), never the dashboard's own pool.
 """
 

@@ -5,7 +5,7 @@ After `dbops up` has the database migrated and seeded, :func:`serve` starts, on 
 - a small realistic workload through the services (:func:`dbops.workload.run_workload`),
   continuous at ``workload_rate`` until stopped, so the statements and pool panels have data;
   its pool, query cache and service statements are reported like any application process's
-  (:mod:`dbops.db.report`, as "dbops workload"), which is how the dashboard and the exporter
+  (:mod:`dbops.telemetry.report`, as "dbops workload"), which is how the dashboard and the exporter
   see them;
 - the Prometheus exporter (:func:`dbops.exporter.make_server`) on ``serve_exporter_port``; on
   the embedded cluster it reads as the monitor role (``dbops_monitor``: statistics and the data
@@ -107,8 +107,9 @@ def start_exporter(db: Database, settings: Settings) -> ExporterServer:
     """The exporter on ``serve_exporter_port``, serving in a thread.
 
     Snapshots are taken through ``db``. The application's pool, cache and service statements
-    (the workload's here) come with them, from the processes' reports (:mod:`dbops.db.report`):
-    one route for each fact, whichever process runs the exporter.
+    (the workload's here) come with them, from the processes' reports
+    (:mod:`dbops.telemetry.report`): one route for each fact, whichever process runs the
+    exporter.
     """
     from dbops.exporter import SnapshotSource, make_server
 
@@ -211,7 +212,7 @@ def _app_database(db: Database, settings: Settings) -> Database:
     """The services' own database, as an application opens it (``purpose="app"``).
 
     The app role on the embedded cluster (RLS applies), else ``DATABASE_URL``; a pool of its
-    own, reported as the workload's process (:mod:`dbops.db.report`).
+    own, reported as the workload's process (:mod:`dbops.telemetry.report`).
     """
     from dbops.db import open_database
     from dbops.workload import WORKLOAD_PROCESS

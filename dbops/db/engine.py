@@ -21,7 +21,6 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from dbops.config import Settings, load_settings
-from dbops.db import report
 from dbops.db.dsn import Dsn
 from dbops.db.purpose import Purpose, dsn_for, role_of
 from dbops.db.roles import SYSTEM_ROLE
@@ -31,6 +30,7 @@ from dbops.errors import (
     translate_db_errors,
     translate_exception,
 )
+from dbops.telemetry import report
 
 if TYPE_CHECKING:  # SQLAlchemy is imported on first use of the engine (Database.engine)
     from sqlalchemy import Engine
@@ -538,7 +538,7 @@ def open_database(
         pool = make_pool(settings, dsn, open_now=False)
         pool.open(wait=False)
     if purpose == "app" and settings.process_report_s > 0:
-        # The application's pool, reported for the dashboard and exporter (dbops.db.report);
+        # The application's pool, reported for the dashboard and exporter (dbops.telemetry.report);
         # the reporter's own connection says so in pg_stat_activity.
         kwargs = connection_kwargs(settings)
         kwargs["application_name"] = f"{settings.application_name} report"[:63]

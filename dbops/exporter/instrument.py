@@ -1,7 +1,7 @@
 """In-process instrumentation: the application's own pool, cache and statement families.
 
 For an application that serves ``/metrics`` itself (:func:`instrument`); the exporter process
-reads the same numbers from the process reports instead (:mod:`dbops.db.report`).
+reads the same numbers from the process reports instead (:mod:`dbops.telemetry.report`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from dbops.db import Database
-from dbops.db.access import ACCESS
 from dbops.monitoring.collectors.pool import CacheLike, app_stats, cache_stats, pool_stats
+from dbops.telemetry.access import ACCESS
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -72,9 +72,9 @@ def instrument(
 
     The pool is read live (``get_stats()``) on each scrape, and with ``statements`` the
     service statements' latency histograms and errors by SQLSTATE class
-    (:mod:`dbops.db.metrics`), with ``access`` the access events of the service calls
-    (``dbops_access_events_total{source="app"}``, :mod:`dbops.db.access`); nothing touches the
-    database. Returns the collector (``registry.unregister`` it to stop).
+    (:mod:`dbops.telemetry.metrics`), with ``access`` the access events of the service calls
+    (``dbops_access_events_total{source="app"}``, :mod:`dbops.telemetry.access`); nothing
+    touches the database. Returns the collector (``registry.unregister`` it to stop).
     """
     pool = db.pool if isinstance(db, Database) else db
     collector = _AppCollector(pool, cache, statements=statements, access=access)

@@ -450,7 +450,7 @@ class CacheStat:
 
 @dataclass(frozen=True)
 class ProcessReport:
-    """One application process's last report (:mod:`dbops.db.report`): its own figures.
+    """One application process's last report (:mod:`dbops.telemetry.report`): its own figures.
 
     Counters are since the process started (``started_at``); ``age_s`` is how long ago the
     report was written, by the server's clock. ``live`` is decided once, when the snapshot is
@@ -676,7 +676,7 @@ class BackupsStat:
 class AppAccessStat:
     """Access events of the collecting process's service calls since it started.
 
-    Counted by :mod:`dbops.db.access` from the failures of every public service method:
+    Counted by :mod:`dbops.telemetry.access` from the failures of every public service method:
     refused sign-ins, :class:`~dbops.errors.Forbidden`, :class:`~dbops.errors.NotFound`
     (missing or hidden from the actor), and statements the server refused under row-level
     security or for a missing privilege (SQLSTATE 42501). ``login_failed_recent`` counts the

@@ -100,7 +100,8 @@ SECRET_COLUMNS = {
     "invitations": ("token_hash",),
 }
 #: What every application process calls to report its pools, caches and statements
-#: (migration 0011, :mod:`dbops.db.report`): the app role's only privilege in ``dbops_monitor``.
+#: (migration 0011, :mod:`dbops.telemetry.report`): the app role's only privilege in
+#: ``dbops_monitor``.
 REPORT_FUNCTION = (
     "dbops_monitor.report_process(text, text, text, integer, timestamp with time zone, jsonb)"
 )

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from cachetools import TTLCache
 
-from dbops.db.report import watch_cache
+from dbops.telemetry.report import watch_cache
 
 __all__ = ["CacheStats", "MemoryCache", "QueryCache", "RedisCache", "cached", "keep", "peek"]
 
@@ -92,7 +92,7 @@ class MemoryCache:
         self._generations: TTLCache[str, int] = TTLCache(maxsize=maxsize, ttl=ttl_s * 4)
         self._lock = threading.Lock()
         self._counters = _Counters()
-        watch_cache(self)  # its counters go into this process's report (dbops.db.report)
+        watch_cache(self)  # its counters go into this process's report (dbops.telemetry.report)
 
     def get(self, key: str) -> Any | None:
         with self._lock:

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from psycopg.rows import class_row, scalar_row
 
 from dbops.db.engine import Database
-from dbops.db.metrics import timed_methods
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dbops.models.accounts import InvitationStatus
 from dbops.models.base import Role
@@ -53,6 +52,7 @@ from dbops.services.schemas import (
     TokenInput,
     validate,
 )
+from dbops.telemetry.metrics import timed_methods
 
 __all__ = ["InvitationService", "InvitationView", "IssuedInvitation", "hash_token"]
 

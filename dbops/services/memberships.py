@@ -31,7 +31,6 @@ import psycopg
 from psycopg.rows import class_row, scalar_row
 
 from dbops.db.engine import Database
-from dbops.db.metrics import timed_methods
 from dbops.errors import Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
 from dbops.services._base import (
@@ -58,6 +57,7 @@ from dbops.services._ownership import (
 from dbops.services._query import fetch_all, fetch_one
 from dbops.services._visibility import TEAM_NOT_FOUND
 from dbops.services.schemas import MemberRole, MemberTarget, RoleCheck, TeamRef, validate
+from dbops.telemetry.metrics import timed_methods
 
 __all__ = ["MemberView", "MembershipService", "TeamMembership"]
 

@@ -15,7 +15,6 @@ from psycopg.rows import class_row, scalar_row
 from psycopg.types.json import Jsonb
 
 from dbops.db.engine import Database
-from dbops.db.metrics import timed_methods
 from dbops.errors import FeatureUnavailable, Forbidden, InvalidInput, NotFound
 from dbops.models.base import Role
 from dbops.services._base import (
@@ -45,6 +44,7 @@ from dbops.services.schemas import (
     reject_nul,
     validate,
 )
+from dbops.telemetry.metrics import timed_methods
 
 __all__ = ["GEO_UNAVAILABLE", "TeamMatch", "TeamNear", "TeamOfUser", "TeamService", "TeamView"]
 

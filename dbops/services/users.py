@@ -18,7 +18,6 @@ from psycopg.types.json import Jsonb
 
 from dbops.crypto import Keyring, load_keyring, normalize_phone
 from dbops.db.engine import Database
-from dbops.db.metrics import timed_methods
 from dbops.errors import Forbidden, LoginFailed, NotFound
 from dbops.models.base import Role
 from dbops.services._base import Actor, UnitOfWork, check_actor, in_transaction, reading
@@ -39,6 +38,7 @@ from dbops.services.schemas import (
     reject_nul,
     validate,
 )
+from dbops.telemetry.metrics import timed_methods
 
 __all__ = ["UserService", "UserView"]
 

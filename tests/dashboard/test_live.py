@@ -297,7 +297,7 @@ def test_the_pool_page_shows_the_applications_pool_not_its_own(
     from contextlib import ExitStack
 
     from dbops.db import open_database
-    from dbops.db import report as process_report
+    from dbops.telemetry import report as process_report
     from tests.fixtures.db import make_settings, role_url
 
     settings = make_settings(migrated, process_report_s=3600.0, process_name="dash-probe")

@@ -10,13 +10,13 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from dbops.db import Database
-from dbops.db.metrics import BUCKETS_S, StatementMetrics
 from dbops.errors import Conflict
 from dbops.exporter import SnapshotCollector, SnapshotSource, instrument
 from dbops.monitoring.collect import collect_snapshot
 from dbops.monitoring.collectors.pool import app_stats
 from dbops.monitoring.snapshot import AppStat, CountBy, Snapshot, StatementLatency
 from dbops.services.users import UserService
+from dbops.telemetry.metrics import BUCKETS_S, StatementMetrics
 from tests.fixtures.db import make_settings
 from tests.fixtures.snapshots import HEALTHY_POOL, app_process, healthy_snapshot
 from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, unique

@@ -19,10 +19,10 @@ from nbclient import NotebookClient
 from psycopg import sql
 
 from dbops.db import Dsn, EmbeddedCluster, open_database
-from dbops.db import report as process_report
 from dbops.ops.migrate import upgrade
 from dbops.ops.roles import grant_privileges
 from dbops.ops.seed import seed
+from dbops.telemetry import report as process_report
 from tests.fixtures.db import make_settings
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"

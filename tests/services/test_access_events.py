@@ -15,7 +15,12 @@ from psycopg import sql
 
 from dbops.config import Settings
 from dbops.db import Database
-from dbops.db.access import (
+from dbops.errors import Conflict, Forbidden, LoginFailed, NotFound
+from dbops.exporter import instrument
+from dbops.monitoring import collect_snapshot
+from dbops.services._base import Actor
+from dbops.services.users import WRONG_CREDENTIALS, UserService
+from dbops.telemetry.access import (
     ACCESS,
     KINDS,
     MAX_RECENT,
@@ -23,12 +28,7 @@ from dbops.db.access import (
     access_kind,
     record_failure,
 )
-from dbops.db.metrics import StatementMetrics, timed
-from dbops.errors import Conflict, Forbidden, LoginFailed, NotFound
-from dbops.exporter import instrument
-from dbops.monitoring import collect_snapshot
-from dbops.services._base import Actor
-from dbops.services.users import WRONG_CREDENTIALS, UserService
+from dbops.telemetry.metrics import StatementMetrics, timed
 from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, unique
 
 #: A table whose policy admits no row, and one the test role has no privilege on.
@@ -313,7 +313,7 @@ def test_concurrent_events_lose_no_count() -> None:
 def test_events_print_nothing_until_logging_is_configured() -> None:
     code = (
         "import logging\n"
-        "from dbops.db.access import ACCESS\n"
+        "from dbops.telemetry.access import ACCESS\n"
         "ACCESS.record('login_failed', statement='users.authenticate')\n"
         "logging.basicConfig(format='%(name)s %(levelname)s %(access_kind)s')\n"
         "ACCESS.record('rls_denied', statement='teams.create')\n"

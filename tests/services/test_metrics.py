@@ -10,16 +10,6 @@ from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
 from dbops.db import Database
-from dbops.db.metrics import (
-    BUCKETS_S,
-    OTHER,
-    OVERFLOW_NAME,
-    STATEMENTS,
-    StatementMetrics,
-    StatementSnapshot,
-    error_class,
-    timed,
-)
 from dbops.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -33,6 +23,16 @@ from dbops.services.invitations import InvitationService
 from dbops.services.memberships import MembershipService
 from dbops.services.teams import TeamService
 from dbops.services.users import UserService
+from dbops.telemetry.metrics import (
+    BUCKETS_S,
+    OTHER,
+    OVERFLOW_NAME,
+    STATEMENTS,
+    StatementMetrics,
+    StatementSnapshot,
+    error_class,
+    timed,
+)
 from tests.services._helpers import FAST_HASHER, PASSWORD, SYSTEM, unique
 
 

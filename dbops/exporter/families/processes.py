@@ -1,4 +1,4 @@
-"""The application processes that report to the database (dbops.db.report): their pools."""
+"""The application processes that report to the database (dbops.telemetry.report): their pools."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dbops.monitoring.snapshot import (
 def process_metrics(f: Families, snap: Snapshot) -> None:
     """The application's processes: each live one's pools, caches and access events.
 
-    One route for these facts: the processes' reports (:mod:`dbops.db.report`), never the
+    One route for these facts: the processes' reports (:mod:`dbops.telemetry.report`), never the
     pool of the process that took the snapshot (the exporter's own). Labels ``process`` (its
     name) and ``pid``: a restarted process is a new series, as with a scraped target.
     """

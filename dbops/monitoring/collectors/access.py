@@ -1,8 +1,8 @@
 """Access monitoring: refused sign-ins and denials of this process, and of the server's log.
 
-No SQL: the application's side comes from the process-wide recorder of :mod:`dbops.db.access`,
-the server's side from its log (read incrementally with the resources collector's tail, so
-both count every line once).
+No SQL: the application's side comes from the process-wide recorder of
+:mod:`dbops.telemetry.access`, the server's side from its log (read incrementally with the
+resources collector's tail, so both count every line once).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from dbops.config import Settings
-from dbops.db.access import AccessEvents, access_stats
 from dbops.monitoring.collectors.resources import default_log_files, read_log
 from dbops.monitoring.snapshot import AccessStat, AppAccessStat, ServerAccessStat
+from dbops.telemetry.access import AccessEvents, access_stats
 
 __all__ = ["app_access", "collect_access", "server_access"]
 

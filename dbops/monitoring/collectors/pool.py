@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from psycopg_pool import ConnectionPool
 
-from dbops.db.metrics import STATEMENTS, StatementMetrics, statement_stats
-from dbops.db.report import CacheLike, cache_figures, pool_figures
 from dbops.monitoring.snapshot import (
     AppStat,
     CacheStat,
@@ -13,6 +11,8 @@ from dbops.monitoring.snapshot import (
     PoolStat,
     StatementLatency,
 )
+from dbops.telemetry.metrics import STATEMENTS, StatementMetrics, statement_stats
+from dbops.telemetry.report import CacheLike, cache_figures, pool_figures
 
 __all__ = ["CacheLike", "app_stats", "cache_stats", "pool_stats"]
 
@@ -20,13 +20,13 @@ __all__ = ["CacheLike", "app_stats", "cache_stats", "pool_stats"]
 def pool_stats(pool: ConnectionPool) -> PoolStat:
     """``pool.get_stats()`` (counters since the pool opened; nothing is reset).
 
-    The same figures a process reports (:func:`dbops.db.report.pool_figures`).
+    The same figures a process reports (:func:`dbops.telemetry.report.pool_figures`).
     """
     return PoolStat(**pool_figures(pool))
 
 
 def cache_stats(cache: CacheLike) -> CacheStat:
-    """The cache's hit/miss/invalidation counters (:func:`dbops.db.report.cache_figures`)."""
+    """The cache's hit/miss/invalidation counters (:func:`dbops.telemetry.report.cache_figures`)."""
     return CacheStat(**cache_figures(cache))
 
 

@@ -1,4 +1,6 @@
-"""The application's processes: the reports each writes (``dbops.db.report``, migration 0011).
+"""The application's processes: the reports each writes (migration 0011).
+
+Written by :mod:`dbops.telemetry.report` in every application process.
 
 Reads ``dbops_monitor.process_reports`` (the monitor and read-only roles may; the app role may
 only write its own through ``report_process``): the processes that reported within

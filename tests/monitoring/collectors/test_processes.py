@@ -19,12 +19,12 @@ from psycopg import errors as pg_errors
 
 from dbops.config import to_libpq_url
 from dbops.db import Database, Dsn, EmbeddedCluster, open_database
-from dbops.db import report as process_report
 from dbops.monitoring import collect_snapshot
 from dbops.monitoring.snapshot import STALE_GRACE_S, STALE_INTERVALS, Snapshot, is_live
 from dbops.ops.migrate import upgrade
 from dbops.ops.roles import REPORT_FUNCTION, ROLE_NAMES, grant_privileges
 from dbops.services import MemoryCache
+from dbops.telemetry import report as process_report
 from tests.fixtures.db import scratch_database
 from tests.fixtures.monitoring import monitor_settings
 
@@ -111,7 +111,7 @@ def test_the_snapshot_shows_the_apps_pool_cache_and_calls_not_its_own(
 def test_a_reported_service_call_is_counted_once_with_its_error_class(
     app: Database, scratch: str
 ) -> None:
-    from dbops.db.metrics import STATEMENTS
+    from dbops.telemetry.metrics import STATEMENTS
 
     series = STATEMENTS.series("processes_test.call")
     series.observe(2_000_000, None)  # 2 ms, succeeded
@@ -294,8 +294,8 @@ def test_refused_sign_ins_reach_the_failed_logins_check_through_the_report(
     app: Database, scratch: str
 ) -> None:
     """The check's application side is what the app processes saw, not the collector's own."""
-    from dbops.db.access import ACCESS
     from dbops.monitoring.checks import evaluate, problems
+    from dbops.telemetry.access import ACCESS
 
     settings = monitor_settings(scratch, check_failed_logins_warning=1)
     before = ACCESS.snapshot(settings.monitor_access_window_s).login_failed_recent

@@ -32,8 +32,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from dbops.db.access import ACCESS
-from dbops.db.metrics import STATEMENTS, statement_stats
+from dbops.telemetry.access import ACCESS
+from dbops.telemetry.metrics import STATEMENTS, statement_stats
 
 __all__ = [
     "REPORT_SQL",

@@ -12,8 +12,9 @@ method then holds its own :class:`StatementSeries`, so recording a call costs tw
 ``perf_counter_ns`` reads, a ``bisect`` and a few increments under an uncontended per-name
 lock (no dict lookup). :func:`statement_stats` reads everything as frozen data for the
 monitoring snapshot and the Prometheus exporter. A failed call is also handed to
-:func:`dbops.db.access.record_failure`, which counts and logs the access events (failed sign-ins,
-denials, hidden rows) among the failures; a successful call costs nothing more.
+:func:`dbops.telemetry.access.record_failure`, which counts and logs the access events
+(failed sign-ins, denials, hidden rows) among the failures; a successful call costs nothing
+more.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from time import perf_counter_ns
 from types import FunctionType
 from typing import Any, TypeVar
 
-from dbops.db.access import AccessEvents, driver_error, record_failure
 from dbops.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dbops.telemetry.access import AccessEvents, driver_error, record_failure
 
 __all__ = [
     "BUCKETS_S",
@@ -229,8 +230,8 @@ def timed(
     """Decorate a function so each call is timed and recorded under ``name``.
 
     Exceptions are counted by :func:`error_class`, handed to
-    :func:`dbops.db.access.record_failure` (into ``access``, default: the process recorder) and
-    raised unchanged.
+    :func:`dbops.telemetry.access.record_failure` (into ``access``, default: the process
+    recorder) and raised unchanged.
     """
     series = (metrics or STATEMENTS).series(name)
 

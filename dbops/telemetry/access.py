@@ -1,7 +1,7 @@
 """Access events of this process: refused sign-ins, denials and hidden rows, counted and logged.
 
 A process-wide, thread-safe recorder with no dependency beyond the standard library, fed by
-:func:`dbops.db.metrics.timed` (which already sees every exception of every public service
+:func:`dbops.telemetry.metrics.timed` (which already sees every exception of every public service
 method), so no service counts anything itself. One event per failed service call, by kind:
 
 - ``login_failed``: :class:`dbops.errors.LoginFailed` (``UserService.authenticate``);
@@ -152,7 +152,7 @@ class AccessEvents:
         return AccessCounts(counts=counts, login_failed_recent=recent, window_s=window_s)
 
 
-#: The process-wide recorder the services feed (through :func:`dbops.db.metrics.timed`).
+#: The process-wide recorder the services feed (through :func:`dbops.telemetry.metrics.timed`).
 ACCESS = AccessEvents()
 
 
