@@ -1,9 +1,9 @@
 """`dbops maintain plan|run`: VACUUM, ANALYZE and REINDEX CONCURRENTLY planned from a snapshot.
 
-`plan` collects a snapshot and prints what :func:`dbops.monitoring.maintenance.plan` proposes.
-`run` does the same and hands the actions to :func:`dbops.ops.maintain.run`: a dry run unless
-``--apply`` is given. Neither starts a stopped embedded cluster (there is nothing to maintain
-in it). The tables and the progress display are drawn here, with rich imported on use.
+`plan` collects a snapshot and prints what it calls for; `run` does the same and carries the
+actions out (:mod:`dbops.workflows.maintenance`): a dry run unless ``--apply`` is given.
+Neither starts a stopped embedded cluster (there is nothing to maintain in it). The tables
+and the progress display are drawn here, with rich imported on use.
 """
 
 from __future__ import annotations
@@ -45,10 +45,9 @@ maintain_app = typer.Typer(
 
 def _collect_plan(settings: Settings, db: Database) -> MaintenancePlan:
     """A fresh snapshot of ``db``, and the plan it calls for."""
-    from dbops.monitoring.collect import collect_snapshot
-    from dbops.monitoring.maintenance import plan as make_plan
+    from dbops.workflows.maintenance import plan_maintenance
 
-    return make_plan(collect_snapshot(db, settings), settings)
+    return plan_maintenance(db, settings)
 
 
 @maintain_app.command("plan")
@@ -95,7 +94,7 @@ def run(
     failed one leaves no invalid index behind). Each statement has its own connection, so one
     failure does not stop the rest. Exit code 4 when an applied action failed.
     """
-    from dbops.ops.maintain import run as run_actions
+    from dbops.workflows.maintenance import run_maintenance
 
     settings = _target.settings()
     dsn = _target.dsn_to_read(settings)
@@ -105,12 +104,11 @@ def run(
             typer.echo("nothing to do")
             return
         with MaintainProgress(enabled=apply) as progress:
-            report = run_actions(
+            report = run_maintenance(
                 db,
+                settings,
                 maintenance.actions,
                 apply=apply,
-                lock_timeout_ms=settings.maintain_lock_timeout_ms,
-                statement_timeout_ms=settings.maintain_statement_timeout_ms,
                 progress=progress.update if apply else None,
             )
     print_report(report)

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 from dbops.cli._render import note, say
 from dbops.db.roles import ROLE_NAMES
 from dbops.errors import ConfigError, DbopsError
+from dbops.units import format_bytes
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -346,13 +347,12 @@ def scheduled_jobs(
 
 def backup_job(db: Database, settings: Settings) -> str:
     """Take a logical backup of ``db`` and apply the retention rules; return what it did."""
-    from dbops.ops.backup import create_backup, prune_backups
+    from dbops.workflows.backup import backup_and_prune
 
-    manifest = create_backup(settings, db.dsn)
-    pruned = prune_backups(settings, apply=True)
+    manifest, pruned = backup_and_prune(settings, db.dsn)
     line = (
-        f"backup {manifest.id}: {manifest.size_bytes / 1e6:.1f} MB in {manifest.duration_s:.1f} s"
-        f"; pruned {len(pruned.delete)}"
+        f"backup {manifest.id}: {format_bytes(manifest.size_bytes)} in "
+        f"{manifest.duration_s:.1f} s; pruned {len(pruned.delete)}"
     )
     say(line)
     return line
@@ -375,23 +375,16 @@ def verify_job(settings: Settings) -> str:
 
 def maintain_job(db: Database, settings: Settings) -> str:
     """Plan maintenance from a fresh snapshot; carry it out only with ``serve_maintain_apply``."""
-    from dbops.monitoring.collect import collect_snapshot
-    from dbops.monitoring.maintenance import plan
-    from dbops.ops.maintain import Outcome, run
+    from dbops.ops.maintain import Outcome
+    from dbops.workflows.maintenance import plan_maintenance, run_maintenance
 
-    actions = plan(collect_snapshot(db, settings), settings).actions
+    actions = plan_maintenance(db, settings).actions
     if not actions:
         line = "maintenance: nothing to do"
     elif not settings.serve_maintain_apply:
         line = f"maintenance: {len(actions)} action(s) planned (dbops maintain plan)"
     else:
-        report = run(
-            db,
-            actions,
-            apply=True,
-            lock_timeout_ms=settings.maintain_lock_timeout_ms,
-            statement_timeout_ms=settings.maintain_statement_timeout_ms,
-        )
+        report = run_maintenance(db, settings, actions, apply=True)
         line = (
             f"maintenance: {report.count(Outcome.APPLIED)} applied, "
             f"{report.count(Outcome.FAILED)} failed, {report.dead_rows_removed} dead rows removed"
