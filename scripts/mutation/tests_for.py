@@ -70,6 +70,12 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/monitoring/test_monitor_role.py",
     ),
     "dbops/ops/maintain.py": ("tests/ops/test_maintain.py",),
+    "dbops/core/maintenance.py": (
+        "tests/ops/test_maintain.py",
+        "tests/monitoring/test_maintenance.py",
+    ),
+    "dbops/core/audit_head.py": ("tests/ops/test_audit.py",),
+    "dbops/core/ownership.py": ("tests/services/test_users.py", "tests/ops/test_archive.py"),
     "dbops/ops/keys.py": ("tests/ops/test_keys.py",),
     "dbops/ops/migrate.py": ("tests/ops/test_migrate.py",),
     "dbops/workload.py": (
