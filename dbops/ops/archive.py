@@ -35,7 +35,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row, scalar_row
 
-from dbops.core.ownership import SOLE_OWNERS_SQL
+from dbops.core.ownership import SOLE_OWNERS_SQL, sole_owner_condition
 from dbops.db.engine import Database
 from dbops.errors import ArchiveError, InvalidInput, NotFound
 
@@ -164,7 +164,7 @@ DELETE_USERS = "DELETE FROM users WHERE id = ANY(%(ids)s::uuid[])"
 
 # -- dry run and status -----------------------------------------------------------------------
 
-DRY_RUN_COUNTS = """
+DRY_RUN_COUNTS = f"""
 WITH t AS (
     SELECT id FROM teams WHERE deleted_at < %(cutoff)s
 ), u AS (
@@ -174,17 +174,7 @@ WITH t AS (
     FROM team_members AS m
     JOIN teams AS lt ON lt.id = m.team_id
     WHERE m.user_id IN (SELECT id FROM u)
-      AND m.role = 'OWNER'
-      AND lt.deleted_at IS NULL
-      AND NOT EXISTS (
-        SELECT 1
-        FROM team_members AS o
-        JOIN users AS ou ON ou.id = o.user_id
-        WHERE o.team_id = m.team_id
-          AND o.role = 'OWNER'
-          AND o.user_id <> m.user_id
-          AND ou.deleted_at IS NULL
-      )
+      AND {sole_owner_condition("lt")}
 ), mu AS (
     SELECT id FROM u WHERE id NOT IN (SELECT id FROM skipped)
 )
