@@ -63,7 +63,25 @@ TESTS: dict[str, tuple[str, ...]] = {
     "dbops/monitoring/collectors/tables.py": ("tests/monitoring/collectors/test_tables.py",),
     "dbops/ops/audit.py": ("tests/ops/backup/test_common.py", "tests/ops/test_audit.py"),
     "dbops/ops/archive.py": ("tests/ops/test_archive.py",),
-    "dbops/ops/roles.py": (
+    "dbops/ops/roles/setup.py": (
+        "tests/ops/test_role_secrets.py",
+        "tests/cli/test_roles.py",
+        "tests/services/test_rls_hardening.py",
+        "tests/monitoring/test_monitor_role.py",
+    ),
+    "dbops/ops/roles/grants.py": (
+        "tests/ops/test_role_secrets.py",
+        "tests/cli/test_roles.py",
+        "tests/services/test_rls_hardening.py",
+        "tests/monitoring/test_monitor_role.py",
+    ),
+    "dbops/ops/roles/secrets.py": (
+        "tests/ops/test_role_secrets.py",
+        "tests/cli/test_roles.py",
+        "tests/services/test_rls_hardening.py",
+        "tests/monitoring/test_monitor_role.py",
+    ),
+    "dbops/ops/roles/status.py": (
         "tests/ops/test_role_secrets.py",
         "tests/cli/test_roles.py",
         "tests/services/test_rls_hardening.py",

@@ -158,7 +158,7 @@ def test_setup_sends_verifiers_only(
     managed server's admin role): only the verifier keeps the password out.
     """
     if not quiet:
-        monkeypatch.setattr("dbops.ops.roles._quiet_session", lambda conn: None)
+        monkeypatch.setattr("dbops.ops.roles.setup.quiet_session", lambda conn: None)
     passwords = {role: f"clear-{role}-{uuid.uuid4().hex[:12]}" for role in ROLE_NAMES}
     with psycopg.connect(pg_cluster.libpq_url(), autocommit=True) as admin:
         admin.execute("ALTER SYSTEM SET log_statement = 'all'")
