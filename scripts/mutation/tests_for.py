@@ -62,7 +62,8 @@ TESTS: dict[str, tuple[str, ...]] = {
     ),
     "dbops/monitoring/collectors/tables.py": ("tests/monitoring/collectors/test_tables.py",),
     "dbops/ops/audit.py": ("tests/ops/backup/test_common.py", "tests/ops/test_audit.py"),
-    "dbops/ops/archive.py": ("tests/ops/test_archive.py",),
+    "dbops/ops/archive/moving.py": ("tests/ops/test_archive.py",),
+    "dbops/ops/archive/restoring.py": ("tests/ops/test_archive.py",),
     "dbops/ops/roles/setup.py": (
         "tests/ops/test_role_secrets.py",
         "tests/cli/test_roles.py",

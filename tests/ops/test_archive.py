@@ -20,7 +20,7 @@ import pytest
 from dbops.db import Database, EmbeddedCluster
 from dbops.errors import ArchiveError, InvalidInput, NotFound
 from dbops.ops import archive
-from dbops.ops.archive import ArchiveReport, TableCounts
+from dbops.ops.archive import ArchiveReport, TableCounts, moving
 from tests.fixtures.db import session_settings
 
 OLD = timedelta(days=100)
@@ -260,13 +260,13 @@ def test_every_batch_runs_under_a_one_minute_statement_and_five_second_lock_time
     """The batch's own session, read on its connection each time it moves rows."""
     build_scenario(adb)
     seen: set[tuple[str, ...]] = set()
-    move = archive._move
+    move = moving.move_rows
 
     def observed(conn: psycopg.Connection[Any], *args: Any) -> int:
         seen.add(session_settings(conn, "statement_timeout", "lock_timeout"))
         return move(conn, *args)
 
-    monkeypatch.setattr(archive, "_move", observed)
+    monkeypatch.setattr("dbops.ops.archive.moving.move_rows", observed)
     archive.run(adb, older_than=CUTOFF, batch_size=2, apply=True)
     assert seen == {("1min", "5s")}
 
