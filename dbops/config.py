@@ -6,6 +6,7 @@ import os
 import re
 import types
 import typing
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "MonitorSettings",
     "SecretFileError",
     "Settings",
     "load_settings",
@@ -799,6 +801,17 @@ class Settings(BaseSettings):
         """True when no `DATABASE_URL` is set and dbops manages its own cluster."""
         return self.database_url is None
 
+    @property
+    def monitor(self) -> MonitorSettings:
+        """The collectors' section (``DBOPS_MONITOR_*``), what every catalog query reads."""
+        return MonitorSettings(
+            collector_timeout_ms=self.monitor_collector_timeout_ms,
+            top_statements=self.monitor_top_statements,
+            query_text_chars=self.monitor_query_text_chars,
+            max_sessions=self.monitor_max_sessions,
+            max_tables=self.monitor_max_tables,
+        )
+
     def connection_options(self) -> str:
         """The libpq ``options`` string that sets the session timeouts at connect time.
 
@@ -818,6 +831,27 @@ class Settings(BaseSettings):
                 "-c TimeZone=UTC",
             ]
         )
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """What a collector reads of :class:`Settings` (``Settings.monitor``), and nothing else.
+
+    The environment names stay the flat ones (``DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS`` ...). A
+    frozen value: ``dataclasses.replace`` gives one collector a longer timeout without copying
+    (and validating again) all of the settings.
+    """
+
+    #: ``statement_timeout`` of each query (``DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS``).
+    collector_timeout_ms: int
+    #: Statements kept, top by total time (``DBOPS_MONITOR_TOP_STATEMENTS``).
+    top_statements: int
+    #: Query texts are cut to this many characters (``DBOPS_MONITOR_QUERY_TEXT_CHARS``).
+    query_text_chars: int
+    #: Sessions and blocked pairs kept (``DBOPS_MONITOR_MAX_SESSIONS``).
+    max_sessions: int
+    #: Tables kept, largest first (``DBOPS_MONITOR_MAX_TABLES``).
+    max_tables: int
 
 
 @lru_cache(maxsize=1)

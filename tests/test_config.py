@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -419,3 +420,28 @@ def test_home_is_the_nearest_dbops_folder_like_git(
     assert Settings(_env_file=None).home == project / ".dbops"
     monkeypatch.setenv("DBOPS_HOME", str(tmp_path / "explicit"))
     assert Settings(_env_file=None).home == tmp_path / "explicit"
+
+
+def test_the_monitor_section_reads_the_same_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Settings.monitor`` is what the collectors get: every value from its flat variable."""
+    env = {
+        "DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS": "1234",
+        "DBOPS_MONITOR_TOP_STATEMENTS": "7",
+        "DBOPS_MONITOR_QUERY_TEXT_CHARS": "321",
+        "DBOPS_MONITOR_MAX_SESSIONS": "11",
+        "DBOPS_MONITOR_MAX_TABLES": "13",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    section = Settings(_env_file=None).monitor
+    assert dataclasses.asdict(section) == {
+        "collector_timeout_ms": 1234,
+        "top_statements": 7,
+        "query_text_chars": 321,
+        "max_sessions": 11,
+        "max_tables": 13,
+    }
+    fields = {f.name for f in dataclasses.fields(section)}
+    assert {f"DBOPS_MONITOR_{name.upper()}" for name in fields} == set(env)

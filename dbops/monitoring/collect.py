@@ -8,6 +8,7 @@ transaction under its own ``statement_timeout``; one that fails or times out is 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings, Settings
 from dbops.db import Database
 from dbops.monitoring._fetch import CollectorUnavailable, fetch_one, one_round_trip_each
 from dbops.monitoring.collectors import (
@@ -62,15 +63,19 @@ PRIVILEGE_HINT = (
 )
 
 
-def server_info(conn: psycopg.Connection[Any], *, settings: Settings) -> ServerInfo:
+def server_info(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> ServerInfo:
     """Version, database, role and recovery state of the server."""
-    row = fetch_one(conn, SERVER_SQL, ServerInfo, timeout_ms=settings.monitor_collector_timeout_ms)
+    row = fetch_one(conn, SERVER_SQL, ServerInfo, timeout_ms=settings.collector_timeout_ms)
     assert row is not None
     return row
 
 
 def _advice(
-    conn: psycopg.Connection[Any], statements: Sequence[QueryStat], *, settings: Settings
+    conn: psycopg.Connection[Any],
+    statements: Sequence[QueryStat],
+    *,
+    settings: MonitorSettings,
+    everything: Settings,
 ) -> Advice:
     """The ``advice`` collector: :func:`dbops.monitoring.advice.advise_report`.
 
@@ -79,11 +84,19 @@ def _advice(
     """
     from dbops.monitoring.advice import advise_report
 
-    return advise_report(conn, statements, settings=settings)
+    return advise_report(
+        conn,
+        statements,
+        settings=everything.model_copy(
+            update={"monitor_collector_timeout_ms": settings.collector_timeout_ms}
+        )
+        if settings.collector_timeout_ms != everything.monitor_collector_timeout_ms
+        else everything,
+    )
 
 
 def _advice_needs(ctx: Context) -> dict[str, Any]:
-    return {"statements": ctx.results["statements"].top}
+    return {"statements": ctx.results["statements"].top, "everything": ctx.settings}
 
 
 def _advice_wanted(ctx: Context) -> bool:
@@ -121,7 +134,7 @@ class _CollectorRun:
     """Runs collectors on one connection and keeps their errors."""
 
     conn: psycopg.Connection[Any]
-    settings: Settings
+    settings: MonitorSettings
     timeouts_ms: Mapping[str, int]
     errors: list[SectionError]
     skip: Collection[str] = ()
@@ -131,24 +144,22 @@ class _CollectorRun:
             return None
         settings = self.settings
         if name in self.timeouts_ms:
-            settings = settings.model_copy(
-                update={"monitor_collector_timeout_ms": self.timeouts_ms[name]}
-            )
+            settings = dataclasses.replace(settings, collector_timeout_ms=self.timeouts_ms[name])
         start = time.perf_counter()
         try:
             return COLLECTORS[name](self.conn, settings=settings, **kwargs)
         except Exception as exc:
             elapsed = time.perf_counter() - start
-            self.errors.append(_section_error(name, exc, elapsed, settings))
+            self.errors.append(_section_error(name, exc, elapsed, settings.collector_timeout_ms))
             return None
 
 
-def _section_error(name: str, exc: Exception, elapsed: float, settings: Settings) -> SectionError:
+def _section_error(name: str, exc: Exception, elapsed: float, timeout_ms: int) -> SectionError:
     hint: str | None = None
     if isinstance(exc, CollectorUnavailable):
         message, hint = exc.message, exc.hint
     elif isinstance(exc, pg_errors.QueryCanceled):
-        message = f"timed out after {settings.monitor_collector_timeout_ms} ms"
+        message = f"timed out after {timeout_ms} ms"
         hint = (
             "raise DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS (DBOPS_MONITOR_SLOW_COLLECTOR_TIMEOUT_MS "
             "for the parts the exporter and the dashboard refresh in the background), or find "
@@ -220,13 +231,15 @@ def collect_snapshot(
             cache_stat = cache_stats(cache)
         except Exception as exc:  # a Redis that went away: this section only
             elapsed = time.perf_counter() - cache_started
-            errors.append(_section_error("cache", exc, elapsed, settings))
+            errors.append(
+                _section_error("cache", exc, elapsed, settings.monitor_collector_timeout_ms)
+            )
 
     # Every query its own short transaction, one round trip each (no BEGIN/COMMIT).
-    context = Context(data_dir=data_dir, advice=advice)
+    context = Context(data_dir=data_dir, advice=advice, settings=settings)
     sections: dict[str, Any] = {}
     with pool.connection() as conn, one_round_trip_each(conn):
-        run = _CollectorRun(conn, settings, timeouts_ms or {}, errors, skip)
+        run = _CollectorRun(conn, settings.monitor, timeouts_ms or {}, errors, skip)
         for section in SECTIONS:
             for part in section.parts:
                 wanted = part.when is None or part.when(context)
@@ -241,7 +254,9 @@ def collect_snapshot(
             backups_stat = backups.collect_backups(settings, now=taken_at)
     except Exception as exc:
         elapsed = time.perf_counter() - backups_started
-        errors.append(_section_error("backups", exc, elapsed, settings))
+        errors.append(
+            _section_error("backups", exc, elapsed, settings.monitor_collector_timeout_ms)
+        )
 
     access_stat = None
     access_started = time.perf_counter()
@@ -250,7 +265,7 @@ def collect_snapshot(
             access_stat = access.collect_access(settings, now=taken_at, app=app, data_dir=data_dir)
     except Exception as exc:
         elapsed = time.perf_counter() - access_started
-        errors.append(_section_error("access", exc, elapsed, settings))
+        errors.append(_section_error("access", exc, elapsed, settings.monitor_collector_timeout_ms))
 
     return Snapshot(
         taken_at=taken_at,

@@ -60,10 +60,10 @@ def run(conn: psycopg.Connection[Any], query: str, *args: list[Any]) -> None:
 def workload(conn: psycopg.Connection[Any], url: str) -> list[QueryStat]:
     """This database's top statements, as the statements collector reports them."""
     settings = monitor_settings(url)
-    version = extension_version(conn, settings=settings)
+    version = extension_version(conn, settings=settings.monitor)
     return [
         s
-        for s in top_statements(conn, settings=settings, version=version)
+        for s in top_statements(conn, settings=settings.monitor, version=version)
         if s.query
         and "adv_orders" in s.query
         and s.query.lstrip().upper().startswith(("SELECT", "UPDATE"))

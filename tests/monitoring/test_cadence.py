@@ -33,7 +33,7 @@ def test_the_background_refresh_has_its_own_longer_timeout(
     original = COLLECTORS["data"]
 
     def takes_its_time(conn: psycopg.Connection[Any], **kwargs: Any) -> Any:
-        timeout = kwargs["settings"].monitor_collector_timeout_ms
+        timeout = kwargs["settings"].collector_timeout_ms
         fetch_one(conn, "SELECT pg_sleep(0.4)::text", _Slept, timeout_ms=timeout)
         return original(conn, **kwargs)
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from dbops.config import Settings, to_libpq_url
+from dbops.config import MonitorSettings, to_libpq_url
 from dbops.db import Database
 from dbops.monitoring import Snapshot, collect, collect_snapshot, collectors
 from dbops.monitoring._fetch import (
@@ -29,12 +29,12 @@ class _Slept:
         self.pg_sleep = pg_sleep
 
 
-def _slow_tables(conn: psycopg.Connection[Any], *, settings: Settings) -> list[_Slept]:
+def _slow_tables(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[_Slept]:
     return fetch(
         conn,
         "SELECT pg_sleep(2)::text AS pg_sleep",
         _Slept,
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        timeout_ms=settings.collector_timeout_ms,
     )
 
 

@@ -174,9 +174,9 @@ def test_both_query_forms_give_the_same_numbers(
     """The functions hold a copy of the plain SQL (a migration cannot import it): no drift."""
     with clean_db.pool.connection() as conn:
         conn.autocommit = True
-        on_tables = collect_data(conn, settings=clean_db.settings, queries=ON_TABLES)
-        through = collect_data(conn, settings=clean_db.settings, queries=THROUGH_FUNCTIONS)
-        chosen = collect_data(conn, settings=clean_db.settings)
+        on_tables = collect_data(conn, settings=clean_db.settings.monitor, queries=ON_TABLES)
+        through = collect_data(conn, settings=clean_db.settings.monitor, queries=THROUGH_FUNCTIONS)
+        chosen = collect_data(conn, settings=clean_db.settings.monitor)
     assert on_tables is not None
     assert on_tables.live_users == 13
     assert through == on_tables

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbops.config import Settings
+
 __all__ = ["Collector", "Context", "Part", "Section", "only", "rows"]
 
 #: ``collect(conn, *, settings, **needs)``: one collector function.
@@ -30,6 +32,8 @@ class Context:
     advice: bool = False
     #: Every part's result so far, by part name (``None``: it failed, was skipped or not run).
     results: dict[str, Any] = field(default_factory=dict)
+    #: All of the settings, for a part that reads more than its section (the index advice).
+    settings: Settings | None = None
 
 
 @dataclass(frozen=True)

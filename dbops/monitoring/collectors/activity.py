@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings
 from dbops.monitoring._fetch import fetch
 from dbops.monitoring.collectors._section import Part, Section
 from dbops.monitoring.snapshot import ActivityStat, BlockedPair, CountBy, SessionStat
@@ -94,9 +94,11 @@ class ConnectionCounts:
     by_client: tuple[CountBy, ...]
 
 
-def connection_counts(conn: psycopg.Connection[Any], *, settings: Settings) -> ConnectionCounts:
+def connection_counts(
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings
+) -> ConnectionCounts:
     """Connection counts and ``max_connections`` in one query."""
-    rows = fetch(conn, COUNTS_SQL, _CountRow, timeout_ms=settings.monitor_collector_timeout_ms)
+    rows = fetch(conn, COUNTS_SQL, _CountRow, timeout_ms=settings.collector_timeout_ms)
 
     def group(bits: int) -> tuple[CountBy, ...]:
         return tuple(CountBy(r.key, r.count) for r in rows if r.grouping == bits)
@@ -106,25 +108,25 @@ def connection_counts(conn: psycopg.Connection[Any], *, settings: Settings) -> C
     return ConnectionCounts(max_connections, total, group(7), group(11), group(13), group(14))
 
 
-def open_sessions(conn: psycopg.Connection[Any], *, settings: Settings) -> list[SessionStat]:
+def open_sessions(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[SessionStat]:
     """Active and in-transaction sessions (not this one), oldest first."""
     return fetch(
         conn,
         SESSIONS_SQL,
         SessionStat,
-        {"chars": settings.monitor_query_text_chars, "limit": settings.monitor_max_sessions},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        {"chars": settings.query_text_chars, "limit": settings.max_sessions},
+        timeout_ms=settings.collector_timeout_ms,
     )
 
 
-def blocked_pairs(conn: psycopg.Connection[Any], *, settings: Settings) -> list[BlockedPair]:
+def blocked_pairs(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[BlockedPair]:
     """(waiting session, blocking session) pairs for every lock wait."""
     return fetch(
         conn,
         BLOCKED_SQL,
         BlockedPair,
-        {"chars": settings.monitor_query_text_chars, "limit": settings.monitor_max_sessions},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        {"chars": settings.query_text_chars, "limit": settings.max_sessions},
+        timeout_ms=settings.collector_timeout_ms,
     )
 
 

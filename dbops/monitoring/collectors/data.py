@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings
 from dbops.core.audit_head import read_head
 from dbops.db.roles import DATA_FUNCTIONS
 from dbops.monitoring._fetch import fetch, fetch_one
@@ -211,48 +211,46 @@ class _ZeroOwners:
     sample: list[str] | None
 
 
-def _presence(conn: psycopg.Connection[Any], *, settings: Settings) -> _Present:
+def _presence(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> _Present:
     row = fetch_one(
         conn,
         PRESENT_SQL,
         _Present,
         {"functions": list(DATA_FUNCTIONS)},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        timeout_ms=settings.collector_timeout_ms,
     )
     assert row is not None
     return row
 
 
-def data_present(conn: psycopg.Connection[Any], *, settings: Settings) -> bool:
+def data_present(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> bool:
     """True when the dbops tables exist in this database."""
     return _presence(conn, settings=settings).present
 
 
 def data_counts(
-    conn: psycopg.Connection[Any], *, settings: Settings, queries: DataQueries = ON_TABLES
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, queries: DataQueries = ON_TABLES
 ) -> DataCounts:
     """Users, teams and invitations counted by state."""
-    row = fetch_one(
-        conn, queries.counts, DataCounts, timeout_ms=settings.monitor_collector_timeout_ms
-    )
+    row = fetch_one(conn, queries.counts, DataCounts, timeout_ms=settings.collector_timeout_ms)
     assert row is not None
     return row
 
 
 def memberships_by_role(
-    conn: psycopg.Connection[Any], *, settings: Settings, queries: DataQueries = ON_TABLES
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, queries: DataQueries = ON_TABLES
 ) -> list[CountBy]:
     """Memberships per role."""
     return fetch(
         conn,
         queries.memberships_by_role,
         CountBy,
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        timeout_ms=settings.collector_timeout_ms,
     )
 
 
 def signups_per_day(
-    conn: psycopg.Connection[Any], *, settings: Settings, queries: DataQueries = ON_TABLES
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, queries: DataQueries = ON_TABLES
 ) -> list[DayCount]:
     """New users per UTC day over the last :data:`SIGNUP_DAYS` days (days without any absent)."""
     return fetch(
@@ -260,12 +258,12 @@ def signups_per_day(
         queries.signups,
         DayCount,
         {"days": SIGNUP_DAYS},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        timeout_ms=settings.collector_timeout_ms,
     )
 
 
 def team_sizes(
-    conn: psycopg.Connection[Any], *, settings: Settings, queries: DataQueries = ON_TABLES
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, queries: DataQueries = ON_TABLES
 ) -> list[TeamSizeCount]:
     """Distribution of live team sizes."""
     return fetch(
@@ -273,12 +271,12 @@ def team_sizes(
         queries.team_sizes,
         TeamSizeCount,
         {"cap": TEAM_SIZE_CAP},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        timeout_ms=settings.collector_timeout_ms,
     )
 
 
 def zero_owner_teams(
-    conn: psycopg.Connection[Any], *, settings: Settings, queries: DataQueries = ON_TABLES
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, queries: DataQueries = ON_TABLES
 ) -> tuple[int, tuple[str, ...]]:
     """How many live teams have no live owner, and up to :data:`ZERO_OWNER_SAMPLE` of their ids.
 
@@ -290,14 +288,14 @@ def zero_owner_teams(
         queries.zero_owners,
         _ZeroOwners,
         {"sample": ZERO_OWNER_SAMPLE},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        timeout_ms=settings.collector_timeout_ms,
     )
     assert row is not None
     return row.count, tuple(row.sample or ())
 
 
 def collect_data(
-    conn: psycopg.Connection[Any], *, settings: Settings, queries: DataQueries | None = None
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, queries: DataQueries | None = None
 ) -> DataStat | None:
     """The data section, read in one transaction; ``None`` without the dbops tables.
 

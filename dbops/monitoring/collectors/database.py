@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings
 from dbops.db.roles import ALL_ROLES, EXPECTED_ROLE_DEFAULTS, ROLE_DEFAULTS_SQL
 from dbops.monitoring._fetch import fetch, fetch_one
 from dbops.monitoring.collectors._section import Part, Section
@@ -224,73 +224,71 @@ class DatabaseCounters:
     replica_lag_s: float | None
 
 
-def database_counters(conn: psycopg.Connection[Any], *, settings: Settings) -> DatabaseCounters:
+def database_counters(
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings
+) -> DatabaseCounters:
     """Size and counters of the current database."""
-    row = fetch_one(
-        conn, DATABASE_SQL, DatabaseCounters, timeout_ms=settings.monitor_collector_timeout_ms
-    )
+    row = fetch_one(conn, DATABASE_SQL, DatabaseCounters, timeout_ms=settings.collector_timeout_ms)
     assert row is not None  # the current database always has a row
     return row
 
 
-def xid_ages(conn: psycopg.Connection[Any], *, settings: Settings) -> list[XidAgeStat]:
+def xid_ages(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[XidAgeStat]:
     """Wraparound age of every database, oldest first."""
-    return fetch(conn, XID_AGES_SQL, XidAgeStat, timeout_ms=settings.monitor_collector_timeout_ms)
+    return fetch(conn, XID_AGES_SQL, XidAgeStat, timeout_ms=settings.collector_timeout_ms)
 
 
-def sequences(conn: psycopg.Connection[Any], *, settings: Settings) -> list[SequenceStat]:
+def sequences(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[SequenceStat]:
     """Sequences, most used first (``last_value`` is ``None`` where the role may not read)."""
-    return fetch(
-        conn, SEQUENCES_SQL, SequenceStat, timeout_ms=settings.monitor_collector_timeout_ms
-    )
+    return fetch(conn, SEQUENCES_SQL, SequenceStat, timeout_ms=settings.collector_timeout_ms)
 
 
 def not_valid_constraints(
-    conn: psycopg.Connection[Any], *, settings: Settings
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings
 ) -> list[ConstraintStat]:
     """Constraints still marked NOT VALID."""
-    return fetch(
-        conn, NOT_VALID_SQL, ConstraintStat, timeout_ms=settings.monitor_collector_timeout_ms
-    )
+    return fetch(conn, NOT_VALID_SQL, ConstraintStat, timeout_ms=settings.collector_timeout_ms)
 
 
-def replicas(conn: psycopg.Connection[Any], *, settings: Settings) -> list[ReplicaStat]:
+def replicas(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[ReplicaStat]:
     """Connected standbys with their lag."""
-    return fetch(conn, REPLICAS_SQL, ReplicaStat, timeout_ms=settings.monitor_collector_timeout_ms)
+    return fetch(conn, REPLICAS_SQL, ReplicaStat, timeout_ms=settings.collector_timeout_ms)
 
 
-def replication_slots(conn: psycopg.Connection[Any], *, settings: Settings) -> list[SlotStat]:
+def replication_slots(
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings
+) -> list[SlotStat]:
     """Replication slots with the WAL they retain."""
-    return fetch(conn, SLOTS_SQL, SlotStat, timeout_ms=settings.monitor_collector_timeout_ms)
+    return fetch(conn, SLOTS_SQL, SlotStat, timeout_ms=settings.collector_timeout_ms)
 
 
-def checkpoints(conn: psycopg.Connection[Any], *, settings: Settings) -> CheckpointStat:
+def checkpoints(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> CheckpointStat:
     """Checkpoint counters; the view depends on the server version."""
     query = CHECKPOINTS_17_SQL if conn.info.server_version >= 170000 else CHECKPOINTS_BGWRITER_SQL
-    row = fetch_one(conn, query, CheckpointStat, timeout_ms=settings.monitor_collector_timeout_ms)
+    row = fetch_one(conn, query, CheckpointStat, timeout_ms=settings.collector_timeout_ms)
     assert row is not None
     return row
 
 
-def key_settings(conn: psycopg.Connection[Any], *, settings: Settings) -> list[SettingStat]:
+def key_settings(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[SettingStat]:
     """The server settings listed in :data:`KEY_SETTINGS` that the role can see."""
     return fetch(
         conn,
         SETTINGS_SQL,
         SettingStat,
         {"names": list(KEY_SETTINGS)},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        timeout_ms=settings.collector_timeout_ms,
     )
 
 
-def role_defaults(conn: psycopg.Connection[Any], *, settings: Settings) -> list[RoleDefault]:
+def role_defaults(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[RoleDefault]:
     """Role-level defaults on dbops' roles, but the one dbops sets (the read-only default)."""
     rows = fetch(
         conn,
         ROLE_DEFAULTS_SQL,
         RoleDefault,
         {"names": list(ALL_ROLES)},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        timeout_ms=settings.collector_timeout_ms,
     )
     return [r for r in rows if (r.role, r.database, r.setting) not in EXPECTED_ROLE_DEFAULTS]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings
 from dbops.monitoring._fetch import fetch
 from dbops.monitoring.collectors._section import Part, Section, rows
 from dbops.monitoring.snapshot import IndexStat
@@ -150,14 +150,16 @@ class _Bloat:
     bloat_bytes: int
 
 
-def index_rows(conn: psycopg.Connection[Any], *, settings: Settings) -> list[IndexRow]:
+def index_rows(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[IndexRow]:
     """Every index of the database with its structure (one catalog query)."""
-    return fetch(conn, INDEXES_SQL, IndexRow, timeout_ms=settings.monitor_collector_timeout_ms)
+    return fetch(conn, INDEXES_SQL, IndexRow, timeout_ms=settings.collector_timeout_ms)
 
 
-def index_bloat(conn: psycopg.Connection[Any], *, settings: Settings) -> dict[tuple[str, str], int]:
+def index_bloat(
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings
+) -> dict[tuple[str, str], int]:
     """Estimated bloat bytes of each btree index that has column statistics."""
-    rows = fetch(conn, BLOAT_SQL, _Bloat, timeout_ms=settings.monitor_collector_timeout_ms)
+    rows = fetch(conn, BLOAT_SQL, _Bloat, timeout_ms=settings.collector_timeout_ms)
     return {(r.schema, r.name): r.bloat_bytes for r in rows}
 
 
@@ -203,7 +205,7 @@ def find_covering(rows: Sequence[IndexRow]) -> dict[str, str]:
 def collect_indexes(
     conn: psycopg.Connection[Any],
     *,
-    settings: Settings,
+    settings: MonitorSettings,
     bloat: dict[tuple[str, str], int] | None = None,
 ) -> list[IndexStat]:
     """Every index as an :class:`IndexStat`, with ``covered_by`` and the bloat estimate."""

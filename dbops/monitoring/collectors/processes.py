@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings
 from dbops.monitoring._fetch import CollectorUnavailable, fetch
 from dbops.monitoring.collectors._section import Part, Section, rows
 from dbops.monitoring.snapshot import (
@@ -139,7 +139,7 @@ def parse_report(
 
 
 def collect_processes(
-    conn: psycopg.Connection[Any], *, settings: Settings, keep_s: float = KEEP_S
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, keep_s: float = KEEP_S
 ) -> list[ProcessReport] | None:
     """The processes that reported within ``keep_s``: live first, then the latest.
 
@@ -149,7 +149,7 @@ def collect_processes(
     Raises:
         CollectorUnavailable: dbops' schema is there but not its reports table (migrate).
     """
-    timeout_ms = settings.monitor_collector_timeout_ms
+    timeout_ms = settings.collector_timeout_ms
     exists = fetch(conn, EXISTS_SQL, _Exists, timeout_ms=timeout_ms)[0]
     if not exists.reports:
         if not exists.schema:

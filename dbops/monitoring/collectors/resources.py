@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import psycopg
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings
 from dbops.monitoring._fetch import fetch_one
 from dbops.monitoring.collectors._section import Part, Section, only
 from dbops.monitoring.snapshot import CountBy, ResourceStat
@@ -98,10 +98,10 @@ _TAILS: dict[Path, _Tail] = {}
 _TAILS_LOCK = threading.Lock()
 
 
-def wal_bytes(conn: psycopg.Connection[Any], *, settings: Settings) -> int | None:
+def wal_bytes(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> int | None:
     """Bytes in ``pg_wal``, or ``None`` when the role may not list it."""
     try:
-        row = fetch_one(conn, WAL_SQL, _WalRow, timeout_ms=settings.monitor_collector_timeout_ms)
+        row = fetch_one(conn, WAL_SQL, _WalRow, timeout_ms=settings.collector_timeout_ms)
     except psycopg.errors.InsufficientPrivilege:
         return None
     return row.wal_bytes if row else None
@@ -263,7 +263,7 @@ def _log_errors(files: Sequence[Path]) -> tuple[CountBy, ...] | None:
 def collect_resources(
     conn: psycopg.Connection[Any],
     *,
-    settings: Settings,
+    settings: MonitorSettings,
     data_dir: Path | None = None,
     log_files: Sequence[Path] | None = None,
 ) -> ResourceStat:

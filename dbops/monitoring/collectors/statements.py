@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings
 from dbops.monitoring._fetch import CollectorUnavailable, fetch, fetch_one, version_tuple
 from dbops.monitoring.collectors._section import Part, Section, only
 from dbops.monitoring.snapshot import QueryStat, StatementsStat
@@ -138,11 +138,9 @@ class _Text:
     query: str
 
 
-def extension_version(conn: psycopg.Connection[Any], *, settings: Settings) -> str:
+def extension_version(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> str:
     """The installed version of pg_stat_statements; :class:`CollectorUnavailable` if absent."""
-    row = fetch_one(
-        conn, EXTENSION_VERSION_SQL, _Version, timeout_ms=settings.monitor_collector_timeout_ms
-    )
+    row = fetch_one(conn, EXTENSION_VERSION_SQL, _Version, timeout_ms=settings.collector_timeout_ms)
     if row is None:
         raise CollectorUnavailable(
             "pg_stat_statements is not installed in this database", hint=INSTALL_HINT
@@ -156,17 +154,17 @@ def extension_version(conn: psycopg.Connection[Any], *, settings: Settings) -> s
 
 
 def statement_summary(
-    conn: psycopg.Connection[Any], *, settings: Settings, version: str
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, version: str
 ) -> _Summary:
     """Entries in use vs ``pg_stat_statements.max``, totals, evictions and the reset time."""
     query = SUMMARY_WITH_INFO_SQL if version_tuple(version) >= (1, 9) else SUMMARY_SQL
-    row = fetch_one(conn, query, _Summary, timeout_ms=settings.monitor_collector_timeout_ms)
+    row = fetch_one(conn, query, _Summary, timeout_ms=settings.collector_timeout_ms)
     assert row is not None  # an aggregate always returns one row
     return row
 
 
 def top_statements(
-    conn: psycopg.Connection[Any], *, settings: Settings, version: str
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings, version: str
 ) -> list[QueryStat]:
     """The top ``monitor_top_statements`` statements of this database by total time."""
     query = TOP_17_SQL if version_tuple(version) >= (1, 11) else TOP_SQL
@@ -174,8 +172,8 @@ def top_statements(
         conn,
         query,
         QueryStat,
-        {"limit": settings.monitor_top_statements},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        {"limit": settings.top_statements},
+        timeout_ms=settings.collector_timeout_ms,
     )
     ids = [row.queryid for row in rows if row.queryid is not None]
     if not ids:
@@ -184,8 +182,8 @@ def top_statements(
         conn,
         TEXTS_SQL,
         _Text,
-        {"ids": ids, "chars": settings.monitor_query_text_chars},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        {"ids": ids, "chars": settings.query_text_chars},
+        timeout_ms=settings.collector_timeout_ms,
     )
     by_id = {t.queryid: t.query for t in texts}
     return [
@@ -194,14 +192,16 @@ def top_statements(
     ]
 
 
-def collect_statements(conn: psycopg.Connection[Any], *, settings: Settings) -> StatementsStat:
+def collect_statements(
+    conn: psycopg.Connection[Any], *, settings: MonitorSettings
+) -> StatementsStat:
     """The statements section: summary and top statements, or a hint when unavailable."""
     version = extension_version(conn, settings=settings)
     try:
         summary = statement_summary(conn, settings=settings, version=version)
         top = top_statements(conn, settings=settings, version=version)
         secrets = fetch_one(
-            conn, SECRET_TEXTS_SQL, _Count, timeout_ms=settings.monitor_collector_timeout_ms
+            conn, SECRET_TEXTS_SQL, _Count, timeout_ms=settings.collector_timeout_ms
         )
     except pg_errors.ObjectNotInPrerequisiteState as exc:
         raise CollectorUnavailable(

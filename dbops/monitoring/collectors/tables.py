@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from dbops.config import Settings
+from dbops.config import MonitorSettings
 from dbops.monitoring._fetch import fetch
 from dbops.monitoring.collectors._section import Part, Section, rows
 from dbops.monitoring.snapshot import TableStat
@@ -41,14 +41,14 @@ LIMIT %(limit)s
 """
 
 
-def collect_tables(conn: psycopg.Connection[Any], *, settings: Settings) -> list[TableStat]:
+def collect_tables(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -> list[TableStat]:
     """The largest ``monitor_max_tables`` user tables."""
     return fetch(
         conn,
         TABLES_SQL,
         TableStat,
-        {"limit": settings.monitor_max_tables},
-        timeout_ms=settings.monitor_collector_timeout_ms,
+        {"limit": settings.max_tables},
+        timeout_ms=settings.collector_timeout_ms,
     )
 
 

@@ -34,7 +34,7 @@ def test_embedded_cluster_has_every_part(
     mon_conn: psycopg.Connection[tuple[object, ...]], mon_url: str, pg_cluster: EmbeddedCluster
 ) -> None:
     stat = collect_resources(
-        mon_conn, settings=monitor_settings(mon_url), data_dir=pg_cluster.datadir
+        mon_conn, settings=monitor_settings(mon_url).monitor, data_dir=pg_cluster.datadir
     )
     assert stat.wal_bytes is not None
     assert stat.wal_bytes > 0
@@ -113,7 +113,7 @@ def test_cpu_seconds_and_processes_match_proc(
 def test_a_remote_server_has_only_wal(
     mon_conn: psycopg.Connection[tuple[object, ...]], mon_url: str
 ) -> None:
-    stat = collect_resources(mon_conn, settings=monitor_settings(mon_url))
+    stat = collect_resources(mon_conn, settings=monitor_settings(mon_url).monitor)
     assert stat.wal_bytes is not None
     assert stat.wal_bytes > 0
     assert stat.volume_free_bytes is None
@@ -127,7 +127,7 @@ def test_a_remote_server_has_only_wal(
 def test_division_by_zero_is_counted_in_class_22(
     mon_conn: psycopg.Connection[tuple[object, ...]], mon_url: str, pg_cluster: EmbeddedCluster
 ) -> None:
-    settings = monitor_settings(mon_url)
+    settings = monitor_settings(mon_url).monitor
     before = _errors(
         collect_resources(mon_conn, settings=settings, data_dir=pg_cluster.datadir).log_errors
     )
@@ -164,7 +164,7 @@ def no_monitor_conn(
 def test_wal_is_unknown_without_pg_monitor(
     no_monitor_conn: psycopg.Connection[tuple[object, ...]], mon_url: str
 ) -> None:
-    stat = collect_resources(no_monitor_conn, settings=monitor_settings(mon_url))
+    stat = collect_resources(no_monitor_conn, settings=monitor_settings(mon_url).monitor)
     assert stat.wal_bytes is None
 
 

@@ -27,7 +27,7 @@ def test_counts_and_sizes_of_a_table_built_by_hand(mon_url: str) -> None:
         conn.execute("SELECT 1")  # the flush happens at the end of the previous statement
         on_disk = conn.execute(FILE_BYTES, ("counted",)).fetchone()
         assert on_disk is not None
-        tables = collect_tables(conn, settings=monitor_settings(mon_url))
+        tables = collect_tables(conn, settings=monitor_settings(mon_url).monitor)
     (table,) = [t for t in tables if t.name == "counted"]
     assert (table.schema, table.live_rows, table.dead_rows) == ("public", 900, 100)
     assert (table.seq_scans, table.seq_tuples_read) == (3, 2800)
@@ -41,5 +41,7 @@ def test_the_largest_first_and_no_more_than_the_limit(mon_url: str) -> None:
     with psycopg.connect(to_libpq_url(mon_url), autocommit=True) as conn:
         for name, rows in (("small", 10), ("large", 5000), ("medium", 500)):
             conn.execute(f"CREATE TABLE {name} AS SELECT i FROM generate_series(1, {rows}) i")
-        tables = collect_tables(conn, settings=monitor_settings(mon_url, monitor_max_tables=2))
+        tables = collect_tables(
+            conn, settings=monitor_settings(mon_url, monitor_max_tables=2).monitor
+        )
     assert [t.name for t in tables] == ["large", "medium"]
