@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 from dbops.config import Settings
 from dbops.db import Database
-from dbops.monitoring.collect import COLLECTORS, collect_snapshot
+from dbops.monitoring.collect import COLLECTORS, SECTIONS, collect_snapshot
+from dbops.monitoring.collectors import database
 from dbops.monitoring.snapshot import CarriedSection, Snapshot
 
 __all__ = ["SLOW_COLLECTORS", "Cadence", "SlowSections"]
@@ -41,15 +42,14 @@ SLOW_COLLECTORS = (
     "database.settings",
     "database.role_defaults",
 )
-#: Where each slow collector's part sits: a field of the snapshot, or of ``snapshot.database``
-#: (``indexes.bloat`` is inside ``indexes``).
-_SNAPSHOT_PARTS = ("statements", "indexes", "tables", "data")
+#: Where the slow parts sit, from the sections themselves: the snapshot fields whose parts are
+#: all slow (``indexes.bloat`` is inside ``indexes``), and the ``snapshot.database`` fields of
+#: the slow database parts.
+_SNAPSHOT_PARTS = tuple(
+    s.field for s in SECTIONS if all(p.name in SLOW_COLLECTORS for p in s.parts)
+)
 _DATABASE_PARTS = {
-    "database.xid_ages": "xid_ages",
-    "database.sequences": "sequences",
-    "database.constraints": "not_valid_constraints",
-    "database.settings": "settings",
-    "database.role_defaults": "role_defaults",
+    name: field for name, field in database.LIST_FIELDS.items() if name in SLOW_COLLECTORS
 }
 
 

@@ -236,7 +236,7 @@ def collect_snapshot(
             )
 
     # Every query its own short transaction, one round trip each (no BEGIN/COMMIT).
-    context = Context(data_dir=data_dir, advice=advice, settings=settings)
+    context = Context(settings, data_dir=data_dir, advice=advice)
     sections: dict[str, Any] = {}
     with pool.connection() as conn, one_round_trip_each(conn):
         run = _CollectorRun(conn, settings.monitor, timeouts_ms or {}, errors, skip)

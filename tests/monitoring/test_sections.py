@@ -14,6 +14,7 @@ import pkgutil
 from dbops.monitoring import collectors
 from dbops.monitoring.cadence import SLOW_COLLECTORS
 from dbops.monitoring.collect import COLLECTORS, SECTIONS
+from dbops.monitoring.collectors import database
 from dbops.monitoring.snapshot import Snapshot
 
 #: Modules under collectors/ that need no database connection: collect_snapshot runs them
@@ -60,3 +61,12 @@ def test_part_names_are_unique_and_are_what_the_cadence_names() -> None:
     assert len(names) == len(set(names))
     assert list(COLLECTORS) == names
     assert set(SLOW_COLLECTORS) <= set(names)
+
+
+def test_every_slow_part_has_a_place_the_cadence_carries_it_to() -> None:
+    """A slow collector in a section that is not wholly slow must name its database field, or
+    the cadence would skip it and never carry it back (its part would stay empty)."""
+    whole = {s.field for s in SECTIONS if all(p.name in SLOW_COLLECTORS for p in s.parts)}
+    carried = {p.name for s in SECTIONS if s.field in whole for p in s.parts}
+    carried |= set(database.LIST_FIELDS) & set(SLOW_COLLECTORS)
+    assert carried == set(SLOW_COLLECTORS)

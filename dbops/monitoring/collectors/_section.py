@@ -24,16 +24,16 @@ Collector = Callable[..., Any]
 
 @dataclass
 class Context:
-    """What a part may need besides its connection and the settings."""
+    """What a part may need besides its connection and its section of the settings."""
 
+    #: All of the settings, for a part that reads more than its section (the index advice).
+    settings: Settings
     #: The server's data directory when it runs on this host (the resources collector).
     data_dir: Path | None = None
     #: Whether the caller asked for index advice (the advice part runs only then).
     advice: bool = False
     #: Every part's result so far, by part name (``None``: it failed, was skipped or not run).
     results: dict[str, Any] = field(default_factory=dict)
-    #: All of the settings, for a part that reads more than its section (the index advice).
-    settings: Settings | None = None
 
 
 @dataclass(frozen=True)

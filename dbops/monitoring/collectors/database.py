@@ -27,6 +27,7 @@ from dbops.monitoring.snapshot import (
 
 __all__ = [
     "KEY_SETTINGS",
+    "LIST_FIELDS",
     "SECTION",
     "DatabaseCounters",
     "checkpoints",
@@ -293,8 +294,9 @@ def role_defaults(conn: psycopg.Connection[Any], *, settings: MonitorSettings) -
     return [r for r in rows if (r.role, r.database, r.setting) not in EXPECTED_ROLE_DEFAULTS]
 
 
-#: The :class:`DatabaseStat` field each list part fills (``database.counters`` fills the rest).
-_LIST_PARTS = {
+#: The :class:`DatabaseStat` field each list part fills (``database.counters`` fills the rest);
+#: the cadence carries the slow ones by it.
+LIST_FIELDS = {
     "database.xid_ages": "xid_ages",
     "database.sequences": "sequences",
     "database.constraints": "not_valid_constraints",
@@ -309,7 +311,7 @@ def _database(results: Mapping[str, Any]) -> DatabaseStat:
     counters: DatabaseCounters | None = results.get("database.counters")
     lists = {
         field: None if results.get(part) is None else tuple(results[part])
-        for part, field in _LIST_PARTS.items()
+        for part, field in LIST_FIELDS.items()
     }
     return DatabaseStat(
         name=counters.name if counters else None,
