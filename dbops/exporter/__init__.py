@@ -17,7 +17,8 @@ Layout (a new snapshot section's metrics go in one new module under ``families``
 - :mod:`~dbops.exporter.collector`: one scrape's snapshot as families, plus ``dbops_up`` and
   the scrape's own counters;
 - :mod:`~dbops.exporter.families`: snapshot -> families, one module per section;
-- :mod:`~dbops.exporter.instrument`: the same families served by an application process;
+- :mod:`~dbops.exporter.in_process`: the same families served by an application process
+  (:func:`instrument`);
 - :mod:`~dbops.exporter.server`: the WSGI app and the HTTP server.
 """
 
@@ -28,7 +29,7 @@ from dbops.exporter.families import slow_part_metrics, snapshot_metrics
 from dbops.exporter.families.activity import MAX_CLIENT_SERIES
 from dbops.exporter.families.app import app_statement_metrics
 from dbops.exporter.families.statements import KEEP_FACTOR, exported_statements
-from dbops.exporter.instrument import instrument
+from dbops.exporter.in_process import instrument
 from dbops.exporter.server import ExporterServer, make_app, make_server, serve_exporter
 from dbops.exporter.source import SCRAPE_TIMEOUT, SNAPSHOT_FAILED, Reading, Scrape, SnapshotSource
 
