@@ -351,8 +351,8 @@ def load_keyring(settings: Settings) -> Keyring:
         ConfigError: keys missing with ``DATABASE_URL`` set, both a value and a file given for
             the same key, or a key that does not parse. Never quotes a key.
     """
-    enc_value, enc_file = settings.encryption_keys, settings.encryption_keys_file
-    blind_value, blind_file = settings.blind_index_key, settings.blind_index_key_file
+    enc_value, enc_file = settings.crypto.encryption_keys, settings.crypto.encryption_keys_file
+    blind_value, blind_file = settings.crypto.blind_index_key, settings.crypto.blind_index_key_file
     if enc_value is not None and enc_file is not None:
         raise ConfigError("set DBOPS_ENCRYPTION_KEYS or DBOPS_ENCRYPTION_KEYS_FILE, not both")
     if blind_value is not None and blind_file is not None:

@@ -432,6 +432,9 @@ def test_the_monitor_section_reads_the_same_environment_names(
         "DBOPS_MONITOR_QUERY_TEXT_CHARS": "321",
         "DBOPS_MONITOR_MAX_SESSIONS": "11",
         "DBOPS_MONITOR_MAX_TABLES": "13",
+        "DBOPS_MONITOR_SLOW_COLLECTOR_TIMEOUT_MS": "4321",
+        "DBOPS_MONITOR_EXPLAIN_MAX_CHARS": "5000",
+        "DBOPS_MONITOR_ACCESS_WINDOW_S": "90",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -442,6 +445,9 @@ def test_the_monitor_section_reads_the_same_environment_names(
         "query_text_chars": 321,
         "max_sessions": 11,
         "max_tables": 13,
+        "slow_collector_timeout_ms": 4321,
+        "explain_max_chars": 5000,
+        "access_window_s": 90.0,
     }
     fields = {f.name for f in dataclasses.fields(section)}
     assert {f"DBOPS_MONITOR_{name.upper()}" for name in fields} == set(env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -21,6 +22,19 @@ def test_every_setting_is_documented() -> None:
     assert expected - documented == set(), "add these to docs/settings.md"
     assert documented - expected == set(), "docs/settings.md lists settings that do not exist"
     assert "DATABASE_URL" in text
+
+
+def test_settings_page_is_generated_from_the_model() -> None:
+    """Each section's table is what ``scripts/settings_doc.py`` renders (defaults, wording)."""
+    spec = importlib.util.spec_from_file_location(
+        "settings_doc", ROOT / "scripts" / "settings_doc.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "docs" / "settings.md").read_text()
+    assert module.updated(text) == text, "run `uv run python scripts/settings_doc.py`"
 
 
 def test_readme_quick_start_is_two_make_targets() -> None:

@@ -171,7 +171,7 @@ def up(
         from dbops.cli.serve import check_port
 
         # Before any work: a taken port is a one-line error naming the setting to change.
-        check_port(settings.serve_exporter_port, what="the exporter", setting="serve_exporter_port")
+        check_port(settings.serve.exporter_port, what="the exporter", setting="serve_exporter_port")
     if demo_data is None:
         # Never put fake users into a database someone else runs unless they ask for it.
         demo_data = settings.embedded
@@ -286,9 +286,9 @@ def workload(
         result = run_workload(
             db,
             duration_s=duration,
-            rate=rate if rate is not None else settings.workload_rate,
+            rate=rate if rate is not None else settings.serve.workload_rate,
             seed=seed,
-            threads=threads if threads is not None else settings.workload_threads,
+            threads=threads if threads is not None else settings.serve.workload_threads,
         )
     _print_workload(result)
     if result.unexpected:

@@ -85,7 +85,11 @@ def rotate(
 def _default_file(settings: Settings, *, blind_index: bool) -> Path:
     from dbops.crypto import BLIND_INDEX_FILE, ENCRYPTION_KEYS_FILE, embedded_key_dir
 
-    configured = settings.blind_index_key_file if blind_index else settings.encryption_keys_file
+    configured = (
+        settings.crypto.blind_index_key_file
+        if blind_index
+        else settings.crypto.encryption_keys_file
+    )
     if configured is not None:
         return configured
     name = BLIND_INDEX_FILE if blind_index else ENCRYPTION_KEYS_FILE
@@ -150,9 +154,9 @@ def generate(
         "the next start; run `dbops keys rotate` to move existing rows to it",
         show=show,
     )
-    if settings.encryption_keys is not None:
+    if settings.crypto.encryption_keys is not None:
         note("note: DBOPS_ENCRYPTION_KEYS is set and wins over files: add the new key there")
-    elif settings.encryption_keys_file != path and not settings.embedded:
+    elif settings.crypto.encryption_keys_file != path and not settings.embedded:
         note(f"note: set DBOPS_ENCRYPTION_KEYS_FILE={path} so that dbops reads this file")
     if show:
         typer.echo(f"v{version}:{encoded}")

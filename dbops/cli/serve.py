@@ -114,7 +114,7 @@ def start_exporter(db: Database, settings: Settings) -> ExporterServer:
     """
     from dbops.exporter import SnapshotSource, make_server
 
-    port = settings.serve_exporter_port
+    port = settings.serve.exporter_port
     source = SnapshotSource.for_database(db, settings)
     try:
         server = make_server(settings, host=HOST, port=port, source=source)
@@ -200,7 +200,7 @@ def dashboard_database_url(settings: Settings) -> str | None:
     a ``DATABASE_URL`` the operator chooses: ``DBOPS_DASHBOARD_DATABASE_URL``, else the main
     URL with ``default_transaction_read_only``.
     """
-    if settings.dashboard_database_url is None and not settings.embedded:
+    if settings.dashboard.database_url is None and not settings.embedded:
         return None
     from dbops.db import dsn_for
 
@@ -256,14 +256,14 @@ def start_dashboard(
     settings: Settings, dsn: Dsn, *, readonly_url: str | None = None
 ) -> Dashboard | None:
     """Streamlit on ``serve_dashboard_port``, or None with a note saying why it is skipped."""
-    app = settings.serve_dashboard_app
+    app = settings.serve.dashboard_app
     if not app.is_file():
         note(f"dashboard skipped: no Streamlit app at {app} (set DBOPS_SERVE_DASHBOARD_APP)")
         return None
     if importlib.util.find_spec("streamlit") is None:
         note("dashboard skipped: Streamlit is not installed in this environment")
         return None
-    port = settings.serve_dashboard_port
+    port = settings.serve.dashboard_port
     check_port(port, what="the dashboard", setting="serve_dashboard_port")
     env = dashboard_env(settings, dsn, readonly_url)
     return Dashboard.launch(
@@ -309,7 +309,7 @@ def scheduled_jobs(
         ScheduledJob(
             "history_capture",
             "history capture",
-            settings.history_capture_interval_s,
+            settings.history.capture_interval_s,
             0.0,
             lambda: history.capture(observer, settings),
         ),
@@ -323,21 +323,21 @@ def scheduled_jobs(
         ScheduledJob(
             "backup",
             "backup",
-            settings.serve_backup_interval_s,
+            settings.serve.backup_interval_s,
             FIRST_BACKUP_S,
             lambda: backup_job(db, settings),
         ),
         ScheduledJob(
             "verify",
             "restore drill",
-            settings.serve_verify_interval_s,
+            settings.serve.verify_interval_s,
             FIRST_VERIFY_S,
             lambda: verify_job(settings),
         ),
         ScheduledJob(
             "maintain",
-            "maintenance" if settings.serve_maintain_apply else "maintenance plan (not applied)",
-            settings.serve_maintain_interval_s,
+            "maintenance" if settings.serve.maintain_apply else "maintenance plan (not applied)",
+            settings.serve.maintain_interval_s,
             FIRST_MAINTAIN_S,
             lambda: maintain_job(db, settings),
         ),
@@ -381,7 +381,7 @@ def maintain_job(db: Database, settings: Settings) -> str:
     actions = plan_maintenance(db, settings).actions
     if not actions:
         line = "maintenance: nothing to do"
-    elif not settings.serve_maintain_apply:
+    elif not settings.serve.maintain_apply:
         line = f"maintenance: {len(actions)} action(s) planned (dbops maintain plan)"
     else:
         report = run_maintenance(db, settings, actions, apply=True)
@@ -471,10 +471,10 @@ def _workload_thread(
             result = run_workload(
                 db,
                 duration_s=None,
-                rate=settings.workload_rate,
+                rate=settings.serve.workload_rate,
                 stop=stop,
                 cache=cache,
-                threads=settings.workload_threads,
+                threads=settings.serve.workload_threads,
             )
         except DbopsError as exc:
             note(f"workload skipped: {exc}")
@@ -511,7 +511,7 @@ def serve(
     from dbops.services import MemoryCache
 
     stop = stop or threading.Event()
-    check_port(settings.serve_exporter_port, what="the exporter", setting="serve_exporter_port")
+    check_port(settings.serve.exporter_port, what="the exporter", setting="serve_exporter_port")
     cache = MemoryCache(ttl_s=30)
     with stop_on_signals(stop):
         monitor_db: Database | None = None
@@ -530,8 +530,8 @@ def serve(
             )
             workload = _workload_thread(app_db, settings, cache, workload_stop)
             say(
-                f"workload: {settings.workload_rate:g} operations/s through the services "
-                f"({settings.workload_threads} threads)"
+                f"workload: {settings.serve.workload_rate:g} operations/s through the services "
+                f"({settings.serve.workload_threads} threads)"
             )
             if jobs is None:
                 jobs = scheduled_jobs(db, settings, monitor=monitor_db)
@@ -554,7 +554,7 @@ def serve(
                 if opened is not None and opened is not db:
                     opened.close()
             if dashboard is not None:
-                dashboard.stop(settings.serve_stop_timeout_s)
+                dashboard.stop(settings.serve.stop_timeout_s)
     stopped = ["workload", "exporter"]
     stopped += ["scheduler"] if scheduler is not None else []
     stopped += ["dashboard"] if dashboard is not None else []

@@ -92,11 +92,11 @@ class ServerOptions:
     def from_settings(cls, settings: Settings) -> ServerOptions:
         """The options ``settings`` ask for."""
         return cls(
-            tls=settings.embedded_tls,
-            log_connections=settings.embedded_log_connections,
-            log_min_duration_ms=settings.embedded_log_min_duration_ms,
-            auto_explain_min_duration_ms=settings.embedded_auto_explain_min_duration_ms,
-            auto_explain_analyze=settings.embedded_auto_explain_analyze,
+            tls=settings.embedded_server.tls,
+            log_connections=settings.embedded_server.log_connections,
+            log_min_duration_ms=settings.embedded_server.log_min_duration_ms,
+            auto_explain_min_duration_ms=settings.embedded_server.auto_explain_min_duration_ms,
+            auto_explain_analyze=settings.embedded_server.auto_explain_analyze,
         )
 
 

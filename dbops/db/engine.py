@@ -96,7 +96,9 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
         "connect_timeout": settings.connect_timeout_s,
         "options": settings.connection_options(),
         # None disables server-side prepared statements (pgbouncer transaction mode).
-        "prepare_threshold": settings.prepare_threshold if settings.prepared_statements else None,
+        "prepare_threshold": settings.pool.prepare_threshold
+        if settings.pool.prepared_statements
+        else None,
     }
 
 
@@ -127,15 +129,16 @@ class _PrePing:
 def make_pool(settings: Settings, url: str | Dsn, *, open_now: bool = True) -> ActorPool:
     """A psycopg pool with the seed's defaults: 20 connections, 30 s idle, 2 s wait, pre-ping."""
     dsn = url if isinstance(url, Dsn) else Dsn.parse(url, source="the database URL")
-    ping = _PrePing(settings.pool_pre_ping_bypass_s) if settings.pool_pre_ping else None
+    pool = settings.pool
+    ping = _PrePing(pool.pre_ping_bypass_s) if pool.pre_ping else None
     return ActorPool(
         dsn.libpq,
         kwargs=connection_kwargs(settings),
-        min_size=min(settings.pool_min_size, settings.pool_max_size),
-        max_size=settings.pool_max_size,
-        timeout=settings.pool_timeout_s,
-        max_idle=settings.pool_max_idle_s,
-        max_lifetime=settings.pool_max_lifetime_s,
+        min_size=min(pool.min_size, pool.max_size),
+        max_size=pool.max_size,
+        timeout=pool.timeout_s,
+        max_idle=pool.max_idle_s,
+        max_lifetime=pool.max_lifetime_s,
         check=ping.check if ping else None,
         close_returns=True,
         name=settings.application_name,
@@ -479,7 +482,7 @@ class Database:
         ``prepared_statements`` off (a transaction-pooling bouncer) the read runs in a
         transaction of its own instead (:class:`_TransactionRead`).
         """
-        if not self.settings.prepared_statements:
+        if not self.settings.pool.prepared_statements:
             return _TransactionRead(self.pool, actor)
         return _ReadConnection(self.pool, actor)
 
@@ -548,6 +551,6 @@ def open_database(
             kwargs,
             interval_s=settings.process_report_s,
             name=settings.process_name,
-            access_window_s=settings.monitor_access_window_s,
+            access_window_s=settings.monitor.access_window_s,
         )
     return Database(settings=settings, dsn=dsn, pool=pool, system_role=system_role)

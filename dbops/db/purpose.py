@@ -83,9 +83,9 @@ def dsn_for(settings: Settings, purpose: Purpose = "app", *, start: bool = False
             stopped.
     """
     role = role_of(purpose)
-    if purpose == "readonly" and settings.dashboard_database_url is not None:
+    if purpose == "readonly" and settings.dashboard.database_url is not None:
         return Dsn.parse(
-            settings.dashboard_database_url.get_secret_value(),
+            settings.dashboard.database_url.get_secret_value(),
             source="DBOPS_DASHBOARD_DATABASE_URL",
         )
     external = configured_dsn(settings)

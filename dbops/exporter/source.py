@@ -98,9 +98,9 @@ class SnapshotSource:
         ``exporter_slow_interval_s``.
         """
         return cls(
-            Cadence(db, settings, interval_s=settings.exporter_slow_interval_s),
-            budget_s=settings.exporter_scrape_budget_s,
-            min_interval_s=settings.exporter_min_interval_s,
+            Cadence(db, settings, interval_s=settings.exporter.slow_interval_s),
+            budget_s=settings.exporter.scrape_budget_s,
+            min_interval_s=settings.exporter.min_interval_s,
         )
 
     def read(self) -> Reading:

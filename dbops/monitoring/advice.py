@@ -27,7 +27,7 @@ from pglast.stream import RawStream
 from psycopg import sql
 from psycopg.rows import class_row
 
-from dbops.config import Settings
+from dbops.config import AdviceSettings, Settings
 from dbops.monitoring._fetch import SET_LOCAL_TIMEOUT_SQL, CollectorUnavailable, fetch_one
 from dbops.monitoring.snapshot import (
     Advice,
@@ -390,8 +390,8 @@ def _index_name(table: str, columns: Sequence[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------- advise
-def _check_hypopg(conn: psycopg.Connection[Any], settings: Settings) -> None:
-    row = fetch_one(conn, HYPOPG_SQL, _Version, timeout_ms=settings.monitor_collector_timeout_ms)
+def _check_hypopg(conn: psycopg.Connection[Any], timeout_ms: int) -> None:
+    row = fetch_one(conn, HYPOPG_SQL, _Version, timeout_ms=timeout_ms)
     if row is None:
         raise CollectorUnavailable(
             "index advice needs the hypopg extension in this database", hint=INSTALL_HINT
@@ -410,29 +410,37 @@ def advise(
 
 
 def advise_report(
-    conn: psycopg.Connection[Any], statements: Sequence[QueryStat], *, settings: Settings
+    conn: psycopg.Connection[Any],
+    statements: Sequence[QueryStat],
+    *,
+    settings: Settings,
+    timeout_ms: int | None = None,
 ) -> Advice:
     """Like :func:`advise`, with the rejected statements and candidates and the time taken.
 
     Runs in one transaction (a savepoint when ``conn`` is already in one) that is rolled back;
-    hypothetical indexes are reset before and after.
+    hypothetical indexes are reset before and after. ``settings.advice`` says how much to try;
+    ``timeout_ms`` bounds the look for hypopg (default: the collectors' timeout).
     """
     started = time.perf_counter()
-    _check_hypopg(conn, settings)
+    advice = settings.advice
+    if timeout_ms is None:
+        timeout_ms = settings.monitor.collector_timeout_ms
+    _check_hypopg(conn, timeout_ms)
     rejected: list[Rejection] = []
     ranked = sorted(statements, key=lambda s: s.total_exec_time_ms, reverse=True)
     parsed: list[_Parsed] = []
-    for stat in ranked[: settings.advice_top_statements]:
+    for stat in ranked[: advice.top_statements]:
         try:
             parsed.append(_parse(stat))
         except _Skip as exc:
             rejected.append(Rejection(stat.queryid, None, None, str(exc)))
     with conn.transaction(force_rollback=True):
-        conn.execute(SET_LOCAL_TIMEOUT_SQL, {"timeout": str(max(settings.advice_timeout_ms, 1))})
+        conn.execute(SET_LOCAL_TIMEOUT_SQL, {"timeout": str(max(advice.timeout_ms, 1))})
         conn.execute(GENERIC_PLAN_MODE_SQL)
         conn.execute(HYPO_RESET_SQL)
         try:
-            suggestions = _advise_in_transaction(conn, parsed, settings, rejected)
+            suggestions = _advise_in_transaction(conn, parsed, advice, rejected)
         finally:
             conn.execute(HYPO_RESET_SQL)
     elapsed = (time.perf_counter() - started) * 1000
@@ -449,7 +457,7 @@ def _fetch_rows(
 def _advise_in_transaction(
     conn: psycopg.Connection[Any],
     parsed: list[_Parsed],
-    settings: Settings,
+    advice: AdviceSettings,
     rejected: list[Rejection],
 ) -> list[IndexSuggestion]:
     version = _fetch_rows(conn, SERVER_VERSION_SQL, _ServerVersion)[0].version_num
@@ -512,11 +520,11 @@ def _advise_in_transaction(
             if not served_by:
                 continue
             gains = _verify(
-                conn, planner, relation, cand, items, served_by, before, settings, rejected
+                conn, planner, relation, cand, items, served_by, before, advice, rejected
             )
             if gains:
                 evaluated.append((cand, gains))
-        suggestions.extend(_select(relation, evaluated, items, updaters, writes, settings))
+        suggestions.extend(_select(relation, evaluated, items, updaters, writes, advice))
     suggestions.sort(key=lambda s: s.saved_ms - s.write_ms, reverse=True)
     return suggestions
 
@@ -534,7 +542,7 @@ def _verify(
     items: list[_Parsed],
     served_by: list[int],
     before: dict[int, float],
-    settings: Settings,
+    advice: AdviceSettings,
     rejected: list[Rejection],
 ) -> dict[int, StatementGain]:
     ddl = (
@@ -566,14 +574,14 @@ def _verify(
                 )
                 continue
             cost_before = before[i]
-            if not cuts_enough(cost_before, after, settings.advice_min_cost_factor):
+            if not cuts_enough(cost_before, after, advice.min_cost_factor):
                 rejected.append(
                     Rejection(
                         item.stat.queryid,
                         relation.table,
                         cand,
                         f"cost {cost_before:.1f} -> {after:.1f} is less than a "
-                        f"{settings.advice_min_cost_factor:g}x cut",
+                        f"{advice.min_cost_factor:g}x cut",
                     )
                 )
                 continue
@@ -598,7 +606,7 @@ class _HypoDropped:
 
 
 def _write_cost(
-    cand: tuple[str, ...], updaters: list[_Parsed], writes: _Writes, settings: Settings
+    cand: tuple[str, ...], updaters: list[_Parsed], writes: _Writes, advice: AdviceSettings
 ) -> tuple[float, str | None]:
     """Extra write time and a note when UPDATE statements of the workload set indexed columns."""
     touching = [u for u in updaters if set(u.updates) & set(cand)]
@@ -618,14 +626,14 @@ def _write_cost(
         )
     calls = sum(u.stat.calls for u in touching)
     write_ms = sum(
-        u.stat.calls * u.stat.mean_exec_time_ms * settings.advice_update_overhead for u in touching
+        u.stat.calls * u.stat.mean_exec_time_ms * advice.update_overhead for u in touching
     )
     set_cols = sorted({c for u in touching for c in u.updates} & set(cand))
     ids = ", ".join(str(u.stat.queryid) for u in touching)
     note = (
         f"Write cost: UPDATE statements ({ids}; {calls} calls) set {', '.join(set_cols)}, so with "
         f"this index those updates can no longer be HOT and must write every index of the table "
-        f"(about {write_ms:.0f} ms more at {settings.advice_update_overhead:.0%} extra per "
+        f"(about {write_ms:.0f} ms more at {advice.update_overhead:.0%} extra per "
         f"update); {table_rate}."
     )
     return write_ms, note
@@ -637,7 +645,7 @@ def _select(
     items: list[_Parsed],
     updaters: list[_Parsed],
     writes: _Writes,
-    settings: Settings,
+    advice: AdviceSettings,
 ) -> list[IndexSuggestion]:
     """Greedy cover: take the candidate saving most net time, drop the statements it serves."""
     covered: set[int] = set()
@@ -650,7 +658,7 @@ def _select(
             saved = sum(g.saved_ms for i, g in gains.items() if i not in covered)
             if not saved:
                 continue
-            write_ms, _ = _write_cost(cand, updaters, writes, settings)
+            write_ms, _ = _write_cost(cand, updaters, writes, advice)
             # Ties go to the candidate serving more statements, then to the narrower one.
             score = (saved - write_ms, sum(1 for i in gains if i not in covered), -len(cand))
             if best is None or score > best:
@@ -659,7 +667,7 @@ def _select(
             break
         cand, gains = pool.pop(best_at)
         served = {i: g for i, g in gains.items() if i not in covered}
-        write_ms, write_note = _write_cost(cand, updaters, writes, settings)
+        write_ms, write_note = _write_cost(cand, updaters, writes, advice)
         saved = sum(g.saved_ms for g in served.values())
         if saved - write_ms <= 0:
             continue

@@ -149,7 +149,7 @@ class Cadence:
         # The slow refresh reads its parts only: not the manifests or the server log again.
         fast = (*(name for name in COLLECTORS if name not in SLOW_COLLECTORS), "backups", "access")
         # In the background nobody waits on them: their own, longer statement timeout.
-        patient = dict.fromkeys(SLOW_COLLECTORS, settings.monitor_slow_collector_timeout_ms)
+        patient = dict.fromkeys(SLOW_COLLECTORS, settings.monitor.slow_collector_timeout_ms)
         self._slow = SlowSections(
             lambda: collect_snapshot(db, settings, skip=fast, timeouts_ms=patient),
             interval_s=interval_s,

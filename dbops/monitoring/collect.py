@@ -85,13 +85,7 @@ def _advice(
     from dbops.monitoring.advice import advise_report
 
     return advise_report(
-        conn,
-        statements,
-        settings=everything.model_copy(
-            update={"monitor_collector_timeout_ms": settings.collector_timeout_ms}
-        )
-        if settings.collector_timeout_ms != everything.monitor_collector_timeout_ms
-        else everything,
+        conn, statements, settings=everything, timeout_ms=settings.collector_timeout_ms
     )
 
 
@@ -232,7 +226,7 @@ def collect_snapshot(
         except Exception as exc:  # a Redis that went away: this section only
             elapsed = time.perf_counter() - cache_started
             errors.append(
-                _section_error("cache", exc, elapsed, settings.monitor_collector_timeout_ms)
+                _section_error("cache", exc, elapsed, settings.monitor.collector_timeout_ms)
             )
 
     # Every query its own short transaction, one round trip each (no BEGIN/COMMIT).
@@ -255,7 +249,7 @@ def collect_snapshot(
     except Exception as exc:
         elapsed = time.perf_counter() - backups_started
         errors.append(
-            _section_error("backups", exc, elapsed, settings.monitor_collector_timeout_ms)
+            _section_error("backups", exc, elapsed, settings.monitor.collector_timeout_ms)
         )
 
     access_stat = None
@@ -265,7 +259,7 @@ def collect_snapshot(
             access_stat = access.collect_access(settings, now=taken_at, app=app, data_dir=data_dir)
     except Exception as exc:
         elapsed = time.perf_counter() - access_started
-        errors.append(_section_error("access", exc, elapsed, settings.monitor_collector_timeout_ms))
+        errors.append(_section_error("access", exc, elapsed, settings.monitor.collector_timeout_ms))
 
     return Snapshot(
         taken_at=taken_at,

@@ -283,10 +283,10 @@ def explain(
             statement that writes, locks rows, has parameters or calls a volatile function.
         OperationTimeout: the EXPLAIN took longer than the timeout.
     """
-    statement = _parse(sql_text, settings.monitor_explain_max_chars)
+    statement = _parse(sql_text, settings.monitor.explain_max_chars)
     if analyze and not isinstance(statement.node, ast.SelectStmt):
         raise InvalidInput(WRITE_REFUSED, field="sql")
-    timeout = timeout_ms if timeout_ms is not None else settings.monitor_collector_timeout_ms
+    timeout = timeout_ms if timeout_ms is not None else settings.monitor.collector_timeout_ms
     with db.connection() as conn, conn.transaction(force_rollback=True):
         conn.execute(SET_TIMEOUT_SQL, {"timeout": str(max(int(timeout), 1))})
         conn.execute(READ_ONLY_SQL)

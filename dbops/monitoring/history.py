@@ -526,7 +526,7 @@ def _one(
 
 def _begin(conn: psycopg.Connection[Any], settings: Settings) -> None:
     """Set this transaction's timeouts and wait for the history lock."""
-    timeout = str(settings.history_capture_timeout_ms)
+    timeout = str(settings.history.capture_timeout_ms)
     conn.execute(SET_TIMEOUTS_SQL, {"timeout": timeout})
     conn.execute(LOCK_SQL, {"key": CAPTURE_LOCK_KEY})
 
@@ -602,7 +602,7 @@ def capture(db: Database, settings: Settings) -> CaptureResult:
                 **values,
                 "interval_s": interval_s or 0.0,
                 "reset_all": reset_all,
-                "limit": settings.history_top_statements,
+                "limit": settings.history.top_statements,
             },
         )
         assert counts is not None
@@ -610,10 +610,10 @@ def capture(db: Database, settings: Settings) -> CaptureResult:
         missing = _one(conn, MISSING_TEXTS_SQL, _Missing, values)
         if missing is not None and missing.missing:
             new_statements = conn.execute(
-                INSERT_TEXTS_SQL, {**values, "chars": settings.monitor_query_text_chars}
+                INSERT_TEXTS_SQL, {**values, "chars": settings.monitor.query_text_chars}
             ).rowcount
         conn.execute(DATABASE_SAMPLE_SQL, values)
-        conn.execute(TABLE_SAMPLES_SQL, {**values, "limit": settings.monitor_max_tables})
+        conn.execute(TABLE_SAMPLES_SQL, {**values, "limit": settings.monitor.max_tables})
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         conn.execute(
             FINISH_CAPTURE_SQL,
@@ -651,7 +651,7 @@ def prune(db: Database, settings: Settings) -> PruneResult:
         _begin(conn, settings)
         try:
             cutoff_row = _one(
-                conn, PRUNE_CUTOFF_SQL, _Cutoff, {"days": settings.history_retention_days}
+                conn, PRUNE_CUTOFF_SQL, _Cutoff, {"days": settings.history.retention_days}
             )
             assert cutoff_row is not None
             params = {"cutoff": cutoff_row.cutoff}
@@ -691,7 +691,7 @@ def _read(db: Database, query: str | sql.Composed, row_type: type[T], **params: 
                 query,  # type: ignore[arg-type]
                 row_type,
                 params,
-                timeout_ms=db.settings.monitor_collector_timeout_ms,
+                timeout_ms=db.settings.monitor.collector_timeout_ms,
             )
         except pg_errors.UndefinedTable as exc:
             raise PendingMigrations(MISSING_SCHEMA_MESSAGE) from exc

@@ -1,9 +1,10 @@
 """The maintenance plan: ``plan(snapshot, settings)`` -> what VACUUM/ANALYZE/REINDEX to run, pure.
 
 Like :mod:`dbops.monitoring.checks`, this reads one :class:`Snapshot` and the thresholds in
-:class:`dbops.config.Settings` (no SQL, no clock: ages are measured from ``taken_at``), and
-returns :class:`dbops.ops.maintain.Action` values that :func:`dbops.ops.maintain.run` carries
-out (decision 0005: monitoring may import ops). A notebook or the dashboard calls
+its section of the settings (``settings.maintain``; no SQL, no clock: ages are measured from
+``taken_at``), and returns :class:`dbops.core.maintenance.Action` values that
+:func:`dbops.ops.maintain.run` carries out (the action types live in ``core``, which both
+import; monitoring and ops never import each other). A notebook or the dashboard calls
 :func:`plan` on any snapshot, live or loaded from JSON.
 
 Rules (thresholds are the ``maintain_*`` settings; sequences reuse ``check_sequence_warning``):
@@ -34,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dbops.config import Settings
+from dbops.config import MaintainSettings, Settings
 from dbops.core.maintenance import Action, ActionKind, is_reindex_leftover
 from dbops.errors import InvalidInput
 from dbops.monitoring.snapshot import IndexStat, SequenceStat, Snapshot, TableStat
@@ -127,20 +128,21 @@ def plan(snapshot: Snapshot, settings: Settings) -> MaintenancePlan:
     Returns:
         The actions ordered by benefit (see the module docstring), each with its reason.
     """
+    m = settings.maintain
     ranked: list[_Ranked] = []
     unknown: list[str] = []
     if snapshot.tables is None:
         unknown.append("tables")
     else:
         for table in snapshot.tables:
-            item = _table_action(table, snapshot.taken_at, settings)
+            item = _table_action(table, snapshot.taken_at, m)
             if item is not None:
                 ranked.append(item)
     if snapshot.indexes is None:
         unknown.append("indexes")
     else:
         for index in snapshot.indexes:
-            item = _index_action(index, settings)
+            item = _index_action(index, m)
             if item is not None:
                 ranked.append(item)
     sequences = snapshot.database.sequences if snapshot.database is not None else None
@@ -148,7 +150,7 @@ def plan(snapshot: Snapshot, settings: Settings) -> MaintenancePlan:
         unknown.append("sequences")
     else:
         for seq in sequences:
-            item = _sequence_action(seq, settings)
+            item = _sequence_action(seq, settings.check_sequence_warning)
             if item is not None:
                 ranked.append(item)
     ranked.sort(key=lambda r: (r.rank, -r.weight, r.action.target, r.action.kind))
@@ -160,38 +162,38 @@ def _pct(ratio: float) -> str:
     return f"{ratio * 100:.1f}%"
 
 
-def _vacuum_reason(t: TableStat, taken_at: datetime, s: Settings) -> str | None:
-    if t.dead_rows < s.maintain_dead_rows_min:
+def _vacuum_reason(t: TableStat, taken_at: datetime, s: MaintainSettings) -> str | None:
+    if t.dead_rows < s.dead_rows_min:
         return None
     ratio = t.dead_share()
-    if ratio >= s.maintain_dead_ratio:
+    if ratio >= s.dead_ratio:
         return f"{t.dead_rows:,} dead rows ({_pct(ratio)} of rows)"
     vacuumed = [v for v in (t.last_vacuum, t.last_autovacuum) if v is not None]
     if not vacuumed:
         return f"{t.dead_rows:,} dead rows ({_pct(ratio)}), never vacuumed"
     age_days = (taken_at - max(vacuumed)).total_seconds() / _DAY_S
-    if age_days >= s.maintain_vacuum_age_days:
+    if age_days >= s.vacuum_age_days:
         return f"{t.dead_rows:,} dead rows ({_pct(ratio)}), last vacuum {age_days:.0f} days ago"
     return None
 
 
-def _analyze_reason(t: TableStat, s: Settings) -> tuple[str, float] | None:
+def _analyze_reason(t: TableStat, s: MaintainSettings) -> tuple[str, float] | None:
     modified = t.modifications_since_analyze or 0
     if t.last_analyze is None and t.last_autoanalyze is None:
         # A handful of rows (alembic_version, a fresh history table) plans fine without
         # statistics and autovacuum gets to it; below the threshold it is noise in the plan.
-        if max(t.live_rows, modified) >= s.maintain_analyze_rows_min:
+        if max(t.live_rows, modified) >= s.analyze_rows_min:
             return "never analyzed: the planner guesses row counts", 1.0
         return None
-    if modified < s.maintain_analyze_rows_min:
+    if modified < s.analyze_rows_min:
         return None
     ratio = modified / max(t.live_rows, 1)
-    if ratio < s.maintain_analyze_ratio:
+    if ratio < s.analyze_ratio:
         return None
     return f"{modified:,} rows modified since the last analyze ({_pct(ratio)} of live rows)", ratio
 
 
-def _table_action(t: TableStat, taken_at: datetime, s: Settings) -> _Ranked | None:
+def _table_action(t: TableStat, taken_at: datetime, s: MaintainSettings) -> _Ranked | None:
     vacuum = _vacuum_reason(t, taken_at, s)
     analyze = _analyze_reason(t, s)
     if vacuum is None and analyze is None:
@@ -209,7 +211,7 @@ def _table_action(t: TableStat, taken_at: datetime, s: Settings) -> _Ranked | No
     )
 
 
-def _index_action(ix: IndexStat, s: Settings) -> _Ranked | None:
+def _index_action(ix: IndexStat, s: MaintainSettings) -> _Ranked | None:
     if not ix.is_valid:
         if is_reindex_leftover(ix.name):
             return _Ranked(
@@ -238,10 +240,10 @@ def _index_action(ix: IndexStat, s: Settings) -> _Ranked | None:
             ),
         )
     bloat = ix.bloat_bytes
-    if bloat is None or ix.size_bytes <= 0 or bloat < s.maintain_bloat_min_bytes:
+    if bloat is None or ix.size_bytes <= 0 or bloat < s.bloat_min_bytes:
         return None
     ratio = bloat / ix.size_bytes
-    if ratio < s.maintain_bloat_ratio:
+    if ratio < s.bloat_ratio:
         return None
     return _Ranked(
         1,
@@ -257,8 +259,8 @@ def _index_action(ix: IndexStat, s: Settings) -> _Ranked | None:
     )
 
 
-def _sequence_action(seq: SequenceStat, s: Settings) -> _Ranked | None:
-    if seq.used_ratio is None or seq.used_ratio < s.check_sequence_warning:
+def _sequence_action(seq: SequenceStat, warning: float) -> _Ranked | None:
+    if seq.used_ratio is None or seq.used_ratio < warning:
         return None
     column = f" (column {seq.owned_by} is {seq.column_type})" if seq.owned_by else ""
     table = seq.owned_by.split(".", 1)[0] if seq.owned_by else None

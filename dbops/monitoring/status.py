@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from psycopg.rows import class_row
 
+from dbops.config import PoolSettings
 from dbops.db import Database
 
 __all__ = [
     "ConnectionSecurity",
     "InvitationCount",
-    "PoolSettings",
     "RowCounts",
     "ServerSummary",
     "StatusReport",
@@ -127,24 +127,6 @@ class RowCounts:
 
 
 @dataclass(frozen=True)
-class PoolSettings:
-    """The connection settings this process uses (from :class:`dbops.config.Settings`)."""
-
-    min_size: int
-    max_size: int
-    max_idle_s: float
-    timeout_s: float
-    max_lifetime_s: float
-    pre_ping: bool
-    pre_ping_bypass_s: float
-    prepared_statements: bool
-    prepare_threshold: int
-    statement_timeout_ms: int
-    lock_timeout_ms: int
-    idle_in_transaction_timeout_ms: int
-
-
-@dataclass(frozen=True)
 class StatusReport:
     """Everything `dbops status` prints.
 
@@ -202,24 +184,6 @@ def _row_counts(db: Database) -> RowCounts | None:
     return dataclasses.replace(counts, invitations_by_status=by_status)
 
 
-def _pool_settings(db: Database) -> PoolSettings:
-    s = db.settings
-    return PoolSettings(
-        min_size=s.pool_min_size,
-        max_size=s.pool_max_size,
-        max_idle_s=s.pool_max_idle_s,
-        timeout_s=s.pool_timeout_s,
-        max_lifetime_s=s.pool_max_lifetime_s,
-        pre_ping=s.pool_pre_ping,
-        pre_ping_bypass_s=s.pool_pre_ping_bypass_s,
-        prepared_statements=s.prepared_statements,
-        prepare_threshold=s.prepare_threshold,
-        statement_timeout_ms=s.statement_timeout_ms,
-        lock_timeout_ms=s.lock_timeout_ms,
-        idle_in_transaction_timeout_ms=s.idle_in_transaction_timeout_ms,
-    )
-
-
 def current_revision(db: Database) -> str | None:
     """The revision the database is at (alembic's version table); ``None`` if never migrated.
 
@@ -265,6 +229,6 @@ def collect_status(db: Database, *, head_revision: str, revisions: Sequence[str]
         head_revision=head_revision,
         pending=_pending(current, revisions),
         counts=_row_counts(db),
-        pool=_pool_settings(db),
+        pool=db.settings.pool,
         tls=_connection_security(db),
     )

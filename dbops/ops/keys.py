@@ -171,7 +171,7 @@ def rotate(
             before it stay committed). The message names the row, never the value.
     """
     keys = keyring or load_keyring(db.settings)
-    size = batch_size if batch_size is not None else db.settings.keys_rotate_batch_size
+    size = batch_size if batch_size is not None else db.settings.crypto.keys_rotate_batch_size
     if size < 1:
         raise InvalidInput("batch_size must be at least 1", field="batch_size")
     started = time.perf_counter()

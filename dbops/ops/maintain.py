@@ -19,7 +19,7 @@ Rules :func:`run` keeps:
   reports the phase and blocks done through the ``progress`` callback (in the caller's thread).
 
 Which actions are worth doing is decided from a snapshot by
-:func:`dbops.monitoring.maintenance.plan`; ops never reads snapshots (decision 0005).
+:func:`dbops.monitoring.maintenance.plan`; ops never reads snapshots.
 """
 
 from __future__ import annotations

@@ -109,8 +109,8 @@ def alembic_config(url: str, settings: Settings) -> Config:
     """An alembic Config pointing at ``migrations/`` and ``url``, carrying the safety settings."""
     cfg = _script_config()
     cfg.set_main_option("sqlalchemy.url", to_sqlalchemy_url(url).replace("%", "%%"))
-    cfg.attributes["lock_timeout_ms"] = settings.migration_lock_timeout_ms
-    cfg.attributes["migration_wait_s"] = settings.migration_wait_s
+    cfg.attributes["lock_timeout_ms"] = settings.migration.lock_timeout_ms
+    cfg.attributes["migration_wait_s"] = settings.migration.wait_s
     return cfg
 
 
@@ -224,7 +224,7 @@ def render_sql(settings: Settings, revision_range: str = "head", *, url: str | N
         start, end = (current_revision(url) if url else None) or "base", revision_range
     buffer = io.StringIO()
     cfg = _script_config(buffer)
-    cfg.attributes["lock_timeout_ms"] = settings.migration_lock_timeout_ms
+    cfg.attributes["lock_timeout_ms"] = settings.migration.lock_timeout_ms
     with _IN_PROCESS, _translate_migration_errors(None, settings):
         if _is_downgrade(ScriptDirectory.from_config(cfg), start, end):
             command.downgrade(cfg, f"{start}:{end}", sql=True)
@@ -334,9 +334,9 @@ def _resolve(script: ScriptDirectory, name: str) -> str:
 
 def _run(action: str, url: str, settings: Settings, revision: str) -> MigrationResult:
     cfg = alembic_config(url, settings)
-    if not _IN_PROCESS.acquire(timeout=settings.migration_wait_s):
+    if not _IN_PROCESS.acquire(timeout=settings.migration.wait_s):
         raise LockTimeout(
-            f"another migration has been running for over {settings.migration_wait_s:g}s; "
+            f"another migration has been running for over {settings.migration.wait_s:g}s; "
             "retry when it has finished"
         )
     engine = create_engine(to_sqlalchemy_url(url), poolclass=NullPool)
@@ -392,7 +392,7 @@ def _translate_migration_errors(revision: str | None, settings: Settings | None)
         if settings is not None and isinstance(exc.orig, pg_errors.LockNotAvailable):
             raise LockTimeout(
                 "a migration step waited more than "
-                f"{settings.migration_lock_timeout_ms} ms for a table lock held by another "
+                f"{settings.migration.lock_timeout_ms} ms for a table lock held by another "
                 "transaction and was rolled back. Retry when that transaction has ended "
                 "(pg_stat_activity shows the long-running ones)"
             ) from exc

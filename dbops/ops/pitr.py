@@ -206,8 +206,8 @@ def config_path(settings: Settings) -> Path:
 
 
 def _repo(settings: Settings, cluster: EmbeddedCluster) -> Path:
-    if settings.pitr_repo_dir is not None:
-        return settings.pitr_repo_dir.absolute()
+    if settings.pitr.repo_dir is not None:
+        return settings.pitr.repo_dir.absolute()
     return _pitr_dir(cluster) / "repo"
 
 
@@ -255,8 +255,8 @@ def _config_text(settings: Settings, cluster: EmbeddedCluster) -> str:
         "# written by dbops (dbops.ops.pitr): rewritten by every `dbops backup pitr-*` command",
         "[global]",
         f"repo1-path={_repo(settings, cluster)}",
-        f"repo1-retention-full={settings.pitr_retention_full}",
-        f"compress-type={settings.pitr_compress_type}",
+        f"repo1-retention-full={settings.pitr.retention_full}",
+        f"compress-type={settings.pitr.compress_type}",
         "start-fast=y",
         f"log-path={base / 'log'}",
         f"lock-path={base / 'lock'}",
@@ -329,7 +329,7 @@ def _run(
     if _server_user() is not None:
         argv = ["runuser", "-u", _SERVICE_USER, "--", *argv]
     logfile = _pitr_dir(cluster) / "log" / f"{STANZA}-{command}.log"
-    limit = timeout if timeout is not None else settings.pitr_timeout_s
+    limit = timeout if timeout is not None else settings.pitr.timeout_s
     try:
         result = subprocess.run(
             argv,
@@ -694,7 +694,7 @@ def restore_to(
     if start:
         progress(f"starting the copy on port {port} and replaying WAL up to {target.isoformat()}")
         try:
-            copy.start_restored(timeout=settings.pitr_timeout_s)
+            copy.start_restored(timeout=settings.pitr.timeout_s)
         except EmbeddedClusterError as exc:
             raise PitrError(_recovery_failure(copy, target, exc)) from exc
     return RestoreResult(

@@ -416,7 +416,7 @@ class TeamService:
         with read_transaction(self._db, actor) as conn:
             conn.execute(
                 SET_SEARCH_THRESHOLD_SQL,
-                {"threshold": str(self._db.settings.search_similarity_threshold)},
+                {"threshold": str(self._db.settings.services.search_similarity_threshold)},
             )
             return [row.match() for row in fetch_all(conn, statement, _MATCH_ROW, params)]
 
@@ -442,7 +442,7 @@ class TeamService:
             raise Forbidden("a user can only create teams they own themselves")
         owner = owner_id or actor.user_id
         data = validate(TeamCreate, name=name, slug=slug, settings=settings or {})
-        check_json_size("settings", data.settings, self._db.settings.json_max_bytes)
+        check_json_size("settings", data.settings, self._db.settings.services.json_max_bytes)
         params = {"name": data.name, "slug": data.slug, "settings": Jsonb(data.settings)}
 
         def work(uow: UnitOfWork) -> TeamView:
@@ -482,7 +482,7 @@ class TeamService:
     ) -> TeamView:
         """Merge ``set`` into the settings and drop the ``remove`` keys, in one UPDATE."""
         patch = validate(JsonPatch, set=set or {}, remove=list(remove))
-        limit = self._db.settings.json_max_bytes
+        limit = self._db.settings.services.json_max_bytes
         check_json_size("settings", patch.set, limit)
         params = {"patch": Jsonb(patch.set), "remove": patch.remove}
 

@@ -334,7 +334,7 @@ class UserService:
             tags=list(tags),
             profile=profile or {},
         )
-        check_json_size("profile", data.profile, self._db.settings.json_max_bytes)
+        check_json_size("profile", data.profile, self._db.settings.services.json_max_bytes)
         # Hash before the transaction: argon2 takes tens of ms and must not hold a connection.
         password_hash = self._hasher.hash(data.password.get_secret_value())
         params = {
@@ -397,7 +397,7 @@ class UserService:
         """Merge ``set`` into the profile and drop the ``remove`` keys, in one UPDATE."""
         self._self_or_system(actor, user_id)
         patch = validate(JsonPatch, set=set or {}, remove=list(remove))
-        limit = self._db.settings.json_max_bytes
+        limit = self._db.settings.services.json_max_bytes
         check_json_size("profile", patch.set, limit)
         params = {"id": user_id, "patch": Jsonb(patch.set), "remove": patch.remove}
 

@@ -42,7 +42,7 @@ def run_maintenance(
         db,
         actions,
         apply=apply,
-        lock_timeout_ms=settings.maintain_lock_timeout_ms,
-        statement_timeout_ms=settings.maintain_statement_timeout_ms,
+        lock_timeout_ms=settings.maintain.lock_timeout_ms,
+        statement_timeout_ms=settings.maintain.statement_timeout_ms,
         progress=progress,
     )

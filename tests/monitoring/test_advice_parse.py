@@ -253,7 +253,7 @@ def _updater(query: str, queryid: int, calls: int, mean_ms: float) -> _Parsed:
     return _parse(stat)
 
 
-SETTINGS = make_settings("postgresql://unused/none", advice_update_overhead=0.5)
+ADVICE = make_settings("postgresql://unused/none", advice_update_overhead=0.5).advice
 
 
 def test_write_cost_counts_only_the_updates_that_set_a_candidate_column() -> None:
@@ -263,7 +263,7 @@ def test_write_cost_counts_only_the_updates_that_set_a_candidate_column() -> Non
         _updater("UPDATE t SET d = $1 WHERE id = $2", 13, 1_000, 9.0),  # sets no candidate column
     ]
     writes = _Writes(inserts=10, updates=8, hot_updates=6, deletes=2)
-    write_ms, note = _write_cost(("a", "c"), updaters, writes, SETTINGS)
+    write_ms, note = _write_cost(("a", "c"), updaters, writes, ADVICE)
     # (3 calls x 2.0 ms + 5 calls x 4.0 ms) x 50 % overhead
     assert write_ms == 13.0
     assert note == (
@@ -277,14 +277,14 @@ def test_write_cost_counts_only_the_updates_that_set_a_candidate_column() -> Non
 def test_write_cost_without_a_touching_update() -> None:
     updaters = [_updater("UPDATE t SET d = $1 WHERE id = $2", 13, 7, 9.0)]
     busy = _Writes(inserts=4, updates=3, hot_updates=1, deletes=0)
-    assert _write_cost(("a",), updaters, busy, SETTINGS) == (
+    assert _write_cost(("a",), updaters, busy, ADVICE) == (
         0.0,
         "No workload UPDATE sets a; the table had 3 updates (33% HOT), 4 inserts and 0 deletes "
         "since the statistics reset.",
     )
     quiet = _Writes(inserts=4, updates=0, hot_updates=0, deletes=1)
-    assert _write_cost(("a",), updaters, quiet, SETTINGS) == (0.0, None)
-    write_ms, note = _write_cost(("d",), updaters, quiet, SETTINGS)
+    assert _write_cost(("a",), updaters, quiet, ADVICE) == (0.0, None)
+    write_ms, note = _write_cost(("d",), updaters, quiet, ADVICE)
     assert write_ms == 31.5
     assert note is not None
     assert note.endswith("the table had 4 inserts and 1 deletes and no updates.")
@@ -312,7 +312,7 @@ def _pick(
     updaters: list[_Parsed] = [],  # noqa: B006 - never mutated
     writes: _Writes = NO_WRITES,
 ) -> list[tuple[tuple[str, ...], tuple[int | None, ...], float]]:
-    chosen = _select(RELATION, list(evaluated), [], updaters, writes, SETTINGS)
+    chosen = _select(RELATION, list(evaluated), [], updaters, writes, ADVICE)
     return [(s.columns, s.queryids, s.saved_ms) for s in chosen]
 
 
@@ -341,7 +341,7 @@ def test_a_candidate_whose_write_cost_eats_its_saving_is_not_suggested() -> None
     updaters = [_updater("UPDATE t SET a = $1 WHERE id = $2", 20, 2, 5.0)]
     writes = _Writes(inserts=0, updates=2, hot_updates=2, deletes=0)
     assert _pick([(("a",), {0: _gain(10, 5.0)})], updaters, writes) == []  # net 0: not worth it
-    picked = _select(RELATION, [(("a",), {0: _gain(10, 5.5)})], [], updaters, writes, SETTINGS)
+    picked = _select(RELATION, [(("a",), {0: _gain(10, 5.5)})], [], updaters, writes, ADVICE)
     assert [(s.saved_ms, s.write_ms) for s in picked] == [(5.5, 5.0)]
     assert picked[0].reason.startswith(
         "The planner uses a hypothetical btree on t (a) for 1 statement (10: cost 400 -> 4 over "
@@ -354,7 +354,7 @@ def test_a_candidate_whose_write_cost_eats_its_saving_is_not_suggested() -> None
 
 def test_a_suggestion_reason_counts_its_statements() -> None:
     two = _select(
-        RELATION, [(("a",), {0: _gain(10, 2.0), 1: _gain(11, 3.0)})], [], [], NO_WRITES, SETTINGS
+        RELATION, [(("a",), {0: _gain(10, 2.0), 1: _gain(11, 3.0)})], [], [], NO_WRITES, ADVICE
     )
     assert two[0].reason == (
         "The planner uses a hypothetical btree on t (a) for 2 statements (10: cost 400 -> 4 over "

@@ -27,7 +27,7 @@ def exported_statements(
     one that leaves the snapshot's own top list ends them. Entries without a queryid (another
     role's statement, hidden) are never exported.
     """
-    limit = settings.exporter_top_statements
+    limit = settings.exporter.top_statements
     ranked = [
         q
         for q in sorted(snapshot.statements.top if snapshot.statements else (), key=_heaviest)
@@ -143,6 +143,6 @@ def statement_metrics(
         f.info(
             "dbops_statement",
             "Normalized query text of the statement (truncated).",
-            {"query": truncate(entries[0].query, settings.exporter_query_label_chars)},
+            {"query": truncate(entries[0].query, settings.exporter.query_label_chars)},
             **labels,
         )

@@ -82,7 +82,7 @@ def collect_access(
         log_files: server logs to read (default: :func:`default_log_files` of ``data_dir``).
         events: the recorder to read (default: the process's).
     """
-    window_s = settings.monitor_access_window_s
+    window_s = settings.monitor.access_window_s
     if log_files is None and data_dir is not None and data_dir.is_dir():
         log_files = default_log_files(data_dir)
     return AccessStat(

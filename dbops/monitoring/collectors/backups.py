@@ -22,7 +22,7 @@ def collect_backups(settings: Settings, *, now: datetime) -> BackupsStat:
         settings: ``backup_dir`` (default ``<home>/backups``).
         now: the snapshot's time; ages are measured from it.
     """
-    directory = default_backup_dir(settings.backup_dir, settings.home)
+    directory = default_backup_dir(settings.backup.dir, settings.home)
     broken: list[BrokenManifest] = []
     manifests = read_manifests(directory, on_broken=broken.append)
     newest = manifests[0] if manifests else None

@@ -95,7 +95,7 @@ def _report(progress: Progress | None, step: Step) -> None:
 
 def backup_root(settings: Settings) -> Path:
     """The backup directory of ``settings`` (``backup_dir``, else ``<home>/backups``)."""
-    return default_backup_dir(settings.backup_dir, settings.home)
+    return default_backup_dir(settings.backup.dir, settings.home)
 
 
 def find_backup(settings: Settings, backup_id: str | None) -> tuple[Path, Manifest]:

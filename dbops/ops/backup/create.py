@@ -74,8 +74,8 @@ def create_backup(
         settings: connection settings, and the defaults of the arguments below.
         dsn: the database to back up.
         backup_format: ``custom`` (one file) or ``directory`` (parallel); default
-            ``settings.backup_format``.
-        jobs: pg_dump workers for the directory format; default ``settings.backup_jobs``.
+            ``settings.backup.format``.
+        jobs: pg_dump workers for the directory format; default ``settings.backup.jobs``.
         backup_dir: where backups live; default :func:`backup_root` of ``settings``.
         progress: called with a :class:`Step` as the counts and the dump advance.
 
@@ -86,8 +86,8 @@ def create_backup(
     from dbops.db.engine import connection_kwargs
     from dbops.ops.migrate import current_revision
 
-    fmt: Format = backup_format or settings.backup_format
-    workers = jobs or settings.backup_jobs
+    fmt: Format = backup_format or settings.backup.format
+    workers = jobs or settings.backup.jobs
     if fmt not in ("custom", "directory"):
         raise BackupError(f"unknown backup format {fmt!r} (expected custom or directory)")
     pg_dump = pg_tool("pg_dump")

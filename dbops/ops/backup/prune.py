@@ -142,9 +142,9 @@ def prune_backups(
 
     plan = plan_prune(
         read_manifests(root),
-        keep_last=settings.backup_keep_last if keep_last is None else keep_last,
-        keep_daily=settings.backup_keep_daily if keep_daily is None else keep_daily,
-        keep_weekly=settings.backup_keep_weekly if keep_weekly is None else keep_weekly,
+        keep_last=settings.backup.keep_last if keep_last is None else keep_last,
+        keep_daily=settings.backup.keep_daily if keep_daily is None else keep_daily,
+        keep_weekly=settings.backup.keep_weekly if keep_weekly is None else keep_weekly,
         damage=damage,
     )
     if not apply:

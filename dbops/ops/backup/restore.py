@@ -386,7 +386,7 @@ def _restore_into_new(
         target,
         backup,
         manifest,
-        jobs=jobs or settings.backup_jobs,
+        jobs=jobs or settings.backup.jobs,
         owners=owners,
         progress=progress,
     )

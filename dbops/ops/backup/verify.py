@@ -95,7 +95,7 @@ def verify_backup(
                 target,
                 backup,
                 manifest,
-                jobs=jobs or settings.backup_jobs,
+                jobs=jobs or settings.backup.jobs,
                 owners=False,
                 progress=progress,
             )

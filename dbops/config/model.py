@@ -1,153 +1,40 @@
-"""Typed settings read from the environment and `.env`, and DSN redaction."""
+"""The settings model: every ``DBOPS_*`` variable, flat, as the environment names it."""
 
 from __future__ import annotations
 
-import os
-import re
-import types
-import typing
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
-__all__ = [
-    "MonitorSettings",
-    "SecretFileError",
-    "Settings",
-    "load_settings",
-    "redact_dsn",
-    "to_libpq_url",
-    "to_sqlalchemy_url",
-]
+from dbops.config.sections import (
+    AdviceSettings,
+    BackupSettings,
+    CheckSettings,
+    ConnectionSettings,
+    CryptoSettings,
+    DashboardSettings,
+    EmbeddedSettings,
+    ExporterSettings,
+    HistorySettings,
+    MaintainSettings,
+    MigrationSettings,
+    MonitorSettings,
+    PitrSettings,
+    PoolSettings,
+    RoleSettings,
+    ServeSettings,
+    ServiceSettings,
+)
+from dbops.config.sources import SecretFilesSource, default_home
 
-#: ``password=...`` in a key/value conninfo string.
-_KV_PASSWORD = re.compile(r"(?<![?&])(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-#: ``scheme://user:password@`` in a URL.
-_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@?#\s]*:)(\S*)(@)", re.IGNORECASE)
-#: ``?password=...`` / ``&password=...`` in a URL query string.
-_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
-_DRIVER = re.compile(r"^postgres(?:ql)?(?:\+\w+)?://", re.IGNORECASE)
-
-REDACTED = "***"
-
-
-def redact_dsn(dsn: str) -> str:
-    """Return ``dsn`` with any password replaced by ``***``.
-
-    Handles URLs (``postgresql://u:pw@h/db``, ``?password=``) and libpq key/value strings
-    (``host=h password=pw``). Every DSN that reaches a log line, an error or a status line
-    goes through here first.
-    """
-    out = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<3>", dsn)
-    out = _QUERY_PASSWORD.sub(rf"\g<1>{REDACTED}", out)
-    return _KV_PASSWORD.sub(rf"\g<1>{REDACTED}", out)
-
-
-def to_libpq_url(url: str) -> str:
-    """Turn ``postgresql+psycopg://`` (SQLAlchemy style) into a URL libpq accepts."""
-    return _DRIVER.sub("postgresql://", url)
-
-
-def to_sqlalchemy_url(url: str) -> str:
-    """Turn any ``postgres://`` / ``postgresql://`` URL into ``postgresql+psycopg://``."""
-    return _DRIVER.sub("postgresql+psycopg://", url)
-
-
-class SecretFileError(ValueError):
-    """A ``<NAME>_FILE`` variable names a file that cannot be read, or clashes with ``<NAME>``.
-
-    The message names the variable and the path, never the file's content. The CLI shows it as
-    a settings error (:class:`dbops.errors.ConfigError`, exit 2).
-    """
-
-
-#: Name of the embedded cluster's directory (``DBOPS_HOME`` unset).
-HOME_DIR_NAME = ".dbops"
-
-
-def default_home(start: Path | None = None) -> Path:
-    """Where the embedded cluster lives when ``DBOPS_HOME`` is not set.
-
-    The nearest ``.dbops`` directory in the working directory or one of its parents, the way
-    git finds ``.git``: ``jupyter lab notebooks/`` or a script in a subfolder of the project
-    finds the cluster ``make run`` started at its root. Else ``.dbops`` in the working
-    directory, where ``dbops up`` creates it. Outside the project (a notebook server started
-    in ``/``, an installed wheel run elsewhere) nothing is guessed: set ``DBOPS_HOME``.
-    """
-    here = (start or Path.cwd()).absolute()
-    for folder in (here, *here.parents):
-        if (folder / HOME_DIR_NAME).is_dir():
-            return folder / HOME_DIR_NAME
-    return here / HOME_DIR_NAME
-
-
-def _is_secret(annotation: Any) -> bool:
-    """True for ``SecretStr`` and ``SecretStr | None`` fields."""
-    if annotation is SecretStr:
-        return True
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return SecretStr in typing.get_args(annotation)
-    return False
-
-
-class SecretFilesSource(PydanticBaseSettingsSource):
-    """``<NAME>_FILE`` for every secret setting: the value is the named file's content, stripped.
-
-    For each ``SecretStr`` field, every environment name the field has (``DATABASE_URL`` and
-    ``DBOPS_DATABASE_URL``, ``DBOPS_DASHBOARD_DATABASE_URL``, ...) may instead be given as that
-    name plus ``_FILE`` (Docker and Kubernetes secrets are files). Setting both the variable and
-    its ``_FILE`` is an error rather than a silent choice. A secret that has its own
-    ``<name>_file`` setting (the encryption keys: ``dbops keys generate`` appends to that file
-    and ``keys status`` names it) is left to that setting.
-    """
-
-    def _names(self, field_name: str, field: FieldInfo) -> list[tuple[str, str]]:
-        """(key for the model, environment variable name) of each way to set the field."""
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names = [choice for choice in alias.choices if isinstance(choice, str)]
-            return [(name, name.upper()) for name in names]
-        if isinstance(alias, str):
-            return [(alias, alias.upper())]
-        prefix = str(self.config.get("env_prefix", ""))
-        return [(field_name, f"{prefix}{field_name}".upper())]
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """The secret file's content for ``field`` (None when no ``_FILE`` variable is set)."""
-        environ = {key.upper(): value for key, value in os.environ.items()}
-        for key, env_name in self._names(field_name, field):
-            path = environ.get(f"{env_name}_FILE")
-            if not path:
-                continue
-            if environ.get(env_name):
-                raise SecretFileError(f"{env_name} and {env_name}_FILE are both set: set only one")
-            try:
-                return Path(path).read_text(encoding="utf-8").strip(), key, False
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = getattr(exc, "strerror", None) or type(exc).__name__
-                raise SecretFileError(f"{env_name}_FILE: cannot read {path} ({reason})") from None
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        """Values of the secret fields whose ``_FILE`` variable is set."""
-        data: dict[str, Any] = {}
-        fields = self.settings_cls.model_fields
-        for field_name, field in fields.items():
-            if not _is_secret(field.annotation) or f"{field_name}_file" in fields:
-                continue
-            value, key, _ = self.get_field_value(field, field_name)
-            if value is not None:
-                data[key] = value
-        return data
+__all__ = ["Settings", "load_settings"]
 
 
 class Settings(BaseSettings):
@@ -177,7 +64,9 @@ class Settings(BaseSettings):
         default_factory=default_home,
         description=(
             "Directory of the embedded cluster (data, socket, logs, backups). Unset: the "
-            "nearest `.dbops` in the working directory or a parent, else `.dbops` here."
+            "nearest `.dbops` directory in the working directory or one of its parents (as git "
+            "finds `.git`: `notebooks/` finds the checkout's), else `.dbops` in the working "
+            "directory (outside the project, set it)."
         ),
     )
     embedded_database: str = Field(
@@ -801,16 +690,91 @@ class Settings(BaseSettings):
         """True when no `DATABASE_URL` is set and dbops manages its own cluster."""
         return self.database_url is None
 
+    # One frozen view per subsystem (dbops.config.sections); the fields above stay flat.
+    @property
+    def connection(self) -> ConnectionSettings:
+        """Which database, and how this process names itself to it."""
+        return ConnectionSettings.of(self)
+
+    @property
+    def pool(self) -> PoolSettings:
+        """The pool and the session timeouts (``DBOPS_POOL_*`` and the timeouts)."""
+        return PoolSettings.of(self)
+
+    @property
+    def services(self) -> ServiceSettings:
+        """Limits of the service API."""
+        return ServiceSettings.of(self)
+
+    @property
+    def migration(self) -> MigrationSettings:
+        """``dbops migrate`` (``DBOPS_MIGRATION_*``)."""
+        return MigrationSettings.of(self)
+
     @property
     def monitor(self) -> MonitorSettings:
-        """The collectors' section (``DBOPS_MONITOR_*``), what every catalog query reads."""
-        return MonitorSettings(
-            collector_timeout_ms=self.monitor_collector_timeout_ms,
-            top_statements=self.monitor_top_statements,
-            query_text_chars=self.monitor_query_text_chars,
-            max_sessions=self.monitor_max_sessions,
-            max_tables=self.monitor_max_tables,
-        )
+        """The collectors' section (``DBOPS_MONITOR_*``)."""
+        return MonitorSettings.of(self)
+
+    @property
+    def checks(self) -> CheckSettings:
+        """The checks' thresholds (``DBOPS_CHECK_*``)."""
+        return CheckSettings.of(self)
+
+    @property
+    def exporter(self) -> ExporterSettings:
+        """The Prometheus endpoint (``DBOPS_EXPORTER_*``)."""
+        return ExporterSettings.of(self)
+
+    @property
+    def advice(self) -> AdviceSettings:
+        """Index advice (``DBOPS_ADVICE_*``)."""
+        return AdviceSettings.of(self)
+
+    @property
+    def history(self) -> HistorySettings:
+        """History capture (``DBOPS_HISTORY_*``)."""
+        return HistorySettings.of(self)
+
+    @property
+    def dashboard(self) -> DashboardSettings:
+        """The dashboard (``DBOPS_DASHBOARD_*``)."""
+        return DashboardSettings.of(self)
+
+    @property
+    def serve(self) -> ServeSettings:
+        """``dbops up --serve`` (``DBOPS_SERVE_*``, ``DBOPS_WORKLOAD_*``)."""
+        return ServeSettings.of(self)
+
+    @property
+    def maintain(self) -> MaintainSettings:
+        """``dbops maintain`` (``DBOPS_MAINTAIN_*``)."""
+        return MaintainSettings.of(self)
+
+    @property
+    def backup(self) -> BackupSettings:
+        """Logical backups (``DBOPS_BACKUP_*``)."""
+        return BackupSettings.of(self)
+
+    @property
+    def pitr(self) -> PitrSettings:
+        """Point-in-time recovery with pgBackRest (``DBOPS_PITR_*``)."""
+        return PitrSettings.of(self)
+
+    @property
+    def embedded_server(self) -> EmbeddedSettings:
+        """The embedded cluster's server configuration (``DBOPS_EMBEDDED_*``)."""
+        return EmbeddedSettings.of(self)
+
+    @property
+    def roles(self) -> RoleSettings:
+        """The roles' passwords."""
+        return RoleSettings.of(self)
+
+    @property
+    def crypto(self) -> CryptoSettings:
+        """The keys of the encrypted columns."""
+        return CryptoSettings.of(self)
 
     def connection_options(self) -> str:
         """The libpq ``options`` string that sets the session timeouts at connect time.
@@ -831,27 +795,6 @@ class Settings(BaseSettings):
                 "-c TimeZone=UTC",
             ]
         )
-
-
-@dataclass(frozen=True)
-class MonitorSettings:
-    """What a collector reads of :class:`Settings` (``Settings.monitor``), and nothing else.
-
-    The environment names stay the flat ones (``DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS`` ...). A
-    frozen value: ``dataclasses.replace`` gives one collector a longer timeout without copying
-    (and validating again) all of the settings.
-    """
-
-    #: ``statement_timeout`` of each query (``DBOPS_MONITOR_COLLECTOR_TIMEOUT_MS``).
-    collector_timeout_ms: int
-    #: Statements kept, top by total time (``DBOPS_MONITOR_TOP_STATEMENTS``).
-    top_statements: int
-    #: Query texts are cut to this many characters (``DBOPS_MONITOR_QUERY_TEXT_CHARS``).
-    query_text_chars: int
-    #: Sessions and blocked pairs kept (``DBOPS_MONITOR_MAX_SESSIONS``).
-    max_sessions: int
-    #: Tables kept, largest first (``DBOPS_MONITOR_MAX_TABLES``).
-    max_tables: int
 
 
 @lru_cache(maxsize=1)
