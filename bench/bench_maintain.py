@@ -1,4 +1,4 @@
-"""What ``dbops.ops.maintain.run`` adds to a plain VACUUM: connection, timeouts, facts, progress.
+"""What ``dbops.ops.maintenance.run`` adds to a plain VACUUM: connection, timeouts, facts, progress.
 
 ``uv run python -m bench.bench_maintain [--rows 300000 --rounds 5]``
 
@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from dbops.db import EmbeddedCluster
-from dbops.ops.maintain import Action, ActionKind, Outcome, ProgressEvent, run
+from dbops.ops.maintenance import Action, ActionKind, Outcome, ProgressEvent, run
 
 VACUUM = Action(ActionKind.VACUUM, "public", "churn", "bench")
 

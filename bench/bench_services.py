@@ -326,7 +326,7 @@ class Results:
 
 def measure_components(db: Database, data: Dataset, ops: list[Op]) -> dict[str, Latency]:
     """Costs of service parts timed alone, and client CPU per call (what bounds GIL throughput)."""
-    from dbops.services.schemas import normalize_email
+    from dbops.services.inputs import normalize_email
 
     def checkout(_: object) -> None:
         with db.read():

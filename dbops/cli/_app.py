@@ -16,13 +16,13 @@ from dbops.cli import (
     archive,
     audit,
     backup,
-    data,
     keys,
     maintain,
+    migrations,
     monitor,
     pitr,
     roles,
-    schema,
+    up,
 )
 from dbops.cli._errors import ErrorHandlingGroup, report
 from dbops.cli.db import db_app
@@ -51,15 +51,15 @@ def _root(
 
 
 # The command tree. Top-level names stay what they always were (`dbops migrate`, ...).
-app.command("up")(data.up)
+app.command("up")(up.up)
 app.command("status")(monitor.status)
 app.command("exporter")(monitor.exporter)
-for _name, _command in schema.COMMANDS.items():
+for _name, _command in migrations.COMMANDS.items():
     app.command(_name)(_command)
-app.command("seed")(data.seed)
-app.command("workload")(data.workload)
+app.command("seed")(up.seed)
+app.command("workload")(up.workload)
 app.add_typer(db_app, name="db")
-app.add_typer(schema.schema_app, name="schema")
+app.add_typer(migrations.migrations_app, name="schema")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(archive.archive_app, name="archive")
 app.add_typer(maintain.maintain_app, name="maintain")

@@ -97,7 +97,7 @@ def run(
 
     settings = _target.settings()
     dsn = _target.dsn_to_change(settings) if apply else _target.dsn_to_read(settings)
-    from dbops.cli.schema import require_head
+    from dbops.cli.migrations import require_head
 
     require_head(dsn)
     with _target.database(settings, dsn) as db:
@@ -147,7 +147,7 @@ def restore(
 
     settings = _target.settings()
     dsn = _target.dsn_to_change(settings)
-    from dbops.cli.schema import require_head
+    from dbops.cli.migrations import require_head
 
     require_head(dsn)
     with _target.database(settings, dsn) as db:
@@ -175,7 +175,7 @@ def status() -> None:
 
     settings = _target.settings()
     dsn = _target.dsn_to_read(settings)
-    from dbops.cli.schema import require_head
+    from dbops.cli.migrations import require_head
 
     require_head(dsn)
     with _target.database(settings, dsn) as db:

@@ -28,7 +28,7 @@ keys_app = typer.Typer(
 @keys_app.command("status")
 def status() -> None:
     """The keyring (versions, current, source) and how many rows each key version encrypts."""
-    from dbops.cli.schema import require_head
+    from dbops.cli.migrations import require_head
     from dbops.ops.keys import key_status
 
     settings = _target.settings()
@@ -61,7 +61,7 @@ def rotate(
     ] = None,
 ) -> None:
     """Re-encrypt every value not on the current key version; safe to interrupt and rerun."""
-    from dbops.cli.schema import require_head
+    from dbops.cli.migrations import require_head
     from dbops.ops.keys import rotate as run
 
     settings = _target.settings()

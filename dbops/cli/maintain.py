@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from dbops.config import Settings
     from dbops.db import Database
     from dbops.monitoring.maintenance import MaintenancePlan
-    from dbops.ops.maintain import Facts, MaintenanceReport, ProgressEvent
+    from dbops.ops.maintenance import Facts, MaintenanceReport, ProgressEvent
 
 __all__ = ["FAILED_EXIT", "MaintainProgress", "maintain_app", "plan", "run"]
 
@@ -218,7 +218,7 @@ def print_report(report: MaintenanceReport) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from dbops.ops.maintain import Outcome
+    from dbops.ops.maintenance import Outcome
 
     title = "maintenance run" if report.applied_mode else "maintenance dry run"
     table = Table(title=title)
@@ -259,7 +259,7 @@ class MaintainProgress:
     """A rich progress display on stderr: one line per action, its phase and blocks done.
 
     Use as a context manager; pass :meth:`update` as ``progress=`` to
-    :func:`dbops.ops.maintain.run`. Disabled, it draws nothing.
+    :func:`dbops.ops.maintenance.run`. Disabled, it draws nothing.
     """
 
     def __init__(self, *, enabled: bool = True) -> None:

@@ -375,7 +375,7 @@ def verify_job(settings: Settings) -> str:
 
 def maintain_job(db: Database, settings: Settings) -> str:
     """Plan maintenance from a fresh snapshot; carry it out only with ``serve_maintain_apply``."""
-    from dbops.ops.maintain import Outcome
+    from dbops.ops.maintenance import Outcome
     from dbops.workflows.maintenance import plan_maintenance, run_maintenance
 
     actions = plan_maintenance(db, settings).actions

@@ -461,7 +461,7 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Threads of the workload (each holds one connection)."
     )
 
-    # Maintenance (`dbops maintain plan|run`: dbops.monitoring.maintenance, dbops.ops.maintain).
+    # Maintenance (`dbops maintain plan|run`: dbops.monitoring.maintenance, dbops.ops.maintenance).
     maintain_lock_timeout_ms: int = Field(
         default=3_000,
         ge=0,

@@ -1,7 +1,7 @@
 """Maintenance actions as data: what a plan proposes (monitoring) and a run executes (ops).
 
 Shared by :mod:`dbops.monitoring.maintenance`, which plans them from a snapshot, and
-:mod:`dbops.ops.maintain`, which runs them; neither imports the other. Every statement is built
+:mod:`dbops.ops.maintenance`, which runs them; neither imports the other. Every statement is built
 from identifiers with :mod:`psycopg.sql`, never stored as text.
 """
 

@@ -3,7 +3,7 @@
 Like :mod:`dbops.monitoring.checks`, this reads one :class:`Snapshot` and the thresholds in
 its section of the settings (``settings.maintain``; no SQL, no clock: ages are measured from
 ``taken_at``), and returns :class:`dbops.core.maintenance.Action` values that
-:func:`dbops.ops.maintain.run` carries out (the action types live in ``core``, which both
+:func:`dbops.ops.maintenance.run` carries out (the action types live in ``core``, which both
 import; monitoring and ops never import each other). A notebook or the dashboard calls
 :func:`plan` on any snapshot, live or loaded from JSON.
 
@@ -59,7 +59,7 @@ class MaintenancePlan:
 
     @property
     def runnable(self) -> tuple[Action, ...]:
-        """The actions :func:`dbops.ops.maintain.run` executes (advisories excluded)."""
+        """The actions :func:`dbops.ops.maintenance.run` executes (advisories excluded)."""
         return tuple(a for a in self.actions if a.runs)
 
     def only(self, kinds: Iterable[str] | None = None, table: str | None = None) -> MaintenancePlan:

@@ -44,7 +44,7 @@ from dbops.services._ownership import (
     require_role,
 )
 from dbops.services._query import fetch_all, fetch_one
-from dbops.services.schemas import (
+from dbops.services.inputs import (
     INVITATION_MAX_TTL,
     InvitationRef,
     InviteInput,

@@ -56,7 +56,7 @@ from dbops.services._ownership import (
 )
 from dbops.services._query import fetch_all, fetch_one
 from dbops.services._visibility import TEAM_NOT_FOUND
-from dbops.services.schemas import MemberRole, MemberTarget, RoleCheck, TeamRef, validate
+from dbops.services.inputs import MemberRole, MemberTarget, RoleCheck, TeamRef, validate
 from dbops.telemetry.metrics import timed_methods
 
 __all__ = ["MemberView", "MembershipService", "TeamMembership"]

@@ -31,7 +31,7 @@ from dbops.services._keys import role_key, team_slug_key
 from dbops.services._ownership import DELETED_TEAM_NOT_FOUND, TeamState, load_role, lock_team
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
 from dbops.services._visibility import MEMBER_OF_TEAM, TEAM_NOT_FOUND, require_self_or_system
-from dbops.services.schemas import (
+from dbops.services.inputs import (
     GeoPoint,
     JsonPatch,
     NearQuery,

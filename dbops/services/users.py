@@ -26,7 +26,7 @@ from dbops.services._keys import role_key
 from dbops.services._ownership import remove_user_memberships
 from dbops.services._query import Page, decode_cursor, fetch_all, fetch_one, page_of
 from dbops.services._visibility import USER_NOT_FOUND, VISIBLE_USER, require_self_or_system
-from dbops.services.schemas import (
+from dbops.services.inputs import (
     JsonPatch,
     PhoneInput,
     TagsUpdate,

@@ -14,7 +14,7 @@ from dbops.db import Database
 from dbops.monitoring.collect import collect_snapshot
 from dbops.monitoring.maintenance import MaintenancePlan, plan
 from dbops.monitoring.snapshot import Snapshot
-from dbops.ops.maintain import MaintenanceReport, ProgressEvent, run
+from dbops.ops.maintenance import MaintenanceReport, ProgressEvent, run
 
 __all__ = ["plan_maintenance", "run_maintenance"]
 

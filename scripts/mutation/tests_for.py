@@ -26,13 +26,72 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/monitoring/test_advice_parse.py",
         "tests/monitoring/test_advice.py",
     ),
-    "dbops/monitoring/history.py": ("tests/monitoring/test_history.py",),
+    "dbops/monitoring/history/_common.py": ("tests/monitoring/test_history.py",),
+    "dbops/monitoring/history/capturing.py": ("tests/monitoring/test_history.py",),
+    "dbops/monitoring/history/retention.py": ("tests/monitoring/test_history.py",),
+    "dbops/monitoring/history/series.py": ("tests/monitoring/test_history.py",),
     "dbops/monitoring/explain.py": (
         "tests/monitoring/test_explain.py",
         "tests/cli/test_monitor.py::test_explain_of_hostile_text_is_one_line_not_a_crash",
     ),
     "dbops/monitoring/status.py": ("tests/monitoring/test_status.py",),
-    "dbops/monitoring/snapshot.py": (
+    "dbops/monitoring/snapshot/_base.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/access.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/activity.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/advice.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/app.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/backups.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/codec.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/data.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/database.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/history.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/indexes.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/model.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/resources.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/statements.py": (
+        "tests/monitoring/test_snapshot.py",
+        "tests/monitoring/test_checks.py",
+    ),
+    "dbops/monitoring/snapshot/tables.py": (
         "tests/monitoring/test_snapshot.py",
         "tests/monitoring/test_checks.py",
     ),
@@ -42,7 +101,7 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/monitoring/test_monitor_role.py",
         # Default arguments run at import, under no test's context: the coverage map cannot
         # pick the tests of ``app=False`` by itself.
-        "tests/exporter/test_app_metrics.py::"
+        "tests/exporter/families/test_app.py::"
         "test_collect_snapshot_in_the_app_process_includes_the_app_section",
     ),
     "dbops/monitoring/_fetch.py": ("tests/monitoring/test_collect.py",),
@@ -88,9 +147,9 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/services/test_rls_hardening.py",
         "tests/monitoring/test_monitor_role.py",
     ),
-    "dbops/ops/maintain.py": ("tests/ops/test_maintain.py",),
+    "dbops/ops/maintenance.py": ("tests/ops/test_maintenance.py",),
     "dbops/core/maintenance.py": (
-        "tests/ops/test_maintain.py",
+        "tests/ops/test_maintenance.py",
         "tests/monitoring/test_maintenance.py",
     ),
     "dbops/core/audit_head.py": ("tests/ops/test_audit.py",),
@@ -123,7 +182,11 @@ TESTS: dict[str, tuple[str, ...]] = {
     ),
     "dbops/ops/seed/_plan.py": ("tests/ops/seed",),
     "dbops/ops/seed/_rows.py": ("tests/ops/seed",),
-    "dbops/ops/pitr.py": ("tests/ops/test_pitr_info.py", "tests/ops/test_pitr.py"),
+    "dbops/ops/pitr/_layout.py": ("tests/ops/test_pitr_info.py", "tests/ops/test_pitr.py"),
+    "dbops/ops/pitr/backups.py": ("tests/ops/test_pitr_info.py", "tests/ops/test_pitr.py"),
+    "dbops/ops/pitr/configure.py": ("tests/ops/test_pitr_info.py", "tests/ops/test_pitr.py"),
+    "dbops/ops/pitr/restoring.py": ("tests/ops/test_pitr_info.py", "tests/ops/test_pitr.py"),
+    "dbops/ops/pitr/results.py": ("tests/ops/test_pitr_info.py", "tests/ops/test_pitr.py"),
 }
 
 PYTEST = (sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 from dbops.cli import app
 from dbops.cli.maintain import FAILED_EXIT, KINDS
 from dbops.config import to_libpq_url
-from dbops.ops.maintain import ActionKind
+from dbops.ops.maintenance import ActionKind
 
 runner = CliRunner()
 

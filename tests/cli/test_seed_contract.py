@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from dbops import errors
 from dbops.cli import app
-from dbops.cli.data import run_seed
+from dbops.cli.up import run_seed
 from dbops.db import Database
 from dbops.ops import seed as ops_seed
 from dbops.ops.seed import SeedResult

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dbops.cli import app
-from dbops.cli.data import PERSONAS as HELP_PERSONAS
+from dbops.cli.up import PERSONAS as HELP_PERSONAS
 from dbops.ops.seed import PERSONAS
 
 HEAVY = ("sqlalchemy", "alembic", "pydantic_settings", "psycopg", "psycopg_pool")

@@ -12,7 +12,7 @@ from dbops.config import Settings
 from dbops.errors import InvalidInput
 from dbops.monitoring.maintenance import MaintenancePlan, plan
 from dbops.monitoring.snapshot import IndexStat, Snapshot, TableStat
-from dbops.ops.maintain import ActionKind
+from dbops.ops.maintenance import ActionKind
 from tests.fixtures.snapshots import TAKEN_AT, degraded_snapshot, healthy_snapshot
 
 SETTINGS = Settings(_env_file=None)

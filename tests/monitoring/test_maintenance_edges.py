@@ -17,7 +17,7 @@ import pytest
 from dbops.config import Settings
 from dbops.monitoring.maintenance import plan
 from dbops.monitoring.snapshot import SequenceStat, Snapshot, TableStat
-from dbops.ops.maintain import ActionKind
+from dbops.ops.maintenance import ActionKind
 from tests.fixtures.snapshots import TAKEN_AT
 from tests.monitoring.test_maintenance import index
 from tests.monitoring.test_maintenance import snap as _with

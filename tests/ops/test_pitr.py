@@ -19,6 +19,7 @@ from dbops.config import Settings
 from dbops.db import EmbeddedCluster
 from dbops.errors import EmbeddedClusterError, PitrError
 from dbops.ops import pitr
+from dbops.ops.pitr import _layout
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +96,7 @@ def test_setup_turns_archiving_on_with_one_restart(live: Live) -> None:
 def test_the_repository_and_its_configuration_are_private(live: Live) -> None:
     """Every base backup and WAL segment lies under the repository: no other local user."""
     base = live.first_setup.config.parent
-    repo = pitr._repo(live.settings, live.cluster)
+    repo = _layout.repo_dir(live.settings, live.cluster)
     for path in (base, repo, base / "log", base / "spool", base / "lock"):
         assert path.stat().st_mode & 0o777 == 0o700, path
     assert live.first_setup.config.stat().st_mode & 0o777 == 0o600
@@ -200,7 +201,7 @@ def test_setup_keeps_a_logical_wal_level(live: Live) -> None:
     def wal_level(value: str) -> None:
         with psycopg.connect(live.cluster.libpq_url(), autocommit=True) as conn:
             conn.execute(f"ALTER SYSTEM SET wal_level = '{value}'")
-        pitr._restart(live.settings, live.cluster)
+        _layout.restart(live.settings, live.cluster)
 
     wal_level("logical")
     try:
@@ -298,9 +299,9 @@ def test_failing_archive_turns_archive_mode_off_again(
     try:
         cluster.ensure_running()
         # The stanza exists, but pgBackRest (the server user) cannot write the archive.
-        pitr._write_config(settings, cluster)
-        pitr._run(settings, cluster, "stanza-create")
-        archive = pitr._repo(settings, cluster) / "archive" / pitr.STANZA
+        _layout.write_config(settings, cluster)
+        _layout.run(settings, cluster, "stanza-create")
+        archive = _layout.repo_dir(settings, cluster) / "archive" / pitr.STANZA
         archive.chmod(0o555)
         monkeypatch.setenv("PGBACKREST_ARCHIVE_TIMEOUT", "3")
         with pytest.raises(PitrError, match="archive_mode is off again"):

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from dbops.errors import PitrError
-from dbops.ops.pitr import _TAIL_LINES, STANZA, _log_tail, _parse_info
+from dbops.ops.pitr import STANZA
+from dbops.ops.pitr._layout import TAIL_LINES, log_tail
+from dbops.ops.pitr.backups import _parse_info
 
 INFO = [
     {"name": "other", "archive": [{"min": "X", "max": "Y"}], "backup": []},
@@ -105,11 +107,11 @@ def test_a_log_tail_is_its_last_lines_on_one_line_or_nothing(tmp_path: Path) -> 
         "\n".join(f"line {n}" for n in range(1, 21))
         + "\n\n   \nFATAL:  password for postgresql://u:hunter2@h/db\n"
     )
-    tail = _log_tail(log)
+    tail = log_tail(log)
     assert tail.endswith(" | line 20 | FATAL:  password for postgresql://u:***@h/db")
-    assert tail.count(" | ") == _TAIL_LINES - 1  # blank lines do not count
+    assert tail.count(" | ") == TAIL_LINES - 1  # blank lines do not count
     assert "hunter2" not in tail
-    assert _log_tail(tmp_path / "never-written.log") == ""
+    assert log_tail(tmp_path / "never-written.log") == ""
 
 
 @pytest.mark.parametrize("mode", [0o701, 0o710, 0o702, 0o720, 0o704, 0o740, 0o777])
@@ -117,10 +119,10 @@ def test_an_existing_repository_folder_loses_every_group_and_other_bit(
     tmp_path: Path, mode: int
 ) -> None:
     """Each of the six bits alone is one too many (other's execute as much as group's read)."""
-    from dbops.ops.pitr import _make_dir
+    from dbops.ops.pitr._layout import make_dir
 
     repo = tmp_path / "repo"
     repo.mkdir()
     repo.chmod(mode)
-    _make_dir(repo)
+    make_dir(repo)
     assert repo.stat().st_mode & 0o777 == 0o700

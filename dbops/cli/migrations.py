@@ -122,9 +122,9 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "history": history,
 }
 
-schema_app = typer.Typer(
+migrations_app = typer.Typer(
     help="The schema revision (the same commands as `dbops migrate|downgrade|current|history`).",
     no_args_is_help=True,
 )
 for _name, _command in COMMANDS.items():
-    schema_app.command(_name)(_command)
+    migrations_app.command(_name)(_command)

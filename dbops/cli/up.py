@@ -9,8 +9,8 @@ import typer
 
 from dbops.cli import _target
 from dbops.cli._render import SeedProgress, print_status, say
+from dbops.cli.migrations import require_head, upgrade
 from dbops.cli.monitor import status_report
-from dbops.cli.schema import require_head, upgrade
 
 if TYPE_CHECKING:
     from dbops.db import Database

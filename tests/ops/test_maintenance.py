@@ -1,4 +1,4 @@
-"""``dbops.ops.maintain.run`` on a scratch database: dead rows, invalid indexes, failures, timeouts.
+"""``dbops.ops.maintenance.run`` on a scratch database: dead rows, invalid indexes, failures.
 
 Every table is created with autovacuum off, so only the code under test vacuums it.
 """
@@ -16,7 +16,7 @@ import pytest
 
 from dbops.config import to_libpq_url
 from dbops.errors import InvalidInput
-from dbops.ops.maintain import (
+from dbops.ops.maintenance import (
     Action,
     ActionKind,
     ActionResult,
@@ -458,6 +458,6 @@ def test_a_saving_needs_both_sides_known(before: Facts, after: Facts, saved: int
 def test_a_failure_without_a_sqlstate_is_its_type_and_first_line(
     error: BaseException, why: str
 ) -> None:
-    from dbops.ops.maintain import _why
+    from dbops.ops.maintenance import _why
 
     assert _why(error, LOCK_MS, STATEMENT_MS) == why
