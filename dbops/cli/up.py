@@ -177,6 +177,9 @@ def up(
         demo_data = settings.embedded
     dsn = _target.dsn_to_change(settings)
     say(f"database: {dsn.redacted}")
+    if settings.embedded:
+        binaries = _target.cluster(settings).binaries()
+        say(f"server: PostgreSQL {binaries.version} ({binaries.bindir})")
     migrate_as = dsn
     if settings.embedded:
         # The embedded default runs as production should: dbops' roles exist, the owner role

@@ -587,6 +587,14 @@ class Settings(BaseSettings):
         description="`auto_explain.log_analyze`: logged plans carry actual rows and times "
         "(costs timing on every statement, not only slow ones).",
     )
+    pg_version: int | None = Field(
+        default=None,
+        ge=14,
+        le=18,
+        description="Major PostgreSQL version of a new embedded cluster (14 to 18): Debian's "
+        "binaries where installed, else a pinned build fetched once (docs/versions.md). "
+        "Unset: the newest installed. An existing cluster keeps its version.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -324,16 +324,18 @@ class PitrSettings(Section):
 
 @dataclass(frozen=True)
 class EmbeddedSettings(Section):
-    """The embedded cluster's server configuration."""
+    """The embedded cluster's PostgreSQL version and server configuration."""
 
     TITLE = "Embedded cluster"
     PREFIX = "embedded_"
+    UNPREFIXED = ("pg_version",)
 
     tls: bool
     log_connections: bool
     log_min_duration_ms: int
     auto_explain_min_duration_ms: int
     auto_explain_analyze: bool
+    pg_version: int | None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ When dbops runs as root (as CI does) the server runs as the ``postgres`` system 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import glob
@@ -17,6 +18,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dbops.db.builds import bindir_for, complete, major_of
 from dbops.errors import EmbeddedClusterError
 
 if TYPE_CHECKING:
@@ -41,7 +44,6 @@ _INSTALL_HINT = (
     "`apt-get install postgresql`; macOS: `brew install postgresql@15`) or set DATABASE_URL "
     "to use an existing server"
 )
-_REQUIRED = ("pg_ctl", "initdb", "postgres")
 #: Longest unix socket path (sun_path is 108 bytes on Linux, minus the NUL).
 _MAX_SOCKET_PATH = 100
 _SERVICE_USER = "postgres"
@@ -90,20 +92,9 @@ class ServerOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerOptions:
-        """The options ``settings`` ask for."""
-        return cls(
-            tls=settings.embedded_server.tls,
-            log_connections=settings.embedded_server.log_connections,
-            log_min_duration_ms=settings.embedded_server.log_min_duration_ms,
-            auto_explain_min_duration_ms=settings.embedded_server.auto_explain_min_duration_ms,
-            auto_explain_analyze=settings.embedded_server.auto_explain_analyze,
-        )
-
-
-def _complete(bindir: Path) -> bool:
-    return all(
-        (bindir / name).is_file() and os.access(bindir / name, os.X_OK) for name in _REQUIRED
-    )
+        """The options ``settings`` ask for: these fields of their ``embedded_server`` section."""
+        section = dataclasses.asdict(settings.embedded_server)
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
 
 def _candidate_bindirs() -> Iterator[Path]:
@@ -131,14 +122,34 @@ def _candidate_bindirs() -> Iterator[Path]:
         yield Path(found)
 
 
-def find_binaries() -> PgBinaries:
-    """Find PostgreSQL server binaries, or raise with instructions to install them."""
+def _version_of(bindir: Path) -> str:
+    """``pg_ctl (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)`` -> ``15.20``."""
+    out = subprocess.run(
+        [str(bindir / "pg_ctl"), "--version"], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"\(PostgreSQL\) (\S+)", out.stdout)
+    return found.group(1) if found else out.stdout.strip()
+
+
+def find_binaries(major: int | None = None) -> PgBinaries:
+    """PostgreSQL server binaries, or raise with instructions to install them.
+
+    With ``major``, that version's: ``$DBOPS_PG_BINDIR`` when it is that version, else
+    Debian's, else the pinned build (:mod:`dbops.db.builds`, fetched once). Without, the first
+    complete directory of ``$DBOPS_PG_BINDIR``, ``pg_config --bindir``, ``PATH`` and the
+    newest ``/usr/lib/postgresql/*/bin``.
+    """
+    if major is not None:
+        explicit = os.environ.get("DBOPS_PG_BINDIR")
+        if explicit and complete(Path(explicit)):
+            version = _version_of(Path(explicit))
+            if major_of(version) == major:
+                return PgBinaries(bindir=Path(explicit), version=version)
+        bindir = bindir_for(major)
+        return PgBinaries(bindir=bindir, version=_version_of(bindir))
     for bindir in _candidate_bindirs():
-        if _complete(bindir):
-            out = subprocess.run(
-                [str(bindir / "pg_ctl"), "--version"], capture_output=True, text=True, check=False
-            )
-            return PgBinaries(bindir=bindir, version=out.stdout.strip().rsplit(" ", 1)[-1])
+        if complete(bindir):
+            return PgBinaries(bindir=bindir, version=_version_of(bindir))
     raise EmbeddedClusterError(_INSTALL_HINT)
 
 
@@ -177,6 +188,7 @@ class EmbeddedCluster:
         database: str = "dbops",
         durable: bool = True,
         options: ServerOptions | None = None,
+        pg_version: int | None = None,
     ) -> None:
         """Describe (not create) a cluster in ``home``.
 
@@ -184,6 +196,9 @@ class EmbeddedCluster:
             home: directory for everything the cluster owns.
             database: database created for the application.
             durable: ``False`` turns off fsync and friends: for throwaway test clusters only.
+            pg_version: the major version to create it with (``DBOPS_PG_VERSION``); ``None``:
+                the binaries :func:`find_binaries` finds. A cluster of another version is
+                refused, never started with the wrong binaries.
             options: TLS and logging; they apply at the next start. Default: TLS on and the
                 settings' default logging.
         """
@@ -191,6 +206,7 @@ class EmbeddedCluster:
         self.database = database
         self.durable = durable
         self.options = options or ServerOptions()
+        self.pg_version = pg_version
         self._as_root = os.geteuid() == 0
         self._state_file = self.home / "cluster.json"
         self._runtime = self._pick_runtime_dir()
@@ -410,11 +426,33 @@ class EmbeddedCluster:
             entry = pwd.getpwnam(_SERVICE_USER)
             os.chown(conf, entry.pw_uid, entry.pw_gid)
 
+    def data_major(self) -> int | None:
+        """The major version of the data directory (``PG_VERSION``); ``None`` before initdb."""
+        try:
+            return major_of((self.datadir / "PG_VERSION").read_text().strip())
+        except OSError:
+            return None
+
     def _binaries(self) -> PgBinaries:
+        """The programs of this cluster's version: the ones it was created with, if present."""
+        data_major = self.data_major()
+        if self.pg_version is not None and data_major not in (None, self.pg_version):
+            raise EmbeddedClusterError(
+                f"the embedded cluster in {self.home} is PostgreSQL {data_major}, and "
+                f"DBOPS_PG_VERSION asks for {self.pg_version}: unset it, or upgrade the "
+                "cluster (docs/versions.md)"
+            )
         recorded = self._read_state().get("bindir")
-        if isinstance(recorded, str) and _complete(Path(recorded)):
+        if isinstance(recorded, str) and complete(Path(recorded)):
             return PgBinaries(bindir=Path(recorded), version="")
-        return find_binaries()
+        return find_binaries(data_major or self.pg_version)
+
+    def binaries(self) -> PgBinaries:
+        """The programs this cluster runs (or will be created) with, and their version."""
+        if not self.initialized():
+            return find_binaries(self.pg_version)
+        found = self._binaries()
+        return PgBinaries(bindir=found.bindir, version=found.version or _version_of(found.bindir))
 
     def _pid(self) -> int | None:
         pidfile = self.datadir / "postmaster.pid"
@@ -436,7 +474,7 @@ class EmbeddedCluster:
         """Create and start the cluster as needed; return its SQLAlchemy URL (unix socket)."""
         with self._lock():
             if not self.initialized():
-                self._initdb(find_binaries())
+                self._initdb(find_binaries(self.pg_version))
             if not self.running():
                 self._start()
             elif self.tls_ca is not None and self._ensure_tls_files():
@@ -548,7 +586,7 @@ class EmbeddedCluster:
                     "port": port,
                     "password": password,
                     "database": self.database,
-                    "bindir": str(find_binaries().bindir),
+                    "bindir": str(find_binaries(self.pg_version).bindir),
                     "runtime": str(self._runtime),
                 }
             )

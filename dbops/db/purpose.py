@@ -57,6 +57,7 @@ def project_cluster(settings: Settings) -> EmbeddedCluster:
         settings.home,
         database=settings.embedded_database,
         options=ServerOptions.from_settings(settings),
+        pg_version=settings.embedded_server.pg_version,
     )
 
 

@@ -40,6 +40,7 @@ SELECT version_num FROM alembic_version ORDER BY version_num
 #: Server version, database name and size: one round trip.
 SERVER_INFO_SQL = """
 SELECT current_setting('server_version') AS server_version,
+       current_setting('server_version_num')::int AS version_num,
        current_database() AS database,
        pg_database_size(current_database()) AS size_bytes,
        pg_size_pretty(pg_database_size(current_database())) AS size_pretty
@@ -85,9 +86,17 @@ class ServerSummary:
     """Version of the server, and name and size of the current database."""
 
     server_version: str
+    version_num: int
     database: str
     size_bytes: int
     size_pretty: str
+
+    @property
+    def supported(self) -> bool:
+        """A version dbops supports (the ``server_version`` check's rule)."""
+        from dbops.db.builds import supports
+
+        return supports(self.version_num)
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,8 @@ ONLY_OWNERS_CHANGE_TEAM = "only an owner of the team can change it"
 
 #: Raised (as FeatureUnavailable) by the geospatial calls when the database has no PostGIS.
 GEO_UNAVAILABLE = (
-    "geospatial queries need PostGIS: install postgresql-15-postgis-3 "
-    "(apt-get install -y postgresql-15-postgis-3) and run `dbops migrate` again"
+    "geospatial queries need PostGIS on the server: install it (Debian/Ubuntu: "
+    "postgresql-NN-postgis-3 for PostgreSQL NN) and run `dbops migrate` again"
 )
 
 _TEAM_COLUMNS = "id, name, slug, settings, created_at, updated_at, deleted_at"
@@ -604,8 +604,19 @@ class TeamService:
 
 @contextmanager
 def _postgis_required() -> Iterator[None]:
-    """Turn "no team_locations table" into FeatureUnavailable (PostGIS not installed)."""
+    """Turn what a server without PostGIS answers into FeatureUnavailable.
+
+    Migration 0002 makes no ``team_locations`` there (``UndefinedTable``), and the geo
+    statements name PostGIS's type and functions (``UndefinedObject`` for ``geography``,
+    ``UndefinedFunction`` for ``ST_*``), which fail before the table is looked up. Any other
+    undefined object is a bug, not a missing extension, and is raised as it is.
+    """
     try:
         yield
     except pg_errors.UndefinedTable as exc:
         raise FeatureUnavailable(GEO_UNAVAILABLE) from exc
+    except (pg_errors.UndefinedObject, pg_errors.UndefinedFunction) as exc:
+        message = (exc.diag.message_primary or "").lower()
+        if any(name in message for name in ('"geography"', '"geometry"', "st_")):
+            raise FeatureUnavailable(GEO_UNAVAILABLE) from exc
+        raise

@@ -158,6 +158,7 @@ def test_seed_then_status_reports_counts_and_hides_the_password(
     assert version is not None
     assert members is not None
     assert f"PostgreSQL {version[0]}" in out
+    assert "not supported" not in out
     assert f"{HEAD} (head)" in out
     assert users is not None
     assert teams is not None

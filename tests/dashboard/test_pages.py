@@ -51,7 +51,23 @@ def test_healthy_overview_says_all_checks_pass(
 ) -> None:
     shown = _render_all(write_snapshot(tmp_path / "s.json", healthy_snapshot()), monkeypatch)
     assert "All checks pass." in shown["views/overview.py"]
+    assert "not a supported version" not in shown["views/overview.py"]
     assert "SELECT * FROM users WHERE id = $1" in shown["views/queries.py"]
+
+
+def test_an_unsupported_server_is_flagged_on_the_overview(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    healthy = healthy_snapshot()
+    assert healthy.server is not None
+    old = dataclasses.replace(healthy.server, version="13.16", version_num=130016)
+    snap = dataclasses.replace(healthy, server=old)
+    overview = _render_all(write_snapshot(tmp_path / "s.json", snap), monkeypatch)[
+        "views/overview.py"
+    ]
+    assert "PostgreSQL 13.16 (**not a supported version**" in overview
+    assert "server_version" in overview  # the check's row in the findings table
+    assert "All checks pass." not in overview
 
 
 def test_degraded_overview_lists_findings_with_hints(

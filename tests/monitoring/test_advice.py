@@ -14,6 +14,7 @@ from dbops.monitoring._fetch import CollectorUnavailable
 from dbops.monitoring.advice import Advice, advise, advise_report
 from dbops.monitoring.collectors.statements import extension_version, top_statements
 from dbops.monitoring.snapshot import QueryStat
+from tests.fixtures.db import create_extension_or_skip
 from tests.fixtures.monitoring import monitor_settings
 
 #: advise() wall time of every test, printed at the end of the module (for the report).
@@ -39,7 +40,7 @@ ANALYZE adv_orders;
 def adv_url(mon_url: str) -> str:
     """The monitoring test database with hypopg and a 50k-row table without secondary indexes."""
     with psycopg.connect(to_libpq_url(mon_url), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+        create_extension_or_skip(conn, "hypopg")
         conn.execute(SETUP_SQL)
     return mon_url
 

@@ -211,3 +211,21 @@ def test_failed_logins_unknown_is_no_finding(healthy: Snapshot) -> None:
     strict = Settings(_env_file=None, check_failed_logins_warning=1)
     found = _by_check(evaluate(_access(healthy, 1, None), strict))["failed_logins"]
     assert [f.subject for f in found] == ["app"]  # the server's unknown count is not judged
+
+
+def test_server_version_warns_outside_14_to_18(healthy: Snapshot) -> None:
+    """The edges: 13.x and 19 warn, 14.0 and 18.x are fine; an unknown server says nothing."""
+    base = healthy.server
+    assert base is not None
+
+    def severities(version: str, version_num: int) -> list[Severity]:
+        server = dataclasses.replace(base, version=version, version_num=version_num)
+        found = _by_check(evaluate(dataclasses.replace(healthy, server=server), SETTINGS))
+        return [f.severity for f in found["server_version"]]
+
+    assert severities("13.16", 130016) == [Severity.WARNING]
+    assert severities("14.0", 140000) == [Severity.OK]
+    assert severities("18.6", 180006) == [Severity.OK]
+    assert severities("19devel", 190000) == [Severity.WARNING]
+    found = _by_check(evaluate(dataclasses.replace(healthy, server=None), SETTINGS))
+    assert "server_version" not in found

@@ -21,6 +21,7 @@ from dbops.monitoring._fetch import (
 )
 from dbops.monitoring.collectors import indexes
 from dbops.services import MemoryCache
+from tests.fixtures.db import create_extension_or_skip
 from tests.fixtures.monitoring import monitor_settings
 
 
@@ -200,7 +201,7 @@ def test_pool_and_cache_counters(mon_db: Database, mon_url: str) -> None:
 def test_index_advice_runs_only_when_asked(mon_db: Database, mon_url: str) -> None:
     settings = monitor_settings(mon_url)
     with psycopg.connect(to_libpq_url(mon_url), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+        create_extension_or_skip(conn, "hypopg")
         conn.execute(
             "CREATE TABLE col_orders AS SELECT g AS id, g % 5000 AS customer_id, "
             "repeat('x', 40) AS note FROM generate_series(1, 50000) AS g"

@@ -34,6 +34,11 @@ def test_migrated_database_is_up_to_date(db: Database) -> None:
     assert text.startswith('{\n  "url": ')  # indented for people, two spaces
     data = json.loads(text)
     assert data["up_to_date"] is True
+    with db.read() as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+    assert row is not None
+    assert data["server"]["version_num"] == report.server.version_num == row[0]
+    assert report.server.supported
     assert data["current_revision"] == HEAD
     assert data["pending"] == []
 
@@ -73,3 +78,19 @@ def test_partly_migrated_and_unknown_revisions(empty_db: Database) -> None:
     report = collect_status(empty_db, head_revision=HEAD, revisions=REVISIONS)
     assert report.pending == ()
     assert not report.up_to_date
+
+
+def test_an_unsupported_server_is_flagged_by_status(capsys: pytest.CaptureFixture[str]) -> None:
+    """`dbops status` names an unsupported version the way the `server_version` check does."""
+    from dbops.cli._render import print_status
+    from dbops.config import PoolSettings, Settings
+    from dbops.monitoring.status import ConnectionSecurity, ServerSummary, StatusReport
+
+    pool = PoolSettings.of(Settings(_env_file=None))
+    tls = ConnectionSecurity(ssl=False, version=None, cipher=None, bits=None, unix_socket=True)
+    for num, flagged in ((130016, True), (140000, False), (180006, False), (190000, True)):
+        server = ServerSummary(f"{num // 10_000}.x", num, "dbops", 1, "1 byte")
+        report = StatusReport("postgresql:///dbops", False, server, HEAD, HEAD, (), None, pool, tls)
+        print_status(report)
+        out = capsys.readouterr().out
+        assert ("not supported" in out) is flagged, num

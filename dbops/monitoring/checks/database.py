@@ -1,12 +1,13 @@
 """Checks of the server and the database as a whole.
 
-Connections, long and idle transactions, cache hits, replication lag, wraparound, sequences,
-and the collectors that could not run.
+The server's version, connections, long and idle transactions, cache hits, replication lag,
+wraparound, sequences, and the collectors that could not run.
 """
 
 from __future__ import annotations
 
 from dbops.config import Settings
+from dbops.db.builds import SUPPORTED_RANGE, supports
 from dbops.monitoring.checks._base import (
     Check,
     Finding,
@@ -30,6 +31,22 @@ def _collector_errors(snap: Snapshot, s: Settings) -> list[Finding]:
             e.collector,
         )
         for e in snap.errors
+    ]
+
+
+def _server_version(snap: Snapshot, s: Settings) -> list[Finding] | None:
+    if snap.server is None:
+        return None
+    if supports(snap.server.version_num):
+        return []
+    return [
+        Finding(
+            "server_version",
+            Severity.WARNING,
+            f"PostgreSQL {snap.server.version} is not a version dbops supports "
+            f"({SUPPORTED_RANGE}): its catalog queries are untested there",
+            f"upgrade the server to PostgreSQL {SUPPORTED_RANGE} (docs/versions.md)",
+        )
     ]
 
 
@@ -219,6 +236,13 @@ def _sequences(snap: Snapshot, s: Settings) -> list[Finding] | None:
 #: This topic's checks, in the order they run and are listed.
 CHECKS: tuple[Check, ...] = (
     Check("collector_errors", "Collector errors", (), _collector_errors, "every collector ran"),
+    Check(
+        "server_version",
+        "PostgreSQL version",
+        (),
+        _server_version,
+        "a PostgreSQL version dbops supports",
+    ),
     Check(
         "replication_lag",
         "Replication lag",

@@ -119,8 +119,12 @@ def find_backup(settings: Settings, backup_id: str | None) -> tuple[Path, Manife
 
 
 # ------------------------------------------------------------------------------ programs
-def pg_tool(name: str) -> str:
-    """Absolute path of ``pg_dump``/``pg_restore`` next to the embedded cluster's binaries.
+def pg_tool(name: str, major: int | None = None) -> str:
+    """Absolute path of ``pg_dump``/``pg_restore``/``psql`` of PostgreSQL ``major``.
+
+    ``major`` is the server's (a dump) or the dump's (a restore): an older ``pg_dump`` refuses
+    a newer server, an older ``pg_restore`` a newer dump. ``None``: the binaries
+    :func:`~dbops.db.embedded.find_binaries` finds first.
 
     Raises:
         BackupError: no PostgreSQL binaries, or this one is missing from their directory.
@@ -128,7 +132,7 @@ def pg_tool(name: str) -> str:
     from dbops.db.embedded import find_binaries
 
     try:
-        binaries = find_binaries()
+        binaries = find_binaries(major)
     except EmbeddedClusterError as exc:
         raise BackupError(f"{name} not found: {exc.message}") from exc
     path = binaries.bindir / name

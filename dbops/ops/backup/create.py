@@ -20,6 +20,7 @@ import psycopg
 
 from dbops.config import Settings
 from dbops.core.manifest import Manifest, write_manifest
+from dbops.db.builds import major_of
 from dbops.db.dsn import Dsn
 from dbops.errors import BackupError, translate_db_errors
 from dbops.ops.audit import read_head
@@ -90,7 +91,7 @@ def create_backup(
     workers = jobs or settings.backup.jobs
     if fmt not in ("custom", "directory"):
         raise BackupError(f"unknown backup format {fmt!r} (expected custom or directory)")
-    pg_dump = pg_tool("pg_dump")
+    pg_dump = pg_tool("pg_dump")  # none at all: fail before any folder is made
     root = backup_dir.absolute() if backup_dir is not None else backup_root(settings)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -114,6 +115,7 @@ def create_backup(
                 row = conn.execute(EXPORT_SNAPSHOT_SQL).fetchone()
                 assert row is not None
                 snapshot, database, server_version = (str(v) for v in row)
+                pg_dump = pg_tool("pg_dump", major_of(server_version))
                 _report(progress, Step("snapshot", f"snapshot {snapshot} of {database}"))
                 revision = current_revision(conn)
                 anchor = _audit_anchor(conn)

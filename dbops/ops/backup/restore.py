@@ -23,6 +23,7 @@ from psycopg import sql
 
 from dbops.config import Settings
 from dbops.core.manifest import Manifest
+from dbops.db.builds import major_of
 from dbops.db.dsn import Dsn
 from dbops.db.roles import ALL_ROLES
 from dbops.errors import BackupError, RestoreRefused, translate_db_errors
@@ -148,7 +149,8 @@ def pg_restore_into(
     """
     _ensure_role_names(target)
     conninfo, env = client_env(target)
-    argv = [pg_tool("pg_restore"), "--verbose", "--exit-on-error", f"--dbname={conninfo}"]
+    major = major_of(manifest.server_version)
+    argv = [pg_tool("pg_restore", major), "--verbose", "--exit-on-error", f"--dbname={conninfo}"]
     if jobs > 1:
         argv.append(f"--jobs={jobs}")
     if not owners:
@@ -228,12 +230,13 @@ def restore_checked(
     """
     _ensure_role_names(target)
     conninfo, env = client_env(target)
-    script = [pg_tool("pg_restore"), "--verbose", "--exit-on-error", "--file=-"]
+    major = major_of(manifest.server_version)
+    script = [pg_tool("pg_restore", major), "--verbose", "--exit-on-error", "--file=-"]
     if not owners:
         script += ["--no-owner", "--no-privileges"]
     script.append(str(backup / manifest.dump_path))
     psql = [
-        pg_tool("psql"),
+        pg_tool("psql", major),
         "--no-psqlrc",
         "--quiet",
         "--single-transaction",

@@ -25,6 +25,7 @@ from psycopg import sql
 
 from dbops.config import Settings
 from dbops.core.manifest import Drill, Manifest, read_manifest, write_manifest
+from dbops.db.builds import major_of
 from dbops.db.dsn import Dsn
 from dbops.errors import (
     BackupCorrupt,
@@ -90,7 +91,8 @@ def verify_backup(
     try:
         check_files(backup, manifest, progress)
         check_private(backup, manifest)
-        with _scratch_database(settings, scratch, progress) as target:
+        major = major_of(manifest.server_version)
+        with _scratch_database(settings, scratch, progress, major) as target:
             pg_restore_into(
                 target,
                 backup,
@@ -118,8 +120,13 @@ def _record(backup: Path, drill: Drill) -> None:
 
 @contextmanager
 def _scratch_database(
-    settings: Settings, server: Dsn | None, progress: Progress | None
+    settings: Settings, server: Dsn | None, progress: Progress | None, major: int | None
 ) -> Iterator[Dsn]:
+    """A database to restore into: on ``server``, else a private cluster of ``major``.
+
+    The private cluster runs the dumped server's major version (a dump of PostgreSQL 17 does
+    not restore into 15).
+    """
     from dbops.db.embedded import EmbeddedCluster
     from dbops.db.engine import connection_kwargs
 
@@ -137,7 +144,7 @@ def _scratch_database(
                 c.execute(DROP_DATABASE.format(sql.Identifier(name)))
         return
     home = Path(tempfile.mkdtemp(prefix="dbops-verify-"))
-    cluster = EmbeddedCluster(home / "cluster", database=name, durable=False)
+    cluster = EmbeddedCluster(home / "cluster", database=name, durable=False, pg_version=major)
     try:
         _report(progress, Step("restore", "restore: starting a private scratch cluster"))
         url = cluster.ensure_running()

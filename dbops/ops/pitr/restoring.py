@@ -113,7 +113,9 @@ def restore_to(
         raise PitrError(f"{home} belongs to the live cluster: restore into a new directory")
     if not _is_empty(home):
         raise PitrError(f"{home} is not empty: restore into a new or empty directory")
-    copy = EmbeddedCluster(home, database=settings.embedded_database)
+    copy = EmbeddedCluster(
+        home, database=settings.embedded_database, pg_version=cluster.data_major()
+    )
     if not _is_empty(copy.datadir.parent):
         raise PitrError(
             f"{copy.datadir.parent} (where {home} keeps its data) is not empty: "

@@ -65,6 +65,17 @@ ALTER_ROLE_SQL = sql.SQL(
 
 DATABASE_OWNER_SQL = sql.SQL("ALTER DATABASE {database} OWNER TO {role}")
 
+#: PostgreSQL 14 creates schema ``public`` owned by the bootstrap superuser, with CREATE for
+#: everyone; 15 and later give it to ``pg_database_owner`` (the database's owner: the owner
+#: role) and revoke CREATE from PUBLIC, which dbops does on every version (``grants``). Without
+#: this the owner role could create nothing in ``public`` on 14 (nor on a database upgraded
+#: from 14). Only a schema the bootstrap superuser (oid 10) owns is handed over.
+PUBLIC_SCHEMA_OWNER_SQL = """
+SELECT format('ALTER SCHEMA public OWNER TO pg_database_owner')
+FROM pg_namespace
+WHERE nspname = 'public' AND nspowner = 10
+"""
+
 
 #: Objects of dbops' schemas not owned by ``owner`` and not part of an extension: statements
 #: that give them to ``owner`` (schemas, tables/views/sequences, functions, types).
@@ -253,7 +264,8 @@ def setup_roles(db: Database, passwords: Mapping[RoleName, str]) -> RolesReport:
         owner_name = ROLE_NAMES["owner"]
         database = sql.Identifier(current_database(conn))
         conn.execute(DATABASE_OWNER_SQL.format(database=database, role=sql.Identifier(owner_name)))
-        statements = [
+        statements = [r[0] for r in conn.execute(PUBLIC_SCHEMA_OWNER_SQL)]
+        statements += [
             r[0]
             for r in conn.execute(
                 FOREIGN_OWNED_SQL, {"owner": owner_name, "schemas": list(OWNED_SCHEMAS)}

@@ -16,7 +16,7 @@ from dbops.db import Dsn, EmbeddedCluster, open_database
 from dbops.ops.backup._common import client_env, count_rows, pg_tool
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed
-from tests.fixtures.db import make_settings
+from tests.fixtures.db import make_settings, suite_pg_version
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,13 @@ def schema_text(url: str) -> str:
     """``pg_dump --schema-only`` of ``url`` (owners and grants left out), as text."""
     conninfo, env = client_env(Dsn.parse(url))
     out = subprocess.run(
-        [pg_tool("pg_dump"), "--schema-only", "--no-owner", "--no-privileges", conninfo],
+        [
+            pg_tool("pg_dump", suite_pg_version()),
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            conninfo,
+        ],
         capture_output=True,
         text=True,
         env=env,
