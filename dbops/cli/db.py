@@ -120,6 +120,49 @@ def binaries(
     typer.echo(str(bindir_for(version)))
 
 
+@db_app.command("upgrade")
+def upgrade(
+    to: Annotated[
+        int, typer.Option("--to", help="The newer major version: 15 to 18.", min=15, max=18)
+    ],
+    drop_extension: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop-extension",
+            help="Drop this extension first if the new version lacks it (repeatable; never "
+            "one other objects depend on).",
+        ),
+    ] = None,
+) -> None:
+    """Upgrade the embedded cluster to PostgreSQL TO with pg_upgrade (docs/versions.md).
+
+    The old data directory is kept beside the new one for a rollback. Then run `dbops
+    migrate` and prove the result with `dbops backup create` and `dbops backup verify`.
+    """
+    from dbops.ops.upgrade import upgrade_cluster
+
+    settings = _target.settings()
+    external = _external(settings)
+    if external is not None:
+        from dbops.errors import ConfigError
+
+        raise ConfigError(
+            "DATABASE_URL is set: upgrade that server with its platform's tooling "
+            "(dbops db upgrade moves the embedded cluster only)"
+        )
+    cluster = _target.cluster(settings)
+    result = upgrade_cluster(cluster, to, drop_extensions=drop_extension or (), progress=note)
+    dropped = f"; dropped {', '.join(result.dropped)}" if result.dropped else ""
+    say(
+        f"upgraded PostgreSQL {result.from_version} -> {result.to_version} in "
+        f"{result.duration_s:.1f} s{dropped}"
+    )
+    say(
+        f"the old data directory is {result.old_datadir}: delete it once `dbops backup "
+        f"verify` passes; set DBOPS_PG_VERSION={to} (or leave it unset)"
+    )
+
+
 @db_app.command("url")
 def url(
     tcp: Annotated[

@@ -301,6 +301,30 @@ class EmbeddedCluster:
         return value if isinstance(value, str) else None
 
     # --------------------------------------------------------------- commands
+    @property
+    def runtime(self) -> Path:
+        """The directory of ``pgdata``, ``run`` and ``log`` (``home`` unless relocated)."""
+        return self._runtime
+
+    def run_as_server(
+        self, argv: Sequence[str], *, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL program as the server's user, in :attr:`runtime`; raise on failure."""
+        return self._run(argv, timeout=timeout)
+
+    def record_binaries(self, binaries: PgBinaries) -> None:
+        """Make ``binaries`` the ones this cluster runs with (after an upgrade)."""
+        state = self._read_state()
+        state["bindir"] = str(binaries.bindir)
+        self._write_state(state)
+
+    def recorded_binaries(self) -> PgBinaries | None:
+        """The binaries the cluster was created (or last upgraded) with, if still there."""
+        recorded = self._read_state().get("bindir")
+        if isinstance(recorded, str) and complete(Path(recorded)):
+            return PgBinaries(bindir=Path(recorded), version=_version_of(Path(recorded)))
+        return None
+
     def _run(
         self, argv: Sequence[str], *, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
@@ -348,8 +372,27 @@ class EmbeddedCluster:
         return (self.datadir / "PG_VERSION").exists()
 
     def _initdb(self, binaries: PgBinaries) -> None:
-        self._make_dirs()
         password = secrets.token_urlsafe(24)
+        self.initdb_at(self.datadir, binaries, password)
+        port = _free_port()
+        self.write_server_files(self.datadir, port)
+        self._write_state(
+            {
+                "port": port,
+                "password": password,
+                "database": self.database,
+                "bindir": str(binaries.bindir),
+                "runtime": str(self._runtime),
+            }
+        )
+
+    def initdb_at(self, datadir: Path, binaries: PgBinaries, password: str) -> None:
+        """Run ``initdb`` of ``binaries`` into ``datadir``, as every dbops cluster is made.
+
+        The ``postgres`` superuser gets ``password``; local connections are trusted, TCP needs
+        the password (SCRAM); UTF8 with the C.UTF-8 locale.
+        """
+        self._make_dirs()
         pwfile = self._runtime / "pwfile"
         pwfile.write_text(password + "\n")
         pwfile.chmod(0o600)
@@ -361,7 +404,7 @@ class EmbeddedCluster:
                 [
                     binaries.tool("initdb"),
                     "--pgdata",
-                    str(self.datadir),
+                    str(datadir),
                     "--username",
                     "postgres",
                     "--auth-local",
@@ -379,19 +422,13 @@ class EmbeddedCluster:
             )
         finally:
             pwfile.unlink(missing_ok=True)
-        port = _free_port()
-        self._write_conf(port)
-        self._write_state(
-            {
-                "port": port,
-                "password": password,
-                "database": self.database,
-                "bindir": str(binaries.bindir),
-                "runtime": str(self._runtime),
-            }
-        )
 
-    def _write_conf(self, port: int) -> None:
+    def write_server_files(self, datadir: Path, port: int) -> None:
+        """Dbops' server configuration (``dbops.conf``) and ``pg_hba.conf`` in ``datadir``."""
+        self._write_conf(port, datadir)
+        self._write_hba(datadir)
+
+    def _write_conf(self, port: int, datadir: Path | None = None) -> None:
         lines = [
             "# written by dbops: the embedded cluster's own settings",
             "listen_addresses = '127.0.0.1'",
@@ -416,9 +453,10 @@ class EmbeddedCluster:
         if not self.durable:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         lines += self._tls_and_logging_conf(lines)
-        conf = self.datadir / "dbops.conf"
+        datadir = datadir or self.datadir
+        conf = datadir / "dbops.conf"
         conf.write_text("\n".join(lines) + "\n")
-        main_conf = self.datadir / "postgresql.conf"
+        main_conf = datadir / "postgresql.conf"
         text = main_conf.read_text()
         if "include_if_exists = 'dbops.conf'" not in text:
             main_conf.write_text(text + "\ninclude_if_exists = 'dbops.conf'\n")
@@ -437,10 +475,14 @@ class EmbeddedCluster:
         """The programs of this cluster's version: the ones it was created with, if present."""
         data_major = self.data_major()
         if self.pg_version is not None and data_major not in (None, self.pg_version):
+            how = (
+                f"unset it, or upgrade the cluster: dbops db upgrade --to {self.pg_version}"
+                if self.pg_version > data_major
+                else f"set it to {data_major} or unset it (a cluster is never downgraded)"
+            )
             raise EmbeddedClusterError(
                 f"the embedded cluster in {self.home} is PostgreSQL {data_major}, and "
-                f"DBOPS_PG_VERSION asks for {self.pg_version}: unset it, or upgrade the "
-                "cluster (docs/versions.md)"
+                f"DBOPS_PG_VERSION asks for {self.pg_version}: {how}"
             )
         recorded = self._read_state().get("bindir")
         if isinstance(recorded, str) and complete(Path(recorded)):
@@ -748,9 +790,9 @@ class EmbeddedCluster:
     #: Marks the lines of pg_hba.conf dbops manages.
     _HBA_MARK = "# dbops: embedded_tls"
 
-    def _write_hba(self) -> None:
+    def _write_hba(self, datadir: Path | None = None) -> None:
         """With TLS on, refuse TCP connections without TLS (first matching line of pg_hba)."""
-        hba = self.datadir / "pg_hba.conf"
+        hba = (datadir or self.datadir) / "pg_hba.conf"
         kept = [line for line in hba.read_text().splitlines() if self._HBA_MARK not in line]
         if self.options.tls:
             kept.insert(0, f"hostnossl all all all reject  {self._HBA_MARK}")
