@@ -170,3 +170,30 @@ def test_debian_binaries_come_first(tmp_path: Path) -> None:
 def test_without_fetching_a_missing_build_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedClusterError, match=r"PostgreSQL 18 is not installed here"):
         bindir_for(18, cache=tmp_path, allow_fetch=False)
+
+
+def test_the_binaries_command_takes_a_supported_major_only() -> None:
+    from typer.testing import CliRunner
+
+    from dbops.cli import app
+
+    runner = CliRunner()
+    for outside in ("13", "19"):
+        assert runner.invoke(app, ["db", "binaries", outside]).exit_code == 2
+    found = runner.invoke(app, ["db", "binaries", "15"])
+    assert found.exit_code == 0, found.output
+    assert found.stdout == "/usr/lib/postgresql/15/bin\n"  # Debian's: nothing fetched
+
+
+def test_upgrade_refuses_a_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dbops db upgrade` moves the embedded cluster only: one line, exit 2, no password."""
+    from typer.testing import CliRunner
+
+    from dbops.cli import app
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:s3cret@127.0.0.1:1/db")
+    result = CliRunner().invoke(app, ["db", "upgrade", "--to", "17"])
+    assert result.exit_code == 2, result.output
+    assert "DATABASE_URL is set" in result.output
+    assert "s3cret" not in result.output
+    assert "Traceback" not in result.output

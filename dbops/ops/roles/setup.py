@@ -130,9 +130,9 @@ WHERE n.nspname = ANY(%(schemas)s)
 #: Extensions created here by the administrator when the server has them (none is a trusted
 #: extension the owner role could create itself): ``pg_trgm`` and ``postgis`` for the
 #: migrations (migration 0002 then finds them installed and leaves them alone, also on
-#: downgrade), ``hypopg`` for planner-verified index advice (``dbops monitor advice``, the
-#: dashboard's Indexes page): hypothetical indexes live in one session's memory and change
-#: nothing on disk.
+#: downgrade), ``hypopg`` for planner-verified index advice (``dbops monitor checks
+#: --advice``, the dashboard's Indexes page): hypothetical indexes live in one session's memory
+#: and change nothing on disk.
 EXTENSIONS = ("pg_trgm", "postgis", "hypopg")
 
 
