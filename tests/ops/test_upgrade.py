@@ -1,6 +1,6 @@
-"""The major-version upgrade runbook, as a user runs it: `dbops up` on an old PostgreSQL, `dbops
-db upgrade --to`, `dbops migrate`, a backup and its restore drill, with the data compared to
-what it was before (docs/versions.md).
+"""The major-version upgrade runbook, as a user runs it: `dbops up` on an old PostgreSQL (14,
+15), `dbops db upgrade --to 17`, `dbops migrate`, a backup and its restore drill, with the data
+compared to what it was before (docs/versions.md).
 
 The builds come from :mod:`dbops.db.builds` (fetched once into the machine's cache).
 """
@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from dbops.cli import app
 from dbops.db import EmbeddedCluster
+from dbops.db.builds import fetch
 from dbops.errors import EmbeddedClusterError
 from dbops.ops.roles.secrets import SECRET_ENTRIES_SQL
 from dbops.ops.upgrade import upgrade_cluster
@@ -70,28 +71,35 @@ def _facts(cluster: EmbeddedCluster) -> dict[str, object]:
         }
 
 
-def test_upgrade_14_to_17_keeps_everything_and_passes_a_drill(
-    home: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("old", [14, 15])
+def test_upgrade_to_17_keeps_everything_and_passes_a_drill(
+    old: int, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DBOPS_PG_VERSION", "14")
+    """14 by ``DBOPS_PG_VERSION``; 15 by the pinned 15 build (``DBOPS_PG_BINDIR``): Debian's 15
+    carries PostGIS under ``team_locations``, which 17 here lacks (the refusal test)."""
+    if old == 15:
+        monkeypatch.setenv("DBOPS_PG_BINDIR", str(fetch(15)))
+    else:
+        monkeypatch.setenv("DBOPS_PG_VERSION", str(old))
     _ok("up", "--users", "300", "--teams", "40", "--seed", "3", "--no-progress")
     cluster = EmbeddedCluster(home)
-    assert cluster.data_major() == 14
+    assert cluster.data_major() == old
     before = _facts(cluster)
     assert dict(before["rows"])["public.users"] == 303  # type: ignore[call-overload]
 
-    # DBOPS_PG_VERSION still says 14: the upgrade is asked for explicitly, not by a setting.
+    # The upgrade is asked for explicitly, whatever the setting says.
     out = _ok("db", "upgrade", "--to", "17")
-    assert "upgraded PostgreSQL 14." in out
+    assert f"upgraded PostgreSQL {old}." in out
     assert " -> 17." in out
     assert cluster.data_major() == 17
-    assert (cluster.runtime / "pgdata.14" / "PG_VERSION").read_text().strip() == "14"
+    kept = cluster.runtime / f"pgdata.{old}" / "PG_VERSION"
+    assert kept.read_text().strip() == str(old)
 
-    # Now the setting must follow (or go): 14 is refused for a 17 cluster, not started wrong.
-    refused = invoke("status")
-    assert refused.exit_code != 0
-    assert "is PostgreSQL 17, and DBOPS_PG_VERSION asks for 14" in refused.output
-    monkeypatch.setenv("DBOPS_PG_VERSION", "17")
+    if old == 14:  # the setting must follow (or go): 14 is refused for a 17 cluster
+        refused = invoke("status")
+        assert refused.exit_code != 0
+        assert "is PostgreSQL 17, and DBOPS_PG_VERSION asks for 14" in refused.output
+        monkeypatch.setenv("DBOPS_PG_VERSION", "17")
 
     after = _facts(cluster)
     assert after == before
@@ -103,7 +111,7 @@ def test_upgrade_14_to_17_keeps_everything_and_passes_a_drill(
         secrets = conn.execute(SECRET_ENTRIES_SQL).fetchall()
     assert version is not None
     assert int(version[0]) // 10_000 == 17
-    assert pgss == ("1.11",)  # updated to 17's
+    assert pgss == ("1.11",)  # updated to 17's (from 1.9 on 14, 1.10 on 15)
     assert secrets == []  # pg_upgrade's ALTER ROLE ... PASSWORD entries are purged
 
     assert "nothing to do" in _ok("migrate")
