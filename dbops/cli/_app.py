@@ -22,6 +22,7 @@ from dbops.cli import (
     monitor,
     pitr,
     roles,
+    shard,
     up,
 )
 from dbops.cli._errors import ErrorHandlingGroup, report
@@ -68,6 +69,7 @@ app.add_typer(backup.backup_app, name="backup")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(roles.roles_app, name="roles")
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(shard.shard_app, name="shard")
 
 
 def main() -> NoReturn:
