@@ -18,7 +18,7 @@ from dbops.cli._render import print_kv, say
 if TYPE_CHECKING:
     from dbops.ops.shard import ShardCheck
 
-__all__ = ["NOT_READY_EXIT", "check", "plan", "shard_app"]
+__all__ = ["NOT_READY_EXIT", "check", "plan", "prove", "shard_app"]
 
 #: Exit code of `dbops shard check` when a rule is broken: 4, the verdict of every dbops check
 #: (`monitor checks`, `backup verify`, `audit verify`); 1-3 are errors.
@@ -89,3 +89,33 @@ def plan() -> None:
 
     for line in shard_plan(_check()):
         typer.echo(line)
+
+
+@shard_app.command("prove")
+def prove(
+    partitions: Annotated[
+        int, typer.Option("--partitions", min=2, max=64, help="Hash partitions of the copy.")
+    ] = 8,
+) -> None:
+    """Show tenant pruning on a copy of team_members hash-partitioned by team (rolled back).
+
+    The biggest team's query plans one partition and, prepared generically, skips the
+    others when it runs; the same query is timed on the table and on the copy.
+    """
+    import psycopg
+
+    from dbops.ops.shard import prove_partitioning
+
+    settings = _target.settings()
+    dsn = _target.dsn_to_read(settings)
+    with psycopg.connect(dsn.libpq) as conn:
+        proof = prove_partitioning(conn, partitions=partitions)
+    say(
+        f"team {proof.team_id} ({proof.team_rows:,} members): its query plans "
+        f"{proof.planned_partitions} of {proof.partitions} partitions; a generic plan skipped "
+        f"{proof.removed_at_run} when it ran"
+    )
+    say(
+        f"median {proof.plain_median_us:,.1f} µs on team_members, "
+        f"{proof.partitioned_median_us:,.1f} µs on the partitioned copy"
+    )

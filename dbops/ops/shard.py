@@ -25,7 +25,16 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["TENANT_COLUMN", "Finding", "ShardCheck", "TableRole", "check_sharding", "shard_plan"]
+__all__ = [
+    "TENANT_COLUMN",
+    "Finding",
+    "PartitionProof",
+    "ShardCheck",
+    "TableRole",
+    "check_sharding",
+    "prove_partitioning",
+    "shard_plan",
+]
 
 #: The tenant key of every tenant table; ``teams`` carries it as its ``id``.
 TENANT_COLUMN = "team_id"
@@ -225,3 +234,118 @@ def shard_plan(check: ShardCheck) -> list[str]:
                 f"colocate_with => 'public.{TENANT_TABLE}');"
             )
     return lines
+
+
+# ------------------------------------------------------------------ the partitioning proof
+@dataclass(frozen=True)
+class PartitionProof:
+    """What :func:`prove_partitioning` saw: one tenant's reads on a hash-partitioned copy.
+
+    ``planned_partitions``: partitions in the plan of the tenant query with its team as a
+    literal (plan-time pruning: 1). ``removed_at_run``: partitions a generic prepared plan
+    (``$1``) skipped when it ran (run-time pruning: ``partitions - 1``). The timings are the
+    median of the same query on ``team_members`` and on the copy.
+    """
+
+    partitions: int
+    team_id: str
+    team_rows: int
+    planned_partitions: int
+    removed_at_run: int
+    plain_median_us: float
+    partitioned_median_us: float
+
+
+PROOF_SETUP_SQL = (
+    "CREATE TEMP TABLE p_team_members (LIKE public.team_members INCLUDING DEFAULTS) "
+    "PARTITION BY HASH (team_id)"
+)
+PROOF_PARTITION_SQL = (
+    "CREATE TEMP TABLE p_team_members_{n} PARTITION OF p_team_members "
+    "FOR VALUES WITH (MODULUS {m}, REMAINDER {n})"
+)
+PROOF_LOAD_SQL = "INSERT INTO p_team_members SELECT * FROM public.team_members"
+PROOF_KEY_SQL = "ALTER TABLE p_team_members ADD PRIMARY KEY (team_id, user_id)"
+BIGGEST_TEAM_SQL = """
+SELECT team_id::text, count(*) FROM public.team_members GROUP BY team_id ORDER BY 2 DESC, 1
+LIMIT 1
+"""
+TENANT_QUERY = "SELECT user_id, role FROM {table} WHERE team_id = {team}"
+
+
+def _plan_relations(plan: dict[str, Any]) -> list[str]:
+    found = [plan["Relation Name"]] if "Relation Name" in plan else []
+    for child in plan.get("Plans", ()):
+        found += _plan_relations(child)
+    return found
+
+
+def _removed(plan: dict[str, Any]) -> int:
+    return int(plan.get("Subplans Removed", 0)) + sum(_removed(c) for c in plan.get("Plans", ()))
+
+
+def prove_partitioning(
+    conn: psycopg.Connection[Any], *, partitions: int = 8, runs: int = 200
+) -> PartitionProof:
+    """A tenant's query on a copy of ``team_members`` hash-partitioned by team: one partition.
+
+    The copy is a temporary table; the plan shows which partitions the query reads, and the
+    same query is timed on the table and on the copy. Everything is temporary and in one
+    transaction that is rolled back: the database is left as it was. Needs a role that reads
+    every membership (the administrator: row-level security hides other tenants' rows from
+    the app role).
+    """
+    import statistics
+    import time
+
+    from psycopg import sql
+
+    if not 2 <= partitions <= 64:
+        raise ValueError("partitions must be 2 to 64")
+    with conn.transaction(force_rollback=True):
+        row = conn.execute(BIGGEST_TEAM_SQL).fetchone()
+        if row is None:
+            raise ValueError("team_members is empty: seed demo data first (dbops seed)")
+        team_id, team_rows = str(row[0]), int(row[1])
+        conn.execute(PROOF_SETUP_SQL)
+        for n in range(partitions):
+            conn.execute(sql.SQL(PROOF_PARTITION_SQL.format(n=n, m=partitions)))
+        conn.execute(PROOF_LOAD_SQL)
+        conn.execute(PROOF_KEY_SQL)
+        conn.execute("ANALYZE p_team_members")
+        literal = sql.Literal(team_id)
+        tenant = sql.SQL(TENANT_QUERY).format(table=sql.Identifier("p_team_members"), team=literal)
+        (plan,) = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + tenant).fetchone() or ([],)
+        planned = {r for r in _plan_relations(plan[0]["Plan"]) if r.startswith("p_team_members_")}
+        conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        conn.execute(
+            "PREPARE dbops_shard_proof (uuid) AS "
+            "SELECT user_id, role FROM p_team_members WHERE team_id = $1"
+        )
+        (run,) = conn.execute(
+            sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE dbops_shard_proof ({}::uuid)").format(
+                literal
+            )
+        ).fetchone() or ([],)
+        conn.execute("DEALLOCATE dbops_shard_proof")
+
+        def median_us(table: str) -> float:
+            query = sql.SQL(TENANT_QUERY).format(table=sql.SQL(table), team=sql.Placeholder())
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter_ns()
+                conn.execute(query, (team_id,), prepare=True).fetchall()
+                times.append((time.perf_counter_ns() - started) / 1000)
+            return round(statistics.median(times), 1)
+
+        plain = median_us("public.team_members")
+        partitioned = median_us("p_team_members")
+    return PartitionProof(
+        partitions=partitions,
+        team_id=team_id,
+        team_rows=team_rows,
+        planned_partitions=len(planned),
+        removed_at_run=_removed(run[0]["Plan"]),
+        plain_median_us=plain,
+        partitioned_median_us=partitioned,
+    )

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 from dbops.cli import app
 from dbops.cli.shard import NOT_READY_EXIT
 from dbops.config import to_libpq_url
-from dbops.ops.shard import TableRole, check_sharding, shard_plan
+from dbops.db import Database
+from dbops.ops.seed import seed
+from dbops.ops.shard import TableRole, check_sharding, prove_partitioning, shard_plan
 
 
 def _check(url: str) -> tuple[dict[str, TableRole], set[tuple[str, str]]]:
@@ -107,3 +109,31 @@ def test_the_cli_exits_5_until_the_schema_is_ready(
     planned = runner.invoke(app, ["shard", "plan"])
     assert planned.exit_code == 0, planned.output
     assert "SELECT create_reference_table('public.users');" in planned.stdout
+
+
+def test_a_tenants_query_reads_one_partition_of_the_copy(
+    clean_db: Database, database_url: str
+) -> None:
+    """The oracle is the catalog: the biggest team and its member count, counted by hand."""
+    seed(clean_db, users=60, teams=6, seed=11)
+    with psycopg.connect(to_libpq_url(database_url)) as conn:
+        row = conn.execute(
+            "SELECT team_id::text, count(*) FROM team_members GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        proof = prove_partitioning(conn, partitions=4, runs=5)
+        left = conn.execute("SELECT to_regclass('pg_temp.p_team_members')").fetchone()
+    assert (proof.team_id, proof.team_rows) == (row[0], row[1])
+    assert proof.partitions == 4
+    assert proof.planned_partitions == 1  # pruned when planned
+    assert proof.removed_at_run == 3  # and when a generic plan ran
+    assert proof.plain_median_us > 0
+    assert proof.partitioned_median_us > 0
+    assert left == (None,)  # rolled back: nothing left behind
+
+
+def test_the_proof_needs_memberships(empty_database: str) -> None:
+    with psycopg.connect(to_libpq_url(empty_database), autocommit=True) as conn:
+        conn.execute("CREATE TABLE team_members (team_id uuid, user_id uuid, role text)")
+        with pytest.raises(ValueError, match="team_members is empty"):
+            prove_partitioning(conn)
