@@ -17,6 +17,7 @@ section here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, Self
@@ -60,6 +61,7 @@ class Section:
     UNPREFIXED: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
+    @functools.cache
     def setting_names(cls) -> dict[str, str]:
         """Section field name -> ``Settings`` field name."""
         assert dataclasses.is_dataclass(cls)

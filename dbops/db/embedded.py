@@ -36,7 +36,14 @@ from dbops.errors import EmbeddedClusterError
 if TYPE_CHECKING:
     from dbops.config import Settings
 
-__all__ = ["ClusterStatus", "EmbeddedCluster", "PgBinaries", "ServerOptions", "find_binaries"]
+__all__ = [
+    "ClusterStatus",
+    "EmbeddedCluster",
+    "PgBinaries",
+    "ServerOptions",
+    "find_binaries",
+    "free_port",
+]
 
 _INSTALL_HINT = (
     "no PostgreSQL server binaries found (looked at $DBOPS_PG_BINDIR, `pg_config --bindir`, "
@@ -157,7 +164,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -320,9 +328,13 @@ class EmbeddedCluster:
 
     def recorded_binaries(self) -> PgBinaries | None:
         """The binaries the cluster was created (or last upgraded) with, if still there."""
+        bindir = self._recorded_bindir()
+        return None if bindir is None else PgBinaries(bindir=bindir, version=_version_of(bindir))
+
+    def _recorded_bindir(self) -> Path | None:
         recorded = self._read_state().get("bindir")
         if isinstance(recorded, str) and complete(Path(recorded)):
-            return PgBinaries(bindir=Path(recorded), version=_version_of(Path(recorded)))
+            return Path(recorded)
         return None
 
     def _run(
@@ -374,7 +386,7 @@ class EmbeddedCluster:
     def _initdb(self, binaries: PgBinaries) -> None:
         password = secrets.token_urlsafe(24)
         self.initdb_at(self.datadir, binaries, password)
-        port = _free_port()
+        port = free_port()
         self.write_server_files(self.datadir, port)
         self._write_state(
             {
@@ -484,9 +496,9 @@ class EmbeddedCluster:
                 f"the embedded cluster in {self.home} is PostgreSQL {data_major}, and "
                 f"DBOPS_PG_VERSION asks for {self.pg_version}: {how}"
             )
-        recorded = self._read_state().get("bindir")
-        if isinstance(recorded, str) and complete(Path(recorded)):
-            return PgBinaries(bindir=Path(recorded), version="")
+        recorded = self._recorded_bindir()
+        if recorded is not None:
+            return PgBinaries(bindir=recorded, version="")  # the version costs a subprocess
         return find_binaries(data_major or self.pg_version)
 
     def binaries(self) -> PgBinaries:
@@ -527,9 +539,9 @@ class EmbeddedCluster:
     def _start(self) -> None:
         binaries = self._binaries()
         self._make_dirs()
-        port = self.port or _free_port()
+        port = self.port or free_port()
         if not _port_free(port):
-            port = _free_port()
+            port = free_port()
         self._ensure_tls_files()
         self._write_conf(port)
         self._write_hba()

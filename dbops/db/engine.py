@@ -91,14 +91,13 @@ def resolve_url(settings: Settings) -> str:
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for every ``psycopg.connect``: timeouts, name, prepared statements."""
+    pool = settings.pool
     return {
         "application_name": settings.application_name,
         "connect_timeout": settings.connect_timeout_s,
         "options": settings.connection_options(),
         # None disables server-side prepared statements (pgbouncer transaction mode).
-        "prepare_threshold": settings.pool.prepare_threshold
-        if settings.pool.prepared_statements
-        else None,
+        "prepare_threshold": pool.prepare_threshold if pool.prepared_statements else None,
     }
 
 

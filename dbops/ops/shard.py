@@ -8,7 +8,8 @@ dbops' tenant is the team. So (docs/scale-out.md):
 - **reference** tables (a copy on every node): the tables those point at that have no tenant
   (``users``: one person belongs to many teams);
 - **local** tables stay on the coordinator: the other schemas (``audit``'s hash chain is one
-  global order, ``archive``, ``dbops_monitor``, alembic's version table).
+  global order, ``archive``, ``dbops_monitor``, alembic's version table), and a table of
+  ``public`` no distributed table reaches.
 
 The rules Citus enforces, each a :class:`Finding` when broken: a distributed table's primary key
 and every unique constraint or unique index include its distribution column (a node can only
@@ -145,13 +146,17 @@ def _roles(tables: Sequence[_Table]) -> dict[str, TableRole]:
             roles[t.name] = TableRole(t.name, "distributed", "id")
         elif TENANT_COLUMN in t.columns:
             roles[t.name] = TableRole(t.name, "distributed", TENANT_COLUMN)
+    # Reference tables: what the distributed tables point at, and what those point at in turn
+    # (a reference table may only point at reference tables).
+    by_name = {t.name: t for t in tables}
+    pending = [target for t in tables if t.name in roles for _, target, _, _ in t.foreign_keys]
+    while pending:
+        name = pending.pop()
+        if name not in roles and name in by_name:
+            roles[name] = TableRole(name, "reference")
+            pending += [target for _, target, _, _ in by_name[name].foreign_keys]
     for t in tables:
-        if t.name in roles and roles[t.name].role == "distributed":
-            for _, target, _, _ in t.foreign_keys:
-                if target not in roles:
-                    roles[target] = TableRole(target, "reference")
-    for t in tables:
-        roles.setdefault(t.name, TableRole(t.name, "reference"))
+        roles.setdefault(t.name, TableRole(t.name, "local"))  # on the coordinator only
     return roles
 
 
@@ -189,7 +194,7 @@ def check_sharding(conn: psycopg.Connection[Any]) -> ShardCheck:
                     Finding(
                         t.name,
                         constraint,
-                        f"reference table {t.name} points at distributed table {target}",
+                        f"{role.role} table {t.name} points at distributed table {target}",
                         "drop the foreign key, or distribute the table by the tenant",
                     )
                 )
@@ -207,7 +212,8 @@ def check_sharding(conn: psycopg.Connection[Any]) -> ShardCheck:
                     )
                 )
     ordered = sorted(
-        roles.values(), key=lambda r: ({"distributed": 0, "reference": 1}[r.role], r.table)
+        roles.values(),
+        key=lambda r: ({"distributed": 0, "reference": 1, "local": 2}[r.role], r.table),
     )
     return ShardCheck(tuple(ordered), tuple(findings))
 
@@ -315,18 +321,22 @@ def prove_partitioning(
         conn.execute("ANALYZE p_team_members")
         literal = sql.Literal(team_id)
         tenant = sql.SQL(TENANT_QUERY).format(table=sql.Identifier("p_team_members"), team=literal)
-        (plan,) = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + tenant).fetchone() or ([],)
+        explained = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + tenant).fetchone()
+        assert explained is not None  # EXPLAIN always returns its plan
+        plan = explained[0]
         planned = {r for r in _plan_relations(plan[0]["Plan"]) if r.startswith("p_team_members_")}
         conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         conn.execute(
             "PREPARE dbops_shard_proof (uuid) AS "
             "SELECT user_id, role FROM p_team_members WHERE team_id = $1"
         )
-        (run,) = conn.execute(
+        ran = conn.execute(
             sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE dbops_shard_proof ({}::uuid)").format(
                 literal
             )
-        ).fetchone() or ([],)
+        ).fetchone()
+        assert ran is not None
+        run = ran[0]
         conn.execute("DEALLOCATE dbops_shard_proof")
 
         def median_us(table: str) -> float:

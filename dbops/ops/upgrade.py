@@ -27,14 +27,13 @@ drill (``dbops backup create`` + ``verify``) prove the upgraded cluster.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbops.db.embedded import EmbeddedCluster, PgBinaries, find_binaries
+from dbops.db.embedded import EmbeddedCluster, PgBinaries, find_binaries, free_port
 from dbops.errors import EmbeddedClusterError
 from dbops.ops.roles.secrets import purge_secret_statements
 
@@ -63,13 +62,6 @@ class UpgradeResult:
 
 def _quiet(_message: str) -> None:
     """Progress callback that says nothing."""
-
-
-def _free_port() -> int:
-    """A loopback port nobody listens on now (pg_upgrade's temporary servers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _extensions(cluster: EmbeddedCluster) -> dict[str, set[str]]:
@@ -164,6 +156,9 @@ def upgrade_cluster(
         raise EmbeddedClusterError(
             f"the cluster is PostgreSQL {old_major}: an upgrade goes to a newer major version"
         )
+    kept = cluster.runtime / f"pgdata.{old_major}"
+    if kept.exists():  # before anything changes
+        raise EmbeddedClusterError(f"{kept} exists (an earlier upgrade's): move it away first")
     old = cluster.recorded_binaries() or find_binaries(old_major)
     new = find_binaries(major)
     progress(f"from PostgreSQL {old.version} ({old.bindir}) to {new.version} ({new.bindir})")
@@ -193,16 +188,13 @@ def upgrade_cluster(
 
     password = cluster.password or ""
     new_dir = cluster.runtime / f"pgdata.new-{major}"
-    kept = cluster.runtime / f"pgdata.{old_major}"
-    if kept.exists():
-        raise EmbeddedClusterError(f"{kept} exists (an earlier upgrade's): move it away first")
     progress("stopping the server")
     cluster.stop()
     shutil.rmtree(new_dir, ignore_errors=True)  # a failed attempt's leftovers
     try:
         progress(f"initdb of PostgreSQL {new.version} in {new_dir}")
         cluster.initdb_at(new_dir, new, password)
-        cluster.write_server_files(new_dir, cluster.port or _free_port())
+        cluster.write_server_files(new_dir, cluster.port or free_port())
         argv = [
             new.tool("pg_upgrade"),
             "--old-bindir",
@@ -218,9 +210,9 @@ def upgrade_cluster(
             "--socketdir",
             str(cluster.socket_dir),
             "--old-port",
-            str(_free_port()),
+            str(free_port()),
             "--new-port",
-            str(_free_port()),
+            str(free_port()),
         ]
         progress("pg_upgrade --check")
         cluster.run_as_server([*argv, "--check"], timeout=600)

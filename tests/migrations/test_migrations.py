@@ -28,7 +28,7 @@ from dbops.ops.migrate import (
     pending,
     upgrade,
 )
-from tests.fixtures.db import make_settings, suite_pg_version
+from tests.fixtures.db import SUITE_PG_VERSION, make_settings
 
 #: Everything in the database that is not PostgreSQL's own, an extension member, or alembic's
 #: bookkeeping table: after a downgrade to base this must be empty.
@@ -74,7 +74,7 @@ _RESTRICT = re.compile(r"^\\(un)?restrict .*$", re.MULTILINE)
 
 
 def _schema_dump(url: str) -> str:
-    pg_dump = find_binaries(suite_pg_version()).tool("pg_dump")
+    pg_dump = find_binaries(SUITE_PG_VERSION).tool("pg_dump")
     out = subprocess.run(
         [pg_dump, "--schema-only", "--no-owner", "--dbname", to_libpq_url(url)],
         capture_output=True,

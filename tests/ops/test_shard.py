@@ -47,7 +47,10 @@ def test_the_demo_schema_and_what_it_lacks_for_citus(migrated: str) -> None:
 
 HAND_BUILT = """
 CREATE TABLE teams (id uuid PRIMARY KEY);
+CREATE TABLE countries (code text PRIMARY KEY);
+CREATE TABLE flags (name text PRIMARY KEY);
 CREATE TABLE users (id uuid PRIMARY KEY, email text UNIQUE,
+                    country text REFERENCES countries (code),
                     favorite_team uuid CONSTRAINT fk_users_team REFERENCES teams (id));
 CREATE TABLE members (team_id uuid REFERENCES teams (id), user_id uuid REFERENCES users (id),
                       PRIMARY KEY (team_id, user_id));
@@ -71,6 +74,8 @@ def test_each_rule_on_a_schema_built_to_break_it(empty_database: str) -> None:
         "tags": ("distributed", "team_id"),
         "links": ("distributed", "team_id"),
         "users": ("reference", None),
+        "countries": ("reference", None),  # reached through users
+        "flags": ("local", None),  # reached by nothing distributed
     }
     assert findings == {
         ("notes", "pk_notes"),  # a primary key without the team

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dbops.config import Settings, redact_dsn, to_libpq_url
 from dbops.db import EmbeddedCluster
+from dbops.db.embedded import free_port
 from dbops.errors import EmbeddedClusterError, PitrError
 from dbops.ops.pitr._layout import (
     COMMIT_MARK_SQL,
@@ -30,12 +30,9 @@ __all__ = [
 
 
 def _free_port(avoid: int | None) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port != avoid:
-            return port
+    while (port := free_port()) == avoid:
+        pass
+    return port
 
 
 def _is_empty(path: Path) -> bool:

@@ -16,7 +16,7 @@ from dbops.db import Dsn, EmbeddedCluster, open_database
 from dbops.ops.backup._common import client_env, count_rows, pg_tool
 from dbops.ops.migrate import upgrade
 from dbops.ops.seed import seed
-from tests.fixtures.db import make_settings, suite_pg_version
+from tests.fixtures.db import SUITE_PG_VERSION, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def schema_text(url: str) -> str:
     conninfo, env = client_env(Dsn.parse(url))
     out = subprocess.run(
         [
-            pg_tool("pg_dump", suite_pg_version()),
+            pg_tool("pg_dump", SUITE_PG_VERSION),
             "--schema-only",
             "--no-owner",
             "--no-privileges",
