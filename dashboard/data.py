@@ -43,6 +43,7 @@ __all__ = [
     "Source",
     "backup_findings",
     "backups",
+    "bouncer_findings",
     "close_all",
     "explain",
     "findings",
@@ -54,6 +55,7 @@ __all__ = [
     "mask_email",
     "previous_snapshot",
     "process_series",
+    "replication_findings",
     "search_teams",
     "source",
     "statement_series",
@@ -555,6 +557,16 @@ def backups(now: datetime | None = None) -> Backups | Note:
         drills=pd.DataFrame(drills, columns=DRILL_COLUMNS).sort_values("at", ascending=False),
         broken=problems,
     )
+
+
+def bouncer_findings() -> list[Finding]:
+    """The ``bouncer_waiting`` check's problems (clients waiting at PgBouncer)."""
+    return problems(findings(), "bouncer_waiting")
+
+
+def replication_findings() -> list[Finding]:
+    """The replication checks' problems (lag, slots) of the current snapshot."""
+    return [f for f in problems(findings()) if f.check in ("replication_lag", "replication_slots")]
 
 
 def backup_findings() -> list[Finding]:

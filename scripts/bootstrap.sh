@@ -31,6 +31,8 @@ if [ ! -f "/usr/share/postgresql/${major}/extension/hypopg.control" ] \
 fi
 # pgBackRest: WAL archiving, base backups and point-in-time restore (`dbops backup pitr-*`).
 command -v pgbackrest >/dev/null 2>&1 || APT_PACKAGES+=("pgbackrest")
+# PgBouncer: the services are tested behind a real one in transaction pooling.
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || APT_PACKAGES+=("pgbouncer")
 # Prometheus (promtool checks the alert rules; a test scrapes the exporter with a real server)
 # and Debian's postgres_exporter (bench/bench_exporter.py compares against it).
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \

@@ -1,3 +1,8 @@
 """Test configuration: fixtures live in tests/fixtures/ and are loaded as plugins."""
 
-pytest_plugins = ["tests.fixtures.db", "tests.fixtures.monitoring", "tests.fixtures.snapshots"]
+pytest_plugins = [
+    "tests.fixtures.db",
+    "tests.fixtures.bouncer",
+    "tests.fixtures.monitoring",
+    "tests.fixtures.snapshots",
+]

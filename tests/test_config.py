@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from dbops.config import (
     Settings,
@@ -435,6 +435,7 @@ def test_the_monitor_section_reads_the_same_environment_names(
         "DBOPS_MONITOR_SLOW_COLLECTOR_TIMEOUT_MS": "4321",
         "DBOPS_MONITOR_EXPLAIN_MAX_CHARS": "5000",
         "DBOPS_MONITOR_ACCESS_WINDOW_S": "90",
+        "DBOPS_MONITOR_PGBOUNCER_URL": "postgresql://dbops_monitor:pw@127.0.0.1:6432/pgbouncer",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -448,6 +449,7 @@ def test_the_monitor_section_reads_the_same_environment_names(
         "slow_collector_timeout_ms": 4321,
         "explain_max_chars": 5000,
         "access_window_s": 90.0,
+        "pgbouncer_url": SecretStr("postgresql://dbops_monitor:pw@127.0.0.1:6432/pgbouncer"),
     }
     fields = {f.name for f in dataclasses.fields(section)}
     assert {f"DBOPS_MONITOR_{name.upper()}" for name in fields} == set(env)

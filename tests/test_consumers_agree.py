@@ -28,7 +28,15 @@ import pytest
 from dbops.config import Settings
 from dbops.exporter import snapshot_metrics
 from dbops.monitoring.checks import Finding, Severity, evaluate, problems, worst_first
-from dbops.monitoring.snapshot import PoolStat, ReplicaStat, Snapshot, XidAgeStat
+from dbops.monitoring.snapshot import (
+    BouncerPool,
+    BouncerStat,
+    PoolStat,
+    ReplicaStat,
+    SlotStat,
+    Snapshot,
+    XidAgeStat,
+)
 from tests.fixtures.snapshots import app_process, degraded_snapshot, healthy_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +48,13 @@ DEFAULTS = Settings(_env_file=None)
 #: Alert -> when it must fire, from the checks' findings.
 FIRES: dict[str, Callable[[list[Finding]], bool]] = {
     "DbopsPoolSaturated": lambda f: bool(problems(f, "pool_saturation")),
+    "DbopsPgbouncerWaiting": lambda f: bool(problems(f, "bouncer_waiting")),
     "DbopsReplicationLag": lambda f: any(
         x.severity is Severity.CRITICAL for x in problems(f, "replication_lag")
+    ),
+    "DbopsReplicationSlotWarning": lambda f: bool(problems(f, "replication_slots")),
+    "DbopsReplicationSlotCritical": lambda f: any(
+        x.severity is Severity.CRITICAL for x in problems(f, "replication_slots")
     ),
     "DbopsWraparoundWarning": lambda f: bool(problems(f, "wraparound")),
     "DbopsWraparoundCritical": lambda f: any(
@@ -54,7 +67,9 @@ FIRES: dict[str, Callable[[list[Finding]], bool]] = {
 #: The exporter's samples those alerts read.
 INPUTS = (
     "dbops_pool_",
+    "dbops_pgbouncer_",
     "dbops_replication_lag_seconds",
+    "dbops_replication_slot_",
     "dbops_standby_replay_lag_seconds",
     "dbops_database_wraparound_ratio",
     "dbops_backup_",
@@ -74,6 +89,18 @@ def _replica(snap: Snapshot, lag_s: float) -> Snapshot:
     replica = ReplicaStat("standby1", "10.0.0.2", "streaming", "async", 1, lag_s, lag_s, lag_s)
     db = dataclasses.replace(snap.database, replicas=(replica,))
     return dataclasses.replace(snap, database=db)
+
+
+def _slot(snap: Snapshot, retained: int | None, wal_status: str = "extended") -> Snapshot:
+    assert snap.database is not None
+    slot = SlotStat("dbops_replica_r1", "physical", False, retained, wal_status)
+    db = dataclasses.replace(snap.database, slots=(slot,))
+    return dataclasses.replace(snap, database=db)
+
+
+def _bouncer(snap: Snapshot, max_wait_s: float) -> Snapshot:
+    pool = BouncerPool("dbops", "dbops_app", 8, 3, 4, 0, 0, max_wait_s, "transaction")
+    return dataclasses.replace(snap, bouncer=BouncerStat(pools=(pool,), databases=()))
 
 
 def _standby(snap: Snapshot, lag_s: float) -> Snapshot:
@@ -97,6 +124,8 @@ def _cases() -> dict[str, Snapshot]:
     h = healthy_snapshot()
     max_age, verified_age = DEFAULTS.backup_max_age_s, DEFAULTS.backup_verified_max_age_s
     lag = DEFAULTS.check_replication_lag_critical_s
+    warn_bytes = DEFAULTS.check_slot_retained_warning_bytes
+    crit_bytes = DEFAULTS.check_slot_retained_critical_bytes
     return {
         "healthy": h,
         "degraded": degraded_snapshot(),
@@ -106,6 +135,15 @@ def _cases() -> dict[str, Snapshot]:
         "wraparound under the critical": _wraparound(h, DEFAULTS.check_wraparound_critical - 1e-6),
         "replica at the critical lag": _replica(h, lag),
         "replica under the critical lag": _replica(h, lag - 0.001),
+        "bouncer wait at the warning": _bouncer(h, DEFAULTS.check_bouncer_wait_warning_s),
+        "bouncer wait under the warning": _bouncer(
+            h, DEFAULTS.check_bouncer_wait_warning_s - 0.001
+        ),
+        "slot at the warning": _slot(h, warn_bytes),
+        "slot under the warning": _slot(h, warn_bytes - 1),
+        "slot at the critical": _slot(h, crit_bytes),
+        "slot under the critical": _slot(h, crit_bytes - 1),
+        "slot that lost its WAL": _slot(h, None, "lost"),
         "standby at the critical lag": _standby(h, lag),
         "standby under the critical lag": _standby(h, lag - 0.001),
         "pool at the warning share": _pool(h, round(20 * DEFAULTS.check_pool_saturation_warning)),

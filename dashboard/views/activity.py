@@ -1,4 +1,4 @@
-"""Activity: connections, access events (refused logins, denials), long and blocked queries."""
+"""Activity: connections, replication, access events, long and blocked queries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components as c
+from dashboard import data
 from dbops.monitoring.snapshot import AccessStat, CountBy, Snapshot
+from dbops.units import format_bytes
 
 
 def _counts(items: tuple[CountBy, ...] | None, label: str) -> pd.DataFrame:
@@ -68,6 +70,70 @@ def _access(snap: Snapshot) -> None:
         st.caption("Counts are since start (the server's: since its log was first read).")
 
 
+def _replication(snap: Snapshot) -> None:
+    """This server's role, the standbys it streams to and its slots, with their checks."""
+    st.subheader("Replication")
+    server, db = snap.server, snap.database
+    if c.collector_note(snap, "database.replicas", "database.slots") or db is None:
+        return
+    cols = st.columns(3)
+    role = "-" if server is None else ("standby" if server.in_recovery else "primary")
+    cols[0].metric("This server", role)
+    if server is not None and server.in_recovery:
+        lag = db.replica_lag_s
+        cols[1].metric(
+            "Replay lag (this standby)",
+            "-" if lag is None else f"{lag:.1f} s",
+            help="0 while streaming with everything received replayed",
+        )
+    else:
+        cols[1].metric("Standbys streaming", "-" if db.replicas is None else len(db.replicas))
+    cols[2].metric("Replication slots", "-" if db.slots is None else len(db.slots))
+    if db.replicas:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "standby": r.application or r.client_addr or "replica",
+                        "client": r.client_addr or "local",
+                        "state": r.state,
+                        "sync": r.sync_state,
+                        "behind": format_bytes(r.lag_bytes),
+                        "replay lag s": r.replay_lag_s,
+                    }
+                    for r in db.replicas
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={"replay lag s": st.column_config.NumberColumn(format="%.3f")},
+        )
+    if db.slots:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "slot": s.name,
+                        "type": s.slot_type,
+                        "active": s.active,
+                        "WAL kept": format_bytes(s.retained_bytes),
+                        "wal_status": s.wal_status,
+                    }
+                    for s in db.slots
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+    found = data.replication_findings()
+    if found:
+        c.findings_table(found)
+    elif db.replicas or db.slots or (server is not None and server.in_recovery):
+        st.success("No replica lags and no slot keeps much WAL.")
+    else:
+        st.caption("No standby streams from this server (`dbops db replica add` makes one).")
+
+
 def main() -> None:
     """Render the page."""
     st.title("Activity")
@@ -76,6 +142,7 @@ def main() -> None:
     act = snap.activity
     if act is None:
         st.info("No activity in this snapshot.")
+        _replication(snap)
         _access(snap)
         return
     cols = st.columns(3)
@@ -103,6 +170,7 @@ def main() -> None:
             title="By client address (local = unix socket)",
         )
 
+    _replication(snap)
     _access(snap)
 
     st.subheader("Blocked queries")

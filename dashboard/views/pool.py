@@ -115,6 +115,23 @@ def _history(snap: Snapshot) -> None:
     st.altair_chart(chart, width="stretch")
 
 
+def _bouncer(snap: Snapshot) -> None:
+    """PgBouncer's pools and traffic, when one is watched (``DBOPS_MONITOR_PGBOUNCER_URL``)."""
+    if snap.bouncer is None and snap.error("bouncer") is None:
+        return
+    st.subheader("PgBouncer")
+    if c.collector_note(snap, "bouncer") or snap.bouncer is None:
+        return
+    b = snap.bouncer
+    st.caption(f"{b.version or 'PgBouncer'}: its pools (SHOW POOLS) and traffic (SHOW STATS).")
+    st.dataframe(c.frame(b.pools), hide_index=True, width="stretch")
+    if b.databases:
+        st.dataframe(c.frame(b.databases), hide_index=True, width="stretch")
+    found = data.bouncer_findings()
+    if found:
+        c.findings_table(found)
+
+
 def main() -> None:
     """Render the page."""
     st.title("Pool and app")
@@ -139,6 +156,7 @@ def main() -> None:
         _pools(process)
         st.subheader("Service calls")
         _statements(process)
+    _bouncer(snap)
     st.subheader("History")
     _history(snap)
 

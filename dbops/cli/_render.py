@@ -215,6 +215,20 @@ def print_snapshot(
         _row(table, "statements", f"{stats.entries:,} entries, {stats.total_calls:,} calls")
     if snap.advice is not None:
         _row(table, "index advice", f"{len(snap.advice.suggestions)} verified suggestions")
+    if database is not None and database.replicas is not None:
+        streaming = len(database.replicas)
+        kept = sum(s.retained_bytes or 0 for s in database.slots or ())
+        _row(
+            table,
+            "replication",
+            f"{streaming} standby streaming, slots keep {format_bytes(kept)}"
+            if streaming == 1
+            else f"{streaming} standbys streaming, slots keep {format_bytes(kept)}",
+        )
+    if snap.bouncer is not None:
+        waiting = sum(p.clients_waiting for p in snap.bouncer.pools)
+        wait = max((p.max_wait_s for p in snap.bouncer.pools), default=0.0)
+        _row(table, "pgbouncer", f"{waiting} clients waiting (longest {wait:.1f} s)")
     _row(table, "errors", str(len(snap.errors)))
     _row(table, "collected in", f"{snap.duration_s * 1000:.0f} ms")
     out = _out()

@@ -8,6 +8,8 @@ import typer
 
 from dbops.cli import _target
 from dbops.cli._render import note, print_kv, say
+from dbops.cli.bouncer import bouncer_app
+from dbops.cli.replica import replica_app
 
 if TYPE_CHECKING:
     from dbops.config import Settings
@@ -23,6 +25,8 @@ db_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+db_app.add_typer(replica_app, name="replica")
+db_app.add_typer(bouncer_app, name="bouncer")
 
 
 def _external(settings: Settings) -> str | None:
@@ -45,6 +49,10 @@ def start() -> None:
     cluster.ensure_running()
     state = "already running" if was_running else "started"
     say(f"embedded PostgreSQL {state}: {cluster.libpq_url()}")
+    from dbops.db.standby import start_replicas
+
+    for name in start_replicas(cluster):
+        say(f"replica {name} started")
 
 
 @db_app.command("stop")
@@ -56,6 +64,13 @@ def stop() -> None:
     if _external(settings) is not None:
         raise DbopsError(_target.EXTERNAL_NO_SERVER)
     cluster = _target.cluster(settings)
+    from dbops.db.bouncer import Bouncer
+    from dbops.db.standby import stop_replicas
+
+    if Bouncer(cluster).stop():
+        say("pgbouncer stopped")
+    for name in stop_replicas(cluster):
+        say(f"replica {name} stopped")
     say("embedded PostgreSQL stopped" if cluster.stop() else "embedded PostgreSQL was not running")
 
 

@@ -28,6 +28,7 @@ from dbops.config.sections import (
     MonitorSettings,
     PitrSettings,
     PoolSettings,
+    ReplicaSettings,
     RoleSettings,
     ServeSettings,
     ServiceSettings,
@@ -97,6 +98,35 @@ class Settings(BaseSettings):
         default=0.5,
         ge=0,
         description="Skip the pre-ping for a connection returned less than this long ago.",
+    )
+    # Read replicas (dbops.db.replicas): where reads that tolerate lag go, and when not.
+    replica_urls: SecretStr | None = Field(
+        default=None,
+        description="Streaming replicas the services read from, as URLs separated by spaces "
+        "(each as the app's role). Unset: the embedded cluster's replicas (`dbops db replica "
+        "add`) when dbops runs its own cluster, else none.",
+    )
+    replica_reads: bool = Field(
+        default=True,
+        description="Send the reads that tolerate lag to a replica (docs/scale-out.md says which).",
+    )
+    replica_max_lag_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A replica missing WAL the primary had this long ago is skipped until it "
+        "catches up.",
+    )
+    replica_wait_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="Longest wait for a replica to replay the actor's last write before its "
+        "read goes to the primary instead (read-your-writes).",
+    )
+    replica_check_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each replica's health and replay position are checked; a "
+        "replica that is down is tried again after this.",
     )
     process_report_s: float = Field(
         default=10.0,
@@ -196,6 +226,12 @@ class Settings(BaseSettings):
     monitor_max_tables: int = Field(
         default=1_000, ge=1, description="Most tables kept in a snapshot (largest first)."
     )
+    monitor_pgbouncer_url: SecretStr | None = Field(
+        default=None,
+        description="PgBouncer's console (`postgresql://dbops_monitor:...@host:6432/pgbouncer`, "
+        "a `stats_users` role): its pools and traffic in the snapshot, exporter and dashboard. "
+        "Unset: none.",
+    )
     monitor_access_window_s: float = Field(
         default=900.0,
         gt=0,
@@ -206,6 +242,29 @@ class Settings(BaseSettings):
     )
     check_replication_lag_critical_s: float = Field(
         default=300.0, gt=0, description="Replication lag (seconds) that is critical."
+    )
+    check_slot_retained_warning_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="WAL a replication slot keeps (an absent or lagging replica) that is a "
+        "warning; the primary's disk fills with it.",
+    )
+    check_slot_retained_critical_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=1,
+        description="WAL a replication slot keeps that is critical (a slot whose WAL is "
+        "already lost is critical too).",
+    )
+    check_bouncer_wait_warning_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="A client waiting this long at PgBouncer for a server connection is a "
+        "warning (its pool is too small for the load).",
+    )
+    check_bouncer_wait_critical_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="... and this long is critical.",
     )
     check_long_running_query_s: float = Field(
         default=60.0, gt=0, description="A statement running longer than this is a warning."
@@ -686,7 +745,7 @@ class Settings(BaseSettings):
             raise ValueError("application_name must be ASCII and at most 63 characters")
         return value
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "replica_urls", "monitor_pgbouncer_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -708,6 +767,11 @@ class Settings(BaseSettings):
     def pool(self) -> PoolSettings:
         """The pool and the session timeouts (``DBOPS_POOL_*`` and the timeouts)."""
         return PoolSettings.of(self)
+
+    @property
+    def replicas(self) -> ReplicaSettings:
+        """Read replicas (``DBOPS_REPLICA_*``)."""
+        return ReplicaSettings.of(self)
 
     @property
     def services(self) -> ServiceSettings:

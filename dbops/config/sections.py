@@ -43,6 +43,7 @@ __all__ = [
     "MonitorSettings",
     "PitrSettings",
     "PoolSettings",
+    "ReplicaSettings",
     "RoleSettings",
     "Section",
     "ServeSettings",
@@ -125,6 +126,20 @@ class PoolSettings(Section):
 
 
 @dataclass(frozen=True)
+class ReplicaSettings(Section):
+    """Read replicas: which the services read from, and when a read goes to the primary."""
+
+    TITLE = "Read replicas"
+    PREFIX = "replica_"
+
+    urls: SecretStr | None
+    reads: bool
+    max_lag_s: float
+    wait_s: float
+    check_s: float
+
+
+@dataclass(frozen=True)
 class ServiceSettings(Section):
     """Limits and tuning of the service API."""
 
@@ -165,6 +180,7 @@ class MonitorSettings(Section):
     max_sessions: int
     #: Tables kept, largest first.
     max_tables: int
+    pgbouncer_url: SecretStr | None
     access_window_s: float
 
 
@@ -181,6 +197,10 @@ class CheckSettings(Section):
 
     replication_lag_warning_s: float
     replication_lag_critical_s: float
+    slot_retained_warning_bytes: int
+    slot_retained_critical_bytes: int
+    bouncer_wait_warning_s: float
+    bouncer_wait_critical_s: float
     long_running_query_s: float
     long_running_query_critical_s: float
     idle_in_transaction_s: float
@@ -369,6 +389,7 @@ class CryptoSettings(Section):
 SECTIONS: tuple[type[Section], ...] = (
     ConnectionSettings,
     PoolSettings,
+    ReplicaSettings,
     ServiceSettings,
     MigrationSettings,
     MonitorSettings,

@@ -676,6 +676,17 @@ class EmbeddedCluster:
             self._ensure_database()
         return self.url()
 
+    def start_standby(self) -> str:
+        """Start a copy that stays in recovery (a streaming replica); return its URL.
+
+        ``pg_ctl start -w`` returns once the standby accepts read-only connections. Nothing
+        is created in it (it is read-only): the database and extensions come from the primary.
+        """
+        with self._lock():
+            if not self.running():
+                self._start()
+        return self.url()
+
     # ------------------------------------------------------------------- URLs
     def url(self, database: str | None = None, *, user: str = "postgres") -> str:
         """SQLAlchemy URL over the unix socket (no password needed there), as ``user``.

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from dbops.config import Settings, load_settings
 from dbops.db.dsn import Dsn
-from dbops.db.purpose import Purpose, dsn_for, role_of
+from dbops.db.purpose import Purpose, dsn_for, replica_dsns, role_of
 from dbops.db.roles import SYSTEM_ROLE
 from dbops.errors import (
     DatabaseUnavailable,
@@ -36,12 +36,15 @@ if TYPE_CHECKING:  # SQLAlchemy is imported on first use of the engine (Database
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from dbops.db.replicas import ReplicaRouter
+
 __all__ = [
     "NO_ACTOR",
     "ActorContext",
     "ActorPool",
     "Database",
     "connection_kwargs",
+    "local_limits",
     "make_engine",
     "make_pool",
     "open_database",
@@ -92,12 +95,34 @@ def resolve_url(settings: Settings) -> str:
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for every ``psycopg.connect``: timeouts, name, prepared statements."""
     pool = settings.pool
-    return {
+    kwargs: dict[str, Any] = {
         "application_name": settings.application_name,
         "connect_timeout": settings.connect_timeout_s,
-        "options": settings.connection_options(),
         # None disables server-side prepared statements (pgbouncer transaction mode).
         "prepare_threshold": pool.prepare_threshold if pool.prepared_statements else None,
+    }
+    if pool.prepared_statements:
+        kwargs["options"] = settings.connection_options()
+    # Else a transaction-pooling bouncer sits in between: it refuses the startup ``options``
+    # (PgBouncer 1.18) and would hand a session setting to other clients; every transaction
+    # the services run carries the same settings as SET LOCAL instead (:func:`local_limits`).
+    return kwargs
+
+
+def local_limits(settings: Settings) -> dict[str, str] | None:
+    """The session settings a transaction must set for itself, or None when sessions have them.
+
+    With ``prepared_statements`` on, :func:`connection_kwargs` sends them once per connection
+    (``options``). Off (a transaction-pooling bouncer), :func:`send_actor` puts them on each
+    transaction with the actor, in the same statement: ``role``, ``row_security``, the
+    timeouts and ``TimeZone`` as :meth:`Settings.connection_options` has them.
+    """
+    if settings.prepared_statements:
+        return None
+    return {
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "lock_timeout": str(settings.lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
     }
 
 
@@ -125,17 +150,28 @@ class _PrePing:
         self._used[conn] = now
 
 
-def make_pool(settings: Settings, url: str | Dsn, *, open_now: bool = True) -> ActorPool:
-    """A psycopg pool with the seed's defaults: 20 connections, 30 s idle, 2 s wait, pre-ping."""
+def make_pool(
+    settings: Settings,
+    url: str | Dsn,
+    *,
+    open_now: bool = True,
+    timeout_s: float | None = None,
+    min_size: int | None = None,
+) -> ActorPool:
+    """A psycopg pool with the seed's defaults: 20 connections, 30 s idle, 2 s wait, pre-ping.
+
+    ``timeout_s`` and ``min_size`` override the wait for a free connection and the idle
+    connections kept (a replica's pool: a short wait, none kept open).
+    """
     dsn = url if isinstance(url, Dsn) else Dsn.parse(url, source="the database URL")
     pool = settings.pool
     ping = _PrePing(pool.pre_ping_bypass_s) if pool.pre_ping else None
     return ActorPool(
         dsn.libpq,
         kwargs=connection_kwargs(settings),
-        min_size=min(pool.min_size, pool.max_size),
+        min_size=min(pool.min_size if min_size is None else min_size, pool.max_size),
         max_size=pool.max_size,
-        timeout=pool.timeout_s,
+        timeout=pool.timeout_s if timeout_s is None else timeout_s,
         max_idle=pool.max_idle_s,
         max_lifetime=pool.max_lifetime_s,
         check=ping.check if ping else None,
@@ -162,12 +198,41 @@ SELECT set_config('role', %(role)s, %(local)s),
 """
 
 
-def send_actor(conn: psycopg.Connection[Any], context: ActorContext, *, local: bool) -> None:
-    """Send ``context`` to the server, transaction-local (``local``) or for the session."""
+#: :data:`SET_ACTOR_SQL` and the session limits, all transaction-local: for a transaction
+#: behind a transaction-pooling bouncer, where no session setting may be relied on or left.
+SET_ACTOR_AND_LIMITS_SQL = """
+SELECT set_config('role', %(role)s, true),
+       set_config('app.actor_kind', %(kind)s, true),
+       set_config('app.actor_id', %(id)s, true),
+       set_config('app.actor_name', %(name)s, true),
+       set_config('row_security', 'on', true),
+       set_config('statement_timeout', %(statement_timeout)s, true),
+       set_config('lock_timeout', %(lock_timeout)s, true),
+       set_config('idle_in_transaction_session_timeout', %(idle_in_transaction_session_timeout)s,
+                  true),
+       set_config('TimeZone', 'UTC', true)
+"""
+
+
+def send_actor(
+    conn: psycopg.Connection[Any],
+    context: ActorContext,
+    *,
+    local: bool,
+    limits: dict[str, str] | None = None,
+) -> None:
+    """Send ``context`` to the server, transaction-local (``local``) or for the session.
+
+    ``limits`` (:func:`local_limits`; transaction-local only) go in the same statement.
+    """
     kind, actor_id, name, role = context
-    conn.execute(
-        SET_ACTOR_SQL, {"kind": kind, "id": actor_id, "name": name, "role": role, "local": local}
-    )
+    params = {"kind": kind, "id": actor_id, "name": name, "role": role, "local": local}
+    if limits is None:
+        conn.execute(SET_ACTOR_SQL, params)
+        return
+    if not local:
+        raise ValueError("session limits are sent transaction-local only")
+    conn.execute(SET_ACTOR_AND_LIMITS_SQL, {**params, **limits})
 
 
 #: The embedded cluster without dbops' roles (never set up): what to run.
@@ -363,11 +428,14 @@ class _TransactionRead:
     transaction-local, committed on exit (two more round trips, no carried state).
     """
 
-    __slots__ = ("_conn", "_context", "_pool")
+    __slots__ = ("_conn", "_context", "_limits", "_pool")
 
-    def __init__(self, pool: ConnectionPool, context: ActorContext) -> None:
+    def __init__(
+        self, pool: ConnectionPool, context: ActorContext, limits: dict[str, str] | None
+    ) -> None:
         self._pool = pool
         self._context = context
+        self._limits = limits
         self._conn: psycopg.Connection[Any] | None = None
 
     def __enter__(self) -> psycopg.Connection[Any]:
@@ -377,7 +445,7 @@ class _TransactionRead:
             raise (translate_exception(exc) or exc) from exc
         try:
             _in_transaction_mode(conn)
-            send_actor(conn, self._context, local=True)
+            send_actor(conn, self._context, local=True, limits=self._limits)
         except Exception as exc:
             self._pool.putconn(conn)  # the pool rolls back what is open
             raise (translate_exception(exc) or exc) from exc
@@ -415,6 +483,9 @@ class Database:
     #: The role system actors switch to (``dbops_system``), or None where the login role may
     #: not or need not (a superuser, or no such role: policies then use ``app.actor_kind``).
     system_role: str | None = None
+    #: The streaming replicas lag-tolerant service reads may use (None: every read on
+    #: :attr:`pool`); see :mod:`dbops.db.replicas`.
+    replicas: ReplicaRouter | None = None
     _engine: Engine | None = field(default=None, repr=False)
     _sessions: sessionmaker[Session] | None = field(default=None, repr=False)
     _orm_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -481,13 +552,15 @@ class Database:
         ``prepared_statements`` off (a transaction-pooling bouncer) the read runs in a
         transaction of its own instead (:class:`_TransactionRead`).
         """
-        if not self.settings.pool.prepared_statements:
-            return _TransactionRead(self.pool, actor)
+        if not self.settings.prepared_statements:
+            return _TransactionRead(self.pool, actor, local_limits(self.settings))
         return _ReadConnection(self.pool, actor)
 
     def close(self) -> None:
         """Close the engine and every pooled connection (and this process's report, if last)."""
         report.unwatch_pool(self.pool)
+        if self.replicas is not None:
+            self.replicas.close()
         with self._orm_lock:
             engine = self._engine
         if engine is not None:
@@ -552,4 +625,11 @@ def open_database(
             name=settings.process_name,
             access_window_s=settings.monitor.access_window_s,
         )
-    return Database(settings=settings, dsn=dsn, pool=pool, system_role=system_role)
+    database = Database(settings=settings, dsn=dsn, pool=pool, system_role=system_role)
+    if purpose == "app":
+        replicas = replica_dsns(settings, embedded_primary=url is None)
+        if replicas:
+            from dbops.db.replicas import ReplicaRouter
+
+            database.replicas = ReplicaRouter(settings, database.read, replicas)
+    return database

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from dbops.config import Settings
     from dbops.db.embedded import EmbeddedCluster
 
-__all__ = ["PURPOSES", "Purpose", "dsn_for", "project_cluster", "role_of"]
+__all__ = ["PURPOSES", "Purpose", "dsn_for", "project_cluster", "replica_dsns", "role_of"]
 
 Purpose = Literal["app", "owner", "readonly", "monitor", "admin"]
 #: Every purpose, in the order of the table above.
@@ -110,3 +110,35 @@ def _running(cluster: EmbeddedCluster) -> Dsn:
     if not cluster.running():
         raise DatabaseUnavailable(EMBEDDED_STOPPED)
     return Dsn.parse(cluster.url(), source="the embedded cluster's URL")
+
+
+def replica_dsns(settings: Settings, *, embedded_primary: bool) -> list[tuple[str, Dsn]]:
+    """The replicas the application's lag-tolerant reads may use, as ``(name, dsn)``.
+
+    ``DBOPS_REPLICA_URLS`` when set (the operator picks each URL's role; the name is its
+    ``host:port``); else, when the primary is the embedded cluster (``embedded_primary``: no
+    URL was given and ``DATABASE_URL`` is unset), its replicas (``dbops db replica add``) as
+    ``dbops_app`` over their unix sockets. None with ``DBOPS_REPLICA_READS=false``.
+    """
+    section = settings.replicas
+    if not section.reads:
+        return []
+    if section.urls is not None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        found = []
+        for index, url in enumerate(section.urls.get_secret_value().split(), start=1):
+            dsn = Dsn.parse(url, source=f"DBOPS_REPLICA_URLS (URL {index})")
+            parts = conninfo_to_dict(dsn.libpq)
+            found.append((f"{parts.get('host', 'local')}:{parts.get('port', 5432)}", dsn))
+        return found
+    if not embedded_primary or configured_dsn(settings) is not None:
+        return []
+    from dbops.db.standby import embedded_replicas
+
+    role = ROLE_NAMES["app"]
+    return [
+        (name, Dsn.parse(replica.url(), source="an embedded replica's URL").as_user(role))
+        for name, replica in embedded_replicas(project_cluster(settings))
+        if replica.port is not None
+    ]

@@ -147,7 +147,12 @@ class Cadence:
     def __init__(self, db: Database, settings: Settings, *, interval_s: float) -> None:
         self._db, self._settings = db, settings
         # The slow refresh reads its parts only: not the manifests or the server log again.
-        fast = (*(name for name in COLLECTORS if name not in SLOW_COLLECTORS), "backups", "access")
+        fast = (
+            *(name for name in COLLECTORS if name not in SLOW_COLLECTORS),
+            "backups",
+            "access",
+            "bouncer",
+        )
         # In the background nobody waits on them: their own, longer statement timeout.
         patient = dict.fromkeys(SLOW_COLLECTORS, settings.monitor.slow_collector_timeout_ms)
         self._slow = SlowSections(

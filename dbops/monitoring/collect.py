@@ -27,6 +27,7 @@ from dbops.monitoring.collectors import (
     access,
     activity,
     backups,
+    bouncer,
     data,
     database,
     indexes,
@@ -261,8 +262,20 @@ def collect_snapshot(
         elapsed = time.perf_counter() - access_started
         errors.append(_section_error("access", exc, elapsed, settings.monitor.collector_timeout_ms))
 
+    bouncer_stat = None
+    bouncer_started = time.perf_counter()
+    try:  # PgBouncer's console: a connection of its own
+        if "bouncer" not in skip:
+            bouncer_stat = bouncer.collect_bouncer(settings)
+    except Exception as exc:
+        elapsed = time.perf_counter() - bouncer_started
+        errors.append(
+            _section_error("bouncer", exc, elapsed, settings.monitor.collector_timeout_ms)
+        )
+
     return Snapshot(
         taken_at=taken_at,
+        bouncer=bouncer_stat,
         pool=pool_stat,
         cache=cache_stat,
         errors=tuple(errors),

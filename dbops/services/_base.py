@@ -13,8 +13,8 @@ from typing import Any, Literal, LiteralString, TypeVar
 import psycopg
 from sqlalchemy.orm import Session
 
-from dbops.db.engine import ActorContext, Database, send_actor
-from dbops.errors import InvalidInput, RetryableConflict
+from dbops.db.engine import ActorContext, Database, local_limits, send_actor
+from dbops.errors import InvalidInput, RetryableConflict, translate_exception
 
 __all__ = [
     "Actor",
@@ -23,6 +23,7 @@ __all__ = [
     "check_actor",
     "elevate",
     "in_transaction",
+    "lag_tolerant",
     "read_transaction",
     "reading",
     "retrying",
@@ -105,7 +106,10 @@ def actor_context(actor: Actor, system_role: str | None = None) -> ActorContext:
 
 
 def _apply_actor(
-    conn: psycopg.Connection[Any], actor: Actor, system_role: str | None = None
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    system_role: str | None = None,
+    limits: dict[str, str] | None = None,
 ) -> psycopg.Connection[Any]:
     """The single point where the acting identity is put on a transaction; returns ``conn``.
 
@@ -118,7 +122,7 @@ def _apply_actor(
     sent only when the connection carried another actor): decision 0007.
     """
     check_actor(actor)
-    send_actor(conn, actor_context(actor, system_role), local=True)
+    send_actor(conn, actor_context(actor, system_role), local=True, limits=limits)
     return conn
 
 
@@ -166,8 +170,10 @@ def unit_of_work(
         uow = UnitOfWork(session=session, actor=actor, system_role=db.system_role)
         if isolation is not None:
             uow.conn.execute(_ISOLATION_SQL[isolation])
-        _apply_actor(uow.conn, actor, db.system_role)
+        _apply_actor(uow.conn, actor, db.system_role, local_limits(db.settings))
         yield uow
+    if db.replicas is not None:  # committed: this actor's reads wait for replicas to see it
+        db.replicas.note_write(_actor_key(actor))
 
 
 class _Reading:
@@ -197,6 +203,33 @@ def reading(db: Database, actor: Actor) -> _Reading:
     return _Reading(db, actor)
 
 
+def _actor_key(actor: Actor) -> str:
+    """Whose writes a read must see (:mod:`dbops.db.replicas`): one key per user or job."""
+    return f"user:{actor.user_id}" if actor.user_id is not None else f"system:{actor.name}"
+
+
+def lag_tolerant(db: Database, actor: Actor, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    """``work(conn)``, a one-statement read, on a replica when ``db`` has a usable one.
+
+    For reads that may show other actors' changes a moment late (a listing, a profile): they
+    still see this actor's own writes (read-your-writes), and fall back to the primary when
+    no replica may take them. Authorization checks, cached lookups and anything a write
+    decides on stay on :func:`reading`. docs/scale-out.md lists which read is which.
+    """
+    check_actor(actor)
+    router = db.replicas
+    if router is None:
+        with reading(db, actor) as conn:
+            return work(conn)
+    try:
+        return router.run(actor_context(actor, db.system_role), _actor_key(actor), work)
+    except Exception as exc:
+        translated = translate_exception(exc)
+        if translated is None or translated is exc:
+            raise
+        raise translated from exc
+
+
 @contextmanager
 def read_transaction(db: Database, actor: Actor) -> Iterator[psycopg.Connection[Any]]:
     """A raw pooled connection in a transaction (committed on success), with ``actor`` applied.
@@ -204,7 +237,7 @@ def read_transaction(db: Database, actor: Actor) -> Iterator[psycopg.Connection[
     For reads that need ``SET LOCAL`` settings or several statements on one snapshot.
     """
     with db.connection() as conn:
-        yield _apply_actor(conn, actor, db.system_role)
+        yield _apply_actor(conn, actor, db.system_role, local_limits(db.settings))
 
 
 def retrying(fn: Callable[[], T], *, attempts: int = MAX_ATTEMPTS) -> T:

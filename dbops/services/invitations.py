@@ -31,7 +31,7 @@ from dbops.services._base import (
     check_actor,
     elevate,
     in_transaction,
-    reading,
+    lag_tolerant,
     user_of,
 )
 from dbops.services._cache import QueryCache
@@ -340,8 +340,11 @@ class InvitationService:
         args = validate(TeamRef, team_id=team_id)
         require_role(self._db, self._cache, actor, args.team_id, Role.OWNER)
         params = {"team_id": args.team_id}
-        with reading(self._db, actor) as conn:
-            return fetch_all(conn, SELECT_PENDING_INVITATIONS_SQL, _VIEW_ROW, params)
+        return lag_tolerant(
+            self._db,
+            actor,
+            lambda conn: fetch_all(conn, SELECT_PENDING_INVITATIONS_SQL, _VIEW_ROW, params),
+        )
 
 
 def _check_acceptable(inv: _LockedInvitation) -> None:

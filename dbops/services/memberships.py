@@ -39,7 +39,7 @@ from dbops.services._base import (
     check_actor,
     elevate,
     in_transaction,
-    reading,
+    lag_tolerant,
     user_of,
 )
 from dbops.services._cache import QueryCache
@@ -166,7 +166,8 @@ class MembershipService:
         check_actor(actor)
         args = validate(TeamRef, team_id=team_id)
         params = {"team_id": args.team_id}
-        with reading(self._db, actor) as conn:
+
+        def load(conn: psycopg.Connection[Any]) -> list[MemberView]:
             rows = fetch_all(conn, SELECT_MEMBERS_SQL, _MEMBER_ROW, params)
             if (
                 not rows
@@ -174,6 +175,9 @@ class MembershipService:
                 and fetch_one(conn, SELECT_LIVE_TEAM_SQL, scalar_row, params) is None
             ):
                 raise NotFound(TEAM_NOT_FOUND)
+            return rows
+
+        rows = lag_tolerant(self._db, actor, load)
         if not actor.is_system and all(m.user_id != actor.user_id for m in rows):
             raise NotFound(TEAM_NOT_FOUND)
         return rows

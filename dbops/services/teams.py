@@ -23,6 +23,7 @@ from dbops.services._base import (
     check_actor,
     elevate,
     in_transaction,
+    lag_tolerant,
     read_transaction,
     reading,
 )
@@ -299,8 +300,9 @@ class TeamService:
             statement, params = SELECT_TEAM_SQL, {"id": team_id}
         else:
             statement, params = SELECT_MEMBER_TEAM_SQL, {"id": team_id, "actor_id": actor.user_id}
-        with reading(self._db, actor) as conn:
-            team = fetch_one(conn, statement, _TEAM_ROW, params)
+        team = lag_tolerant(
+            self._db, actor, lambda conn: fetch_one(conn, statement, _TEAM_ROW, params)
+        )
         if team is None or (team.deleted_at is not None and not include_deleted):
             raise NotFound(TEAM_NOT_FOUND)
         return team
@@ -354,10 +356,12 @@ class TeamService:
         require_self_or_system(
             self._db, actor, user_id, forbidden="only the user themselves can list their teams"
         )
-        with reading(self._db, actor) as conn:
-            return fetch_all(
-                conn, SELECT_TEAMS_OF_USER_SQL, _TEAM_OF_USER_ROW, {"user_id": user_id}
-            )
+        params = {"user_id": user_id}
+        return lag_tolerant(
+            self._db,
+            actor,
+            lambda conn: fetch_all(conn, SELECT_TEAMS_OF_USER_SQL, _TEAM_OF_USER_ROW, params),
+        )
 
     def list_teams(
         self,
@@ -395,8 +399,11 @@ class TeamService:
             params["after_created_at"], params["after_id"] = decode_cursor(query.cursor)
             where.append(WHERE_AFTER)
         statement = SELECT_TEAMS_SQL.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
-        with reading(self._db, actor) as conn:
-            rows = fetch_all(conn, statement + ORDER_TEAMS_SQL, _TEAM_ROW, params)
+        rows = lag_tolerant(
+            self._db,
+            actor,
+            lambda conn: fetch_all(conn, statement + ORDER_TEAMS_SQL, _TEAM_ROW, params),
+        )
         return page_of(rows, query.limit, lambda t: (t.created_at, t.id))
 
     def search_teams(self, actor: Actor, q: str, *, limit: int = 20) -> list[TeamMatch]:
@@ -536,8 +543,10 @@ class TeamService:
         statement = SELECT_TEAMS_NEAR_SQL
         if not actor.is_system:
             statement, params["actor_id"] = SELECT_MEMBER_TEAMS_NEAR_SQL, actor.user_id
-        with _postgis_required(), reading(self._db, actor) as conn:
-            rows = fetch_all(conn, statement, _NEAR_ROW, params)
+        with _postgis_required():
+            rows = lag_tolerant(
+                self._db, actor, lambda conn: fetch_all(conn, statement, _NEAR_ROW, params)
+            )
         return [row.near() for row in rows]
 
     # -- internals --------------------------------------------------------------------------

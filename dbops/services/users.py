@@ -20,7 +20,14 @@ from dbops.crypto import Keyring, load_keyring, normalize_phone
 from dbops.db.engine import Database
 from dbops.errors import Forbidden, LoginFailed, NotFound
 from dbops.models.base import Role
-from dbops.services._base import Actor, UnitOfWork, check_actor, in_transaction, reading
+from dbops.services._base import (
+    Actor,
+    UnitOfWork,
+    check_actor,
+    in_transaction,
+    lag_tolerant,
+    reading,
+)
 from dbops.services._cache import QueryCache
 from dbops.services._keys import role_key
 from dbops.services._ownership import remove_user_memberships
@@ -239,8 +246,9 @@ class UserService:
             statement, params = SELECT_USER_SQL, {"id": user_id}
         else:
             statement, params = SELECT_VISIBLE_USER_SQL, {"id": user_id, "actor_id": actor.user_id}
-        with reading(self._db, actor) as conn:
-            user = fetch_one(conn, statement, _USER_ROW, params)
+        user = lag_tolerant(
+            self._db, actor, lambda conn: fetch_one(conn, statement, _USER_ROW, params)
+        )
         if user is None or (user.deleted_at is not None and not include_deleted):
             raise NotFound(USER_NOT_FOUND)
         return user
@@ -308,8 +316,11 @@ class UserService:
             params["after_created_at"], params["after_id"] = decode_cursor(query.cursor)
             where.append(WHERE_AFTER)
         statement = SELECT_USERS_SQL.format(where=sql.SQL(" AND ").join(where or [WHERE_TRUE]))
-        with reading(self._db, actor) as conn:
-            rows = fetch_all(conn, statement + ORDER_USERS_SQL, _USER_ROW, params)
+        rows = lag_tolerant(
+            self._db,
+            actor,
+            lambda conn: fetch_all(conn, statement + ORDER_USERS_SQL, _USER_ROW, params),
+        )
         return page_of(rows, query.limit, lambda u: (u.created_at, u.id))
 
     # -- sign-up and sign-in ----------------------------------------------------------------

@@ -11,7 +11,14 @@ import pytest
 
 from dbops.monitoring import Snapshot
 from dbops.monitoring.cadence import SLOW_COLLECTORS
-from dbops.monitoring.snapshot import AccessStat, CarriedSection
+from dbops.monitoring.snapshot import (
+    AccessStat,
+    BouncerDatabase,
+    BouncerPool,
+    BouncerStat,
+    CarriedSection,
+    SlotStat,
+)
 from tests.dashboard.conftest import PAGES, ROOT, app, texts, write_snapshot
 from tests.fixtures.snapshots import (
     HEALTHY_ACCESS,
@@ -249,3 +256,57 @@ def test_the_sidebar_says_when_the_slow_parts_were_taken(
     assert notes == [
         f"Statements, tables, indexes and data counts: {at_time:%H:%M:%S} UTC{expected}"
     ]
+
+
+def test_activity_shows_replication_and_its_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    healthy = healthy_snapshot()
+    shown = _activity(healthy, tmp_path, monkeypatch)
+    assert "Replication" in shown
+    assert "This server primary" in shown
+    assert "Standbys streaming 1" in shown
+    assert "No replica lags and no slot keeps much WAL." in shown
+    assert healthy.database is not None
+    gone = SlotStat("standby1", "physical", False, 2 * 1024**3, "extended")
+    db = dataclasses.replace(healthy.database, replicas=(), slots=(gone,))
+    shown = _activity(dataclasses.replace(healthy, database=db), tmp_path, monkeypatch)
+    # The check's own words, as `dbops monitor checks` and the exporter count them.
+    assert "slot standby1 keeps 2.0 GB of WAL (its replica is not connected)" in shown
+    assert "Standbys streaming 0" in shown
+
+
+def test_activity_on_a_standby_shows_its_own_lag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    healthy = healthy_snapshot()
+    assert healthy.server is not None
+    assert healthy.database is not None
+    snap = dataclasses.replace(
+        healthy,
+        server=dataclasses.replace(healthy.server, in_recovery=True),
+        database=dataclasses.replace(healthy.database, replicas=(), slots=(), replica_lag_s=42.5),
+    )
+    shown = _activity(snap, tmp_path, monkeypatch)
+    assert "This server standby" in shown
+    assert "Replay lag (this standby) 42.5 s" in shown
+    assert "is 42 s behind the primary" in shown
+
+
+def test_the_pool_page_shows_pgbouncer_and_its_waiting_clients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = BouncerPool("dbops", "dbops_app", 8, 3, 2, 0, 0, 12.5, "transaction")
+    traffic = BouncerDatabase("dbops", 1_000, 2_000, 10, 20, 1.5, 1.0, 0.25, 0.001, 0.0)
+    snap = dataclasses.replace(
+        healthy_snapshot(),
+        bouncer=BouncerStat(pools=(pool,), databases=(traffic,), version="PgBouncer 1.18.0"),
+    )
+    at = _page(snap, "views/pool.py", tmp_path, monkeypatch)
+    shown = texts(at)
+    assert "PgBouncer" in shown
+    assert "PgBouncer 1.18.0: its pools" in shown
+    assert "pgbouncer pool dbops/dbops_app: 3 clients waiting, the oldest for 12.5 s" in shown
+    # Without a watched bouncer the section is not there at all.
+    unwatched = dataclasses.replace(healthy_snapshot(), bouncer=None)
+    assert "PgBouncer" not in texts(_page(unwatched, "views/pool.py", tmp_path, monkeypatch))

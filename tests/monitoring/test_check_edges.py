@@ -22,11 +22,14 @@ from dbops.monitoring.snapshot import (
     AccessStat,
     AppAccessStat,
     BlockedPair,
+    BouncerPool,
+    BouncerStat,
     PoolStat,
     ReplicaStat,
     RoleDefault,
     SequenceStat,
     ServerAccessStat,
+    SlotStat,
     Snapshot,
     XidAgeStat,
 )
@@ -36,6 +39,10 @@ SETTINGS = Settings(
     _env_file=None,
     check_replication_lag_warning_s=10,
     check_replication_lag_critical_s=60,
+    check_slot_retained_warning_bytes=1_000,
+    check_slot_retained_critical_bytes=10_000,
+    check_bouncer_wait_warning_s=2,
+    check_bouncer_wait_critical_s=20,
     check_long_running_query_s=30,
     check_long_running_query_critical_s=300,
     check_idle_in_transaction_s=20,
@@ -74,6 +81,15 @@ def _act(snap: Snapshot, **changes: Any) -> Snapshot:
 
 def _replica(lag: float) -> ReplicaStat:
     return ReplicaStat("standby1", "10.0.0.9", "streaming", "async", 0, lag, lag, lag)
+
+
+def _slot(retained: int | None, *, active: bool = False, status: str = "extended") -> SlotStat:
+    return SlotStat("dbops_replica_r1", "physical", active, retained, status)
+
+
+def _bouncer(wait_s: float) -> BouncerStat:
+    pool = BouncerPool("dbops", "dbops_app", 8, 2, 4, 0, 0, wait_s, "transaction")
+    return BouncerStat(pools=(pool,), databases=())
 
 
 def _sequence(ratio: float | None) -> SequenceStat:
@@ -146,6 +162,26 @@ CASES: list[tuple[str, Build, list[tuple[Any, tuple[str, ...]]]]] = [
         "replication_lag",  # this server is a standby: its own replay lag
         lambda s, v: _db(s, replicas=(), replica_lag_s=v),
         [(9.999, ()), (10, ("warning",)), (59.999, ("warning",)), (60, ("critical",))],
+    ),
+    (
+        "replication_slots",  # an absent replica's slot keeps WAL
+        lambda s, v: _db(s, slots=(_slot(v),)),
+        [(999, ()), (1_000, ("warning",)), (9_999, ("warning",)), (10_000, ("critical",))],
+    ),
+    (
+        "replication_slots",  # a lagging replica's (active) slot counts the same
+        lambda s, v: _db(s, slots=(_slot(v, active=True),)),
+        [(999, ()), (1_000, ("warning",)), (10_000, ("critical",))],
+    ),
+    (
+        "replication_slots",  # WAL already removed: critical whatever the bytes say
+        lambda s, v: _db(s, slots=(_slot(v, status="lost"),)),
+        [(None, ("critical",)), (0, ("critical",))],
+    ),
+    (
+        "bouncer_waiting",
+        lambda s, v: dataclasses.replace(s, bouncer=_bouncer(v)),
+        [(0.0, ()), (1.999, ()), (2, ("warning",)), (19.999, ("warning",)), (20, ("critical",))],
     ),
     (
         "long_running_queries",
@@ -339,6 +375,8 @@ def test_every_threshold_setting_has_an_edge_case() -> None:
         ("backup_unverified", lambda s: _backups(s, count=0)),  # backup_missing says it
         ("backup_stale", lambda s: _backups(s, newest_age_s=None)),
         ("replication_lag", lambda s: _db(s, replicas=None, replica_lag_s=None)),
+        ("replication_slots", lambda s: _db(s, slots=None)),
+        ("bouncer_waiting", lambda s: dataclasses.replace(s, bouncer=None)),
         ("secret_statements", lambda s: _stats(s, secret_texts=None)),
         ("role_defaults", lambda s: _db(s, role_defaults=None)),
         ("invalid_constraints", lambda s: _db(s, not_valid_constraints=None)),

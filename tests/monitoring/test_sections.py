@@ -19,8 +19,9 @@ from dbops.monitoring.snapshot import Snapshot
 
 #: Modules under collectors/ that need no database connection: collect_snapshot runs them
 #: around it (backups: manifests on disk; access: in-process counters and the server log;
-#: pool: the pool's and cache's own statistics).
-OFF_CONNECTION = {"access", "backups", "pool"}
+#: pool: the pool's and cache's own statistics; bouncer: PgBouncer's console, a connection of
+#: its own).
+OFF_CONNECTION = {"access", "backups", "bouncer", "pool"}
 #: Snapshot fields collect_snapshot fills itself: the when, the how long, what went wrong, the
 #: off-connection parts, and what the cadence adds.
 NOT_FROM_SECTIONS = {
@@ -33,6 +34,7 @@ NOT_FROM_SECTIONS = {
     "app",
     "backups",
     "access",
+    "bouncer",
     "carried",
 }
 

@@ -23,6 +23,7 @@ from dbops.models import Role
 from dbops.ops.roles import ROLE_NAMES, RoleName
 from dbops.services._base import Actor, reading, unit_of_work
 from dbops.services.users import SELECT_USER_BY_EMAIL_SQL, SELECT_VISIBLE_USER_BY_EMAIL_SQL
+from tests.fixtures.bouncer import bouncer_url
 from tests.fixtures.db import make_settings, role_url
 from tests.services._helpers import add_member, make_team, make_user
 
@@ -299,17 +300,27 @@ SELECT coalesce(current_setting('app.actor_kind', true), ''),
 """
 
 
+@pytest.mark.parametrize("via", ["pool", "pgbouncer"])
 def test_no_actor_leaks_across_pooled_connections_under_concurrency(
-    tenants: Tenants, pg_cluster: EmbeddedCluster, clean_db: Database
+    via: str, tenants: Tenants, pg_cluster: EmbeddedCluster, clean_db: Database, request: Any
 ) -> None:
-    """Eight threads, two pooled connections: every borrower sees exactly its own actor.
+    """Eight threads, two server connections: every borrower sees exactly its own actor.
 
-    Service reads (autocommit, session setting), units of work (transaction-local) and raw
-    borrowers that name no actor (``read()``, ``connection()``) interleave on the same two
-    connections; a raw borrower must find no actor, a user only their team.
+    Service reads, units of work (transaction-local) and raw borrowers that name no actor
+    (``read()``, ``connection()``) interleave on the same two server connections; a raw
+    borrower must find no actor, a user only their team. ``pool``: dbops' pool of two
+    connections (service reads carry the actor on the session). ``pgbouncer``: eight client
+    connections through a real PgBouncer in transaction pooling with two server connections
+    and prepared statements off: each transaction may land on a connection another client
+    used a moment before, and nothing may be left on it.
     """
-    url = role_url(pg_cluster, "app")
-    shared = open_database(make_settings(url, pool_min_size=2, pool_max_size=2), url)
+    if via == "pool":
+        url = role_url(pg_cluster, "app")
+        settings = make_settings(url, pool_min_size=2, pool_max_size=2)
+    else:
+        url = bouncer_url(request.getfixturevalue("bouncer"))
+        settings = make_settings(url, pool_min_size=8, pool_max_size=8, prepared_statements=False)
+    shared = open_database(settings, url)
     users = [tenants.alice, tenants.bob, tenants.loner]
     expected_teams = {tenants.alice: 1, tenants.bob: 1, tenants.loner: 0}
     problems: list[str] = []

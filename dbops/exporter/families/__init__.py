@@ -21,6 +21,7 @@ from dbops.exporter.families.access import access_event_metrics
 from dbops.exporter.families.activity import activity_metrics
 from dbops.exporter.families.app import statement_families
 from dbops.exporter.families.backups import backup_metrics
+from dbops.exporter.families.bouncer import bouncer_metrics
 from dbops.exporter.families.checks import check_metrics
 from dbops.exporter.families.data import data_metrics
 from dbops.exporter.families.database import database_metrics
@@ -78,6 +79,8 @@ def snapshot_metrics(
         resource_metrics(f, snapshot.resources)
     if snapshot.backups is not None:
         backup_metrics(f, snapshot.backups)
+    if snapshot.bouncer is not None:
+        bouncer_metrics(f, snapshot.bouncer)
     if snapshot.access is not None and snapshot.access.server is not None:
         counts = [(str(c.key), c.count) for c in snapshot.access.server.by_kind()]
         access_event_metrics(f, "server", counts, process="", pid="")

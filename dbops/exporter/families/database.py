@@ -99,6 +99,12 @@ def database_metrics(f: Families, snap: Snapshot) -> None:
             slot.retained_bytes,
             slot=slot.name,
         )
+        f.gauge(
+            "dbops_replication_slot_wal_lost",
+            "1 when the slot lost WAL its consumer still needed (wal_status = lost).",
+            float(slot.wal_status == "lost"),
+            slot=slot.name,
+        )
     if db.checkpoints is not None:
         cp = db.checkpoints
         f.counter("dbops_checkpoint_timed", "Scheduled checkpoints.", cp.timed)

@@ -104,6 +104,33 @@ def _one_pool(process: str, pool: PoolStat, s: Settings) -> list[Finding]:
     return out
 
 
+def _bouncer_waiting(snap: Snapshot, s: Settings) -> list[Finding] | None:
+    """PgBouncer's pools: a client waiting for a server connection (its ``maxwait``)."""
+    if snap.bouncer is None:
+        return None
+    out = []
+    for pool in snap.bouncer.pools:
+        if pool.max_wait_s >= s.check_bouncer_wait_critical_s:
+            severity = Severity.CRITICAL
+        elif pool.max_wait_s >= s.check_bouncer_wait_warning_s:
+            severity = Severity.WARNING
+        else:
+            continue
+        where = f"{pool.database}/{pool.user}"
+        out.append(
+            Finding(
+                "bouncer_waiting",
+                severity,
+                f"pgbouncer pool {where}: {pool.clients_waiting} clients waiting, the oldest "
+                f"for {pool.max_wait_s:.1f} s ({pool.servers_active} server connections busy)",
+                "raise default_pool_size in pgbouncer.ini (within max_connections), or find "
+                "the long transactions holding the server connections",
+                where,
+            )
+        )
+    return out
+
+
 def _statements_capacity(snap: Snapshot, s: Settings) -> list[Finding] | None:
     st = snap.statements
     if st is None or not st.max_entries:
@@ -162,6 +189,13 @@ CHECKS: tuple[Check, ...] = (
         ("check_pool_saturation_warning",),
         _pool_saturation,
         "the connection pool has room",
+    ),
+    Check(
+        "bouncer_waiting",
+        "PgBouncer clients waiting",
+        ("check_bouncer_wait_warning_s", "check_bouncer_wait_critical_s"),
+        _bouncer_waiting,
+        "no client waits at PgBouncer (or no PgBouncer is watched)",
     ),
     Check(
         "statements_capacity",

@@ -17,6 +17,7 @@ from dbops.monitoring.checks._base import (
     quote_name,
 )
 from dbops.monitoring.snapshot import Snapshot
+from dbops.units import format_bytes
 
 __all__ = ["CHECKS"]
 
@@ -80,6 +81,41 @@ def _replication_lag(snap: Snapshot, s: Settings) -> list[Finding] | None:
             )
         )
     return out
+
+
+def _replication_slots(snap: Snapshot, s: Settings) -> list[Finding] | None:
+    db = snap.database
+    if db is None or db.slots is None:
+        return None
+    out = []
+    for slot in db.slots:
+        retained = slot.retained_bytes or 0
+        who = "its replica is not connected" if not slot.active else "its replica lags"
+        if slot.wal_status == "lost":
+            severity = Severity.CRITICAL
+            message = f"slot {slot.name} lost WAL its replica needs: the replica cannot catch up"
+            hint = (
+                "rebuild the replica and drop the slot: "
+                f"SELECT pg_drop_replication_slot('{slot.name}')"
+            )
+        elif retained >= s.check_slot_retained_critical_bytes:
+            severity = Severity.CRITICAL
+            message = f"slot {slot.name} keeps {format_bytes(retained)} of WAL ({who})"
+            hint = _SLOT_HINT.format(name=slot.name)
+        elif retained >= s.check_slot_retained_warning_bytes:
+            severity = Severity.WARNING
+            message = f"slot {slot.name} keeps {format_bytes(retained)} of WAL ({who})"
+            hint = _SLOT_HINT.format(name=slot.name)
+        else:
+            continue
+        out.append(Finding("replication_slots", severity, message, hint, slot.name))
+    return out
+
+
+_SLOT_HINT = (
+    "start or repair the replica; if it is gone for good, drop the slot (dbops db replica "
+    "remove NAME, or SELECT pg_drop_replication_slot('{name}')) before the disk fills"
+)
 
 
 def _long_running_queries(snap: Snapshot, s: Settings) -> list[Finding] | None:
@@ -249,6 +285,13 @@ CHECKS: tuple[Check, ...] = (
         ("check_replication_lag_warning_s", "check_replication_lag_critical_s"),
         _replication_lag,
         "no replica lags behind",
+    ),
+    Check(
+        "replication_slots",
+        "Replication slots",
+        ("check_slot_retained_warning_bytes", "check_slot_retained_critical_bytes"),
+        _replication_slots,
+        "no replication slot keeps much WAL",
     ),
     Check(
         "long_running_queries",

@@ -63,7 +63,10 @@ KEY_SETTINGS = (
     "work_mem",
 )
 
-#: Counters of this database, its size, and the replay lag when this server is a standby.
+#: Counters of this database, its size, and the replay lag when this server is a standby: 0
+#: while it streams from its primary and has replayed all it received (an idle primary sends
+#: nothing, which is no lag), else the time since the last replayed transaction (a standby
+#: cut off from its primary, or applying behind: its lag grows).
 DATABASE_SQL = """
 SELECT d.datname::text AS name,
        pg_database_size(d.datid) AS size_bytes,
@@ -75,8 +78,11 @@ SELECT d.datname::text AS name,
        d.blks_hit,
        d.blks_read,
        d.stats_reset,
-       CASE WHEN pg_is_in_recovery()
-            THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
+       CASE WHEN NOT pg_is_in_recovery() THEN NULL
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
+             AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')
+            THEN 0::float8
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
        END AS replica_lag_s
 FROM pg_stat_database AS d
 WHERE d.datname = current_database()
@@ -150,7 +156,9 @@ WHERE NOT c.convalidated
 ORDER BY n.nspname, t.relname, c.conname
 """
 
-#: Standbys streaming from this server (empty without replicas).
+#: Standbys streaming from this server (empty without replicas). A standby that has replayed
+#: all the primary wrote has no replay lag, whatever the last measured ``replay_lag`` was (it
+#: lingers for a while after the standby caught up).
 REPLICAS_SQL = """
 SELECT r.application_name AS application,
        host(r.client_addr) AS client_addr,
@@ -160,7 +168,8 @@ SELECT r.application_name AS application,
             ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint END AS lag_bytes,
        extract(epoch FROM r.write_lag)::float8 AS write_lag_s,
        extract(epoch FROM r.flush_lag)::float8 AS flush_lag_s,
-       extract(epoch FROM r.replay_lag)::float8 AS replay_lag_s
+       CASE WHEN NOT pg_is_in_recovery() AND r.replay_lsn >= pg_current_wal_lsn() THEN 0::float8
+            ELSE extract(epoch FROM r.replay_lag)::float8 END AS replay_lag_s
 FROM pg_stat_replication AS r
 ORDER BY r.application_name, r.pid
 """

@@ -27,6 +27,7 @@ from dbops.monitoring.snapshot.app import (
     is_live,
 )
 from dbops.monitoring.snapshot.backups import BackupsStat
+from dbops.monitoring.snapshot.bouncer import BouncerDatabase, BouncerPool, BouncerStat
 from dbops.monitoring.snapshot.data import DataStat, DayCount, TeamSizeCount
 from dbops.monitoring.snapshot.database import (
     WRAPAROUND_LIMIT,
@@ -68,6 +69,9 @@ __all__ = [
     "AppStat",
     "BackupsStat",
     "BlockedPair",
+    "BouncerDatabase",
+    "BouncerPool",
+    "BouncerStat",
     "CacheStat",
     "CaptureResult",
     "CarriedSection",

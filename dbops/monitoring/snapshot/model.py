@@ -12,6 +12,7 @@ from dbops.monitoring.snapshot.activity import ActivityStat
 from dbops.monitoring.snapshot.advice import Advice
 from dbops.monitoring.snapshot.app import APP_ROLES, AppStat, CacheStat, PoolStat, ProcessReport
 from dbops.monitoring.snapshot.backups import BackupsStat
+from dbops.monitoring.snapshot.bouncer import BouncerStat
 from dbops.monitoring.snapshot.codec import decode_as, encode
 from dbops.monitoring.snapshot.data import DataStat
 from dbops.monitoring.snapshot.database import DatabaseStat
@@ -84,6 +85,8 @@ class Snapshot:
     backups: BackupsStat | None = None
     access: AccessStat | None = None
     processes: tuple[ProcessReport, ...] | None = None
+    #: PgBouncer's pools and traffic (None: no ``DBOPS_MONITOR_PGBOUNCER_URL``, or it failed).
+    bouncer: BouncerStat | None = None
     #: Parts taken by an earlier collection (empty: every part is from ``taken_at``).
     carried: tuple[CarriedSection, ...] = ()
 
