@@ -34,7 +34,7 @@ test-versions: setup  ## the version-sensitive tests on PostgreSQL 14, 16, 17, 1
 		DBOPS_PG_VERSION=$$v $(UV) run pytest -q -rs $(VERSION_TESTS); \
 	done
 
-test-scale: setup  ## the scale-out engines: streaming replicas, PgBouncer (docs/scale-out.md)
+test-scale: setup  ## the scale-out engines: replicas, PgBouncer, Patroni failover (docs/scale-out.md)
 	$(UV) run pytest -m scale
 
 lint: setup  ## ruff, mypy, import contracts, squawk on every migration's SQL, alert rules

@@ -565,8 +565,9 @@ def bouncer_findings() -> list[Finding]:
 
 
 def replication_findings() -> list[Finding]:
-    """The replication checks' problems (lag, slots) of the current snapshot."""
-    return [f for f in problems(findings()) if f.check in ("replication_lag", "replication_slots")]
+    """The replication checks' problems (Patroni, lag, slots) of the current snapshot."""
+    checks = ("ha_cluster", "replication_lag", "replication_slots")
+    return [f for f in problems(findings()) if f.check in checks]
 
 
 def backup_findings() -> list[Finding]:

@@ -34,9 +34,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context
 from alembic.runtime.migration import MigrationContext, MigrationInfo
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import NullPool
 
 from dbops.errors import LockTimeout, MigrationError
 from dbops.models import Base
@@ -192,7 +191,9 @@ def run_migrations_online() -> None:
         from dbops.db import resolve_url
 
         url = resolve_url(load_settings())
-    engine = create_engine(url, poolclass=NullPool)
+    from dbops.db.engine import url_engine
+
+    engine = url_engine(url)
     try:
         with engine.connect() as conn:
             _run(conn)

@@ -33,6 +33,9 @@ fi
 command -v pgbackrest >/dev/null 2>&1 || APT_PACKAGES+=("pgbackrest")
 # PgBouncer: the services are tested behind a real one in transaction pooling.
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || APT_PACKAGES+=("pgbouncer")
+# Patroni 3 and etcd 3.4: the high-availability tests run a two-node cluster on loopback.
+command -v patroni >/dev/null 2>&1 || APT_PACKAGES+=("patroni")
+command -v etcd >/dev/null 2>&1 || APT_PACKAGES+=("etcd-server")
 # Prometheus (promtool checks the alert rules; a test scrapes the exporter with a real server)
 # and Debian's postgres_exporter (bench/bench_exporter.py compares against it).
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \

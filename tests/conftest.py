@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.bouncer",
     "tests.fixtures.monitoring",
+    "tests.fixtures.patroni",
     "tests.fixtures.snapshots",
 ]

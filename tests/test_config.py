@@ -436,6 +436,7 @@ def test_the_monitor_section_reads_the_same_environment_names(
         "DBOPS_MONITOR_EXPLAIN_MAX_CHARS": "5000",
         "DBOPS_MONITOR_ACCESS_WINDOW_S": "90",
         "DBOPS_MONITOR_PGBOUNCER_URL": "postgresql://dbops_monitor:pw@127.0.0.1:6432/pgbouncer",
+        "DBOPS_MONITOR_PATRONI_URL": "http://127.0.0.1:8008",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -450,6 +451,7 @@ def test_the_monitor_section_reads_the_same_environment_names(
         "explain_max_chars": 5000,
         "access_window_s": 90.0,
         "pgbouncer_url": SecretStr("postgresql://dbops_monitor:pw@127.0.0.1:6432/pgbouncer"),
+        "patroni_url": "http://127.0.0.1:8008",
     }
     fields = {f.name for f in dataclasses.fields(section)}
     assert {f"DBOPS_MONITOR_{name.upper()}" for name in fields} == set(env)

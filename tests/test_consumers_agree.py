@@ -31,6 +31,8 @@ from dbops.monitoring.checks import Finding, Severity, evaluate, problems, worst
 from dbops.monitoring.snapshot import (
     BouncerPool,
     BouncerStat,
+    HaMember,
+    HaStat,
     PoolStat,
     ReplicaStat,
     SlotStat,
@@ -49,6 +51,12 @@ DEFAULTS = Settings(_env_file=None)
 FIRES: dict[str, Callable[[list[Finding]], bool]] = {
     "DbopsPoolSaturated": lambda f: bool(problems(f, "pool_saturation")),
     "DbopsPgbouncerWaiting": lambda f: bool(problems(f, "bouncer_waiting")),
+    "DbopsPatroniNoLeader": lambda f: any(
+        x.severity is Severity.CRITICAL for x in problems(f, "ha_cluster")
+    ),
+    "DbopsPatroniDegraded": lambda f: any(
+        x.severity is Severity.WARNING for x in problems(f, "ha_cluster")
+    ),
     "DbopsReplicationLag": lambda f: any(
         x.severity is Severity.CRITICAL for x in problems(f, "replication_lag")
     ),
@@ -68,6 +76,7 @@ FIRES: dict[str, Callable[[list[Finding]], bool]] = {
 INPUTS = (
     "dbops_pool_",
     "dbops_pgbouncer_",
+    "dbops_patroni_",
     "dbops_replication_lag_seconds",
     "dbops_replication_slot_",
     "dbops_standby_replay_lag_seconds",
@@ -101,6 +110,15 @@ def _slot(snap: Snapshot, retained: int | None, wal_status: str = "extended") ->
 def _bouncer(snap: Snapshot, max_wait_s: float) -> Snapshot:
     pool = BouncerPool("dbops", "dbops_app", 8, 3, 4, 0, 0, max_wait_s, "transaction")
     return dataclasses.replace(snap, bouncer=BouncerStat(pools=(pool,), databases=()))
+
+
+def _ha(snap: Snapshot, *members: tuple[str, str]) -> Snapshot:
+    """A Patroni cluster of ``(role, state)`` members."""
+    found = tuple(
+        HaMember(f"node{i}", role, state, "10.0.0.1", 5432 + i, 1, None if role == "leader" else 0)
+        for i, (role, state) in enumerate(members, start=1)
+    )
+    return dataclasses.replace(snap, ha=HaStat(members=found, source="http://10.0.0.1:8008"))
 
 
 def _standby(snap: Snapshot, lag_s: float) -> Snapshot:
@@ -139,6 +157,12 @@ def _cases() -> dict[str, Snapshot]:
         "bouncer wait under the warning": _bouncer(
             h, DEFAULTS.check_bouncer_wait_warning_s - 0.001
         ),
+        "patroni leader and sync standby": _ha(
+            h, ("leader", "running"), ("sync_standby", "streaming")
+        ),
+        "patroni standby stopped": _ha(h, ("leader", "running"), ("replica", "stopped")),
+        "patroni without a leader": _ha(h, ("replica", "streaming"), ("sync_standby", "streaming")),
+        "patroni leader crashed": _ha(h, ("leader", "crashed"), ("sync_standby", "streaming")),
         "slot at the warning": _slot(h, warn_bytes),
         "slot under the warning": _slot(h, warn_bytes - 1),
         "slot at the critical": _slot(h, crit_bytes),

@@ -70,9 +70,40 @@ def _access(snap: Snapshot) -> None:
         st.caption("Counts are since start (the server's: since its log was first read).")
 
 
+def _ha(snap: Snapshot) -> None:
+    """Patroni's cluster, when one is watched (``DBOPS_MONITOR_PATRONI_URL``)."""
+    if c.collector_note(snap, "ha") or snap.ha is None:
+        return
+    ha = snap.ha
+    leader = ha.leader()
+    st.metric(
+        "Patroni leader (the primary)",
+        "none running" if leader is None else f"{leader.name} at {leader.address or '?'}",
+        help=f"{ha.serving()} of {len(ha.members)} members running; from {ha.source}",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "member": m.name,
+                    "role": m.role,
+                    "state": m.state,
+                    "address": m.address,
+                    "timeline": m.timeline,
+                    "behind": None if m.lag_bytes is None else format_bytes(m.lag_bytes),
+                }
+                for m in ha.members
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
 def _replication(snap: Snapshot) -> None:
-    """This server's role, the standbys it streams to and its slots, with their checks."""
+    """This server's role, Patroni's members, the standbys and slots, with their checks."""
     st.subheader("Replication")
+    _ha(snap)
     server, db = snap.server, snap.database
     if c.collector_note(snap, "database.replicas", "database.slots") or db is None:
         return

@@ -70,7 +70,8 @@ def main() -> None:
             f"PostgreSQL {snap.server.version}"
             + (" (**not a supported version**: see Health checks)" if unsupported else "")
             + f" · database `{snap.server.database}` · role `{snap.server.current_user}`"
-            + (" · standby" if snap.server.in_recovery else "")
+            + (" · standby" if snap.server.in_recovery else " · primary")
+            + (f" at {snap.server.address}" if snap.server.address else "")
         )
 
 

@@ -232,6 +232,12 @@ class Settings(BaseSettings):
         "a `stats_users` role): its pools and traffic in the snapshot, exporter and dashboard. "
         "Unset: none.",
     )
+    monitor_patroni_url: str | None = Field(
+        default=None,
+        description="Patroni's REST API on each node (`http://10.0.0.1:8008 http://10.0.0.2:8008`"
+        "): the cluster's members, leader and lag in the snapshot, exporter and dashboard. "
+        "Unset: none.",
+    )
     monitor_access_window_s: float = Field(
         default=900.0,
         gt=0,

@@ -181,6 +181,7 @@ class MonitorSettings(Section):
     #: Tables kept, largest first.
     max_tables: int
     pgbouncer_url: SecretStr | None
+    patroni_url: str | None
     access_window_s: float
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "resolve_url",
     "running_dsn",
     "send_actor",
+    "url_engine",
 ]
 
 
@@ -343,6 +344,24 @@ def _in_transaction_mode(conn: psycopg.Connection[Any]) -> psycopg.Connection[An
         CARRIED.ensure(conn, NO_ACTOR)
         conn.autocommit = False
     return conn
+
+
+def url_engine(url: str) -> Engine:
+    """An engine of one connection at a time (``NullPool``) to ``url``, for migrations.
+
+    psycopg (libpq) reads the URL, not SQLAlchemy: every form libpq takes works, a multi-host
+    URL with ``target_session_attrs=read-write`` (a Patroni cluster) included, where
+    SQLAlchemy's own parser fails on ``host1:port1,host2:port2``.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from dbops.config import to_libpq_url
+
+    libpq = to_libpq_url(url)
+    return create_engine(
+        "postgresql+psycopg://", poolclass=NullPool, creator=lambda: psycopg.connect(libpq)
+    )
 
 
 def make_engine(pool: ConnectionPool) -> Engine:

@@ -152,6 +152,7 @@ class Cadence:
             "backups",
             "access",
             "bouncer",
+            "ha",
         )
         # In the background nobody waits on them: their own, longer statement timeout.
         patient = dict.fromkeys(SLOW_COLLECTORS, settings.monitor.slow_collector_timeout_ms)

@@ -30,6 +30,7 @@ from dbops.monitoring.collectors import (
     bouncer,
     data,
     database,
+    ha,
     indexes,
     processes,
     resources,
@@ -54,7 +55,8 @@ SELECT current_setting('server_version') AS version,
        current_database()::text AS database,
        current_user::text AS current_user,
        pg_is_in_recovery() AS in_recovery,
-       pg_postmaster_start_time() AS started_at
+       pg_postmaster_start_time() AS started_at,
+       host(inet_server_addr()) || ':' || inet_server_port() AS address
 """
 
 PRIVILEGE_HINT = (
@@ -273,9 +275,19 @@ def collect_snapshot(
             _section_error("bouncer", exc, elapsed, settings.monitor.collector_timeout_ms)
         )
 
+    ha_stat = None
+    ha_started = time.perf_counter()
+    try:  # Patroni's REST API, no database
+        if "ha" not in skip:
+            ha_stat = ha.collect_ha(settings)
+    except Exception as exc:
+        elapsed = time.perf_counter() - ha_started
+        errors.append(_section_error("ha", exc, elapsed, settings.monitor.collector_timeout_ms))
+
     return Snapshot(
         taken_at=taken_at,
         bouncer=bouncer_stat,
+        ha=ha_stat,
         pool=pool_stat,
         cache=cache_stat,
         errors=tuple(errors),

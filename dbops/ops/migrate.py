@@ -27,11 +27,11 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError, RevisionError
 from alembic.util.exc import CommandError
 from psycopg import errors as pg_errors
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import NullPool
 
 from dbops.config import Settings, to_sqlalchemy_url
+from dbops.db.engine import url_engine
 from dbops.errors import (
     DatabaseUnavailable,
     DbopsError,
@@ -153,7 +153,7 @@ def current_revision(source: RevisionSource) -> str | None:
             return MigrationContext.configure(source).get_current_revision()
     if isinstance(source, psycopg.Connection):
         return database_revision(source)
-    engine = create_engine(to_sqlalchemy_url(source), poolclass=NullPool)
+    engine = url_engine(source)
     try:
         with _translate_migration_errors(None, settings=None), engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -339,7 +339,7 @@ def _run(action: str, url: str, settings: Settings, revision: str) -> MigrationR
             f"another migration has been running for over {settings.migration.wait_s:g}s; "
             "retry when it has finished"
         )
-    engine = create_engine(to_sqlalchemy_url(url), poolclass=NullPool)
+    engine = url_engine(url)
     try:
         try:
             with _translate_migration_errors(revision, settings), engine.connect() as conn:

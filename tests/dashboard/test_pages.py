@@ -310,3 +310,17 @@ def test_the_pool_page_shows_pgbouncer_and_its_waiting_clients(
     # Without a watched bouncer the section is not there at all.
     unwatched = dataclasses.replace(healthy_snapshot(), bouncer=None)
     assert "PgBouncer" not in texts(_page(unwatched, "views/pool.py", tmp_path, monkeypatch))
+
+
+def test_activity_names_the_patroni_leader_and_a_member_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    healthy = healthy_snapshot()
+    shown = _activity(healthy, tmp_path, monkeypatch)
+    assert "Patroni leader (the primary) node1 at 10.0.0.1:5432" in shown
+    assert healthy.ha is not None
+    leader, standby = healthy.ha.members
+    down = dataclasses.replace(standby, state="stopped", lag_bytes=None)
+    snap = dataclasses.replace(healthy, ha=dataclasses.replace(healthy.ha, members=(leader, down)))
+    shown = _activity(snap, tmp_path, monkeypatch)
+    assert "1 of 2 Patroni members running; down: node2 (stopped)" in shown

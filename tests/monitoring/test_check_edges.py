@@ -24,6 +24,8 @@ from dbops.monitoring.snapshot import (
     BlockedPair,
     BouncerPool,
     BouncerStat,
+    HaMember,
+    HaStat,
     PoolStat,
     ReplicaStat,
     RoleDefault,
@@ -90,6 +92,14 @@ def _slot(retained: int | None, *, active: bool = False, status: str = "extended
 def _bouncer(wait_s: float) -> BouncerStat:
     pool = BouncerPool("dbops", "dbops_app", 8, 2, 4, 0, 0, wait_s, "transaction")
     return BouncerStat(pools=(pool,), databases=())
+
+
+def _ha(*states: tuple[str, str]) -> HaStat:
+    members = tuple(
+        HaMember(f"n{i}", role, state, "10.0.0.1", 5432, 1, 0)
+        for i, (role, state) in enumerate(states)
+    )
+    return HaStat(members=members, source="http://10.0.0.1:8008")
 
 
 def _sequence(ratio: float | None) -> SequenceStat:
@@ -177,6 +187,18 @@ CASES: list[tuple[str, Build, list[tuple[Any, tuple[str, ...]]]]] = [
         "replication_slots",  # WAL already removed: critical whatever the bytes say
         lambda s, v: _db(s, slots=(_slot(v, status="lost"),)),
         [(None, ("critical",)), (0, ("critical",))],
+    ),
+    (
+        "ha_cluster",  # the members' (role, state): a running leader and a standby to fail to
+        lambda s, v: dataclasses.replace(s, ha=_ha(*v)),
+        [
+            ((("leader", "running"), ("sync_standby", "streaming")), ()),
+            ((("leader", "running"), ("replica", "running")), ()),
+            ((("leader", "running"), ("replica", "stopped")), ("warning",)),
+            ((("leader", "running"),), ("warning",)),
+            ((("replica", "streaming"), ("replica", "streaming")), ("critical",)),
+            ((("leader", "stopped"), ("replica", "streaming")), ("critical", "warning")),
+        ],
     ),
     (
         "bouncer_waiting",
@@ -377,6 +399,7 @@ def test_every_threshold_setting_has_an_edge_case() -> None:
         ("replication_lag", lambda s: _db(s, replicas=None, replica_lag_s=None)),
         ("replication_slots", lambda s: _db(s, slots=None)),
         ("bouncer_waiting", lambda s: dataclasses.replace(s, bouncer=None)),
+        ("ha_cluster", lambda s: dataclasses.replace(s, ha=None)),
         ("secret_statements", lambda s: _stats(s, secret_texts=None)),
         ("role_defaults", lambda s: _db(s, role_defaults=None)),
         ("invalid_constraints", lambda s: _db(s, not_valid_constraints=None)),

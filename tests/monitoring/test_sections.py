@@ -21,7 +21,7 @@ from dbops.monitoring.snapshot import Snapshot
 #: around it (backups: manifests on disk; access: in-process counters and the server log;
 #: pool: the pool's and cache's own statistics; bouncer: PgBouncer's console, a connection of
 #: its own).
-OFF_CONNECTION = {"access", "backups", "bouncer", "pool"}
+OFF_CONNECTION = {"access", "backups", "bouncer", "ha", "pool"}
 #: Snapshot fields collect_snapshot fills itself: the when, the how long, what went wrong, the
 #: off-connection parts, and what the cadence adds.
 NOT_FROM_SECTIONS = {
@@ -35,6 +35,7 @@ NOT_FROM_SECTIONS = {
     "backups",
     "access",
     "bouncer",
+    "ha",
     "carried",
 }
 

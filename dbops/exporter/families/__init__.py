@@ -25,6 +25,7 @@ from dbops.exporter.families.bouncer import bouncer_metrics
 from dbops.exporter.families.checks import check_metrics
 from dbops.exporter.families.data import data_metrics
 from dbops.exporter.families.database import database_metrics
+from dbops.exporter.families.ha import ha_metrics
 from dbops.exporter.families.indexes import index_metrics
 from dbops.exporter.families.processes import process_metrics
 from dbops.exporter.families.resources import resource_metrics
@@ -68,7 +69,12 @@ def snapshot_metrics(
         f.info(
             "dbops_server",
             "The PostgreSQL server and database.",
-            {"version": server.version, "database": server.database},
+            {
+                "version": server.version,
+                "database": server.database,
+                # Which node answered (a multi-host URL follows the primary): local = socket.
+                "address": server.address or "local",
+            },
         )
         f.gauge("dbops_server_version_num", "server_version_num.", server.version_num)
         f.gauge("dbops_in_recovery", "1 on a standby.", 1.0 if server.in_recovery else 0.0)
@@ -81,6 +87,8 @@ def snapshot_metrics(
         backup_metrics(f, snapshot.backups)
     if snapshot.bouncer is not None:
         bouncer_metrics(f, snapshot.bouncer)
+    if snapshot.ha is not None:
+        ha_metrics(f, snapshot.ha)
     if snapshot.access is not None and snapshot.access.server is not None:
         counts = [(str(c.key), c.count) for c in snapshot.access.server.by_kind()]
         access_event_metrics(f, "server", counts, process="", pid="")

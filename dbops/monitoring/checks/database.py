@@ -83,6 +83,39 @@ def _replication_lag(snap: Snapshot, s: Settings) -> list[Finding] | None:
     return out
 
 
+def _ha_cluster(snap: Snapshot, s: Settings) -> list[Finding] | None:
+    """Patroni's cluster: a running leader, and a running standby to fail over to."""
+    ha = snap.ha
+    if ha is None:
+        return None
+    out = []
+    if ha.leader() is None:
+        out.append(
+            Finding(
+                "ha_cluster",
+                Severity.CRITICAL,
+                "the Patroni cluster has no running leader: writes fail until one is elected",
+                "patronictl list; check etcd and the nodes' Patroni logs",
+                ha.scope or "cluster",
+            )
+        )
+    serving = ha.serving()
+    if serving < 2:
+        down = [f"{m.name} ({m.state})" for m in ha.members if not m.serving]
+        out.append(
+            Finding(
+                "ha_cluster",
+                Severity.WARNING,
+                f"{serving} of {len(ha.members)} Patroni members running"
+                + (f"; down: {', '.join(down)}" if down else "")
+                + ": no standby to fail over to",
+                "start the member's Patroni (it rejoins with pg_rewind), or add a node",
+                ha.scope or "cluster",
+            )
+        )
+    return out
+
+
 def _replication_slots(snap: Snapshot, s: Settings) -> list[Finding] | None:
     db = snap.database
     if db is None or db.slots is None:
@@ -285,6 +318,13 @@ CHECKS: tuple[Check, ...] = (
         ("check_replication_lag_warning_s", "check_replication_lag_critical_s"),
         _replication_lag,
         "no replica lags behind",
+    ),
+    Check(
+        "ha_cluster",
+        "High availability (Patroni)",
+        (),
+        _ha_cluster,
+        "a running leader and a running standby (or no Patroni watched)",
     ),
     Check(
         "replication_slots",

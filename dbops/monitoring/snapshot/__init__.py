@@ -41,6 +41,7 @@ from dbops.monitoring.snapshot.database import (
     SlotStat,
     XidAgeStat,
 )
+from dbops.monitoring.snapshot.ha import HaMember, HaStat
 from dbops.monitoring.snapshot.history import (
     CaptureResult,
     DatabasePoint,
@@ -82,6 +83,8 @@ __all__ = [
     "DatabasePoint",
     "DatabaseStat",
     "DayCount",
+    "HaMember",
+    "HaStat",
     "IndexStat",
     "IndexSuggestion",
     "PoolStat",

@@ -39,6 +39,9 @@ class ServerInfo:
     current_user: str
     in_recovery: bool
     started_at: datetime | None
+    #: ``host:port`` of the server reached (None over a unix socket): with a multi-host URL or
+    #: a failover, which node answered.
+    address: str | None = None
 
 
 @dataclass(frozen=True)

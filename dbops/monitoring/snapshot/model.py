@@ -16,6 +16,7 @@ from dbops.monitoring.snapshot.bouncer import BouncerStat
 from dbops.monitoring.snapshot.codec import decode_as, encode
 from dbops.monitoring.snapshot.data import DataStat
 from dbops.monitoring.snapshot.database import DatabaseStat
+from dbops.monitoring.snapshot.ha import HaStat
 from dbops.monitoring.snapshot.indexes import IndexStat
 from dbops.monitoring.snapshot.resources import ResourceStat
 from dbops.monitoring.snapshot.statements import QueryStat, StatementsStat
@@ -87,6 +88,8 @@ class Snapshot:
     processes: tuple[ProcessReport, ...] | None = None
     #: PgBouncer's pools and traffic (None: no ``DBOPS_MONITOR_PGBOUNCER_URL``, or it failed).
     bouncer: BouncerStat | None = None
+    #: The Patroni cluster's members (None: no ``DBOPS_MONITOR_PATRONI_URL``, or it failed).
+    ha: HaStat | None = None
     #: Parts taken by an earlier collection (empty: every part is from ``taken_at``).
     carried: tuple[CarriedSection, ...] = ()
 
