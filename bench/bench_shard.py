@@ -36,7 +36,8 @@ SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM teams),
 #: Each domain table with its indexes: what a reference copy or a shard would hold.
 TABLE_SIZES_SQL = """
 SELECT relname::text, pg_size_pretty(pg_total_relation_size(oid))
-FROM pg_class WHERE relname IN ('users', 'teams', 'team_members', 'invitations')
+FROM pg_class WHERE relnamespace = 'public'::regnamespace
+  AND relname IN ('users', 'teams', 'team_members', 'invitations')
 ORDER BY pg_total_relation_size(oid) DESC
 """
 
@@ -62,10 +63,12 @@ def main() -> None:
             users, teams, members, size, version = conn.execute(SIZE_SQL).fetchone() or ()
             sizes = ", ".join(f"{n} {z}" for n, z in conn.execute(TABLE_SIZES_SQL).fetchall())
             rows = []
+            team_rows = 0
             for partitions in (8, 32, 64):
                 began = time.perf_counter()
                 proof = prove_partitioning(conn, partitions=partitions, runs=args.runs)
                 took = time.perf_counter() - began
+                team_rows = proof.team_rows
                 rows.append(
                     (
                         partitions,
@@ -95,16 +98,19 @@ def main() -> None:
             f"--teams {args.teams}`",
             f"- **Machine:** {machine()}; PostgreSQL {version}, a durable embedded cluster.",
             f"- **Data:** {users:,} users, {teams:,} teams, {members:,} memberships ({size}), "
-            f"seeded in {seeded_s:.1f} s; with their indexes: {sizes}. The biggest team's query "
-            f"(`SELECT user_id, role FROM team_members WHERE team_id = $1`), {args.runs} runs "
+            f"seeded in {seeded_s:.1f} s; with their indexes: {sizes}. The biggest team's "
+            f"query ({team_rows:,} members): `SELECT user_id, role FROM team_members WHERE "
+            f"team_id = $1`, {args.runs} runs "
             "per side, the table and the copy in the same transaction.",
             "",
             table,
             "",
-            "Reading: the tenant's query touches one partition whatever their number, and "
-            "costs about what it costs on the unpartitioned table (its index reaches the same "
-            "rows). What grows with the partition count is planning a generic plan and the "
-            "copy itself, not the tenant's read.",
+            "Reading: the tenant's query reads one partition whatever their number and costs "
+            "what it costs on the unpartitioned table, within the run-to-run noise of this "
+            "shared 2-core machine (ratios 0.80-1.17 over four runs): its index reaches the "
+            "same rows either way, and the time is the rows themselves. Routing by tenant is "
+            "free for the tenant's reads; what it costs is elsewhere (cross-tenant queries "
+            "visit every partition, and moving the data: the copy here).",
         ]
     )
     publish(body, DOCS, HEADING, write=args.write_docs)
