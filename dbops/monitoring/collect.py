@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -48,6 +48,8 @@ from dbops.monitoring.snapshot import (
 )
 
 __all__ = ["COLLECTORS", "SECTIONS", "collect_snapshot", "server_info"]
+
+T = TypeVar("T")
 
 SERVER_SQL = """
 SELECT current_setting('server_version') AS version,
@@ -244,45 +246,29 @@ def collect_snapshot(
                 context.results[part.name] = run(part.name, **needs) if wanted else None
             sections[section.field] = section.build(context.results)
 
-    backups_stat = None
-    backups_started = time.perf_counter()
-    try:  # manifests on disk, no database: outside the connection
-        if "backups" not in skip:
-            backups_stat = backups.collect_backups(settings, now=taken_at)
-    except Exception as exc:
-        elapsed = time.perf_counter() - backups_started
-        errors.append(
-            _section_error("backups", exc, elapsed, settings.monitor.collector_timeout_ms)
-        )
+    # The parts that need no database connection, each recorded as an error on its own.
+    def off_connection(name: str, collect: Callable[[], T]) -> T | None:
+        if name in skip:
+            return None
+        part_started = time.perf_counter()
+        try:
+            return collect()
+        except Exception as exc:
+            elapsed = time.perf_counter() - part_started
+            errors.append(_section_error(name, exc, elapsed, settings.monitor.collector_timeout_ms))
+            return None
 
-    access_stat = None
-    access_started = time.perf_counter()
-    try:  # in-process counters and the server log, no database
-        if "access" not in skip:
-            access_stat = access.collect_access(settings, now=taken_at, app=app, data_dir=data_dir)
-    except Exception as exc:
-        elapsed = time.perf_counter() - access_started
-        errors.append(_section_error("access", exc, elapsed, settings.monitor.collector_timeout_ms))
-
-    bouncer_stat = None
-    bouncer_started = time.perf_counter()
-    try:  # PgBouncer's console: a connection of its own
-        if "bouncer" not in skip:
-            bouncer_stat = bouncer.collect_bouncer(settings)
-    except Exception as exc:
-        elapsed = time.perf_counter() - bouncer_started
-        errors.append(
-            _section_error("bouncer", exc, elapsed, settings.monitor.collector_timeout_ms)
-        )
-
-    ha_stat = None
-    ha_started = time.perf_counter()
-    try:  # Patroni's REST API, no database
-        if "ha" not in skip:
-            ha_stat = ha.collect_ha(settings)
-    except Exception as exc:
-        elapsed = time.perf_counter() - ha_started
-        errors.append(_section_error("ha", exc, elapsed, settings.monitor.collector_timeout_ms))
+    # manifests on disk; in-process counters and the server log; PgBouncer's console (a
+    # connection of its own); Patroni's REST API
+    backups_stat = off_connection(
+        "backups", lambda: backups.collect_backups(settings, now=taken_at)
+    )
+    access_stat = off_connection(
+        "access",
+        lambda: access.collect_access(settings, now=taken_at, app=app, data_dir=data_dir),
+    )
+    bouncer_stat = off_connection("bouncer", lambda: bouncer.collect_bouncer(settings))
+    ha_stat = off_connection("ha", lambda: ha.collect_ha(settings))
 
     return Snapshot(
         taken_at=taken_at,
