@@ -7,6 +7,7 @@ starts a cluster; with ``DATABASE_URL`` the operator's URL is used as given.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,39 @@ def test_a_cluster_without_dbops_roles_says_what_to_run(tmp_path: Path) -> None:
             assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
     finally:
         bare.destroy()
+
+
+def test_replica_urls_are_parsed_named_and_checked_one_by_one(tmp_path: Path) -> None:
+    from dbops.db.purpose import replica_dsns
+    from dbops.errors import ConfigError
+
+    urls = "postgresql://app:pw@10.0.0.2:5433/dbops  postgresql://app:pw@replica-b/dbops"
+    settings = Settings(_env_file=None, home=tmp_path, replica_urls=urls)
+    found = replica_dsns(settings, embedded_primary=True)
+    assert [name for name, _ in found] == ["10.0.0.2:5433", "replica-b:5432"]
+    assert all("pw" not in dsn.redacted for _, dsn in found)
+    off = Settings(_env_file=None, home=tmp_path, replica_urls=urls, replica_reads=False)
+    assert replica_dsns(off, embedded_primary=True) == []
+    bad = Settings(_env_file=None, home=tmp_path, replica_urls=f"{urls.split()[0]} mysql://x")
+    with pytest.raises(ConfigError, match=r"DBOPS_REPLICA_URLS \(URL 2\)"):
+        replica_dsns(bad, embedded_primary=True)
+
+
+def test_embedded_replicas_are_used_only_for_the_embedded_primary(tmp_path: Path) -> None:
+    from dbops.db.purpose import replica_dsns
+
+    home = tmp_path / ".dbops"
+    (home / "replicas" / "r1" / "pgdata").mkdir(parents=True)
+    (home / "replicas" / "r1" / "pgdata" / "PG_VERSION").write_text("15\n")
+    replica_home = home / "replicas" / "r1"
+    (replica_home / "cluster.json").write_text(
+        json.dumps({"port": 5999, "runtime": str(replica_home)})
+    )
+    embedded = Settings(_env_file=None, home=home)
+    ((name, dsn),) = replica_dsns(embedded, embedded_primary=True)
+    assert name == "r1"
+    assert "dbops_app@" in dsn.libpq
+    assert "port=5999" in dsn.libpq
+    assert replica_dsns(embedded, embedded_primary=False) == []  # an explicit URL was given
+    external = Settings(_env_file=None, home=home, database_url="postgresql://u:p@db/x")
+    assert replica_dsns(external, embedded_primary=True) == []
