@@ -71,6 +71,34 @@ def _pools(process: ProcessReport) -> None:
         st.caption("No query cache in this process.")
 
 
+def _routing(process: ProcessReport) -> None:
+    """Where the process's lag-tolerant reads ran: its read replicas, or the primary."""
+    for routing in process.routing:
+        total = routing.replica_reads + routing.primary_reads
+        cols = st.columns(3)
+        cols[0].metric(
+            "Reads on replicas",
+            f"{routing.replica_reads:,}",
+            help="Lag-tolerant service reads (docs/scale-out.md) served by a replica",
+        )
+        cols[1].metric(
+            "Share on replicas", f"{routing.replica_reads / total:.1%}" if total else "-"
+        )
+        cols[2].metric(
+            "Waited for a write",
+            f"{routing.waited:,}",
+            help="Reads that waited for the replica to replay the actor's own last write",
+        )
+        if routing.fallbacks:
+            st.caption(
+                "On the primary: "
+                + ", ".join(f"{f.count:,} {f.key}" for f in routing.fallbacks)
+                + " (no replica usable; behind: the wait ran out; failed: the replica could "
+                "not answer, the read ran again)"
+            )
+        st.dataframe(c.frame(routing.replicas), hide_index=True, width="stretch")
+
+
 def _statements(process: ProcessReport) -> None:
     app = process.app
     if app is None or not app.statements:
@@ -154,6 +182,9 @@ def main() -> None:
         process = choices[chosen]
         st.subheader(f"{process.label}: connection pool and query cache")
         _pools(process)
+        if process.routing:
+            st.subheader("Read replicas")
+            _routing(process)
         st.subheader("Service calls")
         _statements(process)
     _bouncer(snap)

@@ -47,6 +47,7 @@ from dbops.db.engine import (
     make_pool,
     send_actor,
 )
+from dbops.telemetry import report
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -184,6 +185,7 @@ class ReplicaRouter:
         self._checked = threading.Event()
         self._thread = threading.Thread(target=self._monitor, name="dbops-replicas", daemon=True)
         self._thread.start()
+        report.watch_routing(self)  # the process report carries routing() (the Pool page)
 
     # ------------------------------------------------------------------ reads
     def run(self, context: ActorContext, key: str | None, work: Callable[[Any], T]) -> T:
@@ -365,8 +367,28 @@ class ReplicaRouter:
             fallbacks=fallbacks,
         )
 
+    def routing(self) -> dict[str, Any]:
+        """:meth:`stats` and :meth:`states` as JSON, for this process's report."""
+        stats = self.stats()
+        return {
+            "replica_reads": stats.replica_reads,
+            "primary_reads": stats.primary_reads,
+            "waited": stats.waited,
+            "fallbacks": dict(stats.fallbacks),
+            "replicas": [
+                {
+                    "name": s.name,
+                    "usable": s.usable,
+                    "reason": s.reason,
+                    "staleness_s": s.staleness_s,
+                }
+                for s in self.states()
+            ],
+        }
+
     def close(self) -> None:
         """Stop the monitor and close the replicas' pools."""
+        report.unwatch_routing(self)
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)

@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,8 +45,10 @@ __all__ = [
     "process_identity",
     "reporter",
     "unwatch_pool",
+    "unwatch_routing",
     "watch_cache",
     "watch_pool",
+    "watch_routing",
 ]
 
 LOG = logging.getLogger("dbops.report")
@@ -121,6 +123,7 @@ def build_report(
     pools: list[ConnectionPool],
     caches: list[CacheLike],
     *,
+    routers: Sequence[Any] = (),
     interval_s: float,
     access_window_s: float = 900.0,
     closed: bool = False,
@@ -150,6 +153,8 @@ def build_report(
             ],
         },
         "access": dict(recent.counts),
+        # Where the replica router sent lag-tolerant reads (dbops.db.replicas).
+        "routing": [r.routing() for r in routers],
         "login_failed_recent": {"count": recent.login_failed_recent, "window_s": access_window_s},
         "closed": closed,
     }
@@ -222,6 +227,7 @@ class ProcessReporter:
             pools = [p for p in self._pools if not p.closed]
         with _CACHES_LOCK:
             caches = list(_CACHES)
+            routers = list(_ROUTERS)
         params = {
             "process": self.process,
             "name": self.name,
@@ -232,6 +238,7 @@ class ProcessReporter:
                 build_report(
                     pools,
                     caches,
+                    routers=routers,
                     interval_s=self.interval_s,
                     access_window_s=self.access_window_s,
                     closed=closed,
@@ -306,6 +313,8 @@ _LOCK = threading.Lock()
 _REPORTER: ProcessReporter | None = None
 #: The query caches of this process (each registers itself when built; held weakly).
 _CACHES: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Replica routers of this process (anything with ``routing() -> dict``), held weakly.
+_ROUTERS: weakref.WeakSet[Any] = weakref.WeakSet()
 _CACHES_LOCK = threading.Lock()
 
 
@@ -350,6 +359,18 @@ def unwatch_pool(pool: ConnectionPool) -> None:
             return
         _REPORTER = None
     current.close()
+
+
+def watch_routing(router: Any) -> None:
+    """Report ``router.routing()`` (a replica router's read counts) with this process's pools."""
+    with _CACHES_LOCK:
+        _ROUTERS.add(router)
+
+
+def unwatch_routing(router: Any) -> None:
+    """Stop reporting ``router`` (it closed)."""
+    with _CACHES_LOCK:
+        _ROUTERS.discard(router)
 
 
 def watch_cache(cache: CacheLike) -> None:

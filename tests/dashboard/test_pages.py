@@ -17,6 +17,9 @@ from dbops.monitoring.snapshot import (
     BouncerPool,
     BouncerStat,
     CarriedSection,
+    CountBy,
+    ReplicaRoute,
+    ReplicaRouting,
     SlotStat,
 )
 from tests.dashboard.conftest import PAGES, ROOT, app, texts, write_snapshot
@@ -324,3 +327,32 @@ def test_activity_names_the_patroni_leader_and_a_member_down(
     snap = dataclasses.replace(healthy, ha=dataclasses.replace(healthy.ha, members=(leader, down)))
     shown = _activity(snap, tmp_path, monkeypatch)
     assert "1 of 2 Patroni members running; down: node2 (stopped)" in shown
+
+
+def test_the_pool_page_shows_where_a_processs_reads_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routing = ReplicaRouting(
+        replica_reads=900,
+        primary_reads=100,
+        waited=40,
+        fallbacks=(CountBy("behind", 60), CountBy("failed", 40)),
+        replicas=(
+            ReplicaRoute("r1", True, "ok", 0.004),
+            ReplicaRoute("r2", False, "lagging 7.2 s", 7.2),
+        ),
+    )
+    healthy = healthy_snapshot()
+    assert healthy.processes
+    first, *rest = healthy.processes
+    snap = dataclasses.replace(
+        healthy, processes=(dataclasses.replace(first, routing=(routing,)), *rest)
+    )
+    shown = texts(_page(snap, "views/pool.py", tmp_path, monkeypatch))
+    assert "Read replicas" in shown
+    assert "Reads on replicas 900" in shown
+    assert "Share on replicas 90.0%" in shown
+    assert "On the primary: 60 behind, 40 failed" in shown
+    assert "lagging 7.2 s" in shown
+    # A process without replicas has no such section.
+    assert "Read replicas" not in texts(_page(healthy, "views/pool.py", tmp_path, monkeypatch))

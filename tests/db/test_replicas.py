@@ -15,6 +15,7 @@ What is proven, each against the database rather than the router's own word:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -377,3 +378,36 @@ def test_staleness_is_the_age_of_the_newest_primary_position_replayed() -> None:
 def test_lsn_text_is_postgres_spelling() -> None:
     assert lsn_text(0x16_B374D848) == "16/B374D848"
     assert lsn_text(0) == "0/0"
+
+
+def test_the_process_report_says_where_the_reads_ran(
+    home: Path, primary: EmbeddedCluster, replica: EmbeddedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Pool page and the exporter read the router's counts from the process's report."""
+    from dbops.telemetry import report
+
+    with _open(home, monkeypatch, process_report_s="60") as db:
+        teams = TeamService(db)
+        _, team_id = _owner_and_team(db)
+        for _ in range(20):
+            teams.get(Actor.system("observer"), team_id)
+        stats = _router(db).stats()
+        reporter = report.reporter()
+        assert reporter is not None
+        assert reporter.report_now()
+        settings = Settings()
+        with open_database(settings, primary.url(), purpose="admin") as admin:
+            snap = collect_snapshot(admin, settings)
+    (process,) = [p for p in snap.live_processes() if p.pid == os.getpid()]
+    (routing,) = process.routing
+    assert routing.replica_reads == stats.replica_reads >= 20
+    assert routing.primary_reads == stats.primary_reads
+    assert {f.key: f.count for f in routing.fallbacks} == stats.fallbacks
+    assert [(r.name, r.usable) for r in routing.replicas] == [("r1", True)]
+    families = {f.name: f for f in snapshot_metrics(snap, settings)}
+    served = {
+        (s.labels["served_by"], s.labels["reason"]): s.value
+        for s in families["dbops_app_replica_reads"].samples
+        if s.name.endswith("_total") and s.labels["pid"] == str(os.getpid())
+    }
+    assert served[("replica", "")] == stats.replica_reads

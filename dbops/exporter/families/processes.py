@@ -50,3 +50,33 @@ def process_metrics(f: Families, snap: Snapshot) -> None:
             cache_metrics(f, cache, **who)
         counts = [(str(c.key), c.count) for c in process.access]
         access_event_metrics(f, "app", counts, **who)
+        for routing in process.routing:
+            doc = (
+                "Lag-tolerant service reads by where they ran (dbops.db.replicas): replica, or "
+                "primary with the reason (no replica, behind, failed)."
+            )
+            f.counter(
+                "dbops_app_replica_reads",
+                doc,
+                routing.replica_reads,
+                served_by="replica",
+                reason="",
+                **who,
+            )
+            for fallback in routing.fallbacks:
+                f.counter(
+                    "dbops_app_replica_reads",
+                    doc,
+                    fallback.count,
+                    served_by="primary",
+                    reason=str(fallback.key),
+                    **who,
+                )
+            for replica in routing.replicas:
+                f.gauge(
+                    "dbops_app_replica_usable",
+                    "1 when the process's router reads from the replica, 0 when it skips it.",
+                    float(replica.usable),
+                    replica=replica.name,
+                    **who,
+                )

@@ -25,11 +25,20 @@ from dbops.monitoring.snapshot import (
     CountBy,
     PoolStat,
     ProcessReport,
+    ReplicaRoute,
+    ReplicaRouting,
     StatementLatency,
     is_live,
 )
 
-__all__ = ["KEEP_S", "MAX_PROCESSES", "SECTION", "collect_processes", "parse_report"]
+__all__ = [
+    "KEEP_S",
+    "MAX_PROCESSES",
+    "SECTION",
+    "collect_processes",
+    "parse_report",
+    "parse_routing",
+]
 
 #: Processes that reported within this many seconds are shown (ended ones included).
 KEEP_S = 3_600.0
@@ -138,6 +147,37 @@ def parse_report(
     return pools, caches, app, access
 
 
+def parse_routing(report: dict[str, Any]) -> tuple[ReplicaRouting, ...]:
+    """The report's replica routers (empty when it has none, or in an older report)."""
+    return tuple(
+        ReplicaRouting(
+            replica_reads=_int(r.get("replica_reads")),
+            primary_reads=_int(r.get("primary_reads")),
+            waited=_int(r.get("waited")),
+            fallbacks=tuple(
+                CountBy(key=str(k), count=_int(n))
+                for k, n in sorted((r.get("fallbacks") or {}).items())
+            ),
+            replicas=tuple(
+                ReplicaRoute(
+                    name=str(x.get("name")),
+                    usable=bool(x.get("usable")),
+                    reason=str(x.get("reason", "")),
+                    staleness_s=(
+                        float(x["staleness_s"])
+                        if isinstance(x.get("staleness_s"), int | float)
+                        else None
+                    ),
+                )
+                for x in r.get("replicas") or ()
+                if isinstance(x, dict)
+            ),
+        )
+        for r in report.get("routing") or ()
+        if isinstance(r, dict)
+    )
+
+
 def collect_processes(
     conn: psycopg.Connection[Any], *, settings: MonitorSettings, keep_s: float = KEEP_S
 ) -> list[ProcessReport] | None:
@@ -167,6 +207,7 @@ def collect_processes(
         interval = row.report.get("interval_s")
         interval_s = float(interval) if isinstance(interval, int | float) else 10.0
         pools, caches, app, access = parse_report(row.report)
+        routing = parse_routing(row.report)
         recent = row.report.get("login_failed_recent")
         login_failed_recent = _int(recent.get("count")) if isinstance(recent, dict) else None
         reports.append(
@@ -187,6 +228,7 @@ def collect_processes(
                 app=app,
                 access=access,
                 login_failed_recent=login_failed_recent,
+                routing=routing,
             )
         )
     reports.sort(key=lambda r: (not r.live, r.age_s))

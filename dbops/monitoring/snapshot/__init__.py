@@ -23,6 +23,8 @@ from dbops.monitoring.snapshot.app import (
     CacheStat,
     PoolStat,
     ProcessReport,
+    ReplicaRoute,
+    ReplicaRouting,
     StatementLatency,
     is_live,
 )
@@ -93,6 +95,8 @@ __all__ = [
     "PruneResult",
     "QueryStat",
     "Rejection",
+    "ReplicaRoute",
+    "ReplicaRouting",
     "ReplicaStat",
     "ResourceStat",
     "RoleDefault",

@@ -16,6 +16,8 @@ __all__ = [
     "CacheStat",
     "PoolStat",
     "ProcessReport",
+    "ReplicaRoute",
+    "ReplicaRouting",
     "StatementLatency",
     "is_live",
 ]
@@ -59,6 +61,32 @@ class CacheStat:
 
 
 @dataclass(frozen=True)
+class ReplicaRoute:
+    """One replica as a process's router saw it at its last report."""
+
+    name: str
+    usable: bool
+    #: ``ok``, or why reads skip it (``down: ...``, ``lagging 7.2 s``, ``not in recovery``).
+    reason: str
+    staleness_s: float | None
+
+
+@dataclass(frozen=True)
+class ReplicaRouting:
+    """Where a process's lag-tolerant reads ran since it started (:mod:`dbops.db.replicas`).
+
+    ``fallbacks``: primary reads by reason (``no replica``, ``behind``: the wait for the actor's
+    write ran out, ``failed``: the replica could not answer and the read ran again).
+    """
+
+    replica_reads: int
+    primary_reads: int
+    waited: int
+    fallbacks: tuple[CountBy, ...]
+    replicas: tuple[ReplicaRoute, ...]
+
+
+@dataclass(frozen=True)
 class ProcessReport:
     """One application process's last report (:mod:`dbops.telemetry.report`): its own figures.
 
@@ -85,6 +113,8 @@ class ProcessReport:
     access: tuple[CountBy, ...]
     #: Sign-ins refused in the process's last ``monitor_access_window_s`` (``None``: unknown).
     login_failed_recent: int | None = None
+    #: Its replica routers' counts (empty: it reads from the primary only).
+    routing: tuple[ReplicaRouting, ...] = ()
 
     @property
     def label(self) -> str:
