@@ -275,3 +275,107 @@ def _until(condition: Any, timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def _patch_config(patroni: LocalPatroni, change: dict[str, Any]) -> None:
+    import urllib.request
+
+    leader = patroni.leader()
+    assert leader is not None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{leader.rest_port}/config",
+        data=json.dumps(change).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def _fail_over_with_the_walsender_paused(patroni: LocalPatroni) -> tuple[int, int, int]:
+    """Writes run; the primary's walsender is paused, writes go on for 1.5 s; the primary is
+    killed. Returns (acknowledged, acknowledged while paused, acknowledged but missing)."""
+    old = patroni.leader()
+    assert old is not None
+    system = Actor.system("ha-paused")
+    acked: list[tuple[str, float]] = []
+    stop = threading.Event()
+    with _app(patroni) as db:
+        users = UserService(db)
+
+        def write() -> None:
+            i = 0
+            while not stop.is_set():
+                email = f"p-{i}-{uuid.uuid4().hex[:6]}@example.com"
+                i += 1
+                try:
+                    users.create(
+                        system, email=email, password="a long enough password", display_name="p"
+                    )
+                except DbopsError:
+                    time.sleep(0.05)
+                    continue
+                acked.append((email, time.monotonic()))
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            _until(lambda: len(acked) >= 20, 30)
+            with psycopg.connect(patroni.node_url(old), autocommit=True) as conn:
+                (walsender,) = conn.execute("SELECT pid FROM pg_stat_replication").fetchone() or ()
+            os.kill(walsender, 19)  # SIGSTOP: the standby receives nothing from now on
+            paused_at = time.monotonic()
+            time.sleep(1.5)
+            pid = old.postmaster_pid()
+            assert pid is not None
+            os.kill(pid, 9)
+            os.kill(walsender, 9)
+            _until(lambda: (lead := patroni.leader()) is not None and lead.name != old.name, 60)
+            _until(lambda: acked[-1][1] > paused_at + 1.5, 60)
+        finally:
+            stop.set()
+            writer.join()
+    emails = [email for email, _ in acked]
+    with psycopg.connect(patroni.url(), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM users WHERE email = ANY(%s)", (emails,)).fetchone()
+    assert row is not None
+    during = sum(1 for _, t in acked if paused_at <= t <= paused_at + 1.5)
+    return len(emails), during, len(emails) - int(row[0])
+
+
+def _rejoin(patroni: LocalPatroni) -> None:
+    leader = patroni.leader()
+    assert leader is not None
+    for node in patroni.nodes:
+        if node.name != leader.name:
+            patroni.kill_node(node)
+            patroni.start_node(node)
+
+
+def test_synchronous_mode_is_what_keeps_acknowledged_writes(
+    patroni: LocalPatroni, ha: dict[str, str], record_property: Any
+) -> None:
+    """The control for the failover test: with the standby cut off (its walsender paused),
+    synchronous mode acknowledges nothing and loses nothing; without it, the primary goes on
+    acknowledging writes the standby never gets, and the failover loses them."""
+    _until(patroni.healthy, 60)
+    acked, during, lost = _fail_over_with_the_walsender_paused(patroni)
+    assert (during, lost) == (0, 0), (acked, during, lost)
+    _rejoin(patroni)
+    _until(patroni.healthy, 60)
+    # Asynchronous, and a failover allowed however far behind the replica is (default: 1 MB).
+    _patch_config(patroni, {"synchronous_mode": False, "maximum_lag_on_failover": 1 << 30})
+    try:
+        _until(lambda: all(m.get("role") != "sync_standby" for m in patroni.cluster()), 30)
+        acked, during, lost = _fail_over_with_the_walsender_paused(patroni)
+        record_property("async_lost", lost)
+        print(
+            f"asynchronous: {during} writes acknowledged while the standby was cut off, "
+            f"{lost} of them lost in the failover"
+        )
+        assert during > 0
+        assert lost > 0
+    finally:
+        _rejoin(patroni)
+        _patch_config(patroni, {"synchronous_mode": True, "maximum_lag_on_failover": 1 << 20})
+        _until(patroni.healthy, 60)
