@@ -287,6 +287,17 @@ class ReplicaRouter:
         """The position ``key``'s reads wait for (None: no write recorded)."""
         return self._writes.get(key)
 
+    def carry_write(self, key: str, position: int) -> None:
+        """Make ``key``'s reads here wait for ``position`` too: another process's write.
+
+        For an application spread over processes: the process that wrote hands
+        :meth:`last_write` on (in the user's session, a cookie), and the one that serves the
+        next request carries it here before reading.
+        """
+        with self._lock:
+            if position > self._writes.get(key, 0):
+                self._writes[key] = position
+
     # ---------------------------------------------------------------- monitor
     def wait_checked(self, timeout: float) -> bool:
         """Block until the monitor has checked every replica once (tests, start-up)."""

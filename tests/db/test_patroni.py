@@ -86,6 +86,54 @@ def _on_each_node(patroni: LocalPatroni, query: str) -> list[list[tuple[Any, ...
     return out
 
 
+class _Writer:
+    """A thread creating users through the services until stopped: what they acknowledged."""
+
+    def __init__(self, db: Database, tag: str) -> None:
+        self.users = UserService(db)
+        self.system = Actor.system(f"ha-{tag}")
+        self.tag = tag
+        #: (e-mail, when the service returned) of each acknowledged write.
+        self.acked: list[tuple[str, float]] = []
+        #: When each failed call returned (the caller saw an error: not acknowledged).
+        self.failures: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            email = f"{self.tag}-{i}-{uuid.uuid4().hex[:6]}@example.com"
+            i += 1
+            try:
+                self.users.create(
+                    self.system, email=email, password="a long enough password", display_name="w"
+                )
+            except DbopsError:
+                self.failures.append(time.monotonic())
+                time.sleep(0.05)
+                continue
+            self.acked.append((email, time.monotonic()))
+
+    def missing(self, patroni: LocalPatroni) -> int:
+        """Acknowledged writes the primary does not have."""
+        emails = [email for email, _ in self.acked]
+        with psycopg.connect(patroni.url(), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM users WHERE email = ANY(%s)", (emails,)
+            ).fetchone()
+        assert row is not None
+        return len(emails) - int(row[0])
+
+
 def test_roles_and_row_level_security_are_the_same_on_both_nodes(
     patroni: LocalPatroni, ha: dict[str, str]
 ) -> None:
@@ -125,66 +173,35 @@ def test_a_failover_under_writes_loses_no_acknowledged_write(
 ) -> None:
     old = patroni.leader()
     assert old is not None
-    system = Actor.system("ha-writer")
-    acked: list[tuple[str, float]] = []
-    failures: list[float] = []
-    stop = threading.Event()
-    with _app(patroni) as db:
-        users = UserService(db)
-
-        def write() -> None:
-            i = 0
-            while not stop.is_set():
-                email = f"ha-{i}-{uuid.uuid4().hex[:6]}@example.com"
-                i += 1
-                try:
-                    users.create(
-                        system, email=email, password="a long enough password", display_name="ha"
-                    )
-                except DbopsError:
-                    failures.append(time.monotonic())
-                    time.sleep(0.05)
-                    continue
-                acked.append((email, time.monotonic()))
-
-        writer = threading.Thread(target=write)
-        writer.start()
-        try:
-            _until(lambda: len(acked) >= 50, 30)
-            # Synchronous: each acknowledged commit is on the standby too.
-            with psycopg.connect(patroni.node_url(old), autocommit=True) as conn:
-                states = conn.execute("SELECT sync_state FROM pg_stat_replication").fetchall()
-            assert states == [("sync",)]
-            pid = old.postmaster_pid()
-            assert pid is not None
-            killed_at = time.monotonic()
-            os.kill(pid, 9)
-            _until(lambda: bool(acked) and acked[-1][1] > killed_at + 0.001, 60)
-            resumed = next(t for _, t in acked if t > killed_at)
-            before = len(acked)
-            _until(lambda: len(acked) >= before + 50, 30)
-        finally:
-            stop.set()
-            writer.join()
-        # The same pool serves the new primary: no reopen, no restart of the app.
-        assert UserService(db).get_by_email(system, acked[-1][0]).email == acked[-1][0]
+    with _app(patroni) as db, _Writer(db, "ha") as writer:
+        acked = writer.acked
+        _until(lambda: len(acked) >= 50, 30)
+        # Synchronous: each acknowledged commit is on the standby too.
+        with psycopg.connect(patroni.node_url(old), autocommit=True) as conn:
+            states = conn.execute("SELECT sync_state FROM pg_stat_replication").fetchall()
+        assert states == [("sync",)]
+        pid = old.postmaster_pid()
+        assert pid is not None
+        killed_at = time.monotonic()
+        os.kill(pid, 9)
+        _until(lambda: bool(acked) and acked[-1][1] > killed_at + 0.001, 60)
+        resumed = next(t for _, t in acked if t > killed_at)
+        before = len(acked)
+        _until(lambda: len(acked) >= before + 50, 30)
+    # The same pool served the new primary: no reopen, no restart of the app.
     new = patroni.leader()
     assert new is not None
     assert new.name != old.name
-    emails = [email for email, _ in acked]
     with psycopg.connect(patroni.url(), autocommit=True) as conn:
-        found = conn.execute(
-            "SELECT count(*) FROM users WHERE email = ANY(%s)", (emails,)
-        ).fetchone()
         assert conn.execute("SELECT inet_server_port()").fetchone() == (new.pg_port,)
-    assert found == (len(emails),)
+    assert writer.missing(patroni) == 0
     unavailable = resumed - killed_at
     record_property("unavailable_s", round(unavailable, 2))
-    record_property("acknowledged_writes", len(emails))
-    record_property("failed_calls", len(failures))
+    record_property("acknowledged_writes", len(acked))
+    record_property("failed_calls", len(writer.failures))
     print(
-        f"failover: {unavailable:.2f} s without writes, {len(emails)} acknowledged, "
-        f"{len(failures)} calls failed during it"
+        f"failover: {unavailable:.2f} s without writes, {len(acked)} acknowledged, "
+        f"{len(writer.failures)} calls failed during it"
     )
     assert unavailable < 30
 
@@ -297,50 +314,22 @@ def _fail_over_with_the_walsender_paused(patroni: LocalPatroni) -> tuple[int, in
     killed. Returns (acknowledged, acknowledged while paused, acknowledged but missing)."""
     old = patroni.leader()
     assert old is not None
-    system = Actor.system("ha-paused")
-    acked: list[tuple[str, float]] = []
-    stop = threading.Event()
-    with _app(patroni) as db:
-        users = UserService(db)
-
-        def write() -> None:
-            i = 0
-            while not stop.is_set():
-                email = f"p-{i}-{uuid.uuid4().hex[:6]}@example.com"
-                i += 1
-                try:
-                    users.create(
-                        system, email=email, password="a long enough password", display_name="p"
-                    )
-                except DbopsError:
-                    time.sleep(0.05)
-                    continue
-                acked.append((email, time.monotonic()))
-
-        writer = threading.Thread(target=write)
-        writer.start()
-        try:
-            _until(lambda: len(acked) >= 20, 30)
-            with psycopg.connect(patroni.node_url(old), autocommit=True) as conn:
-                (walsender,) = conn.execute("SELECT pid FROM pg_stat_replication").fetchone() or ()
-            os.kill(walsender, 19)  # SIGSTOP: the standby receives nothing from now on
-            paused_at = time.monotonic()
-            time.sleep(1.5)
-            pid = old.postmaster_pid()
-            assert pid is not None
-            os.kill(pid, 9)
-            os.kill(walsender, 9)
-            _until(lambda: (lead := patroni.leader()) is not None and lead.name != old.name, 60)
-            _until(lambda: acked[-1][1] > paused_at + 1.5, 60)
-        finally:
-            stop.set()
-            writer.join()
-    emails = [email for email, _ in acked]
-    with psycopg.connect(patroni.url(), autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM users WHERE email = ANY(%s)", (emails,)).fetchone()
-    assert row is not None
+    with _app(patroni) as db, _Writer(db, "paused") as writer:
+        acked = writer.acked
+        _until(lambda: len(acked) >= 20, 30)
+        with psycopg.connect(patroni.node_url(old), autocommit=True) as conn:
+            (walsender,) = conn.execute("SELECT pid FROM pg_stat_replication").fetchone() or ()
+        os.kill(walsender, 19)  # SIGSTOP: the standby receives nothing from now on
+        paused_at = time.monotonic()
+        time.sleep(1.5)
+        pid = old.postmaster_pid()
+        assert pid is not None
+        os.kill(pid, 9)
+        os.kill(walsender, 9)
+        _until(lambda: (lead := patroni.leader()) is not None and lead.name != old.name, 60)
+        _until(lambda: acked[-1][1] > paused_at + 1.5, 60)
     during = sum(1 for _, t in acked if paused_at <= t <= paused_at + 1.5)
-    return len(emails), during, len(emails) - int(row[0])
+    return len(acked), during, writer.missing(patroni)
 
 
 def _rejoin(patroni: LocalPatroni) -> None:

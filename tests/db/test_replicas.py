@@ -411,3 +411,26 @@ def test_the_process_report_says_where_the_reads_ran(
         if s.name.endswith("_total") and s.labels["pid"] == str(os.getpid())
     }
     assert served[("replica", "")] == stats.replica_reads
+
+
+def test_a_position_carried_from_another_process_is_waited_for(
+    home: Path, replica: EmbeddedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Databases stand for two processes: the reader sees the writer's write only when it
+    carries the writer's position (``last_write`` -> ``carry_write``)."""
+    _apply_delay(replica, "3ms")
+    with _open(home, monkeypatch, replica_wait_s="1") as writer, _open(home, monkeypatch) as reader:
+        actor, team_id = _owner_and_team(writer)
+        key = f"user:{actor.user_id}"
+        stale = 0
+        for i in range(200):
+            TeamService(writer).rename(actor, team_id, f"carried {i}")
+            if TeamService(reader).get(actor, team_id).name != f"carried {i}":
+                stale += 1  # the reader knew nothing of the write
+        assert stale > 100, stale
+        for i in range(200):
+            TeamService(writer).rename(actor, team_id, f"carried again {i}")
+            position = _router(writer).last_write(key)
+            assert position is not None
+            _router(reader).carry_write(key, position)
+            assert TeamService(reader).get(actor, team_id).name == f"carried again {i}"
