@@ -15,7 +15,7 @@ setup:  ## system packages (PostGIS), uv and the locked Python environment
 run: setup  ## embedded PostgreSQL + migrations + demo data, then workload, exporter, dashboard (Ctrl-C stops)
 	$(UV) run dbops up --serve
 
-test: setup  ## the whole test suite against private PostgreSQL clusters
+test: setup  ## the test suite (all but `scale`: make test-scale) against private PostgreSQL clusters
 	$(UV) run pytest
 
 # The version-sensitive tests (docs/versions.md): migrations, collectors, checks, history,

@@ -854,25 +854,31 @@ class Settings(BaseSettings):
         """The keys of the encrypted columns."""
         return CryptoSettings.of(self)
 
-    def connection_options(self) -> str:
-        """The libpq ``options`` string that sets the session timeouts at connect time.
+    def session_parameters(self) -> dict[str, str]:
+        """The settings every application session runs with, by parameter name.
 
-        Sent in the startup packet, so it costs no extra round trip per connection. It also
-        overrides role-level defaults (``ALTER ROLE ... SET``), which any role may set on
-        itself: the session starts as the login role (``role=none``: a default
-        ``role = 'dbops_system'`` would bypass row-level security) with policies on.
+        The one list: :meth:`connection_options` sends them at connect time; behind a
+        transaction-pooling bouncer each transaction sets them itself
+        (``dbops.db.engine.local_limits``). They override role-level defaults (``ALTER ROLE
+        ... SET``), which any role may set on itself: the session runs as the login role
+        (``role=none``: a default ``role = 'dbops_system'`` would bypass row-level security)
+        with policies on, and timestamptz values come back in UTC.
         """
-        return " ".join(
-            [
-                "-c role=none",
-                "-c row_security=on",
-                f"-c statement_timeout={self.statement_timeout_ms}",
-                f"-c lock_timeout={self.lock_timeout_ms}",
-                f"-c idle_in_transaction_session_timeout={self.idle_in_transaction_timeout_ms}",
-                # timestamptz values come back in UTC whatever the server's TimeZone is.
-                "-c TimeZone=UTC",
-            ]
-        )
+        return {
+            "role": "none",
+            "row_security": "on",
+            "statement_timeout": str(self.statement_timeout_ms),
+            "lock_timeout": str(self.lock_timeout_ms),
+            "idle_in_transaction_session_timeout": str(self.idle_in_transaction_timeout_ms),
+            "TimeZone": "UTC",
+        }
+
+    def connection_options(self) -> str:
+        """The libpq ``options`` string of :meth:`session_parameters` (the startup packet).
+
+        Sent once per connection, so it costs no extra round trip.
+        """
+        return " ".join(f"-c {name}={value}" for name, value in self.session_parameters().items())
 
 
 @lru_cache(maxsize=1)

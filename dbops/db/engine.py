@@ -8,6 +8,7 @@ set of limits, timeouts and pool statistics. docs/decisions/0001-connection-pool
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
@@ -115,16 +116,14 @@ def local_limits(settings: Settings) -> dict[str, str] | None:
 
     With ``prepared_statements`` on, :func:`connection_kwargs` sends them once per connection
     (``options``). Off (a transaction-pooling bouncer), :func:`send_actor` puts them on each
-    transaction with the actor, in the same statement: ``role``, ``row_security``, the
-    timeouts and ``TimeZone`` as :meth:`Settings.connection_options` has them.
+    transaction with the actor, in the same statement: :meth:`Settings.session_parameters`
+    but ``role``, which the actor sets.
     """
     if settings.prepared_statements:
         return None
-    return {
-        "statement_timeout": str(settings.statement_timeout_ms),
-        "lock_timeout": str(settings.lock_timeout_ms),
-        "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
-    }
+    limits = settings.session_parameters()
+    del limits["role"]
+    return limits
 
 
 class _PrePing:
@@ -199,20 +198,15 @@ SELECT set_config('role', %(role)s, %(local)s),
 """
 
 
-#: :data:`SET_ACTOR_SQL` and the session limits, all transaction-local: for a transaction
-#: behind a transaction-pooling bouncer, where no session setting may be relied on or left.
-SET_ACTOR_AND_LIMITS_SQL = """
-SELECT set_config('role', %(role)s, true),
-       set_config('app.actor_kind', %(kind)s, true),
-       set_config('app.actor_id', %(id)s, true),
-       set_config('app.actor_name', %(name)s, true),
-       set_config('row_security', 'on', true),
-       set_config('statement_timeout', %(statement_timeout)s, true),
-       set_config('lock_timeout', %(lock_timeout)s, true),
-       set_config('idle_in_transaction_session_timeout', %(idle_in_transaction_session_timeout)s,
-                  true),
-       set_config('TimeZone', 'UTC', true)
-"""
+@functools.cache
+def _set_actor_and_limits_sql(count: int) -> str:
+    """:data:`SET_ACTOR_SQL` with ``count`` more transaction-local settings.
+
+    Setting ``%(n<i>)s`` gets ``%(v<i>)s``: for a transaction behind a transaction-pooling
+    bouncer, where no session setting may be relied on or left behind.
+    """
+    more = "".join(f",\n       set_config(%(n{i})s, %(v{i})s, true)" for i in range(count))
+    return SET_ACTOR_SQL.rstrip() + more + "\n"
 
 
 def send_actor(
@@ -233,7 +227,9 @@ def send_actor(
         return
     if not local:
         raise ValueError("session limits are sent transaction-local only")
-    conn.execute(SET_ACTOR_AND_LIMITS_SQL, {**params, **limits})
+    for i, (name, value) in enumerate(limits.items()):
+        params[f"n{i}"], params[f"v{i}"] = name, value
+    conn.execute(_set_actor_and_limits_sql(len(limits)), params)
 
 
 #: The embedded cluster without dbops' roles (never set up): what to run.

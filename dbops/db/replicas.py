@@ -43,6 +43,7 @@ from dbops.db.engine import (
     NO_ACTOR,
     ActorContext,
     ActorPool,
+    _in_transaction_mode,
     local_limits,
     make_pool,
     send_actor,
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from dbops.config import Settings
     from dbops.db.dsn import Dsn
 
-__all__ = ["ReplicaRouter", "ReplicaState", "RouterStats", "lsn_text"]
+__all__ = ["ReplicaRouter", "ReplicaState", "RouterStats"]
 
 T = TypeVar("T")
 
@@ -84,11 +85,6 @@ _REPLICA_FAILURES: tuple[type[BaseException], ...] = (
 #: Polling of a replica's replay position while a read waits for it: first and longest pause.
 _POLL_FIRST_S = 0.001
 _POLL_MAX_S = 0.02
-
-
-def lsn_text(position: int) -> str:
-    """``position`` (bytes since 0/0) as PostgreSQL writes an LSN: ``16/B374D848``."""
-    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
 
 
 @dataclass(frozen=True)
@@ -226,10 +222,7 @@ class ReplicaRouter:
     def _prepare(self, conn: psycopg.Connection[Any], context: ActorContext) -> None:
         """The actor on ``conn``, as ``Database.read`` puts it (session or transaction)."""
         if self._transactional:
-            if conn.autocommit:
-                CARRIED.ensure(conn, NO_ACTOR)
-                conn.autocommit = False
-            send_actor(conn, context, local=True, limits=self._limits)
+            send_actor(_in_transaction_mode(conn), context, local=True, limits=self._limits)
             return
         if not conn.autocommit:
             conn.autocommit = True

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from dbops.cli import app
 from dbops.config import Settings, load_settings
 from dbops.db import Database, EmbeddedCluster, open_database
-from dbops.db.replicas import ReplicaRouter, _staleness, lsn_text
+from dbops.db.replicas import ReplicaRouter, _staleness
 from dbops.db.standby import add_replica, remove_replica, replica_cluster
 from dbops.errors import NotFound
 from dbops.exporter import snapshot_metrics
@@ -373,11 +373,6 @@ def test_staleness_is_the_age_of_the_newest_primary_position_replayed() -> None:
     assert _staleness(samples, 200, 12.5) == 1.5
     assert _staleness(samples, 50, 12.5) == 2.5  # behind every sample: at least the oldest's age
     assert _staleness([], 50, 12.5) is None
-
-
-def test_lsn_text_is_postgres_spelling() -> None:
-    assert lsn_text(0x16_B374D848) == "16/B374D848"
-    assert lsn_text(0) == "0/0"
 
 
 def test_the_process_report_says_where_the_reads_ran(
